@@ -1,0 +1,1 @@
+"""Protocol edges: one module per protocol, inbound and outbound."""

@@ -1,0 +1,308 @@
+"""Configuration: `hub.toml` sections loaded into frozen dataclasses, overridable by
+`SMSHUB_<SECTION>__<KEY>` environment variables; anything unknown or invalid is refused
+with one line naming the file, the key and what is allowed."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from hub.errors import ConfigError
+
+ENV_PREFIX = "SMSHUB_"
+CONFIG_ENV = "SMSHUB_CONFIG"
+
+
+def _check(ok: bool, allowed: str) -> None:
+    if not ok:
+        raise ValueError(allowed)
+
+
+@dataclass(frozen=True, slots=True)
+class HubSection:
+    data_dir: str = "var"
+    node: str = ""
+    default_region: str = "ZA"
+    timezone: str = "Africa/Johannesburg"
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        _check(len(self.default_region) == 2 and self.default_region.isupper(),
+               "default_region: a two-letter ISO 3166 region code such as ZA")
+        _check(self.log_level in {"debug", "info", "warning", "error"},
+               "log_level: one of debug, info, warning, error")
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolSection:
+    url: str = ""
+    busy_timeout: float = 10.0
+    group_commit_max: int = 5000
+
+    def __post_init__(self) -> None:
+        _check(self.url == "" or self.url.startswith(("sqlite", "postgresql")),
+               "url: empty (SQLite under data_dir) or a sqlite:/// or postgresql:// URL")
+        _check(self.busy_timeout > 0, "busy_timeout: seconds, greater than 0")
+        _check(self.group_commit_max >= 1, "group_commit_max: a whole number of at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSection:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1_048_576
+    max_messages_per_request: int = 1000
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.port <= 65535, "port: 0 to 65535 (0 picks a free port)")
+        _check(self.max_body_bytes >= 1024, "max_body_bytes: at least 1024")
+        _check(self.max_messages_per_request >= 1, "max_messages_per_request: at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesSection:
+    max_segments: int = 6
+    default_validity: float = 172_800.0
+    max_client_ref_length: int = 64
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.max_segments <= 255, "max_segments: 1 to 255")
+        _check(self.default_validity >= 0, "default_validity: seconds, 0 for none")
+        _check(1 <= self.max_client_ref_length <= 255, "max_client_ref_length: 1 to 255")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountsSection:
+    credential_cache_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        _check(self.credential_cache_seconds >= 0, "credential_cache_seconds: 0 or more")
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherSection:
+    enabled: bool = True
+    batch_size: int = 500
+    poll_interval: float = 0.25
+    lease_seconds: float = 60.0
+    max_attempts: int = 8
+    max_age: float = 86_400.0
+    retry_base: float = 5.0
+    retry_cap: float = 600.0
+    shutdown_timeout: float = 10.0
+    report_flush_interval: float = 0.05
+    unmatched_report_ttl: float = 300.0
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.batch_size <= 10_000, "batch_size: 1 to 10000")
+        _check(self.poll_interval > 0, "poll_interval: seconds, greater than 0")
+        _check(self.lease_seconds >= 1, "lease_seconds: at least 1")
+        _check(self.max_attempts >= 1, "max_attempts: at least 1")
+        _check(self.max_age > 0, "max_age: seconds, greater than 0")
+        _check(0 < self.retry_base <= self.retry_cap, "retry_base: > 0 and <= retry_cap")
+        _check(self.shutdown_timeout >= 0, "shutdown_timeout: seconds, 0 or more")
+        _check(self.report_flush_interval > 0, "report_flush_interval: greater than 0")
+        _check(self.unmatched_report_ttl >= 0, "unmatched_report_ttl: 0 or more")
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSection:
+    default_carrier: str = "simulator"
+
+    def __post_init__(self) -> None:
+        _check(self.default_carrier in KNOWN_CARRIERS,
+               "default_carrier: one of " + ", ".join(sorted(KNOWN_CARRIERS)))
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorSection:
+    report_delay: float = 1.0
+    undelivered_suffixes: list[str] = field(default_factory=list)
+    rejected_suffixes: list[str] = field(default_factory=list)
+    throttled_suffixes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _check(self.report_delay >= 0, "report_delay: seconds, 0 or more")
+        for name in ("undelivered_suffixes", "rejected_suffixes", "throttled_suffixes"):
+            _check(all(s.isdigit() for s in getattr(self, name)),
+                   f"{name}: a list of digit strings such as [\"13\"]")
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceSection:
+    interval: float = 10.0
+
+    def __post_init__(self) -> None:
+        _check(self.interval > 0, "interval: seconds, greater than 0")
+
+
+KNOWN_CARRIERS = frozenset({"simulator"})
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    hub: HubSection = field(default_factory=HubSection)
+    spool: SpoolSection = field(default_factory=SpoolSection)
+    http: HttpSection = field(default_factory=HttpSection)
+    messages: MessagesSection = field(default_factory=MessagesSection)
+    accounts: AccountsSection = field(default_factory=AccountsSection)
+    dispatcher: DispatcherSection = field(default_factory=DispatcherSection)
+    routing: RoutingSection = field(default_factory=RoutingSection)
+    simulator: SimulatorSection = field(default_factory=SimulatorSection)
+    maintenance: MaintenanceSection = field(default_factory=MaintenanceSection)
+    source: str = "(defaults)"
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.hub.data_dir)
+
+    @property
+    def spool_url(self) -> str:
+        return self.spool.url or f"sqlite:///{self.data_dir / 'spool.db'}"
+
+    @property
+    def node(self) -> str:
+        return self.hub.node or os.uname().nodename
+
+
+SECTIONS: dict[str, type[Any]] = {
+    f.name: typing.get_type_hints(Config)[f.name] for f in fields(Config) if f.name != "source"
+}
+
+
+def default_path() -> Path:
+    return Path("hub.toml")
+
+
+def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read `path` (or $SMSHUB_CONFIG, or ./hub.toml if present), then apply env overrides."""
+    env = os.environ if env is None else env
+    if path is None and env.get(CONFIG_ENV):
+        path = Path(env[CONFIG_ENV])
+    if path is None and default_path().is_file():
+        path = default_path()
+    raw: dict[str, Any] = {}
+    source = "(defaults)"
+    if path is not None:
+        source = str(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    sections = {name: dict(raw.pop(name, {}) or {}) for name in SECTIONS}
+    if raw:
+        key = next(iter(raw))
+        raise ConfigError(
+            f"{source}: unknown section or key '{key}'; allowed sections: {', '.join(SECTIONS)}"
+        )
+    overrides = _env_overrides(env)
+    built: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        where = source
+        values = sections[name]
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        built[name] = _build_section(cls, name, values, overrides.get(name, {}), where)
+    return Config(**built, source=source)
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for var, value in env.items():
+        if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV or "__" not in var:
+            continue
+        section, _, key = var[len(ENV_PREFIX):].lower().partition("__")
+        if section not in SECTIONS:
+            raise ConfigError(f"environment: {var}: unknown section '{section}'")
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def _build_section(
+    cls: type[Any], name: str, values: dict[str, Any], env: dict[str, str], source: str
+) -> Any:
+    hints = typing.get_type_hints(cls)
+    allowed = [f.name for f in fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(
+                f"{source}: [{name}] unknown key '{key}'; allowed: {', '.join(allowed)}"
+            )
+        kwargs[key] = _coerce(hints[key], value, f"{source}: [{name}] {key}")
+    for key, text in env.items():
+        var = f"{ENV_PREFIX}{name.upper()}__{key.upper()}"
+        if key not in hints:
+            raise ConfigError(
+                f"environment: {var}: unknown key '{key}'; allowed: {', '.join(allowed)}"
+            )
+        kwargs[key] = _coerce(hints[key], _parse_env(hints[key], text), f"environment: {var}")
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: [{name}] {exc}") from None
+
+
+def _parse_env(hint: Any, text: str) -> Any:
+    if hint is bool:
+        lowered = text.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        return text
+    if hint is int:
+        try:
+            return int(text)
+        except ValueError:
+            return text
+    if hint is float:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    if typing.get_origin(hint) is list:
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text
+
+
+_TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if typing.get_origin(hint) is list:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise ConfigError(f"{where}: must be a list of strings, got {value!r}")
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(f"{where}: must be {_TYPE_WORDS[hint]}, got {value!r}")
+
+
+def with_overrides(config: Config, **sections: dict[str, Any]) -> Config:
+    """A copy of `config` with some keys replaced (tests and the CLI use this)."""
+    changed = {
+        name: _build_section(
+            SECTIONS[name],
+            name,
+            {**_as_dict(getattr(config, name)), **values},
+            {},
+            config.source,
+        )
+        for name, values in sections.items()
+    }
+    return replace(config, **changed)
+
+
+def _as_dict(section: Any) -> dict[str, Any]:
+    return {f.name: getattr(section, f.name) for f in fields(section)}

@@ -1,0 +1,53 @@
+"""The exception tree of smshub; adapters map these to their own protocol's replies.
+
+    HubError
+    ├── ConfigError          bad or unknown configuration key or value (start-up)
+    ├── SchemaError          the spool's schema is missing or older than this code
+    ├── NotFound             an account, message or key that does not exist
+    ├── Conflict             an account name (or similar) that already exists
+    ├── AuthenticationError  missing or wrong credentials
+    ├── Rejected             a permanent refusal of one request, with a code
+    └── TemporaryFailure     retryable: the spool is busy or unreachable
+
+No protocol codes live here: the HTTP adapter turns Rejected into 4xx, the SMTP
+adapter into 5xx, TemporaryFailure into 503 / 451, and so on.
+"""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Root of every error smshub raises on purpose."""
+
+
+class ConfigError(HubError):
+    """Configuration that cannot be used; the message names the file and the key."""
+
+
+class SchemaError(HubError):
+    """The spool schema is absent or out of date; the message says what to run."""
+
+
+class NotFound(HubError):
+    pass
+
+
+class Conflict(HubError):
+    pass
+
+
+class AuthenticationError(HubError):
+    pass
+
+
+class Rejected(HubError):
+    """A permanent refusal: `code` is a stable machine token, the text is for people."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class TemporaryFailure(HubError):
+    """Something that may work if tried again later."""

@@ -1,0 +1,280 @@
+"""The one message model: every ingress path normalises to these records, the spool
+stores them as real columns, the dispatcher moves them through their statuses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """Detailed status of an outbound message; each maps to one public state."""
+
+    ACCEPTED = "accepted"
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SUBMITTED = "submitted"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def public(self) -> PublicState:
+        return _PUBLIC[self]
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+class PublicState(StrEnum):
+    """The three states customers see (the seed's delivered / pending / failed)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+_PUBLIC: dict[Status, PublicState] = {
+    Status.ACCEPTED: PublicState.PENDING,
+    Status.SCHEDULED: PublicState.PENDING,
+    Status.QUEUED: PublicState.PENDING,
+    Status.SENDING: PublicState.PENDING,
+    Status.SUBMITTED: PublicState.PENDING,
+    Status.DELIVERED: PublicState.DELIVERED,
+    Status.UNDELIVERED: PublicState.FAILED,
+    Status.EXPIRED: PublicState.FAILED,
+    Status.REJECTED: PublicState.FAILED,
+    Status.FAILED: PublicState.FAILED,
+    Status.CANCELLED: PublicState.FAILED,
+}
+
+FINAL_STATUSES = frozenset(
+    {
+        Status.DELIVERED,
+        Status.UNDELIVERED,
+        Status.EXPIRED,
+        Status.REJECTED,
+        Status.FAILED,
+        Status.CANCELLED,
+    }
+)
+# Statuses a dispatcher may claim from.
+CLAIMABLE_STATUSES = (Status.QUEUED, Status.SCHEDULED)
+
+
+class Encoding(StrEnum):
+    GSM7 = "gsm7"
+    UCS2 = "ucs2"
+
+
+class MessageClass(StrEnum):
+    TRANSACTIONAL = "transactional"
+    MARKETING = "marketing"
+
+
+class Source(StrEnum):
+    """The ingress path a message came in by."""
+
+    REST = "rest"
+    XML = "xml"
+    FTP = "ftp"
+    SMTP = "smtp"
+    CLI = "cli"
+    HTTP = "http"
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One message as an ingress adapter received it, before validation."""
+
+    to: str
+    text: str
+    sender: str | None = None
+    client_ref: str | None = None
+    send_at: datetime | None = None
+    expires_at: datetime | None = None
+    message_class: MessageClass = MessageClass.TRANSACTIONAL
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A validated, normalised and priced message, ready to be committed to the spool."""
+
+    id: str
+    account_id: int
+    source: Source
+    recipient: str  # E.164 with leading +
+    text: str
+    encoding: Encoding
+    segments: int
+    cost: Decimal
+    accepted_at: datetime
+    due_at: datetime
+    sender: str | None = None
+    client_ref: str | None = None
+    batch_id: str | None = None
+    message_class: MessageClass = MessageClass.TRANSACTIONAL
+    priority: int = 0
+    send_at: datetime | None = None
+    expires_at: datetime | None = None
+
+    @property
+    def initial_status(self) -> Status:
+        return Status.SCHEDULED if self.due_at > self.accepted_at else Status.QUEUED
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """A last error: a short machine code and a human-readable text."""
+
+    code: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """An outbound message as stored in the spool."""
+
+    id: str
+    account_id: int
+    source: Source
+    recipient: str
+    text: str
+    encoding: Encoding
+    segments: int
+    cost: Decimal
+    status: Status
+    attempts: int
+    message_class: MessageClass
+    priority: int
+    accepted_at: datetime
+    updated_at: datetime
+    due_at: datetime
+    sender: str | None = None
+    client_ref: str | None = None
+    batch_id: str | None = None
+    send_at: datetime | None = None
+    expires_at: datetime | None = None
+    carrier: str | None = None
+    carrier_message_id: str | None = None
+    error: ErrorInfo | None = None
+    submitted_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One line of a message's append-only audit trail."""
+
+    message_id: str
+    at: datetime
+    status: Status
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    name: str
+    balance: Decimal
+    price_per_segment: Decimal
+    sender_ids: tuple[str, ...]
+    created_at: datetime
+    enabled: bool = True
+    has_password: bool = False
+
+
+# --- intake outcomes --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """Intake committed the message (or found the one it duplicates)."""
+
+    message_id: str
+    status: Status
+    segments: int
+    cost: Decimal
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Intake refused the submission; nothing was stored and no credit was taken."""
+
+    code: str
+    reason: str
+
+
+Outcome = Accepted | Refused
+
+
+# --- dispatcher records -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A batch of messages leased to one dispatcher until `expires_at`."""
+
+    token: str
+    owner: str
+    expires_at: datetime
+    messages: tuple[Message, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A status change the holder of a lease records for one message."""
+
+    message_id: str
+    status: Status
+    detail: str = ""
+    carrier: str | None = None
+    carrier_message_id: str | None = None
+    error: ErrorInfo | None = None
+    due_at: datetime | None = None  # when re-queued for a retry
+    refund: bool = False  # give the reserved credit back (never reached a carrier)
+
+
+class Verdict(StrEnum):
+    """What a carrier said to one submission."""
+
+    SUBMITTED = "submitted"
+    RETRY = "retry"  # temporary: throttled, connection lost, queue full
+    REJECTED = "rejected"  # permanent: invalid destination, barred, bad content
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    message_id: str
+    verdict: Verdict
+    carrier_message_id: str | None = None
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """A carrier's report on a message it accepted; the one shape every carrier produces."""
+
+    carrier: str
+    carrier_message_id: str
+    status: Status  # DELIVERED, UNDELIVERED, EXPIRED, REJECTED, or SUBMITTED (intermediate)
+    at: datetime
+    error: ErrorInfo | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Counts for metrics and readiness."""
+
+    by_status: dict[Status, int] = field(default_factory=dict)
+    due: int = 0
