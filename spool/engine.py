@@ -1,0 +1,106 @@
+"""Engine creation for SQLite and PostgreSQL, and the write/read transaction scopes that
+start SQLite writes with BEGIN IMMEDIATE and turn driver failures into TemporaryFailure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
+
+from hub.errors import TemporaryFailure
+
+_READ_OPTION = "smshub_read"
+
+
+def normalise_url(url: str) -> URL:
+    """Plain postgresql:// means psycopg 3 here, not SQLAlchemy's psycopg2 default."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+class Database:
+    """One engine, plus the transaction scopes every spool operation runs in."""
+
+    def __init__(self, url: str, busy_timeout: float) -> None:
+        self.url = normalise_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            self.engine = _sqlite_engine(self.url, busy_timeout)
+        else:
+            self.engine = _postgresql_engine(self.url)
+        # Same pool; the option only tells the SQLite begin hook to use a deferred BEGIN.
+        self._reader = self.engine.execution_options(**{_READ_OPTION: True})
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction, committed on normal exit."""
+        with translate_errors(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with translate_errors(), self._reader.begin() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Locked, busy or unreachable databases are retryable; say so in our own terms."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise TemporaryFailure(f"spool unavailable: {exc.orig}") from exc
+
+
+def _postgresql_engine(url: URL) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # psycopg prepares repeated statements; a generic plan made while `messages` was
+        # small (a seq scan) then sticks until the next ANALYZE and claims slow to a crawl.
+        # Planning each execution with its real parameters costs little next to that.
+        dbapi_conn.execute("SET plan_cache_mode = force_custom_plan")
+        dbapi_conn.commit()
+
+    return engine
+
+
+def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": busy_timeout})
+    pragmas = (
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=FULL",
+        f"PRAGMA busy_timeout={int(busy_timeout * 1000)}",
+        "PRAGMA foreign_keys=ON",
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take BEGIN away from pysqlite so that we can say IMMEDIATE ourselves.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        for pragma in pragmas:
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front: a deferred BEGIN that later upgrades can
+        # fail with SQLITE_BUSY immediately, ignoring busy_timeout.
+        read = conn.get_execution_options().get(_READ_OPTION, False)
+        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+    return engine

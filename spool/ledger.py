@@ -1,0 +1,42 @@
+"""Write helpers every queue operation shares: append audit events, refund credit."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, update
+
+from hub.model import Status
+from spool.tables import Money, accounts, message_events
+
+# Values that end a lease; every transition out of `sending` applies them.
+NO_LEASE: dict[str, Any] = {"lease_token": None, "lease_owner": None, "lease_expires_at": None}
+
+_CREDIT = (
+    update(accounts)
+    .where(accounts.c.id == bindparam("b_id"))
+    .values(balance=accounts.c.balance + bindparam("b_amount", type_=Money()))
+)
+
+
+def event(message_id: str, at: datetime, status: Status, detail: str) -> dict[str, Any]:
+    return {"message_id": message_id, "at": at, "status": status.value, "detail": detail}
+
+
+def add_events(conn: Connection, events: Sequence[dict[str, Any]]) -> None:
+    if events:
+        conn.execute(insert(message_events), list(events))
+
+
+def refund(conn: Connection, costs: Iterable[tuple[int, Decimal]]) -> None:
+    """Give reserved credit back: one UPDATE per account, whatever the number of messages."""
+    totals: dict[int, Decimal] = defaultdict(Decimal)
+    for account_id, cost in costs:
+        totals[account_id] += cost
+    params = [{"b_id": aid, "b_amount": amount} for aid, amount in sorted(totals.items())]
+    if params:
+        conn.execute(_CREDIT, params)

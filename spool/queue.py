@@ -1,0 +1,266 @@
+"""The dispatch queue: claim due messages under a lease, record what happened to them,
+and the maintenance sweeps (release, lease recovery, expiry, dead letters)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import (
+    ColumnExpressionArgument,
+    Connection,
+    Integer,
+    Row,
+    Text,
+    bindparam,
+    case,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.sql.expression import TextualSelect
+
+from hub.model import FINAL_STATUSES, Claim, ErrorInfo, Message, Status, Transition
+from spool.engine import Database
+from spool.ledger import NO_LEASE, add_events, event, refund
+from spool.rows import CHUNK, chunks, message_from_row
+from spool.tables import CLAIMABLE_SQL, QUEUED_SQL, SENDING_SQL, UtcTime, messages
+
+m = messages
+RECORDABLE = FINAL_STATUSES | {Status.QUEUED, Status.SUBMITTED}
+EXPIRED = ErrorInfo("expired", "validity period ended before the message was sent")
+TOO_OLD = ErrorInfo("too_old", "gave up retrying after the maximum age")
+
+
+def _keep_unless(name: str, column: Any, type_: Any = Text) -> Any:
+    """SET column = the parameter if given, else what it already holds."""
+    return func.coalesce(bindparam(name, type_=type_), column)
+
+
+# One statement for every transition, so a whole batch is a single executemany.
+_RECORD = (
+    update(m)
+    .where(m.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        carrier=_keep_unless("b_carrier", m.c.carrier),
+        carrier_message_id=_keep_unless("b_carrier_id", m.c.carrier_message_id),
+        error_code=_keep_unless("b_error_code", m.c.error_code),
+        error_text=_keep_unless("b_error_text", m.c.error_text),
+        submitted_at=_keep_unless("b_submitted_at", m.c.submitted_at, UtcTime()),
+        completed_at=_keep_unless("b_completed_at", m.c.completed_at, UtcTime()),
+        due_at=_keep_unless("b_due_at", m.c.due_at, UtcTime()),
+        updated_at=bindparam("b_now", type_=UtcTime()),
+        **NO_LEASE,
+    )
+)
+
+
+def claim(db: Database, owner: str, limit: int, lease_seconds: float, now: datetime) -> Claim:
+    token = uuid4().hex
+    expires_at = now + timedelta(seconds=lease_seconds)
+    if limit <= 0:
+        return Claim(token, owner, expires_at, ())
+    due = _due_ids(db.is_sqlite, now, limit)
+    stmt = (
+        update(m)
+        .where(m.c.id.in_(due))
+        .values(
+            status=Status.SENDING.value,
+            lease_token=token,
+            lease_owner=owner,
+            lease_expires_at=expires_at,
+            attempts=m.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*m.c)
+    )
+    with db.write() as conn:
+        rows = conn.execute(stmt).mappings().all()
+        claimed = sorted(map(message_from_row, rows), key=_claim_order)
+        add_events(conn, [_sending(x, owner, now) for x in claimed])
+    return Claim(token, owner, expires_at, tuple(claimed))
+
+
+# Ids to claim, in claim order, written out so that both planners use the claim index:
+# SQLite without ANALYZE statistics would rather use the status index and sort the whole
+# backlog (hence INDEXED BY); PostgreSQL skips the rows another claimer has locked.
+_DUE_SQLITE = (
+    "SELECT id FROM messages INDEXED BY ix_messages_claim"
+    " WHERE status IN ('queued', 'scheduled') AND due_at <= :now"
+    " ORDER BY priority DESC, due_at, id LIMIT :limit"
+)
+_DUE_POSTGRESQL = (
+    "SELECT id FROM messages"
+    " WHERE status IN ('queued', 'scheduled') AND due_at <= :now"
+    " ORDER BY priority DESC, due_at, id LIMIT :limit FOR UPDATE SKIP LOCKED"
+)
+
+
+def _due_ids(sqlite: bool, now: datetime, limit: int) -> TextualSelect:
+    return (
+        text(_DUE_SQLITE if sqlite else _DUE_POSTGRESQL)
+        .bindparams(bindparam("now", now, type_=UtcTime()), bindparam("limit", limit, Integer))
+        .columns(m.c.id)
+    )
+
+
+def _sending(message: Message, owner: str, now: datetime) -> dict[str, Any]:
+    return event(message.id, now, Status.SENDING, f"attempt {message.attempts} by {owner}")
+
+
+def _claim_order(message: Message) -> tuple[int, datetime, str]:
+    return (-message.priority, message.due_at, message.id)
+
+
+def record(
+    db: Database, token: str, transitions: Sequence[Transition], now: datetime
+) -> list[str]:
+    todo = _checked(transitions)
+    if not todo:
+        return []
+    with db.write() as conn:
+        leased = _leased(conn, token, list(todo))
+        applied = [t for t in todo.values() if t.message_id in leased]
+        if applied:
+            conn.execute(_RECORD, [_record_params(t, now) for t in applied])
+            add_events(conn, [event(t.message_id, now, t.status, _detail(t)) for t in applied])
+            refund(conn, [leased[t.message_id] for t in applied if t.refund])
+    return [t.message_id for t in applied]
+
+
+def _checked(transitions: Sequence[Transition]) -> dict[str, Transition]:
+    """Transitions by message id (the first one wins), refusing ones that make no sense."""
+    todo: dict[str, Transition] = {}
+    for t in transitions:
+        if t.status not in RECORDABLE:
+            raise ValueError(f"{t.message_id}: cannot record a transition to {t.status}")
+        if t.status is Status.QUEUED and t.due_at is None:
+            raise ValueError(f"{t.message_id}: a retry (queued) needs due_at")
+        todo.setdefault(t.message_id, t)
+    return todo
+
+
+def _leased(conn: Connection, token: str, ids: list[str]) -> dict[str, tuple[int, Any]]:
+    """(account id, cost) of the given messages still leased under `token`, locked."""
+    found: dict[str, tuple[int, Any]] = {}
+    for part in chunks(ids):
+        query = (
+            select(m.c.id, m.c.account_id, m.c.cost)
+            .where(m.c.lease_token == token, text(SENDING_SQL), m.c.id.in_(part))
+            .with_for_update()
+        )
+        found.update({row.id: (row.account_id, row.cost) for row in conn.execute(query)})
+    return found
+
+
+def _record_params(t: Transition, now: datetime) -> dict[str, Any]:
+    return {
+        "b_id": t.message_id,
+        "b_status": t.status.value,
+        "b_carrier": t.carrier,
+        "b_carrier_id": t.carrier_message_id,
+        "b_error_code": t.error.code if t.error else None,
+        "b_error_text": t.error.text if t.error else None,
+        "b_submitted_at": now if t.status is Status.SUBMITTED else None,
+        "b_completed_at": now if t.status.final else None,
+        "b_due_at": t.due_at if t.status is Status.QUEUED else None,
+        "b_now": now,
+    }
+
+
+def _detail(t: Transition) -> str:
+    if t.detail or t.error is None:
+        return t.detail
+    return f"{t.error.code}: {t.error.text}"
+
+
+# --- sweeps -----------------------------------------------------------------------
+
+AnyRow = Row[*tuple[Any, ...]]
+Apply = Callable[[Connection, Sequence[AnyRow]], None]
+
+
+Where = Sequence[ColumnExpressionArgument[bool]]
+
+
+def _sweep(db: Database, where: Where, apply: Apply, skip_locked: bool = True) -> int:
+    """Run `apply` over matching rows, a chunk per transaction so writers can interleave."""
+    query = (
+        select(m.c.id, m.c.account_id, m.c.cost, m.c.lease_owner)
+        .where(*where)
+        .limit(CHUNK)
+        .with_for_update(skip_locked=skip_locked)
+    )
+    total = 0
+    while True:
+        with db.write() as conn:
+            rows = conn.execute(query).all()
+            if rows:
+                apply(conn, rows)
+        total += len(rows)
+        if len(rows) < CHUNK:
+            return total
+
+
+def _ids(rows: Sequence[AnyRow]) -> list[str]:
+    return [row.id for row in rows]
+
+
+def release(db: Database, owner: str, now: datetime) -> int:
+    def apply(conn: Connection, rows: Sequence[AnyRow]) -> None:
+        # It never reached a carrier, so this attempt does not count.
+        attempts = case((m.c.attempts > 0, m.c.attempts - 1), else_=0)
+        _requeue(conn, rows, now, attempts=attempts)
+        add_events(conn, [event(r.id, now, Status.QUEUED, f"released by {owner}") for r in rows])
+
+    # Not skip_locked: wait for this owner's own in-flight record() rather than miss rows.
+    return _sweep(db, [text(SENDING_SQL), m.c.lease_owner == owner], apply, skip_locked=False)
+
+
+def recover_expired_leases(db: Database, now: datetime) -> int:
+    def apply(conn: Connection, rows: Sequence[AnyRow]) -> None:
+        _requeue(conn, rows, now)
+        add_events(
+            conn,
+            [event(r.id, now, Status.QUEUED, f"lease of {r.lease_owner} expired") for r in rows],
+        )
+
+    return _sweep(db, [text(SENDING_SQL), m.c.lease_expires_at < now], apply)
+
+
+def _requeue(conn: Connection, rows: Sequence[AnyRow], now: datetime, **extra: Any) -> None:
+    values = {"status": Status.QUEUED.value, "due_at": now, "updated_at": now, **NO_LEASE}
+    conn.execute(update(m).where(m.c.id.in_(_ids(rows))).values(**values, **extra))
+
+
+def expire_due(db: Database, now: datetime) -> int:
+    where: Where = [text(CLAIMABLE_SQL), m.c.expires_at.is_not(None), m.c.expires_at < now]
+    return _sweep(db, where, _finisher(Status.EXPIRED, EXPIRED, now))
+
+
+def dead_letter(db: Database, older_than: datetime, now: datetime) -> int:
+    where: Where = [text(QUEUED_SQL), m.c.attempts > 0, m.c.accepted_at < older_than]
+    return _sweep(db, where, _finisher(Status.FAILED, TOO_OLD, now))
+
+
+def _finisher(status: Status, error: ErrorInfo, now: datetime) -> Apply:
+    """Apply: end unsent messages with `status` and `error`, refunding their credit."""
+    values = {
+        "status": status.value,
+        "completed_at": now,
+        "updated_at": now,
+        "error_code": error.code,
+        "error_text": error.text,
+        **NO_LEASE,
+    }
+
+    def apply(conn: Connection, rows: Sequence[AnyRow]) -> None:
+        conn.execute(update(m).where(m.c.id.in_(_ids(rows))).values(**values))
+        add_events(conn, [event(r.id, now, status, error.text) for r in rows])
+        refund(conn, [(r.account_id, r.cost) for r in rows])
+
+    return apply

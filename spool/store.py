@@ -1,0 +1,145 @@
+"""SqlSpool: the hub's Spool port on SQLAlchemy Core, over SQLite or PostgreSQL. It owns
+the schema calls and the reads, and hands the rest to the module that does each job."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select, text
+
+from hub.model import (
+    Account,
+    Claim,
+    DeliveryReport,
+    Event,
+    Message,
+    NewMessage,
+    Status,
+    Totals,
+    Transition,
+)
+from hub.ports import ApiKeyRecord, Committed, SchemaState
+from spool import acceptance, accounts, migrate, queue
+from spool.engine import Database
+from spool.reports import apply_reports as _apply_reports
+from spool.rows import event_from_row, message_from_row
+from spool.tables import CLAIMABLE_SQL, message_events, messages
+
+
+class SqlSpool:
+    """Durable storage of accounts, messages and their history."""
+
+    def __init__(self, url: str, *, busy_timeout: float = 10.0) -> None:
+        self.db = Database(url, busy_timeout)
+
+    # --- schema ---------------------------------------------------------------
+
+    def schema_state(self) -> SchemaState:
+        return migrate.schema_state(self.db)
+
+    def upgrade(self) -> None:
+        migrate.upgrade(self.db)
+
+    def ping(self) -> None:
+        with self.db.read() as conn:
+            conn.execute(select(1))
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    # --- accounts -------------------------------------------------------------
+
+    def create_account(
+        self,
+        name: str,
+        credits: Decimal,
+        price_per_segment: Decimal,
+        sender_ids: Sequence[str],
+    ) -> Account:
+        return accounts.create_account(self.db, name, credits, price_per_segment, sender_ids)
+
+    def get_account(self, name: str) -> Account:
+        return accounts.get_account(self.db, name)
+
+    def get_account_by_id(self, account_id: int) -> Account:
+        return accounts.get_account_by_id(self.db, account_id)
+
+    def list_accounts(self) -> list[Account]:
+        return accounts.list_accounts(self.db)
+
+    def add_credits(self, name: str, amount: Decimal) -> Account:
+        return accounts.add_credits(self.db, name, amount)
+
+    def set_password_hash(self, name: str, password_hash: str) -> None:
+        accounts.set_password_hash(self.db, name, password_hash)
+
+    def password_hash(self, name: str) -> tuple[Account, str] | None:
+        return accounts.password_hash(self.db, name)
+
+    def add_api_key(self, name: str, key_id: str, digest: bytes) -> None:
+        accounts.add_api_key(self.db, name, key_id, digest)
+
+    def api_key(self, key_id: str) -> ApiKeyRecord | None:
+        return accounts.api_key(self.db, key_id)
+
+    # --- intake and reading -----------------------------------------------------
+
+    def accept(self, group: Sequence[NewMessage]) -> list[Committed]:
+        return acceptance.accept(self.db, group)
+
+    def get_message(self, message_id: str) -> Message | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(messages).where(messages.c.id == message_id)).first()
+        return None if row is None else message_from_row(row._mapping)
+
+    def events(self, message_id: str) -> list[Event]:
+        query = (
+            select(message_events)
+            .where(message_events.c.message_id == message_id)
+            .order_by(message_events.c.id)
+        )
+        with self.db.read() as conn:
+            return [event_from_row(row) for row in conn.execute(query).mappings()]
+
+    def totals(self, now: datetime) -> Totals:
+        by_status = select(messages.c.status, func.count()).group_by(messages.c.status)
+        due = (
+            select(func.count())
+            .select_from(messages)
+            .where(text(CLAIMABLE_SQL), messages.c.due_at <= now)
+        )
+        with self.db.read() as conn:
+            counts = {Status(status): n for status, n in conn.execute(by_status)}
+            return Totals(by_status=counts, due=conn.execute(due).scalar_one())
+
+    # --- queue ------------------------------------------------------------------
+
+    def claim(self, owner: str, limit: int, lease_seconds: float, now: datetime) -> Claim:
+        return queue.claim(self.db, owner, limit, lease_seconds, now)
+
+    def record(self, token: str, transitions: Sequence[Transition], now: datetime) -> list[str]:
+        """Apply transitions of messages still leased under `token`; return applied ids."""
+        return queue.record(self.db, token, transitions, now)
+
+    def apply_reports(
+        self, reports: Sequence[DeliveryReport], now: datetime
+    ) -> list[DeliveryReport]:
+        """Apply delivery reports; return those whose message is not (yet) known."""
+        return _apply_reports(self.db, reports, now)
+
+    def release(self, owner: str, now: datetime) -> int:
+        """Put every message leased by `owner` back in the queue (shutdown, restart)."""
+        return queue.release(self.db, owner, now)
+
+    def recover_expired_leases(self, now: datetime) -> int:
+        return queue.recover_expired_leases(self.db, now)
+
+    def expire_due(self, now: datetime) -> int:
+        """Queued or scheduled messages past expires-at become expired (credit refunded)."""
+        return queue.expire_due(self.db, now)
+
+    def dead_letter(self, older_than: datetime, now: datetime) -> int:
+        """Queued messages accepted before `older_than` fail (credit refunded)."""
+        return queue.dead_letter(self.db, older_than, now)

@@ -1,0 +1,192 @@
+"""The spool's tables as SQLAlchemy Core metadata, with the column types that keep
+times as UTC microseconds and money as 1/10000 credit units."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    text,
+)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+UNITS_PER_CREDIT = 10_000
+
+
+def to_micros(value: datetime) -> int:
+    """Microseconds since the epoch; naive datetimes are refused, never guessed."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()}: the spool needs a timezone")
+    return (value - EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
+
+
+def to_units(amount: Decimal | int) -> int:
+    """Credits as whole 1/10000 units; more precision than that would be silently lost."""
+    units = Decimal(amount) * UNITS_PER_CREDIT
+    if units != units.to_integral_value():
+        raise ValueError(f"amount {amount} has more than 4 decimal places")
+    return int(units)
+
+
+def from_units(units: int) -> Decimal:
+    return Decimal(units) / UNITS_PER_CREDIT
+
+
+class UtcTime(TypeDecorator[datetime]):
+    """An aware datetime stored as BigInteger microseconds since 1970-01-01 UTC."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> int | None:
+        return None if value is None else to_micros(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else from_micros(int(value))
+
+
+class Money(TypeDecorator[Decimal]):
+    """A Decimal amount of credit stored as BigInteger 1/10000 units."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | int | None, dialect: Dialect) -> int | None:
+        return None if value is None else to_units(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else from_units(int(value))
+
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("balance", Money, nullable=False),
+    Column("price_per_segment", Money, nullable=False),
+    Column("password_hash", Text),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", UtcTime, nullable=False),
+)
+
+account_sender_ids = Table(
+    "account_sender_ids",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id"), primary_key=True),
+    Column("sender_id", Text, primary_key=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_id", Text, nullable=False, unique=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("digest", LargeBinary, nullable=False),
+    Column("created_at", UtcTime, nullable=False),
+    Column("revoked_at", UtcTime),
+)
+
+# Status conditions as literal SQL, shared by the partial indexes and the queries that
+# must use them: neither planner can match a partial index against a bound parameter.
+CLAIMABLE_SQL = "status IN ('queued', 'scheduled')"
+SENDING_SQL = "status = 'sending'"
+QUEUED_SQL = "status = 'queued'"
+_CLAIMABLE = text(CLAIMABLE_SQL)
+_SENDING = text(SENDING_SQL)
+_HAS_REF = text("client_ref IS NOT NULL")
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("client_ref", Text),
+    Column("batch_id", Text),
+    Column("sender", Text),
+    Column("recipient", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("encoding", Text, nullable=False),
+    Column("segments", Integer, nullable=False),
+    Column("cost", Money, nullable=False),
+    Column("message_class", Text, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("send_at", UtcTime),
+    Column("expires_at", UtcTime),
+    Column("due_at", UtcTime, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("carrier", Text),
+    Column("carrier_message_id", Text),
+    Column("error_code", Text),
+    Column("error_text", Text),
+    Column("lease_token", Text),
+    Column("lease_owner", Text),
+    Column("lease_expires_at", UtcTime),
+    Column("accepted_at", UtcTime, nullable=False),
+    Column("submitted_at", UtcTime),
+    Column("completed_at", UtcTime),
+    Column("updated_at", UtcTime, nullable=False),
+    # Claims read this index in claim order (priority DESC, due_at, id); partial, so
+    # finished messages never bloat it.
+    Index(
+        "ix_messages_claim",
+        text("priority DESC"),
+        "due_at",
+        "id",
+        sqlite_where=_CLAIMABLE,
+        postgresql_where=_CLAIMABLE,
+    ),
+    Index(
+        "ix_messages_lease",
+        "lease_expires_at",
+        sqlite_where=_SENDING,
+        postgresql_where=_SENDING,
+    ),
+    Index("ix_messages_carrier_ref", "carrier", "carrier_message_id"),
+    Index(
+        "ux_messages_client_ref",
+        "account_id",
+        "client_ref",
+        unique=True,
+        sqlite_where=_HAS_REF,
+        postgresql_where=_HAS_REF,
+    ),
+    Index("ix_messages_batch", "batch_id"),
+    Index("ix_messages_status", "status"),
+)
+
+message_events = Table(
+    "message_events",
+    metadata,
+    # BIGSERIAL on PostgreSQL; SQLite needs plain INTEGER to alias the rowid.
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("message_id", String(26), nullable=False, index=True),
+    Column("at", UtcTime, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+)

@@ -1,0 +1,88 @@
+"""Shared fixtures: spool URLs for SQLite and an isolated PostgreSQL schema per test,
+and a migrated spool on each backend."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy
+from sqlalchemy.engine import make_url
+
+from hub.model import Account
+from spool import SqlSpool, open_spool
+from tests.factories import make_account as build_account
+
+PG_ENV = "SMSHUB_TEST_PG_URL"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'spool' / 'spool.db'}"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The test server's URL, or skip every PostgreSQL test saying why."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set")
+    engine = _pg_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
+    except sqlalchemy.exc.OperationalError as exc:
+        pytest.skip(f"PostgreSQL at {PG_ENV} is unreachable: {exc.orig}")
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A URL whose connections live in a fresh schema, dropped after the test."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = _pg_engine(pg_server)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in pg_server else "?"
+    yield f"{pg_server}{sep}options={quote(f'-csearch_path={schema}', safe='')}"
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+def _pg_engine(url: str) -> sqlalchemy.Engine:
+    return sqlalchemy.create_engine(
+        make_url(url).set(drivername="postgresql+psycopg"), poolclass=sqlalchemy.NullPool
+    )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def spool_url(request: pytest.FixtureRequest) -> str:
+    name = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    url: str = request.getfixturevalue(name)
+    return url
+
+
+@pytest.fixture
+def spool(spool_url: str) -> Iterator[SqlSpool]:
+    store = open_spool(spool_url)
+    store.upgrade()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def make_account(spool: SqlSpool) -> Callable[..., Account]:
+    """make_account(name=None, credits="100", price="0.05", sender_ids=("ACME",))."""
+
+    def make(*args: Any, **kwargs: Any) -> Account:
+        return build_account(spool, *args, **kwargs)
+
+    return make
