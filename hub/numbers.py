@@ -1,0 +1,134 @@
+"""Turn a phone number as a customer typed it into E.164, or refuse it with a reason;
+and mask numbers for logs."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumber, ValidationResult
+
+from hub.errors import Rejected
+
+MAX_LENGTH = 32
+CACHE_SIZE = 65_536  # batch files repeat numbers; about 22 MB when full
+
+# Digits (any script: phonenumbers folds them), whitespace, and the separators people
+# type. Anything else, including phonenumbers' vanity letters and "ext." suffixes, is
+# refused rather than interpreted.
+_SHAPE = re.compile(r"\+?[\d\s\-.()/]+")
+_ODD_CHAR = re.compile(r"[^\d\s\-.()/+]")
+
+_PARSE_REASONS = {
+    NumberParseException.INVALID_COUNTRY_CODE: "has an unknown country code",
+    NumberParseException.NOT_A_NUMBER: "is not a phone number",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "is too short after the international prefix",
+    NumberParseException.TOO_SHORT_NSN: "is too short",
+    NumberParseException.TOO_LONG: "is too long",
+}
+_LENGTH_REASONS = {
+    ValidationResult.TOO_SHORT: "too short",
+    ValidationResult.TOO_LONG: "too long",
+    ValidationResult.INVALID_LENGTH: "wrong number of digits",
+}
+
+
+def normalise(raw: str, region: str) -> str:
+    """Return `raw` as E.164 (`+27821234567`), reading national forms as `region`.
+
+    Raises Rejected("invalid_number", reason) for anything not a valid number.
+    """
+    if len(raw) > MAX_LENGTH:
+        # Checked before the cache so junk of any size is never kept in it.
+        reason = f"'{raw[:MAX_LENGTH]}...' is too long (over {MAX_LENGTH} characters)"
+        raise Rejected("invalid_number", reason)
+    ok, value = _normalise_cached(raw, region)
+    if ok:
+        return value
+    raise Rejected("invalid_number", value)
+
+
+def mask(e164: str) -> str:
+    """`+27821234567` -> `+27******567`: country code and last 3 digits survive."""
+    digits = e164[1:]
+    if not (e164.startswith("+") and digits.isascii() and digits.isdigit() and len(digits) > 3):
+        return "*" * len(e164)  # not E.164: show nothing rather than guess
+    keep = _country_code_length(digits)
+    rest = len(digits) - keep
+    tail = 3 if rest > 3 else 0  # too short to show any digits and still hide some
+    return f"+{digits[:keep]}{'*' * (rest - tail)}{digits[len(digits) - tail :]}"
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _normalise_cached(raw: str, region: str) -> tuple[bool, str]:
+    """(True, e164) or (False, reason); failures are cached too, as text, so each
+    caller still gets a fresh exception."""
+    try:
+        return True, _normalise(raw, region)
+    except Rejected as exc:
+        return False, exc.reason
+
+
+def _normalise(raw: str, region: str) -> str:
+    text = raw.strip()
+    if _SHAPE.fullmatch(text) is None:
+        raise Rejected("invalid_number", _shape_reason(raw, text))
+    try:
+        number = phonenumbers.parse(text, region)
+    except NumberParseException as exc:
+        reason = _PARSE_REASONS.get(exc.error_type, "could not be read")
+        raise Rejected("invalid_number", f"'{raw}' {reason}") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise Rejected("invalid_number", _invalid_reason(raw, number))
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _shape_reason(raw: str, text: str) -> str:
+    if not text:
+        return "the phone number is empty"
+    if any(char.isalpha() for char in text):
+        return f"'{raw}' contains letters"
+    odd = _ODD_CHAR.search(text)
+    if odd is not None:
+        return f"'{raw}' contains an unexpected character {odd.group()!r}"
+    if "+" in text[1:]:
+        return f"'{raw}' has a '+' that is not at the start"
+    return f"'{raw}' has no digits"
+
+
+def _invalid_reason(raw: str, number: PhoneNumber) -> str:
+    code = number.country_code or 0  # always set once parse() has succeeded
+    country = phonenumbers.region_code_for_country_code(code)
+    # Non-geographic codes (+800, +882...) have region "001": name them by code.
+    where = country if country.isalpha() and country != "ZZ" else f"+{code}"
+    result = phonenumbers.is_possible_number_with_reason(number)
+    if result == ValidationResult.INVALID_COUNTRY_CODE:
+        return f"'{raw}' has an unknown country code +{code}"
+    prefix = f"'{raw}' is not a valid phone number for {where}"
+    if result in _LENGTH_REASONS:
+        return f"{prefix}: {_LENGTH_REASONS[result]}"
+    return f"{prefix}{_length_hint(number, country)}"
+
+
+def _length_hint(number: PhoneNumber, country: str) -> str:
+    """Compare with the region's example mobile number, as phonenumbers' own length
+    rules allow short codes and so call almost any length 'possible'."""
+    example = phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.MOBILE)
+    if example is None:
+        return ""
+    have = len(phonenumbers.national_significant_number(number))
+    want = len(phonenumbers.national_significant_number(example))
+    if have == want:
+        return ": no such number range"
+    size = "too short" if have < want else "too long"
+    code = number.country_code
+    return f": {size} ({have} digits after +{code}; {country} mobile numbers have {want})"
+
+
+def _country_code_length(digits: str) -> int:
+    # Country codes are prefix-free, so the first known prefix is the code.
+    for length in (1, 2, 3):
+        if int(digits[:length]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return length
+    return 0
