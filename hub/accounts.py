@@ -1,0 +1,132 @@
+"""Account credentials: slow salted password hashes (argon2), keyed fast hashes of API
+keys (HMAC-SHA256), constant-time checks, and a short-lived cache of verified
+credentials that keeps the slow hash off the hot path."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from hub.errors import AuthenticationError
+from hub.model import Account
+from hub.ports import Spool
+from hub.spoolcall import SpoolRunner
+
+KEY_PREFIX = "shk"
+_HASHER = PasswordHasher()
+
+
+def load_secret(data_dir: Path) -> bytes:
+    """The hub's HMAC key for API-key digests: `<data_dir>/secret.key`, made on first use.
+    Losing it invalidates every API key (passwords are unaffected)."""
+    path = data_dir / "secret.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    key: str  # shown once, never stored
+    key_id: str
+    digest: bytes
+
+
+def new_api_key(secret: bytes) -> NewApiKey:
+    key_id = secrets.token_hex(6)
+    key = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+    return NewApiKey(key, key_id, key_digest(secret, key))
+
+
+def key_digest(secret: bytes, key: str) -> bytes:
+    return hmac.new(secret, key.encode(), hashlib.sha256).digest()
+
+
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
+
+
+def check_password(password_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def create_api_key(spool: Spool, secret: bytes, account_name: str) -> str:
+    """Store a new key's digest for the account and return the key (to show once)."""
+    made = new_api_key(secret)
+    spool.add_api_key(account_name, made.key_id, made.digest)
+    return made.key
+
+
+class Credentials:
+    """Verifies API keys and passwords against the spool, caching successes for `ttl` s.
+
+    The cache is keyed by an HMAC of the presented secret, so it never holds a
+    plaintext credential; a revoked key or changed password stops working within `ttl`.
+    """
+
+    def __init__(self, runner: SpoolRunner, secret: bytes, ttl: float) -> None:
+        self._runner = runner
+        self._secret = secret
+        self._ttl = ttl
+        self._cache: dict[bytes, tuple[float, Account]] = {}
+
+    async def by_api_key(self, key: str) -> Account:
+        digest = key_digest(self._secret, key)
+        cached = self._cached(digest)
+        if cached is not None:
+            return cached
+        parts = key.split("_", 2)
+        if len(parts) != 3 or parts[0] != KEY_PREFIX:
+            raise AuthenticationError("malformed API key")
+        record = await self._runner.call(self._runner.spool.api_key, parts[1])
+        if record is None or not hmac.compare_digest(record.digest, digest):
+            raise AuthenticationError("unknown or revoked API key")
+        return self._remember(digest, record.account)
+
+    async def by_password(self, name: str, password: str) -> Account:
+        digest = key_digest(self._secret, f"{name}\0{password}")
+        cached = self._cached(digest)
+        if cached is not None:
+            return cached
+        found = await self._runner.call(self._runner.spool.password_hash, name)
+        if found is None:
+            # Spend the same time as a real check so names cannot be probed by timing.
+            await self._runner.call(check_password, _DUMMY_HASH, password)
+            raise AuthenticationError("wrong account name or password")
+        account, stored = found
+        if not await self._runner.call(check_password, stored, password):
+            raise AuthenticationError("wrong account name or password")
+        return self._remember(digest, account)
+
+    def _cached(self, digest: bytes) -> Account | None:
+        hit = self._cache.get(digest)
+        if hit is None:
+            return None
+        if hit[0] < time.monotonic():
+            self._cache.pop(digest, None)
+            return None
+        return hit[1]
+
+    def _remember(self, digest: bytes, account: Account) -> Account:
+        if self._ttl > 0:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (time.monotonic() + self._ttl, account)
+        return account
+
+
+_DUMMY_HASH = _HASHER.hash(secrets.token_hex(8))

@@ -1,0 +1,245 @@
+"""The dispatcher: claims due messages in batches, submits them through the carrier that
+routing picks, records each outcome under its lease, and takes delivery reports back
+through the one path every carrier uses."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hub.batching import GroupCommitter
+from hub.clock import Clock, utcnow
+from hub.errors import TemporaryFailure
+from hub.metrics import Metrics
+from hub.model import (
+    Claim,
+    DeliveryReport,
+    ErrorInfo,
+    Message,
+    SubmitResult,
+    Transition,
+    Verdict,
+)
+from hub.policies import RetryPolicy, expire
+from hub.routing import Router
+from hub.spoolcall import SpoolRunner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchSettings:
+    batch_size: int = 500
+    poll_interval: float = 0.25
+    lease_seconds: float = 60.0
+    shutdown_timeout: float = 10.0
+    max_inflight: int = 2  # claimed batches being submitted at once
+    report_retry_interval: float = 0.5
+    unmatched_report_ttl: float = 300.0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        runner: SpoolRunner,
+        router: Router,
+        policy: RetryPolicy,
+        settings: DispatchSettings,
+        node: str,
+        metrics: Metrics,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._runner = runner
+        self._spool = runner.spool
+        self._router = router
+        self._policy = policy
+        self._settings = settings
+        self._node = node
+        self._metrics = metrics
+        self._clock = clock
+        self._reports: GroupCommitter[DeliveryReport, None] = GroupCommitter(
+            self._apply_reports, 5000
+        )
+        self._unmatched: list[tuple[float, DeliveryReport]] = []
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self, *, claim: bool = True) -> None:
+        """Start carriers and report handling; with `claim`, also the claim loop."""
+        for carrier in self._router.carriers.values():
+            await carrier.start(self)
+        released = await self._runner.call(self._spool.release, self._node, self._clock())
+        if released:
+            log.info("requeued %d messages this node held before it stopped", released,
+                     extra={"action": "release"})
+        self._tasks.append(asyncio.create_task(self._retry_unmatched_loop()))
+        if claim:
+            self._tasks.append(asyncio.create_task(self._claim_loop()))
+
+    async def stop(self) -> None:
+        """Stop claiming, let in-flight batches finish within the timeout, release the rest."""
+        self._stopping = True
+        self._wake.set()
+        if self._inflight:
+            _, pending = await asyncio.wait(
+                self._inflight, timeout=self._settings.shutdown_timeout
+            )
+            for task in pending:
+                task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._inflight, return_exceptions=True)
+        with contextlib.suppress(TemporaryFailure):
+            released = await self._runner.call(self._spool.release, self._node, self._clock())
+            if released:
+                log.info("released %d unfinished messages", released,
+                         extra={"action": "release"})
+        for carrier in self._router.carriers.values():
+            await carrier.stop()
+
+    def wake(self) -> None:
+        """New messages were committed: claim now instead of at the next poll."""
+        self._wake.set()
+
+    # --- claiming and submitting --------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        slots = asyncio.Semaphore(self._settings.max_inflight)
+        while not self._stopping:
+            await slots.acquire()
+            claim = await self._claim_or_none()
+            if claim is None or not claim.messages:
+                slots.release()
+                await self._idle()
+                continue
+            task = asyncio.create_task(self._process(claim))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+            task.add_done_callback(lambda _: slots.release())
+
+    async def _claim_or_none(self) -> Claim | None:
+        try:
+            return await self._runner.call(
+                self._spool.claim, self._node, self._settings.batch_size,
+                self._settings.lease_seconds, self._clock(),
+            )
+        except TemporaryFailure as exc:
+            log.warning("claim failed, will retry: %s", exc, extra={"action": "claim"})
+            return None
+
+    async def _idle(self) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
+
+    async def run_once(self) -> int:
+        """Claim and process one batch now; returns how many messages it held (tests)."""
+        claim = await self._runner.call(
+            self._spool.claim, self._node, self._settings.batch_size,
+            self._settings.lease_seconds, self._clock(),
+        )
+        if claim.messages:
+            await self._process(claim)
+        return len(claim.messages)
+
+    async def _process(self, claim: Claim) -> None:
+        now = self._clock()
+        transitions: list[Transition] = []
+        live: list[Message] = []
+        for message in claim.messages:
+            if message.expires_at is not None and message.expires_at <= now:
+                transitions.append(expire(message))
+            else:
+                live.append(message)
+        for name, messages in self._router.split(live).items():
+            results = await self._submit(name, messages)
+            for message, result in zip(messages, results, strict=True):
+                transitions.append(self._policy.decide(message, name, result, self._clock()))
+                self._count(name, result)
+        self._metrics.note_dispatched(len(live))
+        await self._record(claim, transitions)
+
+    async def _submit(self, name: str, messages: list[Message]) -> list[SubmitResult]:
+        try:
+            results = await self._router.carriers[name].submit(messages)
+            if len(results) != len(messages):
+                raise RuntimeError(f"{len(results)} results for {len(messages)} messages")
+        except Exception as exc:  # a broken carrier must not lose the batch: retry it all
+            log.exception("carrier %s failed a batch", name, extra={"action": "submit"})
+            error = ErrorInfo("carrier_unavailable", f"{name}: {exc}")
+            return [SubmitResult(m.id, Verdict.RETRY, error=error) for m in messages]
+        return results
+
+    def _count(self, carrier: str, result: SubmitResult) -> None:
+        self._metrics.dispatched[f"{carrier}|{result.verdict.value}"] += 1
+        if result.error is not None:
+            self._metrics.carrier_errors[f"{carrier}|{result.error.code}"] += 1
+
+    async def _record(self, claim: Claim, transitions: Sequence[Transition]) -> None:
+        """Record under the lease; a busy spool is retried until the lease runs out."""
+        delay = 0.05
+        while True:
+            try:
+                applied = await self._runner.call(
+                    self._spool.record, claim.token, transitions, self._clock()
+                )
+                break
+            except TemporaryFailure as exc:
+                if self._clock() >= claim.expires_at:
+                    log.error("could not record outcomes before the lease ended: %s", exc,
+                              extra={"action": "record"})
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        if len(applied) < len(transitions):
+            log.warning("%d outcomes not recorded: lease no longer held",
+                        len(transitions) - len(applied), extra={"action": "record"})
+
+    # --- delivery reports ------------------------------------------------------------
+
+    async def report(self, reports: Sequence[DeliveryReport]) -> None:
+        """ReportSink: returns once the reports are committed (or held for a retry)."""
+        await self._reports.submit(list(reports))
+
+    async def _apply_reports(self, reports: list[DeliveryReport]) -> list[None]:
+        unmatched = await self._runner.call(self._spool.apply_reports, reports, self._clock())
+        for r in reports:
+            self._metrics.reports[r.status.value] += 1
+        # A report can overtake the record of its own submission; hold it and try again.
+        seen = time.monotonic()
+        self._unmatched.extend((seen, r) for r in unmatched)
+        return [None] * len(reports)
+
+    async def _retry_unmatched_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.report_retry_interval)
+            if not self._unmatched:
+                continue
+            seen_now = time.monotonic()
+            cutoff = seen_now - self._settings.unmatched_report_ttl
+            held, self._unmatched = self._unmatched, []
+            fresh = [(t, r) for t, r in held if t >= cutoff]
+            if len(fresh) < len(held):
+                log.warning("dropped %d delivery reports for unknown messages",
+                            len(held) - len(fresh), extra={"action": "report"})
+            try:
+                unmatched = await self._runner.call(
+                    self._spool.apply_reports, [r for _, r in fresh], self._clock()
+                )
+            except TemporaryFailure:
+                self._unmatched.extend(fresh)
+                continue
+            first_seen = {_key(r): t for t, r in fresh}
+            self._unmatched.extend((first_seen.get(_key(r), seen_now), r) for r in unmatched)
+
+
+def _key(report: DeliveryReport) -> tuple[str, str, str]:
+    return (report.carrier, report.carrier_message_id, report.status.value)

@@ -1,0 +1,214 @@
+"""Intake: the one way in. Every ingress adapter hands a batch of submissions here and
+gets one outcome per submission; accepted messages are committed to the spool (in
+groups shared by concurrent callers) before this returns."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ulid import ULID
+
+from hub import numbers, text
+from hub.batching import GroupCommitter
+from hub.clock import Clock, utcnow
+from hub.errors import Rejected
+from hub.model import (
+    Accepted,
+    Account,
+    Encoding,
+    MessageClass,
+    NewMessage,
+    Outcome,
+    Refused,
+    Source,
+    Submission,
+)
+from hub.ports import Committed
+from hub.spoolcall import SpoolRunner
+
+log = logging.getLogger(__name__)
+
+MAX_PRIORITY = 9
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeRules:
+    region: str = "ZA"
+    max_segments: int = 6
+    default_validity: float = 172_800.0  # seconds; 0 = no expiry unless given
+    max_client_ref_length: int = 64
+    max_text_chars: int = 2000  # a cheap bound before the segment count is measured
+
+
+class Intake:
+    def __init__(
+        self,
+        runner: SpoolRunner,
+        rules: IntakeRules,
+        *,
+        group_commit_max: int = 5000,
+        clock: Clock = utcnow,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._runner = runner
+        self._rules = rules
+        self._clock = clock
+        self._on_commit = on_commit
+        self._committer: GroupCommitter[NewMessage, Committed] = GroupCommitter(
+            self._commit, group_commit_max
+        )
+
+    async def submit(
+        self,
+        account: Account,
+        source: Source,
+        submissions: Sequence[Submission],
+        *,
+        batch_id: str | None = None,
+    ) -> list[Outcome]:
+        """Validate, normalise, price and commit; one outcome per submission, in order."""
+        now = self._clock()
+        outcomes: list[Outcome | None] = []
+        ready: list[NewMessage] = []
+        for sub in submissions:
+            prepared = self.prepare(account, source, sub, now, batch_id)
+            if isinstance(prepared, Refused):
+                outcomes.append(prepared)
+            else:
+                outcomes.append(None)
+                ready.append(prepared)
+        committed = iter(zip(ready, await self._committer.submit(ready), strict=True))
+        result = [o if o is not None else _outcome(*next(committed)) for o in outcomes]
+        log.debug(
+            "intake", extra={"action": "intake", "source": source.value, "count": len(result)}
+        )
+        return result
+
+    def prepare(
+        self,
+        account: Account,
+        source: Source,
+        sub: Submission,
+        now: datetime,
+        batch_id: str | None = None,
+    ) -> NewMessage | Refused:
+        """Everything intake checks before the spool: the pure, per-message part."""
+        try:
+            return self._prepare(account, source, sub, now, batch_id)
+        except Rejected as exc:
+            return Refused(exc.code, exc.reason)
+
+    def _prepare(
+        self, account: Account, source: Source, sub: Submission, now: datetime,
+        batch_id: str | None,
+    ) -> NewMessage:
+        if not account.enabled:
+            raise Rejected("account_disabled", f"account '{account.name}' is disabled")
+        recipient = numbers.normalise(sub.to, self._rules.region)
+        encoding, segments = self._measure(sub.text)
+        send_at, expires_at = self._times(sub, now)
+        return NewMessage(
+            id=str(ULID()),
+            account_id=account.id,
+            source=source,
+            recipient=recipient,
+            text=sub.text,
+            encoding=encoding,
+            segments=segments,
+            cost=account.price_per_segment * segments,
+            accepted_at=now,
+            due_at=send_at if send_at is not None and send_at > now else now,
+            sender=self._sender(account, sub.sender),
+            client_ref=self._client_ref(sub.client_ref),
+            batch_id=batch_id,
+            message_class=MessageClass(sub.message_class),
+            priority=self._priority(sub.priority),
+            send_at=send_at,
+            expires_at=expires_at,
+        )
+
+    def _measure(self, body: str) -> tuple[Encoding, int]:
+        if not body or not body.strip():
+            raise Rejected("empty_text", "the message text is empty")
+        if len(body) > self._rules.max_text_chars:
+            raise Rejected(
+                "too_long",
+                f"the text has {len(body)} characters; the limit is "
+                f"{self._rules.max_segments} segments",
+            )
+        encoding, _, segments = text.measure(body)
+        if segments > self._rules.max_segments:
+            raise Rejected(
+                "too_long",
+                f"the text needs {segments} {encoding.value} segments; "
+                f"the limit is {self._rules.max_segments}",
+            )
+        return encoding, segments
+
+    def _times(self, sub: Submission, now: datetime) -> tuple[datetime | None, datetime | None]:
+        for value, name in ((sub.send_at, "send_at"), (sub.expires_at, "expires_at")):
+            if value is not None and value.tzinfo is None:
+                raise Rejected("invalid_time", f"{name} has no time zone")
+        start = sub.send_at if sub.send_at is not None and sub.send_at > now else now
+        expires = sub.expires_at
+        if expires is None and self._rules.default_validity > 0:
+            expires = start + timedelta(seconds=self._rules.default_validity)
+        if expires is not None and expires <= start:
+            raise Rejected(
+                "invalid_validity",
+                f"the message would expire ({expires.isoformat()}) before it could be sent "
+                f"({start.isoformat()})",
+            )
+        return sub.send_at, expires
+
+    def _sender(self, account: Account, sender: str | None) -> str | None:
+        if sender is None or sender == "":
+            return None
+        if sender not in account.sender_ids:
+            allowed = ", ".join(account.sender_ids) or "none"
+            raise Rejected(
+                "sender_not_allowed",
+                f"sender id '{sender}' is not allowed for account '{account.name}' "
+                f"(allowed: {allowed})",
+            )
+        return sender
+
+    def _client_ref(self, ref: str | None) -> str | None:
+        if ref is None or ref == "":
+            return None
+        if len(ref) > self._rules.max_client_ref_length or not ref.isprintable():
+            raise Rejected(
+                "invalid_client_ref",
+                f"client reference must be printable and at most "
+                f"{self._rules.max_client_ref_length} characters",
+            )
+        return ref
+
+    def _priority(self, priority: int) -> int:
+        if not 0 <= priority <= MAX_PRIORITY:
+            raise Rejected("invalid_priority", f"priority must be 0 to {MAX_PRIORITY}")
+        return priority
+
+    async def _commit(self, group: list[NewMessage]) -> list[Committed]:
+        results = await self._runner.call(self._runner.spool.accept, group)
+        if self._on_commit is not None and any(r.message is not None for r in results):
+            self._on_commit()
+        return results
+
+
+def _outcome(new: NewMessage, committed: Committed) -> Outcome:
+    if committed.message is not None:
+        m = committed.message
+        return Accepted(m.id, m.initial_status, m.segments, m.cost)
+    if committed.duplicate_of is not None:
+        d = committed.duplicate_of
+        return Accepted(d.id, d.status, d.segments, d.cost, duplicate=True)
+    available = committed.insufficient_credit
+    return Refused(
+        "insufficient_credit",
+        f"not enough credit: the message costs {new.cost} and the balance available "
+        f"is {available}",
+    )

@@ -1,0 +1,69 @@
+"""In-process counters and their Prometheus text rendering (exposition format 0.0.4);
+spool-wide numbers (messages by status, queue depth) are read at scrape time."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Mapping
+
+from hub.model import Status, Totals
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.accepted: Counter[str] = Counter()  # by source
+        self.refused: Counter[str] = Counter()  # by reason code
+        self.dispatched: Counter[str] = Counter()  # by carrier and verdict
+        self.carrier_errors: Counter[str] = Counter()  # by carrier and error code
+        self.reports: Counter[str] = Counter()  # by status
+        self._recent: deque[tuple[float, int]] = deque()
+
+    def note_dispatched(self, count: int) -> None:
+        now = time.monotonic()
+        self._recent.append((now, count))
+        while self._recent and self._recent[0][0] < now - 60:
+            self._recent.popleft()
+
+    def dispatch_rate(self) -> float:
+        """Messages handed to carriers per second over the last minute."""
+        now = time.monotonic()
+        return sum(n for at, n in self._recent if at >= now - 60) / 60.0
+
+    def render(self, totals: Totals) -> str:
+        lines: list[str] = []
+        _family(lines, "smshub_messages", "gauge", "Messages in the spool by status.",
+                {f'status="{s.value}"': totals.by_status.get(s, 0) for s in Status})
+        _family(lines, "smshub_queue_depth", "gauge",
+                "Messages due for dispatch now.", {"": totals.due})
+        _family(lines, "smshub_dispatch_rate", "gauge",
+                "Messages handed to carriers per second, last minute.",
+                {"": round(self.dispatch_rate(), 3)})
+        _family(lines, "smshub_accepted_total", "counter", "Messages accepted by intake.",
+                {f'source="{k}"': v for k, v in sorted(self.accepted.items())})
+        _family(lines, "smshub_refused_total", "counter", "Submissions refused by intake.",
+                {f'code="{k}"': v for k, v in sorted(self.refused.items())})
+        _family(lines, "smshub_dispatched_total", "counter", "Carrier submissions by verdict.",
+                _pairs(self.dispatched, "carrier", "verdict"))
+        _family(lines, "smshub_carrier_errors_total", "counter", "Carrier errors by code.",
+                _pairs(self.carrier_errors, "carrier", "code"))
+        _family(lines, "smshub_reports_total", "counter", "Delivery reports applied.",
+                {f'status="{k}"': v for k, v in sorted(self.reports.items())})
+        return "\n".join(lines) + "\n"
+
+
+def _pairs(counter: Counter[str], first: str, second: str) -> dict[str, int]:
+    out = {}
+    for key, value in sorted(counter.items()):
+        a, _, b = key.partition("|")
+        out[f'{first}="{a}",{second}="{b}"'] = value
+    return out
+
+
+def _family(
+    lines: list[str], name: str, kind: str, help_text: str, values: Mapping[str, float]
+) -> None:
+    lines.append(f"# HELP {name} {help_text}")
+    lines.append(f"# TYPE {name} {kind}")
+    for labels, value in values.items():
+        lines.append(f"{name}{{{labels}}} {value}" if labels else f"{name} {value}")

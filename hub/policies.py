@@ -1,0 +1,73 @@
+"""Policies the dispatcher applies to carrier answers: retry with capped exponential
+backoff and jitter, give up after the configured attempts or age, expire by validity."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from hub.model import ErrorInfo, Message, Status, SubmitResult, Transition, Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base: float = 5.0
+    cap: float = 600.0
+    max_age: float = 86_400.0
+
+    def backoff(self, attempts: int, rand: random.Random | None = None) -> float:
+        """Seconds before attempt `attempts + 1`: doubling from `base`, capped, with jitter
+        in [half, full] so a burst of failures does not come back as one burst."""
+        ceiling = min(self.cap, self.base * 2.0 ** max(attempts - 1, 0))
+        jitter: float = (rand or random).random()
+        return ceiling * (0.5 + 0.5 * jitter)
+
+    def decide(
+        self, message: Message, carrier: str, result: SubmitResult, now: datetime
+    ) -> Transition:
+        if result.verdict is Verdict.SUBMITTED:
+            return Transition(
+                message.id,
+                Status.SUBMITTED,
+                detail=f"submitted to {carrier} as {result.carrier_message_id}",
+                carrier=carrier,
+                carrier_message_id=result.carrier_message_id,
+            )
+        error = result.error or ErrorInfo("carrier_error", "the carrier gave no reason")
+        if result.verdict is Verdict.REJECTED:
+            return Transition(
+                message.id, Status.REJECTED, detail=f"{carrier}: {error.text}",
+                carrier=carrier, error=error, refund=True,
+            )
+        return self.retry_or_give_up(message, error, now, carrier)
+
+    def retry_or_give_up(
+        self, message: Message, error: ErrorInfo, now: datetime, carrier: str | None = None
+    ) -> Transition:
+        age = (now - message.accepted_at).total_seconds()
+        if message.attempts >= self.max_attempts or age >= self.max_age:
+            why = (f"after {message.attempts} attempts" if message.attempts >= self.max_attempts
+                   else f"after {age:.0f} s")
+            return Transition(
+                message.id, Status.FAILED, detail=f"gave up {why}: {error.text}",
+                carrier=carrier,
+                error=ErrorInfo("retries_exhausted", f"gave up {why}; last error: {error.text}"),
+                refund=True,
+            )
+        due = now + timedelta(seconds=self.backoff(message.attempts))
+        if message.expires_at is not None and due >= message.expires_at:
+            return expire(message, f"would expire before the next attempt ({error.text})")
+        return Transition(
+            message.id, Status.QUEUED,
+            detail=f"retry at {due.isoformat(timespec='seconds')}: {error.text}",
+            carrier=carrier, error=error, due_at=due,
+        )
+
+
+def expire(message: Message, why: str = "validity period ended before submission") -> Transition:
+    return Transition(
+        message.id, Status.EXPIRED, detail=why,
+        error=ErrorInfo("expired", why), refund=True,
+    )
