@@ -1,0 +1,103 @@
+"""The simulator carrier: the embedded default, so the hub runs with no SMSC. It accepts
+submissions, returns carrier ids and, after a delay, sends delivery reports through the
+same report path a real carrier uses. Outcomes are chosen by the recipient's last digits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, replace
+from itertools import count
+from typing import Any
+
+from hub.clock import Clock, utcnow
+from hub.model import DeliveryReport, ErrorInfo, Message, Status, SubmitResult, Verdict
+from hub.ports import ReportSink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorRules:
+    report_delay: float = 1.0
+    undelivered_suffixes: tuple[str, ...] = ()
+    rejected_suffixes: tuple[str, ...] = ()
+    throttled_suffixes: tuple[str, ...] = ()
+    retry_after_failed_report: float = 1.0
+
+
+class SimulatorCarrier:
+    name = "simulator"
+
+    def __init__(self, rules: SimulatorRules, clock: Clock = utcnow) -> None:
+        self._rules = rules
+        self._clock = clock
+        self._sink: ReportSink | None = None
+        # A per-process prefix keeps carrier ids unique across restarts.
+        self._prefix = f"sim-{secrets.token_hex(4)}-"
+        self._ids = count(1)
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def start(self, reports: ReportSink) -> None:
+        self._sink = reports
+
+    async def stop(self) -> None:
+        # Like an SMSC connection going away: reports not yet sent are not sent.
+        for task in list(self._pending):
+            task.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
+        self._sink = None
+
+    async def submit(self, messages: Sequence[Message]) -> list[SubmitResult]:
+        results: list[SubmitResult] = []
+        reports: list[DeliveryReport] = []
+        for message in messages:
+            result = self._answer(message)
+            results.append(result)
+            if result.carrier_message_id is not None:
+                reports.append(self._report_for(message, result.carrier_message_id))
+        if reports:
+            self._spawn(self._deliver_later(reports))
+        return results
+
+    def _answer(self, message: Message) -> SubmitResult:
+        number = message.recipient
+        if number.endswith(self._rules.rejected_suffixes or ("\0",)):
+            return SubmitResult(message.id, Verdict.REJECTED,
+                                error=ErrorInfo("invalid_destination",
+                                                "simulator: destination address rejected"))
+        if number.endswith(self._rules.throttled_suffixes or ("\0",)):
+            return SubmitResult(message.id, Verdict.RETRY,
+                                error=ErrorInfo("throttled", "simulator: throttling error"))
+        return SubmitResult(message.id, Verdict.SUBMITTED,
+                            carrier_message_id=f"{self._prefix}{next(self._ids)}")
+
+    def _report_for(self, message: Message, carrier_id: str) -> DeliveryReport:
+        if message.recipient.endswith(self._rules.undelivered_suffixes or ("\0",)):
+            return DeliveryReport(self.name, carrier_id, Status.UNDELIVERED, self._clock(),
+                                  error=ErrorInfo("absent_subscriber",
+                                                  "simulator: handset not reachable"),
+                                  detail="UNDELIV")
+        return DeliveryReport(self.name, carrier_id, Status.DELIVERED, self._clock(),
+                              detail="DELIVRD")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _deliver_later(self, reports: list[DeliveryReport]) -> None:
+        await asyncio.sleep(self._rules.report_delay)
+        while self._sink is not None:
+            now = self._clock()
+            stamped = [replace(r, at=now) for r in reports]
+            try:
+                await self._sink.report(stamped)
+                return
+            except Exception:  # the hub could not take them; an SMSC would resend
+                log.exception("report delivery failed; retrying", extra={"action": "report"})
+                await asyncio.sleep(self._rules.retry_after_failed_report)
+

@@ -1,0 +1,193 @@
+"""The JSON REST API: `POST /v1/messages` (one message, or {"messages": [...]}) and
+`GET /v1/messages/{id}`, authenticated by `Authorization: Bearer <api key>`."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from adapters.http_app import HttpContext, error_json, parse_json
+from hub import views
+from hub.clock import parse_time, utcnow
+from hub.errors import AuthenticationError, Rejected, TemporaryFailure
+from hub.model import (
+    Accepted,
+    Account,
+    MessageClass,
+    Outcome,
+    Refused,
+    Source,
+    Submission,
+)
+
+log = logging.getLogger(__name__)
+
+_FIELDS = {"to", "text", "from", "client_ref", "send_at", "expires_at", "validity", "class",
+           "priority"}
+
+
+def routes(ctx: HttpContext) -> list[BaseRoute]:
+    api = JsonApi(ctx)
+    return [
+        Route("/v1/messages", api.post_messages, methods=["POST"]),
+        Route("/v1/messages/{message_id}", api.get_message, methods=["GET"]),
+    ]
+
+
+class JsonApi:
+    def __init__(self, ctx: HttpContext) -> None:
+        self.ctx = ctx
+
+    async def post_messages(self, request: Request) -> Response:
+        try:
+            account = await self._authenticate(request)
+            body = parse_json(await request.body())
+        except AuthenticationError as exc:
+            return _unauthorized(str(exc))
+        except ValueError as exc:
+            return error_json(400, "invalid_json", str(exc))
+        single = not (isinstance(body, dict) and "messages" in body)
+        items = [body] if single else body["messages"]  # type: ignore[index]
+        if not isinstance(items, list) or not items:
+            return error_json(400, "invalid_request", "'messages' must be a non-empty list")
+        if len(items) > self.ctx.max_messages_per_request:
+            return error_json(
+                413, "too_many_messages",
+                f"{len(items)} messages in one request; the limit is "
+                f"{self.ctx.max_messages_per_request}",
+            )
+        try:
+            outcomes = await self._submit(account, items)
+        except TemporaryFailure as exc:
+            log.warning("intake unavailable: %s", exc, extra={"action": "intake"})
+            return error_json(503, "unavailable", "the spool is busy; try again",
+                              **{"Retry-After": "1"})
+        self._count(outcomes)
+        return _single_response(outcomes[0]) if single else _batch_response(outcomes)
+
+    async def _submit(self, account: Account, items: list[Any]) -> list[Outcome]:
+        parsed: list[Submission | Refused] = []
+        for item in items:
+            try:
+                parsed.append(submission_from_json(item, self.ctx.timezone))
+            except Rejected as exc:
+                parsed.append(Refused(exc.code, exc.reason))
+        valid = [p for p in parsed if isinstance(p, Submission)]
+        done = iter(await self.ctx.intake.submit(account, Source.REST, valid))
+        return [p if isinstance(p, Refused) else next(done) for p in parsed]
+
+    def _count(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            if isinstance(outcome, Refused):
+                self.ctx.metrics.refused[outcome.code] += 1
+            elif not outcome.duplicate:
+                self.ctx.metrics.accepted[Source.REST.value] += 1
+
+    async def get_message(self, request: Request) -> Response:
+        try:
+            account = await self._authenticate(request)
+        except AuthenticationError as exc:
+            return _unauthorized(str(exc))
+        message_id = request.path_params["message_id"]
+        spool = self.ctx.runner.spool
+        message = await self.ctx.runner.call(spool.get_message, message_id)
+        if message is None or message.account_id != account.id:
+            return error_json(404, "not_found", f"no message '{message_id}' in this account")
+        events = await self.ctx.runner.call(spool.events, message_id)
+        return JSONResponse(views.message_view(message, events))
+
+    async def _authenticate(self, request: Request) -> Account:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise AuthenticationError("send 'Authorization: Bearer <api key>'")
+        return await self.ctx.credentials.by_api_key(key.strip())
+
+
+def submission_from_json(item: Any, zone: str) -> Submission:
+    """One JSON message object to a Submission; Rejected('invalid_field') if malformed."""
+    if not isinstance(item, dict):
+        raise Rejected("invalid_field", "each message must be a JSON object")
+    unknown = sorted(set(item) - _FIELDS)
+    if unknown:
+        raise Rejected("invalid_field", f"unknown field '{unknown[0]}'; allowed: "
+                       + ", ".join(sorted(_FIELDS)))
+    to, text = _string(item, "to", required=True), _string(item, "text", required=True)
+    send_at = _time(item, "send_at", zone)
+    expires_at = _time(item, "expires_at", zone)
+    if "validity" in item:
+        expires_at = _validity(item["validity"], send_at)
+    try:
+        message_class = MessageClass(item.get("class", MessageClass.TRANSACTIONAL.value))
+    except ValueError:
+        raise Rejected("invalid_field", "'class' must be 'transactional' or 'marketing'") from None
+    priority = item.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise Rejected("invalid_field", "'priority' must be a whole number from 0 to 9")
+    return Submission(
+        to=to or "", text=text or "", sender=_string(item, "from"),
+        client_ref=_string(item, "client_ref"), send_at=send_at, expires_at=expires_at,
+        message_class=message_class, priority=priority,
+    )
+
+
+def _string(item: dict[str, Any], name: str, required: bool = False) -> str | None:
+    value = item.get(name)
+    if value is None:
+        if required:
+            raise Rejected("invalid_field", f"'{name}' is required")
+        return None
+    if not isinstance(value, str):
+        raise Rejected("invalid_field", f"'{name}' must be a string")
+    return value
+
+
+def _time(item: dict[str, Any], name: str, zone: str) -> datetime | None:
+    value = _string(item, name)
+    return None if value is None else parse_time(value, zone)
+
+
+def _validity(value: Any, send_at: datetime | None) -> datetime:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise Rejected("invalid_field", "'validity' must be a positive number of seconds")
+    return (send_at or utcnow()) + timedelta(seconds=value)
+
+
+def _single_response(outcome: Outcome) -> Response:
+    if isinstance(outcome, Refused):
+        status = 402 if outcome.code == "insufficient_credit" else 422
+        return error_json(status, outcome.code, outcome.reason)
+    return JSONResponse(outcome_json(outcome), 202)
+
+
+def _batch_response(outcomes: list[Outcome]) -> Response:
+    accepted = sum(isinstance(o, Accepted) for o in outcomes)
+    body = {
+        "accepted": accepted,
+        "refused": len(outcomes) - accepted,
+        "results": [outcome_json(o) for o in outcomes],
+    }
+    return JSONResponse(body, 202 if accepted else 422)
+
+
+def outcome_json(outcome: Outcome) -> dict[str, Any]:
+    if isinstance(outcome, Refused):
+        return {"accepted": False, "error": {"code": outcome.code, "message": outcome.reason}}
+    return {
+        "accepted": True,
+        "id": outcome.message_id,
+        "status": outcome.status.value,
+        "state": outcome.status.public.value,
+        "segments": outcome.segments,
+        "cost": views.money(outcome.cost),
+        "duplicate": outcome.duplicate,
+    }
+
+
+def _unauthorized(reason: str) -> Response:
+    return error_json(401, "unauthorized", reason, **{"WWW-Authenticate": 'Bearer realm="smshub"'})

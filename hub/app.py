@@ -1,0 +1,188 @@
+"""The composition root: the only place in hub/ that imports the spool and the adapters.
+It builds every service from the configuration, starts them in order and stops them in
+reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from dataclasses import dataclass
+
+import uvicorn
+
+from adapters import http_json
+from adapters.carrier_simulator import SimulatorCarrier, SimulatorRules
+from adapters.http_app import HttpContext, build_app
+from hub.accounts import Credentials, load_secret
+from hub.config import Config
+from hub.dispatcher import Dispatcher, DispatchSettings
+from hub.errors import SchemaError
+from hub.intake import Intake, IntakeRules
+from hub.maintenance import Maintenance
+from hub.metrics import Metrics
+from hub.policies import RetryPolicy
+from hub.ports import Carrier, SchemaState, Spool
+from hub.routing import Router
+from hub.spoolcall import SpoolRunner
+from spool import open_spool
+
+log = logging.getLogger(__name__)
+
+
+def open_configured_spool(config: Config) -> Spool:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    return open_spool(config.spool_url, busy_timeout=config.spool.busy_timeout)
+
+
+def ensure_schema(spool: Spool, *, create_if_empty: bool) -> None:
+    """Refuse an out-of-date schema with what to run; create one on an empty spool."""
+    state = spool.schema_state()
+    if state is SchemaState.EMPTY and create_if_empty:
+        spool.upgrade()
+        log.info("created the spool schema", extra={"action": "db-upgrade"})
+        return
+    if state is SchemaState.EMPTY:
+        raise SchemaError("the spool has no schema yet: run `smshub db upgrade`")
+    if state is SchemaState.OUTDATED:
+        raise SchemaError("the spool schema is out of date: run `smshub db upgrade`")
+    if state is SchemaState.NEWER:
+        raise SchemaError("the spool schema is newer than this smshub: upgrade smshub")
+
+
+def intake_rules(config: Config) -> IntakeRules:
+    return IntakeRules(
+        region=config.hub.default_region,
+        max_segments=config.messages.max_segments,
+        default_validity=config.messages.default_validity,
+        max_client_ref_length=config.messages.max_client_ref_length,
+    )
+
+
+def build_carriers(config: Config) -> dict[str, Carrier]:
+    sim = config.simulator
+    rules = SimulatorRules(
+        report_delay=sim.report_delay,
+        undelivered_suffixes=tuple(sim.undelivered_suffixes),
+        rejected_suffixes=tuple(sim.rejected_suffixes),
+        throttled_suffixes=tuple(sim.throttled_suffixes),
+    )
+    return {"simulator": SimulatorCarrier(rules)}
+
+
+@dataclass
+class Services:
+    runner: SpoolRunner
+    intake: Intake
+    credentials: Credentials
+    metrics: Metrics
+    dispatcher: Dispatcher
+
+
+class Hub:
+    """Every enabled service of one hub node, in one process."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.services: Services | None = None
+        self.http_port: int | None = None
+        self._server: uvicorn.Server | None = None
+        self._server_task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
+        self._maintenance: Maintenance | None = None
+
+    async def start(self) -> None:
+        cfg = self.config
+        spool = await asyncio.to_thread(open_configured_spool, cfg)
+        await asyncio.to_thread(ensure_schema, spool, create_if_empty=True)
+        runner = SpoolRunner(spool)
+        metrics = Metrics()
+        dispatcher = self._dispatcher(runner, metrics)
+        intake = Intake(runner, intake_rules(cfg), group_commit_max=cfg.spool.group_commit_max,
+                        on_commit=dispatcher.wake)
+        credentials = Credentials(runner, load_secret(cfg.data_dir),
+                                  cfg.accounts.credential_cache_seconds)
+        self.services = Services(runner, intake, credentials, metrics, dispatcher)
+        await dispatcher.start(claim=cfg.dispatcher.enabled)
+        if cfg.dispatcher.enabled:
+            self._maintenance = Maintenance(runner, cfg.maintenance.interval,
+                                            cfg.dispatcher.max_age)
+            self._maintenance.start()
+        if cfg.http.enabled:
+            await self._start_http(self.services)
+        log.info("smshub node %s started", cfg.node, extra={"action": "start"})
+
+    def _dispatcher(self, runner: SpoolRunner, metrics: Metrics) -> Dispatcher:
+        d = self.config.dispatcher
+        router = Router(build_carriers(self.config), self.config.routing.default_carrier)
+        policy = RetryPolicy(d.max_attempts, d.retry_base, d.retry_cap, d.max_age)
+        settings = DispatchSettings(
+            batch_size=d.batch_size, poll_interval=d.poll_interval,
+            lease_seconds=d.lease_seconds, shutdown_timeout=d.shutdown_timeout,
+            report_retry_interval=d.report_flush_interval * 10,
+            unmatched_report_ttl=d.unmatched_report_ttl,
+        )
+        return Dispatcher(runner, router, policy, settings, self.config.node, metrics)
+
+    async def _start_http(self, services: Services) -> None:
+        cfg = self.config
+        ctx = HttpContext(
+            intake=services.intake, credentials=services.credentials, runner=services.runner,
+            metrics=services.metrics, max_body_bytes=cfg.http.max_body_bytes,
+            max_messages_per_request=cfg.http.max_messages_per_request,
+            timezone=cfg.hub.timezone,
+        )
+        app = build_app(ctx, http_json.routes(ctx))
+        self._socket = _bind(cfg.http.host, cfg.http.port)
+        self.http_port = self._socket.getsockname()[1]
+        uv_config = uvicorn.Config(
+            app, lifespan="off", access_log=False, log_config=None, server_header=False,
+            timeout_keep_alive=30,
+        )
+        uv_config.load()
+        server = uvicorn.Server(uv_config)
+        server.lifespan = uv_config.lifespan_class(uv_config)
+        await server.startup(sockets=[self._socket])
+        self._server = server
+        self._server_task = asyncio.create_task(server.main_loop())
+        log.info("HTTP listening on http://%s:%d", cfg.http.host, self.http_port,
+                 extra={"action": "listen"})
+
+    async def stop(self) -> None:
+        if self._server is not None and self._server_task is not None:
+            self._server.should_exit = True
+            await self._server_task
+            await self._server.shutdown()
+        if self._maintenance is not None:
+            self._maintenance.stop()
+        if self.services is not None:
+            await self.services.dispatcher.stop()
+            self.services.runner.shutdown()
+            self.services.runner.spool.close()
+        log.info("smshub stopped", extra={"action": "stop"})
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(config: Config) -> None:
+    """Run every enabled service until SIGTERM or SIGINT, then stop gracefully."""
+    hub = Hub(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await hub.start()
+    try:
+        await stop.wait()
+        log.info("stopping on signal", extra={"action": "stop"})
+    finally:
+        await hub.stop()

@@ -1,0 +1,277 @@
+"""The `smshub` command: serve, database, configuration, accounts, send and status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from hub import accounts, app, views
+from hub.clock import parse_time
+from hub.config import Config, load
+from hub.errors import ConfigError, HubError
+from hub.intake import Intake
+from hub.model import Account, Refused, Source, Submission
+from hub.ports import Spool
+from hub.spoolcall import SpoolRunner
+
+Handler = Callable[[argparse.Namespace, Config], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        config = load(args.config)
+        _logging(config)
+        result: int = args.handler(args, config)
+        return result
+    except ConfigError as exc:
+        print(f"smshub: {exc}", file=sys.stderr)
+        return 2
+    except HubError as exc:
+        print(f"smshub: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="smshub", description="On-premise SMS integration hub.")
+    p.add_argument("--config", type=Path, default=None,
+                   help="configuration file (default: $SMSHUB_CONFIG, else ./hub.toml)")
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+    _command(sub, "serve", _serve, "run every enabled service until signalled")
+    db = sub.add_parser("db", help="spool schema").add_subparsers(title="db", metavar="ACTION")
+    _command(db, "upgrade", _db_upgrade, "create or upgrade the spool schema")
+    cfg = sub.add_parser("config", help="configuration").add_subparsers(metavar="ACTION")
+    _command(cfg, "check", _config_check, "validate the configuration without starting")
+    _account_commands(sub)
+    send = _command(sub, "send", _send, "send one SMS and print its message id")
+    send.add_argument("--account", required=True)
+    send.add_argument("--to", required=True, help="recipient, e.g. 0821234567 or +27821234567")
+    send.add_argument("--text", required=True)
+    send.add_argument("--from", dest="sender", help="sender id (must be allowed)")
+    send.add_argument("--at", help="send at this ISO 8601 time (local zone if no offset)")
+    send.add_argument("--client-ref")
+    status = _command(sub, "status", _status, "show a message's status and history")
+    status.add_argument("message_id")
+    return p
+
+
+def _account_commands(sub: Any) -> None:
+    acc = sub.add_parser("account", help="accounts and credentials").add_subparsers(
+        title="account", metavar="ACTION")
+    create = _command(acc, "create", _account_create, "create an account")
+    create.add_argument("name")
+    create.add_argument("--credits", type=_decimal, default=Decimal(0))
+    create.add_argument("--price-per-segment", type=_decimal, default=Decimal(1))
+    create.add_argument("--sender-id", action="append", default=[], dest="sender_ids")
+    _command(acc, "show", _account_show, "show an account").add_argument("name")
+    credit = _command(acc, "credit", _account_credit, "add (or with -N remove) credits")
+    credit.add_argument("name")
+    credit.add_argument("amount", type=_decimal)
+    _command(acc, "password", _account_password,
+             "set the password (read from standard input)").add_argument("name")
+    _command(acc, "api-key", _account_api_key,
+             "create an API key and print it (shown only once)").add_argument("name")
+    _command(acc, "list", _account_list, "list accounts")
+
+
+def _command(sub: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text,
+                                                     description=help_text)
+    parser.add_argument("--json", action="store_true", help="print data as JSON")
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value.is_finite():
+        raise argparse.ArgumentTypeError(f"'{text}' is not a finite number")
+    return value
+
+
+def _logging(config: Config) -> None:
+    logging.basicConfig(
+        level=config.hub.log_level.upper(), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _spool(config: Config) -> Spool:
+    spool = app.open_configured_spool(config)
+    app.ensure_schema(spool, create_if_empty=True)
+    return spool
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, default=str) if args.json else text)
+
+
+# --- commands ------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace, config: Config) -> int:
+    asyncio.run(app.serve(config))
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace, config: Config) -> int:
+    spool = app.open_configured_spool(config)
+    try:
+        before = spool.schema_state()
+        spool.upgrade()
+    finally:
+        spool.close()
+    _emit(args, {"before": before.value, "now": "current"},
+          f"spool schema upgraded (was {before.value}, now current)")
+    return 0
+
+
+def _config_check(args: argparse.Namespace, config: Config) -> int:
+    _emit(args, {"source": config.source, "ok": True}, f"{config.source}: OK")
+    return 0
+
+
+def _account_json(account: Account) -> dict[str, Any]:
+    return {
+        "name": account.name, "balance": str(account.balance),
+        "price_per_segment": str(account.price_per_segment),
+        "sender_ids": list(account.sender_ids), "enabled": account.enabled,
+        "has_password": account.has_password, "created_at": account.created_at.isoformat(),
+    }
+
+
+def _account_text(account: Account) -> str:
+    return (f"{account.name}: balance {account.balance}, "
+            f"{account.price_per_segment} per segment, "
+            f"sender ids: {', '.join(account.sender_ids) or '-'}, "
+            f"password: {'set' if account.has_password else 'not set'}")
+
+
+def _account_create(args: argparse.Namespace, config: Config) -> int:
+    spool = _spool(config)
+    try:
+        account = spool.create_account(args.name, args.credits, args.price_per_segment,
+                                       args.sender_ids)
+    finally:
+        spool.close()
+    _emit(args, _account_json(account), f"created {_account_text(account)}")
+    return 0
+
+
+def _account_show(args: argparse.Namespace, config: Config) -> int:
+    spool = _spool(config)
+    try:
+        account = spool.get_account(args.name)
+    finally:
+        spool.close()
+    _emit(args, _account_json(account), _account_text(account))
+    return 0
+
+
+def _account_credit(args: argparse.Namespace, config: Config) -> int:
+    spool = _spool(config)
+    try:
+        account = spool.add_credits(args.name, args.amount)
+    finally:
+        spool.close()
+    _emit(args, _account_json(account), _account_text(account))
+    return 0
+
+
+def _account_password(args: argparse.Namespace, config: Config) -> int:
+    password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        print("smshub: the password must have at least 8 characters", file=sys.stderr)
+        return 1
+    spool = _spool(config)
+    try:
+        spool.set_password_hash(args.name, accounts.hash_password(password))
+    finally:
+        spool.close()
+    _emit(args, {"name": args.name, "password": "set"}, f"password set for {args.name}")
+    return 0
+
+
+def _account_api_key(args: argparse.Namespace, config: Config) -> int:
+    spool = _spool(config)
+    try:
+        key = accounts.create_api_key(spool, accounts.load_secret(config.data_dir), args.name)
+    finally:
+        spool.close()
+    _emit(args, {"name": args.name, "api_key": key}, key)
+    return 0
+
+
+def _account_list(args: argparse.Namespace, config: Config) -> int:
+    spool = _spool(config)
+    try:
+        found = spool.list_accounts()
+    finally:
+        spool.close()
+    _emit(args, [_account_json(a) for a in found],
+          "\n".join(_account_text(a) for a in found) or "no accounts")
+    return 0
+
+
+def _send(args: argparse.Namespace, config: Config) -> int:
+    send_at = parse_time(args.at, config.hub.timezone) if args.at else None
+    submission = Submission(to=args.to, text=args.text, sender=args.sender,
+                            client_ref=args.client_ref, send_at=send_at)
+    outcome = asyncio.run(_submit_one(config, args.account, submission))
+    if isinstance(outcome, Refused):
+        _emit(args, {"accepted": False, "code": outcome.code, "reason": outcome.reason},
+              f"refused ({outcome.code}): {outcome.reason}")
+        return 1
+    _emit(args, {"accepted": True, "id": outcome.message_id, "status": outcome.status.value,
+                 "segments": outcome.segments, "cost": str(outcome.cost),
+                 "duplicate": outcome.duplicate}, outcome.message_id)
+    return 0
+
+
+async def _submit_one(config: Config, account_name: str, submission: Submission) -> Any:
+    spool = await asyncio.to_thread(_spool, config)
+    runner = SpoolRunner(spool, threads=1)
+    try:
+        account = await runner.call(spool.get_account, account_name)
+        intake = Intake(runner, app.intake_rules(config))
+        return (await intake.submit(account, Source.CLI, [submission]))[0]
+    finally:
+        runner.shutdown()
+        spool.close()
+
+
+def _status(args: argparse.Namespace, config: Config) -> int:
+    spool = _spool(config)
+    try:
+        message = spool.get_message(args.message_id)
+        events = spool.events(args.message_id) if message else []
+    finally:
+        spool.close()
+    if message is None:
+        print(f"smshub: no message '{args.message_id}'", file=sys.stderr)
+        return 1
+    data = views.message_view(message, events)
+    lines = [f"{message.id}  {message.status.value} ({message.status.public.value})  "
+             f"to {message.recipient}  {message.segments} segment(s)"]
+    if message.error is not None:
+        lines.append(f"last error: {message.error.code}: {message.error.text}")
+    lines += [f"  {e.at.isoformat(timespec='milliseconds')}  {e.status.value:<11} {e.detail}"
+              for e in events]
+    _emit(args, data, "\n".join(lines))
+    return 0

@@ -1,0 +1,37 @@
+"""Fixtures for tests that run a real hub in-process: `make_hub(**sections)`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.config import Config, load, with_overrides
+from tests.hubthread import HubThread
+
+
+def test_config(data_dir: Path, **sections: dict[str, Any]) -> Config:
+    base = with_overrides(
+        load(None, env={}),
+        hub={"data_dir": str(data_dir), "node": "test-node"},
+        http={"port": 0},
+        simulator={"report_delay": 0.05},
+        dispatcher={"poll_interval": 0.05, "retry_base": 0.05, "retry_cap": 0.2},
+    )
+    return with_overrides(base, **sections) if sections else base
+
+
+@pytest.fixture
+def make_hub(tmp_path: Path) -> Iterator[Callable[..., HubThread]]:
+    started: list[HubThread] = []
+
+    def make(**sections: dict[str, Any]) -> HubThread:
+        hub = HubThread(test_config(tmp_path / f"hub{len(started)}", **sections)).start()
+        started.append(hub)
+        return hub
+
+    yield make
+    for hub in reversed(started):
+        hub.stop()

@@ -1,0 +1,189 @@
+"""The dispatcher against a real spool (SQLite and PostgreSQL) and the simulator carrier:
+retries, permanent errors, validity, lease recovery, and two dispatchers sharing work."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from adapters.carrier_simulator import SimulatorCarrier, SimulatorRules
+from hub.clock import utcnow
+from hub.dispatcher import Dispatcher, DispatchSettings
+from hub.maintenance import Maintenance
+from hub.metrics import Metrics
+from hub.model import Message, Status, SubmitResult, Transition
+from hub.policies import RetryPolicy
+from hub.routing import Router
+from hub.spoolcall import SpoolRunner
+from spool import SqlSpool, open_spool
+from tests.factories import make_account, new_message
+
+
+class CountingSimulator(SimulatorCarrier):
+    """The simulator, counting every submission per message id."""
+
+    def __init__(self, rules: SimulatorRules, seen: Counter[str]) -> None:
+        super().__init__(rules)
+        self.seen = seen
+
+    async def submit(self, messages: Sequence[Message]) -> list[SubmitResult]:
+        self.seen.update(m.id for m in messages)
+        return await super().submit(messages)
+
+
+@dataclass
+class Stack:
+    spool: SqlSpool
+    runner: SpoolRunner
+    dispatcher: Dispatcher
+    seen: Counter[str] = field(default_factory=Counter)
+
+
+@pytest.fixture
+async def make_stack(spool_url: str) -> AsyncIterator[Callable[..., Any]]:
+    stacks: list[Stack] = []
+
+    async def make(node: str = "n1", policy: RetryPolicy | None = None,
+                   seen: Counter[str] | None = None, **rules: Any) -> Stack:
+        store = open_spool(spool_url)
+        await asyncio.to_thread(store.upgrade)
+        runner = SpoolRunner(store)
+        counter = seen if seen is not None else Counter()
+        carrier = CountingSimulator(SimulatorRules(report_delay=0.01, **rules), counter)
+        dispatcher = Dispatcher(
+            runner, Router({"simulator": carrier}, "simulator"),
+            policy or RetryPolicy(max_attempts=3, base=0.01, cap=0.02),
+            DispatchSettings(batch_size=100, poll_interval=0.02, report_retry_interval=0.02),
+            node, Metrics(),
+        )
+        stack = Stack(store, runner, dispatcher, counter)
+        stacks.append(stack)
+        return stack
+
+    yield make
+    for stack in stacks:
+        await stack.dispatcher.stop()
+        stack.runner.shutdown()
+        stack.spool.close()
+
+
+def enqueue(spool: SqlSpool, count: int = 1, **kwargs: Any) -> list[str]:
+    account = make_account(spool, credits="1000", price="0.05")
+    now = utcnow()
+    messages = [new_message(account, accepted_at=now, **kwargs) for _ in range(count)]
+    for start in range(0, count, 1000):
+        spool.accept(messages[start:start + 1000])
+    return [m.id for m in messages]
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+def status_of(spool: SqlSpool, message_id: str) -> Status:
+    message = spool.get_message(message_id)
+    assert message is not None
+    return message.status
+
+
+async def test_retries_back_off_and_stop_after_max_attempts(make_stack: Any) -> None:
+    stack: Stack = await make_stack(throttled_suffixes=("67",))
+    [mid] = enqueue(stack.spool)
+    await stack.dispatcher.start()
+    await until(lambda: status_of(stack.spool, mid) is Status.FAILED)
+    message = stack.spool.get_message(mid)
+    assert message is not None and message.attempts == 3
+    assert message.error is not None and message.error.code == "retries_exhausted"
+    events = stack.spool.events(mid)
+    retries = [e for e in events if e.status is Status.QUEUED and "retry at" in e.detail]
+    assert len(retries) == 2  # attempt 1 and 2 were retried, attempt 3 gave up
+    assert stack.seen[mid] == 3
+    account = stack.spool.get_account_by_id(message.account_id)
+    assert account.balance == Decimal("1000")  # never reached a handset: refunded
+
+
+async def test_permanent_error_fails_at_once(make_stack: Any) -> None:
+    stack: Stack = await make_stack(rejected_suffixes=("67",))
+    [mid] = enqueue(stack.spool)
+    await stack.dispatcher.start()
+    await until(lambda: status_of(stack.spool, mid) is Status.REJECTED)
+    message = stack.spool.get_message(mid)
+    assert message is not None and message.attempts == 1 and stack.seen[mid] == 1
+    assert message.error is not None and message.error.code == "invalid_destination"
+
+
+async def test_message_past_its_validity_expires_instead_of_being_sent(make_stack: Any) -> None:
+    stack: Stack = await make_stack()
+    [mid] = enqueue(stack.spool, expires_at=utcnow() + timedelta(milliseconds=50))
+    await asyncio.sleep(0.1)
+    assert await stack.dispatcher.run_once() == 1
+    assert status_of(stack.spool, mid) is Status.EXPIRED
+    assert stack.seen[mid] == 0
+
+
+async def test_maintenance_expires_queued_messages_past_validity(make_stack: Any) -> None:
+    stack: Stack = await make_stack()
+    [mid] = enqueue(stack.spool, expires_at=utcnow() + timedelta(milliseconds=50))
+    await asyncio.sleep(0.1)
+    done = await Maintenance(stack.runner, 60, 3600).run_once()
+    assert done["expired"] == 1 and status_of(stack.spool, mid) is Status.EXPIRED
+
+
+async def test_expired_lease_is_recovered_and_the_stale_holder_cannot_record(
+    make_stack: Any,
+) -> None:
+    stack: Stack = await make_stack(node="n1")
+    [mid] = enqueue(stack.spool)
+    # A dispatcher that died: it claimed with a short lease and never came back.
+    stale = stack.spool.claim("dead-node", 10, 0.05, utcnow())
+    assert [m.id for m in stale.messages] == [mid]
+    await asyncio.sleep(0.1)
+    assert (await Maintenance(stack.runner, 60, 3600).run_once())["recovered"] == 1
+    await stack.dispatcher.start()
+    await until(lambda: status_of(stack.spool, mid) is Status.DELIVERED)
+    late = stack.spool.record(stale.token, [Transition(mid, Status.FAILED)], utcnow())
+    assert late == [] and status_of(stack.spool, mid) is Status.DELIVERED
+
+
+async def test_a_restarted_node_releases_what_it_held_at_once(make_stack: Any) -> None:
+    stack: Stack = await make_stack(node="n1")
+    [mid] = enqueue(stack.spool)
+    stack.spool.claim("n1", 10, 3600, utcnow())  # held by this node's previous life
+    await stack.dispatcher.start()
+    await until(lambda: status_of(stack.spool, mid) is Status.DELIVERED, timeout=5)
+
+
+@pytest.mark.postgres
+async def test_two_dispatchers_on_one_postgres_spool_submit_each_message_exactly_once(
+    make_stack: Any, spool_url: str,
+) -> None:
+    if not spool_url.startswith("postgresql"):
+        pytest.skip("the shared-spool case is PostgreSQL's")
+    seen: Counter[str] = Counter()
+    first: Stack = await make_stack(node="a", seen=seen)
+    second: Stack = await make_stack(node="b", seen=seen)
+    ids = await asyncio.to_thread(enqueue, first.spool, 5000)
+    await asyncio.gather(first.dispatcher.start(), second.dispatcher.start())
+
+    def all_delivered() -> bool:
+        totals = first.spool.totals(utcnow()).by_status
+        return totals.get(Status.DELIVERED, 0) == 5000
+
+    await until(all_delivered, timeout=60)
+    assert set(seen) == set(ids)
+    assert set(seen.values()) == {1}
+    per_node = Counter(e.detail.split(" by ")[-1] for mid in ids[:500]
+                       for e in first.spool.events(mid) if e.status is Status.SENDING)
+    assert per_node["a"] > 0 and per_node["b"] > 0  # both really took part
