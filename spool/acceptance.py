@@ -5,20 +5,26 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from hub.errors import NotFound
 from hub.model import Message, NewMessage, Status
 from hub.ports import Committed
+from spool.bulk import bulk_insert
 from spool.engine import Database
-from spool.rows import chunks, message_from_new, message_from_row, message_values
+from spool.ledger import Event, add_events, event
+from spool.rows import (
+    MESSAGE_COLUMNS,
+    chunks,
+    message_from_new,
+    message_from_row,
+    message_values,
+)
 from spool.tables import (
     Money,
     accounts,
     from_units,
-    message_events,
     messages,
     to_units,
 )
@@ -97,8 +103,8 @@ def _stored_refs(conn: Connection, group: Sequence[NewMessage]) -> dict[RefKey, 
 def _store(conn: Connection, plan: _Plan) -> None:
     if not plan.stored:
         return
-    conn.execute(insert(messages), [message_values(nm) for nm in plan.stored])
-    conn.execute(insert(message_events), [e for nm in plan.stored for e in _events(nm)])
+    bulk_insert(conn, messages, MESSAGE_COLUMNS, [message_values(nm) for nm in plan.stored])
+    add_events(conn, [e for nm in plan.stored for e in _events(nm)])
     debit = (
         update(accounts)
         .where(accounts.c.id == bindparam("b_id"))
@@ -109,14 +115,10 @@ def _store(conn: Connection, plan: _Plan) -> None:
     )
 
 
-def _events(nm: NewMessage) -> tuple[dict[str, Any], dict[str, Any]]:
+def _events(nm: NewMessage) -> tuple[Event, Event]:
     status = nm.initial_status
     detail = "due now" if status is Status.QUEUED else f"scheduled for {nm.due_at.isoformat()}"
     return (
-        _event(nm, Status.ACCEPTED, f"accepted via {nm.source.value}"),
-        _event(nm, status, detail),
+        event(nm.id, nm.accepted_at, Status.ACCEPTED, f"accepted via {nm.source.value}"),
+        event(nm.id, nm.accepted_at, status, detail),
     )
-
-
-def _event(nm: NewMessage, status: Status, detail: str) -> dict[str, Any]:
-    return {"message_id": nm.id, "at": nm.accepted_at, "status": status.value, "detail": detail}

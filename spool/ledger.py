@@ -8,10 +8,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import Connection, bindparam, update
 
 from hub.model import Status
-from spool.tables import Money, accounts, message_events
+from spool.bulk import bulk_insert
+from spool.tables import Money, accounts, message_events, to_micros
 
 # Values that end a lease; every transition out of `sending` applies them.
 NO_LEASE: dict[str, Any] = {"lease_token": None, "lease_owner": None, "lease_expires_at": None}
@@ -23,13 +24,17 @@ _CREDIT = (
 )
 
 
-def event(message_id: str, at: datetime, status: Status, detail: str) -> dict[str, Any]:
-    return {"message_id": message_id, "at": at, "status": status.value, "detail": detail}
+EVENT_COLUMNS = ("message_id", "at", "status", "detail")
+Event = tuple[str, int, str, str]
 
 
-def add_events(conn: Connection, events: Sequence[dict[str, Any]]) -> None:
-    if events:
-        conn.execute(insert(message_events), list(events))
+def event(message_id: str, at: datetime, status: Status, detail: str) -> Event:
+    """One audit-trail row in driver form (EVENT_COLUMNS)."""
+    return (message_id, to_micros(at), status.value, detail)
+
+
+def add_events(conn: Connection, events: Sequence[Event]) -> None:
+    bulk_insert(conn, message_events, EVENT_COLUMNS, events)
 
 
 def refund(conn: Connection, costs: Iterable[tuple[int, Decimal]]) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy.sql.expression import TextualSelect
 
 from hub.model import FINAL_STATUSES, Claim, ErrorInfo, Message, Status, Transition
 from spool.engine import Database
-from spool.ledger import NO_LEASE, add_events, event, refund
+from spool.ledger import NO_LEASE, Event, add_events, event, refund
 from spool.rows import CHUNK, chunks, message_from_row
 from spool.tables import CLAIMABLE_SQL, QUEUED_SQL, SENDING_SQL, UtcTime, messages
 
@@ -108,7 +108,7 @@ def _due_ids(sqlite: bool, now: datetime, limit: int) -> TextualSelect:
     )
 
 
-def _sending(message: Message, owner: str, now: datetime) -> dict[str, Any]:
+def _sending(message: Message, owner: str, now: datetime) -> Event:
     return event(message.id, now, Status.SENDING, f"attempt {message.attempts} by {owner}")
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Text, bindparam, func, select, update
 
 from hub.model import DeliveryReport, Status
 from spool.engine import Database
-from spool.ledger import NO_LEASE, add_events, event
+from spool.ledger import NO_LEASE, Event, add_events, event
 from spool.rows import chunks
 from spool.tables import UtcTime, messages
 
@@ -43,7 +43,7 @@ def apply_reports(
         return []
     unmatched: list[DeliveryReport] = []
     finished: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
+    events: list[Event] = []
     with db.write() as conn:
         found = _find(conn, reports)
         for report in reports:

@@ -16,6 +16,7 @@ from hub.model import (
     Source,
     Status,
 )
+from spool.tables import to_micros, to_units
 
 T = TypeVar("T")
 CHUNK = 500  # keeps IN lists and bind-parameter counts well inside every backend's limits
@@ -83,30 +84,24 @@ def message_from_new(nm: NewMessage) -> Message:
     )
 
 
-def message_values(nm: NewMessage) -> dict[str, Any]:
-    """The row to insert for a newly accepted message."""
-    return {
-        "id": nm.id,
-        "account_id": nm.account_id,
-        "source": nm.source.value,
-        "client_ref": nm.client_ref,
-        "batch_id": nm.batch_id,
-        "sender": nm.sender,
-        "recipient": nm.recipient,
-        "text": nm.text,
-        "encoding": nm.encoding.value,
-        "segments": nm.segments,
-        "cost": nm.cost,
-        "message_class": nm.message_class.value,
-        "priority": nm.priority,
-        "send_at": nm.send_at,
-        "expires_at": nm.expires_at,
-        "due_at": nm.due_at,
-        "status": nm.initial_status.value,
-        "attempts": 0,
-        "accepted_at": nm.accepted_at,
-        "updated_at": nm.accepted_at,
-    }
+MESSAGE_COLUMNS = (
+    "id", "account_id", "source", "client_ref", "batch_id", "sender", "recipient", "text",
+    "encoding", "segments", "cost", "message_class", "priority", "send_at", "expires_at",
+    "due_at", "status", "attempts", "accepted_at", "updated_at",
+)
+
+
+def message_values(nm: NewMessage) -> tuple[Any, ...]:
+    """The row to insert for a newly accepted message, in driver form (MESSAGE_COLUMNS)."""
+    accepted = to_micros(nm.accepted_at)
+    return (
+        nm.id, nm.account_id, nm.source.value, nm.client_ref, nm.batch_id, nm.sender,
+        nm.recipient, nm.text, nm.encoding.value, nm.segments, to_units(nm.cost),
+        nm.message_class.value, nm.priority,
+        None if nm.send_at is None else to_micros(nm.send_at),
+        None if nm.expires_at is None else to_micros(nm.expires_at),
+        to_micros(nm.due_at), nm.initial_status.value, 0, accepted, accepted,
+    )
 
 
 def event_from_row(row: Mapping[Any, Any]) -> Event:
