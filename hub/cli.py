@@ -134,7 +134,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
 def _fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop where it is installed: a faster event loop for the servers."""
     try:
-        import uvloop
+        import uvloop  # noqa: PLC0415 - optional: not on every platform
     except ImportError:
         return None
     return uvloop.new_event_loop

@@ -72,6 +72,9 @@ def _normalise_cached(raw: str, region: str) -> tuple[bool, str]:
 
 def _normalise(raw: str, region: str) -> str:
     text = raw.strip()
+    quick = _quick(text, region)
+    if quick is not None:
+        return quick
     if _SHAPE.fullmatch(text) is None:
         raise Rejected("invalid_number", _shape_reason(raw, text))
     try:
@@ -82,6 +85,67 @@ def _normalise(raw: str, region: str) -> str:
     if not phonenumbers.is_valid_number(number):
         raise Rejected("invalid_number", _invalid_reason(raw, number))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# The plain digit forms batch files are full of: +CC..., 00CC..., 0... (national).
+_PLAIN = re.compile(r"(\+|00|0)?([0-9]{6,17})")
+
+
+def _quick(text: str, region: str) -> str | None:
+    """E.164 for plain digit forms without phonenumbers' general parser (about half of
+    its cost), or None to take the full path. Only answers for numbers phonenumbers
+    itself validates, so it never accepts what the full path would refuse."""
+    found = _PLAIN.fullmatch(text)
+    if found is None:
+        return None
+    prefix, digits = found.groups()
+    if prefix == "+" or (prefix == "00" and _international_prefix(region) == "00"):
+        split = _split_country_code(digits)
+    elif prefix == "0":
+        split = _national(digits, region)
+    else:
+        return None  # bare digits: national or with country code? phonenumbers decides
+    if split is None:
+        return None
+    code, national = split
+    if national.startswith("0"):
+        return None  # Italian-style leading zeros need phonenumbers' own handling
+    number = PhoneNumber(country_code=code, national_number=int(national))
+    return f"+{code}{national}" if phonenumbers.is_valid_number(number) else None
+
+
+def _split_country_code(digits: str) -> tuple[int, str] | None:
+    if digits.startswith("0"):
+        return None  # no country code starts with 0
+    for size in (1, 2, 3):  # country codes are prefix-free
+        code = int(digits[:size])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return code, digits[size:]
+    return None
+
+
+@functools.lru_cache(maxsize=512)
+def _national_prefix(region: str) -> tuple[int, str] | None:
+    """(country code, national prefix) where that prefix is simply stripped ("0" in ZA)."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if meta is None or meta.national_prefix is None or meta.country_code is None:
+        return None
+    if meta.national_prefix_for_parsing not in (None, meta.national_prefix):
+        return None  # carrier codes and other rewriting rules: the full path handles them
+    return meta.country_code, meta.national_prefix
+
+
+@functools.lru_cache(maxsize=512)
+def _international_prefix(region: str) -> str | None:
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    return None if meta is None else meta.international_prefix
+
+
+def _national(digits: str, region: str) -> tuple[int, str] | None:
+    rule = _national_prefix(region)
+    if rule is None or rule[1] != "0":
+        return None
+    return rule[0], digits
 
 
 def _shape_reason(raw: str, text: str) -> str:

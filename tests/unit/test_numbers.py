@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
+import phonenumbers
 import pytest
 
+from hub import numbers
 from hub.errors import Rejected
 from hub.numbers import MAX_LENGTH, mask, normalise
 
@@ -111,3 +115,31 @@ def test_mask_never_shows_a_whole_number(text: str) -> None:
     masked = mask(text)
     assert digits == "" or digits not in masked
     assert sum(c.isdigit() for c in masked) <= 6
+
+
+def test_quick_path_agrees_with_phonenumbers_wherever_it_answers() -> None:
+    """The digit-only fast path may decline, but whenever it answers it must give what
+    phonenumbers' full parse and validation give (seeded random forms, many regions)."""
+    def reference(text: str, region: str) -> str | None:
+        try:
+            number = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            return None
+        if not phonenumbers.is_valid_number(number):
+            return None
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    rnd = random.Random(20261125)
+    answered = 0
+    for _ in range(60_000):
+        region = rnd.choice(["ZA", "GB", "DE", "US", "IT", "AR", "MX", "BR", "NG", "KE", "IN"])
+        form = rnd.choice(["+", "00", "0"])
+        code = rnd.choice(["27", "44", "49", "1", "39", "54", "52", "234", "254", "91", ""])
+        body = rnd.choice(["", "82", "83", "7"]) + "".join(
+            rnd.choice("0123456789") for _ in range(rnd.randint(5, 11)))
+        text = form + (code if form != "0" else "") + body
+        quick = numbers._quick(text, region)
+        if quick is not None:
+            answered += 1
+            assert quick == reference(text, region), (text, region)
+    assert answered > 3000  # the fast path really is exercised
