@@ -14,8 +14,16 @@ from itertools import count
 from typing import Any
 
 from hub.clock import Clock, utcnow
-from hub.model import DeliveryReport, ErrorInfo, Message, Status, SubmitResult, Verdict
-from hub.ports import ReportSink
+from hub.model import (
+    DeliveryReport,
+    ErrorInfo,
+    InboundMessage,
+    Message,
+    Status,
+    SubmitResult,
+    Verdict,
+)
+from hub.ports import CarrierSink
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +43,14 @@ class SimulatorCarrier:
     def __init__(self, rules: SimulatorRules, clock: Clock = utcnow) -> None:
         self._rules = rules
         self._clock = clock
-        self._sink: ReportSink | None = None
+        self._sink: CarrierSink | None = None
         # A per-process prefix keeps carrier ids unique across restarts.
         self._prefix = f"sim-{secrets.token_hex(4)}-"
         self._ids = count(1)
         self._pending: set[asyncio.Task[None]] = set()
 
-    async def start(self, reports: ReportSink) -> None:
-        self._sink = reports
+    async def start(self, sink: CarrierSink) -> None:
+        self._sink = sink
 
     async def stop(self) -> None:
         # Like an SMSC connection going away: reports not yet sent are not sent.
@@ -50,6 +58,15 @@ class SimulatorCarrier:
             task.cancel()
         await asyncio.gather(*self._pending, return_exceptions=True)
         self._sink = None
+
+    async def inject_inbound(self, sender: str, recipient: str, text: str) -> None:
+        """A handset answers: hand an inbound message to the hub as an SMSC would, and
+        return once the hub has committed it (when an SMSC would get its ack)."""
+        if self._sink is None:
+            raise RuntimeError("the simulator is not started")
+        mo = InboundMessage(self.name, sender, recipient, text, self._clock(),
+                            carrier_message_id=f"{self._prefix}mo-{next(self._ids)}")
+        await self._sink.inbound([mo])
 
     async def submit(self, messages: Sequence[Message]) -> list[SubmitResult]:
         results: list[SubmitResult] = []

@@ -41,20 +41,72 @@ class HttpContext:
     timezone: str
 
 
-def build_app(ctx: HttpContext, routes: Sequence[BaseRoute]) -> ASGIApp:
+@dataclass(frozen=True, slots=True)
+class BodyRule:
+    """A body limit of its own for paths under `prefix` (e.g. large XML batches), answered
+    in that protocol's own format."""
+
+    prefix: str
+    max_bytes: int
+    respond: Callable[[int], Response]
+
+    def response(self) -> Response:
+        return self.respond(self.max_bytes)
+
+
+def _rule_for(rules: Sequence[BodyRule], default: int, path: str) -> BodyRule:
+    for rule in rules:
+        if path == rule.prefix or path.startswith(rule.prefix.rstrip("/") + "/"):
+            return rule
+    return BodyRule("", default, _too_large_response)
+
+
+def build_app(
+    ctx: HttpContext, routes: Sequence[BaseRoute], body_rules: Sequence[BodyRule] = ()
+) -> ASGIApp:
     ops = [
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz_for(ctx), methods=["GET"]),
         Route("/metrics", _metrics_for(ctx), methods=["GET"]),
     ]
-    limit = ctx.max_body_bytes
+    limit, rules = ctx.max_body_bytes, tuple(body_rules)
 
     async def too_large(request: Request, exc: Exception) -> Response:
-        return _too_large_response(limit)
+        return _rule_for(rules, limit, request.url.path).response()
 
     # The handler answers for bodies found too large while an endpoint streams them in.
     app = Starlette(routes=[*ops, *routes], exception_handlers={BodyTooLarge: too_large})
-    return BodyLimit(app, limit)
+    return BodyLimit(ExactPaths(app, [*ops, *routes]), limit, rules)
+
+
+class ExactPaths:
+    """Serves routes without path parameters straight from a dict, before Starlette's
+    router and middleware layers: on the hot `POST /v1/messages` those layers cost more
+    than the message itself. Anything else goes to the Starlette app unchanged."""
+
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.table: dict[tuple[str, str], _Endpoint] = {}
+        for route in routes:
+            if isinstance(route, Route) and "{" not in route.path:
+                for method in route.methods or ():
+                    self.table[(method, route.path)] = route.endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = None
+        if scope["type"] == "http":
+            endpoint = self.table.get((scope["method"], scope["path"]))
+        if endpoint is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            response = await endpoint(Request(scope, receive))
+        except BodyTooLarge:
+            raise  # BodyLimit answers it in the path's own format
+        except Exception:
+            log.exception("unhandled error in %s", scope["path"], extra={"action": "http"})
+            response = error_json(500, "internal_error", "the hub failed to handle the request")
+        await response(scope, receive, send)
 
 
 def error_json(status: int, code: str, message: str, **headers: str) -> JSONResponse:
@@ -93,19 +145,22 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimit:
-    """Answers 413 as soon as a body is known to exceed the limit: at once from
-    Content-Length, or while streaming a chunked body, never after reading it whole."""
+    """Answers 413 as soon as a body is known to exceed the limit (the path's BodyRule, if
+    any): at once from Content-Length, or while streaming a chunked body, never after
+    reading it whole."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, rules: Sequence[BodyRule] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.rules = tuple(rules)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = _rule_for(self.rules, self.max_bytes, scope["path"]).max_bytes
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
+        if declared is not None and declared > limit:
             await self._too_large(scope, receive, send)
             return
         seen = 0
@@ -115,7 +170,7 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
+            if seen > limit:
                 raise BodyTooLarge
             return message
 
@@ -131,7 +186,8 @@ class BodyLimit:
                 await self._too_large(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await _too_large_response(self.max_bytes)(scope, receive, send)
+        rule = _rule_for(self.rules, self.max_bytes, scope["path"])
+        await rule.response()(scope, receive, send)
 
 
 def _too_large_response(limit: int) -> Response:

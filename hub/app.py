@@ -12,18 +12,23 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from adapters import http_json
+from adapters import http_json, http_xml, http_xml_dialects
 from adapters.carrier_simulator import SimulatorCarrier, SimulatorRules
+from adapters.csv_batch import FileRules
+from adapters.ftp_drop import FtpDrop
+from adapters.ftp_jobs import JobSettings
 from adapters.http_app import HttpContext, build_app
 from hub.accounts import Credentials, load_secret
 from hub.config import Config
 from hub.dispatcher import Dispatcher, DispatchSettings
 from hub.errors import SchemaError
+from hub.inbound import InboundDesk
 from hub.intake import Intake, IntakeRules
 from hub.maintenance import Maintenance
 from hub.metrics import Metrics
+from hub.outbox import OutboxRunner, OutboxSettings
 from hub.policies import RetryPolicy
-from hub.ports import Carrier, SchemaState, Spool
+from hub.ports import Carrier, InboundRoute, OutboxChannel, SchemaState, Spool
 from hub.routing import Router
 from hub.spoolcall import SpoolRunner
 from spool import open_spool
@@ -78,6 +83,35 @@ class Services:
     credentials: Credentials
     metrics: Metrics
     dispatcher: Dispatcher
+    inbound: InboundDesk
+    outbox: OutboxRunner
+
+
+def build_inbound_routes(config: Config, runner: SpoolRunner) -> list[InboundRoute]:
+    """What inbound messages may lead to; ingress adapters that answer by email or
+    webhook add their route here."""
+    return []
+
+
+def build_outbox_channels(config: Config, runner: SpoolRunner) -> dict[str, OutboxChannel]:
+    return {}
+
+
+def build_outbox(config: Config, runner: SpoolRunner) -> OutboxRunner:
+    o = config.outbox
+    policy = RetryPolicy(o.max_attempts, o.retry_base, o.retry_cap, max_age=float("inf"))
+    settings = OutboxSettings(o.batch_size, o.poll_interval, o.lease_seconds)
+    return OutboxRunner(runner, build_outbox_channels(config, runner), policy, settings)
+
+
+def build_inbound_desk(
+    config: Config, runner: SpoolRunner, outbox: OutboxRunner | None = None
+) -> InboundDesk:
+    return InboundDesk(
+        runner, build_inbound_routes(config, runner),
+        keywords=config.inbound.opt_out_keywords,
+        on_routed=None if outbox is None else outbox.wake,
+    )
 
 
 class Hub:
@@ -91,6 +125,8 @@ class Hub:
         self._server_task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
         self._maintenance: Maintenance | None = None
+        self._ftp: FtpDrop | None = None
+        self.ftp_port: int | None = None
 
     async def start(self) -> None:
         cfg = self.config
@@ -98,22 +134,30 @@ class Hub:
         await asyncio.to_thread(ensure_schema, spool, create_if_empty=True)
         runner = SpoolRunner(spool)
         metrics = Metrics()
-        dispatcher = self._dispatcher(runner, metrics)
+        outbox = build_outbox(cfg, runner)
+        inbound = build_inbound_desk(cfg, runner, outbox)
+        dispatcher = self._dispatcher(runner, metrics, inbound)
         intake = Intake(runner, intake_rules(cfg), group_commit_max=cfg.spool.group_commit_max,
                         on_commit=dispatcher.wake)
         credentials = Credentials(runner, load_secret(cfg.data_dir),
                                   cfg.accounts.credential_cache_seconds)
-        self.services = Services(runner, intake, credentials, metrics, dispatcher)
+        self.services = Services(runner, intake, credentials, metrics, dispatcher, inbound,
+                                 outbox)
         await dispatcher.start(claim=cfg.dispatcher.enabled)
         if cfg.dispatcher.enabled:
             self._maintenance = Maintenance(runner, cfg.maintenance.interval,
-                                            cfg.dispatcher.max_age)
+                                            cfg.dispatcher.max_age, inbound=inbound)
             self._maintenance.start()
+            outbox.start()
         if cfg.http.enabled:
             await self._start_http(self.services)
+        if cfg.ftp.enabled:
+            await self._start_ftp(self.services)
         log.info("smshub node %s started", cfg.node, extra={"action": "start"})
 
-    def _dispatcher(self, runner: SpoolRunner, metrics: Metrics) -> Dispatcher:
+    def _dispatcher(
+        self, runner: SpoolRunner, metrics: Metrics, inbound: InboundDesk
+    ) -> Dispatcher:
         d = self.config.dispatcher
         router = Router(build_carriers(self.config), self.config.routing.default_carrier)
         policy = RetryPolicy(d.max_attempts, d.retry_base, d.retry_cap, d.max_age)
@@ -123,7 +167,8 @@ class Hub:
             report_retry_interval=d.report_flush_interval * 10,
             unmatched_report_ttl=d.unmatched_report_ttl,
         )
-        return Dispatcher(runner, router, policy, settings, self.config.node, metrics)
+        return Dispatcher(runner, router, policy, settings, self.config.node, metrics,
+                          inbound=inbound)
 
     async def _start_http(self, services: Services) -> None:
         cfg = self.config
@@ -133,12 +178,14 @@ class Hub:
             max_messages_per_request=cfg.http.max_messages_per_request,
             timezone=cfg.hub.timezone,
         )
-        app = build_app(ctx, http_json.routes(ctx))
+        xml = http_xml.XmlSettings(cfg.xml.max_body_bytes, cfg.xml.max_messages)
+        xml_routes = [*http_xml.routes(ctx, xml), *http_xml_dialects.routes(ctx)]
+        app = build_app(ctx, [*http_json.routes(ctx), *xml_routes], http_xml.body_rules(xml))
         self._socket = _bind(cfg.http.host, cfg.http.port)
         self.http_port = self._socket.getsockname()[1]
         uv_config = uvicorn.Config(
             app, lifespan="off", access_log=False, log_config=None, server_header=False,
-            timeout_keep_alive=30,
+            timeout_keep_alive=30, proxy_headers=False,
         )
         uv_config.load()
         server = uvicorn.Server(uv_config)
@@ -149,7 +196,20 @@ class Hub:
         log.info("HTTP listening on http://%s:%d", cfg.http.host, self.http_port,
                  extra={"action": "listen"})
 
+    async def _start_ftp(self, services: Services) -> None:
+        cfg = self.config
+        jobs = JobSettings(
+            FileRules(cfg.hub.default_region, cfg.hub.timezone),
+            rows_per_group=cfg.ftp.rows_per_group, duplicate_window=cfg.ftp.duplicate_window,
+            report_interval=cfg.ftp.report_interval,
+        )
+        self._ftp = FtpDrop(cfg.ftp, jobs, services.intake, services.runner, cfg.data_dir)
+        await self._ftp.start()
+        self.ftp_port = self._ftp.port
+
     async def stop(self) -> None:
+        if self._ftp is not None:
+            await self._ftp.stop()
         if self._server is not None and self._server_task is not None:
             self._server.should_exit = True
             await self._server_task
@@ -157,6 +217,7 @@ class Hub:
         if self._maintenance is not None:
             self._maintenance.stop()
         if self.services is not None:
+            await self.services.outbox.stop()
             await self.services.dispatcher.stop()
             self.services.runner.shutdown()
             self.services.runner.spool.close()

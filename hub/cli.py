@@ -12,12 +12,13 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from hub import accounts, app, views
-from hub.clock import parse_time
+from hub import accounts, app, numbers, views
+from hub.batches import Batch, BatchProgress
+from hub.clock import parse_time, utcnow
 from hub.config import Config, load
 from hub.errors import ConfigError, HubError
 from hub.intake import Intake
-from hub.model import Account, Refused, Source, Submission
+from hub.model import Account, Inbound, InboundMessage, Refused, Source, Submission
 from hub.ports import Spool
 from hub.spoolcall import SpoolRunner
 
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="configuration").add_subparsers(metavar="ACTION")
     _command(cfg, "check", _config_check, "validate the configuration without starting")
     _account_commands(sub)
+    _batch_commands(sub)
     send = _command(sub, "send", _send, "send one SMS and print its message id")
     send.add_argument("--account", required=True)
     send.add_argument("--to", required=True, help="recipient, e.g. 0821234567 or +27821234567")
@@ -65,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--client-ref")
     status = _command(sub, "status", _status, "show a message's status and history")
     status.add_argument("message_id")
+    sim = sub.add_parser("simulate", help="act as the simulator carrier's handsets")
+    inbound = _command(sim.add_subparsers(title="simulate", metavar="WHAT"), "inbound",
+                       _simulate_inbound, "a handset sends an SMS to the hub")
+    inbound.add_argument("--from", dest="sender", required=True, help="the handset's number")
+    inbound.add_argument("--to", dest="recipient", required=True,
+                         help="the hub's number or short code it was sent to")
+    inbound.add_argument("--text", required=True)
     return p
 
 
@@ -85,6 +94,15 @@ def _account_commands(sub: Any) -> None:
     _command(acc, "api-key", _account_api_key,
              "create an API key and print it (shown only once)").add_argument("name")
     _command(acc, "list", _account_list, "list accounts")
+
+
+def _batch_commands(sub: Any) -> None:
+    batch = sub.add_parser("batch", help="batch files (FTP drop)").add_subparsers(
+        title="batch", metavar="ACTION")
+    listing = _command(batch, "list", _batch_list, "list recent batches and their progress")
+    listing.add_argument("--account", help="only this account's batches")
+    listing.add_argument("--limit", type=int, default=20)
+    _command(batch, "show", _batch_show, "show one batch's progress").add_argument("batch_id")
 
 
 def _command(sub: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
@@ -284,4 +302,77 @@ def _status(args: argparse.Namespace, config: Config) -> int:
     lines += [f"  {e.at.isoformat(timespec='milliseconds')}  {e.status.value:<11} {e.detail}"
               for e in events]
     _emit(args, data, "\n".join(lines))
+    return 0
+
+
+def _simulate_inbound(args: argparse.Namespace, config: Config) -> int:
+    sender = numbers.normalise(args.sender, config.hub.default_region)
+    mo = InboundMessage("simulator", sender, args.recipient, args.text, utcnow())
+    stored = asyncio.run(_receive(config, mo))
+    _emit(args, {"id": stored.id, "kind": stored.kind.value, "in_reply_to": stored.in_reply_to,
+                 "account_id": stored.account_id},
+          f"{stored.id} {stored.kind.value}"
+          + (f", in reply to {stored.in_reply_to}" if stored.in_reply_to else ""))
+    return 0
+
+
+async def _receive(config: Config, mo: InboundMessage) -> Inbound:
+    """The same core path a carrier's inbound message takes (committed, then routed);
+    a running `smshub serve` delivers whatever routing queued."""
+    spool = await asyncio.to_thread(_spool, config)
+    runner = SpoolRunner(spool, threads=1)
+    try:
+        desk = app.build_inbound_desk(config, runner)
+        return (await desk.receive([mo]))[0]
+    finally:
+        runner.shutdown()
+        spool.close()
+
+
+def _batch_progress(spool: Spool, batch: Batch) -> BatchProgress:
+    return BatchProgress(batch, spool.batch_status_counts(batch.id))
+
+
+def _batch_json(p: BatchProgress) -> dict[str, Any]:
+    b = p.batch
+    return {
+        "id": b.id, "file": b.file_name, "format": b.format, "state": b.state.value,
+        "received_at": b.received_at.isoformat(), "rows": b.rows, "accepted": b.accepted,
+        "rejected": b.rejected, "delivered": p.delivered, "failed": p.failed,
+        "pending": p.pending, "duplicate_of": b.duplicate_of,
+        "finished_at": b.finished_at.isoformat() if b.finished_at else None,
+    }
+
+
+def _batch_text(p: BatchProgress) -> str:
+    b = p.batch
+    extra = f" (duplicate of {b.duplicate_of})" if b.duplicate_of else ""
+    return (f"{b.id}  {b.state.value:<10} {b.file_name}{extra}: {b.rows} rows read, "
+            f"{b.accepted} accepted, {b.rejected} rejected, {p.delivered} delivered, "
+            f"{p.failed} failed, {p.pending} pending")
+
+
+def _batch_list(args: argparse.Namespace, config: Config) -> int:
+    spool = _spool(config)
+    try:
+        account_id = spool.get_account(args.account).id if args.account else None
+        found = [_batch_progress(spool, b) for b in spool.list_batches(account_id, args.limit)]
+    finally:
+        spool.close()
+    _emit(args, [_batch_json(p) for p in found],
+          "\n".join(_batch_text(p) for p in found) or "no batches")
+    return 0
+
+
+def _batch_show(args: argparse.Namespace, config: Config) -> int:
+    spool = _spool(config)
+    try:
+        batch = spool.get_batch(args.batch_id)
+        progress = _batch_progress(spool, batch) if batch is not None else None
+    finally:
+        spool.close()
+    if progress is None:
+        print(f"smshub: no batch '{args.batch_id}'", file=sys.stderr)
+        return 1
+    _emit(args, _batch_json(progress), _batch_text(progress))
     return 0

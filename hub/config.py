@@ -66,6 +66,57 @@ class HttpSection:
 
 
 @dataclass(frozen=True, slots=True)
+class XmlSection:
+    max_body_bytes: int = 16_777_216
+    max_messages: int = 10_000
+
+    def __post_init__(self) -> None:
+        _check(self.max_body_bytes >= 1024, "max_body_bytes: at least 1024")
+        _check(self.max_messages >= 1, "max_messages: at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class FtpSection:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 2121
+    passive_port_min: int = 0
+    passive_port_max: int = 0
+    masquerade_address: str = ""
+    certfile: str = ""
+    keyfile: str = ""
+    tls_required: bool = True
+    max_connections: int = 256
+    max_connections_per_ip: int = 8
+    max_login_attempts: int = 3
+    failed_login_delay: float = 3.0
+    login_failures_per_ip: int = 20
+    login_lockout_seconds: float = 300.0
+    idle_timeout: float = 300.0
+    rows_per_group: int = 2000
+    duplicate_window: float = 86_400.0
+    report_interval: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.port <= 65535, "port: 0 to 65535 (0 picks a free port)")
+        _check(self.passive_port_min == self.passive_port_max == 0
+               or 1024 <= self.passive_port_min <= self.passive_port_max <= 65535,
+               "passive_port_min/max: both 0 (any free port) or 1024 <= min <= max <= 65535")
+        _check(bool(self.certfile) == bool(self.keyfile),
+               "certfile/keyfile: give both (explicit FTPS) or neither")
+        _check(self.max_connections >= 1 and self.max_connections_per_ip >= 1,
+               "max_connections, max_connections_per_ip: at least 1")
+        _check(self.max_login_attempts >= 1, "max_login_attempts: at least 1")
+        _check(self.failed_login_delay >= 0, "failed_login_delay: seconds, 0 or more")
+        _check(self.login_failures_per_ip >= 1, "login_failures_per_ip: at least 1")
+        _check(self.login_lockout_seconds >= 0, "login_lockout_seconds: 0 or more")
+        _check(self.idle_timeout > 0, "idle_timeout: seconds, greater than 0")
+        _check(100 <= self.rows_per_group <= 50_000, "rows_per_group: 100 to 50000")
+        _check(self.duplicate_window >= 0, "duplicate_window: seconds, 0 to turn off")
+        _check(self.report_interval > 0, "report_interval: seconds, greater than 0")
+
+
+@dataclass(frozen=True, slots=True)
 class MessagesSection:
     max_segments: int = 6
     default_validity: float = 172_800.0
@@ -142,6 +193,33 @@ class MaintenanceSection:
         _check(self.interval > 0, "interval: seconds, greater than 0")
 
 
+@dataclass(frozen=True, slots=True)
+class InboundSection:
+    opt_out_keywords: list[str] = field(default_factory=lambda: [
+        "STOP", "STOPALL", "UNSUBSCRIBE", "OPT OUT", "OPTOUT", "END", "CANCEL", "QUIT"])
+
+    def __post_init__(self) -> None:
+        _check(all(k.strip() for k in self.opt_out_keywords),
+               "opt_out_keywords: a list of non-empty words")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSection:
+    batch_size: int = 50
+    poll_interval: float = 1.0
+    lease_seconds: float = 120.0
+    max_attempts: int = 10
+    retry_base: float = 30.0
+    retry_cap: float = 3600.0
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.batch_size <= 1000, "batch_size: 1 to 1000")
+        _check(self.poll_interval > 0, "poll_interval: seconds, greater than 0")
+        _check(self.lease_seconds >= 1, "lease_seconds: at least 1")
+        _check(self.max_attempts >= 1, "max_attempts: at least 1")
+        _check(0 < self.retry_base <= self.retry_cap, "retry_base: > 0 and <= retry_cap")
+
+
 KNOWN_CARRIERS = frozenset({"simulator"})
 
 
@@ -150,12 +228,16 @@ class Config:
     hub: HubSection = field(default_factory=HubSection)
     spool: SpoolSection = field(default_factory=SpoolSection)
     http: HttpSection = field(default_factory=HttpSection)
+    xml: XmlSection = field(default_factory=XmlSection)
+    ftp: FtpSection = field(default_factory=FtpSection)
     messages: MessagesSection = field(default_factory=MessagesSection)
     accounts: AccountsSection = field(default_factory=AccountsSection)
     dispatcher: DispatcherSection = field(default_factory=DispatcherSection)
     routing: RoutingSection = field(default_factory=RoutingSection)
     simulator: SimulatorSection = field(default_factory=SimulatorSection)
     maintenance: MaintenanceSection = field(default_factory=MaintenanceSection)
+    inbound: InboundSection = field(default_factory=InboundSection)
+    outbox: OutboxSection = field(default_factory=OutboxSection)
     source: str = "(defaults)"
 
     @property

@@ -1,6 +1,6 @@
 """The dispatcher: claims due messages in batches, submits them through the carrier that
-routing picks, records each outcome under its lease, and takes delivery reports back
-through the one path every carrier uses."""
+routing picks, records each outcome under its lease, and is the one sink every carrier
+sends delivery reports and inbound messages to."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from hub.batching import GroupCommitter
 from hub.clock import Clock, utcnow
 from hub.errors import TemporaryFailure
+from hub.inbound import InboundDesk
 from hub.metrics import Metrics
 from hub.model import (
     Claim,
     DeliveryReport,
     ErrorInfo,
+    InboundMessage,
     Message,
     SubmitResult,
     Transition,
@@ -52,6 +54,7 @@ class Dispatcher:
         node: str,
         metrics: Metrics,
         clock: Clock = utcnow,
+        inbound: InboundDesk | None = None,
     ) -> None:
         self._runner = runner
         self._spool = runner.spool
@@ -61,6 +64,7 @@ class Dispatcher:
         self._node = node
         self._metrics = metrics
         self._clock = clock
+        self._inbound = inbound or InboundDesk(runner, clock=clock)
         self._reports: GroupCommitter[DeliveryReport, None] = GroupCommitter(
             self._apply_reports, 5000
         )
@@ -203,10 +207,14 @@ class Dispatcher:
             log.warning("%d outcomes not recorded: lease no longer held",
                         len(transitions) - len(applied), extra={"action": "record"})
 
-    # --- delivery reports ------------------------------------------------------------
+    # --- what carriers send back: inbound messages and delivery reports ----------------
+
+    async def inbound(self, messages: Sequence[InboundMessage]) -> None:
+        """CarrierSink: returns once the inbound messages are committed."""
+        await self._inbound.receive(messages)
 
     async def report(self, reports: Sequence[DeliveryReport]) -> None:
-        """ReportSink: returns once the reports are committed (or held for a retry)."""
+        """CarrierSink: returns once the reports are committed (or held for a retry)."""
         await self._reports.submit(list(reports))
 
     async def _apply_reports(self, reports: list[DeliveryReport]) -> list[None]:

@@ -1,5 +1,6 @@
 """Periodic upkeep on APScheduler: recover expired leases, expire messages past their
-validity, dead-letter messages that kept failing past the maximum age."""
+validity, dead-letter messages that kept failing past the maximum age, route inbound
+messages left unrouted."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from hub.clock import Clock, utcnow
 from hub.errors import TemporaryFailure
+from hub.inbound import InboundDesk
 from hub.spoolcall import SpoolRunner
 
 log = logging.getLogger(__name__)
@@ -17,9 +19,11 @@ log = logging.getLogger(__name__)
 
 class Maintenance:
     def __init__(
-        self, runner: SpoolRunner, interval: float, max_age: float, clock: Clock = utcnow
+        self, runner: SpoolRunner, interval: float, max_age: float, clock: Clock = utcnow,
+        inbound: InboundDesk | None = None,
     ) -> None:
         self._runner = runner
+        self._inbound = inbound
         self._interval = interval
         self._max_age = timedelta(seconds=max_age)
         self._clock = clock
@@ -45,6 +49,8 @@ class Maintenance:
                 "dead_lettered": await self._runner.call(
                     spool.dead_letter, now - self._max_age, now
                 ),
+                # Inbound messages a crash left unrouted get their emails and webhooks.
+                "routed": 0 if self._inbound is None else await self._inbound.route_pending(),
             }
         except TemporaryFailure as exc:
             log.warning("maintenance skipped: %s", exc, extra={"action": "maintenance"})

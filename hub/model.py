@@ -278,3 +278,92 @@ class Totals:
 
     by_status: dict[Status, int] = field(default_factory=dict)
     due: int = 0
+
+
+# --- inbound messages (MO) and what the hub owes customers about them -------------
+
+
+class InboundKind(StrEnum):
+    REPLY = "reply"  # answers a message the hub sent to that number
+    OPT_OUT = "opt_out"  # a STOP-style keyword: recorded, never forwarded as chat
+    UNSOLICITED = "unsolicited"  # no earlier message to that number
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A mobile-originated message as a carrier delivers it."""
+
+    carrier: str
+    sender: str  # the handset, E.164
+    recipient: str  # the number or short code it was sent to
+    text: str
+    received_at: datetime
+    carrier_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewInbound:
+    id: str
+    message: InboundMessage
+    opt_out: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """An inbound message as stored: linked to the latest outbound message to its sender."""
+
+    id: str
+    carrier: str
+    sender: str
+    recipient: str
+    text: str
+    received_at: datetime
+    kind: InboundKind
+    carrier_message_id: str | None = None
+    account_id: int | None = None
+    in_reply_to: str | None = None  # id of the outbound message it answers
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class NewOutboxItem:
+    """Something the hub must tell a customer (a reply by email, later webhooks...)."""
+
+    id: str
+    channel: str  # which OutboxChannel delivers it, e.g. "email"
+    account_id: int | None
+    address: str  # where to: an email address, a URL
+    inbound_id: str | None = None
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: str
+    channel: str
+    account_id: int | None
+    address: str
+    status: OutboxStatus
+    attempts: int
+    created_at: datetime
+    due_at: datetime
+    inbound_id: str | None = None
+    message_id: str | None = None
+    error: ErrorInfo | None = None
+    lease_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxResult:
+    """What happened to one claimed outbox item."""
+
+    item_id: str
+    status: OutboxStatus  # SENT, FAILED, or PENDING again (retry at due_at)
+    due_at: datetime | None = None
+    error: ErrorInfo | None = None

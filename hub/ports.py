@@ -15,13 +15,21 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
+from hub.batches import Batch
 from hub.model import (
     Account,
     Claim,
     DeliveryReport,
     Event,
+    Inbound,
+    InboundMessage,
     Message,
+    NewInbound,
     NewMessage,
+    NewOutboxItem,
+    OutboxItem,
+    OutboxResult,
+    Status,
     SubmitResult,
     Totals,
     Transition,
@@ -109,20 +117,88 @@ class Spool(Protocol):
         """Queued messages accepted before `older_than` fail (credit refunded)."""
         ...
 
+    # batches (FTP drop files); their messages carry the batch id
+    def create_batch(self, batch: Batch) -> None: ...
+    def update_batch(self, batch: Batch) -> None:
+        """Store a batch's counters, state, format and finish time."""
+        ...
+
+    def get_batch(self, batch_id: str) -> Batch | None: ...
+    def list_batches(self, account_id: int | None, limit: int) -> list[Batch]: ...
+    def open_batches(self) -> list[Batch]:
+        """Batches still processing or waiting for their messages to become final."""
+        ...
+
+    def find_batch_by_content(
+        self, account_id: int, sha256: str, since: datetime
+    ) -> Batch | None:
+        """The earliest non-duplicate batch of the account with this content since then."""
+        ...
+
+    def batch_status_counts(self, batch_id: str) -> dict[Status, int]: ...
+    def batch_messages(self, batch_id: str, after_id: str, limit: int) -> list[Message]:
+        """One page of a batch's messages in id order after `after_id` ("" first)."""
+        ...
+
+    # inbound messages and the outbox
+    def store_inbound(self, items: Sequence[NewInbound]) -> list[Inbound]:
+        """Commit inbound messages, each linked to the latest message sent to its sender;
+        one a carrier redelivers (same carrier id) returns the stored record."""
+        ...
+
+    def get_inbound(self, inbound_id: str) -> Inbound | None: ...
+    def list_inbound(
+        self, account_id: int, since: datetime | None, limit: int
+    ) -> list[Inbound]: ...
+    def unrouted_inbound(self, limit: int) -> list[Inbound]: ...
+    def route_inbound(
+        self, inbound_ids: Sequence[str], items: Sequence[NewOutboxItem], now: datetime
+    ) -> None:
+        """Mark inbound messages routed and queue their outbox items, atomically."""
+        ...
+
+    def claim_outbox(
+        self, channel: str, limit: int, lease_seconds: float, now: datetime
+    ) -> list[OutboxItem]:
+        """Lease due items of one channel (and items whose lease ran out)."""
+        ...
+
+    def record_outbox(
+        self, token: str, results: Sequence[OutboxResult], now: datetime
+    ) -> list[str]: ...
+    def get_outbox(self, item_id: str) -> OutboxItem | None: ...
+
 
 class Carrier(Protocol):
     """An outbound route to handsets: SMPP, an HTTP upstream, or the simulator."""
 
     name: str
 
-    async def start(self, reports: ReportSink) -> None: ...
+    async def start(self, sink: CarrierSink) -> None: ...
     async def stop(self) -> None: ...
     async def submit(self, messages: Sequence[Message]) -> list[SubmitResult]:
         """Submit a batch; one result per message, in order. Never raises for one message."""
         ...
 
 
-class ReportSink(Protocol):
-    """Where every carrier sends delivery reports; returns once they are committed."""
+class CarrierSink(Protocol):
+    """Where every carrier sends what comes back: delivery reports and inbound messages.
+    Each call returns once they are committed, so a carrier may then acknowledge them."""
 
     async def report(self, reports: Sequence[DeliveryReport]) -> None: ...
+    async def inbound(self, messages: Sequence[InboundMessage]) -> None: ...
+
+
+class OutboxChannel(Protocol):
+    """Delivers outbox items of one channel (email, later webhooks). `deliver` raises
+    TemporaryFailure to be retried later, Rejected to give the item up."""
+
+    name: str
+
+    async def deliver(self, item: OutboxItem) -> None: ...
+
+
+class InboundRoute(Protocol):
+    """Decides what an inbound message leads to (an email, a webhook...)."""
+
+    async def route(self, message: Inbound) -> list[NewOutboxItem]: ...

@@ -9,19 +9,25 @@ from decimal import Decimal
 
 from sqlalchemy import func, select, text
 
+from hub.batches import Batch
 from hub.model import (
     Account,
     Claim,
     DeliveryReport,
     Event,
+    Inbound,
     Message,
+    NewInbound,
     NewMessage,
+    NewOutboxItem,
+    OutboxItem,
+    OutboxResult,
     Status,
     Totals,
     Transition,
 )
 from hub.ports import ApiKeyRecord, Committed, SchemaState
-from spool import acceptance, accounts, migrate, queue
+from spool import acceptance, accounts, batches, inbound, migrate, outbox, queue
 from spool.engine import Database
 from spool.reports import apply_reports as _apply_reports
 from spool.rows import event_from_row, message_from_row
@@ -143,3 +149,63 @@ class SqlSpool:
     def dead_letter(self, older_than: datetime, now: datetime) -> int:
         """Queued messages accepted before `older_than` fail (credit refunded)."""
         return queue.dead_letter(self.db, older_than, now)
+
+    # --- inbound and the outbox -----------------------------------------------------
+
+    def store_inbound(self, items: Sequence[NewInbound]) -> list[Inbound]:
+        return inbound.store(self.db, items)
+
+    def get_inbound(self, inbound_id: str) -> Inbound | None:
+        return inbound.get(self.db, inbound_id)
+
+    def list_inbound(self, account_id: int, since: datetime | None, limit: int) -> list[Inbound]:
+        return inbound.for_account(self.db, account_id, since, limit)
+
+    def unrouted_inbound(self, limit: int) -> list[Inbound]:
+        return inbound.unrouted(self.db, limit)
+
+    def route_inbound(
+        self, inbound_ids: Sequence[str], items: Sequence[NewOutboxItem], now: datetime
+    ) -> None:
+        inbound.route(self.db, inbound_ids, items, now)
+
+    def claim_outbox(
+        self, channel: str, limit: int, lease_seconds: float, now: datetime
+    ) -> list[OutboxItem]:
+        return outbox.claim(self.db, channel, limit, lease_seconds, now)
+
+    def record_outbox(
+        self, token: str, results: Sequence[OutboxResult], now: datetime
+    ) -> list[str]:
+        return outbox.record(self.db, token, results, now)
+
+    def get_outbox(self, item_id: str) -> OutboxItem | None:
+        return outbox.get(self.db, item_id)
+
+    # --- batches (FTP drop files) -------------------------------------------------
+
+    def create_batch(self, batch: Batch) -> None:
+        batches.create_batch(self.db, batch)
+
+    def update_batch(self, batch: Batch) -> None:
+        batches.update_batch(self.db, batch)
+
+    def get_batch(self, batch_id: str) -> Batch | None:
+        return batches.get_batch(self.db, batch_id)
+
+    def list_batches(self, account_id: int | None, limit: int) -> list[Batch]:
+        return batches.list_batches(self.db, account_id, limit)
+
+    def open_batches(self) -> list[Batch]:
+        return batches.open_batches(self.db)
+
+    def find_batch_by_content(
+        self, account_id: int, sha256: str, since: datetime
+    ) -> Batch | None:
+        return batches.find_batch_by_content(self.db, account_id, sha256, since)
+
+    def batch_status_counts(self, batch_id: str) -> dict[Status, int]:
+        return batches.batch_status_counts(self.db, batch_id)
+
+    def batch_messages(self, batch_id: str, after_id: str, limit: int) -> list[Message]:
+        return batches.batch_messages(self.db, batch_id, after_id, limit)

@@ -190,3 +190,84 @@ message_events = Table(
     Column("status", Text, nullable=False),
     Column("detail", Text, nullable=False),
 )
+
+_HAS_CARRIER_REF = text("carrier_message_id IS NOT NULL")
+_UNROUTED = text("routed_at IS NULL")
+_OUTBOX_DUE = text("status = 'pending'")
+OUTBOX_DUE_SQL = "status = 'pending'"
+
+inbound = Table(
+    "inbound",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("carrier", Text, nullable=False),
+    Column("carrier_message_id", Text),
+    Column("sender", Text, nullable=False),
+    Column("recipient", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("account_id", Integer, ForeignKey("accounts.id")),
+    Column("in_reply_to", String(26)),
+    Column("received_at", UtcTime, nullable=False),
+    Column("routed_at", UtcTime),
+    # A carrier that lost our ack delivers the same MO again: store it once.
+    Index(
+        "ux_inbound_carrier_ref",
+        "carrier",
+        "carrier_message_id",
+        unique=True,
+        sqlite_where=_HAS_CARRIER_REF,
+        postgresql_where=_HAS_CARRIER_REF,
+    ),
+    Index("ix_inbound_account", "account_id", "received_at"),
+    Index("ix_inbound_unrouted", "received_at", sqlite_where=_UNROUTED,
+          postgresql_where=_UNROUTED),
+)
+
+# Linking a reply to the latest message sent to its sender reads this index.
+ix_messages_recipient = Index("ix_messages_recipient", messages.c.recipient,
+                              messages.c.accepted_at)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("channel", Text, nullable=False),
+    Column("account_id", Integer, ForeignKey("accounts.id")),
+    Column("address", Text, nullable=False),
+    Column("inbound_id", String(26)),
+    Column("message_id", String(26)),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("error_code", Text),
+    Column("error_text", Text),
+    Column("lease_token", Text),
+    Column("lease_expires_at", UtcTime),
+    Column("created_at", UtcTime, nullable=False),
+    Column("due_at", UtcTime, nullable=False),
+    Column("updated_at", UtcTime, nullable=False),
+    Index("ix_outbox_due", "channel", "due_at", sqlite_where=_OUTBOX_DUE,
+          postgresql_where=_OUTBOX_DUE),
+    Index("ix_outbox_lease", "lease_expires_at", sqlite_where=text("status = 'sending'"),
+          postgresql_where=text("status = 'sending'")),
+)
+
+# One row per uploaded batch file (FTP drop); its messages carry its id in batch_id.
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("format", Text, nullable=False),
+    Column("received_at", UtcTime, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("accepted", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("duplicate_of", String(26)),
+    Column("finished_at", UtcTime),
+    Index("ix_batches_account_sha", "account_id", "sha256", "received_at"),
+    Index("ix_batches_state", "state"),
+)

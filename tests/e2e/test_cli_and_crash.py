@@ -219,3 +219,19 @@ def test_account_commands_and_password_from_stdin(tmp_path: Path) -> None:
     assert refused.returncode == 1 and "invalid_number" in refused.stdout
     for sub in (["--help"], ["account", "--help"], ["send", "--help"], ["db", "--help"]):
         assert run(env, *sub).returncode == 0
+
+
+def test_simulate_inbound_records_a_reply_linked_to_the_message_it_answers(
+    tmp_path: Path,
+) -> None:
+    env = env_for(tmp_path / "var")
+    assert run(env, "account", "create", "acme", "--credits", "10").returncode == 0
+    sent = run(env, "send", "--account", "acme", "--to", "0821234567", "--text", "Coming?")
+    message_id = sent.stdout.strip()
+    reply = run(env, "simulate", "inbound", "--from", "+27 82 123 4567", "--to", "31337",
+                "--text", "yes", "--json")
+    assert reply.returncode == 0, reply.stderr
+    assert f'"in_reply_to": "{message_id}"' in reply.stdout and '"kind": "reply"' in reply.stdout
+    stop = run(env, "simulate", "inbound", "--from", "0821234567", "--to", "31337",
+               "--text", "STOP")
+    assert "opt_out" in stop.stdout

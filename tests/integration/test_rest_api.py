@@ -9,7 +9,11 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from adapters.http_app import ExactPaths
 from hub.clock import utcnow
 from tests.hubthread import HubThread
 
@@ -228,3 +232,23 @@ def test_health_readiness_and_metrics(client: httpx.Client) -> None:
     assert "# TYPE smshub_messages gauge" in text
     assert 'smshub_accepted_total{source="rest"} 1' in text
     assert "smshub_queue_depth" in text and "smshub_dispatch_rate" in text
+
+
+async def test_a_crashing_exact_path_endpoint_answers_500_and_the_app_keeps_serving() -> None:
+    async def boom(request: Request) -> Response:
+        raise RuntimeError("bug")
+
+    async def fine(request: Request) -> Response:
+        return Response("ok")
+
+    routes = [Route("/boom", boom, methods=["POST"]), Route("/fine", fine, methods=["GET"])]
+    app = ExactPaths(starlette_app_never_called, routes)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c:
+        r = await c.post("/boom")
+        assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
+        assert (await c.get("/fine")).text == "ok"
+
+
+async def starlette_app_never_called(scope: object, receive: object, send: object) -> None:
+    raise AssertionError("exact paths must not reach the router")

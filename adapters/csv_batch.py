@@ -1,0 +1,161 @@
+"""Batch files into Submissions: detect the format (native CSV with a header, WinSMS FTP,
+Clickatell key:value), then stream one `Row` per input row, refusing rows that cannot be
+sent as written (spreadsheet-mangled numbers are reported, never repaired)."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import phonenumbers
+
+from adapters import csv_decode, csv_legacy
+from adapters.csv_decode import UnreadableFile
+from hub.clock import parse_time
+from hub.errors import Rejected
+from hub.model import MessageClass, Refused, Submission
+
+__all__ = ["BatchSource", "Row", "UnreadableFile", "check_recipient", "open_batch", "take"]
+
+NATIVE, WINSMS, CLICKATELL = "csv", "winsms", "clickatell"
+KNOWN_COLUMNS = frozenset({"to", "text", "from", "client_ref", "send_at", "class"})
+_SCIENTIFIC = re.compile(r"\d+(?:[.,]\d+)?[eE]\+?\d+")
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One input row: where it started, the recipient as written, and what to submit."""
+
+    line: int
+    given: str
+    submission: Submission | None = None
+    refused: Refused | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileRules:
+    region: str
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSource:
+    """A readable batch file: its detected format and encoding; `rows()` streams it."""
+
+    path: Path
+    format: str
+    encoding: str
+    delimiter: str
+    rules: FileRules
+
+    def rows(self) -> Iterator[Row]:
+        with csv_decode.open_text(self.path, self.encoding) as stream:
+            if self.format == NATIVE:
+                yield from _native_rows(stream, self.delimiter, self.rules)
+            elif self.format == WINSMS:
+                yield from csv_legacy.winsms_rows(
+                    stream, self.rules.timezone, self.rules.region, make_row)
+            else:
+                settings = csv_legacy.clickatell_settings(self.path, self.encoding)
+                yield from csv_legacy.clickatell_rows(
+                    stream, settings, self.rules.region, make_row)
+
+
+def open_batch(path: Path, rules: FileRules) -> BatchSource:
+    """Detect encoding and format; raises UnreadableFile saying why it cannot be used."""
+    try:
+        encoding = csv_decode.detect_encoding(path)
+        head = csv_decode.first_line(path, encoding)
+    except (UnicodeDecodeError, UnicodeError) as exc:
+        raise UnreadableFile(f"the file is not readable text: {exc}") from exc
+    if any(ord(c) < 32 and c not in "\t\r\n" for c in head):
+        raise UnreadableFile("the file is not text (control characters in its first line)")
+    if csv_legacy.looks_like_clickatell(head):
+        return BatchSource(path, CLICKATELL, encoding, ",", rules)
+    delimiter = csv_decode.sniff_delimiter(head)
+    header = {cell.strip().lower() for cell in next(csv.reader([head], delimiter=delimiter))}
+    if {"to", "text"} <= header:
+        return BatchSource(path, NATIVE, encoding, delimiter, rules)
+    return BatchSource(path, WINSMS, encoding, ",", rules)
+
+
+def take(rows: Iterator[Row], count: int) -> list[Row]:
+    """The next `count` rows (fewer at the end): one group for intake."""
+    return list(islice(rows, count))
+
+
+def check_recipient(raw: str, region: str) -> Refused | None:
+    """Refuse numbers a spreadsheet has changed: the digits lost cannot be recovered."""
+    value = raw.strip()
+    if _SCIENTIFIC.fullmatch(value):
+        return Refused("number_mangled", f"'{value}' is in scientific notation, so digits "
+                       "were lost (a spreadsheet did this): format the column as text")
+    if value.isdigit() and not value.startswith("0"):
+        code = str(phonenumbers.country_code_for_region(region))
+        if not value.startswith(code):
+            return Refused("leading_zero_lost", f"'{value}' has no leading 0, + or country "
+                           f"code {code}: was the 0 lost in a spreadsheet? Write it as "
+                           f"0{value} or +{code}{value} if that is what is meant")
+    return None
+
+
+def make_row(line: int, given: str, submission: Submission, region: str) -> Row:
+    refused = check_recipient(given, region)
+    if refused is not None:
+        return Row(line, given, refused=refused)
+    return Row(line, given, submission=submission)
+
+
+def _native_rows(stream: Iterator[str], delimiter: str, rules: FileRules) -> Iterator[Row]:
+    reader = csv.reader(stream, delimiter=delimiter)
+    columns = [cell.strip().lower() for cell in next(reader)]
+    start = reader.line_num + 1
+    for values in reader:
+        line, start = start, reader.line_num + 1
+        if not any(v.strip() for v in values):
+            continue  # a blank line is not a row
+        yield _native_row(line, columns, values, rules)
+
+
+def _native_row(line: int, columns: list[str], values: list[str], rules: FileRules) -> Row:
+    while len(values) > len(columns) and not values[-1].strip():
+        values = values[:-1]  # trailing delimiters that spreadsheets add
+    fields = dict(zip(columns, values, strict=False))
+    given = fields.get("to", "").strip()
+    if len(values) > len(columns):
+        return Row(line, given, refused=Refused(
+            "invalid_field", f"{len(values)} fields but the header names {len(columns)}"))
+    try:
+        submission = _native_submission(fields, rules)
+    except Rejected as exc:
+        return Row(line, given, refused=Refused(exc.code, exc.reason))
+    return make_row(line, given, submission, rules.region)
+
+
+def _native_submission(fields: dict[str, str], rules: FileRules) -> Submission:
+    send_at = fields.get("send_at", "").strip()
+    kind = fields.get("class", "").strip().lower() or MessageClass.TRANSACTIONAL.value
+    if kind not in set(MessageClass):
+        raise Rejected("invalid_field", f"class '{kind}' is not transactional or marketing")
+    return Submission(
+        to=fields.get("to", "").strip(),
+        text=_fill(fields.get("text", ""), fields),
+        sender=fields.get("from", "").strip() or None,
+        client_ref=fields.get("client_ref", "").strip() or None,
+        send_at=parse_time(send_at, rules.timezone) if send_at else None,
+        message_class=MessageClass(kind),
+    )
+
+
+def _fill(template: str, fields: dict[str, str]) -> str:
+    """Replace {column} with the row's value; unknown names stay as written."""
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1).strip().lower()
+        return fields[name] if name in fields and name not in KNOWN_COLUMNS else match.group(0)
+
+    return _PLACEHOLDER.sub(value, template)

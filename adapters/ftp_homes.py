@@ -1,0 +1,80 @@
+"""The on-disk layout of the FTP drop: one home per account under `<data_dir>/ftp/`, and a
+work area outside every home where files wait while the hub processes them."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from ulid import ULID
+
+SUBDIRS = ("incoming", "results", "reports", "processed", "rejected")
+HUB_OWNED = frozenset({"results", "reports", "processed", "rejected"})
+PART_SUFFIX = ".part"
+# Account names become directory names: nothing that could climb out of the root.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+
+
+def safe_account_name(name: str) -> bool:
+    return bool(_SAFE_NAME.fullmatch(name)) and ".." not in name
+
+
+def stem(file_name: str) -> str:
+    base, dot, _ext = file_name.rpartition(".")
+    return base if dot and base else file_name
+
+
+class Homes:
+    def __init__(self, data_dir: Path) -> None:
+        self.root = (data_dir / "ftp").resolve()
+        self.work = (data_dir / "ftp-work").resolve()
+
+    def home(self, account: str) -> Path:
+        return self.root / account
+
+    def ensure(self, account: str) -> Path:
+        home = self.home(account)
+        for sub in SUBDIRS:
+            (home / sub).mkdir(parents=True, exist_ok=True)
+        return home
+
+    def is_drop(self, account: str, path: Path) -> bool:
+        """An upload the hub processes: in the home or incoming/, complete, not hidden."""
+        home = self.home(account)
+        return (path.parent in (home, home / "incoming") and not path.name.startswith(".")
+                and not path.name.endswith(PART_SUFFIX))
+
+    def in_hub_owned(self, account: str, path: Path) -> bool:
+        try:
+            relative = path.resolve().relative_to(self.home(account))
+        except ValueError:
+            return False
+        return bool(relative.parts) and relative.parts[0] in HUB_OWNED
+
+    def claim(self, account: str, path: Path) -> Path:
+        """Move an upload out of the client's reach (no APPE, REST or delete while the hub
+        reads it). A rename on one file system: cheap enough for the FTP thread."""
+        target = self.work / account / f"{ULID()}-{path.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        return target
+
+    def result_path(self, account: str, file_name: str) -> Path:
+        return self.home(account) / "results" / f"{stem(file_name)}.result.csv"
+
+    def report_path(self, account: str, file_name: str) -> Path:
+        return self.home(account) / "reports" / f"{stem(file_name)}.report.csv"
+
+    def work_file(self, account: str, name: str) -> Path:
+        path = self.work / account / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def file_away(self, account: str, work: Path, file_name: str, folder: str) -> Path:
+        """Move a processed original into processed/ or rejected/ under a unique name."""
+        batch_prefix = work.name.split("-", 1)[0]
+        target = self.home(account) / folder / f"{batch_prefix}-{file_name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(work, target)
+        return target

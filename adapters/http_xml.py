@@ -1,0 +1,376 @@
+"""The native XML API: `POST /xml` takes any request document of schemas/smshub-1.xsd (the
+root element selects the operation) and answers with the matching response document."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from lxml import etree
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from adapters.http_app import BodyRule, HttpContext
+from adapters.http_xml_safety import SchemaValidator, XmlProblem, parse_untrusted
+from hub import views
+from hub.clock import parse_time, utcnow
+from hub.errors import AuthenticationError, Rejected, TemporaryFailure
+from hub.model import Accepted, Account, Message, MessageClass, Outcome, Refused, Source, Submission
+from hub.spoolcall import SpoolRunner
+
+log = logging.getLogger(__name__)
+
+NS = "urn:smshub:xml:1"
+XSD = Path(__file__).resolve().parents[1] / "schemas" / "smshub-1.xsd"
+MEDIA_TYPE = "application/xml"
+PATH = "/xml"
+
+
+def q(name: str) -> str:
+    return f"{{{NS}}}{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class XmlSettings:
+    max_body_bytes: int
+    max_messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class DocCredentials:
+    api_key: str | None = None
+    account: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One message to one recipient, as found in the document (or already refused)."""
+
+    message: int  # 1-based position of its <message>
+    to: str
+    client_ref: str | None
+    submission: Submission | Refused
+
+
+@dataclass
+class NativeRequest:
+    operation: str  # the root's local name
+    credentials: DocCredentials | None
+    items: list[Item] = field(default_factory=list)
+    lookups: list[tuple[str, str]] = field(default_factory=list)  # ("id" | "clientRef", v)
+
+
+# --- documents in ------------------------------------------------------------------
+
+# Messages (one per recipient) and status lookups: counted before the costlier validation.
+_COUNT = etree.XPath("count(*/*[local-name()='to']) + "
+                     "count(*[local-name()='id' or local-name()='clientRef'])")
+
+
+def read_request(body: bytes, validator: SchemaValidator, limit: int, zone: str) -> NativeRequest:
+    """Parse, limit, validate and extract; runs in a worker thread (CPU-bound)."""
+    root = parse_untrusted(body)
+    count = _COUNT(root)
+    assert isinstance(count, float)
+    if count > limit:
+        raise XmlProblem(413, "too_many_messages",
+                         f"{int(count)} messages in one document; the limit is {limit} "
+                         "([xml] max_messages)")
+    validator.validate(root)
+    operation = etree.QName(root).localname
+    request = NativeRequest(operation, _credentials(root.find(q("credentials"))))
+    if operation == "submitRequest":
+        request.items = _items(root, zone)
+    elif operation == "statusRequest":
+        request.lookups = [(etree.QName(e).localname, (e.text or "").strip())
+                           for e in root if e.tag in (q("id"), q("clientRef"))]
+    return request
+
+
+def _credentials(element: etree._Element | None) -> DocCredentials | None:
+    if element is None:
+        return None
+    return DocCredentials(element.findtext(q("apiKey")), element.findtext(q("account")),
+                          element.findtext(q("password")))
+
+
+_MESSAGE, _TO = q("message"), q("to")
+_LOCAL = len(NS) + 2  # "{urn:...}name"[_LOCAL:] is the local name
+_CLASSES = {c.value: c for c in MessageClass}
+_SHARED_REF = ("a message with several recipients takes a clientRef attribute on each <to>, "
+               "not one <clientRef>")
+
+
+@dataclass(frozen=True, slots=True)
+class _Common:
+    """What the recipients of one <message> share."""
+
+    text: str
+    sender: str | None
+    send_at: datetime | None
+    expires_at: datetime | None
+    message_class: MessageClass
+    priority: int
+
+
+def _items(root: etree._Element, zone: str) -> list[Item]:
+    items: list[Item] = []
+    for number, message in enumerate(root.iterchildren(_MESSAGE), start=1):
+        # One pass over the children (the schema fixed their names): findtext per field
+        # costs more than parsing and validating the whole document.
+        recipients = [c for c in message if c.tag == _TO]
+        fields = {c.tag[_LOCAL:]: c.text or "" for c in message if c.tag != _TO}
+        shared_ref = fields.get("clientRef")
+        common: _Common | Refused
+        try:
+            common = _common(fields, zone)
+        except Rejected as exc:
+            common = Refused(exc.code, exc.reason)
+        for to in recipients:
+            own_ref = to.get("clientRef")
+            ref = own_ref or shared_ref
+            sub: Submission | Refused = common if isinstance(common, Refused) else Submission(
+                (to.text or "").strip(), common.text, common.sender, ref, common.send_at,
+                common.expires_at, common.message_class, common.priority)
+            if own_ref is None and shared_ref is not None and len(recipients) > 1:
+                sub = Refused("invalid_client_ref", _SHARED_REF)
+            items.append(Item(number, to.text or "", ref, sub))
+    return items
+
+
+def _common(fields: dict[str, str], zone: str) -> _Common:
+    send_at = _time(fields.get("sendAt"), zone)
+    expires_at = _time(fields.get("expiresAt"), zone)
+    validity = fields.get("validity")
+    if validity is not None:
+        expires_at = (send_at or utcnow()) + timedelta(seconds=int(validity))
+    return _Common(fields.get("text", ""), fields.get("from"), send_at, expires_at,
+                   _CLASSES[fields.get("class", "transactional")],
+                   int(fields.get("priority", 0)))
+
+
+def _time(value: str | None, zone: str) -> datetime | None:
+    return None if value is None else parse_time(value, zone)
+
+
+# --- documents out -----------------------------------------------------------------
+
+
+def document(root: etree._Element) -> bytes:
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def element(name: str, attrib: dict[str, str] | None = None, text: str | None = None,
+            parent: etree._Element | None = None) -> etree._Element:
+    node = (etree.Element(q(name), nsmap={None: NS})  # type: ignore[dict-item]
+            if parent is None
+            else etree.SubElement(parent, q(name)))
+    for key, value in (attrib or {}).items():
+        node.set(key, value)
+    if text is not None:
+        node.text = text
+    return node
+
+
+def xml_response(root: etree._Element, status: int = 200, **headers: str) -> Response:
+    return Response(document(root), status, headers=headers, media_type=MEDIA_TYPE)
+
+
+def error_xml(problem: XmlProblem, **headers: str) -> Response:
+    root = element("error", {"code": problem.code})
+    element("message", text=problem.message, parent=root)
+    for v in problem.violations:
+        attrib = {"path": v.path} if v.path else {}
+        if v.line is not None:
+            attrib["line"] = str(v.line)
+        element("violation", attrib, v.reason, parent=root)
+    return xml_response(root, problem.status, **headers)
+
+
+def too_large_xml(limit: int) -> Response:
+    return error_xml(XmlProblem(413, "body_too_large", f"the request body exceeds the limit "
+                                f"of {limit} bytes ([xml] max_body_bytes)"), Connection="close")
+
+
+def submit_document(items: Sequence[Item], outcomes: Sequence[Outcome]) -> bytes:
+    accepted = sum(isinstance(o, Accepted) for o in outcomes)
+    root = element("submitResponse", {"accepted": str(accepted),
+                                      "rejected": str(len(outcomes) - accepted)})
+    for item, outcome in zip(items, outcomes, strict=True):
+        attrib = {"message": str(item.message), "to": item.to}
+        if item.client_ref is not None:
+            attrib["clientRef"] = item.client_ref
+        if isinstance(outcome, Refused):
+            element("rejected", {**attrib, "code": outcome.code}, outcome.reason, parent=root)
+            continue
+        element("accepted", {**attrib, "id": outcome.message_id, "status": outcome.status.value,
+                             "segments": str(outcome.segments),
+                             "cost": views.money(outcome.cost),
+                             "duplicate": "true" if outcome.duplicate else "false"}, parent=root)
+    return document(root)
+
+
+def status_document(found: Sequence[tuple[tuple[str, str], Message | None]]) -> bytes:
+    root = element("statusResponse")
+    for (kind, value), message in found:
+        if message is None:
+            element("notFound", {kind: value}, _not_found_reason(kind), parent=root)
+            continue
+        node = element("message", _status_attributes(message), parent=root)
+        if message.error is not None:
+            element("error", {"code": message.error.code}, message.error.text, parent=node)
+    return document(root)
+
+
+def _not_found_reason(kind: str) -> str:
+    if kind == "clientRef":
+        return "lookup by client reference is not available yet; ask by id"
+    return "no message with this id in this account"
+
+
+def _status_attributes(m: Message) -> dict[str, str]:
+    attrib = {"id": m.id, "to": m.recipient, "status": m.status.value,
+              "state": m.status.public.value, "segments": str(m.segments),
+              "cost": views.money(m.cost), "acceptedAt": m.accepted_at.isoformat(),
+              "updatedAt": m.updated_at.isoformat()}
+    if m.client_ref is not None:
+        attrib["clientRef"] = m.client_ref
+    if m.completed_at is not None:
+        attrib["completedAt"] = m.completed_at.isoformat()
+    return attrib
+
+
+# --- the endpoint ------------------------------------------------------------------
+
+
+def routes(ctx: HttpContext, settings: XmlSettings) -> list[BaseRoute]:
+    api = XmlApi(ctx, settings)
+    return [Route(PATH, api.post, methods=["POST"])]
+
+
+def body_rules(settings: XmlSettings) -> list[BodyRule]:
+    return [BodyRule(PATH, settings.max_body_bytes, too_large_xml)]
+
+
+class XmlApi:
+    def __init__(self, ctx: HttpContext, settings: XmlSettings) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.validator = SchemaValidator(XSD)
+        self._operations: dict[str, Callable[[Account, NativeRequest], Awaitable[Response]]] = {
+            "submitRequest": self._submit, "statusRequest": self._status,
+            "balanceRequest": self._balance, "repliesRequest": self._replies,
+        }
+
+    async def post(self, request: Request) -> Response:
+        try:
+            parsed = await asyncio.to_thread(
+                read_request, await request.body(), self.validator,
+                self.settings.max_messages, self.ctx.timezone)
+            operation = self._operations.get(parsed.operation)
+            if operation is None:  # a valid response document posted as a request
+                raise XmlProblem(400, "unknown_operation",
+                                 f"<{parsed.operation}> is not a request document")
+            account = await authenticate(self.ctx, request, parsed.credentials)
+            return await operation(account, parsed)
+        except XmlProblem as problem:
+            return error_xml(problem)
+        except AuthenticationError as exc:
+            return error_xml(XmlProblem(401, "unauthorized", str(exc)),
+                             **{"WWW-Authenticate": 'Basic realm="smshub"'})
+        except TemporaryFailure as exc:
+            log.warning("intake unavailable: %s", exc, extra={"action": "intake"})
+            return error_xml(XmlProblem(503, "unavailable", "the spool is busy; try again"),
+                             **{"Retry-After": "1"})
+
+    async def _submit(self, account: Account, parsed: NativeRequest) -> Response:
+        outcomes = await submit_items(self.ctx, account, [i.submission for i in parsed.items])
+        body = await asyncio.to_thread(submit_document, parsed.items, outcomes)
+        accepted = any(isinstance(o, Accepted) for o in outcomes)
+        return Response(body, 200 if accepted else 422, media_type=MEDIA_TYPE)
+
+    async def _status(self, account: Account, parsed: NativeRequest) -> Response:
+        ids = [value for kind, value in parsed.lookups if kind == "id"]
+        messages = await fetch_messages(self.ctx.runner, ids)
+        found = [(lookup, _owned(messages.get(lookup[1]), account) if lookup[0] == "id"
+                  else None) for lookup in parsed.lookups]
+        return Response(status_document(found), media_type=MEDIA_TYPE)
+
+    async def _balance(self, account: Account, parsed: NativeRequest) -> Response:
+        # A fresh read: the authenticated Account may come from the credential cache.
+        fresh = await self.ctx.runner.call(self.ctx.runner.spool.get_account_by_id, account.id)
+        return xml_response(element("balanceResponse", {
+            "account": fresh.name, "balance": views.money(fresh.balance),
+            "pricePerSegment": views.money(fresh.price_per_segment)}))
+
+    async def _replies(self, account: Account, parsed: NativeRequest) -> Response:
+        # smshub has no inbound path yet, so there is never a reply to list.
+        return xml_response(element("repliesResponse"))
+
+
+def _owned(message: Message | None, account: Account) -> Message | None:
+    return message if message is not None and message.account_id == account.id else None
+
+
+async def fetch_messages(runner: SpoolRunner, ids: Sequence[str]) -> dict[str, Message]:
+    """Many messages by id in one worker-thread hop (not one hop per id)."""
+    def fetch() -> dict[str, Message]:
+        found = (runner.spool.get_message(i) for i in dict.fromkeys(ids))
+        return {m.id: m for m in found if m is not None}
+
+    return await runner.call(fetch) if ids else {}
+
+
+async def submit_items(ctx: HttpContext, account: Account,
+                       parsed: Sequence[Submission | Refused]) -> list[Outcome]:
+    """Intake for the valid submissions; refusals found while reading keep their place."""
+    valid = [p for p in parsed if isinstance(p, Submission)]
+    done = iter(await ctx.intake.submit(account, Source.XML, valid))
+    outcomes = [p if isinstance(p, Refused) else next(done) for p in parsed]
+    for outcome in outcomes:
+        if isinstance(outcome, Refused):
+            ctx.metrics.refused[outcome.code] += 1
+        elif not outcome.duplicate:
+            ctx.metrics.accepted[Source.XML.value] += 1
+    return outcomes
+
+
+async def authenticate(ctx: HttpContext, request: Request,
+                       in_document: DocCredentials | None) -> Account:
+    """An Authorization header (Bearer API key or Basic account:password) wins over
+    credentials inside the document."""
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return await ctx.credentials.by_api_key(value.strip())
+        if scheme.lower() == "basic":
+            name, password = _basic(value.strip())
+            return await ctx.credentials.by_password(name, password)
+        raise AuthenticationError("the Authorization header must be Bearer or Basic")
+    if in_document is not None and in_document.api_key:
+        return await ctx.credentials.by_api_key(in_document.api_key)
+    if in_document is not None and in_document.account:
+        return await ctx.credentials.by_password(in_document.account,
+                                                 in_document.password or "")
+    raise AuthenticationError("send 'Authorization: Bearer <api key>', HTTP Basic, or "
+                              "<credentials> in the document")
+
+
+def _basic(value: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthenticationError("malformed Basic credentials") from None
+    name, sep, password = decoded.partition(":")
+    if not sep or not name:
+        raise AuthenticationError("malformed Basic credentials")
+    return name, password

@@ -1,0 +1,218 @@
+"""WinSMS's XML API at the paths the original uses (`/api/xmlsendsmsmulti.asp`,
+`XMLGetStatus.asp`, `XMLGetReplies.asp`), read leniently as real clients write it and
+answered in WinSMS's tokens; see docs/xml.md for the choices where WinSMS is undocumented."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import unquote_plus
+from zoneinfo import ZoneInfo
+
+from lxml import etree
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from adapters.http_app import HttpContext
+from adapters.http_xml import fetch_messages, submit_items
+from adapters.http_xml_safety import XmlProblem, parse_untrusted
+from hub.errors import AuthenticationError, Rejected, TemporaryFailure
+from hub.model import Account, Message, Outcome, Refused, Status, Submission
+
+log = logging.getLogger(__name__)
+
+SA_TIME = ZoneInfo("Africa/Johannesburg")  # WinSMS schedules are SA time whatever our zone
+MAX_NUMBERS = 1000  # WinSMS's business rule, across all messages of one document
+MEDIA_TYPE = "application/xml"
+
+# Our refusal codes as the tokens WinSMS clients check for (batchmessage.asp's grammar).
+_TOKENS = {"invalid_number": "BADDEST", "insufficient_credit": "NOCREDITS",
+           "account_disabled": "ACCOUNTLOCKED"}
+_STATUS = {
+    Status.ACCEPTED: "INQUEUE", Status.QUEUED: "INQUEUE", Status.SENDING: "INQUEUE",
+    Status.SCHEDULED: "SCHEDULED", Status.SUBMITTED: "SENT", Status.DELIVERED: "DELIVERED",
+    Status.UNDELIVERED: "FAILED", Status.REJECTED: "FAILED", Status.FAILED: "FAILED",
+    Status.EXPIRED: "EXPIRED", Status.CANCELLED: "DELETED",
+}
+
+
+@dataclass
+class WinSmsRequest:
+    root: str  # lower-cased local name
+    user: str
+    password: str
+    numbers: list[str] = field(default_factory=list)
+    submissions: list[Submission | Refused] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+
+
+# --- reading -----------------------------------------------------------------------
+
+
+def _name(element: etree._Element) -> str:
+    return etree.QName(element).localname.lower() if isinstance(element.tag, str) else ""
+
+
+def _children(element: etree._Element, *names: str) -> list[etree._Element]:
+    """Children by local name, in any case: ASP clients were never strict about it."""
+    return [c for c in element if _name(c) in names]
+
+
+def _text(element: etree._Element, *names: str) -> str | None:
+    found = _children(element, *names)
+    return None if not found else (found[0].text or "").strip()
+
+
+def read_winsms(body: bytes, expected: str) -> WinSmsRequest:
+    """Parse one WinSMS document; runs in a worker thread."""
+    root = parse_untrusted(body)
+    if _name(root) != expected.lower():
+        raise XmlProblem(400, "INVALID", f"expected a <{expected}> document")
+    request = WinSmsRequest(_name(root), _text(root, "user") or "",
+                            _text(root, "password") or "")
+    if request.root == "winsms_multi_message":
+        _read_messages(root, request)
+    elif request.root == "winsms_statusrequest":
+        for block in _children(root, "messageids"):
+            request.ids += [_text(m, "id") or "" for m in _children(block, "messageid")]
+    return request
+
+
+def _read_messages(root: etree._Element, request: WinSmsRequest) -> None:
+    try:  # <Schedule> too: a published client library writes that instead of <Scheduled>
+        send_at = scheduled(_text(root, "scheduled", "schedule"))
+        refused: Refused | None = None
+    except Rejected as exc:
+        send_at, refused = None, Refused(exc.code, exc.reason)
+    for block in _children(root, "messages"):
+        for message in _children(block, "message"):
+            text = unquote_plus(_text(message, "messagetext") or "")
+            for numbers in _children(message, "numbers"):
+                for number in _children(numbers, "number"):
+                    to = (number.text or "").strip()
+                    request.numbers.append(to)
+                    request.submissions.append(refused or Submission(to, text, send_at=send_at))
+    if len(request.numbers) > MAX_NUMBERS:
+        raise XmlProblem(413, "INVALID", f"{len(request.numbers)} numbers in one document; "
+                         f"WinSMS allows {MAX_NUMBERS}")
+
+
+def scheduled(value: str | None) -> datetime | None:
+    """`CCYYMMDDHHmm` in South African time; empty means now."""
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y%m%d%H%M").replace(tzinfo=SA_TIME)
+    except ValueError:
+        raise Rejected("invalid_time", f"'{value}' is not CCYYMMDDHHmm") from None
+
+
+# --- answering ---------------------------------------------------------------------
+
+
+def _document(root: etree._Element, status: int = 200) -> Response:
+    body = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return Response(body, status, media_type=MEDIA_TYPE)
+
+
+def _sub(parent: etree._Element, name: str, text: str) -> None:
+    etree.SubElement(parent, name).text = text
+
+
+def error_document(token: str, status: int = 200, detail: str = "") -> Response:
+    root = etree.Element("WinSMS_Response")
+    _sub(root, "Error", token)
+    if detail:
+        _sub(root, "Description", detail)
+    return _document(root, status)
+
+
+def send_document(numbers: Sequence[str], outcomes: Sequence[Outcome]) -> Response:
+    root = etree.Element("WinSMS_Response")
+    for number, outcome in zip(numbers, outcomes, strict=True):
+        node = etree.SubElement(root, "Message")
+        _sub(node, "Number", number)
+        if isinstance(outcome, Refused):
+            _sub(node, "Error", _TOKENS.get(outcome.code, "INVALID"))
+            _sub(node, "Description", outcome.reason)
+        else:
+            _sub(node, "MessageID", outcome.message_id)
+    return _document(root)
+
+
+def status_document(ids: Sequence[str], found: dict[str, Message]) -> Response:
+    root = etree.Element("WinSMS_StatusResponse")
+    for ident in ids:
+        node = etree.SubElement(root, "MessageID")
+        _sub(node, "ID", ident)
+        message = found.get(ident)
+        _sub(node, "Status", "NOTFOUND" if message is None else _STATUS[message.status])
+    return _document(root)
+
+
+# --- the endpoints -----------------------------------------------------------------
+
+
+_Handler = Callable[[Account, WinSmsRequest], Awaitable[Response]]
+
+
+def routes(ctx: HttpContext) -> list[BaseRoute]:
+    api = WinSmsXml(ctx)
+    # IIS paths are case-insensitive: serve the spellings clients are seen to use.
+    pages: dict[str, tuple[str, _Handler]] = {
+        "xmlsendsmsmulti.asp": ("WinSMS_Multi_Message", api.send),
+        "xmlgetstatus.asp": ("WinSMS_StatusRequest", api.status),
+        "xmlgetreplies.asp": ("WinSMS_Replies", api.replies),
+    }
+    spellings = {"xmlsendsmsmulti.asp": "XMLSendSMSMulti.asp",
+                 "xmlgetstatus.asp": "XMLGetStatus.asp", "xmlgetreplies.asp": "XMLGetReplies.asp"}
+    out: list[BaseRoute] = []
+    for page, (root, handler) in pages.items():
+        endpoint = api.endpoint(root, handler)
+        out += [Route(f"/api/{p}", endpoint, methods=["POST"])
+                for p in dict.fromkeys((page, spellings[page]))]
+    return out
+
+
+class WinSmsXml:
+    def __init__(self, ctx: HttpContext) -> None:
+        self.ctx = ctx
+
+    def endpoint(self, root: str, handler: _Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            try:
+                parsed = await asyncio.to_thread(read_winsms, await request.body(), root)
+                account = await self._authenticate(parsed)
+                return await handler(account, parsed)
+            except XmlProblem as problem:
+                return error_document(problem.code if problem.code.isupper() else "INVALID",
+                                      problem.status, problem.message)
+            except AuthenticationError:
+                return error_document("FAIL")  # WinSMS's Login=FAIL, as a document
+            except TemporaryFailure as exc:
+                log.warning("intake unavailable: %s", exc, extra={"action": "intake"})
+                return error_document("BUSY", 503, "try again")
+
+        return handle
+
+    async def _authenticate(self, parsed: WinSmsRequest) -> Account:
+        # Some clients put an API key where the password goes.
+        if parsed.password.startswith("shk_"):
+            return await self.ctx.credentials.by_api_key(parsed.password)
+        return await self.ctx.credentials.by_password(parsed.user, parsed.password)
+
+    async def send(self, account: Account, parsed: WinSmsRequest) -> Response:
+        outcomes = await submit_items(self.ctx, account, parsed.submissions)
+        return send_document(parsed.numbers, outcomes)
+
+    async def status(self, account: Account, parsed: WinSmsRequest) -> Response:
+        found = await fetch_messages(self.ctx.runner, parsed.ids)
+        owned = {i: m for i, m in found.items() if m.account_id == account.id}
+        return status_document(parsed.ids, owned)
+
+    async def replies(self, account: Account, parsed: WinSmsRequest) -> Response:
+        return _document(etree.Element("WinSMS_RepliesResponse"))  # no inbound path yet

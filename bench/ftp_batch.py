@@ -1,0 +1,141 @@
+"""Benchmark of the FTP drop: a native CSV of N rows (default 1,000,000) uploaded over FTP
+on loopback into a hub subprocess (SQLite spool, dispatcher off), timed until its result
+file is published, against the raw SQLAlchemy batched-insert rate for the same rows on
+the same machine; and the hub's peak RSS (VmHWM).
+
+    python bench/ftp_batch.py [--rows 1000000] [--group 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ftplib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from spool import open_spool
+from spool.tables import messages
+
+PASSWORD = "bench password 1"
+
+
+def write_csv(path: Path, rows: int) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        out.write("to,text,client_ref\n")
+        for i in range(rows):
+            out.write(f"08{2000000 + i % 9000000:08d},Payslip ready {i},r{i}\n")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def hub_env(data: Path, port: int, group: int) -> dict[str, str]:
+    return {**os.environ, "SMSHUB_HUB__DATA_DIR": str(data), "SMSHUB_FTP__ENABLED": "true",
+            "SMSHUB_FTP__PORT": str(port), "SMSHUB_HTTP__ENABLED": "false",
+            "SMSHUB_DISPATCHER__ENABLED": "false", "SMSHUB_FTP__ROWS_PER_GROUP": str(group),
+            "SMSHUB_CONFIG": str(data / "none.toml")}
+
+
+def smshub(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
+    subprocess.run([sys.executable, "-m", "hub", *args], env=env, input=stdin, text=True,
+                   check=True, capture_output=True)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def ftp_run(csv_path: Path, rows: int, group: int, work: Path) -> tuple[float, float]:
+    data, port = work / "hub", free_port()
+    data.mkdir()
+    (data / "none.toml").write_text("")
+    env = hub_env(data, port, group)
+    smshub(env, "account", "create", "acme", "--credits", str(rows), "--price-per-segment", "1")
+    smshub(env, "account", "password", "acme", stdin=PASSWORD + "\n")
+    hub = subprocess.Popen([sys.executable, "-m", "hub", "serve"], env=env,
+                           stderr=subprocess.DEVNULL)
+    try:
+        ftp = connect(port)
+        started = time.perf_counter()
+        with csv_path.open("rb") as handle:
+            ftp.storbinary("STOR big.csv", handle, blocksize=1 << 20)
+        ftp.quit()
+        result = data / "ftp" / "acme" / "results" / "big.result.csv"
+        while not result.exists():
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        return rows / elapsed, peak_rss_mb(hub.pid)
+    finally:
+        # Stopping waits for the report job, which may still be writing the report file
+        # of a million messages; the measurement is already taken.
+        hub.kill()
+        hub.wait(30)
+
+
+def connect(port: int) -> ftplib.FTP:
+    for _ in range(200):
+        try:
+            ftp = ftplib.FTP()
+            ftp.connect("127.0.0.1", port, timeout=30)
+            ftp.login("acme", PASSWORD)
+            return ftp
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the hub's FTP server did not come up")
+
+
+def raw_insert_rate(rows: int, group: int, work: Path) -> float:
+    """Rows per second for plain executemany inserts of the same rows into `messages`."""
+    spool = open_spool(f"sqlite:///{work / 'raw.db'}")
+    spool.upgrade()
+    spool.create_account("acme", 0, 1, [])  # type: ignore[arg-type]
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    for start in range(0, rows, group):
+        batch = [_row(i, now) for i in range(start, min(rows, start + group))]
+        with spool.db.write() as conn:
+            conn.execute(sa.insert(messages), batch)
+    elapsed = time.perf_counter() - started
+    spool.close()
+    return rows / elapsed
+
+
+def _row(i: int, now: datetime) -> dict[str, object]:
+    return {"id": f"{i:026d}", "account_id": 1, "source": "ftp", "client_ref": f"r{i}",
+            "recipient": f"+278{2000000 + i % 9000000:08d}", "text": f"Payslip ready {i}",
+            "encoding": "gsm7", "segments": 1, "cost": 1, "message_class": "transactional",
+            "priority": 0, "due_at": now, "status": "queued", "attempts": 0,
+            "accepted_at": now, "updated_at": now}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--group", type=int, default=5000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        csv_path = work / "big.csv"
+        write_csv(csv_path, args.rows)
+        raw = raw_insert_rate(args.rows, args.group, work)
+        rate, rss = ftp_run(csv_path, args.rows, args.group, work)
+    print(f"rows {args.rows}: FTP drop {rate:,.0f} rows/s, raw insert {raw:,.0f} rows/s "
+          f"({rate / raw:.0%}); hub peak RSS {rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

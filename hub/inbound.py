@@ -1,0 +1,86 @@
+"""Inbound messages: the core path every carrier's replies take. Each is committed
+(before the carrier is acknowledged), marked if it is an opt-out keyword, linked to the
+message it answers, and routed: routes turn it into outbox items (an email, a webhook)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from ulid import ULID
+
+from hub.batching import GroupCommitter
+from hub.clock import Clock, utcnow
+from hub.model import Inbound, InboundKind, InboundMessage, NewInbound, NewOutboxItem
+from hub.numbers import mask
+from hub.ports import InboundRoute
+from hub.spoolcall import SpoolRunner
+
+log = logging.getLogger(__name__)
+
+# WASPA's opt-out words (and common variants), matched on the whole message.
+OPT_OUT_KEYWORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "OPT OUT", "OPTOUT", "END", "CANCEL",
+                    "QUIT")
+
+
+def is_opt_out(text: str, keywords: Sequence[str] = OPT_OUT_KEYWORDS) -> bool:
+    """'Stop', ' STOP. ', 'opt  out!' are opt-outs; 'please stop by at 5' is chat."""
+    words = " ".join(text.upper().replace("-", " ").split()).strip(".!?,;: ")
+    return words in keywords
+
+
+class InboundDesk:
+    def __init__(
+        self,
+        runner: SpoolRunner,
+        routes: Sequence[InboundRoute] = (),
+        *,
+        keywords: Sequence[str] = OPT_OUT_KEYWORDS,
+        clock: Clock = utcnow,
+        on_routed: Callable[[], None] | None = None,
+    ) -> None:
+        self._runner = runner
+        self._routes = list(routes)
+        self._keywords = tuple(k.upper() for k in keywords)
+        self._clock = clock
+        self._on_routed = on_routed
+        self._committer: GroupCommitter[NewInbound, Inbound] = GroupCommitter(self._store, 1000)
+        self._routing = asyncio.Lock()
+
+    async def receive(self, messages: Sequence[InboundMessage]) -> list[Inbound]:
+        """Commit inbound messages; returns once they are durable, then routes them."""
+        new = [NewInbound(str(ULID()), m, is_opt_out(m.text, self._keywords))
+               for m in messages]
+        stored = await self._committer.submit(new)
+        for item in stored:
+            log.info("inbound %s from %s (%s)", item.id, mask(item.sender), item.kind.value,
+                     extra={"action": "inbound", "kind": item.kind.value})
+        await self.route_pending()
+        return stored
+
+    async def _store(self, items: list[NewInbound]) -> list[Inbound]:
+        return await self._runner.call(self._runner.spool.store_inbound, items)
+
+    async def route_pending(self, limit: int = 200) -> int:
+        """Route what is not routed yet (also after a restart: maintenance calls this)."""
+        async with self._routing:
+            pending = await self._runner.call(self._runner.spool.unrouted_inbound, limit)
+            if not pending:
+                return 0
+            items: list[NewOutboxItem] = []
+            for message in pending:
+                items.extend(await self._routes_for(message))
+            await self._runner.call(self._runner.spool.route_inbound,
+                                    [m.id for m in pending], items, self._clock())
+        if items and self._on_routed is not None:
+            self._on_routed()
+        return len(pending)
+
+    async def _routes_for(self, message: Inbound) -> list[NewOutboxItem]:
+        if message.kind is InboundKind.OPT_OUT:
+            return []  # an opt-out is never forwarded as chat
+        found: list[NewOutboxItem] = []
+        for route in self._routes:
+            found.extend(await route.route(message))
+        return found

@@ -1,0 +1,128 @@
+"""Inbound messages: store them once each (carriers redeliver), link each to the latest
+message the hub sent to its sender, and hand unrouted ones to the hub's routing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from hub.model import Inbound, InboundKind, NewInbound, NewOutboxItem, OutboxStatus
+from spool.engine import Database
+from spool.tables import inbound, messages, outbox
+
+
+def store(db: Database, items: Sequence[NewInbound]) -> list[Inbound]:
+    """Commit new inbound messages; a redelivered one returns the stored record."""
+    stored: list[Inbound] = []
+    with db.write() as conn:
+        for item in items:
+            existing = _existing(conn, item)
+            stored.append(existing if existing is not None else _insert(conn, item))
+    return stored
+
+
+def _existing(conn: Connection, item: NewInbound) -> Inbound | None:
+    mo = item.message
+    if mo.carrier_message_id is None:
+        return None
+    row = conn.execute(
+        select(inbound).where(inbound.c.carrier == mo.carrier,
+                              inbound.c.carrier_message_id == mo.carrier_message_id)
+    ).mappings().first()
+    return None if row is None else inbound_from_row(row)
+
+
+def _insert(conn: Connection, item: NewInbound) -> Inbound:
+    mo = item.message
+    latest = conn.execute(
+        select(messages.c.id, messages.c.account_id)
+        .where(messages.c.recipient == mo.sender)
+        .order_by(messages.c.accepted_at.desc(), messages.c.id.desc())
+        .limit(1)
+    ).first()
+    kind = (InboundKind.OPT_OUT if item.opt_out
+            else InboundKind.REPLY if latest is not None else InboundKind.UNSOLICITED)
+    record = Inbound(
+        id=item.id, carrier=mo.carrier, sender=mo.sender, recipient=mo.recipient,
+        text=mo.text, received_at=mo.received_at, kind=kind,
+        carrier_message_id=mo.carrier_message_id,
+        account_id=None if latest is None else latest.account_id,
+        in_reply_to=None if latest is None else latest.id,
+    )
+    conn.execute(insert(inbound).values(**_values(record)))
+    return record
+
+
+def _values(record: Inbound) -> dict[str, Any]:
+    return {
+        "id": record.id, "carrier": record.carrier,
+        "carrier_message_id": record.carrier_message_id, "sender": record.sender,
+        "recipient": record.recipient, "text": record.text, "kind": record.kind.value,
+        "account_id": record.account_id, "in_reply_to": record.in_reply_to,
+        "received_at": record.received_at,
+    }
+
+
+def inbound_from_row(row: Mapping[Any, Any]) -> Inbound:
+    return Inbound(
+        id=row["id"], carrier=row["carrier"], sender=row["sender"],
+        recipient=row["recipient"], text=row["text"], received_at=row["received_at"],
+        kind=InboundKind(row["kind"]), carrier_message_id=row["carrier_message_id"],
+        account_id=row["account_id"], in_reply_to=row["in_reply_to"],
+    )
+
+
+def get(db: Database, inbound_id: str) -> Inbound | None:
+    with db.read() as conn:
+        row = conn.execute(select(inbound).where(inbound.c.id == inbound_id)).mappings().first()
+    return None if row is None else inbound_from_row(row)
+
+
+def for_account(db: Database, account_id: int, since: datetime | None,
+                limit: int) -> list[Inbound]:
+    query = select(inbound).where(inbound.c.account_id == account_id)
+    if since is not None:
+        query = query.where(inbound.c.received_at >= since)
+    query = query.order_by(inbound.c.received_at, inbound.c.id).limit(limit)
+    with db.read() as conn:
+        return [inbound_from_row(r) for r in conn.execute(query).mappings()]
+
+
+def unrouted(db: Database, limit: int) -> list[Inbound]:
+    query = (select(inbound).where(inbound.c.routed_at.is_(None))
+             .order_by(inbound.c.received_at, inbound.c.id).limit(limit))
+    with db.read() as conn:
+        return [inbound_from_row(r) for r in conn.execute(query).mappings()]
+
+
+def route(db: Database, inbound_ids: Sequence[str], items: Sequence[NewOutboxItem],
+          now: datetime) -> None:
+    """Mark inbound messages routed and queue what they lead to, in one transaction, so
+    a crash leaves them either unrouted (routed again) or routed with their outbox."""
+    with db.write() as conn:
+        won = set()
+        for inbound_id in inbound_ids:
+            # Only the router that marks a message routed queues its items: two nodes
+            # routing the same message cannot queue its email twice.
+            done = conn.execute(update(inbound).where(inbound.c.id == inbound_id,
+                                                      inbound.c.routed_at.is_(None))
+                                .values(routed_at=now))
+            if done.rowcount:
+                won.add(inbound_id)
+        rows = [_outbox_values(i, now) for i in items if i.inbound_id in won]
+        if rows:
+            conn.execute(insert(outbox), rows)
+
+
+def _outbox_values(item: NewOutboxItem, now: datetime) -> dict[str, Any]:
+    return {
+        "id": item.id, "channel": item.channel, "account_id": item.account_id,
+        "address": item.address, "inbound_id": item.inbound_id, "message_id": item.message_id,
+        "status": OutboxStatus.PENDING.value, "attempts": 0, "created_at": now, "due_at": now,
+        "updated_at": now,
+    }
+
+

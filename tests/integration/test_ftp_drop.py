@@ -1,0 +1,151 @@
+"""The FTP drop end to end: a real hub, real ftplib clients, native CSV batches."""
+
+from __future__ import annotations
+
+import ftplib
+from collections.abc import Callable
+
+import pytest
+
+from hub.batches import BatchState
+from tests.ftpdrop import Drop, make_drop, no_leaked_threads, read_csv, wait_for
+from tests.hubthread import HubThread
+
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+_ = no_leaked_threads  # a fixture used through pytestmark
+
+CSV = ("to,text,from,client_ref,name\n"
+       "0821234567,Hello {name},ACME,r1,Thandi\n"
+       "not-a-number,Hi,,,\n"
+       "+27831234567,\"two\nlines\",,,\n")
+
+
+@pytest.fixture
+def drop(make_hub: Callable[..., HubThread]) -> Drop:
+    return make_drop(make_hub)
+
+
+def test_ftp_upload_of_native_csv_gets_result_file_row_per_row(drop: Drop) -> None:
+    drop.upload("payroll.csv", CSV)
+    rows = drop.result("payroll.csv")
+    assert rows[0][:4] == ["line", "recipient", "normalised", "status"]
+    assert [r[0] for r in rows[1:4]] == ["2", "3", "4"]
+    assert rows[1][2:4] == ["'+27821234567", "accepted"]  # neutralised: starts with +
+    assert rows[2][3] == "rejected" and rows[2][7].startswith("invalid_number")
+    assert rows[3][3] == "accepted"
+    assert rows[-1][0] == "summary" and "accepted 2, rejected 1" in rows[-1][3]
+    message = drop.hub.spool.get_message(rows[1][4])
+    assert message is not None and message.text == "Hello Thandi"
+    assert message.batch_id is not None
+    batch = drop.hub.spool.get_batch(message.batch_id)
+    assert batch is not None and (batch.rows, batch.accepted, batch.rejected) == (3, 2, 1)
+    assert (drop.home / "processed").iterdir().__next__().name.endswith("-payroll.csv")
+
+
+def test_ftp_report_file_turns_final_as_the_simulator_delivers(drop: Drop) -> None:
+    drop.upload("run.csv", "to,text\n0821234567,one\n0821234568,two\n")
+    drop.result("run.csv")
+    report = wait_for(drop.report("run.csv"),
+                      check=lambda p: read_csv(p)[-1][2] == "final")
+    rows = read_csv(report)
+    assert [r[2] for r in rows[1:3]] == ["delivered", "delivered"]
+    assert rows[-1][3] == "delivered 2, failed 0, pending 0"
+    batch_id = drop.hub.spool.get_message(rows[1][0]).batch_id  # type: ignore[union-attr]
+    # The file is written first, then the batch row turns final.
+    wait_for(report, check=lambda _: drop.hub.spool.get_batch(batch_id)  # type: ignore[union-attr,arg-type]
+             .state is BatchState.FINAL)
+
+
+def test_ftp_upload_of_same_file_twice_is_reported_duplicate(drop: Drop) -> None:
+    drop.upload("a.csv", "to,text\n0821234567,once\n")
+    first = drop.result("a.csv")
+    drop.upload("b.csv", "to,text\n0821234567,once\n")
+    second = drop.result("b.csv")
+    spool = drop.hub.spool
+    message = spool.get_message(first[1][4])
+    assert message is not None and message.batch_id is not None
+    assert second[1][3] == "duplicate" and message.batch_id in second[1][7]
+    assert sum(spool.batch_status_counts(message.batch_id).values()) == 1
+    batches = spool.list_batches(None, 10)
+    assert batches[0].state is BatchState.DUPLICATE
+
+
+def test_ftp_part_upload_is_processed_only_after_rename(drop: Drop) -> None:
+    ftp = drop.client()
+    drop.upload("night.part", "to,text\n0821234567,hi\n", ftp)
+    assert not (drop.home / "results" / "night.result.csv").exists()
+    ftp.rename("night.part", "night.csv")
+    ftp.quit()
+    assert drop.result("night.csv")[1][3] == "accepted"
+
+
+def test_ftp_aborted_upload_is_never_processed_and_is_removed(drop: Drop) -> None:
+    ftp = drop.client()
+    conn = ftp.transfercmd("STOR cut.csv")
+    conn.sendall(b"to,text\n0821234567,partial\n" * 100)
+    ftp.sock.close()  # the control connection dies mid-transfer
+    conn.close()
+    ftp.close()
+    fresh = drop.client()
+    wait_for(drop.home, check=lambda p: "cut.csv" not in fresh.nlst())
+    fresh.quit()
+    assert not (drop.home / "results" / "cut.result.csv").exists()
+    assert drop.hub.spool.open_batches() == []
+
+
+def test_ftp_path_escape_attempts_stay_inside_the_home(drop: Drop) -> None:
+    ftp = drop.client()
+    ftp.cwd("../..")
+    assert ftp.pwd() == "/"
+    drop.upload("../escape.csv", "to,text\n0821234567,x\n", ftp)
+    outside = drop.home.parent / "escape.csv"
+    assert not outside.exists()
+    (drop.home / "link").symlink_to(drop.home.parent.parent)
+    with pytest.raises(ftplib.error_perm):
+        ftp.cwd("/link")
+    ftp.quit()
+
+
+def test_ftp_appe_and_rest_uploads_are_refused(drop: Drop) -> None:
+    ftp = drop.client()
+    with pytest.raises(ftplib.error_perm):
+        ftp.sendcmd("APPE x.csv")
+    ftp.sendcmd("TYPE I")
+    ftp.sendcmd("REST 10")
+    with pytest.raises(ftplib.error_perm, match="Resuming"):
+        ftp.sendcmd("STOR x.csv")
+    ftp.quit()
+
+
+def test_ftp_wrong_password_fails_and_a_login_flood_locks_the_address(
+    make_hub: Callable[..., HubThread]
+) -> None:
+    drop = make_drop(make_hub, login_failures_per_ip=3)
+    for _ in range(3):
+        with pytest.raises(ftplib.error_perm, match="530"):
+            drop.client(password="wrong password")
+    with pytest.raises(ftplib.error_perm, match=r"(?i)too many failed logins"):
+        drop.client()
+
+
+def test_ftp_banner_has_no_version(drop: Drop) -> None:
+    ftp = ftplib.FTP()
+    banner = ftp.connect("127.0.0.1", drop.port, timeout=10)
+    ftp.close()
+    assert "smshub" in banner and "pyftpdlib" not in banner and "2." not in banner
+
+
+def test_batch_list_and_show_print_progress(drop: Drop, capsys: pytest.CaptureFixture[str]
+                                            ) -> None:
+    from hub import cli  # noqa: PLC0415
+
+    drop.upload("cli.csv", "to,text\n0821234567,one\nbad,two\n")
+    rows = drop.result("cli.csv")
+    batch_id = drop.hub.spool.get_message(rows[1][4]).batch_id  # type: ignore[union-attr]
+    config = str(drop.hub.config.data_dir.parent / "cli.toml")
+    with open(config, "w", encoding="utf-8") as handle:
+        handle.write(f'[hub]\ndata_dir = "{drop.hub.config.data_dir}"\n')
+    assert cli.main(["--config", config, "batch", "list"]) == 0
+    assert "cli.csv: 2 rows read, 1 accepted, 1 rejected" in capsys.readouterr().out
+    assert cli.main(["--config", config, "batch", "show", str(batch_id), "--json"]) == 0
+    assert '"rows": 2' in capsys.readouterr().out
