@@ -18,6 +18,8 @@ from adapters.csv_batch import FileRules
 from adapters.ftp_drop import FtpDrop
 from adapters.ftp_jobs import JobSettings
 from adapters.http_app import HttpContext, build_app
+from adapters.mail_out import EMAIL_CHANNEL, EmailChannel, FinalReceipts, MailReplyRoute, Relay
+from adapters.smtp_mail import MailHandler, MailRules, SmtpListener
 from hub.accounts import Credentials, load_secret
 from hub.config import Config
 from hub.dispatcher import Dispatcher, DispatchSettings
@@ -90,11 +92,20 @@ class Services:
 def build_inbound_routes(config: Config, runner: SpoolRunner) -> list[InboundRoute]:
     """What inbound messages may lead to; ingress adapters that answer by email or
     webhook add their route here."""
-    return []
+    routes: list[InboundRoute] = []
+    if config.smtp.enabled:
+        routes.append(MailReplyRoute(runner))
+    return routes
 
 
 def build_outbox_channels(config: Config, runner: SpoolRunner) -> dict[str, OutboxChannel]:
-    return {}
+    channels: dict[str, OutboxChannel] = {}
+    if config.smtp.enabled and config.smtp.relay_host:
+        # Without a relay, receipts and replies wait in the outbox until one is set.
+        channels[EMAIL_CHANNEL] = EmailChannel(config.smtp, runner,
+                                               Relay.from_section(config.smtp),
+                                               config.hub.timezone)
+    return channels
 
 
 def build_outbox(config: Config, runner: SpoolRunner) -> OutboxRunner:
@@ -127,6 +138,9 @@ class Hub:
         self._maintenance: Maintenance | None = None
         self._ftp: FtpDrop | None = None
         self.ftp_port: int | None = None
+        self._smtp: SmtpListener | None = None
+        self._final_receipts: FinalReceipts | None = None
+        self.smtp_port: int | None = None
 
     async def start(self) -> None:
         cfg = self.config
@@ -153,6 +167,8 @@ class Hub:
             await self._start_http(self.services)
         if cfg.ftp.enabled:
             await self._start_ftp(self.services)
+        if cfg.smtp.enabled:
+            await self._start_smtp(self.services)
         log.info("smshub node %s started", cfg.node, extra={"action": "start"})
 
     def _dispatcher(
@@ -207,7 +223,25 @@ class Hub:
         await self._ftp.start()
         self.ftp_port = self._ftp.port
 
+    async def _start_smtp(self, services: Services) -> None:
+        cfg = self.config
+        rules = MailRules(cfg.hub.default_region, cfg.hub.timezone, cfg.messages.max_segments)
+        handler = MailHandler(cfg.smtp, rules, services.intake, services.credentials,
+                              services.runner)
+        self._smtp = SmtpListener(cfg.smtp, handler)
+        await self._smtp.start()
+        self.smtp_port = self._smtp.port
+        if cfg.dispatcher.enabled:
+            self._final_receipts = FinalReceipts(services.runner,
+                                                 cfg.smtp.final_receipt_interval,
+                                                 wake=services.outbox.wake)
+            self._final_receipts.start()
+
     async def stop(self) -> None:
+        if self._smtp is not None:
+            await self._smtp.stop()
+        if self._final_receipts is not None:
+            await self._final_receipts.stop()
         if self._ftp is not None:
             await self._ftp.stop()
         if self._server is not None and self._server_task is not None:

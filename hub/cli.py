@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from hub.clock import parse_time, utcnow
 from hub.config import Config, load
 from hub.errors import ConfigError, HubError
 from hub.intake import Intake
+from hub.mail import MailSettings, SubjectMode, TooLongMode
 from hub.model import Account, Inbound, InboundMessage, Refused, Source, Submission
 from hub.ports import Spool
 from hub.spoolcall import SpoolRunner
@@ -94,6 +96,7 @@ def _account_commands(sub: Any) -> None:
     _command(acc, "api-key", _account_api_key,
              "create an API key and print it (shown only once)").add_argument("name")
     _command(acc, "list", _account_list, "list accounts")
+    _account_mail_command(acc)
 
 
 def _batch_commands(sub: Any) -> None:
@@ -376,3 +379,58 @@ def _batch_show(args: argparse.Namespace, config: Config) -> int:
         return 1
     _emit(args, _batch_json(progress), _batch_text(progress))
     return 0
+
+
+# --- email-to-SMS settings (docs/smtp.md) ------------------------------------------------
+
+
+def _account_mail_command(acc: Any) -> None:
+    mail = _command(acc, "mail", _account_mail,
+                    "show or change the account's email-to-SMS settings")
+    mail.add_argument("name")
+    mail.add_argument("--allow-sender", action="append", dest="senders", metavar="ADDRESS",
+                      help="an address or a whole domain that may send as this account "
+                           "(repeat; replaces the list)")
+    mail.add_argument("--clear-senders", action="store_true", help="allow no sender address")
+    mail.add_argument("--subject", choices=[m.value for m in SubjectMode],
+                      help="ignore the subject, prepend it, or winsms: YYYYMMDDHHMM schedules")
+    mail.add_argument("--too-long", choices=[m.value for m in TooLongMode],
+                      help="a text over the segment limit is rejected or truncated")
+    for flag, what in (("receipts", "mail the sender a receipt of each mail"),
+                       ("final-receipts", "and a delivery report once all are final"),
+                       ("replies", "mail handset replies back to the sender")):
+        mail.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, help=what)
+    mail.add_argument("--cut-marker", action="append", dest="cut_markers", metavar="TEXT",
+                      help="text is cut at a line starting with this (repeat; replaces)")
+
+
+def _account_mail(args: argparse.Namespace, config: Config) -> int:
+    spool = _spool(config)
+    try:
+        account = spool.get_account(args.name)
+        settings = _mail_changes(args, spool.get_mail_settings(account.id))
+        spool.save_mail_settings(settings)
+        settings = spool.get_mail_settings(account.id)  # as stored (senders lower-cased)
+    finally:
+        spool.close()
+    data = {"name": account.name, "allowed_senders": list(settings.allowed_senders),
+            "subject": settings.subject_mode.value, "too_long": settings.too_long.value,
+            "receipts": settings.receipts, "final_receipts": settings.final_receipts,
+            "replies": settings.replies, "cut_markers": list(settings.cut_markers)}
+    _emit(args, data, "\n".join(f"{k}: {v}" for k, v in data.items()))
+    return 0
+
+
+def _mail_changes(args: argparse.Namespace, current: MailSettings) -> MailSettings:
+    senders = () if args.clear_senders else current.allowed_senders
+    changes: dict[str, Any] = {"allowed_senders": tuple(args.senders or senders)}
+    if args.subject:
+        changes["subject_mode"] = SubjectMode(args.subject)
+    if args.too_long:
+        changes["too_long"] = TooLongMode(args.too_long)
+    for key in ("receipts", "final_receipts", "replies"):
+        if getattr(args, key) is not None:
+            changes[key] = getattr(args, key)
+    if args.cut_markers:
+        changes["cut_markers"] = tuple(args.cut_markers)
+    return replace(current, **changes)

@@ -220,6 +220,48 @@ class OutboxSection:
         _check(0 < self.retry_base <= self.retry_cap, "retry_base: > 0 and <= retry_cap")
 
 
+@dataclass(frozen=True, slots=True)
+class SmtpSection:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 2525
+    hostname: str = ""
+    domains: list[str] = field(default_factory=lambda: ["sms.localhost"])
+    clickatell_addresses: list[str] = field(default_factory=list)
+    max_recipients: int = 100
+    max_message_bytes: int = 10_485_760
+    certfile: str = ""
+    keyfile: str = ""
+    allow_plaintext_auth_on_loopback: bool = False
+    from_address: str = "smshub@localhost"
+    relay_host: str = ""
+    relay_port: int = 25
+    relay_security: str = "starttls"
+    relay_username: str = ""
+    relay_password: str = ""
+    relay_timeout: float = 30.0
+    final_receipt_interval: float = 30.0
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.port <= 65535, "port: 0 to 65535 (0 picks a free port)")
+        _check(0 < self.relay_port <= 65535, "relay_port: 1 to 65535")
+        _check(bool(self.domains) and all("." in d and "@" not in d for d in self.domains),
+               "domains: a list of domain names such as [\"sms.example.co.za\"]")
+        _check(all(a.count("@") == 1 for a in self.clickatell_addresses),
+               "clickatell_addresses: a list of addresses such as [\"sms@sms.example.co.za\"]")
+        _check(1 <= self.max_recipients <= 1000, "max_recipients: 1 to 1000")
+        _check(self.max_message_bytes >= 10_240, "max_message_bytes: at least 10240")
+        _check(bool(self.certfile) == bool(self.keyfile),
+               "certfile/keyfile: give both (STARTTLS and AUTH) or neither")
+        _check(self.from_address.count("@") == 1, "from_address: an email address")
+        _check(self.relay_security in {"starttls", "tls", "none"},
+               "relay_security: one of starttls, tls, none")
+        _check(bool(self.relay_username) == bool(self.relay_password),
+               "relay_username/relay_password: give both or neither")
+        _check(self.relay_timeout > 0, "relay_timeout: seconds, greater than 0")
+        _check(self.final_receipt_interval > 0, "final_receipt_interval: greater than 0")
+
+
 KNOWN_CARRIERS = frozenset({"simulator"})
 
 
@@ -238,6 +280,7 @@ class Config:
     maintenance: MaintenanceSection = field(default_factory=MaintenanceSection)
     inbound: InboundSection = field(default_factory=InboundSection)
     outbox: OutboxSection = field(default_factory=OutboxSection)
+    smtp: SmtpSection = field(default_factory=SmtpSection)
     source: str = "(defaults)"
 
     @property

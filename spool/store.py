@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import func, select, text
 
 from hub.batches import Batch
+from hub.mail import Mail, MailSettings, NoticeKind
 from hub.model import (
     Account,
     Claim,
@@ -27,7 +28,7 @@ from hub.model import (
     Transition,
 )
 from hub.ports import ApiKeyRecord, Committed, SchemaState
-from spool import acceptance, accounts, batches, inbound, migrate, outbox, queue
+from spool import acceptance, accounts, batches, inbound, mail, migrate, outbox, queue
 from spool.engine import Database
 from spool.reports import apply_reports as _apply_reports
 from spool.rows import event_from_row, message_from_row
@@ -209,3 +210,38 @@ class SqlSpool:
 
     def batch_messages(self, batch_id: str, after_id: str, limit: int) -> list[Message]:
         return batches.batch_messages(self.db, batch_id, after_id, limit)
+
+    # --- email-to-SMS ---------------------------------------------------------------
+
+    def get_mail_settings(self, account_id: int) -> MailSettings:
+        return mail.get_settings(self.db, account_id)
+
+    def save_mail_settings(self, settings: MailSettings) -> None:
+        mail.save_settings(self.db, settings)
+
+    def mail_sender_account(self, address: str) -> Account | None:
+        return mail.sender_account(self.db, address)
+
+    def create_mail(self, record: Mail) -> None:
+        mail.create_mail(self.db, record)
+
+    def finish_mail(self, mail_id: str, refused: Sequence[str],
+                    notices: Sequence[tuple[NewOutboxItem, NoticeKind]],
+                    now: datetime) -> None:
+        mail.finish_mail(self.db, mail_id, refused, notices, now)
+
+    def get_mail(self, mail_id: str) -> Mail | None:
+        return mail.get_mail(self.db, mail_id)
+
+    def mail_for_message(self, message_id: str) -> Mail | None:
+        return mail.mail_for_message(self.db, message_id)
+
+    def mail_notice(self, item_id: str) -> tuple[Mail, NoticeKind] | None:
+        return mail.notice(self.db, item_id)
+
+    def final_receipts_due(self, limit: int) -> list[Mail]:
+        return mail.final_receipts_due(self.db, limit)
+
+    def queue_final_receipt(self, mail_id: str, item: NewOutboxItem | None,
+                            now: datetime) -> bool:
+        return mail.queue_final_receipt(self.db, mail_id, item, now)

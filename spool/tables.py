@@ -271,3 +271,57 @@ batches = Table(
     Index("ix_batches_account_sha", "account_id", "sha256", "received_at"),
     Index("ix_batches_state", "state"),
 )
+
+# --- email-to-SMS (adapters/smtp_mail) ---------------------------------------------
+
+# An account's mail settings; no row means the defaults of hub.mail.MailSettings.
+mail_accounts = Table(
+    "mail_accounts",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id"), primary_key=True),
+    Column("subject_mode", Text, nullable=False),
+    Column("too_long", Text, nullable=False),
+    Column("receipts", Boolean, nullable=False),
+    Column("final_receipts", Boolean, nullable=False),
+    Column("replies", Boolean, nullable=False),
+    Column("cut_markers", Text, nullable=False),  # one marker per line
+)
+
+# Sender addresses ("ops@acme.co.za") and domains ("acme.co.za"), each one account's.
+mail_senders = Table(
+    "mail_senders",
+    metadata,
+    Column("pattern", Text, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+)
+
+# One accepted mail; its id is the batch_id of the SMS made from it.
+mails = Table(
+    "mails",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("sender", Text, nullable=False),
+    Column("reply_to", Text, nullable=False),
+    Column("message_id", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("received_at", UtcTime, nullable=False),
+    Column("receipts", Boolean, nullable=False),
+    Column("final_receipt", Boolean, nullable=False),
+    Column("replies", Boolean, nullable=False),
+    Column("attachments", Text, nullable=False),  # one name per line
+    Column("refused", Text, nullable=False),  # one "number: reason" per line
+    Column("final_sent_at", UtcTime),
+    Index("ix_mails_final_due", "received_at",
+          sqlite_where=text("final_receipt AND final_sent_at IS NULL"),
+          postgresql_where=text("final_receipt AND final_sent_at IS NULL")),
+)
+
+# What each email outbox item is about: a mail's receipt, final receipt or a reply.
+mail_notices = Table(
+    "mail_notices",
+    metadata,
+    Column("item_id", String(26), primary_key=True),
+    Column("mail_id", String(26), nullable=False, index=True),
+    Column("kind", Text, nullable=False),
+)

@@ -1,0 +1,363 @@
+"""The email-to-SMS listener: aiosmtpd on the hub's event loop. RCPT takes only
+<number>@<our domain> (never a relay), senders must be allow-listed or authenticated,
+and DATA answers 250 only once every SMS of the mail is committed through intake."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import ssl
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import getaddresses, make_msgid
+from ipaddress import ip_address
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+from ulid import ULID
+
+from adapters import mail_text
+from hub import numbers
+from hub.accounts import Credentials
+from hub.clock import Clock, utcnow
+from hub.config import SmtpSection
+from hub.errors import AuthenticationError, HubError, Rejected, TemporaryFailure
+from hub.intake import Intake
+from hub.mail import Mail, MailSettings, NoticeKind
+from hub.model import Account, NewOutboxItem, Outcome, Refused, Source, Submission
+from hub.spoolcall import SpoolRunner
+
+log = logging.getLogger(__name__)
+
+EMAIL_CHANNEL = "email"
+
+
+@dataclass(frozen=True, slots=True)
+class MailRules:
+    """What the listener needs besides its [smtp] section."""
+
+    region: str = "ZA"
+    timezone: str = "Africa/Johannesburg"
+    max_segments: int = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """An accepted RCPT: a number (E.164), or a Clickatell-format address."""
+
+    address: str
+    number: str | None  # None: the body names the numbers (Clickatell)
+
+
+class MailHandler:
+    """aiosmtpd handler: its hooks are found by name (handle_MAIL, handle_RCPT,
+    handle_DATA, auth_PLAIN, auth_LOGIN); each returned string is the SMTP reply."""
+
+    def __init__(self, section: SmtpSection, rules: MailRules, intake: Intake,
+                 credentials: Credentials, runner: SpoolRunner,
+                 clock: Clock = utcnow) -> None:
+        self._section = section
+        self._rules = rules
+        self._intake = intake
+        self._credentials = credentials
+        self._runner = runner
+        self._clock = clock
+        self._domains = {d.lower() for d in section.domains}
+        self._clickatell = {a.lower() for a in section.clickatell_addresses}
+        # Who is sending in each open transaction; aiosmtpd makes a new Envelope each.
+        self._senders: weakref.WeakKeyDictionary[Envelope, Account] = (
+            weakref.WeakKeyDictionary())
+
+    # --- authentication ----------------------------------------------------------------
+
+    async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        blob = await _initial_or_challenge(server, args, "")
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        parts = blob.split(b"\0")
+        if len(parts) != 3:
+            await server.push("501 5.5.2 Can't split auth value")
+            return AuthResult(success=False, handled=True)
+        return await self._login(parts[1], parts[2])
+
+    async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        name = await _initial_or_challenge(server, args, "Username:")
+        if name is None:
+            return AuthResult(success=False, handled=True)
+        password = await _challenge(server, "Password:")
+        if password is None:
+            return AuthResult(success=False, handled=True)
+        return await self._login(name, password)
+
+    async def _login(self, name: bytes, password: bytes) -> AuthResult:
+        """An account name and password, checked off the event loop (argon2)."""
+        try:
+            account = await self._credentials.by_password(
+                name.decode("utf-8", "replace"), password.decode("utf-8", "replace"))
+        except AuthenticationError:
+            log.info("SMTP AUTH failed", extra={"action": "smtp-auth"})
+            return AuthResult(success=False, handled=False)
+        except TemporaryFailure:
+            return AuthResult(success=False, handled=False,
+                              message="454 4.7.0 Temporary authentication failure")
+        return AuthResult(success=True, auth_data=account)
+
+    # --- the envelope --------------------------------------------------------------------
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str:
+        account = session.auth_data if session.authenticated else None
+        if not isinstance(account, Account):
+            try:
+                account = await self._runner.call(self._runner.spool.mail_sender_account,
+                                                  address)
+            except TemporaryFailure:
+                return "451 4.3.0 Temporary failure, try again later"
+        if account is None:
+            return self._unauthorised(address, server)
+        self._senders[envelope] = account
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    def _unauthorised(self, address: str, server: SMTP) -> str:
+        log.info("SMTP sender refused", extra={"action": "smtp-sender"})
+        if self._auth_possible(server):
+            return (f"530 5.7.0 Authentication required: <{address}> is not an allowed "
+                    "sender of any account; log in with AUTH")
+        return (f"550 5.7.1 <{address}> may not send SMS here: it is not an allowed "
+                "sender of any account")
+
+    def _auth_possible(self, server: SMTP) -> bool:
+        return bool(self._section.certfile) or self.plaintext_auth_allowed()
+
+    def plaintext_auth_allowed(self) -> bool:
+        return self._section.allow_plaintext_auth_on_loopback and _is_loopback(
+            self._section.host)
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if len(envelope.rcpt_tos) >= self._section.max_recipients:
+            return (f"452 4.5.3 Too many recipients: at most "
+                    f"{self._section.max_recipients} per mail")
+        try:
+            recipient = self.recipient(address)
+        except Rejected as exc:
+            return f"550 5.1.1 <{address}>: {exc.reason}"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        if recipient.number is not None:
+            log.debug("RCPT %s", numbers.mask(recipient.number), extra={"action": "smtp-rcpt"})
+        return "250 OK"
+
+    def recipient(self, address: str) -> Recipient:
+        """Parse an RCPT address or say why it is refused; never relays elsewhere."""
+        local, at, domain = address.rpartition("@")
+        if address.lower() in self._clickatell:
+            return Recipient(address, None)
+        if not at or domain.lower() not in self._domains:
+            raise Rejected("relay_denied",
+                           "relaying denied: this server only takes <number>@"
+                           + self._section.domains[0])
+        try:
+            # A local part with spaces arrives quoted: "+27 82 123 4567"@domain.
+            number = numbers.normalise(local.strip('"'), self._rules.region)
+        except Rejected as exc:
+            raise Rejected("invalid_number", f"not a phone number: {exc.reason}") from None
+        return Recipient(address, number)
+
+    # --- the mail ----------------------------------------------------------------------------
+
+    async def handle_DATA(self, server: SMTP, session: Session,
+                          envelope: Envelope) -> str:
+        account = self._senders.get(envelope)
+        if account is None or not envelope.rcpt_tos:
+            return "503 5.5.1 Error: need MAIL and RCPT first"
+        try:
+            return await self._accept(account, envelope)
+        except TemporaryFailure:
+            log.warning("SMTP mail not taken: spool busy", extra={"action": "smtp-data"})
+            return "451 4.3.0 Temporary failure: the spool is busy, try again later"
+        except HubError as exc:
+            return f"550 5.6.0 {exc}"
+
+    async def _accept(self, account: Account, envelope: Envelope) -> str:
+        runner = self._runner
+        settings = await runner.call(runner.spool.get_mail_settings, account.id)
+        message = mail_text.parse(envelope.original_content or b"")
+        recipients = [self.recipient(a) for a in envelope.rcpt_tos]
+        draft = self._draft(message, recipients, settings)
+        mail = self._mail(account, envelope, message, draft, settings)
+        # The mail row first, then intake with the mail's id as batch id: each SMS is
+        # linked to its mail in the same commit as the SMS itself.
+        await runner.call(runner.spool.create_mail, mail)
+        outcomes = await self._intake.submit(account, Source.SMTP, draft.submissions,
+                                             batch_id=mail.id)
+        refused = _refused_lines(draft, outcomes)
+        await self._finish(mail, refused, len(outcomes))
+        return _answer(mail.id, outcomes, refused)
+
+    async def _finish(self, mail: Mail, refused: list[str], total: int) -> None:
+        """Queue the receipt (always when some recipients were refused, as a bounce
+        would be). The SMS are committed already: a failure here loses only it."""
+        wants = mail.receipts or (refused and len(refused) < total)
+        notices = [(NewOutboxItem(str(ULID()), EMAIL_CHANNEL, mail.account_id, mail.reply_to),
+                    NoticeKind.RECEIPT)] if wants else []
+        try:
+            await self._runner.call(self._runner.spool.finish_mail, mail.id, refused, notices,
+                                    self._clock())
+        except TemporaryFailure:
+            log.warning("mail %s: SMS committed, receipt not queued", mail.id,
+                        extra={"action": "smtp-data"})
+
+    def _draft(self, message: EmailMessage, recipients: Sequence[Recipient],
+               settings: MailSettings) -> Draft:
+        numbers_ = [r.number for r in recipients if r.number is not None]
+        draft = Draft([], [], [], ())
+        if numbers_:
+            found = mail_text.sms_text_for(message, settings)
+            subject = mail_text.header(message, "Subject")
+            text, send_at = mail_text.apply_subject(found.text, subject, settings.subject_mode,
+                                                    self._rules.timezone)
+            text = mail_text.fit(text, self._rules.max_segments, settings.too_long)
+            draft.attachments = found.attachments
+            for number in numbers_:
+                draft.add(number, Submission(to=number, text=text, send_at=send_at))
+        if len(numbers_) < len(recipients):
+            self._clickatell_draft(message, settings, draft)
+        return draft
+
+    def _clickatell_draft(self, message: EmailMessage, settings: MailSettings,
+                          draft: Draft) -> None:
+        body = mail_text.parse_clickatell(mail_text.body(message).text)
+        text = mail_text.fit(body.text, self._rules.max_segments, settings.too_long)
+        ref = body.client_ref if len(body.to) == 1 else None
+        for to in body.to:
+            draft.add(to, Submission(to=to, text=text, sender=body.sender, client_ref=ref))
+        draft.reply_to.extend(body.reply)
+
+    def _mail(self, account: Account, envelope: Envelope, message: EmailMessage,
+              draft: Draft, settings: MailSettings) -> Mail:
+        sender = envelope.mail_from or ""
+        asked = any(mail_text.header(message, h) for h in
+                    ("Disposition-Notification-To", "Return-Receipt-To"))
+        return Mail(
+            id=str(ULID()), account_id=account.id, sender=sender,
+            reply_to=_reply_address(message, draft.reply_to, sender),
+            message_id=mail_text.header(message, "Message-ID") or make_msgid(domain="smshub"),
+            subject=mail_text.header(message, "Subject"), received_at=self._clock(),
+            receipts=settings.receipts,
+            final_receipt=settings.final_receipts or (settings.receipts and asked),
+            replies=settings.replies, attachments=draft.attachments,
+        )
+
+
+@dataclass
+class Draft:
+    """The submissions a mail makes, with the recipient each came from."""
+
+    labels: list[str]
+    submissions: list[Submission]
+    reply_to: list[str]
+    attachments: tuple[str, ...]
+
+    def add(self, label: str, submission: Submission) -> None:
+        self.labels.append(label)
+        self.submissions.append(submission)
+
+
+def _refused_lines(draft: Draft, outcomes: Sequence[Outcome]) -> list[str]:
+    return [f"{label}: {o.reason}" for label, o in zip(draft.labels, outcomes, strict=True)
+            if isinstance(o, Refused)]
+
+
+def _answer(mail_id: str, outcomes: Sequence[Outcome], refused: Sequence[str]) -> str:
+    if not outcomes:
+        return "550 5.6.0 No SMS in this mail: no to: lines"
+    accepted = len(outcomes) - len(refused)
+    if accepted == 0:
+        return "550 5.6.0 No SMS sent: " + "; ".join(_masked(r) for r in refused)[:400]
+    also = f", {len(refused)} refused (see the receipt)" if refused else ""
+    return f"250 2.0.0 Ok: queued as {mail_id} ({accepted} SMS{also})"
+
+
+def _masked(line: str) -> str:
+    """Refusal lines name numbers; the SMTP reply may be logged by relays: mask them."""
+    label, sep, reason = line.partition(": ")
+    return f"{numbers.mask(label)}{sep}{reason}" if label.startswith("+") else line
+
+
+def _reply_address(message: EmailMessage, clickatell: Sequence[str], sender: str) -> str:
+    if clickatell:
+        return clickatell[0]
+    for name in ("Reply-To", "From"):
+        found = [a for _, a in getaddresses([mail_text.header(message, name)]) if "@" in a]
+        if found:
+            return found[0]
+    return sender
+
+
+async def _initial_or_challenge(server: SMTP, args: list[str], prompt: str) -> bytes | None:
+    if len(args) == 1:
+        return await _challenge(server, prompt)
+    try:
+        return base64.b64decode(args[1].encode(), validate=True)
+    except ValueError:
+        await server.push("501 5.5.2 Can't decode base64")
+        return None
+
+
+async def _challenge(server: SMTP, prompt: str) -> bytes | None:
+    answer = await server.challenge_auth(prompt)
+    return answer if isinstance(answer, bytes) else None
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class SmtpListener:
+    """Starts and stops the SMTP server on the running event loop."""
+
+    def __init__(self, section: SmtpSection, handler: MailHandler) -> None:
+        self._section = section
+        self._handler = handler
+        self._server: asyncio.Server | None = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        s = self._section
+        tls = _tls_context(s.certfile, s.keyfile) if s.certfile else None
+        loop = asyncio.get_running_loop()
+
+        plaintext_auth = self._handler.plaintext_auth_allowed()
+
+        def factory() -> SMTP:
+            return SMTP(self._handler, hostname=s.hostname or None, loop=loop,
+                        data_size_limit=s.max_message_bytes, enable_SMTPUTF8=True,
+                        tls_context=tls, auth_require_tls=not plaintext_auth,
+                        ident="smshub ESMTP")
+
+        self._server = await loop.create_server(factory, s.host, s.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("SMTP listening on %s:%d", s.host, self.port, extra={"action": "listen"})
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            # Newer Pythons wait here for every open session; do not hang a shutdown.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+
+
+def _tls_context(certfile: str, keyfile: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    return context

@@ -1,0 +1,299 @@
+"""Email-to-SMS against the real listener on port 0 with real smtplib clients: who may
+send, which recipients are taken, how mails become SMS text, and that 250 means the SMS
+are committed."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Callable, Iterator
+from email.header import Header
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from adapters.smtp_mail import MailHandler
+from hub.accounts import hash_password
+from hub.mail import MailSettings, SubjectMode, TooLongMode
+from hub.model import Message, Source, Status
+from tests.hubthread import HubThread
+
+DOMAIN = "sms.example.co.za"
+SENDER = "ops@acme.co.za"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_files(ca: trustme.CA, tmp_path: Path) -> dict[str, str]:
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    return {"certfile": str(certfile), "keyfile": str(keyfile)}
+
+
+@pytest.fixture
+def client_tls(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+def smtp_section(**extra: Any) -> dict[str, Any]:
+    return {"enabled": True, "port": 0, "domains": [DOMAIN],
+            "clickatell_addresses": [f"sms@{DOMAIN}"], "max_message_bytes": 64_000,
+            "max_recipients": 5, **extra}
+
+
+@pytest.fixture
+def mail_hub(make_hub: Callable[..., HubThread],
+             tls_files: dict[str, str]) -> Callable[..., HubThread]:
+    """A hub with the listener on, and account acme allowing ops@acme.co.za."""
+
+    def make(settings: dict[str, Any] | None = None, **smtp: Any) -> HubThread:
+        hub = make_hub(smtp=smtp_section(**tls_files, **smtp))
+        hub.account("acme")
+        account = hub.spool.get_account("acme")
+        hub.spool.set_password_hash("acme", hash_password(PASSWORD))
+        hub.spool.save_mail_settings(MailSettings(account.id, (SENDER,), **(settings or {})))
+        return hub
+
+    return make
+
+
+@pytest.fixture
+def hub(mail_hub: Callable[..., HubThread]) -> HubThread:
+    return mail_hub()
+
+
+def connect(hub: HubThread) -> smtplib.SMTP:
+    assert hub.hub.smtp_port is not None
+    client = smtplib.SMTP("127.0.0.1", hub.hub.smtp_port, timeout=10)
+    client.ehlo("client.example")
+    return client
+
+
+def mail(text: str = "Server down", *, to: str = f"27821234567@{DOMAIN}",
+         subject: str = "Alert") -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = SENDER, to, subject
+    message["Message-ID"] = "<alert-1@acme.co.za>"
+    message.set_content(text)
+    return message
+
+
+def send(client: smtplib.SMTP, message: EmailMessage | bytes, rcpts: list[str],
+         sender: str = SENDER) -> tuple[int, str]:
+    """MAIL, RCPT each, DATA; the DATA reply (RCPT refusals are the caller's check)."""
+    code, reply = client.mail(sender)
+    assert code == 250, reply
+    for rcpt in rcpts:
+        client.rcpt(rcpt)
+    raw = message if isinstance(message, bytes) else message.as_bytes(policy=SMTP_POLICY)
+    code, reply = client.data(raw)
+    return code, reply.decode()
+
+
+def queued(hub: HubThread, reply: str) -> list[Message]:
+    """The SMS of the mail a 250 reply names ("queued as <mail id>")."""
+    mail_id = reply.split("queued as ")[1].split(maxsplit=1)[0]
+    return hub.spool.batch_messages(mail_id, "", 1000)
+
+
+def test_handler_defines_the_hooks_aiosmtpd_looks_up_by_name() -> None:
+    for hook in ("handle_MAIL", "handle_RCPT", "handle_DATA", "auth_PLAIN", "auth_LOGIN"):
+        assert callable(getattr(MailHandler, hook))
+
+
+def test_plain_mail_from_an_allowed_sender_is_committed_before_250(hub: HubThread) -> None:
+    with connect(hub) as client:
+        code, reply = send(client, mail("Server down.\n\nRegards,\nOps"),
+                           [f'"+27 82-123.4567"@{DOMAIN}'])
+    assert code == 250
+    [sms] = queued(hub, reply)  # committed: readable as soon as 250 arrived
+    assert (sms.recipient, sms.text, sms.source) == ("+27821234567", "Server down.",
+                                                       Source.SMTP)
+
+
+def test_several_recipients_with_one_invalid_get_their_own_answers(hub: HubThread) -> None:
+    with connect(hub) as client:
+        client.mail(SENDER)
+        assert client.rcpt(f"0821234567@{DOMAIN}")[0] == 250
+        code, why = client.rcpt(f"12ab@{DOMAIN}")
+        assert code == 550 and b"not a phone number" in why
+        assert client.rcpt(f"27831234567@{DOMAIN}")[0] == 250
+        code, reply = client.data(mail().as_bytes(policy=SMTP_POLICY))
+    assert code == 250
+    assert sorted(m.recipient for m in queued(hub, reply.decode())) == [
+        "+27821234567", "+27831234567"]
+
+
+def test_relay_to_a_foreign_domain_is_refused(hub: HubThread) -> None:
+    with connect(hub) as client:
+        client.mail(SENDER)
+        code, why = client.rcpt("someone@gmail.com")
+    assert code == 550 and b"relaying denied" in why
+
+
+def test_too_many_recipients_are_deferred(hub: HubThread) -> None:
+    with connect(hub) as client:
+        client.mail(SENDER)
+        codes = [client.rcpt(f"2782123456{i}@{DOMAIN}")[0] for i in range(6)]
+    assert codes == [250] * 5 + [452]
+
+
+def test_unknown_sender_is_told_to_authenticate(hub: HubThread) -> None:
+    with connect(hub) as client:
+        code, why = client.mail("mallory@evil.example")
+    assert code == 530 and b"not an allowed sender" in why
+
+
+def test_auth_is_refused_before_starttls_and_works_after(
+        hub: HubThread, client_tls: ssl.SSLContext) -> None:
+    with connect(hub) as client:
+        assert not client.has_extn("auth")
+        code, why = client.docmd("AUTH", "PLAIN AGFjbWUAeHh4")
+        assert code == 538 and b"Encryption required" in why
+        client.starttls(context=client_tls)
+        client.ehlo("client.example")
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            client.login("acme", "wrong password")
+        client.login("acme", PASSWORD)
+        code, reply = send(client, mail(), [f"27821234567@{DOMAIN}"],
+                           sender="anyone@elsewhere.example")
+    assert code == 250 and len(queued(hub, reply)) == 1
+
+
+def test_plaintext_auth_on_loopback_only_when_configured(
+        mail_hub: Callable[..., HubThread]) -> None:
+    hub = mail_hub(allow_plaintext_auth_on_loopback=True)
+    with connect(hub) as client:
+        client.login("acme", PASSWORD)
+        assert send(client, mail(), [f"27821234567@{DOMAIN}"], sender="x@y.example")[0] == 250
+
+
+def test_html_only_mail_is_sent_as_text(hub: HubThread) -> None:
+    message = mail()
+    message.set_content("<html><body><p>Server <b>down</b></p></body></html>", subtype="html")
+    with connect(hub) as client:
+        _code, reply = send(client, message, [f"27821234567@{DOMAIN}"])
+    assert [m.text for m in queued(hub, reply)] == ["Server down"]
+
+
+def test_multipart_alternative_prefers_the_plain_part(hub: HubThread) -> None:
+    message = mail("plain version")
+    message.add_alternative("<p>html version</p>", subtype="html")
+    message.add_attachment(b"%PDF", maintype="application", subtype="pdf",
+                           filename="report.pdf")
+    with connect(hub) as client:
+        _code, reply = send(client, message, [f"27821234567@{DOMAIN}"])
+    assert [m.text for m in queued(hub, reply)] == ["plain version"]
+
+
+@pytest.mark.parametrize("cte", ["base64", "quoted-printable"])
+def test_encoded_non_ascii_bodies_are_decoded(hub: HubThread, cte: str) -> None:
+    message = mail()
+    message.set_content("Café déjà vu — ✓ done", charset="utf-8", cte=cte)
+    raw = message.as_bytes(policy=SMTP_POLICY)
+    assert cte.encode() in raw and "Café".encode() not in raw
+    with connect(hub) as client:
+        _code, reply = send(client, raw, [f"27821234567@{DOMAIN}"])
+    assert [m.text for m in queued(hub, reply)] == ["Café déjà vu — ✓ done"]
+
+
+def test_rfc2047_subject_is_prepended_when_the_account_says_so(
+        mail_hub: Callable[..., HubThread]) -> None:
+    hub = mail_hub({"subject_mode": SubjectMode.PREPEND})
+    message = mail("body", subject=str(Header("Größe", "utf-8").encode()))
+    with connect(hub) as client:
+        _code, reply = send(client, message, [f"27821234567@{DOMAIN}"])
+    assert [m.text for m in queued(hub, reply)] == ["Größe: body"]
+
+
+def test_winsms_subject_schedules_the_sms_in_south_african_time(
+        mail_hub: Callable[..., HubThread]) -> None:
+    hub = mail_hub({"subject_mode": SubjectMode.WINSMS})
+    with connect(hub) as client:
+        _code, reply = send(client, mail(subject="203001020830"), [f"27821234567@{DOMAIN}"])
+    [sms] = queued(hub, reply)
+    assert sms.status is Status.SCHEDULED
+    assert sms.send_at is not None and sms.send_at.isoformat() == "2030-01-02T06:30:00+00:00"
+
+
+def test_too_long_text_is_refused_or_truncated_per_account(
+        mail_hub: Callable[..., HubThread]) -> None:
+    long = "word " * 300
+    refusing = mail_hub()
+    with connect(refusing) as client:
+        code, reply = send(client, mail(long), [f"27821234567@{DOMAIN}"])
+    assert code == 550 and "segments" in reply
+    truncating = mail_hub({"too_long": TooLongMode.TRUNCATE})
+    with connect(truncating) as client:
+        code, reply = send(client, mail(long), [f"27821234567@{DOMAIN}"])
+    [sms] = queued(truncating, reply)
+    assert sms.segments == 6 and long.startswith(sms.text)
+
+
+def test_clickatell_body_sends_to_each_to_line(hub: HubThread) -> None:
+    body = ("api_id:1234\nuser:bob\npassword:secret\nreply:noc@acme.co.za\n"
+            "text:Server down\nto:27821234567\nto:0831234567\n")
+    with connect(hub) as client:
+        _code, reply = send(client, mail(body, to=f"sms@{DOMAIN}"), [f"sms@{DOMAIN}"])
+    sms = queued(hub, reply)
+    assert sorted(m.recipient for m in sms) == ["+27821234567", "+27831234567"]
+    assert {m.text for m in sms} == {"Server down"}
+    mail_id = reply.split("queued as ")[1].split()[0]
+    stored = hub.spool.get_mail(mail_id)
+    assert stored is not None and stored.reply_to == "noc@acme.co.za"
+
+
+def test_oversize_mail_is_refused_with_552(hub: HubThread) -> None:
+    with connect(hub) as client:
+        assert client.has_extn("size") and client.esmtp_features["size"] == "64000"
+        code, _ = send(client, mail("x" * 70_000), [f"27821234567@{DOMAIN}"])
+    assert code == 552
+
+
+@pytest.mark.parametrize("fake_end", [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n"])
+def test_smuggled_end_of_data_does_not_end_the_mail(hub: HubThread,
+                                                    fake_end: bytes) -> None:
+    smuggled = (b"From: ops@acme.co.za\r\nTo: 27821234567@" + DOMAIN.encode()
+                + b"\r\nSubject: x\r\n\r\nfirst" + fake_end
+                + b"MAIL FROM:<ops@acme.co.za>\r\nRCPT TO:<27831234567@" + DOMAIN.encode()
+                + b">\r\nDATA\r\nsmuggled\r\n.\r\n")  # the only real end of data
+    with connect(hub) as client:
+        client.mail(SENDER)
+        client.rcpt(f"27821234567@{DOMAIN}")
+        client.putcmd("data")
+        assert client.getreply()[0] == 354
+        client.send(smuggled)  # raw: smtplib would escape the dots
+        code, reply = client.getreply()
+    assert code == 250
+    [sms] = queued(hub, reply.decode())  # one mail, one SMS: nothing smuggled through
+    assert sms.recipient == "+27821234567"
+
+
+def test_mail_from_is_required_before_rcpt(hub: HubThread) -> None:
+    with connect(hub) as client:
+        assert client.rcpt(f"27821234567@{DOMAIN}")[0] == 503
+
+
+@pytest.fixture
+def no_tls_hub(make_hub: Callable[..., HubThread]) -> Iterator[HubThread]:
+    hub = make_hub(smtp=smtp_section())
+    yield hub
+
+
+def test_without_tls_an_unknown_sender_gets_550(no_tls_hub: HubThread) -> None:
+    with connect(no_tls_hub) as client:
+        code, why = client.mail("mallory@evil.example")
+    assert code == 550 and b"may not send SMS" in why
