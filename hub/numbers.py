@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
+from typing import Any
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber, ValidationResult
@@ -110,8 +112,50 @@ def _quick(text: str, region: str) -> str | None:
     code, national = split
     if national.startswith("0"):
         return None  # Italian-style leading zeros need phonenumbers' own handling
-    number = PhoneNumber(country_code=code, national_number=int(national))
-    return f"+{code}{national}" if phonenumbers.is_valid_number(number) else None
+    valid = _validator(code)
+    if valid is None:
+        number = PhoneNumber(country_code=code, national_number=int(national))
+        return f"+{code}{national}" if phonenumbers.is_valid_number(number) else None
+    return f"+{code}{national}" if valid(national) else None
+
+
+# The number types phonenumbers tries; a number is valid when the region's general
+# pattern and at least one type's pattern (and possible lengths) match.
+_TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager",
+          "uan", "voicemail", "fixed_line", "mobile")
+_Desc = tuple[re.Pattern[str], frozenset[int]]
+
+
+@functools.lru_cache(maxsize=512)
+def _validator(code: int) -> Callable[[str], bool] | None:
+    """phonenumbers' validity test for one single-region country code, with its regexes
+    compiled once (phonenumbers looks each one up again on every call, which is most of
+    its cost). None for shared codes like +1 and non-geographic ones: they need its
+    region lookup."""
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, ())
+    if len(regions) != 1 or regions[0] == "001":
+        return None
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(regions[0])
+    general = None if meta is None else _desc(meta.general_desc)
+    if meta is None or general is None:
+        return None
+    types = [d for d in (_desc(getattr(meta, name, None)) for name in _TYPES) if d is not None]
+
+    def valid(national: str) -> bool:
+        return _matches(general, national) and any(_matches(t, national) for t in types)
+
+    return valid
+
+
+def _desc(desc: Any) -> _Desc | None:
+    if desc is None or not desc.national_number_pattern:
+        return None
+    return re.compile(desc.national_number_pattern), frozenset(desc.possible_length or ())
+
+
+def _matches(desc: _Desc, national: str) -> bool:
+    pattern, lengths = desc
+    return (not lengths or len(national) in lengths) and pattern.fullmatch(national) is not None
 
 
 def _split_country_code(digits: str) -> tuple[int, str] | None:
