@@ -1,7 +1,8 @@
-"""Bulk inserts on the hot path (accepted messages and their events): the statement is
-compiled once per dialect and rows, already in driver form (times as microseconds, money
-as units), go straight to the driver's executemany. SQLAlchemy's per-row parameter
-processing cost more than SQLite itself on this path."""
+"""Bulk inserts on the hot path (accepted messages and their events). Rows arrive in
+driver form (times as microseconds, money as units). SQLite gets them through one
+executemany of a statement compiled once (SQLAlchemy's per-row parameter processing cost
+more than SQLite itself); PostgreSQL through COPY, several times faster than any
+INSERT there, inside the same transaction."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ def bulk_insert(
 ) -> None:
     """INSERT rows of driver values, given in `columns` order, in one executemany."""
     if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        _copy(conn, table, columns, rows)
         return
     sql, order = _compiled(conn.dialect, table, columns)
     if not conn.dialect.positional:
@@ -38,3 +42,14 @@ def _compiled(
     order = tuple(compiled.positiontup or columns) if dialect.positional else columns
     return str(compiled), order
 
+
+
+def _copy(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    raw = conn.connection.driver_connection  # psycopg 3, in this transaction
+    assert raw is not None
+    names = ", ".join(columns)  # our own column names, never input
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
