@@ -6,11 +6,20 @@ INSERT there, inside the same transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, bindparam, insert
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Dialect,
+    Integer,
+    Table,
+    TypeDecorator,
+    bindparam,
+    insert,
+)
 
 
 def bulk_insert(
@@ -53,3 +62,82 @@ def _copy(
     with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
+
+
+def bulk_update(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: str = "id",
+    keep: frozenset[str] = frozenset(),
+    constants: Mapping[str, Any] | None = None,
+) -> None:
+    """UPDATE many rows, each a mapping of column -> driver value (all with the same keys,
+    `key` among them). Columns in `keep` keep their stored value where the row gives None;
+    `constants` are set on every row. SQLite: one executemany. PostgreSQL: one statement
+    over unnest()ed arrays, since hundreds of single-row UPDATEs cost it far more."""
+    if not rows:
+        return
+    columns = tuple(name for name in rows[0] if name != key)
+    fixed = dict(constants or {})
+    if conn.dialect.name == "postgresql":
+        sql = _unnest_update(table, key, columns, keep, tuple(fixed))
+        params = {f"c{i}": [row[name] for row in rows] for i, name in enumerate((key, *columns))}
+        params.update({f"k_{name}": value for name, value in fixed.items()})
+        conn.exec_driver_sql(sql, params)
+        return
+    sql = _sqlite_update(table, key, columns, keep, tuple(fixed))
+    constant_values = tuple(fixed.values())
+    conn.exec_driver_sql(
+        sql, [(*(row[name] for name in columns), *constant_values, row[key]) for row in rows]
+    )
+
+
+@lru_cache(maxsize=64)
+def _sqlite_update(
+    table: Table, key: str, columns: tuple[str, ...], keep: frozenset[str],
+    constants: tuple[str, ...],
+) -> str:
+    _known(table, (key, *columns, *constants))
+    sets = [f"{c} = COALESCE(?, {c})" if c in keep else f"{c} = ?" for c in columns]
+    sets += [f"{c} = ?" for c in constants]
+    return f"UPDATE {table.name} SET {', '.join(sets)} WHERE {key} = ?"  # noqa: S608
+
+
+@lru_cache(maxsize=64)
+def _unnest_update(
+    table: Table, key: str, columns: tuple[str, ...], keep: frozenset[str],
+    constants: tuple[str, ...],
+) -> str:
+    names = (key, *columns)
+    _known(table, (*names, *constants))
+    arrays = ", ".join(
+        f"%(c{i})s::{_pg_type(table, name)}[]" for i, name in enumerate(names)
+    )
+    sets = [
+        f"{c} = COALESCE(v.{c}, t.{c})" if c in keep else f"{c} = v.{c}" for c in columns
+    ]
+    sets += [f"{c} = %(k_{c})s" for c in constants]
+    return (
+        f"UPDATE {table.name} AS t SET {', '.join(sets)} "  # noqa: S608
+        f"FROM unnest({arrays}) AS v({', '.join(names)}) WHERE t.{key} = v.{key}"
+    )
+
+
+def _known(table: Table, names: Sequence[str]) -> None:
+    """Only the table's own column names ever reach the SQL text built above."""
+    for name in names:
+        if name not in table.c:
+            raise ValueError(f"{table.name} has no column {name!r}")
+
+
+def _pg_type(table: Table, column: str) -> str:
+    kind = table.c[column].type
+    if isinstance(kind, TypeDecorator):
+        kind = kind.impl_instance
+    if isinstance(kind, BigInteger):
+        return "bigint"
+    if isinstance(kind, Integer):
+        return "integer"
+    return "text"

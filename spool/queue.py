@@ -13,10 +13,8 @@ from sqlalchemy import (
     Connection,
     Integer,
     Row,
-    Text,
     bindparam,
     case,
-    func,
     select,
     text,
     update,
@@ -24,39 +22,16 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import TextualSelect
 
 from hub.model import FINAL_STATUSES, Claim, ErrorInfo, Message, Status, Transition
+from spool.bulk import bulk_update
 from spool.engine import Database
 from spool.ledger import NO_LEASE, Event, add_events, event, refund
 from spool.rows import CHUNK, chunks, message_from_row
-from spool.tables import CLAIMABLE_SQL, QUEUED_SQL, SENDING_SQL, UtcTime, messages
+from spool.tables import CLAIMABLE_SQL, QUEUED_SQL, SENDING_SQL, UtcTime, messages, to_micros
 
 m = messages
 RECORDABLE = FINAL_STATUSES | {Status.QUEUED, Status.SUBMITTED}
 EXPIRED = ErrorInfo("expired", "validity period ended before the message was sent")
 TOO_OLD = ErrorInfo("too_old", "gave up retrying after the maximum age")
-
-
-def _keep_unless(name: str, column: Any, type_: Any = Text) -> Any:
-    """SET column = the parameter if given, else what it already holds."""
-    return func.coalesce(bindparam(name, type_=type_), column)
-
-
-# One statement for every transition, so a whole batch is a single executemany.
-_RECORD = (
-    update(m)
-    .where(m.c.id == bindparam("b_id"))
-    .values(
-        status=bindparam("b_status"),
-        carrier=_keep_unless("b_carrier", m.c.carrier),
-        carrier_message_id=_keep_unless("b_carrier_id", m.c.carrier_message_id),
-        error_code=_keep_unless("b_error_code", m.c.error_code),
-        error_text=_keep_unless("b_error_text", m.c.error_text),
-        submitted_at=_keep_unless("b_submitted_at", m.c.submitted_at, UtcTime()),
-        completed_at=_keep_unless("b_completed_at", m.c.completed_at, UtcTime()),
-        due_at=_keep_unless("b_due_at", m.c.due_at, UtcTime()),
-        updated_at=bindparam("b_now", type_=UtcTime()),
-        **NO_LEASE,
-    )
-)
 
 
 def claim(db: Database, owner: str, limit: int, lease_seconds: float, now: datetime) -> Claim:
@@ -122,11 +97,13 @@ def record(
     todo = _checked(transitions)
     if not todo:
         return []
+    micros = to_micros(now)
     with db.write() as conn:
         leased = _leased(conn, token, list(todo))
         applied = [t for t in todo.values() if t.message_id in leased]
         if applied:
-            conn.execute(_RECORD, [_record_params(t, now) for t in applied])
+            bulk_update(conn, m, [_record_values(t, micros) for t in applied],
+                        keep=_KEEP_UNLESS_GIVEN, constants=NO_LEASE)
             add_events(conn, [event(t.message_id, now, t.status, _detail(t)) for t in applied])
             refund(conn, [leased[t.message_id] for t in applied if t.refund])
     return [t.message_id for t in applied]
@@ -157,18 +134,24 @@ def _leased(conn: Connection, token: str, ids: list[str]) -> dict[str, tuple[int
     return found
 
 
-def _record_params(t: Transition, now: datetime) -> dict[str, Any]:
+# Columns a transition leaves as they are unless it gives a value.
+_KEEP_UNLESS_GIVEN = frozenset({"carrier", "carrier_message_id", "error_code", "error_text",
+                                "submitted_at", "completed_at", "due_at"})
+
+
+def _record_values(t: Transition, now: int) -> dict[str, Any]:
+    """One row for bulk_update, in driver form (times as microseconds)."""
     return {
-        "b_id": t.message_id,
-        "b_status": t.status.value,
-        "b_carrier": t.carrier,
-        "b_carrier_id": t.carrier_message_id,
-        "b_error_code": t.error.code if t.error else None,
-        "b_error_text": t.error.text if t.error else None,
-        "b_submitted_at": now if t.status is Status.SUBMITTED else None,
-        "b_completed_at": now if t.status.final else None,
-        "b_due_at": t.due_at if t.status is Status.QUEUED else None,
-        "b_now": now,
+        "id": t.message_id,
+        "status": t.status.value,
+        "carrier": t.carrier,
+        "carrier_message_id": t.carrier_message_id,
+        "error_code": t.error.code if t.error else None,
+        "error_text": t.error.text if t.error else None,
+        "submitted_at": now if t.status is Status.SUBMITTED else None,
+        "completed_at": now if t.status.final else None,
+        "due_at": to_micros(t.due_at) if t.status is Status.QUEUED and t.due_at else None,
+        "updated_at": now,
     }
 
 

@@ -7,30 +7,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Text, bindparam, func, select, update
+from sqlalchemy import Connection, select
 
 from hub.model import DeliveryReport, Status
+from spool.bulk import bulk_update
 from spool.engine import Database
 from spool.ledger import NO_LEASE, Event, add_events, event
 from spool.rows import chunks
-from spool.tables import UtcTime, messages
+from spool.tables import messages, to_micros
 
 m = messages
 CarrierRef = tuple[str, str]
-
-_FINISH = (
-    update(m)
-    .where(m.c.id == bindparam("b_id"))
-    .values(
-        status=bindparam("b_status"),
-        completed_at=bindparam("b_now", type_=UtcTime()),
-        updated_at=bindparam("b_now", type_=UtcTime()),
-        error_code=func.coalesce(bindparam("b_error_code", type_=Text), m.c.error_code),
-        error_text=func.coalesce(bindparam("b_error_text", type_=Text), m.c.error_text),
-        **NO_LEASE,
-    )
-)
-
 
 def apply_reports(
     db: Database, reports: Sequence[DeliveryReport], now: datetime
@@ -44,6 +31,7 @@ def apply_reports(
     unmatched: list[DeliveryReport] = []
     finished: list[dict[str, Any]] = []
     events: list[Event] = []
+    micros = to_micros(now)
     with db.write() as conn:
         found = _find(conn, reports)
         for report in reports:
@@ -53,10 +41,9 @@ def apply_reports(
             elif not hit[1].final:  # a report for a finished message is a repeat: ignore it
                 events.append(event(hit[0], now, report.status, _detail(report)))
                 if report.status.final:
-                    finished.append(_finish_params(hit[0], report, now))
+                    finished.append(_finish_values(hit[0], report, micros))
                     found[(report.carrier, report.carrier_message_id)] = (hit[0], report.status)
-        if finished:
-            conn.execute(_FINISH, finished)
+        bulk_update(conn, m, finished, keep=_KEEP_UNLESS_GIVEN, constants=NO_LEASE)
         add_events(conn, events)
     return unmatched
 
@@ -84,13 +71,18 @@ def _find(
     return found
 
 
-def _finish_params(message_id: str, report: DeliveryReport, now: datetime) -> dict[str, Any]:
+_KEEP_UNLESS_GIVEN = frozenset({"error_code", "error_text"})
+
+
+def _finish_values(message_id: str, report: DeliveryReport, now: int) -> dict[str, Any]:
+    """One row for bulk_update, in driver form (times as microseconds)."""
     return {
-        "b_id": message_id,
-        "b_status": report.status.value,
-        "b_now": now,
-        "b_error_code": report.error.code if report.error else None,
-        "b_error_text": report.error.text if report.error else None,
+        "id": message_id,
+        "status": report.status.value,
+        "completed_at": now,
+        "updated_at": now,
+        "error_code": report.error.code if report.error else None,
+        "error_text": report.error.text if report.error else None,
     }
 
 
