@@ -24,6 +24,7 @@ RESULT_HEADER = ("line", "recipient", "normalised", "status", "message_id", "seg
 REPORT_HEADER = ("message_id", "recipient", "state", "status", "accepted_at",
                  "submitted_at", "completed_at", "error")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_CHARS = frozenset(_FORMULA_START)
 
 
 def neutral(value: object) -> str:
@@ -61,26 +62,67 @@ class ResultWriter:
         self._csv = csv.writer(self._handle)
         self._csv.writerow(RESULT_HEADER)
         self.totals = Totals()
+        self.last_line = 0  # the line of the last input row written
 
     def write(self, rows: Sequence[Row], outcomes: Iterable[Outcome | None]) -> None:
-        for row, outcome in zip(rows, outcomes, strict=True):
-            self._csv.writerow([neutral(v) for v in self._cells(row, outcome)])
+        """One group's rows, flushed: after a crash the file holds every group written."""
+        self._csv.writerows([self._cells(row, outcome)
+                             for row, outcome in zip(rows, outcomes, strict=True)])
+        self._handle.flush()
+        if rows:
+            self.last_line = rows[-1].line
 
     def _cells(self, row: Row, outcome: Outcome | None) -> list[object]:
+        # Only cells that can start like a formula are neutralised: the number as given
+        # may, an E.164 number always does, ids, counts and costs never do.
         t = self.totals
         t.rows += 1
-        normal = self._normalised(row.given)
+        given = row.given if row.given[:1] not in _FORMULA_CHARS else "'" + row.given
         if isinstance(outcome, Accepted):
             t.accepted += 1
             t.segments += outcome.segments
             t.credits += outcome.cost if not outcome.duplicate else 0
             reason = "duplicate client_ref: the earlier message" if outcome.duplicate else ""
-            return [row.line, row.given, normal, "accepted", outcome.message_id,
-                    outcome.segments, outcome.cost, reason]
+            return [row.line, given, neutral(self._normalised(row.given)), "accepted",
+                    outcome.message_id, outcome.segments, outcome.cost, reason]
         t.rejected += 1
         refused = outcome if outcome is not None else row.refused
         reason = f"{refused.code}: {refused.reason}" if refused is not None else "rejected"
-        return [row.line, row.given, normal, "rejected", "", "", "", reason]
+        return [row.line, given, neutral(self._normalised(row.given)), "rejected", "", "", "",
+                neutral(reason)]
+
+    @classmethod
+    def resume(cls, partial: Path, tmp: Path, region: str) -> ResultWriter:
+        """A writer that carries on from the partial file of a run the hub did not finish:
+        its complete rows are copied and counted again; a row cut off mid-write is not."""
+        writer = cls(tmp, region)
+        with partial.open("rb+") as raw:
+            data_end = raw.seek(0, os.SEEK_END)
+            raw.seek(max(0, data_end - 1))
+            if raw.read(1) != b"\n":  # the last record was being written: drop it
+                raw.seek(0)
+                raw.truncate(raw.read().rfind(b"\n") + 1)
+        with partial.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            next(reader, None)  # the header
+            for cells in reader:
+                if len(cells) == len(RESULT_HEADER) and cells[0].isdigit():
+                    writer._copy(cells)
+        partial.unlink()
+        return writer
+
+    def _copy(self, cells: list[str]) -> None:
+        t = self.totals
+        t.rows += 1
+        if cells[3] == "accepted":
+            t.accepted += 1
+            t.segments += int(cells[5] or 0)
+            if not cells[7]:  # a duplicate client_ref cost nothing this time
+                t.credits += Decimal(cells[6] or 0)
+        else:
+            t.rejected += 1
+        self.last_line = int(cells[0])
+        self._csv.writerow(cells)
 
     def _normalised(self, given: str) -> str:
         try:
@@ -102,6 +144,10 @@ class ResultWriter:
     def discard(self) -> None:
         self._handle.close()
         self._tmp.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Close the work file but keep it: the start-up recovery reads it."""
+        self._handle.close()
 
 
 def _time(value: datetime | None) -> str:

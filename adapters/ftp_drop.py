@@ -30,7 +30,8 @@ with warnings.catch_warnings():
     from pyftpdlib.servers import FTPServer
 
 from adapters.ftp_homes import PART_SUFFIX, Homes, safe_account_name
-from adapters.ftp_jobs import BatchProcessor, JobSettings, ReportJob
+from adapters.ftp_jobs import BatchProcessor, JobSettings
+from adapters.ftp_reports import ReportJob
 from hub.accounts import check_password
 from hub.config import FtpSection
 from hub.intake import Intake
@@ -232,24 +233,24 @@ class FtpDrop:
     def __init__(self, settings: FtpSection, jobs: JobSettings, intake: Intake,
                  runner: SpoolRunner, data_dir: Path) -> None:
         self._settings = settings
-        self._jobs = jobs
-        self._intake = intake
         self._runner = runner
         self.homes = Homes(data_dir)
         self._server: FtpServerThread | None = None
         self._report_task: asyncio.Task[None] | None = None
         self._pending: set[Future[None]] = set()
+        self._reports = ReportJob(runner, self.homes, jobs.report_interval)
+        self.processor = BatchProcessor(intake, runner, self.homes, jobs, self._reports)
 
     async def start(self) -> None:
         self.homes.root.mkdir(parents=True, exist_ok=True)
-        reports = ReportJob(self._runner, self.homes, self._jobs.report_interval)
-        processor = BatchProcessor(self._intake, self._runner, self.homes, self._jobs, reports)
-        context = DropContext(self.homes, processor, asyncio.get_running_loop(), self._pending)
+        await self.processor.recover()  # before any upload: nothing else is processing
+        context = DropContext(self.homes, self.processor, asyncio.get_running_loop(),
+                              self._pending)
         authorizer = HubAuthorizer(self._runner.spool, self.homes, self._settings)
         handler = handler_class(self._settings, authorizer, context)
         self._server = FtpServerThread(self._settings, handler)
         self._server.start()
-        self._report_task = asyncio.create_task(reports.run(), name="ftp-reports")
+        self._report_task = asyncio.create_task(self._reports.run(), name="ftp-reports")
         log.info("FTP drop listening on %s:%d", self._settings.host, self.port,
                  extra={"action": "listen"})
 

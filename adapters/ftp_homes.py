@@ -63,6 +63,9 @@ class Homes:
     def result_path(self, account: str, file_name: str) -> Path:
         return self.home(account) / "results" / f"{stem(file_name)}.result.csv"
 
+    def progress_path(self, account: str, file_name: str) -> Path:
+        return self.home(account) / "results" / f"{stem(file_name)}.progress"
+
     def report_path(self, account: str, file_name: str) -> Path:
         return self.home(account) / "reports" / f"{stem(file_name)}.report.csv"
 

@@ -1,35 +1,36 @@
 """What happens to a dropped file, on the hub's event loop: hash it, refuse duplicates,
-stream its rows through intake in groups, write the result file, file the original away;
-and the periodic job that rewrites the delivery-report files of unfinished batches."""
+run its rows through intake (`ftp_pipeline`), write the result file and file the original
+away; a batch stopped part-way is marked failed, also when found so at start-up."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from adapters import csv_batch
-from adapters.csv_batch import FileRules, Row, UnreadableFile
+from adapters.csv_batch import UnreadableFile
 from adapters.csv_decode import sha256_file
-from adapters.csv_results import ReportWriter, ResultWriter
+from adapters.csv_results import ResultWriter
 from adapters.ftp_homes import Homes
-from hub.batches import Batch, BatchProgress, BatchState, next_state
+from adapters.ftp_pipeline import (
+    BatchStopped,
+    GroupHook,
+    JobSettings,
+    ProgressFile,
+    RowPipeline,
+)
+from adapters.ftp_reports import ReportJob
+from hub.batches import Batch, BatchState
 from hub.intake import Intake
-from hub.model import Account, Outcome, Source
+from hub.model import Account
 from hub.spoolcall import SpoolRunner
 
+__all__ = ["BatchProcessor", "JobSettings", "ReportJob"]
+
 log = logging.getLogger(__name__)
-REPORT_PAGE = 5000
-
-
-@dataclass(frozen=True, slots=True)
-class JobSettings:
-    rules: FileRules
-    rows_per_group: int = 2000
-    duplicate_window: float = 86_400.0
-    report_interval: float = 5.0
 
 
 def _now() -> datetime:
@@ -37,7 +38,8 @@ def _now() -> datetime:
 
 
 class BatchProcessor:
-    """Turns one claimed upload into a batch: result file, messages, the original filed."""
+    """Turns one claimed upload into a batch: result file, messages, the original filed.
+    `group_hook`, when set, is awaited after each group (tests pause a batch with it)."""
 
     def __init__(self, intake: Intake, runner: SpoolRunner, homes: Homes,
                  settings: JobSettings, reports: ReportJob) -> None:
@@ -47,6 +49,7 @@ class BatchProcessor:
         self._settings = settings
         self._reports = reports
         self._claim_lock = asyncio.Lock()  # duplicate check and batch insert, in order
+        self.group_hook: GroupHook | None = None
 
     async def process(self, account_name: str, work: Path, file_name: str) -> None:
         try:
@@ -108,45 +111,47 @@ class BatchProcessor:
             writer = self._writer(account, batch)
             writer.note("unreadable", reason)
             writer.publish(self._homes.result_path(account, batch.file_name))
-            kept = self._homes.file_away(account, work, batch.file_name, "rejected")
-            kept.with_name(kept.name + ".reason.txt").write_text(reason + "\n", "utf-8")
+            self._reject(account, work, batch.file_name, reason)
 
         await asyncio.to_thread(write)
         done = replace(batch, state=BatchState.UNREADABLE, finished_at=_now())
         await self._runner.call(self._runner.spool.update_batch, done)
 
+    def _reject(self, account: str, work: Path, file_name: str, reason: str) -> None:
+        kept = self._homes.file_away(account, work, file_name, "rejected")
+        kept.with_name(kept.name + ".reason.txt").write_text(reason + "\n", "utf-8")
+
+    def _result_tmp(self, account: str, batch_id: str) -> Path:
+        return self._homes.work_file(account, f"{batch_id}.result.tmp")
+
     def _writer(self, account: str, batch: Batch) -> ResultWriter:
-        tmp = self._homes.work_file(account, f"{batch.id}.result.tmp")
-        return ResultWriter(tmp, self._settings.rules.region)
+        return ResultWriter(self._result_tmp(account, batch.id), self._settings.rules.region)
 
     async def _run_rows(self, account: Account, batch: Batch,
                         source: csv_batch.BatchSource, work: Path) -> None:
         writer = await asyncio.to_thread(self._writer, account.name, batch)
+        progress = ProgressFile(self._homes.progress_path(account.name, batch.file_name),
+                                self._settings.progress_interval)
+        pipeline = RowPipeline(self._intake, self._runner, self._settings, progress,
+                               self.group_hook)
         rows = source.rows()
         try:
-            while chunk := await asyncio.to_thread(csv_batch.take, rows,
-                                                   self._settings.rows_per_group):
-                outcomes = await self._submit(account, batch.id, chunk)
-                await asyncio.to_thread(writer.write, chunk, outcomes)
-                t = writer.totals
-                batch = replace(batch, rows=t.rows, accepted=t.accepted, rejected=t.rejected)
-                await self._runner.call(self._runner.spool.update_batch, batch)
-        except BaseException:
-            await asyncio.to_thread(writer.discard)
+            batch = await pipeline.run(account, batch, rows, writer)
+        except BatchStopped as stop:
+            await self._stopped(account.name, stop, writer, work, progress)
+            return
+        except BaseException:  # cancelled: the next start-up recovers the batch
+            await asyncio.to_thread(writer.close)
             raise
-        await self._finish(account.name, batch, writer, work)
-
-    async def _submit(self, account: Account, batch_id: str,
-                      chunk: list[Row]) -> list[Outcome | None]:
-        ready = [row.submission for row in chunk if row.submission is not None]
-        outcomes = iter(await self._intake.submit(account, Source.FTP, ready,
-                                                  batch_id=batch_id))
-        return [next(outcomes) if row.submission is not None else None for row in chunk]
+        finally:
+            await asyncio.to_thread(rows.close)  # closes the file, off the event loop
+        await self._finish(account.name, batch, writer, work, progress)
 
     async def _finish(self, account: str, batch: Batch, writer: ResultWriter,
-                      work: Path) -> None:
+                      work: Path, progress: ProgressFile) -> None:
         def publish() -> None:
             writer.publish(self._homes.result_path(account, batch.file_name))
+            progress.remove()
             self._homes.file_away(account, work, batch.file_name, "processed")
 
         await asyncio.to_thread(publish)
@@ -155,65 +160,77 @@ class BatchProcessor:
         log.info("batch %s (%s): %d rows, %d accepted, %d rejected", batch.id,
                  batch.file_name, batch.rows, batch.accepted, batch.rejected,
                  extra={"action": "ftp-batch"})
-        await self._reports.refresh(batch)
+        await self._reports.finished(batch)
 
+    async def _stopped(self, account: str, stop: BatchStopped, writer: ResultWriter,
+                       work: Path | None, progress: ProgressFile) -> None:
+        """Publish what was processed, say why the rest was not, file the original in
+        rejected/ and mark the batch failed: it never stays `processing`."""
+        batch = stop.batch
+        where = f"line {stop.after_line}" if stop.after_line else "the header"
+        reason = (f"rows after {where} were not processed: {stop.reason}. The rows above "
+                  "were processed as shown; send the rest in a new file")
 
-class ReportJob:
-    """Rewrites `reports/<name>.report.csv` of each unfinished batch when its messages'
-    statuses have changed, and marks the batch final once every message is final."""
+        def write() -> None:
+            writer.note("not_processed", reason)
+            writer.publish(self._homes.result_path(account, batch.file_name))
+            progress.remove()
+            if work is not None and work.exists():
+                self._reject(account, work, batch.file_name, reason)
 
-    def __init__(self, runner: SpoolRunner, homes: Homes, interval: float) -> None:
-        self._runner = runner
-        self._homes = homes
-        self._interval = interval
-        self._seen: dict[str, dict[str, int]] = {}
-        self._names: dict[int, str] = {}
-        self._lock = asyncio.Lock()
+        await asyncio.to_thread(write)
+        failed = replace(batch, state=BatchState.FAILED, finished_at=_now())
+        await self._runner.call(self._runner.spool.update_batch, failed)
+        log.error("batch %s (%s) failed after %d rows: %s", batch.id, batch.file_name,
+                  batch.rows, stop.reason, extra={"action": "ftp-batch-failed"})
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("report sweep failed", extra={"action": "ftp-reports"})
-
-    async def sweep(self) -> None:
+    async def recover(self) -> None:
+        """At start-up: a batch still `processing` was cut off by a stop or crash. If its
+        files are on this node, it gets a partial result and is marked failed."""
         for batch in await self._runner.call(self._runner.spool.open_batches):
-            if batch.state is BatchState.ACCEPTED:
-                await self.refresh(batch)
+            if batch.state is BatchState.PROCESSING:
+                await self._recover_one(batch)
 
-    async def refresh(self, batch: Batch) -> None:
-        async with self._lock:  # the sweep and a just-finished batch may meet here
-            spool = self._runner.spool
-            counts = await self._runner.call(spool.batch_status_counts, batch.id)
-            key = {status.value: n for status, n in counts.items()}
-            if self._seen.get(batch.id) == key:
-                return
-            progress = BatchProgress(batch, counts)
-            state = next_state(progress)
-            account = await self._account_name(batch.account_id)
-            await self._runner.call(self._write, account, progress, state is BatchState.FINAL)
-            self._seen[batch.id] = key
-            if state is not batch.state:
-                await self._runner.call(spool.update_batch,
-                                        replace(batch, state=state, finished_at=_now()))
-                self._seen.pop(batch.id, None)
+    async def _recover_one(self, batch: Batch) -> None:
+        account = await self._runner.call(self._runner.spool.get_account_by_id,
+                                          batch.account_id)
+        tmp = self._homes.work / account.name / f"{batch.id}.result.tmp"
+        originals = list((self._homes.work / account.name).glob(f"{batch.id}-*"))
+        if not tmp.exists() and not originals:
+            await self._settle_filed(account.name, batch)
+            return
+        writer = await asyncio.to_thread(self._resumed_writer, account.name, batch, tmp)
+        t = writer.totals
+        stored = await self._runner.call(self._runner.spool.batch_status_counts, batch.id)
+        counted = replace(batch, rows=t.rows, accepted=t.accepted, rejected=t.rejected)
+        # The spool's count tells whether a group was committed but not yet listed.
+        stop = BatchStopped(counted, writer.last_line, "the hub stopped while processing "
+                            f"the file (the spool holds {sum(stored.values())} messages of "
+                            "this batch)")
+        progress = ProgressFile(self._homes.progress_path(account.name, batch.file_name), 0)
+        await self._stopped(account.name, stop, writer, originals[0] if originals else None,
+                            progress)
 
-    async def _account_name(self, account_id: int) -> str:
-        if account_id not in self._names:
-            account = await self._runner.call(self._runner.spool.get_account_by_id, account_id)
-            self._names[account_id] = account.name
-        return self._names[account_id]
+    async def _settle_filed(self, account: str, batch: Batch) -> None:
+        """No work files: the hub stopped after filing the original away but before the
+        batch row said so; where the original went tells how the batch ended."""
+        name = f"{batch.id}-{batch.file_name}"
+        home = self._homes.home(account)
+        if (home / "processed" / name).exists():
+            state = BatchState.ACCEPTED
+        elif (home / "rejected" / name).exists():
+            state = BatchState.FAILED
+        else:
+            log.warning("batch %s (%s) was left processing but has no files on this node",
+                        batch.id, batch.file_name, extra={"action": "ftp-batch-recover"})
+            return
+        finished = None if state is BatchState.ACCEPTED else _now()
+        await self._runner.call(self._runner.spool.update_batch,
+                                replace(batch, state=state, finished_at=finished))
 
-    def _write(self, account: str, progress: BatchProgress, final: bool) -> None:
-        """Runs in a spool thread: pages through the batch's messages into the file."""
-        batch = progress.batch
-        writer = ReportWriter(self._homes.work_file(account, f"{batch.id}.report.tmp"))
-        after = ""
-        while page := self._runner.spool.batch_messages(batch.id, after, REPORT_PAGE):
-            writer.write(page)
-            after = page[-1].id
-        counts = (f"delivered {progress.delivered}, failed {progress.failed}, "
-                  f"pending {progress.pending}")
-        writer.publish(self._homes.report_path(account, batch.file_name), batch, final, counts)
+    def _resumed_writer(self, account: str, batch: Batch, tmp: Path) -> ResultWriter:
+        region = self._settings.rules.region
+        fresh = self._homes.work_file(account, f"{batch.id}.recovered.tmp")
+        if tmp.exists():
+            return ResultWriter.resume(tmp, fresh, region)
+        return ResultWriter(fresh, region)

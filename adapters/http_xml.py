@@ -18,12 +18,21 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.http_app import BodyRule, HttpContext
+from adapters.http_xml_common import fetch_owned, list_replies, submit_items
 from adapters.http_xml_safety import SchemaValidator, XmlProblem, parse_untrusted
 from hub import views
 from hub.clock import parse_time, utcnow
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
-from hub.model import Accepted, Account, Message, MessageClass, Outcome, Refused, Source, Submission
-from hub.spoolcall import SpoolRunner
+from hub.model import (
+    Accepted,
+    Account,
+    Inbound,
+    Message,
+    MessageClass,
+    Outcome,
+    Refused,
+    Submission,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +75,7 @@ class NativeRequest:
     credentials: DocCredentials | None
     items: list[Item] = field(default_factory=list)
     lookups: list[tuple[str, str]] = field(default_factory=list)  # ("id" | "clientRef", v)
+    since: datetime | None = None  # repliesRequest
 
 
 # --- documents in ------------------------------------------------------------------
@@ -92,6 +102,8 @@ def read_request(body: bytes, validator: SchemaValidator, limit: int, zone: str)
     elif operation == "statusRequest":
         request.lookups = [(etree.QName(e).localname, (e.text or "").strip())
                            for e in root if e.tag in (q("id"), q("clientRef"))]
+    elif operation == "repliesRequest":
+        request.since = _time(root.findtext(q("since")), zone)
     return request
 
 
@@ -232,8 +244,19 @@ def status_document(found: Sequence[tuple[tuple[str, str], Message | None]]) -> 
 
 def _not_found_reason(kind: str) -> str:
     if kind == "clientRef":
-        return "lookup by client reference is not available yet; ask by id"
+        return "no message with this client reference in this account"
     return "no message with this id in this account"
+
+
+def replies_document(replies: Sequence[Inbound], more: bool) -> bytes:
+    root = element("repliesResponse", {"more": "true"} if more else {})
+    for r in replies:
+        attrib = {"id": r.id, "from": r.sender, "to": r.recipient,
+                  "receivedAt": r.received_at.isoformat(), "kind": r.kind.value}
+        if r.in_reply_to is not None:
+            attrib["inReplyTo"] = r.in_reply_to
+        element("reply", attrib, r.text, parent=root)
+    return document(root)
 
 
 def _status_attributes(m: Message) -> dict[str, str]:
@@ -299,9 +322,10 @@ class XmlApi:
 
     async def _status(self, account: Account, parsed: NativeRequest) -> Response:
         ids = [value for kind, value in parsed.lookups if kind == "id"]
-        messages = await fetch_messages(self.ctx.runner, ids)
-        found = [(lookup, _owned(messages.get(lookup[1]), account) if lookup[0] == "id"
-                  else None) for lookup in parsed.lookups]
+        refs = [value for kind, value in parsed.lookups if kind == "clientRef"]
+        by_id, by_ref = await fetch_owned(self.ctx.runner, account, ids, refs)
+        found = [(lookup, (by_id if lookup[0] == "id" else by_ref).get(lookup[1]))
+                 for lookup in parsed.lookups]
         return Response(status_document(found), media_type=MEDIA_TYPE)
 
     async def _balance(self, account: Account, parsed: NativeRequest) -> Response:
@@ -312,35 +336,11 @@ class XmlApi:
             "pricePerSegment": views.money(fresh.price_per_segment)}))
 
     async def _replies(self, account: Account, parsed: NativeRequest) -> Response:
-        # smshub has no inbound path yet, so there is never a reply to list.
-        return xml_response(element("repliesResponse"))
-
-
-def _owned(message: Message | None, account: Account) -> Message | None:
-    return message if message is not None and message.account_id == account.id else None
-
-
-async def fetch_messages(runner: SpoolRunner, ids: Sequence[str]) -> dict[str, Message]:
-    """Many messages by id in one worker-thread hop (not one hop per id)."""
-    def fetch() -> dict[str, Message]:
-        found = (runner.spool.get_message(i) for i in dict.fromkeys(ids))
-        return {m.id: m for m in found if m is not None}
-
-    return await runner.call(fetch) if ids else {}
-
-
-async def submit_items(ctx: HttpContext, account: Account,
-                       parsed: Sequence[Submission | Refused]) -> list[Outcome]:
-    """Intake for the valid submissions; refusals found while reading keep their place."""
-    valid = [p for p in parsed if isinstance(p, Submission)]
-    done = iter(await ctx.intake.submit(account, Source.XML, valid))
-    outcomes = [p if isinstance(p, Refused) else next(done) for p in parsed]
-    for outcome in outcomes:
-        if isinstance(outcome, Refused):
-            ctx.metrics.refused[outcome.code] += 1
-        elif not outcome.duplicate:
-            ctx.metrics.accepted[Source.XML.value] += 1
-    return outcomes
+        # One more than the limit tells whether the client must ask again.
+        limit = self.settings.max_messages
+        found = await list_replies(self.ctx.runner, account, parsed.since, limit + 1)
+        body = await asyncio.to_thread(replies_document, found[:limit], len(found) > limit)
+        return Response(body, media_type=MEDIA_TYPE)
 
 
 async def authenticate(ctx: HttpContext, request: Request,

@@ -8,8 +8,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from urllib.parse import unquote_plus
+from datetime import datetime, timedelta
+from urllib.parse import quote, unquote_plus
 from zoneinfo import ZoneInfo
 
 from lxml import etree
@@ -18,15 +18,17 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.http_app import HttpContext
-from adapters.http_xml import fetch_messages, submit_items
+from adapters.http_xml_common import fetch_owned, list_replies, submit_items
 from adapters.http_xml_safety import XmlProblem, parse_untrusted
+from hub.clock import utcnow
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
-from hub.model import Account, Message, Outcome, Refused, Status, Submission
+from hub.model import Account, Inbound, Message, Outcome, Refused, Status, Submission
 
 log = logging.getLogger(__name__)
 
 SA_TIME = ZoneInfo("Africa/Johannesburg")  # WinSMS schedules are SA time whatever our zone
 MAX_NUMBERS = 1000  # WinSMS's business rule, across all messages of one document
+REPLIES_WINDOW = timedelta(days=7)  # replies answered when no <Since> is given
 MEDIA_TYPE = "application/xml"
 
 # Our refusal codes as the tokens WinSMS clients check for (batchmessage.asp's grammar).
@@ -48,6 +50,7 @@ class WinSmsRequest:
     numbers: list[str] = field(default_factory=list)
     submissions: list[Submission | Refused] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
+    since: datetime | None = None  # replies; an smshub extension
 
 
 # --- reading -----------------------------------------------------------------------
@@ -79,6 +82,11 @@ def read_winsms(body: bytes, expected: str) -> WinSmsRequest:
     elif request.root == "winsms_statusrequest":
         for block in _children(root, "messageids"):
             request.ids += [_text(m, "id") or "" for m in _children(block, "messageid")]
+    elif request.root == "winsms_replies":
+        try:
+            request.since = scheduled(_text(root, "since"))
+        except Rejected as exc:
+            raise XmlProblem(400, "INVALID", exc.reason) from None
     return request
 
 
@@ -154,6 +162,19 @@ def status_document(ids: Sequence[str], found: dict[str, Message]) -> Response:
     return _document(root)
 
 
+def replies_document(replies: Sequence[Inbound]) -> Response:
+    root = etree.Element("WinSMS_RepliesResponse")
+    for r in replies:
+        node = etree.SubElement(root, "Reply")
+        _sub(node, "ID", r.id)
+        _sub(node, "Number", r.sender.lstrip("+"))  # WinSMS writes numbers without '+'
+        _sub(node, "MessageText", quote(r.text, safe=""))  # URL-encoded, as sent to us
+        _sub(node, "Received", r.received_at.astimezone(SA_TIME).strftime("%Y%m%d%H%M"))
+        if r.in_reply_to is not None:
+            _sub(node, "MessageID", r.in_reply_to)
+    return _document(root)
+
+
 # --- the endpoints -----------------------------------------------------------------
 
 
@@ -210,9 +231,12 @@ class WinSmsXml:
         return send_document(parsed.numbers, outcomes)
 
     async def status(self, account: Account, parsed: WinSmsRequest) -> Response:
-        found = await fetch_messages(self.ctx.runner, parsed.ids)
-        owned = {i: m for i, m in found.items() if m.account_id == account.id}
+        owned, _ = await fetch_owned(self.ctx.runner, account, parsed.ids)
         return status_document(parsed.ids, owned)
 
     async def replies(self, account: Account, parsed: WinSmsRequest) -> Response:
-        return _document(etree.Element("WinSMS_RepliesResponse"))  # no inbound path yet
+        # WinSMS filters opt-outs out of replies (they are kept apart), so we do too.
+        since = parsed.since or utcnow() - REPLIES_WINDOW
+        found = await list_replies(self.ctx.runner, account, since, MAX_NUMBERS,
+                                   opt_outs=False)
+        return replies_document(found)

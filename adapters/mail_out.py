@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from zoneinfo import ZoneInfo
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 
 EMAIL_CHANNEL = "email"
 MAX_LISTED = 1000  # recipients listed one by one in a receipt; the rest are counted
+# A mail younger than this may still be between intake and queueing its receipt.
+RECEIPT_GRACE = timedelta(minutes=5)
+RECEIPT_HORIZON = timedelta(days=7)  # how far back missing receipts are looked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,12 +198,15 @@ def _domain(address: str) -> str:
 
 class FinalReceipts:
     """Every `interval` seconds: queue the final receipt of mails whose SMS all have a
-    final status (like the FTP report files); the outbox sends them."""
+    final status (like the FTP report files), and the first receipt of mails whose SMS
+    were committed but whose receipt never was (the listener stopped in between); the
+    outbox sends them."""
 
     def __init__(self, runner: SpoolRunner, interval: float,
                  wake: Callable[[], None] | None = None,
-                 clock: Clock = utcnow) -> None:
+                 clock: Clock = utcnow, receipt_grace: timedelta = RECEIPT_GRACE) -> None:
         self._runner = runner
+        self._grace = receipt_grace
         self._interval = interval
         self._clock = clock
         self._wake = wake
@@ -223,11 +230,35 @@ class FinalReceipts:
             await asyncio.sleep(self._interval)
 
     async def run_once(self) -> int:
+        queued = await self.recover_receipts() + await self._final_receipts()
+        if queued and self._wake is not None:
+            self._wake()
+        return queued
+
+    async def _final_receipts(self) -> int:
         spool = self._runner.spool
         due = await self._runner.call(spool.final_receipts_due, 100)
         for mail in due:
             item = NewOutboxItem(str(ULID()), EMAIL_CHANNEL, mail.account_id, mail.reply_to)
             await self._runner.call(spool.queue_final_receipt, mail.id, item, self._clock())
-        if due and self._wake is not None:
-            self._wake()
         return len(due)
+
+    async def recover_receipts(self) -> int:
+        """Queue the receipts a crash between intake and the mail's last step lost.
+        Those refused at the time are not known any more: the receipt lists the SMS."""
+        spool, now = self._runner.spool, self._clock()
+        missing = await self._runner.call(
+            spool.mail_receipts_missing, _ulid_floor(now - RECEIPT_HORIZON),
+            _ulid_floor(now - self._grace), 100)
+        queued = 0
+        for mail in missing:
+            item = NewOutboxItem(str(ULID()), EMAIL_CHANNEL, mail.account_id, mail.reply_to)
+            queued += await self._runner.call(spool.queue_mail_receipt, mail.id, item, now)
+            log.warning("mail %s: receipt queued after a restart", mail.id,
+                        extra={"action": "mail-receipt"})
+        return queued
+
+
+def _ulid_floor(when: datetime) -> str:
+    """The smallest ULID of that millisecond: mail ids compare as their times."""
+    return str(ULID.from_datetime(when))[:10] + "0" * 16

@@ -144,33 +144,57 @@ class ClickatellBody:
     reply: list[str] = field(default_factory=list)
     sender: str | None = None  # from:
     client_ref: str | None = None  # climsgid:
+    rows: list[tuple[str, str]] = field(default_factory=list)  # csv: (number, filled text)
 
 
 def parse_clickatell(text: str) -> ClickatellBody:
     """`to:` repeats for more numbers, `text:` repeats with a newline between, `data:`
-    continues without one; credentials (api_id, user, password) are ignored: the mail's
-    sender or SMTP AUTH names the account."""
-    to: list[str] = []
-    parts: list[str] = []
-    reply: list[str] = []
+    continues without one; `csv:` rows (number first, split at `delimiter:`, default
+    ",") fill the text's #field1#, #field2#...; `unicode:1` texts are UCS-2 in hex.
+    Credentials (api_id, user, password) are ignored: the mail's sender or SMTP AUTH
+    names the account."""
+    lists: dict[str, list[str]] = {"to": [], "reply": [], "csv": [], "text": []}
     single: dict[str, str] = {}
     for line in text.replace("\r\n", "\n").split("\n"):
         key, sep, value = line.partition(":")
         key = key.strip().lower()
         if not sep:
             continue
-        if key == "to":
-            to.extend(v.strip() for v in value.split(",") if v.strip())
+        if key in ("to", "reply"):
+            lists[key].extend(v.strip() for v in value.split(",") if v.strip())
         elif key == "text":
-            parts.append(("\n" if parts else "") + value)
+            lists["text"].append(("\n" if lists["text"] else "") + value)
         elif key == "data":
-            parts.append(value)
-        elif key == "reply":
-            reply.extend(v.strip() for v in value.split(",") if v.strip())
-        elif key in ("from", "climsgid"):
-            single[key] = value.strip()
-    return ClickatellBody(to, "".join(parts), reply, single.get("from"),
-                          single.get("climsgid"))
+            lists["text"].append(value)
+        elif key == "csv":
+            lists["csv"].append(value)
+        elif key in ("from", "climsgid", "delimiter", "unicode"):
+            single[key] = value if key == "delimiter" else value.strip()
+    body = "".join(lists["text"])
+    if single.get("unicode") == "1":
+        body = _from_hex(body)
+    rows = _template_rows(body, lists["csv"], (single.get("delimiter") or ",")[0])
+    return ClickatellBody(lists["to"], body, lists["reply"], single.get("from"),
+                          single.get("climsgid"), rows)
+
+
+def _template_rows(template: str, lines: list[str], delimiter: str) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for line in lines:
+        number, *fields = line.split(delimiter)
+        text = template
+        for index, value in enumerate(fields, start=1):
+            text = text.replace(f"#field{index}#", value)
+        rows.append((number.strip(), text))
+    return rows
+
+
+def _from_hex(text: str) -> str:
+    """UCS-2 written as hex digits; text that is not hex is left as written."""
+    try:
+        return bytes.fromhex(text.strip()).decode("utf-16-be")
+    except ValueError:
+        return text
 
 
 def sms_text_for(message: EmailMessage, settings: MailSettings) -> MailBody:

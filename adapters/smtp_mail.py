@@ -5,7 +5,6 @@ and DATA answers 250 only once every SMS of the mail is committed through intake
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import ssl
@@ -20,11 +19,14 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from ulid import ULID
 
 from adapters import mail_text
+from adapters.smtp_auth import SmtpAuth
+from adapters.smtp_cache import MailLookups
 from hub import numbers
 from hub.accounts import Credentials
+from hub.batching import GroupCommitter
 from hub.clock import Clock, utcnow
 from hub.config import SmtpSection
-from hub.errors import AuthenticationError, HubError, Rejected, TemporaryFailure
+from hub.errors import HubError, Rejected, TemporaryFailure
 from hub.intake import Intake
 from hub.mail import Mail, MailSettings, NoticeKind
 from hub.model import Account, NewOutboxItem, Outcome, Refused, Source, Submission
@@ -62,8 +64,11 @@ class MailHandler:
         self._section = section
         self._rules = rules
         self._intake = intake
-        self._credentials = credentials
+        self._auth = SmtpAuth(section, credentials)
+        self._lookups = MailLookups(runner, section.settings_cache_seconds)
         self._runner = runner
+        # Concurrent mails' records share one transaction, as their SMS do in intake.
+        self._new_mails: GroupCommitter[Mail, None] = GroupCommitter(self._store_mails, 200)
         self._clock = clock
         self._domains = {d.lower() for d in section.domains}
         self._clickatell = {a.lower() for a in section.clickatell_addresses}
@@ -74,36 +79,10 @@ class MailHandler:
     # --- authentication ----------------------------------------------------------------
 
     async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
-        blob = await _initial_or_challenge(server, args, "")
-        if blob is None:
-            return AuthResult(success=False, handled=True)
-        parts = blob.split(b"\0")
-        if len(parts) != 3:
-            await server.push("501 5.5.2 Can't split auth value")
-            return AuthResult(success=False, handled=True)
-        return await self._login(parts[1], parts[2])
+        return await self._auth.plain(server, args)
 
     async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
-        name = await _initial_or_challenge(server, args, "Username:")
-        if name is None:
-            return AuthResult(success=False, handled=True)
-        password = await _challenge(server, "Password:")
-        if password is None:
-            return AuthResult(success=False, handled=True)
-        return await self._login(name, password)
-
-    async def _login(self, name: bytes, password: bytes) -> AuthResult:
-        """An account name and password, checked off the event loop (argon2)."""
-        try:
-            account = await self._credentials.by_password(
-                name.decode("utf-8", "replace"), password.decode("utf-8", "replace"))
-        except AuthenticationError:
-            log.info("SMTP AUTH failed", extra={"action": "smtp-auth"})
-            return AuthResult(success=False, handled=False)
-        except TemporaryFailure:
-            return AuthResult(success=False, handled=False,
-                              message="454 4.7.0 Temporary authentication failure")
-        return AuthResult(success=True, auth_data=account)
+        return await self._auth.login(server, args)
 
     # --- the envelope --------------------------------------------------------------------
 
@@ -112,8 +91,7 @@ class MailHandler:
         account = session.auth_data if session.authenticated else None
         if not isinstance(account, Account):
             try:
-                account = await self._runner.call(self._runner.spool.mail_sender_account,
-                                                  address)
+                account = await self._lookups.sender_account(address)
             except TemporaryFailure:
                 return "451 4.3.0 Temporary failure, try again later"
         if account is None:
@@ -185,20 +163,23 @@ class MailHandler:
             return f"550 5.6.0 {exc}"
 
     async def _accept(self, account: Account, envelope: Envelope) -> str:
-        runner = self._runner
-        settings = await runner.call(runner.spool.get_mail_settings, account.id)
+        settings = await self._lookups.settings(account.id)
         message = mail_text.parse(envelope.original_content or b"")
         recipients = [self.recipient(a) for a in envelope.rcpt_tos]
         draft = self._draft(message, recipients, settings)
         mail = self._mail(account, envelope, message, draft, settings)
         # The mail row first, then intake with the mail's id as batch id: each SMS is
         # linked to its mail in the same commit as the SMS itself.
-        await runner.call(runner.spool.create_mail, mail)
+        await self._new_mails.submit([mail])
         outcomes = await self._intake.submit(account, Source.SMTP, draft.submissions,
                                              batch_id=mail.id)
         refused = _refused_lines(draft, outcomes)
         await self._finish(mail, refused, len(outcomes))
         return _answer(mail.id, outcomes, refused)
+
+    async def _store_mails(self, records: list[Mail]) -> list[None]:
+        await self._runner.call(self._runner.spool.create_mails, records)
+        return [None] * len(records)
 
     async def _finish(self, mail: Mail, refused: list[str], total: int) -> None:
         """Queue the receipt (always when some recipients were refused, as a bounce
@@ -206,6 +187,8 @@ class MailHandler:
         wants = mail.receipts or (refused and len(refused) < total)
         notices = [(NewOutboxItem(str(ULID()), EMAIL_CHANNEL, mail.account_id, mail.reply_to),
                     NoticeKind.RECEIPT)] if wants else []
+        if not refused and not notices:
+            return  # nothing to record: the common case costs no third transaction
         try:
             await self._runner.call(self._runner.spool.finish_mail, mail.id, refused, notices,
                                     self._clock())
@@ -234,9 +217,12 @@ class MailHandler:
                           draft: Draft) -> None:
         body = mail_text.parse_clickatell(mail_text.body(message).text)
         text = mail_text.fit(body.text, self._rules.max_segments, settings.too_long)
-        ref = body.client_ref if len(body.to) == 1 else None
+        ref = body.client_ref if len(body.to) == 1 and not body.rows else None
         for to in body.to:
             draft.add(to, Submission(to=to, text=text, sender=body.sender, client_ref=ref))
+        for to, filled in body.rows:
+            draft.add(to, Submission(to=to, text=mail_text.fit(
+                filled, self._rules.max_segments, settings.too_long), sender=body.sender))
         draft.reply_to.extend(body.reply)
 
     def _mail(self, account: Account, envelope: Envelope, message: EmailMessage,
@@ -276,7 +262,7 @@ def _refused_lines(draft: Draft, outcomes: Sequence[Outcome]) -> list[str]:
 
 def _answer(mail_id: str, outcomes: Sequence[Outcome], refused: Sequence[str]) -> str:
     if not outcomes:
-        return "550 5.6.0 No SMS in this mail: no to: lines"
+        return "550 5.6.0 No SMS in this mail: no to: or csv: lines"
     accepted = len(outcomes) - len(refused)
     if accepted == 0:
         return "550 5.6.0 No SMS sent: " + "; ".join(_masked(r) for r in refused)[:400]
@@ -300,21 +286,6 @@ def _reply_address(message: EmailMessage, clickatell: Sequence[str], sender: str
     return sender
 
 
-async def _initial_or_challenge(server: SMTP, args: list[str], prompt: str) -> bytes | None:
-    if len(args) == 1:
-        return await _challenge(server, prompt)
-    try:
-        return base64.b64decode(args[1].encode(), validate=True)
-    except ValueError:
-        await server.push("501 5.5.2 Can't decode base64")
-        return None
-
-
-async def _challenge(server: SMTP, prompt: str) -> bytes | None:
-    answer = await server.challenge_auth(prompt)
-    return answer if isinstance(answer, bytes) else None
-
-
 def _is_loopback(host: str) -> bool:
     try:
         return ip_address(host).is_loopback
@@ -329,6 +300,7 @@ class SmtpListener:
         self._section = section
         self._handler = handler
         self._server: asyncio.Server | None = None
+        self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
         self.port: int | None = None
 
     async def start(self) -> None:
@@ -339,21 +311,32 @@ class SmtpListener:
         plaintext_auth = self._handler.plaintext_auth_allowed()
 
         def factory() -> SMTP:
-            return SMTP(self._handler, hostname=s.hostname or None, loop=loop,
-                        data_size_limit=s.max_message_bytes, enable_SMTPUTF8=True,
-                        tls_context=tls, auth_require_tls=not plaintext_auth,
-                        ident="smshub ESMTP")
+            session = SMTP(self._handler, hostname=s.hostname or None, loop=loop,
+                           data_size_limit=s.max_message_bytes, enable_SMTPUTF8=True,
+                           tls_context=tls, auth_require_tls=not plaintext_auth,
+                           require_starttls=s.require_tls,
+                           ident="smshub ESMTP")
+            self._sessions.add(session)
+            return session
 
         self._server = await loop.create_server(factory, s.host, s.port)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("SMTP listening on %s:%d", s.host, self.port, extra={"action": "listen"})
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            # Newer Pythons wait here for every open session; do not hang a shutdown.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
+        """Stop listening and close the sessions still open: a client in the middle of a
+        mail has had no 250, so its server sends the mail again later."""
+        if self._server is None:
+            return
+        self._server.close()
+        for session in list(self._sessions):
+            if session.transport is not None:
+                session.transport.close()
+        # Let each session see its connection lost and finish its handler task.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._server.wait_closed(), 5)
 
 
 def _tls_context(certfile: str, keyfile: str) -> ssl.SSLContext:

@@ -6,19 +6,24 @@ Measures, as medians: lxml parse + XMLSchema validation + field extraction of a
 1,000-message document; xmlschema's validation of it (the error path); SQLite batched
 inserts of 10,000 rows through the spool; and a 10,000-message document end to end
 (POST /xml on a real hub: parse, validate, normalise, commit, answer), reported also as
-a share of the insert rate measured in the same run.
+a share of the insert rate measured in the same run; and single-message documents from
+50 concurrent clients (bench/loadgen.py in its own process) against `smshub serve` in
+its own process, on SQLite, as requests/s.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import xmlschema
@@ -85,6 +90,42 @@ def end_to_end_rate(runs: int) -> float:
             hub.stop()
 
 
+SINGLE_DOC = ('<submitRequest xmlns="urn:smshub:xml:1"><message><to>+2782{i:07d}</to>'
+              '<text>Your code is {i}</text></message></submitRequest>')
+
+
+def single_document_rate(runs: int, requests: int = 10_000) -> float:
+    """Median requests/s of single-message documents, 50 clients, dispatcher off."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import spine  # noqa: PLC0415 - the spine benchmark's server and client helpers
+
+    rates = []
+    for run in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            env = spine.hub_env(work, f"sqlite:///{work / 'spool.db'}",
+                                DISPATCHER__ENABLED="false")
+            spine.hub_cli(env, work, "account", "create", "bench", "--credits", "1000000000")
+            key = spine.hub_cli(env, work, "account", "api-key", "bench")
+            with spine.Server(env, work) as server:
+                for n, start in ((1_000, 0), (requests, 1_000_000 * (run + 1))):
+                    report = _loadgen(server.url, key, n, start)
+            ok = report["statuses"].get("200", 0)
+            assert ok == requests, report["statuses"]
+            rates.append(float(report["ok_per_s"]))
+    return statistics.median(rates)
+
+
+def _loadgen(url: str, key: str, requests: int, start: int) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve().parent / "loadgen.py"),
+           "--url", f"{url}/xml", "-n", str(requests), "-c", "50", "--start", str(start),
+           "-H", f"Authorization: Bearer {key}", "-H", "Content-Type: application/xml",
+           "--body", SINGLE_DOC]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -96,11 +137,13 @@ def main() -> None:
     precise = rate(1_000, runs, lambda: precise_schema.validate(etree.fromstring(doc)))
     inserts = insert_rate(runs)
     e2e = end_to_end_rate(runs)
+    singles = single_document_rate(runs)
     print(f"lxml parse+validate+extract, 1,000-message doc: {fast:10,.0f} messages/s")
     print(f"xmlschema validation (error path only):         {precise:10,.0f} messages/s")
     print(f"SQLite batched insert, 10,000 rows (spool):     {inserts:10,.0f} rows/s")
     print(f"10,000-message document end to end (POST /xml): {e2e:10,.0f} messages/s "
           f"= {Decimal(e2e / inserts * 100).quantize(Decimal('1'))}% of the insert rate")
+    print(f"single-message documents, 50 clients (SQLite):  {singles:10,.0f} requests/s")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from adapters import http_json, http_xml, http_xml_dialects
+from adapters import (
+    http_json,
+    http_xml,
+    http_xml_clickatell,
+    http_xml_dialects,
+    http_xml_kannel,
+)
 from adapters.carrier_simulator import SimulatorCarrier, SimulatorRules
 from adapters.csv_batch import FileRules
 from adapters.ftp_drop import FtpDrop
@@ -142,6 +148,11 @@ class Hub:
         self._final_receipts: FinalReceipts | None = None
         self.smtp_port: int | None = None
 
+    @property
+    def ftp_drop(self) -> FtpDrop | None:
+        """The FTP drop when enabled and started (tests pause its batches through it)."""
+        return self._ftp
+
     async def start(self) -> None:
         cfg = self.config
         spool = await asyncio.to_thread(open_configured_spool, cfg)
@@ -195,8 +206,13 @@ class Hub:
             timezone=cfg.hub.timezone,
         )
         xml = http_xml.XmlSettings(cfg.xml.max_body_bytes, cfg.xml.max_messages)
-        xml_routes = [*http_xml.routes(ctx, xml), *http_xml_dialects.routes(ctx)]
-        app = build_app(ctx, [*http_json.routes(ctx), *xml_routes], http_xml.body_rules(xml))
+        xml_routes = [*http_xml.routes(ctx, xml), *http_xml_dialects.routes(ctx),
+                      *http_xml_clickatell.routes(ctx, xml.max_messages),
+                      *http_xml_kannel.routes(ctx, xml.max_messages)]
+        # Clickatell's /xml/xml first: the native rule's /xml prefix would claim it.
+        rules = [*http_xml_clickatell.body_rules(xml.max_body_bytes), *http_xml.body_rules(xml),
+                 *http_xml_kannel.body_rules(xml.max_body_bytes)]
+        app = build_app(ctx, [*http_json.routes(ctx), *xml_routes], rules)
         self._socket = _bind(cfg.http.host, cfg.http.port)
         self.http_port = self._socket.getsockname()[1]
         uv_config = uvicorn.Config(
@@ -218,6 +234,9 @@ class Hub:
             FileRules(cfg.hub.default_region, cfg.hub.timezone),
             rows_per_group=cfg.ftp.rows_per_group, duplicate_window=cfg.ftp.duplicate_window,
             report_interval=cfg.ftp.report_interval,
+            progress_interval=cfg.ftp.progress_interval,
+            retry_delays=tuple(cfg.ftp.group_retry_delay * 2**i
+                               for i in range(cfg.ftp.group_retries)),
         )
         self._ftp = FtpDrop(cfg.ftp, jobs, services.intake, services.runner, cfg.data_dir)
         await self._ftp.start()

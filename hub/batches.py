@@ -18,6 +18,7 @@ class BatchState(StrEnum):
     FINAL = "final"  # every accepted message has a final status
     DUPLICATE = "duplicate"  # same content as an earlier batch: nothing sent
     UNREADABLE = "unreadable"  # the file could not be read at all: nothing sent
+    FAILED = "failed"  # stopped part-way (spool failure, hub restart): rows after a line unsent
 
     @property
     def open(self) -> bool:

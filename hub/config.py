@@ -93,9 +93,12 @@ class FtpSection:
     login_failures_per_ip: int = 20
     login_lockout_seconds: float = 300.0
     idle_timeout: float = 300.0
-    rows_per_group: int = 2000
+    rows_per_group: int = 5000
     duplicate_window: float = 86_400.0
     report_interval: float = 5.0
+    progress_interval: float = 2.0
+    group_retries: int = 3
+    group_retry_delay: float = 0.5
 
     def __post_init__(self) -> None:
         _check(0 <= self.port <= 65535, "port: 0 to 65535 (0 picks a free port)")
@@ -114,6 +117,9 @@ class FtpSection:
         _check(100 <= self.rows_per_group <= 50_000, "rows_per_group: 100 to 50000")
         _check(self.duplicate_window >= 0, "duplicate_window: seconds, 0 to turn off")
         _check(self.report_interval > 0, "report_interval: seconds, greater than 0")
+        _check(self.progress_interval >= 0, "progress_interval: seconds, 0 or more")
+        _check(0 <= self.group_retries <= 10, "group_retries: 0 to 10")
+        _check(self.group_retry_delay >= 0, "group_retry_delay: seconds, 0 or more")
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +239,11 @@ class SmtpSection:
     certfile: str = ""
     keyfile: str = ""
     allow_plaintext_auth_on_loopback: bool = False
+    require_tls: bool = False
+    failed_auth_delay: float = 2.0
+    auth_failures_per_ip: int = 10
+    auth_lockout_seconds: float = 300.0
+    settings_cache_seconds: float = 5.0
     from_address: str = "smshub@localhost"
     relay_host: str = ""
     relay_port: int = 25
@@ -253,6 +264,12 @@ class SmtpSection:
         _check(self.max_message_bytes >= 10_240, "max_message_bytes: at least 10240")
         _check(bool(self.certfile) == bool(self.keyfile),
                "certfile/keyfile: give both (STARTTLS and AUTH) or neither")
+        _check(not self.require_tls or bool(self.certfile),
+               "require_tls: needs certfile and keyfile")
+        _check(self.failed_auth_delay >= 0, "failed_auth_delay: seconds, 0 or more")
+        _check(self.auth_failures_per_ip >= 1, "auth_failures_per_ip: at least 1")
+        _check(self.auth_lockout_seconds >= 0, "auth_lockout_seconds: 0 or more")
+        _check(self.settings_cache_seconds >= 0, "settings_cache_seconds: 0 or more")
         _check(self.from_address.count("@") == 1, "from_address: an email address")
         _check(self.relay_security in {"starttls", "tls", "none"},
                "relay_security: one of starttls, tls, none")

@@ -90,6 +90,12 @@ class Spool(Protocol):
 
     # reading
     def get_message(self, message_id: str) -> Message | None: ...
+    def find_by_client_ref(
+        self, account_id: int, client_refs: Sequence[str]
+    ) -> dict[str, Message]:
+        """The account's messages with these client references, keyed by reference."""
+        ...
+
     def events(self, message_id: str) -> list[Event]: ...
     def totals(self, now: datetime) -> Totals: ...
 
@@ -177,6 +183,17 @@ class Spool(Protocol):
         ...
 
     def create_mail(self, mail: Mail) -> None: ...
+    def create_mails(self, mails: Sequence[Mail]) -> None: ...
+    def mail_receipts_missing(self, after_id: str, before_id: str,
+                              limit: int) -> list[Mail]:
+        """Mails (ids in [after_id, before_id)) whose SMS are committed but whose
+        receipt was never queued: the listener stopped in between."""
+        ...
+
+    def queue_mail_receipt(self, mail_id: str, item: NewOutboxItem, now: datetime) -> bool:
+        """Queue the receipt unless one is queued already (then False)."""
+        ...
+
     def finish_mail(self, mail_id: str, refused: Sequence[str],
                     notices: Sequence[tuple[NewOutboxItem, NoticeKind]],
                     now: datetime) -> None:

@@ -74,11 +74,13 @@ def open_batches(db: Database) -> list[Batch]:
 def find_batch_by_content(
     db: Database, account_id: int, sha256: str, since: datetime
 ) -> Batch | None:
-    """The earliest non-duplicate batch of this account with this content since `since`."""
+    """The earliest non-duplicate batch of this account with this content since `since`;
+    a failed one does not count, so the same file can be sent again after a failure."""
+    skip = (BatchState.DUPLICATE.value, BatchState.FAILED.value)
     query = (
         select(b)
         .where(b.c.account_id == account_id, b.c.sha256 == sha256,
-               b.c.received_at >= since, b.c.state != BatchState.DUPLICATE.value)
+               b.c.received_at >= since, b.c.state.not_in(skip))
         .order_by(b.c.received_at)
         .limit(1)
     )

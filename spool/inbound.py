@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from hub.model import Inbound, InboundKind, NewInbound, NewOutboxItem, OutboxStatus
+from hub.model import Inbound, InboundKind, NewInbound, NewOutboxItem
 from spool.engine import Database
+from spool.outbox import outbox_values
 from spool.tables import inbound, messages, outbox
 
 
@@ -112,17 +113,10 @@ def route(db: Database, inbound_ids: Sequence[str], items: Sequence[NewOutboxIte
                                 .values(routed_at=now))
             if done.rowcount:
                 won.add(inbound_id)
-        rows = [_outbox_values(i, now) for i in items if i.inbound_id in won]
+        rows = [outbox_values(i, now) for i in items if i.inbound_id in won]
         if rows:
             conn.execute(insert(outbox), rows)
 
 
-def _outbox_values(item: NewOutboxItem, now: datetime) -> dict[str, Any]:
-    return {
-        "id": item.id, "channel": item.channel, "account_id": item.account_id,
-        "address": item.address, "inbound_id": item.inbound_id, "message_id": item.message_id,
-        "status": OutboxStatus.PENDING.value, "attempts": 0, "created_at": now, "due_at": now,
-        "updated_at": now,
-    }
 
 

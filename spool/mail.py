@@ -11,9 +11,10 @@ from sqlalchemy import Connection, and_, delete, exists, insert, select, update
 
 from hub.errors import Conflict
 from hub.mail import Mail, MailSettings, NoticeKind, SubjectMode, TooLongMode
-from hub.model import FINAL_STATUSES, Account, NewOutboxItem, OutboxStatus
+from hub.model import FINAL_STATUSES, Account, NewOutboxItem
 from spool import accounts as spool_accounts
 from spool.engine import Database
+from spool.outbox import outbox_values
 from spool.tables import (
     mail_accounts,
     mail_notices,
@@ -85,8 +86,13 @@ def sender_account(db: Database, address: str) -> Account | None:
 
 
 def create_mail(db: Database, mail: Mail) -> None:
+    create_mails(db, [mail])
+
+
+def create_mails(db: Database, records: Sequence[Mail]) -> None:
+    """Several mails in one transaction: the listener group-commits concurrent mails."""
     with db.write() as conn:
-        conn.execute(insert(mails).values(_mail_values(mail)))
+        conn.execute(insert(mails), [_mail_values(m) for m in records])
 
 
 def finish_mail(db: Database, mail_id: str, refused: Sequence[str],
@@ -102,10 +108,37 @@ def _queue(conn: Connection, mail_id: str,
            notices: Sequence[tuple[NewOutboxItem, NoticeKind]], now: datetime) -> None:
     if not notices:
         return
-    conn.execute(insert(outbox), [_outbox_values(item, now) for item, _ in notices])
+    conn.execute(insert(outbox), [outbox_values(item, now) for item, _ in notices])
     conn.execute(insert(mail_notices), [
         {"item_id": item.id, "mail_id": mail_id, "kind": kind.value} for item, kind in notices
     ])
+
+
+def receipts_missing(db: Database, after_id: str, before_id: str, limit: int) -> list[Mail]:
+    """Mails with ids in [after_id, before_id) that want a receipt, have SMS, and have no
+    receipt queued: the listener stopped between intake's commit and queueing it. Mail
+    ids are ULIDs, so an id range is a time range read from the primary key."""
+    has_receipt = exists().where(mail_notices.c.mail_id == mails.c.id,
+                                 mail_notices.c.kind == NoticeKind.RECEIPT.value)
+    has_sms = exists().where(messages.c.batch_id == mails.c.id)
+    query = (select(mails)
+             .where(mails.c.id >= after_id, mails.c.id < before_id,
+                    mails.c.receipts.is_(True), ~has_receipt, has_sms)
+             .order_by(mails.c.id).limit(limit))
+    with db.read() as conn:
+        return [mail_from_row(r) for r in conn.execute(query).mappings()]
+
+
+def queue_receipt(db: Database, mail_id: str, item: NewOutboxItem, now: datetime) -> bool:
+    """Queue a mail's receipt unless one is queued already: False then."""
+    with db.write() as conn:
+        found = conn.execute(select(mail_notices.c.item_id).where(
+            mail_notices.c.mail_id == mail_id,
+            mail_notices.c.kind == NoticeKind.RECEIPT.value)).first()
+        if found is not None:
+            return False
+        _queue(conn, mail_id, [(item, NoticeKind.RECEIPT)], now)
+    return True
 
 
 def get_mail(db: Database, mail_id: str) -> Mail | None:
@@ -161,13 +194,6 @@ def queue_final_receipt(db: Database, mail_id: str, item: NewOutboxItem | None,
     return True
 
 
-def _outbox_values(item: NewOutboxItem, now: datetime) -> dict[str, Any]:
-    return {
-        "id": item.id, "channel": item.channel, "account_id": item.account_id,
-        "address": item.address, "inbound_id": item.inbound_id, "message_id": item.message_id,
-        "status": OutboxStatus.PENDING.value, "attempts": 0, "created_at": now, "due_at": now,
-        "updated_at": now,
-    }
 
 
 def _mail_values(mail: Mail) -> dict[str, Any]:

@@ -10,11 +10,21 @@ from uuid import uuid4
 
 from sqlalchemy import and_, or_, select, update
 
-from hub.model import ErrorInfo, OutboxItem, OutboxResult, OutboxStatus
+from hub.model import ErrorInfo, NewOutboxItem, OutboxItem, OutboxResult, OutboxStatus
 from spool.engine import Database
 from spool.tables import outbox
 
 o = outbox
+
+
+def outbox_values(item: NewOutboxItem, now: datetime) -> dict[str, Any]:
+    """The row of a newly queued outbox item: pending and due at once."""
+    return {
+        "id": item.id, "channel": item.channel, "account_id": item.account_id,
+        "address": item.address, "inbound_id": item.inbound_id, "message_id": item.message_id,
+        "status": OutboxStatus.PENDING.value, "attempts": 0, "created_at": now, "due_at": now,
+        "updated_at": now,
+    }
 
 
 def claim(db: Database, channel: str, limit: int, lease_seconds: float,

@@ -28,7 +28,17 @@ from hub.model import (
     Transition,
 )
 from hub.ports import ApiKeyRecord, Committed, SchemaState
-from spool import acceptance, accounts, batches, inbound, mail, migrate, outbox, queue
+from spool import (
+    acceptance,
+    accounts,
+    batches,
+    inbound,
+    lookups,
+    mail,
+    migrate,
+    outbox,
+    queue,
+)
 from spool.engine import Database
 from spool.reports import apply_reports as _apply_reports
 from spool.rows import event_from_row, message_from_row
@@ -100,6 +110,11 @@ class SqlSpool:
         with self.db.read() as conn:
             row = conn.execute(select(messages).where(messages.c.id == message_id)).first()
         return None if row is None else message_from_row(row._mapping)
+
+    def find_by_client_ref(
+        self, account_id: int, client_refs: Sequence[str]
+    ) -> dict[str, Message]:
+        return lookups.find_by_client_ref(self.db, account_id, client_refs)
 
     def events(self, message_id: str) -> list[Event]:
         query = (
@@ -224,6 +239,16 @@ class SqlSpool:
 
     def create_mail(self, record: Mail) -> None:
         mail.create_mail(self.db, record)
+
+    def create_mails(self, records: Sequence[Mail]) -> None:
+        mail.create_mails(self.db, records)
+
+    def mail_receipts_missing(self, after_id: str, before_id: str,
+                              limit: int) -> list[Mail]:
+        return mail.receipts_missing(self.db, after_id, before_id, limit)
+
+    def queue_mail_receipt(self, mail_id: str, item: NewOutboxItem, now: datetime) -> bool:
+        return mail.queue_receipt(self.db, mail_id, item, now)
 
     def finish_mail(self, mail_id: str, refused: Sequence[str],
                     notices: Sequence[tuple[NewOutboxItem, NoticeKind]],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -18,10 +18,13 @@ T = TypeVar("T")
 
 
 class HubThread:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config,
+                 loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+                 ) -> None:
         self.config = config
         self.hub = Hub(config)
-        self.loop = asyncio.new_event_loop()
+        # `smshub serve` runs on uvloop: tests of loop-sensitive code pass its factory.
+        self.loop = loop_factory()
         self._thread = threading.Thread(target=self.loop.run_forever, name="hub", daemon=True)
 
     def start(self) -> HubThread:
@@ -33,6 +36,8 @@ class HubThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self) -> None:
+        if self.loop.is_closed():
+            return  # already stopped (a test may stop it before the fixture does)
         try:
             self.run(self.hub.stop())
         finally:

@@ -1,12 +1,15 @@
-"""Fixtures for tests that run a real hub in-process: `make_hub(**sections)`."""
+"""Fixtures for tests that run a real hub in-process: `make_hub(**sections)`; a test CA
+with a server certificate for 127.0.0.1 and a client context trusting it."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from hub.config import Config, load, with_overrides
 from tests.hubthread import HubThread
@@ -35,3 +38,24 @@ def make_hub(tmp_path: Path) -> Iterator[Callable[..., HubThread]]:
     yield make
     for hub in reversed(started):
         hub.stop()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_files(ca: trustme.CA, tmp_path: Path) -> dict[str, str]:
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    return {"certfile": str(certfile), "keyfile": str(keyfile)}
+
+
+@pytest.fixture
+def client_tls(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context

@@ -10,11 +10,9 @@ from collections.abc import Callable, Iterator
 from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
 from adapters.smtp_mail import MailHandler
 from hub.accounts import hash_password
@@ -25,27 +23,6 @@ from tests.hubthread import HubThread
 DOMAIN = "sms.example.co.za"
 SENDER = "ops@acme.co.za"
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def tls_files(ca: trustme.CA, tmp_path: Path) -> dict[str, str]:
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.private_key_and_cert_chain_pem.write_to_path(str(certfile))
-    cert.private_key_pem.write_to_path(str(keyfile))
-    return {"certfile": str(certfile), "keyfile": str(keyfile)}
-
-
-@pytest.fixture
-def client_tls(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return context
 
 
 def smtp_section(**extra: Any) -> dict[str, Any]:
@@ -254,6 +231,16 @@ def test_clickatell_body_sends_to_each_to_line(hub: HubThread) -> None:
     mail_id = reply.split("queued as ")[1].split()[0]
     stored = hub.spool.get_mail(mail_id)
     assert stored is not None and stored.reply_to == "noc@acme.co.za"
+
+
+def test_clickatell_template_rows_each_get_their_own_text(hub: HubThread) -> None:
+    body = ("api_id:1234\ntext:Hi #field1#, pay #field2#\ndelimiter:;\n"
+            "csv:27821234567;Fred;R15\ncsv:0831234567;Ann;R2\n")
+    with connect(hub) as client:
+        code, reply = send(client, mail(body, to=f"sms@{DOMAIN}"), [f"sms@{DOMAIN}"])
+    assert code == 250
+    assert sorted((m.recipient, m.text) for m in queued(hub, reply)) == [
+        ("+27821234567", "Hi Fred, pay R15"), ("+27831234567", "Hi Ann, pay R2")]
 
 
 def test_oversize_mail_is_refused_with_552(hub: HubThread) -> None:

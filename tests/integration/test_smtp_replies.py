@@ -8,6 +8,7 @@ import queue
 import smtplib
 import socket
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from email.message import EmailMessage, Message
 from email.policy import SMTP as SMTP_POLICY
 from email.policy import default
@@ -18,6 +19,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from adapters.carrier_simulator import SimulatorCarrier, SimulatorRules
+from adapters.mail_out import FinalReceipts
+from hub.errors import TemporaryFailure
 from hub.mail import MailSettings
 from tests.hubthread import HubThread
 
@@ -134,3 +137,31 @@ def test_receipt_then_final_receipt_list_each_recipient(
     final = sink[0].next()  # once the simulator's delivery reports are in
     assert final["Subject"] == "SMS delivery report: Outage"
     assert final.get_body().get_content().count("delivered") == 2  # type: ignore[union-attr]
+
+
+def test_a_receipt_lost_between_intake_and_finish_is_queued_later(
+        relay_hub: Callable[..., HubThread], sink: tuple[Sink, int],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = relay_hub(receipts=True)
+
+    def crash(*args: Any) -> None:
+        raise TemporaryFailure("the node stopped here")
+
+    # The SMS are committed, then the step that queues the receipt never completes.
+    monkeypatch.setattr(hub.spool, "finish_mail", crash)
+    reply = send_mail(hub, [f"27821234567@{DOMAIN}"])
+    mail_id = reply.split("queued as ")[1].split()[0]
+    assert hub.hub.services is not None
+    runner = hub.hub.services.runner
+    default = FinalReceipts(runner, 1.0)
+    assert hub.run(default.recover_receipts()) == 0  # too young: may still be finishing
+    # The same pass once the mail is older than the grace period (zero here).
+    aged = FinalReceipts(runner, 1.0, receipt_grace=timedelta(0))
+    assert hub.run(aged.run_once()) == 1
+    assert hub.run(aged.run_once()) == 0  # queued once
+    hub.hub.services.outbox.wake()
+    receipt = sink[0].next()
+    assert receipt["Subject"] == "SMS receipt: Outage"
+    assert receipt["In-Reply-To"] == "<outage-7@acme.co.za>"
+    assert "+27821234567" in receipt.get_body().get_content()  # type: ignore[union-attr]
+    assert hub.spool.get_mail(mail_id) is not None

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from lxml import etree
 
+from adapters.carrier_simulator import SimulatorCarrier, SimulatorRules
 from hub.accounts import hash_password
 from tests.hubthread import HubThread
 
@@ -157,9 +158,70 @@ def test_balance_is_read_fresh_after_a_submit(client: httpx.Client) -> None:
     assert root.get("account") == "acme" and Decimal(root.get("balance", "")) == Decimal("9.75")
 
 
-def test_replies_request_answers_an_empty_list(client: httpx.Client) -> None:
+def test_status_by_client_ref_answers_the_accounts_message_and_not_anothers(
+    client: httpx.Client, hub: HubThread
+) -> None:
+    sent = parse(client.post("/xml", content=doc(
+        "submitRequest", message("0821234567", extra="<clientRef>order-7</clientRef>"))))
+    other = hub.account("other")
+    httpx.post(f"{hub.url}/xml", headers={"Authorization": f"Bearer {other}"},
+               content=doc("submitRequest",
+                           message("0821234567", extra="<clientRef>theirs</clientRef>")))
+    body = (f"<clientRef>order-7</clientRef><id>{sent[0].get('id')}</id>"
+            "<clientRef>theirs</clientRef><clientRef>never</clientRef>")
+    root = parse(client.post("/xml", content=doc("statusRequest", body)))
+    assert [etree.QName(e).localname for e in root] == ["message", "message", "notFound",
+                                                        "notFound"]
+    assert root[0].get("id") == sent[0].get("id") and root[0].get("clientRef") == "order-7"
+    assert [e.get("clientRef") for e in root[2:]] == ["theirs", "never"]
+
+
+def test_replies_request_answers_an_empty_list_before_any_reply(client: httpx.Client) -> None:
     root = parse(client.post("/xml", content=doc("repliesRequest", "")))
     assert root.tag == f"{{{NS}}}repliesResponse" and len(root) == 0
+
+
+def inject(hub: HubThread, *texts: str, sender: str = "+27821234567") -> None:
+    """A handset answers through the simulator carrier, committed before this returns."""
+    carrier = SimulatorCarrier(SimulatorRules())
+    assert hub.hub.services is not None
+    hub.run(carrier.start(hub.hub.services.dispatcher))
+    for body in texts:
+        hub.run(carrier.inject_inbound(sender, "31337", body))
+
+
+def test_replies_list_inbound_messages_with_opt_outs_marked_and_since_honoured(
+    client: httpx.Client, hub: HubThread
+) -> None:
+    sent = parse(client.post("/xml", content=doc("submitRequest", message("0821234567"))))
+    inject(hub, "Yes please", "STOP")
+    schema = etree.XMLSchema(etree.parse("schemas/smshub-1.xsd"))
+    root = parse(client.post("/xml", content=doc("repliesRequest", "")))
+    assert schema.validate(root), schema.error_log
+    assert [(r.text, r.get("kind")) for r in root] == [("Yes please", "reply"),
+                                                       ("STOP", "opt_out")]
+    assert root[0].get("from") == "+27821234567" and root[0].get("to") == "31337"
+    assert root[0].get("inReplyTo") == sent[0].get("id") and root.get("more") is None
+    later = "<since>2999-01-01T00:00:00Z</since>"
+    assert len(parse(client.post("/xml", content=doc("repliesRequest", later)))) == 0
+
+
+def test_replies_answer_says_more_when_cut_at_the_limit(make_hub: MakeHub) -> None:
+    hub = make_hub(xml={"max_messages": 2})
+    key = hub.account("acme")
+    auth = {"Authorization": f"Bearer {key}"}
+    httpx.post(f"{hub.url}/xml", headers=auth, content=doc("submitRequest", message("0821234567")))
+    inject(hub, "one", "two", "three")
+    root = parse(httpx.post(f"{hub.url}/xml", headers=auth, content=doc("repliesRequest", "")))
+    assert [r.text for r in root] == ["one", "two"] and root.get("more") == "true"
+
+
+def test_replies_of_another_account_are_not_listed(client: httpx.Client, hub: HubThread) -> None:
+    other = hub.account("other")
+    httpx.post(f"{hub.url}/xml", headers={"Authorization": f"Bearer {other}"},
+               content=doc("submitRequest", message("0821234567")))
+    inject(hub, "for the other account")
+    assert len(parse(client.post("/xml", content=doc("repliesRequest", "")))) == 0
 
 
 def test_basic_auth_and_credentials_in_the_document_both_work(

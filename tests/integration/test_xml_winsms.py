@@ -9,6 +9,7 @@ import httpx
 import pytest
 from lxml import etree
 
+from adapters.carrier_simulator import SimulatorCarrier, SimulatorRules
 from hub.accounts import hash_password
 from tests.hubthread import HubThread
 
@@ -93,10 +94,29 @@ def test_status_request_maps_our_statuses_to_winsms_words(hub: HubThread) -> Non
     assert statuses[1] == ("404", "NOTFOUND")
 
 
-def test_replies_request_answers_an_empty_list(hub: HubThread) -> None:
-    body = b"<WinSMS_Replies><User>hpotter</User><Password>w1Zard</Password></WinSMS_Replies>"
-    root = post(hub, "xmlgetreplies.asp", body)
+REPLIES = b"<WinSMS_Replies><User>hpotter</User><Password>w1Zard</Password></WinSMS_Replies>"
+
+
+def test_replies_request_answers_an_empty_list_before_any_reply(hub: HubThread) -> None:
+    root = post(hub, "xmlgetreplies.asp", REPLIES)
     assert root.tag == "WinSMS_RepliesResponse" and len(root) == 0
+
+
+def test_replies_list_answers_url_encoded_without_opt_outs(hub: HubThread) -> None:
+    sent = post(hub, "xmlsendsmsmulti.asp", multi(["27825550101"]))
+    carrier = SimulatorCarrier(SimulatorRules())
+    assert hub.hub.services is not None
+    hub.run(carrier.start(hub.hub.services.dispatcher))
+    for text in ("Yes, 10:00 & thanks", "STOP"):
+        hub.run(carrier.inject_inbound("+27825550101", "31337", text))
+    root = post(hub, "XMLGetReplies.asp", REPLIES)
+    replies = [(r.findtext("Number"), r.findtext("MessageText"), r.findtext("MessageID"))
+               for r in root.iter("Reply")]
+    assert replies == [("27825550101", "Yes%2C%2010%3A00%20%26%20thanks",
+                        sent.findtext("Message/MessageID"))]
+    assert len(root.findtext("Reply/Received") or "") == 12  # CCYYMMDDHHmm
+    since = REPLIES.replace(b"</Password>", b"</Password><Since>209901010000</Since>")
+    assert len(post(hub, "XMLGetReplies.asp", since)) == 0
 
 
 def test_doctype_is_refused_on_the_dialect_paths_too(hub: HubThread) -> None:

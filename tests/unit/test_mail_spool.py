@@ -91,3 +91,22 @@ def test_final_receipt_is_due_once_every_sms_is_final(
     assert spool.queue_final_receipt(mail.id, item, NOW) is True
     assert spool.queue_final_receipt(mail.id, item, NOW) is False
     assert spool.final_receipts_due(10) == []
+
+
+def test_receipts_missing_finds_mails_with_sms_but_no_receipt_once(
+        spool: SqlSpool, make_account: Callable[..., Account]) -> None:
+    account = make_account()
+    lost, finished, empty = _mail(account), _mail(account), _mail(account)
+    quiet = _mail(account, receipts=False)
+    for mail in (lost, finished, empty, quiet):
+        spool.create_mail(mail)
+    spool.accept([new_message(account, batch_id=m.id) for m in (lost, finished, quiet)])
+    done = NewOutboxItem(str(ULID()), "email", account.id, finished.reply_to)
+    spool.finish_mail(finished.id, [], [(done, NoticeKind.RECEIPT)], NOW)
+    every = ("0" * 26, "Z" * 26)
+    assert [m.id for m in spool.mail_receipts_missing(*every, 10)] == [lost.id]
+    assert spool.mail_receipts_missing(lost.id[:10] + "Z" * 16, "Z" * 26, 10) == []
+    item = NewOutboxItem(str(ULID()), "email", account.id, lost.reply_to)
+    assert spool.queue_mail_receipt(lost.id, item, NOW) is True
+    assert spool.queue_mail_receipt(lost.id, item, NOW) is False
+    assert spool.mail_receipts_missing(*every, 10) == []

@@ -95,3 +95,17 @@ def test_undecodable_charset_degrades_instead_of_failing() -> None:
     raw = (b"Content-Type: text/plain; charset=x-unknown\r\n"
            b"Content-Transfer-Encoding: 8bit\r\n\r\nhello \xff there\r\n")
     assert mail_text.body(mail_text.parse(raw)).text.startswith("hello")
+
+
+def test_clickatell_template_fills_fields_from_csv_rows_at_the_delimiter() -> None:
+    body = mail_text.parse_clickatell(
+        "text:Hi #field1#, your balance is #field2#\ncsv:27821234567|Fred|R15.50\n"
+        "delimiter:|\ncsv: 0831234567|Ann|R2\n")
+    assert body.rows == [("27821234567", "Hi Fred, your balance is R15.50"),
+                         ("0831234567", "Hi Ann, your balance is R2")]
+    assert body.to == []
+
+
+def test_clickatell_unicode_text_is_hex_ucs2() -> None:
+    body = mail_text.parse_clickatell("unicode:1\ntext:0043006100660065\nto:27821234567\n")
+    assert body.text == "Cafe"

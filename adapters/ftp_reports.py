@@ -1,0 +1,97 @@
+"""The delivery-report files of the FTP drop: `reports/<name>.report.csv` of each batch
+still being delivered, rewritten when its messages' statuses change (throttled by batch
+size) and marked final once every message is final."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from adapters.csv_results import ReportWriter
+from adapters.ftp_homes import Homes
+from hub.batches import Batch, BatchProgress, BatchState, next_state
+from hub.spoolcall import SpoolRunner
+
+log = logging.getLogger(__name__)
+REPORT_PAGE = 5000
+# A rewrite reads every message of the batch: at most one per this many messages a second.
+MESSAGES_PER_SECOND = 20_000
+
+
+class ReportJob:
+    """Rewrites the report file of each accepted batch when its status counts changed.
+    A batch of N messages is looked at no more often than every max(interval, N / 20,000)
+    seconds, so a million-message batch costs one full read every 50 s, not every 5 s."""
+
+    def __init__(self, runner: SpoolRunner, homes: Homes, interval: float) -> None:
+        self._runner = runner
+        self._homes = homes
+        self._interval = interval
+        self._seen: dict[str, dict[str, int]] = {}
+        self._next: dict[str, float] = {}
+        self._names: dict[int, str] = {}
+        self._lock = asyncio.Lock()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("report sweep failed", extra={"action": "ftp-reports"})
+
+    async def sweep(self) -> None:
+        for batch in await self._runner.call(self._runner.spool.open_batches):
+            if batch.state is BatchState.ACCEPTED and time.monotonic() >= self._next.get(
+                    batch.id, 0.0):
+                await self.refresh(batch)
+
+    async def finished(self, batch: Batch) -> None:
+        """A batch just read to the end: its first report file now if it is small, else
+        at the sweep after its throttle, not while its messages are first dispatched."""
+        delay = batch.accepted / MESSAGES_PER_SECOND
+        if delay <= self._interval:
+            await self.refresh(batch)
+        else:
+            self._next[batch.id] = time.monotonic() + delay
+
+    async def refresh(self, batch: Batch) -> None:
+        async with self._lock:  # the sweep and a just-finished batch may meet here
+            spool = self._runner.spool
+            counts = await self._runner.call(spool.batch_status_counts, batch.id)
+            key = {status.value: n for status, n in counts.items()}
+            if self._seen.get(batch.id) == key:
+                return  # nothing changed: no need to read the messages
+            progress = BatchProgress(batch, counts)
+            state = next_state(progress)
+            account = await self._account_name(batch.account_id)
+            await self._runner.call(self._write, account, progress, state is BatchState.FINAL)
+            self._seen[batch.id] = key
+            self._next[batch.id] = time.monotonic() + max(
+                self._interval, batch.accepted / MESSAGES_PER_SECOND)
+            if state is not batch.state:
+                await self._runner.call(spool.update_batch, replace(
+                    batch, state=state, finished_at=datetime.now(UTC)))
+                self._seen.pop(batch.id, None)
+                self._next.pop(batch.id, None)
+
+    async def _account_name(self, account_id: int) -> str:
+        if account_id not in self._names:
+            account = await self._runner.call(self._runner.spool.get_account_by_id, account_id)
+            self._names[account_id] = account.name
+        return self._names[account_id]
+
+    def _write(self, account: str, progress: BatchProgress, final: bool) -> None:
+        """Runs in a spool thread: pages through the batch's messages into the file."""
+        batch = progress.batch
+        writer = ReportWriter(self._homes.work_file(account, f"{batch.id}.report.tmp"))
+        after = ""
+        while page := self._runner.spool.batch_messages(batch.id, after, REPORT_PAGE):
+            writer.write(page)
+            after = page[-1].id
+        counts = (f"delivered {progress.delivered}, failed {progress.failed}, "
+                  f"pending {progress.pending}")
+        writer.publish(self._homes.report_path(account, batch.file_name), batch, final, counts)

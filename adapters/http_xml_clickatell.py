@@ -1,0 +1,340 @@
+"""Clickatell's XML API at `/xml/xml` (GET or POST, the document in the `data` field):
+each command of a `<clickAPI>` document (auth, ping, sendMsg, queryMsg, getMsgCharge,
+getBalance) is answered by a `<commandResp>` holding its result or a `<fault>`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from urllib.parse import parse_qsl
+
+from lxml import etree
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from adapters.clickatell_codes import STATUSES, fault_text, refusal_fault
+from adapters.http_app import BodyRule, HttpContext
+from adapters.http_xml_common import fetch_owned, submit_items
+from adapters.http_xml_safety import XmlProblem, parse_untrusted
+from hub import text, views
+from hub.clock import utcnow
+from hub.errors import AuthenticationError, TemporaryFailure
+from hub.model import Account, Message, Outcome, Refused, Submission
+
+log = logging.getLogger(__name__)
+
+PATH = "/xml/xml"
+MEDIA_TYPE = "text/xml"
+SESSION_IDLE = 900.0  # Clickatell sessions expire after 15 minutes without use
+MAX_SESSIONS = 10_000
+
+
+class Fault(Exception):
+    """A command answered with `<fault>`: Clickatell's error code."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.text = fault_text(code)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str  # as the client wrote it, e.g. "sendMsg"
+    fields: dict[str, list[str]]  # lower-cased child names -> their texts, in order
+
+    def get(self, key: str) -> str | None:
+        values = self.fields.get(key)
+        return values[0].strip() if values else None
+
+    def number(self, key: str, fault: str, low: int, high: int) -> int | None:
+        value = self.get(key)
+        if not value:
+            return None
+        if not value.isdigit() or not low <= int(value) <= high:
+            raise Fault(fault)
+        return int(value)
+
+
+# --- reading -----------------------------------------------------------------------
+
+
+def _local(element: etree._Element) -> str:
+    return etree.QName(element).localname
+
+
+def read_clickapi(data: bytes, limit: int) -> list[Command]:
+    """The commands of one `<clickAPI>` document; runs in a worker thread."""
+    root = parse_untrusted(data)
+    if _local(root).lower() != "clickapi":
+        raise XmlProblem(400, "101", "the document is not a <clickAPI>")
+    commands = [Command(_local(c), _fields(c)) for c in root if isinstance(c.tag, str)]
+    count = sum(len(recipients(c)) for c in commands if c.name.lower() == "sendmsg")
+    if count > limit:
+        raise XmlProblem(413, "101", f"{count} recipients in one document; the limit is "
+                         f"{limit} ([xml] max_messages)")
+    return commands
+
+
+def _fields(command: etree._Element) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    for child in command:
+        if isinstance(child.tag, str):
+            fields.setdefault(_local(child).lower(), []).append(child.text or "")
+    return fields
+
+
+def recipients(command: Command) -> list[str]:
+    """`<to>` repeated, or a comma-separated list in one `<to>`, as HTTP clients send."""
+    return [n.strip() for to in command.fields.get("to", []) for n in to.split(",")
+            if n.strip()]
+
+
+def message_text(command: Command) -> str:
+    body = command.get("text") or ""
+    if command.get("unicode") != "1":
+        return body
+    try:  # unicode=1: the text is UCS-2 (UTF-16BE) written in hex, "00480069"
+        return bytes.fromhex(body).decode("utf-16-be")
+    except ValueError:
+        raise Fault("116") from None
+
+
+def submissions(command: Command, now: datetime) -> list[Submission | Refused]:
+    """One submission per recipient; parameter faults fail the whole command."""
+    numbers = recipients(command)
+    if not numbers:
+        raise Fault("101")
+    body = message_text(command)
+    delay = command.number("deliv_time", "120", 0, 10_080)  # minutes, up to 7 days
+    send_at = None if not delay else now + timedelta(minutes=delay)
+    validity = command.number("validity", "101", 1, 10_080 * 4)  # minutes
+    expires_at = (None if validity is None
+                  else (send_at or now) + timedelta(minutes=validity))
+    queue = command.number("queue", "101", 1, 3)  # 1 is Clickatell's most urgent
+    priority = 0 if queue is None else 3 - queue
+    ref = command.get("climsgid") or None
+    sub = Submission("", body, command.get("from") or None, ref, send_at, expires_at,
+                     priority=priority)
+    refused = _refusal(command, body, ref, len(numbers))
+    return [refused or replace(sub, to=n) for n in numbers]
+
+
+def _refusal(command: Command, body: str, ref: str | None, count: int) -> Refused | None:
+    if ref is not None and count > 1:
+        # One client reference names one SMS; sharing it would make the rest duplicates.
+        return Refused("invalid_client_ref", "climsgid with several recipients")
+    concat = command.number("concat", "101", 1, 255)
+    if concat is not None and body and text.measure(body)[2] > concat:
+        return Refused("too_long", f"the text needs more than concat={concat} parts")
+    return None
+
+
+async def request_data(request: Request) -> bytes:
+    """The `data` field of the query or a form body; a raw XML body is taken too."""
+    body = await request.body() if request.method == "POST" else b""
+    if body.lstrip().startswith(b"<"):
+        return body
+    query: bytes = request.scope.get("query_string", b"")
+    for source in (body, query):
+        # latin-1 keeps the decoded bytes as they were: lxml then honours the
+        # document's own encoding declaration.
+        for key, value in parse_qsl(source.decode("latin-1"), encoding="latin-1"):
+            if key.lower() == "data":
+                return value.encode("latin-1")
+    raise XmlProblem(400, "101", "no data field with a <clickAPI> document")
+
+
+# --- answering ---------------------------------------------------------------------
+
+
+def resp(command: Command, fields: Sequence[tuple[str, str]]) -> etree._Element:
+    node = etree.Element(f"{command.name}Resp")
+    for name, value in fields:
+        etree.SubElement(node, name).text = value
+    sequence = command.get("sequence_no")
+    if sequence is not None:
+        etree.SubElement(node, "sequence_no").text = sequence
+    return node
+
+
+def document(answers: Sequence[etree._Element], status: int = 200,
+             **headers: str) -> Response:
+    root = etree.Element("clickAPI")
+    root.extend(answers)
+    return Response(etree.tostring(root, xml_declaration=True, encoding="UTF-8"), status,
+                    headers=headers, media_type=MEDIA_TYPE)
+
+
+def error_document(status: int, detail: str, **headers: str) -> Response:
+    node = etree.Element("xmlErrorResp")
+    etree.SubElement(node, "fault").text = fault_text("101")
+    etree.SubElement(node, "description").text = detail
+    return document([node], status, **headers)
+
+
+def send_answers(command: Command, numbers: Sequence[str],
+                 outcomes: Sequence[Outcome]) -> list[etree._Element]:
+    several = len(numbers) > 1  # like HTTP's "ID: x To: y", only for several
+    answers = []
+    for number, outcome in zip(numbers, outcomes, strict=True):
+        fields = ([("fault", refusal_fault(outcome.code))] if isinstance(outcome, Refused)
+                  else [("apiMsgId", outcome.message_id)])
+        answers.append(resp(command, fields + ([("to", number)] if several else [])))
+    return answers
+
+
+def status_fields(message: Message, command: Command,
+                  charge: bool) -> list[tuple[str, str]]:
+    fields = [("apiMsgId", message.id), ("status", STATUSES[message.status])]
+    if command.get("climsgid") and not command.get("apimsgid"):
+        fields.append(("cliMsgId", command.get("climsgid") or ""))
+    if charge:
+        fields.append(("charge", views.money(message.cost)))
+    return fields
+
+
+# --- sessions and the endpoint -------------------------------------------------------
+
+
+class Sessions:
+    """Session ids from `auth` (32 hex characters, like Clickatell's), each valid until
+    15 minutes after its last use. Kept in this process only."""
+
+    def __init__(self, idle: float = SESSION_IDLE, clock: Callable[[], float] = time.monotonic):
+        self._idle = idle
+        self._clock = clock
+        self._open: dict[str, tuple[float, int]] = {}  # oldest use first
+
+    def open(self, account_id: int) -> str:
+        if len(self._open) >= MAX_SESSIONS:
+            self._open.pop(next(iter(self._open)))  # the least recently used
+        token = secrets.token_hex(16)
+        self._open[token] = (self._clock() + self._idle, account_id)
+        return token
+
+    def account_id(self, token: str) -> int | None:
+        """The session's account, extending the session; None if unknown or expired."""
+        found = self._open.pop(token, None)
+        if found is None or found[0] < self._clock():
+            return None
+        self._open[token] = (self._clock() + self._idle, found[1])
+        return found[1]
+
+
+_Handler = Callable[[Command], Awaitable[list[etree._Element]]]
+
+
+def routes(ctx: HttpContext, max_messages: int) -> list[BaseRoute]:
+    api = ClickatellXml(ctx, max_messages)
+    return [Route(PATH, api.handle, methods=["GET", "POST"])]
+
+
+def body_rules(max_body_bytes: int) -> list[BodyRule]:
+    """Before the native `/xml` rule, so a too-large body is answered Clickatell's way."""
+    def too_large(limit: int) -> Response:
+        return error_document(413, f"the request body exceeds {limit} bytes",
+                              Connection="close")
+
+    return [BodyRule(PATH, max_body_bytes, too_large)]
+
+
+class ClickatellXml:
+    def __init__(self, ctx: HttpContext, max_messages: int) -> None:
+        self.ctx = ctx
+        self.max_messages = max_messages
+        self.sessions = Sessions()
+        self._commands: dict[str, _Handler] = {
+            "auth": self._auth, "ping": self._ping, "sendmsg": self._send,
+            "querymsg": self._query, "getmsgcharge": self._charge,
+            "getbalance": self._balance,
+        }
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            data = await request_data(request)
+            commands = await asyncio.to_thread(read_clickapi, data, self.max_messages)
+            return document([a for c in commands for a in await self._answer(c)])
+        except XmlProblem as problem:
+            return error_document(problem.status, problem.message)
+        except TemporaryFailure as exc:
+            log.warning("intake unavailable: %s", exc, extra={"action": "intake"})
+            return error_document(503, "the spool is busy; try again", **{"Retry-After": "1"})
+
+    async def _answer(self, command: Command) -> list[etree._Element]:
+        handler = self._commands.get(command.name.lower())
+        try:
+            if handler is None:
+                raise Fault("101")  # delMsg, routeCoverage...: not served
+            return await handler(command)
+        except Fault as fault:
+            return [resp(command, [("fault", fault.text)])]
+
+    async def _account(self, command: Command) -> Account:
+        session = command.get("session_id")
+        if session:
+            account_id = self.sessions.account_id(session)
+            if account_id is None:
+                raise Fault("003")
+            runner = self.ctx.runner
+            return await runner.call(runner.spool.get_account_by_id, account_id)
+        user, password = command.get("user"), command.get("password") or ""
+        try:
+            if password.startswith("shk_"):  # an smshub API key where the password goes
+                return await self.ctx.credentials.by_api_key(password)
+            if user:
+                return await self.ctx.credentials.by_password(user, password)
+        except AuthenticationError:
+            pass
+        raise Fault("001")
+
+    async def _auth(self, command: Command) -> list[etree._Element]:
+        account = await self._account(command)
+        return [resp(command, [("session_id", self.sessions.open(account.id))])]
+
+    async def _ping(self, command: Command) -> list[etree._Element]:
+        await self._account(command)
+        return [resp(command, [("ok", "")])]
+
+    async def _send(self, command: Command) -> list[etree._Element]:
+        account = await self._account(command)
+        parsed = submissions(command, utcnow())
+        outcomes = await submit_items(self.ctx, account, parsed)
+        return send_answers(command, recipients(command), outcomes)
+
+    async def _query(self, command: Command) -> list[etree._Element]:
+        message = await self._message(command)
+        return [resp(command, status_fields(message, command, charge=False))]
+
+    async def _charge(self, command: Command) -> list[etree._Element]:
+        message = await self._message(command)
+        return [resp(command, status_fields(message, command, charge=True))]
+
+    async def _message(self, command: Command) -> Message:
+        account = await self._account(command)
+        api_id, cli_id = command.get("apimsgid"), command.get("climsgid")
+        if api_id:
+            by_id, _ = await fetch_owned(self.ctx.runner, account, [api_id])
+            return _found(by_id.get(api_id), "103")
+        if cli_id:
+            _, by_ref = await fetch_owned(self.ctx.runner, account, [], [cli_id])
+            return _found(by_ref.get(cli_id), "104")
+        raise Fault("109")
+
+    async def _balance(self, command: Command) -> list[etree._Element]:
+        account = await self._account(command)
+        # A fresh read: the authenticated Account may come from the credential cache.
+        runner = self.ctx.runner
+        fresh = await runner.call(runner.spool.get_account_by_id, account.id)
+        return [resp(command, [("ok", views.money(fresh.balance))])]
+
+
+def _found(message: Message | None, code: str) -> Message:
+    if message is None:
+        raise Fault(code)
+    return message

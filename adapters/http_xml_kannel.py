@@ -1,0 +1,217 @@
+"""Kannel's sendsms XML POST (`POST /cgi-bin/sendsms`, `Content-Type: text/xml`, a
+`<message><submit>` document), read as Kannel's smsbox reads it and answered in Kannel's
+words and HTTP statuses; see docs/xml.md for the choices where the two differ."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from urllib.parse import unquote_to_bytes
+
+from lxml import etree
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from adapters.http_app import BodyRule, HttpContext
+from adapters.http_xml_common import submit_items
+from adapters.http_xml_safety import XmlProblem, parse_untrusted
+from hub.clock import utcnow
+from hub.errors import AuthenticationError, TemporaryFailure
+from hub.model import Accepted, Account, Outcome, Refused, Status, Submission
+
+log = logging.getLogger(__name__)
+
+PATH = "/cgi-bin/sendsms"
+# Kannel answers sendsms in text/html, uncached.
+_HEADERS = {"Pragma": "no-cache", "Cache-Control": "no-cache"}
+# Kannel's other POST forms (the text in the body, fields in X-Kannel-* headers).
+_HEADER_FORMS = ("text/plain", "text/html", "text/vnd.wap.wml", "application/octet-stream")
+
+ACCEPTED = "0: Accepted for delivery"
+QUEUED_LATER = "3: Queued for later delivery"
+AUTH_FAILED = "Authorization failed for sendsms"
+NO_RECEIVER = "Missing receiver(s) number(s), rejected"
+DENIED = "Number(s) has/have been denied by white- and/or black-lists."
+NOT_ROUTABLE = "Not routable. Do not try again."
+TEMPORARY = "Temporal failure, try again later."
+# Refusals Kannel would answer with its bearerbox NACK (403); other refusals are field errors.
+_NOT_ROUTABLE = {"insufficient_credit", "account_disabled"}
+
+
+@dataclass
+class KannelRequest:
+    user: str | None = None
+    password: str | None = None
+    numbers: list[str] = field(default_factory=list)
+    submission: Submission | None = None
+    problem: XmlProblem | None = None  # a field error, answered after authentication
+
+
+def _answer(status: int, text: str, **headers: str) -> Response:
+    return Response(text, status, headers={**_HEADERS, **headers}, media_type="text/html")
+
+
+# --- reading -----------------------------------------------------------------------
+
+
+def _at(submit: etree._Element, path: str) -> str | None:
+    """The stripped text at `path` under <submit>, like Kannel's XPath lookups."""
+    found = submit.find(path)
+    return None if found is None else (found.text or "").strip()
+
+
+def _number(submit: etree._Element, path: str, name: str, low: int, high: int) -> int | None:
+    value = _at(submit, path)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = low - 1
+    if not low <= number <= high:
+        raise XmlProblem(400, "field", f"{name} field misformed, rejected")
+    return number
+
+
+def user_data(value: str, encoding: str) -> str:
+    """<ud> as Kannel decodes it: hex when it is valid hex, else URL-encoded; the bytes
+    are in the document's declared encoding."""
+    try:
+        raw = (bytes.fromhex(value) if value and all(c in string.hexdigits for c in value)
+               else unquote_to_bytes(value.replace("+", " ")))
+        return raw.decode(encoding)
+    except (ValueError, LookupError):
+        raise XmlProblem(400, "field", "Charset or body misformed, rejected") from None
+
+
+def read_submit(body: bytes, limit: int) -> KannelRequest:
+    """Parse one sendsms document; runs in a worker thread."""
+    root = parse_untrusted(body)
+    submit = root.find("submit") if root.tag == "message" else None
+    if submit is None:
+        raise XmlProblem(400, "field", "Invalid XML document: no <message><submit>, rejected")
+    request = KannelRequest(
+        _at(submit, "from/username") or _at(submit, "from/user"),
+        _at(submit, "from/password") or _at(submit, "from/pass"),
+        [(n.text or "").strip() for n in submit.iterfind("da/number") if n.text])
+    if len(request.numbers) > limit:
+        raise XmlProblem(413, "field", f"Too many receivers ({len(request.numbers)}; the "
+                         f"limit is {limit}), rejected")
+    encoding = root.getroottree().docinfo.encoding or "UTF-8"
+    try:
+        request.submission = _submission(submit, encoding)
+    except XmlProblem as problem:
+        request.problem = problem
+    return request
+
+
+def _submission(submit: etree._Element, encoding: str) -> Submission:
+    if submit.find("udh") is not None:
+        raise XmlProblem(400, "field", "UDH is not supported, rejected")
+    coding = _number(submit, "dcs/coding", "Coding", 0, 2)
+    if coding == 1:  # smshub sends text only: GSM-7 or UCS-2, chosen by the text itself
+        raise XmlProblem(400, "field", "8-bit (binary) coding is not supported, rejected")
+    _number(submit, "dcs/mclass", "MClass", 0, 3)
+    deferred = _number(submit, "timing/delay", "Deferred", 0, 10**6)  # minutes from now
+    validity = _number(submit, "vp/delay", "Validity", 0, 10**6)  # minutes from now
+    priority = _number(submit, "priority", "Priority", 0, 3)
+    now = utcnow()
+    return Submission(
+        "", user_data(_at(submit, "ud") or "", encoding), _at(submit, "oa/number") or None,
+        send_at=None if not deferred else now + timedelta(minutes=deferred),
+        expires_at=None if validity is None else now + timedelta(minutes=validity),
+        priority=priority or 0)
+
+
+# --- answering ---------------------------------------------------------------------
+
+
+def outcome_answer(numbers: Sequence[str], outcomes: Sequence[Outcome]) -> Response:
+    accepted = [o for o in outcomes if isinstance(o, Accepted)]
+    refused = [(n, o) for n, o in zip(numbers, outcomes, strict=True)
+               if isinstance(o, Refused)]
+    if not accepted:
+        return _refusal_answer(refused[0][1])
+    later = all(o.status is Status.SCHEDULED for o in accepted)
+    text = QUEUED_LATER if later else ACCEPTED
+    if refused:  # Kannel's immediate-reply wording, after the delayed reply's code
+        text += ". Denied receivers are: " + " ".join(n for n, _ in refused)
+    return _answer(202, text)
+
+
+def _refusal_answer(refusal: Refused) -> Response:
+    if refusal.code == "invalid_number":
+        return _answer(400, DENIED)
+    if refusal.code in _NOT_ROUTABLE:
+        return _answer(403, NOT_ROUTABLE)
+    return _answer(400, f"{refusal.reason[:1].upper()}{refusal.reason[1:]}, rejected")
+
+
+# --- the endpoint ------------------------------------------------------------------
+
+
+def body_rules(max_body_bytes: int) -> list[BodyRule]:
+    """The XML limit rather than the JSON one: a document may carry thousands of numbers."""
+    def too_large(limit: int) -> Response:
+        return _answer(413, f"Request body over {limit} bytes, rejected", Connection="close")
+
+    return [BodyRule(PATH, max_body_bytes, too_large)]
+
+
+def routes(ctx: HttpContext, max_messages: int) -> list[BaseRoute]:
+    api = KannelSendSms(ctx, max_messages)
+    return [Route(PATH, api.post, methods=["POST"])]
+
+
+class KannelSendSms:
+    def __init__(self, ctx: HttpContext, max_messages: int) -> None:
+        self.ctx = ctx
+        self.max_messages = max_messages
+
+    async def post(self, request: Request) -> Response:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media in _HEADER_FORMS:
+            return _answer(415, "Unsupported content-type, rejected")
+        if media not in ("text/xml", "application/xml"):
+            return _answer(400, "Invalid content-type")
+        try:
+            parsed = await asyncio.to_thread(read_submit, await request.body(),
+                                             self.max_messages)
+            account = await self._authenticate(parsed)
+            if parsed.problem is not None:
+                raise parsed.problem
+            if not parsed.numbers:
+                return _answer(400, NO_RECEIVER)
+            return outcome_answer(parsed.numbers, await self._submit(account, parsed))
+        except XmlProblem as problem:
+            return _answer(problem.status, _problem_text(problem))
+        except AuthenticationError:
+            return _answer(403, AUTH_FAILED)
+        except TemporaryFailure as exc:
+            log.warning("intake unavailable: %s", exc, extra={"action": "intake"})
+            return _answer(503, TEMPORARY, **{"Retry-After": "1"})
+
+    async def _authenticate(self, parsed: KannelRequest) -> Account:
+        if parsed.password is None or not (parsed.user or parsed.password.startswith("shk_")):
+            raise AuthenticationError("no user and pass in <from>")
+        if parsed.password.startswith("shk_"):  # an smshub API key where the password goes
+            return await self.ctx.credentials.by_api_key(parsed.password)
+        return await self.ctx.credentials.by_password(parsed.user or "", parsed.password)
+
+    async def _submit(self, account: Account, parsed: KannelRequest) -> list[Outcome]:
+        sub = parsed.submission
+        assert sub is not None  # read_submit always sets it
+        return await submit_items(self.ctx, account,
+                                  [replace(sub, to=n) for n in parsed.numbers])
+
+
+def _problem_text(problem: XmlProblem) -> str:
+    # The hardened parser's own refusals (not XML, a DOCTYPE...) in Kannel's phrasing.
+    if problem.code == "field":
+        return problem.message
+    return f"Invalid XML document ({problem.message}), rejected"

@@ -1,0 +1,126 @@
+"""SMTP AUTH for the email-to-SMS listener: PLAIN and LOGIN against account passwords,
+with each failure answered late and a per-IP cap on failures (like the FTP drop's)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+
+from aiosmtpd.smtp import SMTP, AuthResult
+
+from hub.accounts import Credentials
+from hub.config import SmtpSection
+from hub.errors import AuthenticationError, TemporaryFailure
+
+log = logging.getLogger(__name__)
+
+LOCKED_OUT = "454 4.7.0 Too many failed logins from this address; try again later"
+_MAX_TRACKED = 10_000  # addresses; beyond this, stale entries are dropped
+
+
+class FailedLogins:
+    """Failed logins per client address in a sliding window."""
+
+    def __init__(self, limit: int, window: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._limit = limit
+        self._window = window
+        self._clock = clock
+        self._failures: defaultdict[str, deque[float]] = defaultdict(deque)
+
+    def locked_out(self, ip: str) -> bool:
+        found = self._failures.get(ip)
+        if found is None:
+            return False
+        self._expire(ip, found)
+        return len(found) >= self._limit
+
+    def record(self, ip: str) -> None:
+        if len(self._failures) >= _MAX_TRACKED:
+            for known in list(self._failures):
+                self._expire(known, self._failures[known])
+        self._failures[ip].append(self._clock())
+
+    def _expire(self, ip: str, window: deque[float]) -> None:
+        horizon = self._clock() - self._window
+        while window and window[0] < horizon:
+            window.popleft()
+        if not window:
+            del self._failures[ip]
+
+
+class SmtpAuth:
+    """The listener's auth_PLAIN and auth_LOGIN hooks delegate here."""
+
+    def __init__(self, section: SmtpSection, credentials: Credentials) -> None:
+        self._credentials = credentials
+        self._delay = section.failed_auth_delay
+        self._failures = FailedLogins(section.auth_failures_per_ip,
+                                      section.auth_lockout_seconds)
+
+    async def plain(self, server: SMTP, args: list[str]) -> AuthResult:
+        if self._failures.locked_out(_peer(server)):
+            return await self._refuse(server, LOCKED_OUT)
+        blob = await _initial_or_challenge(server, args, "")
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        parts = blob.split(b"\0")
+        if len(parts) != 3:
+            await server.push("501 5.5.2 Can't split auth value")
+            return AuthResult(success=False, handled=True)
+        return await self._check(server, parts[1], parts[2])
+
+    async def login(self, server: SMTP, args: list[str]) -> AuthResult:
+        if self._failures.locked_out(_peer(server)):
+            return await self._refuse(server, LOCKED_OUT)
+        name = await _initial_or_challenge(server, args, "Username:")
+        if name is None:
+            return AuthResult(success=False, handled=True)
+        password = await _challenge(server, "Password:")
+        if password is None:
+            return AuthResult(success=False, handled=True)
+        return await self._check(server, name, password)
+
+    async def _check(self, server: SMTP, name: bytes, password: bytes) -> AuthResult:
+        """An account name and password, checked off the event loop (argon2)."""
+        try:
+            account = await self._credentials.by_password(
+                name.decode("utf-8", "replace"), password.decode("utf-8", "replace"))
+        except AuthenticationError:
+            self._failures.record(_peer(server))
+            log.info("SMTP AUTH failed", extra={"action": "smtp-auth"})
+            return await self._refuse(server, None)
+        except TemporaryFailure:
+            return AuthResult(success=False, handled=False,
+                              message="454 4.7.0 Temporary authentication failure")
+        return AuthResult(success=True, auth_data=account)
+
+    async def _refuse(self, server: SMTP, message: str | None) -> AuthResult:
+        # Answering late slows password guessing on this connection; the per-IP cap
+        # bounds guessing over many connections (and the argon2 work it would cost).
+        await asyncio.sleep(self._delay)
+        return AuthResult(success=False, handled=False, message=message)
+
+
+def _peer(server: SMTP) -> str:
+    peer = server.session.peer if server.session is not None else None
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+
+
+async def _initial_or_challenge(server: SMTP, args: list[str], prompt: str) -> bytes | None:
+    if len(args) == 1:
+        return await _challenge(server, prompt)
+    try:
+        return base64.b64decode(args[1].encode(), validate=True)
+    except ValueError:
+        await server.push("501 5.5.2 Can't decode base64")
+        return None
+
+
+async def _challenge(server: SMTP, prompt: str) -> bytes | None:
+    answer = await server.challenge_auth(prompt)
+    return answer if isinstance(answer, bytes) else None

@@ -1,0 +1,221 @@
+"""A large FTP batch while it is processed (progress file, batch row, log), and when it
+cannot finish: a spool that fails part-way, a hub stopped mid-file; the passive range."""
+
+from __future__ import annotations
+
+import asyncio
+import ftplib
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub import cli
+from hub.batches import Batch, BatchState
+from hub.errors import TemporaryFailure
+from hub.model import NewMessage
+from hub.ports import Committed, Spool
+from tests.ftpdrop import Drop, make_drop, no_leaked_threads, read_csv, wait_for
+from tests.hubthread import HubThread
+from tests.integration import conftest
+
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+_ = no_leaked_threads
+
+GROUP = 100
+
+
+def csv_of(rows: int) -> str:
+    return "to,text\n" + "".join(f"08{2000000 + i:08d},row {i}\n" for i in range(rows))
+
+
+class FailingSpool:
+    """The spool on a disk that stops working: `accept` raises TemporaryFailure on the
+    calls numbered in `failing` (from 1), and on every call from `fail_from` on."""
+
+    def __init__(self, spool: Spool, failing: Sequence[int] = (), fail_from: int = 0) -> None:
+        self._spool = spool
+        self._failing = set(failing)
+        self._fail_from = fail_from
+        self.calls = 0
+
+    def accept(self, group: Sequence[NewMessage]) -> list[Committed]:
+        self.calls += 1
+        if self.calls in self._failing or 0 < self._fail_from <= self.calls:
+            raise TemporaryFailure("spool unavailable: disk I/O error (injected)")
+        return self._spool.accept(group)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._spool, name)
+
+
+def install(drop: Drop, spool: FailingSpool) -> None:
+    assert drop.hub.hub.services is not None
+    drop.hub.hub.services.runner.spool = spool  # type: ignore[assignment]
+
+
+class Pause:
+    """A group hook that holds the batch after `rows` rows until `release` is set."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    async def __call__(self, batch: Batch) -> None:
+        if batch.rows == self.rows:
+            self.reached.set()
+            await asyncio.to_thread(self.release.wait, 20)
+
+
+def pause_after(drop: Drop, rows: int) -> Pause:
+    pause = Pause(rows)
+    assert drop.hub.hub.ftp_drop is not None
+    drop.hub.hub.ftp_drop.processor.group_hook = pause
+    return pause
+
+
+def cli_batch(drop: Drop, capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    config = drop.hub.config.data_dir.parent / "cli.toml"
+    config.write_text(f'[hub]\ndata_dir = "{drop.hub.config.data_dir}"\n', "utf-8")
+    assert cli.main(["--config", str(config), "batch", *args]) == 0
+    return capsys.readouterr().out
+
+
+@pytest.fixture
+def drop(make_hub: Callable[..., HubThread]) -> Drop:
+    return make_drop(make_hub, rows_per_group=GROUP, group_retry_delay=0.01,
+                     progress_interval=0)
+
+
+def test_ftp_progress_is_visible_while_a_large_file_is_processed(
+    drop: Drop, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="adapters.ftp_pipeline")
+    pause = pause_after(drop, 2 * GROUP)
+    drop.upload("big.csv", csv_of(5 * GROUP))
+    assert pause.reached.wait(20)
+    progress = drop.home / "results" / "big.progress"
+    line = progress.read_text("utf-8")
+    assert ",processing,rows read 200,accepted 200,rejected 0," in line
+    assert "200 rows read, 200 accepted, 0 rejected" in cli_batch(drop, capsys, "list")
+    assert "100 rows read" in caplog.text  # the first group is always logged
+    assert not (drop.home / "results" / "big.result.csv").exists()
+    pause.release.set()
+    rows = drop.result("big.csv")
+    assert len(rows) == 1 + 5 * GROUP + 1 and rows[-1][3] == "accepted 500, rejected 0"
+    assert not progress.exists()
+    batch_id = drop.hub.spool.list_batches(None, 1)[0].id
+    assert '"state": "accepted"' in cli_batch(drop, capsys, "show", batch_id, "--json")
+
+
+def test_ftp_batch_whose_spool_fails_part_way_is_failed_with_a_partial_result(
+    drop: Drop
+) -> None:
+    spool = FailingSpool(drop.hub.spool, fail_from=3)
+    install(drop, spool)
+    drop.upload("pay.csv", csv_of(3 * GROUP + 50))
+    rows = drop.result("pay.csv")
+    wait_for(drop.home, check=lambda _: drop.hub.spool.open_batches() == [])
+    assert [r[3] for r in rows[1:-2]] == ["accepted"] * 2 * GROUP
+    assert rows[-2][3] == "not_processed"
+    assert rows[-2][7].startswith("rows after line 201 were not processed: the spool")
+    assert rows[-1][3] == "accepted 200, rejected 0"
+    assert spool.calls == 3 + 3  # the failing group: first try and three retries
+    batch = drop.hub.spool.list_batches(None, 1)[0]
+    assert (batch.state, batch.rows, batch.accepted) == (BatchState.FAILED, 200, 200)
+    assert sum(drop.hub.spool.batch_status_counts(batch.id).values()) == 200
+    kept = drop.home / "rejected" / f"{batch.id}-pay.csv"
+    assert kept.exists() and "line 201" in Path(f"{kept}.reason.txt").read_text("utf-8")
+    assert not (drop.home / "results" / "pay.progress").exists()
+    # A failed batch is no duplicate: the same file can be sent again.
+    install(drop, FailingSpool(spool._spool))
+    drop.upload("pay2.csv", csv_of(3 * GROUP + 50))
+    assert drop.result("pay2.csv")[-1][3] == "accepted 350, rejected 0"
+
+
+def test_ftp_group_the_spool_refuses_once_is_retried_and_the_batch_completes(
+    drop: Drop
+) -> None:
+    spool = FailingSpool(drop.hub.spool, failing=[2])
+    install(drop, spool)
+    drop.upload("retry.csv", csv_of(3 * GROUP))
+    rows = drop.result("retry.csv")
+    wait_for(drop.home, check=lambda _: drop.hub.spool.open_batches() == [])
+    assert rows[-1][3] == "accepted 300, rejected 0" and spool.calls == 4
+    assert [int(r[0]) for r in rows[1:-1]] == list(range(2, 3 * GROUP + 2))
+    batch = drop.hub.spool.list_batches(None, 1)[0]
+    assert batch.state in (BatchState.ACCEPTED, BatchState.FINAL) and batch.accepted == 300
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing in the hub catches it."""
+
+
+@pytest.fixture
+def hubs(tmp_path: Path) -> Iterator[list[HubThread]]:
+    started: list[HubThread] = []
+    yield started
+    for hub in reversed(started):
+        hub.stop()
+
+
+def test_ftp_batch_left_processing_by_a_dead_hub_is_failed_at_start_up(
+    hubs: list[HubThread], tmp_path: Path
+) -> None:
+    first = HubThread(conftest.test_config(tmp_path / "hub", ftp=_ftp_settings())).start()
+    hubs.append(first)
+    drop = make_drop(lambda **_: first)
+    assert first.hub.ftp_drop is not None
+
+    async def crash(batch: Batch) -> None:
+        if batch.rows == 2 * GROUP:
+            raise Crash
+
+    first.hub.ftp_drop.processor.group_hook = crash
+    drop.upload("cut.csv", csv_of(4 * GROUP))
+    wait_for(drop.home, check=lambda _: first.spool.list_batches(None, 1) != []
+             and first.spool.list_batches(None, 1)[0].rows == 2 * GROUP)
+    hubs.remove(first)
+    first.stop()
+    second = HubThread(first.config).start()
+    hubs.append(second)
+    rows = read_csv(wait_for(drop.home / "results" / "cut.result.csv"))
+    listed = [r for r in rows[1:] if r[0].isdigit()]
+    assert len(listed) in (GROUP, 2 * GROUP)  # the second group's rows may not be written
+    assert rows[-2][3] == "not_processed" and "the hub stopped" in rows[-2][7]
+    assert f"after line {listed[-1][0]} " in rows[-2][7]
+    assert "the spool holds 200 messages" in rows[-2][7]
+    found = second.spool.list_batches(None, 1)[0]
+    assert found.state is BatchState.FAILED and found.rows == len(listed)
+    assert (drop.home / "rejected" / f"{found.id}-cut.csv").exists()
+    assert list((tmp_path / "hub" / "ftp-work" / "acme").iterdir()) == []
+
+
+def _ftp_settings() -> dict[str, Any]:
+    from tests.ftpdrop import FTP_DEFAULTS  # noqa: PLC0415
+
+    return {**FTP_DEFAULTS, "rows_per_group": GROUP}
+
+
+def test_ftp_passive_connections_use_the_configured_port_range(
+    make_hub: Callable[..., HubThread]
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    drop = make_drop(make_hub, passive_port_min=port, passive_port_max=port)
+    ftp = drop.client()
+    assert ftp.makepasv() == ("127.0.0.1", port)
+    drop.upload("pasv.csv", "to,text\n0821234567,hi\n", ftp)  # a data connection on it
+    assert "results" in ftp.nlst()
+    ftp.quit()
+    assert drop.result("pasv.csv")[1][3] == "accepted"
+    other = drop.client()
+    with pytest.raises(ftplib.error_perm):
+        other.sendcmd("PORT 10,0,0,1,4,1")  # nor to a foreign address
+    other.quit()
