@@ -10,7 +10,13 @@ from enum import StrEnum
 
 
 class Status(StrEnum):
-    """Detailed status of an outbound message; each maps to one public state."""
+    """Detailed status of an outbound message; each maps to one public state.
+
+    accepted: committed, waiting for its first dispatch; scheduled: committed, waiting
+    for its send-at; queued: back in the queue for another attempt (after a temporary
+    failure, a released or an expired lease); sending: leased to a dispatcher;
+    submitted: a carrier took it; then one final status.
+    """
 
     ACCEPTED = "accepted"
     SCHEDULED = "scheduled"
@@ -66,7 +72,7 @@ FINAL_STATUSES = frozenset(
     }
 )
 # Statuses a dispatcher may claim from.
-CLAIMABLE_STATUSES = (Status.QUEUED, Status.SCHEDULED)
+CLAIMABLE_STATUSES = (Status.ACCEPTED, Status.QUEUED, Status.SCHEDULED)
 
 
 class Encoding(StrEnum):
@@ -128,7 +134,7 @@ class NewMessage:
 
     @property
     def initial_status(self) -> Status:
-        return Status.SCHEDULED if self.due_at > self.accepted_at else Status.QUEUED
+        return Status.SCHEDULED if self.due_at > self.accepted_at else Status.ACCEPTED
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,10 +115,10 @@ def _store(conn: Connection, plan: _Plan) -> None:
     )
 
 
-def _events(nm: NewMessage) -> tuple[Event, Event]:
+def _events(nm: NewMessage) -> tuple[Event]:
+    """Acceptance is one transition: into accepted (due now) or scheduled."""
     status = nm.initial_status
-    detail = "due now" if status is Status.QUEUED else f"scheduled for {nm.due_at.isoformat()}"
-    return (
-        event(nm.id, nm.accepted_at, Status.ACCEPTED, f"accepted via {nm.source.value}"),
-        event(nm.id, nm.accepted_at, status, detail),
-    )
+    detail = f"accepted via {nm.source.value}"
+    if status is Status.SCHEDULED:
+        detail += f"; scheduled for {nm.due_at.isoformat()}"
+    return (event(nm.id, nm.accepted_at, status, detail),)

@@ -112,7 +112,7 @@ api_keys = Table(
 
 # Status conditions as literal SQL, shared by the partial indexes and the queries that
 # must use them: neither planner can match a partial index against a bound parameter.
-CLAIMABLE_SQL = "status IN ('queued', 'scheduled')"
+CLAIMABLE_SQL = "status IN ('accepted', 'queued', 'scheduled')"
 SENDING_SQL = "status = 'sending'"
 QUEUED_SQL = "status = 'queued'"
 _CLAIMABLE = text(CLAIMABLE_SQL)

@@ -122,7 +122,7 @@ def test_cli_send_is_delivered_by_a_running_serve_and_status_shows_history(
         time.sleep(0.1)
     assert status.returncode == 0
     events = re.findall(r"^\s+\S+\s+(\w+)", status.stdout, re.MULTILINE)
-    assert events == ["accepted", "queued", "sending", "submitted", "delivered"]
+    assert events == ["accepted", "sending", "submitted", "delivered"]
     shown = run(env, "account", "show", "acme", "--json")
     assert '"balance": "4' in shown.stdout  # one segment at the default price of 1
     assert servers[0].stop() == 0  # SIGTERM: a clean, graceful exit

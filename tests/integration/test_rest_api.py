@@ -57,7 +57,7 @@ def test_posted_message_is_delivered_with_its_full_history(client: httpx.Client)
     assert body["status"] == "delivered" and body["state"] == "delivered"
     assert body["to"] == "+27821234567"
     assert [e["status"] for e in body["events"]] == [  # type: ignore[union-attr, index]
-        "accepted", "queued", "sending", "submitted", "delivered"]
+        "accepted", "sending", "submitted", "delivered"]
     assert body["carrier"] == "simulator" and body["carrier_message_id"]
 
 

@@ -194,16 +194,15 @@ def test_accepted_group_is_stored_with_events_and_its_credit_reserved(spool: Sql
     assert spool.get_account("acme").balance == Decimal("0.25")
     stored = spool.get_message(now_msg.id)
     assert stored is not None
-    assert (stored.status, stored.attempts, stored.cost) == (Status.QUEUED, 0, Decimal("0.25"))
+    assert (stored.status, stored.attempts, stored.cost) == (Status.ACCEPTED, 0, Decimal("0.25"))
     assert (stored.client_ref, stored.batch_id, stored.updated_at) == ("a", "b1", NOW)
     assert spool.get_message(later_msg.id).status is Status.SCHEDULED  # type: ignore[union-attr]
     assert [(e.status, e.detail) for e in spool.events(now_msg.id)] == [
         (Status.ACCEPTED, "accepted via rest"),
-        (Status.QUEUED, "due now"),
     ]
-    scheduled = spool.events(later_msg.id)[1]
-    assert scheduled.status is Status.SCHEDULED
-    assert scheduled.detail == f"scheduled for {later_msg.due_at.isoformat()}"
+    [scheduled] = spool.events(later_msg.id)
+    assert scheduled.status is Status.SCHEDULED and "scheduled for" in scheduled.detail
+    assert scheduled.detail == f"accepted via rest; scheduled for {later_msg.due_at.isoformat()}"
     assert all(e.at == NOW for e in spool.events(later_msg.id))
 
 
@@ -259,7 +258,7 @@ def test_totals_count_by_status_and_what_is_due(spool: SqlSpool) -> None:
     claim = spool.claim("n", 1, 60, NOW)
     assert len(claim.messages) == 1
     totals = spool.totals(NOW)
-    assert totals.by_status == {Status.QUEUED: 1, Status.SENDING: 1, Status.SCHEDULED: 1}
+    assert totals.by_status == {Status.ACCEPTED: 1, Status.SENDING: 1, Status.SCHEDULED: 1}
     assert totals.due == 1
     assert spool.totals(NOW + timedelta(seconds=60)).due == 2
 
@@ -443,7 +442,7 @@ def test_expired_validity_ends_unsent_messages_and_refunds_them(spool: SqlSpool)
     expired = spool.get_message(short.id)
     assert expired is not None and expired.status is Status.EXPIRED
     assert expired.error is not None and expired.error.code == "expired"
-    assert spool.get_message(lasting.id).status is Status.QUEUED  # type: ignore[union-attr]
+    assert spool.get_message(lasting.id).status is Status.ACCEPTED  # type: ignore[union-attr]
     assert spool.get_account("acme").balance == Decimal("0.75")
     assert spool.events(short.id)[-1].status is Status.EXPIRED
 
@@ -460,7 +459,7 @@ def test_dead_letter_fails_old_retried_messages_and_refunds_them(spool: SqlSpool
     assert dead is not None
     assert (dead.status, dead.completed_at) == (Status.FAILED, LATER)
     assert dead.error == ErrorInfo("too_old", "gave up retrying after the maximum age")
-    assert spool.get_message(never_tried.id).status is Status.QUEUED  # type: ignore[union-attr]
+    assert spool.get_message(never_tried.id).status is Status.ACCEPTED  # type: ignore[union-attr]
     assert spool.get_account("acme").balance == Decimal("0.75")
 
 
