@@ -33,9 +33,9 @@ from adapters.ftp_homes import PART_SUFFIX, Homes, safe_account_name
 from adapters.ftp_jobs import BatchProcessor, JobSettings
 from adapters.ftp_reports import ReportJob
 from hub.accounts import check_password
-from hub.config import FtpSection
 from hub.intake import Intake
 from hub.ports import Spool
+from hub.sections import FtpSection
 from hub.spoolcall import SpoolRunner
 
 log = logging.getLogger(__name__)

@@ -19,11 +19,11 @@ import aiosmtplib
 from ulid import ULID
 
 from hub.clock import Clock, utcnow
-from hub.config import SmtpSection
 from hub.errors import Rejected, TemporaryFailure
 from hub.mail import Mail, NoticeKind
 from hub.model import Inbound, Message, NewOutboxItem, OutboxItem
 from hub.numbers import mask
+from hub.sections import SmtpSection
 from hub.spoolcall import SpoolRunner
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from aiosmtpd.smtp import SMTP, AuthResult
 
 from hub.accounts import Credentials
-from hub.config import SmtpSection
 from hub.errors import AuthenticationError, TemporaryFailure
+from hub.sections import SmtpSection
 
 log = logging.getLogger(__name__)
 

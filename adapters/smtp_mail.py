@@ -25,11 +25,11 @@ from hub import numbers
 from hub.accounts import Credentials
 from hub.batching import GroupCommitter
 from hub.clock import Clock, utcnow
-from hub.config import SmtpSection
 from hub.errors import HubError, Rejected, TemporaryFailure
 from hub.intake import Intake
 from hub.mail import Mail, MailSettings, NoticeKind
 from hub.model import Account, NewOutboxItem, Outcome, Refused, Source, Submission
+from hub.sections import SmtpSection
 from hub.spoolcall import SpoolRunner
 
 log = logging.getLogger(__name__)
