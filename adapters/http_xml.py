@@ -3,7 +3,6 @@ root element selects the operation) and answers with the matching response docum
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
@@ -18,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.http_app import BodyRule, HttpContext
-from adapters.http_xml_common import fetch_owned, list_replies, submit_items
+from adapters.http_xml_common import fetch_owned, list_replies, off_loop, submit_items
 from adapters.http_xml_safety import SchemaValidator, XmlProblem, parse_untrusted
 from hub import views
 from hub.clock import parse_time, utcnow
@@ -295,9 +294,9 @@ class XmlApi:
 
     async def post(self, request: Request) -> Response:
         try:
-            parsed = await asyncio.to_thread(
-                read_request, await request.body(), self.validator,
-                self.settings.max_messages, self.ctx.timezone)
+            body = await request.body()
+            parsed = await off_loop(len(body), read_request, body, self.validator,
+                                    self.settings.max_messages, self.ctx.timezone)
             operation = self._operations.get(parsed.operation)
             if operation is None:  # a valid response document posted as a request
                 raise XmlProblem(400, "unknown_operation",
@@ -316,7 +315,7 @@ class XmlApi:
 
     async def _submit(self, account: Account, parsed: NativeRequest) -> Response:
         outcomes = await submit_items(self.ctx, account, [i.submission for i in parsed.items])
-        body = await asyncio.to_thread(submit_document, parsed.items, outcomes)
+        body = await off_loop(len(outcomes) * 100, submit_document, parsed.items, outcomes)
         accepted = any(isinstance(o, Accepted) for o in outcomes)
         return Response(body, 200 if accepted else 422, media_type=MEDIA_TYPE)
 
@@ -339,7 +338,8 @@ class XmlApi:
         # One more than the limit tells whether the client must ask again.
         limit = self.settings.max_messages
         found = await list_replies(self.ctx.runner, account, parsed.since, limit + 1)
-        body = await asyncio.to_thread(replies_document, found[:limit], len(found) > limit)
+        body = await off_loop(len(found) * 100, replies_document, found[:limit],
+                              len(found) > limit)
         return Response(body, media_type=MEDIA_TYPE)
 
 

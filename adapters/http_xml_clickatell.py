@@ -4,7 +4,6 @@ getBalance) is answered by a `<commandResp>` holding its result or a `<fault>`."
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
@@ -20,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from adapters.clickatell_codes import STATUSES, fault_text, refusal_fault
 from adapters.http_app import BodyRule, HttpContext
-from adapters.http_xml_common import fetch_owned, submit_items
+from adapters.http_xml_common import fetch_owned, off_loop, submit_items
 from adapters.http_xml_safety import XmlProblem, parse_untrusted
 from hub import text, views
 from hub.clock import utcnow
@@ -258,7 +257,7 @@ class ClickatellXml:
     async def handle(self, request: Request) -> Response:
         try:
             data = await request_data(request)
-            commands = await asyncio.to_thread(read_clickapi, data, self.max_messages)
+            commands = await off_loop(len(data), read_clickapi, data, self.max_messages)
             return document([a for c in commands for a in await self._answer(c)])
         except XmlProblem as problem:
             return error_document(problem.status, problem.message)

@@ -3,8 +3,10 @@ of parsed submissions, messages by id or by client reference, and inbound replie
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import ParamSpec, TypeVar
 
 from adapters.http_app import HttpContext
 from hub.model import (
@@ -18,6 +20,21 @@ from hub.model import (
     Submission,
 )
 from hub.spoolcall import SpoolRunner
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Below this many bytes (or items x 100), parsing or building a document costs less than
+# the hop to a worker thread, which dominated single-message requests.
+INLINE_LIMIT = 32_768
+
+
+async def off_loop(size: int, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """CPU-bound document work: inline when small, else on a worker thread so a large
+    document never stalls the event loop (parsers and schemas are per thread)."""
+    if size <= INLINE_LIMIT:
+        return fn(*args, **kwargs)
+    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 async def submit_items(ctx: HttpContext, account: Account,

@@ -4,7 +4,6 @@ answered in WinSMS's tokens; see docs/xml.md for the choices where WinSMS is und
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.http_app import HttpContext
-from adapters.http_xml_common import fetch_owned, list_replies, submit_items
+from adapters.http_xml_common import fetch_owned, list_replies, off_loop, submit_items
 from adapters.http_xml_safety import XmlProblem, parse_untrusted
 from hub.clock import utcnow
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
@@ -206,7 +205,8 @@ class WinSmsXml:
     def endpoint(self, root: str, handler: _Handler) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
             try:
-                parsed = await asyncio.to_thread(read_winsms, await request.body(), root)
+                body = await request.body()
+                parsed = await off_loop(len(body), read_winsms, body, root)
                 account = await self._authenticate(parsed)
                 return await handler(account, parsed)
             except XmlProblem as problem:

@@ -4,7 +4,6 @@ words and HTTP statuses; see docs/xml.md for the choices where the two differ.""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import string
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.http_app import BodyRule, HttpContext
-from adapters.http_xml_common import submit_items
+from adapters.http_xml_common import off_loop, submit_items
 from adapters.http_xml_safety import XmlProblem, parse_untrusted
 from hub.clock import utcnow
 from hub.errors import AuthenticationError, TemporaryFailure
@@ -180,8 +179,8 @@ class KannelSendSms:
         if media not in ("text/xml", "application/xml"):
             return _answer(400, "Invalid content-type")
         try:
-            parsed = await asyncio.to_thread(read_submit, await request.body(),
-                                             self.max_messages)
+            body = await request.body()
+            parsed = await off_loop(len(body), read_submit, body, self.max_messages)
             account = await self._authenticate(parsed)
             if parsed.problem is not None:
                 raise parsed.problem
