@@ -24,6 +24,7 @@ from hub.model import (
     Verdict,
 )
 from hub.ports import CarrierSink
+from hub.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,7 @@ class SimulatorCarrier:
 
     async def stop(self) -> None:
         # Like an SMSC connection going away: reports not yet sent are not sent.
-        for task in list(self._pending):
-            task.cancel()
-        await asyncio.gather(*self._pending, return_exceptions=True)
+        await cancel_all(list(self._pending))
         self._sink = None
 
     async def inject_inbound(self, sender: str, recipient: str, text: str) -> None:

@@ -37,6 +37,7 @@ from hub.intake import Intake
 from hub.ports import Spool
 from hub.sections import FtpSection
 from hub.spoolcall import SpoolRunner
+from hub.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +265,4 @@ class FtpDrop:
         # Files already handed over finish: their rows may be committed already.
         for future in list(self._pending):
             await asyncio.wrap_future(future)
-        if self._report_task is not None:
-            self._report_task.cancel()
-            await asyncio.gather(self._report_task, return_exceptions=True)
+        await cancel_all([self._report_task])

@@ -6,7 +6,6 @@ check queue them."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from hub.model import Inbound, Message, NewOutboxItem, OutboxItem
 from hub.numbers import mask
 from hub.sections import SmtpSection
 from hub.spoolcall import SpoolRunner
+from hub.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -216,10 +216,7 @@ class FinalReceipts:
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_all([self._task])
 
     async def _loop(self) -> None:
         while True:

@@ -16,6 +16,7 @@ from hub.model import ErrorInfo, OutboxItem, OutboxResult, OutboxStatus
 from hub.policies import RetryPolicy
 from hub.ports import OutboxChannel
 from hub.spoolcall import SpoolRunner
+from hub.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,7 @@ class OutboxRunner:
             self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_all([self._task])
 
     def wake(self) -> None:
         self._wake.set()
