@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from ulid import ULID
+from hub.ids import new_id
 
 SUBDIRS = ("incoming", "results", "reports", "processed", "rejected")
 HUB_OWNED = frozenset({"results", "reports", "processed", "rejected"})
@@ -55,7 +55,7 @@ class Homes:
     def claim(self, account: str, path: Path) -> Path:
         """Move an upload out of the client's reach (no APPE, REST or delete while the hub
         reads it). A rename on one file system: cheap enough for the FTP thread."""
-        target = self.work / account / f"{ULID()}-{path.name}"
+        target = self.work / account / f"{new_id()}-{path.name}"
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, target)
         return target

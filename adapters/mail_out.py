@@ -19,6 +19,7 @@ from ulid import ULID
 
 from hub.clock import Clock, utcnow
 from hub.errors import Rejected, TemporaryFailure
+from hub.ids import new_id
 from hub.mail import Mail, NoticeKind
 from hub.model import Inbound, Message, NewOutboxItem, OutboxItem
 from hub.numbers import mask
@@ -90,7 +91,7 @@ class MailReplyRoute:
                                        message.in_reply_to)
         if mail is None or not mail.replies:
             return []
-        return [NewOutboxItem(str(ULID()), EMAIL_CHANNEL, mail.account_id, mail.reply_to,
+        return [NewOutboxItem(new_id(), EMAIL_CHANNEL, mail.account_id, mail.reply_to,
                               inbound_id=message.id, message_id=message.in_reply_to)]
 
 
@@ -236,7 +237,7 @@ class FinalReceipts:
         spool = self._runner.spool
         due = await self._runner.call(spool.final_receipts_due, 100)
         for mail in due:
-            item = NewOutboxItem(str(ULID()), EMAIL_CHANNEL, mail.account_id, mail.reply_to)
+            item = NewOutboxItem(new_id(), EMAIL_CHANNEL, mail.account_id, mail.reply_to)
             await self._runner.call(spool.queue_final_receipt, mail.id, item, self._clock())
         return len(due)
 
@@ -249,7 +250,7 @@ class FinalReceipts:
             _ulid_floor(now - self._grace), 100)
         queued = 0
         for mail in missing:
-            item = NewOutboxItem(str(ULID()), EMAIL_CHANNEL, mail.account_id, mail.reply_to)
+            item = NewOutboxItem(new_id(), EMAIL_CHANNEL, mail.account_id, mail.reply_to)
             queued += await self._runner.call(spool.queue_mail_receipt, mail.id, item, now)
             log.warning("mail %s: receipt queued after a restart", mail.id,
                         extra={"action": "mail-receipt"})

@@ -16,7 +16,6 @@ from email.utils import getaddresses, make_msgid
 from ipaddress import ip_address
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
-from ulid import ULID
 
 from adapters import mail_text
 from adapters.smtp_auth import SmtpAuth
@@ -26,6 +25,7 @@ from hub.accounts import Credentials
 from hub.batching import GroupCommitter
 from hub.clock import Clock, utcnow
 from hub.errors import HubError, Rejected, TemporaryFailure
+from hub.ids import new_id
 from hub.intake import Intake
 from hub.mail import Mail, MailSettings, NoticeKind
 from hub.model import Account, NewOutboxItem, Outcome, Refused, Source, Submission
@@ -185,7 +185,7 @@ class MailHandler:
         """Queue the receipt (always when some recipients were refused, as a bounce
         would be). The SMS are committed already: a failure here loses only it."""
         wants = mail.receipts or (refused and len(refused) < total)
-        notices = [(NewOutboxItem(str(ULID()), EMAIL_CHANNEL, mail.account_id, mail.reply_to),
+        notices = [(NewOutboxItem(new_id(), EMAIL_CHANNEL, mail.account_id, mail.reply_to),
                     NoticeKind.RECEIPT)] if wants else []
         if not refused and not notices:
             return  # nothing to record: the common case costs no third transaction
@@ -231,7 +231,7 @@ class MailHandler:
         asked = any(mail_text.header(message, h) for h in
                     ("Disposition-Notification-To", "Return-Receipt-To"))
         return Mail(
-            id=str(ULID()), account_id=account.id, sender=sender,
+            id=new_id(), account_id=account.id, sender=sender,
             reply_to=_reply_address(message, draft.reply_to, sender),
             message_id=mail_text.header(message, "Message-ID") or make_msgid(domain="smshub"),
             subject=mail_text.header(message, "Subject"), received_at=self._clock(),

@@ -8,10 +8,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from ulid import ULID
-
 from hub.batching import GroupCommitter
 from hub.clock import Clock, utcnow
+from hub.ids import new_id
 from hub.model import Inbound, InboundKind, InboundMessage, NewInbound, NewOutboxItem
 from hub.numbers import mask
 from hub.ports import InboundRoute
@@ -50,7 +49,7 @@ class InboundDesk:
 
     async def receive(self, messages: Sequence[InboundMessage]) -> list[Inbound]:
         """Commit inbound messages; returns once they are durable, then routes them."""
-        new = [NewInbound(str(ULID()), m, is_opt_out(m.text, self._keywords))
+        new = [NewInbound(new_id(), m, is_opt_out(m.text, self._keywords))
                for m in messages]
         stored = await self._committer.submit(new)
         for item in stored:

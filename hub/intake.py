@@ -9,12 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ulid import ULID
-
 from hub import numbers, text
 from hub.batching import GroupCommitter
 from hub.clock import Clock, utcnow
 from hub.errors import Rejected
+from hub.ids import new_id
 from hub.model import (
     Accepted,
     Account,
@@ -57,6 +56,7 @@ class Intake:
         self._rules = rules
         self._clock = clock
         self._on_commit = on_commit
+        self._expiry_for: tuple[datetime | None, datetime | None] = (None, None)
         self._committer: GroupCommitter[NewMessage, Committed] = GroupCommitter(
             self._commit, group_commit_max
         )
@@ -111,7 +111,7 @@ class Intake:
         encoding, segments = self._measure(sub.text)
         send_at, expires_at = self._times(sub, now)
         return NewMessage(
-            id=str(ULID()),
+            id=new_id(),
             account_id=account.id,
             source=source,
             recipient=recipient,
@@ -124,7 +124,8 @@ class Intake:
             sender=self._sender(account, sub.sender),
             client_ref=self._client_ref(sub.client_ref),
             batch_id=batch_id,
-            message_class=MessageClass(sub.message_class),
+            message_class=(sub.message_class if type(sub.message_class) is MessageClass
+                           else MessageClass(sub.message_class)),
             priority=self._priority(sub.priority),
             send_at=send_at,
             expires_at=expires_at,
@@ -149,6 +150,8 @@ class Intake:
         return encoding, segments
 
     def _times(self, sub: Submission, now: datetime) -> tuple[datetime | None, datetime | None]:
+        if sub.send_at is None and sub.expires_at is None:
+            return None, self._default_expiry(now)  # the common case, once per batch
         for value, name in ((sub.send_at, "send_at"), (sub.expires_at, "expires_at")):
             if value is not None and value.tzinfo is None:
                 raise Rejected("invalid_time", f"{name} has no time zone")
@@ -163,6 +166,13 @@ class Intake:
                 f"({start.isoformat()})",
             )
         return sub.send_at, expires
+
+    def _default_expiry(self, now: datetime) -> datetime | None:
+        if self._rules.default_validity <= 0:
+            return None
+        if self._expiry_for[0] is not now:
+            self._expiry_for = (now, now + timedelta(seconds=self._rules.default_validity))
+        return self._expiry_for[1]
 
     def _sender(self, account: Account, sender: str | None) -> str | None:
         if sender is None or sender == "":

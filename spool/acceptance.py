@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, select, update
 
@@ -13,7 +14,7 @@ from hub.model import Message, NewMessage, Status
 from hub.ports import Committed
 from spool.bulk import bulk_insert
 from spool.engine import Database
-from spool.ledger import Event, add_events, event
+from spool.ledger import Event, add_events
 from spool.rows import (
     MESSAGE_COLUMNS,
     chunks,
@@ -26,6 +27,7 @@ from spool.tables import (
     accounts,
     from_units,
     messages,
+    to_micros,
     to_units,
 )
 
@@ -39,7 +41,7 @@ class _Plan:
         self.balances = balances
         self.known = known
         self.spent: dict[int, int] = defaultdict(int)
-        self.stored: list[NewMessage] = []
+        self.stored: list[tuple[NewMessage, int]] = []  # with their cost in units
 
     def decide(self, nm: NewMessage, cost: int) -> Committed:
         ref = None if nm.client_ref is None else (nm.account_id, nm.client_ref)
@@ -49,7 +51,7 @@ class _Plan:
             return Committed(insufficient_credit=from_units(self.balances[nm.account_id]))
         self.balances[nm.account_id] -= cost
         self.spent[nm.account_id] += cost
-        self.stored.append(nm)
+        self.stored.append((nm, cost))
         if ref is not None:
             # Only a stored message can be duplicated: a refused one left nothing behind.
             self.known[ref] = message_from_new(nm)
@@ -103,8 +105,10 @@ def _stored_refs(conn: Connection, group: Sequence[NewMessage]) -> dict[RefKey, 
 def _store(conn: Connection, plan: _Plan) -> None:
     if not plan.stored:
         return
-    bulk_insert(conn, messages, MESSAGE_COLUMNS, [message_values(nm) for nm in plan.stored])
-    add_events(conn, [e for nm in plan.stored for e in _events(nm)])
+    micros = _Micros()
+    bulk_insert(conn, messages, MESSAGE_COLUMNS,
+                [message_values(nm, cost, micros) for nm, cost in plan.stored])
+    add_events(conn, [_event(nm, micros) for nm, _ in plan.stored])
     debit = (
         update(accounts)
         .where(accounts.c.id == bindparam("b_id"))
@@ -115,10 +119,24 @@ def _store(conn: Connection, plan: _Plan) -> None:
     )
 
 
-def _events(nm: NewMessage) -> tuple[Event]:
+def _event(nm: NewMessage, micros: _Micros) -> Event:
     """Acceptance is one transition: into accepted (due now) or scheduled."""
     status = nm.initial_status
     detail = f"accepted via {nm.source.value}"
     if status is Status.SCHEDULED:
         detail += f"; scheduled for {nm.due_at.isoformat()}"
-    return (event(nm.id, nm.accepted_at, status, detail),)
+    return (nm.id, micros(nm.accepted_at), status.value, detail)
+
+
+class _Micros:
+    """to_micros remembered by identity: a group's messages share their datetimes (one
+    acceptance time, one default expiry), so each is converted once, not per message."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, int] = {}
+
+    def __call__(self, value: datetime) -> int:
+        found = self._seen.get(id(value))
+        if found is None:
+            found = self._seen[id(value)] = to_micros(value)
+        return found

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from hub.model import (
@@ -16,7 +17,7 @@ from hub.model import (
     Source,
     Status,
 )
-from spool.tables import to_micros, to_units
+from spool.tables import to_micros
 
 T = TypeVar("T")
 CHUNK = 500  # keeps IN lists and bind-parameter counts well inside every backend's limits
@@ -91,16 +92,19 @@ MESSAGE_COLUMNS = (
 )
 
 
-def message_values(nm: NewMessage) -> tuple[Any, ...]:
-    """The row to insert for a newly accepted message, in driver form (MESSAGE_COLUMNS)."""
-    accepted = to_micros(nm.accepted_at)
+def message_values(
+    nm: NewMessage, cost: int, micros: Callable[[datetime], int] = to_micros
+) -> tuple[Any, ...]:
+    """The row to insert for a newly accepted message, in driver form (MESSAGE_COLUMNS),
+    given its cost in units and a (possibly remembering) time converter."""
+    accepted = micros(nm.accepted_at)
     return (
         nm.id, nm.account_id, nm.source.value, nm.client_ref, nm.batch_id, nm.sender,
-        nm.recipient, nm.text, nm.encoding.value, nm.segments, to_units(nm.cost),
+        nm.recipient, nm.text, nm.encoding.value, nm.segments, cost,
         nm.message_class.value, nm.priority,
-        None if nm.send_at is None else to_micros(nm.send_at),
-        None if nm.expires_at is None else to_micros(nm.expires_at),
-        to_micros(nm.due_at), nm.initial_status.value, 0, accepted, accepted,
+        None if nm.send_at is None else micros(nm.send_at),
+        None if nm.expires_at is None else micros(nm.expires_at),
+        micros(nm.due_at), nm.initial_status.value, 0, accepted, accepted,
     )
 
 
