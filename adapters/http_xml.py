@@ -9,7 +9,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
 from starlette.requests import Request
@@ -212,21 +214,29 @@ def too_large_xml(limit: int) -> Response:
 
 
 def submit_document(items: Sequence[Item], outcomes: Sequence[Outcome]) -> bytes:
+    """The submit answer, written as text: building 10,000 lxml elements with their
+    attributes cost more per message than parsing and validating the request. Values
+    that came from the client are escaped; ids, statuses and numbers are our own tokens."""
     accepted = sum(isinstance(o, Accepted) for o in outcomes)
-    root = element("submitResponse", {"accepted": str(accepted),
-                                      "rejected": str(len(outcomes) - accepted)})
+    parts = [f'<?xml version=\'1.0\' encoding=\'UTF-8\'?>\n<submitResponse xmlns="{NS}" '
+             f'accepted="{accepted}" rejected="{len(outcomes) - accepted}">']
+    costs: dict[Decimal, str] = {}  # a document's messages mostly cost the same
     for item, outcome in zip(items, outcomes, strict=True):
-        attrib = {"message": str(item.message), "to": item.to}
+        head = f"message=\"{item.message}\" to={quoteattr(item.to)}"
         if item.client_ref is not None:
-            attrib["clientRef"] = item.client_ref
+            head += f" clientRef={quoteattr(item.client_ref)}"
         if isinstance(outcome, Refused):
-            element("rejected", {**attrib, "code": outcome.code}, outcome.reason, parent=root)
+            parts.append(f"<rejected {head} code=\"{outcome.code}\">{escape(outcome.reason)}"
+                         "</rejected>")
             continue
-        element("accepted", {**attrib, "id": outcome.message_id, "status": outcome.status.value,
-                             "segments": str(outcome.segments),
-                             "cost": views.money(outcome.cost),
-                             "duplicate": "true" if outcome.duplicate else "false"}, parent=root)
-    return document(root)
+        cost = costs.get(outcome.cost)
+        if cost is None:
+            cost = costs[outcome.cost] = views.money(outcome.cost)
+        parts.append(f"<accepted {head} id=\"{outcome.message_id}\" "
+                     f"status=\"{outcome.status.value}\" segments=\"{outcome.segments}\" "
+                     f"cost=\"{cost}\" duplicate=\"{'true' if outcome.duplicate else 'false'}\"/>")
+    parts.append("</submitResponse>")
+    return "".join(parts).encode("utf-8")
 
 
 def status_document(found: Sequence[tuple[tuple[str, str], Message | None]]) -> bytes:
