@@ -79,6 +79,10 @@ def _logging(config: Config) -> None:
         level=config.hub.log_level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if config.hub.log_level != "debug":
+        # Alembic says "Context impl SQLiteImpl" on every schema check; the hub logs
+        # what matters itself ("created the spool schema", `db upgrade`'s summary).
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 # --- commands ------------------------------------------------------------------------
