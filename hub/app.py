@@ -191,7 +191,7 @@ class Hub:
         settings = DispatchSettings(
             batch_size=d.batch_size, poll_interval=d.poll_interval,
             lease_seconds=d.lease_seconds, shutdown_timeout=d.shutdown_timeout,
-            report_retry_interval=d.report_flush_interval * 10,
+            report_retry_interval=d.report_retry_interval,
             unmatched_report_ttl=d.unmatched_report_ttl,
         )
         return Dispatcher(runner, router, policy, settings, self.config.node, metrics,

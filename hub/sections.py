@@ -141,7 +141,7 @@ class DispatcherSection:
     retry_base: float = 5.0
     retry_cap: float = 600.0
     shutdown_timeout: float = 10.0
-    report_flush_interval: float = 0.05
+    report_retry_interval: float = 0.5
     unmatched_report_ttl: float = 300.0
 
     def __post_init__(self) -> None:
@@ -152,7 +152,7 @@ class DispatcherSection:
         _check(self.max_age > 0, "max_age: seconds, greater than 0")
         _check(0 < self.retry_base <= self.retry_cap, "retry_base: > 0 and <= retry_cap")
         _check(self.shutdown_timeout >= 0, "shutdown_timeout: seconds, 0 or more")
-        _check(self.report_flush_interval > 0, "report_flush_interval: greater than 0")
+        _check(self.report_retry_interval > 0, "report_retry_interval: greater than 0")
         _check(self.unmatched_report_ttl >= 0, "unmatched_report_ttl: 0 or more")
 
 
