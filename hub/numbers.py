@@ -123,15 +123,16 @@ def _quick(text: str, region: str) -> str | None:
 # pattern and at least one type's pattern (and possible lengths) match.
 _TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager",
           "uan", "voicemail", "fixed_line", "mobile")
-_Desc = tuple[re.Pattern[str], frozenset[int]]
+_Desc = tuple[str, frozenset[int]]
 
 
 @functools.lru_cache(maxsize=512)
 def _validator(code: int) -> Callable[[str], bool] | None:
-    """phonenumbers' validity test for one single-region country code, with its regexes
-    compiled once (phonenumbers looks each one up again on every call, which is most of
-    its cost). None for shared codes like +1 and non-geographic ones: they need its
-    region lookup."""
+    """phonenumbers' validity test for one single-region country code, as one regex per
+    number length (the general pattern as a lookahead, then the types of that length as
+    alternatives), compiled once: phonenumbers looks each pattern up again on every call
+    and tries the types one by one, which is most of its cost. None for shared codes like
+    +1 and non-geographic ones: they need its region lookup."""
     regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, ())
     if len(regions) != 1 or regions[0] == "001":
         return None
@@ -140,9 +141,14 @@ def _validator(code: int) -> Callable[[str], bool] | None:
     if meta is None or general is None:
         return None
     types = [d for d in (_desc(getattr(meta, name, None)) for name in _TYPES) if d is not None]
+    by_length: dict[int, re.Pattern[str] | None] = {}  # filled as lengths turn up
 
     def valid(national: str) -> bool:
-        return _matches(general, national) and any(_matches(t, national) for t in types)
+        size = len(national)
+        if size not in by_length:
+            by_length[size] = _joined(general, types, size)
+        pattern = by_length[size]
+        return pattern is not None and pattern.fullmatch(national) is not None
 
     return valid
 
@@ -150,20 +156,29 @@ def _validator(code: int) -> Callable[[str], bool] | None:
 def _desc(desc: Any) -> _Desc | None:
     if desc is None or not desc.national_number_pattern:
         return None
-    return re.compile(desc.national_number_pattern), frozenset(desc.possible_length or ())
+    return desc.national_number_pattern, frozenset(desc.possible_length or ())
 
 
-def _matches(desc: _Desc, national: str) -> bool:
-    pattern, lengths = desc
-    return (not lengths or len(national) in lengths) and pattern.fullmatch(national) is not None
+def _joined(general: _Desc, types: list[_Desc], length: int) -> re.Pattern[str] | None:
+    """One pattern that fully matches a national number of `length` digits exactly when
+    phonenumbers would call it valid: the general pattern (a lookahead to the end) and
+    any type whose possible lengths allow it. None where no type can match."""
+    if general[1] and length not in general[1]:
+        return None
+    fits = [p for p, allowed in types if not allowed or length in allowed]
+    if not fits:
+        return None
+    alternatives = "|".join(f"(?:{p})" for p in fits)
+    return re.compile(f"(?=(?:{general[0]})\\Z)(?:{alternatives})")
+
+
+_COUNTRY_CODES = {str(code): code for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
 
 
 def _split_country_code(digits: str) -> tuple[int, str] | None:
-    if digits.startswith("0"):
-        return None  # no country code starts with 0
-    for size in (1, 2, 3):  # country codes are prefix-free
-        code = int(digits[:size])
-        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+    for size in (1, 2, 3):  # country codes are prefix-free (and none starts with 0)
+        code = _COUNTRY_CODES.get(digits[:size])
+        if code is not None:
             return code, digits[size:]
     return None
 

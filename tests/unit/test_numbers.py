@@ -146,3 +146,31 @@ def test_quick_path_agrees_with_phonenumbers_wherever_it_answers() -> None:
             answered += 1
             assert quick == reference(text, region), (text, region)
     assert answered > 3000  # the fast path really is exercised
+
+
+def test_compiled_validator_agrees_with_phonenumbers_both_ways() -> None:
+    """The per-length joined patterns accept exactly the national numbers phonenumbers
+    validates: valid ones (from its own examples) and random digits alike."""
+    rnd = random.Random(112358)
+    checked = valid_seen = 0
+    for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        valid = numbers._validator(code)
+        if valid is None:
+            continue
+        region = phonenumbers.region_code_for_country_code(code)
+        candidates = [
+            str(example.national_number)
+            for kind in phonenumbers.PhoneNumberType.values()
+            if (example := phonenumbers.example_number_for_type(region, kind)) is not None
+        ]
+        candidates += ["".join(rnd.choice("0123456789") for _ in range(rnd.randint(4, 13)))
+                       for _ in range(40)]
+        for national in candidates:
+            if national.startswith("0"):
+                continue  # the quick path leaves these to phonenumbers
+            number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+            expected = phonenumbers.is_valid_number(number)
+            assert valid(national) is expected, (code, national)
+            checked += 1
+            valid_seen += expected
+    assert checked > 5000 and valid_seen > 500
