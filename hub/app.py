@@ -5,6 +5,7 @@ reverse."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -287,6 +288,20 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def settle_gc() -> None:
+    """Tune the cyclic garbage collector for a long-running hub, once it has started.
+
+    Intake allocates several containers per message; with CPython's default thresholds
+    (a young collection every 700 allocations) the collector ran about every hundred
+    messages and, every so often, walked the whole heap, phonenumbers' metadata and the
+    number cache included: a fifth of the CPU of batch intake (30k -> 39k msg/s in
+    batches of 1,000 once tuned). Objects alive after start-up are frozen out of every
+    collection, and young collections run every 20,000 allocations instead; cycles are
+    still collected, only in larger steps."""
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 async def serve(config: Config) -> None:
     """Run every enabled service until SIGTERM or SIGINT, then stop gracefully."""
     hub = Hub(config)
@@ -295,6 +310,7 @@ async def serve(config: Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await hub.start()
+    settle_gc()
     try:
         await stop.wait()
         log.info("stopping on signal", extra={"action": "stop"})
