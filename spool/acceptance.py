@@ -6,22 +6,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
 from hub.errors import NotFound
-from hub.model import Message, NewMessage, Status
+from hub.model import Message, NewMessage, Source, Status
 from hub.ports import Committed
 from spool.bulk import bulk_insert
 from spool.engine import Database
 from spool.ledger import Event, add_events
-from spool.rows import (
-    MESSAGE_COLUMNS,
-    chunks,
-    message_from_new,
-    message_from_row,
-    message_values,
-)
+from spool.rows import MESSAGE_COLUMNS, chunks, message_from_new, message_from_row
 from spool.tables import (
     Money,
     accounts,
@@ -102,41 +97,70 @@ def _stored_refs(conn: Connection, group: Sequence[NewMessage]) -> dict[RefKey, 
     return found
 
 
+_DEBIT = (
+    update(accounts)
+    .where(accounts.c.id == bindparam("b_id"))
+    .values(balance=accounts.c.balance - bindparam("b_amount", type_=Money()))
+)
+
+
 def _store(conn: Connection, plan: _Plan) -> None:
     if not plan.stored:
         return
-    micros = _Micros()
-    bulk_insert(conn, messages, MESSAGE_COLUMNS,
-                [message_values(nm, cost, micros) for nm, cost in plan.stored])
-    add_events(conn, [_event(nm, micros) for nm, _ in plan.stored])
-    debit = (
-        update(accounts)
-        .where(accounts.c.id == bindparam("b_id"))
-        .values(balance=accounts.c.balance - bindparam("b_amount", type_=Money()))
-    )
+    rows, events = _RowMaker().rows(plan.stored)
+    bulk_insert(conn, messages, MESSAGE_COLUMNS, rows)
+    add_events(conn, events)
     conn.execute(
-        debit, [{"b_id": aid, "b_amount": from_units(units)} for aid, units in plan.spent.items()]
+        _DEBIT, [{"b_id": aid, "b_amount": from_units(units)} for aid, units in plan.spent.items()]
     )
 
 
-def _event(nm: NewMessage, micros: _Micros) -> Event:
-    """Acceptance is one transition: into accepted (due now) or scheduled."""
-    status = nm.initial_status
-    detail = f"accepted via {nm.source.value}"
-    if status is Status.SCHEDULED:
-        detail += f"; scheduled for {nm.due_at.isoformat()}"
-    return (nm.id, micros(nm.accepted_at), status.value, detail)
-
-
-class _Micros:
-    """to_micros remembered by identity: a group's messages share their datetimes (one
-    acceptance time, one default expiry), so each is converted once, not per message."""
+class _RowMaker:
+    """Message rows (MESSAGE_COLUMNS) and their acceptance events (one transition: into
+    accepted, due now, or scheduled), in driver form, in one pass. This is intake's
+    hottest loop, so what a group's messages share is worked out once: they have one
+    acceptance time and one default expiry (the same datetime objects, converted once by
+    identity), and their event details repeat per source. String enums go to the driver
+    as they are: they are str."""
 
     def __init__(self) -> None:
-        self._seen: dict[int, int] = {}
+        self._micros: dict[int, int] = {}
+        self._details: dict[Source, str] = {}
 
-    def __call__(self, value: datetime) -> int:
-        found = self._seen.get(id(value))
+    def rows(
+        self, stored: Sequence[tuple[NewMessage, int]]
+    ) -> tuple[list[tuple[Any, ...]], list[Event]]:
+        micros = self._micro
+        rows: list[tuple[Any, ...]] = []
+        events: list[Event] = []
+        for nm, cost in stored:
+            accepted = micros(nm.accepted_at)
+            due = micros(nm.due_at)
+            send_at, expires_at = nm.send_at, nm.expires_at
+            if due > accepted:
+                status, detail = Status.SCHEDULED, (
+                    f"{self._detail(nm.source)}; scheduled for {nm.due_at.isoformat()}")
+            else:
+                status, detail = Status.ACCEPTED, self._detail(nm.source)
+            rows.append((
+                nm.id, nm.account_id, nm.source, nm.client_ref, nm.batch_id, nm.sender,
+                nm.recipient, nm.text, nm.encoding, nm.segments, cost, nm.message_class,
+                nm.priority, None if send_at is None else micros(send_at),
+                None if expires_at is None else micros(expires_at), due, status, 0,
+                accepted, accepted,
+            ))
+            events.append((nm.id, accepted, status, detail))
+        return rows, events
+
+    def _micro(self, value: datetime) -> int:
+        found = self._micros.get(id(value))
         if found is None:
-            found = self._seen[id(value)] = to_micros(value)
+            # Kept alive by the group being stored, so its id is not reused meanwhile.
+            found = self._micros[id(value)] = to_micros(value)
+        return found
+
+    def _detail(self, source: Source) -> str:
+        found = self._details.get(source)
+        if found is None:
+            found = self._details[source] = f"accepted via {source.value}"
         return found

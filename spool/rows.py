@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from hub.model import (
@@ -17,7 +16,6 @@ from hub.model import (
     Source,
     Status,
 )
-from spool.tables import to_micros
 
 T = TypeVar("T")
 CHUNK = 500  # keeps IN lists and bind-parameter counts well inside every backend's limits
@@ -90,22 +88,6 @@ MESSAGE_COLUMNS = (
     "encoding", "segments", "cost", "message_class", "priority", "send_at", "expires_at",
     "due_at", "status", "attempts", "accepted_at", "updated_at",
 )
-
-
-def message_values(
-    nm: NewMessage, cost: int, micros: Callable[[datetime], int] = to_micros
-) -> tuple[Any, ...]:
-    """The row to insert for a newly accepted message, in driver form (MESSAGE_COLUMNS),
-    given its cost in units and a (possibly remembering) time converter."""
-    accepted = micros(nm.accepted_at)
-    return (
-        nm.id, nm.account_id, nm.source.value, nm.client_ref, nm.batch_id, nm.sender,
-        nm.recipient, nm.text, nm.encoding.value, nm.segments, cost,
-        nm.message_class.value, nm.priority,
-        None if nm.send_at is None else micros(nm.send_at),
-        None if nm.expires_at is None else micros(nm.expires_at),
-        micros(nm.due_at), nm.initial_status.value, 0, accepted, accepted,
-    )
 
 
 def event_from_row(row: Mapping[Any, Any]) -> Event:
