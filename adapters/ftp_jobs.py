@@ -165,7 +165,8 @@ class BatchProcessor:
     async def _stopped(self, account: str, stop: BatchStopped, writer: ResultWriter,
                        work: Path | None, progress: ProgressFile) -> None:
         """Publish what was processed, say why the rest was not, file the original in
-        rejected/ and mark the batch failed: it never stays `processing`."""
+        rejected/ and mark the batch failed: it never stays `processing`. Its accepted
+        messages still get their report file."""
         batch = stop.batch
         where = f"line {stop.after_line}" if stop.after_line else "the header"
         reason = (f"rows after {where} were not processed: {stop.reason}. The rows above "
@@ -183,6 +184,8 @@ class BatchProcessor:
         await self._runner.call(self._runner.spool.update_batch, failed)
         log.error("batch %s (%s) failed after %d rows: %s", batch.id, batch.file_name,
                   batch.rows, stop.reason, extra={"action": "ftp-batch-failed"})
+        # The messages it did accept are sent: their report file follows as for any batch.
+        await self._reports.finished(failed)
 
     async def recover(self) -> None:
         """At start-up: a batch still `processing` was cut off by a stop or crash. If its

@@ -1,18 +1,18 @@
 """The delivery-report files of the FTP drop: `reports/<name>.report.csv` of each batch
-still being delivered, rewritten when its messages' statuses change (throttled by batch
-size) and marked final once every message is final."""
+whose messages are being delivered (accepted, or failed part-way after accepting some),
+rewritten when their statuses change (throttled by batch size), final once all are final."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from dataclasses import replace
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from adapters.csv_results import ReportWriter
 from adapters.ftp_homes import Homes
-from hub.batches import Batch, BatchProgress, BatchState, next_state
+from hub.batches import Batch, BatchProgress, needs_report, reported
 from hub.spoolcall import SpoolRunner
 
 log = logging.getLogger(__name__)
@@ -22,14 +22,19 @@ MESSAGES_PER_SECOND = 20_000
 
 
 class ReportJob:
-    """Rewrites the report file of each accepted batch when its status counts changed.
-    A batch of N messages is looked at no more often than every max(interval, N / 20,000)
-    seconds, so a million-message batch costs one full read every 50 s, not every 5 s."""
+    """Rewrites the report file of each batch being delivered when its status counts
+    changed. A batch of N messages is read no more often than every
+    max(interval, N / read_rate) seconds, so at the default rate a million-message batch
+    costs one full read every 50 s, not every 5 s. `clock` gives monotonic seconds."""
 
-    def __init__(self, runner: SpoolRunner, homes: Homes, interval: float) -> None:
+    def __init__(self, runner: SpoolRunner, homes: Homes, interval: float, *,
+                 read_rate: float = MESSAGES_PER_SECOND,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._runner = runner
         self._homes = homes
         self._interval = interval
+        self._read_rate = read_rate
+        self._clock = clock
         self._seen: dict[str, dict[str, int]] = {}
         self._next: dict[str, float] = {}
         self._names: dict[int, str] = {}
@@ -44,19 +49,24 @@ class ReportJob:
                 log.exception("report sweep failed", extra={"action": "ftp-reports"})
 
     async def sweep(self) -> None:
-        for batch in await self._runner.call(self._runner.spool.open_batches):
-            if batch.state is BatchState.ACCEPTED and time.monotonic() >= self._next.get(
-                    batch.id, 0.0):
+        for batch in await self._runner.call(self._runner.spool.reporting_batches):
+            if self._clock() >= self._next.get(batch.id, 0.0):
                 await self.refresh(batch)
 
     async def finished(self, batch: Batch) -> None:
-        """A batch just read to the end: its first report file now if it is small, else
-        at the sweep after its throttle, not while its messages are first dispatched."""
-        delay = batch.accepted / MESSAGES_PER_SECOND
-        if delay <= self._interval:
+        """A batch just read to the end or stopped part-way: its first report file now if
+        it is small, else at the sweep after its throttle, not while its messages are first
+        dispatched. Never raises: the batch is settled already (also at start-up
+        recovery), and the sweep writes a report this could not."""
+        delay = batch.accepted / self._read_rate
+        if delay > self._interval:
+            self._next[batch.id] = self._clock() + delay
+            return
+        try:
             await self.refresh(batch)
-        else:
-            self._next[batch.id] = time.monotonic() + delay
+        except Exception:
+            log.exception("report file of batch %s not written; the sweep retries",
+                          batch.id, extra={"action": "ftp-reports"})
 
     async def refresh(self, batch: Batch) -> None:
         async with self._lock:  # the sweep and a just-finished batch may meet here
@@ -66,17 +76,18 @@ class ReportJob:
             if self._seen.get(batch.id) == key:
                 return  # nothing changed: no need to read the messages
             progress = BatchProgress(batch, counts)
-            state = next_state(progress)
-            account = await self._account_name(batch.account_id)
-            await self._runner.call(self._write, account, progress, state is BatchState.FINAL)
-            self._seen[batch.id] = key
-            self._next[batch.id] = time.monotonic() + max(
-                self._interval, batch.accepted / MESSAGES_PER_SECOND)
-            if state is not batch.state:
-                await self._runner.call(spool.update_batch, replace(
-                    batch, state=state, finished_at=datetime.now(UTC)))
+            if needs_report(progress):
+                account = await self._account_name(batch.account_id)
+                await self._runner.call(self._write, account, progress, progress.all_final)
+            if progress.all_final:  # the file is written first, then the batch row says so
+                await self._runner.call(spool.update_batch,
+                                        reported(progress, datetime.now(UTC)))
                 self._seen.pop(batch.id, None)
                 self._next.pop(batch.id, None)
+                return
+            self._seen[batch.id] = key
+            self._next[batch.id] = self._clock() + max(
+                self._interval, progress.messages / self._read_rate)
 
     async def _account_name(self, account_id: int) -> str:
         if account_id not in self._names:

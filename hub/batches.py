@@ -3,7 +3,7 @@ Pure records and rules; the spool stores them, adapters (FTP drop) create them."
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -11,14 +11,17 @@ from hub.model import PublicState, Status
 
 
 class BatchState(StrEnum):
-    """Where a batch stands. Only `processing` and `accepted` can still change."""
+    """Where a batch stands. Only `processing` and `accepted` can still change; the report
+    file of a failed batch is still followed (`Batch.report_final`)."""
 
     PROCESSING = "processing"  # rows are being read and handed to intake
     ACCEPTED = "accepted"  # every row read; messages not yet all final
     FINAL = "final"  # every accepted message has a final status
     DUPLICATE = "duplicate"  # same content as an earlier batch: nothing sent
     UNREADABLE = "unreadable"  # the file could not be read at all: nothing sent
-    FAILED = "failed"  # stopped part-way (spool failure, hub restart): rows after a line unsent
+    # Stopped part-way (spool failure, hub restart): rows after a line unsent; the messages
+    # it had accepted are sent and reported on like those of an accepted batch.
+    FAILED = "failed"
 
     @property
     def open(self) -> bool:
@@ -39,6 +42,9 @@ class Batch:
     rejected: int = 0
     duplicate_of: str | None = None
     finished_at: datetime | None = None
+    # Nothing more will be reported: the report file is final, or a failed batch held no
+    # message to report. Apart from `state`, so a failed batch stays failed meanwhile.
+    report_final: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,11 @@ class BatchProgress:
 
     def count(self, state: PublicState) -> int:
         return sum(n for status, n in self.by_status.items() if status.public is state)
+
+    @property
+    def messages(self) -> int:
+        """Every message the spool holds for the batch."""
+        return sum(self.by_status.values())
 
     @property
     def delivered(self) -> int:
@@ -74,3 +85,17 @@ def next_state(progress: BatchProgress) -> BatchState:
     if progress.batch.state is BatchState.ACCEPTED and progress.all_final:
         return BatchState.FINAL
     return progress.batch.state
+
+
+def needs_report(progress: BatchProgress) -> bool:
+    """An accepted batch always gets a report file (even with every row rejected, its
+    summary line says so); a failed batch only if the spool holds messages of it."""
+    return progress.batch.state is not BatchState.FAILED or progress.messages > 0
+
+
+def reported(progress: BatchProgress, now: datetime) -> Batch:
+    """The batch once its report is final: an accepted batch becomes final; a failed one
+    keeps its state and finish time, and only its report is marked final."""
+    batch = progress.batch
+    return replace(batch, state=next_state(progress), report_final=True,
+                   finished_at=batch.finished_at or now)

@@ -141,6 +141,7 @@ def _batch_json(p: BatchProgress) -> dict[str, Any]:
         "rejected": b.rejected, "delivered": p.delivered, "failed": p.failed,
         "pending": p.pending, "duplicate_of": b.duplicate_of,
         "finished_at": b.finished_at.isoformat() if b.finished_at else None,
+        "report_final": b.report_final,
     }
 
 

@@ -16,6 +16,8 @@ from spool.tables import batches, messages
 
 b = batches
 _OPEN = (BatchState.PROCESSING.value, BatchState.ACCEPTED.value)
+# States whose messages are being sent: their report files are followed until final.
+_REPORTED = (BatchState.ACCEPTED.value, BatchState.FAILED.value)
 
 
 def _from_row(row: Mapping[Any, Any]) -> Batch:
@@ -24,7 +26,7 @@ def _from_row(row: Mapping[Any, Any]) -> Batch:
         sha256=row["sha256"], format=row["format"], received_at=row["received_at"],
         state=BatchState(row["state"]), rows=row["rows"], accepted=row["accepted"],
         rejected=row["rejected"], duplicate_of=row["duplicate_of"],
-        finished_at=row["finished_at"],
+        finished_at=row["finished_at"], report_final=row["report_final"],
     )
 
 
@@ -34,18 +36,18 @@ def create_batch(db: Database, batch: Batch) -> None:
         "sha256": batch.sha256, "format": batch.format, "received_at": batch.received_at,
         "rows": batch.rows, "accepted": batch.accepted, "rejected": batch.rejected,
         "state": batch.state.value, "duplicate_of": batch.duplicate_of,
-        "finished_at": batch.finished_at,
+        "finished_at": batch.finished_at, "report_final": batch.report_final,
     }
     with db.write() as conn:
         conn.execute(insert(b).values(values))
 
 
 def update_batch(db: Database, batch: Batch) -> None:
-    """Store a batch's counters, state, format and finish time."""
+    """Store a batch's counters, state, format, finish time and report mark."""
     values = {
         "format": batch.format, "rows": batch.rows, "accepted": batch.accepted,
         "rejected": batch.rejected, "state": batch.state.value,
-        "finished_at": batch.finished_at,
+        "finished_at": batch.finished_at, "report_final": batch.report_final,
     }
     with db.write() as conn:
         conn.execute(update(b).where(b.c.id == batch.id).values(values))
@@ -67,6 +69,14 @@ def list_batches(db: Database, account_id: int | None, limit: int) -> list[Batch
 
 def open_batches(db: Database) -> list[Batch]:
     query = select(b).where(b.c.state.in_(_OPEN)).order_by(b.c.id)
+    with db.read() as conn:
+        return [_from_row(row) for row in conn.execute(query).mappings()]
+
+
+def reporting_batches(db: Database) -> list[Batch]:
+    """Accepted and failed batches whose report file is not final yet."""
+    query = (select(b).where(b.c.state.in_(_REPORTED), b.c.report_final.is_(False))
+             .order_by(b.c.id))
     with db.read() as conn:
         return [_from_row(row) for row in conn.execute(query).mappings()]
 

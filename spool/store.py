@@ -215,6 +215,9 @@ class SqlSpool:
     def open_batches(self) -> list[Batch]:
         return batches.open_batches(self.db)
 
+    def reporting_batches(self) -> list[Batch]:
+        return batches.reporting_batches(self.db)
+
     def find_batch_by_content(
         self, account_id: int, sha256: str, since: datetime
     ) -> Batch | None:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
     text,
 )
 
@@ -273,6 +274,8 @@ batches = Table(
     Column("state", Text, nullable=False),
     Column("duplicate_of", String(26)),
     Column("finished_at", UtcTime),
+    # The delivery-report file needs no more rewrites; a failed batch keeps state 'failed'.
+    Column("report_final", Boolean, nullable=False, server_default=false()),
     Index("ix_batches_account_sha", "account_id", "sha256", "received_at"),
     Index("ix_batches_state", "state"),
 )

@@ -1,5 +1,6 @@
 """Helpers for FTP drop tests: a hub with the FTP drop on, an account with a password,
-real ftplib clients, waiting for answer files, and a leaked-thread check."""
+real ftplib clients, waiting for answer files, a spool that fails on cue, and a
+leaked-thread check."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ import ftplib
 import io
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hub import accounts
+from hub import accounts, cli
+from hub.errors import TemporaryFailure
+from hub.model import NewMessage
+from hub.ports import Committed, Spool
 from tests.hubthread import HubThread
 
 PASSWORD = "correct horse battery"
@@ -91,6 +95,42 @@ def make_drop(make_hub: Callable[..., HubThread], credits: str = "1000",
     hub.account("acme", credits=credits)
     hub.spool.set_password_hash("acme", accounts.hash_password(PASSWORD))
     return Drop(hub)
+
+
+def cli_batch(drop: Drop, capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    config = drop.hub.config.data_dir.parent / "cli.toml"
+    config.write_text(f'[hub]\ndata_dir = "{drop.hub.config.data_dir}"\n', "utf-8")
+    assert cli.main(["--config", str(config), "batch", *args]) == 0
+    return capsys.readouterr().out
+
+
+def csv_of(rows: int) -> str:
+    return "to,text\n" + "".join(f"08{2000000 + i:08d},row {i}\n" for i in range(rows))
+
+
+class FailingSpool:
+    """The spool on a disk that stops working: `accept` raises TemporaryFailure on the
+    calls numbered in `failing` (from 1), and on every call from `fail_from` on."""
+
+    def __init__(self, spool: Spool, failing: Sequence[int] = (), fail_from: int = 0) -> None:
+        self._spool = spool
+        self._failing = set(failing)
+        self._fail_from = fail_from
+        self.calls = 0
+
+    def accept(self, group: Sequence[NewMessage]) -> list[Committed]:
+        self.calls += 1
+        if self.calls in self._failing or 0 < self._fail_from <= self.calls:
+            raise TemporaryFailure("spool unavailable: disk I/O error (injected)")
+        return self._spool.accept(group)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._spool, name)
+
+
+def install(drop: Drop, spool: FailingSpool) -> None:
+    assert drop.hub.hub.services is not None
+    drop.hub.hub.services.runner.spool = spool  # type: ignore[assignment]
 
 
 @pytest.fixture

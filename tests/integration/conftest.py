@@ -1,5 +1,6 @@
-"""Fixtures for tests that run a real hub in-process: `make_hub(**sections)`; a test CA
-with a server certificate for 127.0.0.1 and a client context trusting it."""
+"""Fixtures for tests that run a real hub in-process: `make_hub(**sections)`, `hubs` (a
+list the test starts hubs into, stopped at the end); a test CA with a server certificate
+for 127.0.0.1 and a client context trusting it."""
 
 from __future__ import annotations
 
@@ -36,6 +37,15 @@ def make_hub(tmp_path: Path) -> Iterator[Callable[..., HubThread]]:
         return hub
 
     yield make
+    for hub in reversed(started):
+        hub.stop()
+
+
+@pytest.fixture
+def hubs() -> Iterator[list[HubThread]]:
+    """Hubs the test starts itself (one after another on one data directory, say)."""
+    started: list[HubThread] = []
+    yield started
     for hub in reversed(started):
         hub.stop()
 

@@ -8,18 +8,24 @@ import ftplib
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hub import cli
 from hub.batches import Batch, BatchState
-from hub.errors import TemporaryFailure
-from hub.model import NewMessage
-from hub.ports import Committed, Spool
-from tests.ftpdrop import Drop, make_drop, no_leaked_threads, read_csv, wait_for
+from tests.ftpdrop import (
+    Drop,
+    FailingSpool,
+    cli_batch,
+    csv_of,
+    install,
+    make_drop,
+    no_leaked_threads,
+    read_csv,
+    wait_for,
+)
 from tests.hubthread import HubThread
 from tests.integration import conftest
 
@@ -27,35 +33,6 @@ pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 _ = no_leaked_threads
 
 GROUP = 100
-
-
-def csv_of(rows: int) -> str:
-    return "to,text\n" + "".join(f"08{2000000 + i:08d},row {i}\n" for i in range(rows))
-
-
-class FailingSpool:
-    """The spool on a disk that stops working: `accept` raises TemporaryFailure on the
-    calls numbered in `failing` (from 1), and on every call from `fail_from` on."""
-
-    def __init__(self, spool: Spool, failing: Sequence[int] = (), fail_from: int = 0) -> None:
-        self._spool = spool
-        self._failing = set(failing)
-        self._fail_from = fail_from
-        self.calls = 0
-
-    def accept(self, group: Sequence[NewMessage]) -> list[Committed]:
-        self.calls += 1
-        if self.calls in self._failing or 0 < self._fail_from <= self.calls:
-            raise TemporaryFailure("spool unavailable: disk I/O error (injected)")
-        return self._spool.accept(group)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._spool, name)
-
-
-def install(drop: Drop, spool: FailingSpool) -> None:
-    assert drop.hub.hub.services is not None
-    drop.hub.hub.services.runner.spool = spool  # type: ignore[assignment]
 
 
 class Pause:
@@ -77,13 +54,6 @@ def pause_after(drop: Drop, rows: int) -> Pause:
     assert drop.hub.hub.ftp_drop is not None
     drop.hub.hub.ftp_drop.processor.group_hook = pause
     return pause
-
-
-def cli_batch(drop: Drop, capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    config = drop.hub.config.data_dir.parent / "cli.toml"
-    config.write_text(f'[hub]\ndata_dir = "{drop.hub.config.data_dir}"\n', "utf-8")
-    assert cli.main(["--config", str(config), "batch", *args]) == 0
-    return capsys.readouterr().out
 
 
 @pytest.fixture
@@ -161,15 +131,7 @@ class Crash(BaseException):
     """Stands for the process dying: nothing in the hub catches it."""
 
 
-@pytest.fixture
-def hubs(tmp_path: Path) -> Iterator[list[HubThread]]:
-    started: list[HubThread] = []
-    yield started
-    for hub in reversed(started):
-        hub.stop()
-
-
-def test_ftp_batch_left_processing_by_a_dead_hub_is_failed_at_start_up(
+def test_ftp_batch_left_processing_by_a_dead_hub_is_failed_at_start_up_and_reported(
     hubs: list[HubThread], tmp_path: Path
 ) -> None:
     first = HubThread(conftest.test_config(tmp_path / "hub", ftp=_ftp_settings())).start()
@@ -198,7 +160,15 @@ def test_ftp_batch_left_processing_by_a_dead_hub_is_failed_at_start_up(
     found = second.spool.list_batches(None, 1)[0]
     assert found.state is BatchState.FAILED and found.rows == len(listed)
     assert (drop.home / "rejected" / f"{found.id}-cut.csv").exists()
-    assert list((tmp_path / "hub" / "ftp-work" / "acme").iterdir()) == []
+    # The report job writes its own work files there at any time: those are not left over.
+    left = (tmp_path / "hub" / "ftp-work" / "acme").iterdir()
+    assert [p.name for p in left if not p.name.endswith(".report.tmp")] == []
+    # Every message the spool holds, the unlisted group's too, is in the report file of
+    # the failed batch, written at start-up.
+    report = read_csv(wait_for(drop.report("cut.csv")))
+    assert len(report) == 1 + 2 * GROUP + 1 and report[-1][1] == f"batch {found.id}"
+    assert {r[4] for r in listed} <= {r[0] for r in report[1:-1]}
+    assert second.spool.get_batch(found.id).state is BatchState.FAILED  # type: ignore[union-attr]
 
 
 def _ftp_settings() -> dict[str, Any]:

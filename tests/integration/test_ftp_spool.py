@@ -1,4 +1,4 @@
-"""The spool's batch operations on SQLite and PostgreSQL."""
+"""The spool's batch operations and the batches migrations on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy
+from alembic import command
+
 from hub.batches import Batch, BatchState
 from hub.model import Account
-from spool import SqlSpool
+from spool import SqlSpool, open_spool
+from spool.migrate import alembic_config
+from tests.factories import make_account as build_account
 
 
 def test_batches_are_stored_found_by_content_and_listed(
@@ -34,3 +39,53 @@ def test_batches_are_stored_found_by_content_and_listed(
     assert spool.batch_messages(batch.id, "", 10) == []
     spool.update_batch(replace(done, state=BatchState.FINAL, finished_at=now))
     assert spool.open_batches() == []
+
+
+def _batch(account: Account, state: BatchState, n: int) -> Batch:
+    return Batch(id=f"01J00000000000000000000{n:03d}", account_id=account.id,
+                 file_name=f"{state.value}.csv", sha256=f"{n:064x}", format="csv",
+                 received_at=datetime.now(UTC).replace(microsecond=0), state=state)
+
+
+def test_accepted_and_failed_batches_are_reported_on_until_their_report_is_final(
+    spool: SqlSpool, make_account: Callable[..., Account]
+) -> None:
+    account = make_account("acme")
+    made = [_batch(account, state, n) for n, state in enumerate(BatchState)]
+    for batch in made:
+        spool.create_batch(batch)
+    by_state = {b.state: b for b in made}
+    accepted, failed = by_state[BatchState.ACCEPTED], by_state[BatchState.FAILED]
+    assert spool.reporting_batches() == [accepted, failed]
+    spool.update_batch(replace(failed, report_final=True))
+    assert spool.get_batch(failed.id) == replace(failed, report_final=True)
+    assert spool.reporting_batches() == [accepted]
+    assert spool.open_batches() == [by_state[BatchState.PROCESSING], accepted]
+
+
+def test_upgrade_marks_final_batches_reported_and_leaves_failed_ones_to_report(
+    spool_url: str
+) -> None:
+    store = open_spool(spool_url)
+    try:
+        config = alembic_config()
+        with store.db.write() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0006_accepted_is_claimable")
+        account = build_account(store, "acme")
+        columns = ("id", "account_id", "file_name", "sha256", "format", "received_at",
+                   "rows", "accepted", "rejected", "state")
+        insert = sqlalchemy.text(f"INSERT INTO batches ({', '.join(columns)}) VALUES "
+                                 f"({', '.join(':' + c for c in columns)})")
+        with store.db.write() as conn:
+            for n, state in enumerate(("final", "failed", "accepted")):
+                conn.execute(insert, {"id": f"B{n}", "account_id": account.id,
+                                      "file_name": "a.csv", "sha256": "ab", "format": "csv",
+                                      "received_at": 0, "rows": 1, "accepted": 1,
+                                      "rejected": 0, "state": state})
+        store.upgrade()
+        marks = {b.state.value: b.report_final for b in store.list_batches(None, 10)}
+        assert marks == {"final": True, "failed": False, "accepted": False}
+        assert [b.id for b in store.reporting_batches()] == ["B1", "B2"]
+    finally:
+        store.close()
