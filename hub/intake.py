@@ -105,30 +105,33 @@ class Intake:
         self, account: Account, source: Source, sub: Submission, now: datetime,
         batch_id: str | None,
     ) -> NewMessage:
+        # Intake's per-message hot path: the common cases (no sender, no reference,
+        # default class and priority, no times) are tested inline before any call.
         if not account.enabled:
             raise Rejected("account_disabled", f"account '{account.name}' is disabled")
         recipient = numbers.normalise(sub.to, self._rules.region)
         encoding, segments = self._measure(sub.text)
-        send_at, expires_at = self._times(sub, now)
+        if sub.send_at is None and sub.expires_at is None:
+            send_at, expires_at = None, self._default_expiry(now)
+        else:
+            send_at, expires_at = self._times(sub, now)
+        sender = sub.sender or None
+        if sender is not None and sender not in account.sender_ids:
+            self._refuse_sender(account, sender)
+        client_ref = sub.client_ref or None
+        if client_ref is not None:
+            self._check_client_ref(client_ref)
+        message_class = sub.message_class
+        if type(message_class) is not MessageClass:
+            message_class = MessageClass(message_class)
+        priority = sub.priority
+        if priority != 0 and not 0 <= priority <= MAX_PRIORITY:
+            raise Rejected("invalid_priority", f"priority must be 0 to {MAX_PRIORITY}")
         return NewMessage(
-            id=new_id(),
-            account_id=account.id,
-            source=source,
-            recipient=recipient,
-            text=sub.text,
-            encoding=encoding,
-            segments=segments,
-            cost=account.price_per_segment * segments,
-            accepted_at=now,
-            due_at=send_at if send_at is not None and send_at > now else now,
-            sender=self._sender(account, sub.sender),
-            client_ref=self._client_ref(sub.client_ref),
-            batch_id=batch_id,
-            message_class=(sub.message_class if type(sub.message_class) is MessageClass
-                           else MessageClass(sub.message_class)),
-            priority=self._priority(sub.priority),
-            send_at=send_at,
-            expires_at=expires_at,
+            new_id(), account.id, source, recipient, sub.text, encoding, segments,
+            account.price_per_segment * segments, now,
+            send_at if send_at is not None and send_at > now else now,
+            sender, client_ref, batch_id, message_class, priority, send_at, expires_at,
         )
 
     def _measure(self, body: str) -> tuple[Encoding, int]:
@@ -150,8 +153,6 @@ class Intake:
         return encoding, segments
 
     def _times(self, sub: Submission, now: datetime) -> tuple[datetime | None, datetime | None]:
-        if sub.send_at is None and sub.expires_at is None:
-            return None, self._default_expiry(now)  # the common case, once per batch
         for value, name in ((sub.send_at, "send_at"), (sub.expires_at, "expires_at")):
             if value is not None and value.tzinfo is None:
                 raise Rejected("invalid_time", f"{name} has no time zone")
@@ -174,33 +175,22 @@ class Intake:
             self._expiry_for = (now, now + timedelta(seconds=self._rules.default_validity))
         return self._expiry_for[1]
 
-    def _sender(self, account: Account, sender: str | None) -> str | None:
-        if sender is None or sender == "":
-            return None
-        if sender not in account.sender_ids:
-            allowed = ", ".join(account.sender_ids) or "none"
-            raise Rejected(
-                "sender_not_allowed",
-                f"sender id '{sender}' is not allowed for account '{account.name}' "
-                f"(allowed: {allowed})",
-            )
-        return sender
+    @staticmethod
+    def _refuse_sender(account: Account, sender: str) -> None:
+        allowed = ", ".join(account.sender_ids) or "none"
+        raise Rejected(
+            "sender_not_allowed",
+            f"sender id '{sender}' is not allowed for account '{account.name}' "
+            f"(allowed: {allowed})",
+        )
 
-    def _client_ref(self, ref: str | None) -> str | None:
-        if ref is None or ref == "":
-            return None
+    def _check_client_ref(self, ref: str) -> None:
         if len(ref) > self._rules.max_client_ref_length or not ref.isprintable():
             raise Rejected(
                 "invalid_client_ref",
                 f"client reference must be printable and at most "
                 f"{self._rules.max_client_ref_length} characters",
             )
-        return ref
-
-    def _priority(self, priority: int) -> int:
-        if not 0 <= priority <= MAX_PRIORITY:
-            raise Rejected("invalid_priority", f"priority must be 0 to {MAX_PRIORITY}")
-        return priority
 
     async def _commit(self, group: list[NewMessage]) -> list[Committed]:
         results = await self._runner.call(self._runner.spool.accept, group)
