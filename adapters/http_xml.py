@@ -115,8 +115,9 @@ def _credentials(element: etree._Element | None) -> DocCredentials | None:
                           element.findtext(q("password")))
 
 
-_MESSAGE, _TO = q("message"), q("to")
-_LOCAL = len(NS) + 2  # "{urn:...}name"[_LOCAL:] is the local name
+_MESSAGE, _TO, _TEXT, _FROM, _REF = q("message"), q("to"), q("text"), q("from"), q("clientRef")
+_PRIORITY, _CLASS = q("priority"), q("class")
+_SEND_AT, _EXPIRES_AT, _VALIDITY = q("sendAt"), q("expiresAt"), q("validity")
 _CLASSES = {c.value: c for c in MessageClass}
 _SHARED_REF = ("a message with several recipients takes a clientRef attribute on each <to>, "
                "not one <clientRef>")
@@ -137,11 +138,18 @@ class _Common:
 def _items(root: etree._Element, zone: str) -> list[Item]:
     items: list[Item] = []
     for number, message in enumerate(root.iterchildren(_MESSAGE), start=1):
-        # One pass over the children (the schema fixed their names): findtext per field
-        # costs more than parsing and validating the whole document.
-        recipients = [c for c in message if c.tag == _TO]
-        fields = {c.tag[_LOCAL:]: c.text or "" for c in message if c.tag != _TO}
-        shared_ref = fields.get("clientRef")
+        # One pass over the children (the schema fixed their names and order): findtext
+        # per field costs more than parsing and validating the whole document, and
+        # every `.tag` read builds a new string.
+        recipients: list[etree._Element] = []
+        fields: dict[str, str] = {}
+        for child in message:
+            tag = child.tag
+            if tag == _TO:
+                recipients.append(child)
+            else:
+                fields[tag] = child.text or ""
+        shared_ref = fields.get(_REF)
         common: _Common | Refused
         try:
             common = _common(fields, zone)
@@ -150,24 +158,30 @@ def _items(root: etree._Element, zone: str) -> list[Item]:
         for to in recipients:
             own_ref = to.get("clientRef")
             ref = own_ref or shared_ref
+            number_text = to.text or ""
             sub: Submission | Refused = common if isinstance(common, Refused) else Submission(
-                (to.text or "").strip(), common.text, common.sender, ref, common.send_at,
+                number_text.strip(), common.text, common.sender, ref, common.send_at,
                 common.expires_at, common.message_class, common.priority)
             if own_ref is None and shared_ref is not None and len(recipients) > 1:
                 sub = Refused("invalid_client_ref", _SHARED_REF)
-            items.append(Item(number, to.text or "", ref, sub))
+            items.append(Item(number, number_text, ref, sub))
     return items
 
 
 def _common(fields: dict[str, str], zone: str) -> _Common:
-    send_at = _time(fields.get("sendAt"), zone)
-    expires_at = _time(fields.get("expiresAt"), zone)
-    validity = fields.get("validity")
-    if validity is not None:
-        expires_at = (send_at or utcnow()) + timedelta(seconds=int(validity))
-    return _Common(fields.get("text", ""), fields.get("from"), send_at, expires_at,
-                   _CLASSES[fields.get("class", "transactional")],
-                   int(fields.get("priority", 0)))
+    send_at = expires_at = None
+    if _SEND_AT in fields or _EXPIRES_AT in fields or _VALIDITY in fields:
+        send_at = _time(fields.get(_SEND_AT), zone)
+        expires_at = _time(fields.get(_EXPIRES_AT), zone)
+        validity = fields.get(_VALIDITY)
+        if validity is not None:
+            expires_at = (send_at or utcnow()) + timedelta(seconds=int(validity))
+    message_class = MessageClass.TRANSACTIONAL
+    if _CLASS in fields:
+        message_class = _CLASSES[fields[_CLASS]]
+    priority = fields.get(_PRIORITY)
+    return _Common(fields.get(_TEXT, ""), fields.get(_FROM), send_at, expires_at,
+                   message_class, 0 if priority is None else int(priority))
 
 
 def _time(value: str | None, zone: str) -> datetime | None:
