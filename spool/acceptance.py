@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
@@ -16,7 +17,8 @@ from hub.ports import Committed
 from spool.bulk import bulk_insert
 from spool.engine import Database
 from spool.ledger import Event, add_events
-from spool.rows import MESSAGE_COLUMNS, chunks, message_from_new, message_from_row
+from spool.lookups import messages_by_client_ref
+from spool.rows import MESSAGE_COLUMNS, message_from_new
 from spool.tables import (
     Money,
     accounts,
@@ -35,28 +37,40 @@ class _Plan:
     def __init__(self, balances: dict[int, int], known: dict[RefKey, Message]) -> None:
         self.balances = balances
         self.known = known
+        # Client refs stored by this group: kept as they came and made into a Message
+        # only for a duplicate (rare), not for every message that carries a reference.
+        self.mine: dict[RefKey, NewMessage] = {}
         self.spent: dict[int, int] = defaultdict(int)
         self.stored: list[tuple[NewMessage, int]] = []  # with their cost in units
 
     def decide(self, nm: NewMessage, cost: int) -> Committed:
-        ref = None if nm.client_ref is None else (nm.account_id, nm.client_ref)
-        if ref is not None and ref in self.known:
-            return Committed(duplicate_of=self.known[ref])
-        if self.balances[nm.account_id] < cost:
-            return Committed(insufficient_credit=from_units(self.balances[nm.account_id]))
-        self.balances[nm.account_id] -= cost
-        self.spent[nm.account_id] += cost
+        account = nm.account_id
+        ref = None if nm.client_ref is None else (account, nm.client_ref)
+        if ref is not None:
+            if ref in self.known:
+                return Committed(duplicate_of=self.known[ref])
+            if ref in self.mine:
+                return Committed(duplicate_of=message_from_new(self.mine[ref]))
+        balance = self.balances[account]
+        if balance < cost:
+            return Committed(insufficient_credit=from_units(balance))
+        self.balances[account] = balance - cost
+        self.spent[account] += cost
         self.stored.append((nm, cost))
         if ref is not None:
             # Only a stored message can be duplicated: a refused one left nothing behind.
-            self.known[ref] = message_from_new(nm)
+            self.mine[ref] = nm
         return Committed(message=nm)
 
 
 def accept(db: Database, group: Sequence[NewMessage]) -> list[Committed]:
     if not group:
         return []
-    costs = [to_units(nm.cost) for nm in group]  # sub-unit costs fail before any lock
+    # Sub-unit costs fail before any lock; a group's messages share a few costs, so
+    # each distinct one is converted once (Decimal arithmetic, about 1 µs).
+    units: dict[Decimal, int] = {}
+    costs = [units[c] if (c := nm.cost) in units else units.setdefault(c, to_units(c))
+             for nm in group]
     with db.write() as conn:
         # Lock the accounts first so that duplicate checks and balances cannot race
         # another group for the same account (PostgreSQL; SQLite is serial anyway).
@@ -86,15 +100,9 @@ def _stored_refs(conn: Connection, group: Sequence[NewMessage]) -> dict[RefKey, 
     for nm in group:
         if nm.client_ref is not None:
             refs[nm.account_id].add(nm.client_ref)
-    found: dict[RefKey, Message] = {}
-    for account_id, client_refs in refs.items():
-        for part in chunks(sorted(client_refs)):
-            query = select(messages).where(
-                messages.c.account_id == account_id, messages.c.client_ref.in_(part)
-            )
-            for row in conn.execute(query).mappings():
-                found[(account_id, row["client_ref"])] = message_from_row(row)
-    return found
+    return {(account_id, ref): message
+            for account_id, client_refs in refs.items()
+            for ref, message in messages_by_client_ref(conn, account_id, client_refs).items()}
 
 
 _DEBIT = (
