@@ -17,7 +17,7 @@ from adapters import csv_decode, csv_legacy
 from adapters.csv_decode import UnreadableFile
 from hub.clock import parse_time
 from hub.errors import Rejected
-from hub.model import MessageClass, Refused, Submission
+from hub.model import MessageClass, Refused, Submission, record
 
 __all__ = ["BatchSource", "Row", "UnreadableFile", "check_recipient", "open_batch", "take"]
 
@@ -30,7 +30,7 @@ _CLASSES = {kind.value: kind for kind in MessageClass}
 _TRANSACTIONAL = MessageClass.TRANSACTIONAL
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Row:
     """One input row: where it started, the recipient as written, and what to submit."""
 

@@ -63,6 +63,7 @@ class ResultWriter:
         self._csv.writerow(RESULT_HEADER)
         self.totals = Totals()
         self.last_line = 0  # the line of the last input row written
+        self._costs: dict[Decimal, str] = {}  # a batch's messages mostly cost the same
 
     def write(self, rows: Sequence[Row], outcomes: Iterable[Outcome | None]) -> None:
         """One group's rows, flushed: after a crash the file holds every group written."""
@@ -81,10 +82,18 @@ class ResultWriter:
         if isinstance(outcome, Accepted):
             t.accepted += 1
             t.segments += outcome.segments
-            t.credits += outcome.cost if not outcome.duplicate else 0
-            reason = "duplicate client_ref: the earlier message" if outcome.duplicate else ""
-            return [row.line, given, neutral(self._normalised(row.given)), "accepted",
-                    outcome.message_id, outcome.segments, outcome.cost, reason]
+            cost = self._costs.get(outcome.cost)
+            if cost is None:
+                cost = self._costs[outcome.cost] = str(outcome.cost)
+            if outcome.duplicate:  # the earlier message's number may be written otherwise
+                return [row.line, given, neutral(self._normalised(row.given)), "accepted",
+                        outcome.message_id, outcome.segments, cost,
+                        "duplicate client_ref: the earlier message"]
+            t.credits += outcome.cost
+            # Intake's E.164 number is this row's, normalised; "+" needs neutralising.
+            number = outcome.recipient or self._normalised(row.given)
+            return [row.line, given, neutral(number), "accepted",
+                    outcome.message_id, outcome.segments, cost, ""]
         t.rejected += 1
         refused = outcome if outcome is not None else row.refused
         reason = f"{refused.code}: {refused.reason}" if refused is not None else "rejected"

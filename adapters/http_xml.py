@@ -33,6 +33,7 @@ from hub.model import (
     Outcome,
     Refused,
     Submission,
+    record,
 )
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class DocCredentials:
     password: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Item:
     """One message to one recipient, as found in the document (or already refused)."""
 
@@ -123,7 +124,7 @@ _SHARED_REF = ("a message with several recipients takes a clientRef attribute on
                "not one <clientRef>")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Common:
     """What the recipients of one <message> share."""
 

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from hub import numbers, text
 from hub.batching import GroupCommitter
@@ -57,6 +58,7 @@ class Intake:
         self._clock = clock
         self._on_commit = on_commit
         self._expiry_for: tuple[datetime | None, datetime | None] = (None, None)
+        self._prices: dict[tuple[Decimal, int], Decimal] = {}
         self._committer: GroupCommitter[NewMessage, Committed] = GroupCommitter(
             self._commit, group_commit_max
         )
@@ -129,7 +131,7 @@ class Intake:
             raise Rejected("invalid_priority", f"priority must be 0 to {MAX_PRIORITY}")
         return NewMessage(
             new_id(), account.id, source, recipient, sub.text, encoding, segments,
-            account.price_per_segment * segments, now,
+            self._price(account, segments), now,
             send_at if send_at is not None and send_at > now else now,
             sender, client_ref, batch_id, message_class, priority, send_at, expires_at,
         )
@@ -175,6 +177,17 @@ class Intake:
             self._expiry_for = (now, now + timedelta(seconds=self._rules.default_validity))
         return self._expiry_for[1]
 
+    def _price(self, account: Account, segments: int) -> Decimal:
+        """price x segments, remembered for the account's price (Decimal arithmetic costs
+        about as much as everything else intake does to a plain message)."""
+        key = (account.price_per_segment, segments)
+        found = self._prices.get(key)
+        if found is None:
+            if len(self._prices) > 4096:  # prices change rarely; never let it grow unbounded
+                self._prices.clear()
+            found = self._prices[key] = account.price_per_segment * segments
+        return found
+
     @staticmethod
     def _refuse_sender(account: Account, sender: str) -> None:
         allowed = ", ".join(account.sender_ids) or "none"
@@ -202,10 +215,10 @@ class Intake:
 def _outcome(new: NewMessage, committed: Committed) -> Outcome:
     if committed.message is not None:
         m = committed.message
-        return Accepted(m.id, m.initial_status, m.segments, m.cost)
+        return Accepted(m.id, m.initial_status, m.segments, m.cost, False, m.recipient)
     if committed.duplicate_of is not None:
         d = committed.duplicate_of
-        return Accepted(d.id, d.status, d.segments, d.cost, duplicate=True)
+        return Accepted(d.id, d.status, d.segments, d.cost, True, d.recipient)
     available = committed.insufficient_credit
     return Refused(
         "insufficient_credit",

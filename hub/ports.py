@@ -34,6 +34,7 @@ from hub.model import (
     SubmitResult,
     Totals,
     Transition,
+    record,
 )
 
 
@@ -44,7 +45,7 @@ class SchemaState(StrEnum):
     NEWER = "newer"  # written by a newer smshub: refuse to touch it
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Committed:
     """The spool's answer for one NewMessage of an `accept` group."""
 
