@@ -6,7 +6,8 @@ any INSERT there, inside the same transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 from itertools import chain
 from typing import Any
@@ -35,13 +36,9 @@ def bulk_insert(
     # step; while the event loop holds the GIL with other requests' work, each step then
     # waits for it (up to the 5 ms switch interval). A few large steps keep the spool
     # thread from stalling that way, and bind in C: intake's spool time fell by a fifth.
-    start, size = 0, MAX_VALUES_ROWS
-    while start < len(rows):
-        while size > len(rows) - start:
-            size //= 2
+    for start, size in _chunks(len(rows)):
         flat = tuple(chain.from_iterable(rows[start : start + size]))
         conn.exec_driver_sql(_values_sql(table, columns, size), flat)
-        start += size
 
 
 MAX_VALUES_ROWS = 256  # x 20 columns stays far below SQLite's 32,766 bound parameters
@@ -77,8 +74,8 @@ def bulk_update(
 ) -> None:
     """UPDATE many rows, each a mapping of column -> driver value (all with the same keys,
     `key` among them). Columns in `keep` keep their stored value where the row gives None;
-    `constants` are set on every row. SQLite: one executemany. PostgreSQL: one statement
-    over unnest()ed arrays, since hundreds of single-row UPDATEs cost it far more."""
+    `constants` are set on every row. SQLite: UPDATE ... FROM a VALUES list. PostgreSQL:
+    one statement over unnest()ed arrays; hundreds of single-row UPDATEs cost both more."""
     if not rows:
         return
     columns = tuple(name for name in rows[0] if name != key)
@@ -89,11 +86,30 @@ def bulk_update(
         params.update({f"k_{name}": value for name, value in fixed.items()})
         conn.exec_driver_sql(sql, params)
         return
-    sql = _sqlite_update(table, key, columns, keep, tuple(fixed))
     constant_values = tuple(fixed.values())
-    conn.exec_driver_sql(
-        sql, [(*(row[name] for name in columns), *constant_values, row[key]) for row in rows]
-    )
+    names = (key, *columns)
+    values = [tuple(row[name] for name in names) for row in rows]
+    if sqlite3.sqlite_version_info < (3, 33):  # no UPDATE ... FROM: one row per step
+        sql = _sqlite_update(table, key, columns, keep, tuple(fixed))
+        conn.exec_driver_sql(sql, [(*v[1:], *constant_values, v[0]) for v in values])
+        return
+    # Keys are unique here (callers keep one change per message). As with inserts, a few
+    # large steps rather than one per row: see bulk_insert for the GIL stall they avoid.
+    for start, size in _chunks(len(values)):
+        flat = (*chain.from_iterable(values[start : start + size]), *constant_values)
+        conn.exec_driver_sql(
+            _sqlite_update_from(table, key, columns, keep, tuple(fixed), size), flat)
+
+
+def _chunks(count: int) -> Iterator[tuple[int, int]]:
+    """(start, size) of power-of-two chunks of at most MAX_VALUES_ROWS: few statement
+    texts (each prepared once, then cached by the driver) for any number of rows."""
+    start, size = 0, MAX_VALUES_ROWS
+    while start < count:
+        while size > count - start:
+            size //= 2
+        yield start, size
+        start += size
 
 
 @lru_cache(maxsize=64)
@@ -105,6 +121,22 @@ def _sqlite_update(
     sets = [f"{c} = COALESCE(?, {c})" if c in keep else f"{c} = ?" for c in columns]
     sets += [f"{c} = ?" for c in constants]
     return f"UPDATE {table.name} SET {', '.join(sets)} WHERE {key} = ?"  # noqa: S608
+
+
+@lru_cache(maxsize=128)
+def _sqlite_update_from(
+    table: Table, key: str, columns: tuple[str, ...], keep: frozenset[str],
+    constants: tuple[str, ...], count: int,
+) -> str:
+    names = (key, *columns)
+    _known(table, (*names, *constants))
+    t = table.name
+    sets = [f"{c} = COALESCE(v.{c}, {t}.{c})" if c in keep else f"{c} = v.{c}" for c in columns]
+    sets += [f"{c} = ?" for c in constants]
+    row = f"({', '.join('?' * len(names))})"
+    values = ", ".join([row] * count)
+    update = f"UPDATE {t} SET {', '.join(sets)} FROM v WHERE {t}.{key} = v.{key}"  # noqa: S608
+    return f"WITH v({', '.join(names)}) AS (VALUES {values}) {update}"
 
 
 @lru_cache(maxsize=64)
