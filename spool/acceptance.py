@@ -74,8 +74,8 @@ def accept(db: Database, group: Sequence[NewMessage]) -> list[Committed]:
     with db.write() as conn:
         # Lock the accounts first so that duplicate checks and balances cannot race
         # another group for the same account (PostgreSQL; SQLite is serial anyway).
-        plan = _Plan(_lock_balances(conn, {nm.account_id for nm in group}), {})
-        plan.known.update(_stored_refs(conn, group))
+        balances = _lock_balances(conn, {nm.account_id for nm in group})
+        plan = _Plan(balances, _stored_refs(conn, group))
         results = [plan.decide(nm, cost) for nm, cost in zip(group, costs, strict=True)]
         _store(conn, plan)
     return results
