@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ftplib
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -79,18 +80,26 @@ def test_ftp_part_upload_is_processed_only_after_rename(drop: Drop) -> None:
     assert drop.result("night.csv")[1][3] == "accepted"
 
 
-def test_ftp_aborted_upload_is_never_processed_and_is_removed(drop: Drop) -> None:
+def test_ftp_aborted_upload_is_never_processed_and_is_removed(
+    drop: Drop, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="adapters.ftp_drop")
     ftp = drop.client()
     conn = ftp.transfercmd("STOR cut.csv")
-    conn.sendall(b"to,text\n0821234567,partial\n" * 100)
-    ftp.sock.close()  # the control connection dies mid-transfer
-    conn.close()
+    conn.sendall(b"to,text\n" + b"0821234567,partial\n" * 100)
+    wait_for(drop.home / "cut.csv")  # the server has the file open and is receiving
+    # The control connection dies while the data connection is still open. Closing both
+    # at once would race: in FTP's stream mode, EOF on the data connection is how a client
+    # says the file is complete, so the server must learn of the dead session first.
     ftp.close()
-    fresh = drop.client()
-    wait_for(drop.home, check=lambda p: "cut.csv" not in fresh.nlst())
-    fresh.quit()
+    wait_for(drop.home, check=lambda home: not (home / "cut.csv").exists())
+    conn.close()
+    assert "incomplete upload removed" in caplog.text
+    # A complete upload after it is processed; the cut one left no batch and no result.
+    drop.upload("whole.csv", "to,text\n0821234567,whole\n")
+    assert drop.result("whole.csv")[1][3] == "accepted"
     assert not (drop.home / "results" / "cut.result.csv").exists()
-    assert drop.hub.spool.open_batches() == []
+    assert [b.file_name for b in drop.hub.spool.list_batches(None, 10)] == ["whole.csv"]
 
 
 def test_ftp_path_escape_attempts_stay_inside_the_home(drop: Drop) -> None:
