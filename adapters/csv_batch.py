@@ -161,13 +161,13 @@ def _native_row(line: int, header: _Header, values: list[str], rules: FileRules)
     if refused is not None:  # no Submission for a row that cannot be sent
         return Row(line, given, refused=refused)
     try:
-        submission = _native_submission(header, values, given, rules)
+        submission = _native_submission(line, header, values, given, rules)
     except Rejected as exc:
         return Row(line, given, refused=Refused(exc.code, exc.reason))
     return Row(line, given, submission)
 
 
-def _native_submission(header: _Header, values: list[str], given: str,
+def _native_submission(line: int, header: _Header, values: list[str], given: str,
                        rules: FileRules) -> Submission:
     send_at = values[header.send_at].strip()
     kind = values[header.kind].strip().lower()
@@ -180,7 +180,8 @@ def _native_submission(header: _Header, values: list[str], given: str,
     return Submission(  # positional: a million-row file pays for keywords
         given, text, values[header.sender].strip() or None,
         values[header.client_ref].strip() or None,
-        parse_time(send_at, rules.timezone) if send_at else None, None, message_class,
+        parse_time(send_at, rules.timezone) if send_at else None, None, message_class, 0,
+        line,
     )
 
 

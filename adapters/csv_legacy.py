@@ -55,8 +55,8 @@ def winsms_rows(
         if len(values) < 2:
             yield Row(line, given, refused=Refused("invalid_field", "no message after the number"))
             continue
-        yield make_row(line, given, Submission(to=given, text=values[1], send_at=send_at),
-                       region)
+        submission = Submission(to=given, text=values[1], send_at=send_at, batch_line=line)
+        yield make_row(line, given, submission, region)
 
 
 def _is_winsms_header(values: list[str]) -> bool:
@@ -132,11 +132,13 @@ def clickatell_rows(
         if key == "to":
             given = value.strip()
             yield make_row(line, given, Submission(to=given, text=settings.text,
-                                                   sender=settings.sender), region)
+                                                   sender=settings.sender, batch_line=line),
+                           region)
         elif key == "csv":
             number, *fields = value.split(settings.delimiter)
             text = settings.text
             for index, field in enumerate(fields, start=1):
                 text = text.replace(f"#field{index}#", field)
             yield make_row(line, number.strip(), Submission(to=number.strip(), text=text,
-                                                            sender=settings.sender), region)
+                                                            sender=settings.sender,
+                                                            batch_line=line), region)

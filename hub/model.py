@@ -122,6 +122,9 @@ class Submission:
     expires_at: datetime | None = None
     message_class: MessageClass = MessageClass.TRANSACTIONAL
     priority: int = 0
+    # Where in its batch file the row stood: a batch cut off by a crash resumes from the
+    # rows the spool does not hold, and sends none twice.
+    batch_line: int | None = None
 
 
 @record
@@ -145,6 +148,7 @@ class NewMessage:
     priority: int = 0
     send_at: datetime | None = None
     expires_at: datetime | None = None
+    batch_line: int | None = None
 
     @property
     def initial_status(self) -> Status:

@@ -18,6 +18,7 @@ from typing import Protocol
 from hub.batches import Batch
 from hub.mail import Mail, MailSettings, NoticeKind
 from hub.model import (
+    Accepted,
     Account,
     Claim,
     DeliveryReport,
@@ -150,6 +151,10 @@ class Spool(Protocol):
     def batch_status_counts(self, batch_id: str) -> dict[Status, int]: ...
     def batch_messages(self, batch_id: str, after_id: str, limit: int) -> list[Message]:
         """One page of a batch's messages in id order after `after_id` ("" first)."""
+        ...
+
+    def batch_outcomes(self, batch_id: str, after_line: int) -> dict[int, Accepted]:
+        """The accepted outcomes of the batch's rows after `after_line`, by line."""
         ...
 
     # inbound messages and the outbox

@@ -155,7 +155,7 @@ class _RowMaker:
                 nm.recipient, nm.text, nm.encoding, nm.segments, cost, nm.message_class,
                 nm.priority, None if send_at is None else micros(send_at),
                 None if expires_at is None else micros(expires_at), due, status, 0,
-                accepted, accepted,
+                accepted, accepted, nm.batch_line,
             ))
             events.append((nm.id, accepted, status, detail))
         return rows, events

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 
 from hub.batches import Batch, BatchState
-from hub.model import Message, Status
+from hub.model import Accepted, Message, Status
 from spool.engine import Database
 from spool.rows import message_from_row
 from spool.tables import batches, messages
@@ -107,6 +107,17 @@ def batch_status_counts(db: Database, batch_id: str) -> dict[Status, int]:
     )
     with db.read() as conn:
         return {Status(status): n for status, n in conn.execute(query)}
+
+
+def batch_outcomes(db: Database, batch_id: str, after_line: int) -> dict[int, Accepted]:
+    """What intake answered for the batch's rows after `after_line` that the spool holds,
+    by line: the rows a resumed batch must not submit again."""
+    m = messages.c
+    query = select(m.batch_line, m.id, m.status, m.segments, m.cost, m.recipient).where(
+        m.batch_id == batch_id, m.batch_line > after_line)
+    with db.read() as conn:
+        return {line: Accepted(mid, Status(status), segments, cost, recipient=recipient)
+                for line, mid, status, segments, cost, recipient in conn.execute(query)}
 
 
 def batch_messages(db: Database, batch_id: str, after_id: str, limit: int) -> list[Message]:

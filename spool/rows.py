@@ -86,7 +86,7 @@ def message_from_new(nm: NewMessage) -> Message:
 MESSAGE_COLUMNS = (
     "id", "account_id", "source", "client_ref", "batch_id", "sender", "recipient", "text",
     "encoding", "segments", "cost", "message_class", "priority", "send_at", "expires_at",
-    "due_at", "status", "attempts", "accepted_at", "updated_at",
+    "due_at", "status", "attempts", "accepted_at", "updated_at", "batch_line",
 )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, text
 from hub.batches import Batch
 from hub.mail import Mail, MailSettings, NoticeKind
 from hub.model import (
+    Accepted,
     Account,
     Claim,
     DeliveryReport,
@@ -228,6 +229,9 @@ class SqlSpool:
 
     def batch_messages(self, batch_id: str, after_id: str, limit: int) -> list[Message]:
         return batches.batch_messages(self.db, batch_id, after_id, limit)
+
+    def batch_outcomes(self, batch_id: str, after_line: int) -> dict[int, Accepted]:
+        return batches.batch_outcomes(self.db, batch_id, after_line)
 
     # --- email-to-SMS ---------------------------------------------------------------
 

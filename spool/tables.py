@@ -130,6 +130,8 @@ messages = Table(
     Column("source", Text, nullable=False),
     Column("client_ref", Text),
     Column("batch_id", Text),
+    # The message's line in its batch file: an interrupted batch resumes by it.
+    Column("batch_line", Integer),
     Column("sender", Text),
     Column("recipient", Text, nullable=False),
     Column("text", Text, nullable=False),

@@ -42,6 +42,7 @@ def new_message(
     text: str = "hello",
     source: Source = Source.REST,
     batch_id: str | None = None,
+    batch_line: int | None = None,
 ) -> NewMessage:
     """A priced message; `due_in` seconds after acceptance (0 = queued, > 0 = scheduled)."""
     account_id = account if isinstance(account, int) else account.id
@@ -64,4 +65,5 @@ def new_message(
         priority=priority,
         send_at=due_at if due_in else None,
         expires_at=expires_at,
+        batch_line=batch_line,
     )

@@ -94,6 +94,20 @@ def test_clickatell_template_rows(tmp_path: Path) -> None:
     assert rows[0].submission.text == "Hi Fred, balance R15.50"
 
 
+@pytest.mark.parametrize("data", [
+    'to,text\n0821234567,"one\ntwo"\n\n0821234568,three\n',  # native
+    "bob,secret\n0821234567,Hi\n\n0821234568,Ho\n",  # WinSMS
+    "text:Hi\nto:27821234567\n\nto:27821234568\n",  # Clickatell to: lines
+    "text:Hi #field1#\ncsv:27821234567,A\n\ncsv:27821234568,B\n",  # Clickatell csv: lines
+])
+def test_each_format_gives_its_submissions_their_line(tmp_path: Path, data: str) -> None:
+    # The spool keeps the line with the message: a resumed batch skips rows by it.
+    _, rows = parse(tmp_path, data.encode())
+    assert len(rows) == 2
+    assert [r.submission.batch_line if r.submission else None for r in rows] == [
+        r.line for r in rows]
+
+
 def test_empty_and_binary_files_are_unreadable(tmp_path: Path) -> None:
     with pytest.raises(UnreadableFile):
         parse(tmp_path, b"")

@@ -16,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from hub.errors import Conflict, NotFound, Rejected, TemporaryFailure
-from hub.model import DeliveryReport, ErrorInfo, Status, Transition
+from hub.model import Accepted, DeliveryReport, ErrorInfo, Status, Transition
 from hub.ports import SchemaState
 from spool import SqlSpool, open_spool
 from spool.tables import metadata
@@ -208,6 +208,21 @@ def test_accepted_group_is_stored_with_events_and_its_credit_reserved(spool: Sql
     assert scheduled.status is Status.SCHEDULED and "scheduled for" in scheduled.detail
     assert scheduled.detail == f"accepted via rest; scheduled for {later_msg.due_at.isoformat()}"
     assert all(e.at == NOW for e in spool.events(later_msg.id))
+
+
+def test_batch_outcomes_are_the_stored_messages_of_the_batch_after_a_line(
+    spool: SqlSpool,
+) -> None:
+    acme = make_account(spool, "acme", credits="10")
+    made = [new_message(acme, batch_id="b1", batch_line=line, cost="0.5",
+                        recipient=f"+2782123456{line}") for line in (2, 3, 5)]
+    spool.accept([*made, new_message(acme, batch_id="b2", batch_line=4),
+                  new_message(acme, batch_id="b1")])
+    found = spool.batch_outcomes("b1", 2)
+    assert sorted(found) == [3, 5]
+    assert found[5] == Accepted(made[2].id, Status.ACCEPTED, 1, Decimal("0.5"),
+                                recipient="+27821234565")
+    assert spool.batch_outcomes("b1", 5) == {}
 
 
 def test_duplicate_client_ref_returns_the_original_and_takes_no_credit(spool: SqlSpool) -> None:
