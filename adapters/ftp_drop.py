@@ -239,12 +239,17 @@ class FtpDrop:
         self._server: FtpServerThread | None = None
         self._report_task: asyncio.Task[None] | None = None
         self._pending: set[Future[None]] = set()
+        self._resuming: set[asyncio.Future[None]] = set()
         self._reports = ReportJob(runner, self.homes, jobs.report_interval)
         self.processor = BatchProcessor(intake, runner, self.homes, jobs, self._reports)
 
     async def start(self) -> None:
         self.homes.root.mkdir(parents=True, exist_ok=True)
-        await self.processor.recover()  # before any upload: nothing else is processing
+        # Before any upload, so nothing else is processing while batches are settled;
+        # the ones cut off part-way then resume beside new uploads.
+        for job in await self.processor.recover():
+            self._resuming.add(task := asyncio.ensure_future(job))
+            task.add_done_callback(self._resuming.discard)
         context = DropContext(self.homes, self.processor, asyncio.get_running_loop(),
                               self._pending)
         authorizer = HubAuthorizer(self._runner.spool, self.homes, self._settings)
@@ -265,4 +270,6 @@ class FtpDrop:
         # Files already handed over finish: their rows may be committed already.
         for future in list(self._pending):
             await asyncio.wrap_future(future)
+        for task in list(self._resuming):
+            await task
         await cancel_all([self._report_task])

@@ -1,17 +1,20 @@
 """What happens to a dropped file, on the hub's event loop: hash it, refuse duplicates,
 run its rows through intake (`ftp_pipeline`), write the result file and file the original
-away; a batch stopped part-way is marked failed, also when found so at start-up."""
+away. A batch the spool stops part-way is marked failed; one a stop or crash cut off is
+resumed at start-up after the rows the spool already holds."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from dataclasses import replace
+from collections.abc import Awaitable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from adapters import csv_batch
-from adapters.csv_batch import UnreadableFile
+from adapters.csv_batch import Row, UnreadableFile
 from adapters.csv_decode import sha256_file
 from adapters.csv_results import ResultWriter
 from adapters.ftp_homes import Homes
@@ -25,7 +28,7 @@ from adapters.ftp_pipeline import (
 from adapters.ftp_reports import ReportJob
 from hub.batches import Batch, BatchState
 from hub.intake import Intake
-from hub.model import Account
+from hub.model import Accepted, Account
 from hub.spoolcall import SpoolRunner
 
 __all__ = ["BatchProcessor", "JobSettings", "ReportJob"]
@@ -35,6 +38,15 @@ log = logging.getLogger(__name__)
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Resumed:
+    """A batch carried on after a stop: its result file so far and the outcomes the spool
+    holds for rows the file does not list yet."""
+
+    writer: ResultWriter
+    known: Mapping[int, Accepted]
 
 
 class BatchProcessor:
@@ -52,8 +64,13 @@ class BatchProcessor:
         self.group_hook: GroupHook | None = None
 
     async def process(self, account_name: str, work: Path, file_name: str) -> None:
+        await self._guarded(self._process(account_name, work, file_name), account_name,
+                            work, file_name)
+
+    async def _guarded(self, job: Awaitable[None], account_name: str, work: Path,
+                       file_name: str) -> None:
         try:
-            await self._process(account_name, work, file_name)
+            await job
         except Exception:
             log.exception("batch file %s of %s failed", file_name, account_name,
                           extra={"action": "ftp-batch-failed"})
@@ -127,16 +144,24 @@ class BatchProcessor:
     def _writer(self, account: str, batch: Batch) -> ResultWriter:
         return ResultWriter(self._result_tmp(account, batch.id), self._settings.rules.region)
 
-    async def _run_rows(self, account: Account, batch: Batch,
-                        source: csv_batch.BatchSource, work: Path) -> None:
-        writer = await asyncio.to_thread(self._writer, account.name, batch)
+    async def _run_rows(self, account: Account, batch: Batch, source: csv_batch.BatchSource,
+                        work: Path, resumed: _Resumed | None = None) -> None:
+        if resumed is None:
+            writer = await asyncio.to_thread(self._writer, account.name, batch)
+        else:
+            writer = resumed.writer
         progress = ProgressFile(self._homes.progress_path(account.name, batch.file_name),
                                 self._settings.progress_interval)
         pipeline = RowPipeline(self._intake, self._runner, self._settings, progress,
                                self.group_hook)
         rows = source.rows()
+        feed: Iterator[Row] = rows
+        if resumed is not None:  # the result file lists these rows already
+            after = resumed.writer.last_line
+            feed = itertools.dropwhile(lambda row: row.line <= after, rows)
         try:
-            batch = await pipeline.run(account, batch, rows, writer)
+            batch = await pipeline.run(account, batch, feed, writer,
+                                       None if resumed is None else resumed.known)
         except BatchStopped as stop:
             await self._stopped(account.name, stop, writer, work, progress)
             return
@@ -187,32 +212,61 @@ class BatchProcessor:
         # The messages it did accept are sent: their report file follows as for any batch.
         await self._reports.finished(failed)
 
-    async def recover(self) -> None:
-        """At start-up: a batch still `processing` was cut off by a stop or crash. If its
-        files are on this node, it gets a partial result and is marked failed."""
+    async def recover(self) -> list[Awaitable[None]]:
+        """At start-up: a batch still `processing` was cut off by a stop or crash. Where
+        its upload is still in the work area, the batch is resumed: returned as a job for
+        the caller to run beside new uploads. Otherwise what its files show is settled."""
+        jobs: list[Awaitable[None]] = []
         for batch in await self._runner.call(self._runner.spool.open_batches):
             if batch.state is BatchState.PROCESSING:
-                await self._recover_one(batch)
+                job = await self._recover_one(batch)
+                if job is not None:
+                    jobs.append(job)
+        return jobs
 
-    async def _recover_one(self, batch: Batch) -> None:
+    async def _recover_one(self, batch: Batch) -> Awaitable[None] | None:
         account = await self._runner.call(self._runner.spool.get_account_by_id,
                                           batch.account_id)
         tmp = self._homes.work / account.name / f"{batch.id}.result.tmp"
         originals = list((self._homes.work / account.name).glob(f"{batch.id}-*"))
         if not tmp.exists() and not originals:
             await self._settle_filed(account.name, batch)
-            return
+            return None
         writer = await asyncio.to_thread(self._resumed_writer, account.name, batch, tmp)
         t = writer.totals
-        stored = await self._runner.call(self._runner.spool.batch_status_counts, batch.id)
         counted = replace(batch, rows=t.rows, accepted=t.accepted, rejected=t.rejected)
-        # The spool's count tells whether a group was committed but not yet listed.
+        if originals:
+            return self._guarded(self._resume(account, counted, writer, originals[0]),
+                                 account.name, originals[0], batch.file_name)
+        stored = await self._runner.call(self._runner.spool.batch_status_counts, batch.id)
         stop = BatchStopped(counted, writer.last_line, "the hub stopped while processing "
-                            f"the file (the spool holds {sum(stored.values())} messages of "
-                            "this batch)")
+                            f"the file and the file is gone (the spool holds "
+                            f"{sum(stored.values())} messages of this batch)")
         progress = ProgressFile(self._homes.progress_path(account.name, batch.file_name), 0)
-        await self._stopped(account.name, stop, writer, originals[0] if originals else None,
-                            progress)
+        await self._stopped(account.name, stop, writer, None, progress)
+        return None
+
+    async def _resume(self, account: Account, batch: Batch, writer: ResultWriter,
+                      work: Path) -> None:
+        """Carry on after the last row the result file lists. The rows after it that the
+        spool holds (committed just before the stop, not yet listed) keep their stored
+        outcome; only the others go through intake, so no row is sent twice."""
+        try:
+            source = await asyncio.to_thread(csv_batch.open_batch, work, self._settings.rules)
+        except UnreadableFile as exc:  # read before the stop; not now
+            stop = BatchStopped(batch, writer.last_line, f"the file could not be read again "
+                                f"when the hub restarted ({exc})")
+            progress = ProgressFile(self._homes.progress_path(account.name, batch.file_name),
+                                    0)
+            await self._stopped(account.name, stop, writer, work, progress)
+            return
+        known = await self._runner.call(self._runner.spool.batch_outcomes, batch.id,
+                                        writer.last_line)
+        log.info("batch %s (%s) resumed after line %d; %d later rows were already committed",
+                 batch.id, batch.file_name, writer.last_line, len(known),
+                 extra={"action": "ftp-batch-resume"})
+        await self._run_rows(account, replace(batch, format=source.format), source, work,
+                             _Resumed(writer, known))
 
     async def _settle_filed(self, account: str, batch: Batch) -> None:
         """No work files: the hub stopped after filing the original away but before the

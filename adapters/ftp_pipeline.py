@@ -9,7 +9,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,8 +92,10 @@ class RowPipeline:
         self._hook = hook
 
     async def run(self, account: Account, batch: Batch, rows: Iterator[Row],
-                  writer: ResultWriter) -> Batch:
-        """The batch with its final counters; raises BatchStopped part-way."""
+                  writer: ResultWriter, known: Mapping[int, Accepted] | None = None) -> Batch:
+        """The batch with its final counters; raises BatchStopped part-way. Rows whose
+        line is in `known` (a resumed batch's, already in the spool) take that outcome
+        and are not submitted again."""
         size = self._settings.rows_per_group
         ahead: asyncio.Future[list[Row]] = _thread(csv_batch.take, rows, size)
         writing: asyncio.Future[None] | None = None
@@ -101,7 +103,7 @@ class RowPipeline:
         try:
             while chunk := await ahead:
                 ahead = _thread(csv_batch.take, rows, size)  # parsed while this commits
-                outcomes = await self._submit(account, batch.id, chunk)
+                outcomes = await self._submit(account, batch.id, chunk, known or {})
                 if writing is not None:
                     await writing
                 writing = _thread(writer.write, chunk, outcomes)
@@ -114,9 +116,12 @@ class RowPipeline:
             raise BatchStopped(batch, last_line, _reason(exc)) from exc
         return batch
 
-    async def _submit(self, account: Account, batch_id: str,
-                      chunk: list[Row]) -> list[Outcome | None]:
-        ready = [row.submission for row in chunk if row.submission is not None]
+    async def _submit(self, account: Account, batch_id: str, chunk: list[Row],
+                      known: Mapping[int, Accepted]) -> list[Outcome | None]:
+        fresh = [row for row in chunk if row.line not in known] if known else chunk
+        ready = [row.submission for row in fresh if row.submission is not None]
+        if not ready:
+            return [known.get(row.line) for row in chunk]
         # Retrying is safe: a group the spool refuses was one transaction, rolled back.
         for delay in (*self._settings.retry_delays, None):
             try:
@@ -131,6 +136,10 @@ class RowPipeline:
                             extra={"action": "ftp-batch-retry"})
                 await asyncio.sleep(delay)
         outcomes = iter(answers)
+        if known:
+            return [known[row.line] if row.line in known
+                    else next(outcomes) if row.submission is not None else None
+                    for row in chunk]
         return [next(outcomes) if row.submission is not None else None for row in chunk]
 
     async def _after_group(self, batch: Batch) -> None:

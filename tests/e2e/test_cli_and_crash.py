@@ -1,8 +1,12 @@
 """The `smshub` command as a user runs it, in subprocesses: serve, send, status, config
-check, schema refusal, and a kill -9 right after a 202 that loses nothing."""
+check, schema refusal, and kill -9 (right after a 202, while dispatching, mid FTP batch)
+that loses nothing and sends nothing twice."""
 
 from __future__ import annotations
 
+import csv
+import ftplib
+import io
 import os
 import re
 import signal
@@ -70,6 +74,15 @@ class Server:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             self.log.append(line)
+
+    def wait_for_log(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.log):
+                if found := re.search(pattern, line):
+                    return found
+            time.sleep(0.02)
+        raise AssertionError(f"no log line matched {pattern!r}:\n" + "".join(self.log))
 
     @property
     def url(self) -> str:
@@ -175,6 +188,52 @@ def test_kill_9_while_dispatching_recovers_its_own_leases_on_restart(
             break
         time.sleep(0.2)
     assert states <= {"delivered", "submitted"}
+
+
+def _batch_messages(db_path: Path) -> list[tuple[str, int]]:
+    with sqlite3.connect(db_path, timeout=10) as db:
+        return db.execute("SELECT id, batch_line FROM messages WHERE batch_id IS NOT NULL"
+                          ).fetchall()
+
+
+def test_kill_9_mid_ftp_batch_resumes_on_restart_and_sends_every_row_once(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    data, rows = tmp_path / "var", 20_000
+    env = env_for(data, SMSHUB_FTP__ENABLED="true", SMSHUB_FTP__PORT="0",
+                  SMSHUB_FTP__ROWS_PER_GROUP="500", SMSHUB_DISPATCHER__ENABLED="false")
+    assert run(env, "account", "create", "acme", "--credits", "100000").returncode == 0
+    assert run(env, "account", "password", "acme", stdin="batch-pass-1\n").returncode == 0
+    first = Server(env)
+    servers.append(first)
+    ftp = ftplib.FTP()
+    ftp.connect("127.0.0.1", int(first.wait_for_log(r"FTP drop listening on [\d.]+:(\d+)")[1]))
+    ftp.login("acme", "batch-pass-1")
+    body = "to,text\n" + "".join(f"08{2000000 + i:08d},row {i}\n" for i in range(rows))
+    ftp.storbinary("STOR big.csv", io.BytesIO(body.encode()))
+    ftp.quit()
+    deadline = time.monotonic() + 30
+    while not _batch_messages(data / "spool.db") and time.monotonic() < deadline:
+        time.sleep(0.005)
+    first.proc.kill()  # SIGKILL while the file's rows are being committed
+    first.proc.wait(10)
+    before = len(_batch_messages(data / "spool.db"))
+    assert 0 < before < rows, "the kill did not land mid-file"
+    second = Server(env)
+    servers.append(second)
+    second.wait_for_log(r"batch \S+ \(big\.csv\) resumed after line \d+")
+    result = data / "ftp" / "acme" / "results" / "big.result.csv"
+    deadline = time.monotonic() + 60
+    while not result.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with result.open(encoding="utf-8-sig", newline="") as handle:
+        listed = list(csv.reader(handle))[1:-1]
+    assert [int(r[0]) for r in listed] == list(range(2, rows + 2))
+    assert {r[3] for r in listed} == {"accepted"}
+    stored = _batch_messages(data / "spool.db")
+    assert sorted(line for _, line in stored) == list(range(2, rows + 2))  # none twice
+    assert {r[4] for r in listed} == {mid for mid, _ in stored}
+    assert second.stop() == 0
 
 
 def test_config_check_refuses_a_bad_file_in_one_line(tmp_path: Path) -> None:

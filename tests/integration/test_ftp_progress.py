@@ -1,5 +1,6 @@
 """A large FTP batch while it is processed (progress file, batch row, log), and when it
-cannot finish: a spool that fails part-way, a hub stopped mid-file; the passive range."""
+cannot finish: a spool that fails part-way, a hub that died mid-file (resumed, or failed
+when its file is gone); the passive range."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from adapters.csv_results import ResultWriter
 from hub.batches import Batch, BatchState
 from tests.ftpdrop import (
     Drop,
@@ -131,44 +133,119 @@ class Crash(BaseException):
     """Stands for the process dying: nothing in the hub catches it."""
 
 
-def test_ftp_batch_left_processing_by_a_dead_hub_is_failed_at_start_up_and_reported(
-    hubs: list[HubThread], tmp_path: Path
-) -> None:
+def _crash_after_two_groups(hubs: list[HubThread], tmp_path: Path,
+                            monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[Drop, Path]:
+    """A hub that dies once two groups of `cut.csv` (400 rows) are committed: by default
+    in the group hook, after both groups are listed or about to be; with `monkeypatch`,
+    in the result writer, so groups two and three are committed but never listed."""
     first = HubThread(conftest.test_config(tmp_path / "hub", ftp=_ftp_settings())).start()
     hubs.append(first)
     drop = make_drop(lambda **_: first)
     assert first.hub.ftp_drop is not None
+    if monkeypatch is None:
+        async def crash(batch: Batch) -> None:
+            if batch.rows == 2 * GROUP:
+                raise Crash
 
-    async def crash(batch: Batch) -> None:
-        if batch.rows == 2 * GROUP:
-            raise Crash
+        first.hub.ftp_drop.processor.group_hook = crash
+    else:
+        write = ResultWriter.write
 
-    first.hub.ftp_drop.processor.group_hook = crash
+        def crashing_write(self: ResultWriter, rows: Any, outcomes: Any) -> None:
+            if rows[0].line > GROUP + 1:
+                raise Crash
+            write(self, rows, outcomes)
+
+        monkeypatch.setattr(ResultWriter, "write", crashing_write)
     drop.upload("cut.csv", csv_of(4 * GROUP))
+    committed = 3 * GROUP if monkeypatch is not None else 2 * GROUP
     wait_for(drop.home, check=lambda _: first.spool.list_batches(None, 1) != []
-             and first.spool.list_batches(None, 1)[0].rows == 2 * GROUP)
+             and sum(first.spool.batch_status_counts(
+                 first.spool.list_batches(None, 1)[0].id).values()) == committed)
     hubs.remove(first)
     first.stop()
-    second = HubThread(first.config).start()
+    if monkeypatch is not None:
+        monkeypatch.undo()
+    return drop, tmp_path / "hub"
+
+
+def _assert_every_row_sent_once(drop: Drop, hub: HubThread) -> str:
+    rows = read_csv(wait_for(drop.home / "results" / "cut.result.csv"))
+    listed = rows[1:-1]
+    assert [int(r[0]) for r in listed] == list(range(2, 4 * GROUP + 2))
+    assert {r[3] for r in listed} == {"accepted"} and rows[-1][3] == "accepted 400, rejected 0"
+    batch = hub.spool.list_batches(None, 1)[0]
+    assert sum(hub.spool.batch_status_counts(batch.id).values()) == 4 * GROUP
+    stored = {m.id for m in hub.spool.batch_messages(batch.id, "", 10 * GROUP)}
+    assert {r[4] for r in listed} == stored  # each row's message, none made twice
+    assert (drop.home / "processed" / f"{batch.id}-cut.csv").exists()
+    return batch.id
+
+
+def test_ftp_batch_cut_off_by_a_dead_hub_resumes_at_start_up_and_sends_no_row_twice(
+    hubs: list[HubThread], tmp_path: Path
+) -> None:
+    drop, data = _crash_after_two_groups(hubs, tmp_path)
+    second = HubThread(drop.hub.config).start()
+    hubs.append(second)
+    batch_id = _assert_every_row_sent_once(drop, second)
+    done = (BatchState.ACCEPTED, BatchState.FINAL)
+    wait_for(drop.home, check=lambda _: second.spool.get_batch(batch_id).state in done)  # type: ignore[union-attr]
+    # The report job writes its own work files there at any time: those are not left over.
+    left = (data / "ftp-work" / "acme").iterdir()
+    assert [p.name for p in left if not p.name.endswith(".report.tmp")] == []
+    report = read_csv(wait_for(drop.report("cut.csv")))
+    assert len(report) == 1 + 4 * GROUP + 1 and report[-1][1] == f"batch {batch_id}"
+
+
+def test_ftp_rows_committed_but_not_listed_when_the_hub_died_keep_their_messages(
+    hubs: list[HubThread], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="adapters.ftp_jobs")
+    drop, _ = _crash_after_two_groups(hubs, tmp_path, monkeypatch)
+    second = HubThread(drop.hub.config).start()
+    hubs.append(second)
+    _assert_every_row_sent_once(drop, second)
+    assert f"resumed after line {GROUP + 1}; {2 * GROUP} later rows were already" in caplog.text
+
+
+def test_ftp_batch_cut_off_whose_file_is_gone_is_failed_with_what_it_listed(
+    hubs: list[HubThread], tmp_path: Path
+) -> None:
+    drop, data = _crash_after_two_groups(hubs, tmp_path)
+    [original] = (data / "ftp-work" / "acme").glob("*-cut.csv")
+    original.unlink()  # an operator cleaned the work area while the hub was down
+    second = HubThread(drop.hub.config).start()
     hubs.append(second)
     rows = read_csv(wait_for(drop.home / "results" / "cut.result.csv"))
     listed = [r for r in rows[1:] if r[0].isdigit()]
     assert len(listed) in (GROUP, 2 * GROUP)  # the second group's rows may not be written
-    assert rows[-2][3] == "not_processed" and "the hub stopped" in rows[-2][7]
+    assert rows[-2][3] == "not_processed" and "the file is gone" in rows[-2][7]
     assert f"after line {listed[-1][0]} " in rows[-2][7]
     assert "the spool holds 200 messages" in rows[-2][7]
     found = second.spool.list_batches(None, 1)[0]
     assert found.state is BatchState.FAILED and found.rows == len(listed)
-    assert (drop.home / "rejected" / f"{found.id}-cut.csv").exists()
-    # The report job writes its own work files there at any time: those are not left over.
-    left = (tmp_path / "hub" / "ftp-work" / "acme").iterdir()
-    assert [p.name for p in left if not p.name.endswith(".report.tmp")] == []
     # Every message the spool holds, the unlisted group's too, is in the report file of
     # the failed batch, written at start-up.
     report = read_csv(wait_for(drop.report("cut.csv")))
     assert len(report) == 1 + 2 * GROUP + 1 and report[-1][1] == f"batch {found.id}"
     assert {r[4] for r in listed} <= {r[0] for r in report[1:-1]}
-    assert second.spool.get_batch(found.id).state is BatchState.FAILED  # type: ignore[union-attr]
+
+
+def test_ftp_batch_cut_off_whose_file_no_longer_reads_is_failed_not_guessed(
+    hubs: list[HubThread], tmp_path: Path
+) -> None:
+    drop, data = _crash_after_two_groups(hubs, tmp_path)
+    [original] = (data / "ftp-work" / "acme").glob("*-cut.csv")
+    original.write_bytes(b"")  # the disk lost it while the hub was down
+    second = HubThread(drop.hub.config).start()
+    hubs.append(second)
+    rows = read_csv(wait_for(drop.home / "results" / "cut.result.csv"))
+    assert rows[-2][3] == "not_processed" and "could not be read again" in rows[-2][7]
+    found = second.spool.list_batches(None, 1)[0]
+    assert found.state is BatchState.FAILED
+    assert (drop.home / "rejected" / f"{found.id}-cut.csv").exists()
 
 
 def _ftp_settings() -> dict[str, Any]:
