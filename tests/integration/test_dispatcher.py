@@ -4,7 +4,6 @@ retries, permanent errors, validity, lease recovery, and two dispatchers sharing
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from hub.routing import Router
 from hub.spoolcall import SpoolRunner
 from spool import SqlSpool, open_spool
 from tests.factories import make_account, new_message
+from tests.polling import until
 
 
 class CountingSimulator(SimulatorCarrier):
@@ -94,14 +94,6 @@ def enqueue(spool: SqlSpool, count: int = 1, **kwargs: Any) -> list[str]:
     for start in range(0, count, 1000):
         spool.accept(messages[start:start + 1000])
     return [m.id for m in messages]
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 def status_of(spool: SqlSpool, message_id: str) -> Status:

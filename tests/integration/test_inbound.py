@@ -33,6 +33,7 @@ from hub.routing import Router
 from hub.spoolcall import SpoolRunner
 from spool import SqlSpool, open_spool
 from tests.factories import make_account, new_message
+from tests.polling import until
 
 
 class EchoRoute:
@@ -104,9 +105,9 @@ async def test_a_reply_is_committed_linked_routed_and_delivered_after_a_retry(
     await asyncio.wait_for(parts.channel.arrived.wait(), 10)
     [item] = parts.channel.delivered
     assert item.inbound_id == stored.id and item.attempts == 2
-    await asyncio.sleep(0.05)
-    final = parts.spool.get_outbox(item.id)
-    assert final is not None and final.status is OutboxStatus.SENT
+    # The runner records the delivery just after the channel returns.
+    await until(lambda: getattr(parts.spool.get_outbox(item.id), "status", None)
+                is OutboxStatus.SENT)
 
 
 async def test_an_opt_out_is_recorded_but_never_forwarded(parts: Parts) -> None:
