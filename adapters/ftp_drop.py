@@ -267,7 +267,9 @@ class FtpDrop:
     async def stop(self) -> None:
         if self._server is not None:
             await asyncio.to_thread(self._server.stop)
-        # Files already handed over finish: their rows may be committed already.
+        # Files handed over pause after their group in flight (its rows may be committed
+        # already) and resume at the next start: a stop takes one group, not one file.
+        self.processor.stopping.set()
         for future in list(self._pending):
             await asyncio.wrap_future(future)
         for task in list(self._resuming):

@@ -19,6 +19,7 @@ from adapters.csv_decode import sha256_file
 from adapters.csv_results import ResultWriter
 from adapters.ftp_homes import Homes
 from adapters.ftp_pipeline import (
+    BatchPaused,
     BatchStopped,
     GroupHook,
     JobSettings,
@@ -62,6 +63,8 @@ class BatchProcessor:
         self._reports = reports
         self._claim_lock = asyncio.Lock()  # duplicate check and batch insert, in order
         self.group_hook: GroupHook | None = None
+        # Set when the hub stops: batches pause after their group in flight.
+        self.stopping = asyncio.Event()
 
     async def process(self, account_name: str, work: Path, file_name: str) -> None:
         await self._guarded(self._process(account_name, work, file_name), account_name,
@@ -153,7 +156,7 @@ class BatchProcessor:
         progress = ProgressFile(self._homes.progress_path(account.name, batch.file_name),
                                 self._settings.progress_interval)
         pipeline = RowPipeline(self._intake, self._runner, self._settings, progress,
-                               self.group_hook)
+                               self.group_hook, self.stopping)
         rows = source.rows()
         feed: Iterator[Row] = rows
         if resumed is not None:  # the result file lists these rows already
@@ -164,6 +167,12 @@ class BatchProcessor:
                                        None if resumed is None else resumed.known)
         except BatchStopped as stop:
             await self._stopped(account.name, stop, writer, work, progress)
+            return
+        except BatchPaused as paused:  # left `processing`, its files kept: resumed later
+            await asyncio.to_thread(writer.close)
+            log.info("batch %s (%s) paused after line %d: the hub is stopping; it resumes "
+                     "at the next start", batch.id, batch.file_name, paused.after_line,
+                     extra={"action": "ftp-batch-paused"})
             return
         except BaseException:  # cancelled: the next start-up recovers the batch
             await asyncio.to_thread(writer.close)

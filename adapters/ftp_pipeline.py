@@ -1,7 +1,8 @@
 """A batch file's rows through intake as a bounded pipeline: while one group commits, the
 next is parsed and the previous one's result rows are written. After each group the batch
 row's counters, the progress file and the log follow; a group the spool refuses is
-retried with backoff, then the batch stops with what was committed so far."""
+retried with backoff, then the batch stops with what was committed so far. When the hub
+stops, the batch pauses after the group in flight, to be resumed at the next start."""
 
 from __future__ import annotations
 
@@ -51,6 +52,15 @@ class BatchStopped(Exception):
         self.reason = reason
 
 
+class BatchPaused(Exception):
+    """The hub is stopping: every group taken so far is committed and listed, and the
+    batch stays `processing` so the next start-up resumes it after `after_line`."""
+
+    def __init__(self, after_line: int) -> None:
+        super().__init__(f"paused after line {after_line}")
+        self.after_line = after_line
+
+
 class ProgressFile:
     """`results/<name>.progress`: one line about a batch being processed, rewritten at
     most every `interval` seconds (and after the first group); removed at the end."""
@@ -84,18 +94,20 @@ class RowPipeline:
     written at a time, so memory stays at about three groups whatever the file size."""
 
     def __init__(self, intake: Intake, runner: SpoolRunner, settings: JobSettings,
-                 progress: ProgressFile, hook: GroupHook | None = None) -> None:
+                 progress: ProgressFile, hook: GroupHook | None = None,
+                 stopping: asyncio.Event | None = None) -> None:
         self._intake = intake
         self._runner = runner
         self._settings = settings
         self._progress = progress
         self._hook = hook
+        self._stopping = stopping or asyncio.Event()
 
     async def run(self, account: Account, batch: Batch, rows: Iterator[Row],
                   writer: ResultWriter, known: Mapping[int, Accepted] | None = None) -> Batch:
-        """The batch with its final counters; raises BatchStopped part-way. Rows whose
-        line is in `known` (a resumed batch's, already in the spool) take that outcome
-        and are not submitted again."""
+        """The batch with its final counters; raises BatchStopped part-way, BatchPaused
+        when the hub stops first. Rows whose line is in `known` (a resumed batch's,
+        already in the spool) take that outcome and are not submitted again."""
         size = self._settings.rows_per_group
         ahead: asyncio.Future[list[Row]] = _thread(csv_batch.take, rows, size)
         writing: asyncio.Future[None] | None = None
@@ -109,11 +121,17 @@ class RowPipeline:
                 writing = _thread(writer.write, chunk, outcomes)
                 batch, last_line = _counted(batch, chunk, outcomes), chunk[-1].line
                 await self._after_group(batch)
+                if self._stopping.is_set():
+                    break
             if writing is not None:
                 await writing
         except Exception as exc:
             await _settle(ahead, writing)
             raise BatchStopped(batch, last_line, _reason(exc)) from exc
+        if self._stopping.is_set():
+            [left] = await _settle(ahead)
+            if left:  # rows not taken (or the error reading them): the next start's job
+                raise BatchPaused(last_line)
         return batch
 
     async def _submit(self, account: Account, batch_id: str, chunk: list[Row],
@@ -157,9 +175,11 @@ def _thread(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
     return asyncio.ensure_future(asyncio.to_thread(fn, *args))
 
 
-async def _settle(*futures: asyncio.Future[Any] | None) -> None:
-    """Let the parse and write threads finish before the file and writer are closed."""
-    await asyncio.gather(*(f for f in futures if f is not None), return_exceptions=True)
+async def _settle(*futures: asyncio.Future[Any] | None) -> list[Any]:
+    """Let the parse and write threads finish before the file and writer are closed;
+    what each gave (or raised)."""
+    return await asyncio.gather(*(f for f in futures if f is not None),
+                                return_exceptions=True)
 
 
 def _counted(batch: Batch, chunk: Sequence[Row], outcomes: Sequence[Outcome | None]) -> Batch:

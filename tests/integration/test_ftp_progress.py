@@ -210,6 +210,35 @@ def test_ftp_rows_committed_but_not_listed_when_the_hub_died_keep_their_messages
     assert f"resumed after line {GROUP + 1}; {2 * GROUP} later rows were already" in caplog.text
 
 
+def test_ftp_stop_pauses_a_batch_after_its_group_in_flight_and_the_next_start_resumes_it(
+    hubs: list[HubThread], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="adapters.ftp_jobs")
+    first = HubThread(conftest.test_config(tmp_path / "hub", ftp=_ftp_settings())).start()
+    hubs.append(first)
+    drop = make_drop(lambda **_: first)
+    pause = pause_after(drop, 2 * GROUP)
+    drop.upload("cut.csv", csv_of(4 * GROUP))
+    assert pause.reached.wait(20)
+    hubs.remove(first)
+    stopping = threading.Thread(target=first.stop)
+    stopping.start()
+    assert first.hub.ftp_drop is not None
+    wait_for(tmp_path, check=lambda _: first.hub.ftp_drop.processor.stopping.is_set())  # type: ignore[union-attr]
+    pause.release.set()  # the group in flight completes; no further group is taken
+    stopping.join(20)
+    assert not stopping.is_alive()
+    assert "paused after line 201: the hub is stopping" in caplog.text
+    assert not (drop.home / "results" / "cut.result.csv").exists()
+    batch = first.spool.list_batches(None, 1)[0]
+    assert (batch.state, batch.rows) == (BatchState.PROCESSING, 2 * GROUP)
+    assert sum(first.spool.batch_status_counts(batch.id).values()) == 2 * GROUP
+    second = HubThread(first.config).start()
+    hubs.append(second)
+    _assert_every_row_sent_once(drop, second)
+    assert "resumed after line 201; 0 later rows were already committed" in caplog.text
+
+
 def test_ftp_batch_cut_off_whose_file_is_gone_is_failed_with_what_it_listed(
     hubs: list[HubThread], tmp_path: Path
 ) -> None:
