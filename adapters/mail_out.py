@@ -235,7 +235,8 @@ class FinalReceipts:
 
     async def _final_receipts(self) -> int:
         spool = self._runner.spool
-        due = await self._runner.call(spool.final_receipts_due, 100)
+        settled = _ulid_floor(self._clock() - self._grace)
+        due = await self._runner.call(spool.final_receipts_due, 100, settled)
         for mail in due:
             item = NewOutboxItem(new_id(), EMAIL_CHANNEL, mail.account_id, mail.reply_to)
             await self._runner.call(spool.queue_final_receipt, mail.id, item, self._clock())

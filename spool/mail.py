@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, insert, select, update
+from sqlalchemy import Connection, and_, delete, exists, insert, or_, select, update
 
 from hub.errors import Conflict
 from hub.mail import Mail, MailSettings, NoticeKind, SubjectMode, TooLongMode
@@ -165,16 +165,23 @@ def notice(db: Database, item_id: str) -> tuple[Mail, NoticeKind] | None:
     return None if row is None else (mail_from_row(row), NoticeKind(row["kind"]))
 
 
-def final_receipts_due(db: Database, limit: int) -> list[Mail]:
-    """Mails that asked for a final receipt, not yet sent, whose SMS are all final."""
+def final_receipts_due(db: Database, limit: int, settled_before: str) -> list[Mail]:
+    """Mails that asked for a final receipt, not yet sent, whose SMS are all final. One
+    that wants a first receipt waits until it is queued, so the two go out in order, or
+    until its id is below `settled_before` (the listener had time to queue it; a lost one
+    is queued by the recovery first)."""
     open_message = exists().where(
         messages.c.batch_id == mails.c.id,
         messages.c.status.not_in([s.value for s in FINAL_STATUSES]),
     )
+    has_receipt = exists().where(mail_notices.c.mail_id == mails.c.id,
+                                 mail_notices.c.kind == NoticeKind.RECEIPT.value)
+    receipt_settled = or_(mails.c.receipts.is_(False), has_receipt,
+                          mails.c.id < settled_before)
     query = (
         select(mails)
         .where(and_(mails.c.final_receipt.is_(True), mails.c.final_sent_at.is_(None)),
-               ~open_message)
+               ~open_message, receipt_settled)
         .order_by(mails.c.received_at).limit(limit)
     )
     with db.read() as conn:

@@ -271,8 +271,8 @@ class SqlSpool:
     def mail_notice(self, item_id: str) -> tuple[Mail, NoticeKind] | None:
         return mail.notice(self.db, item_id)
 
-    def final_receipts_due(self, limit: int) -> list[Mail]:
-        return mail.final_receipts_due(self.db, limit)
+    def final_receipts_due(self, limit: int, settled_before: str) -> list[Mail]:
+        return mail.final_receipts_due(self.db, limit, settled_before)
 
     def queue_final_receipt(self, mail_id: str, item: NewOutboxItem | None,
                             now: datetime) -> bool:

@@ -15,6 +15,9 @@ from hub.model import Account, NewOutboxItem, OutboxStatus, Status, Transition
 from spool import SqlSpool
 from tests.factories import NOW, new_message
 
+# `settled_before` bounds for final receipts: below every mail id made here, and above.
+EARLIER, LATER = "0" * 26, "Z" * 26
+
 
 def _mail(account: Account, **kw: object) -> Mail:
     values: dict[str, object] = {
@@ -82,15 +85,32 @@ def test_final_receipt_is_due_once_every_sms_is_final(
     mail = _mail(account)
     spool.create_mail(mail)
     spool.accept([new_message(account, batch_id=mail.id)])
-    assert spool.final_receipts_due(10) == []
+    assert spool.final_receipts_due(10, LATER) == []
     claim = spool.claim("n1", 10, 60, NOW)
     spool.record(claim.token, [Transition(m.id, Status.DELIVERED) for m in claim.messages],
                  NOW + timedelta(seconds=1))
-    assert [m.id for m in spool.final_receipts_due(10)] == [mail.id]
+    # The first receipt is not queued yet: the final one waits for it, or for the grace.
+    assert spool.final_receipts_due(10, EARLIER) == []
+    assert [m.id for m in spool.final_receipts_due(10, LATER)] == [mail.id]
+    receipt = NewOutboxItem(str(ULID()), "email", account.id, mail.reply_to)
+    spool.finish_mail(mail.id, [], [(receipt, NoticeKind.RECEIPT)], NOW)
+    assert [m.id for m in spool.final_receipts_due(10, EARLIER)] == [mail.id]
     item = NewOutboxItem(str(ULID()), "email", account.id, mail.reply_to)
     assert spool.queue_final_receipt(mail.id, item, NOW) is True
     assert spool.queue_final_receipt(mail.id, item, NOW) is False
-    assert spool.final_receipts_due(10) == []
+    assert spool.final_receipts_due(10, LATER) == []
+
+
+def test_final_receipt_of_a_mail_without_first_receipts_does_not_wait(
+        spool: SqlSpool, make_account: Callable[..., Account]) -> None:
+    account = make_account()
+    mail = _mail(account, receipts=False)
+    spool.create_mail(mail)
+    spool.accept([new_message(account, batch_id=mail.id)])
+    claim = spool.claim("n1", 10, 60, NOW)
+    spool.record(claim.token, [Transition(m.id, Status.DELIVERED) for m in claim.messages],
+                 NOW + timedelta(seconds=1))
+    assert [m.id for m in spool.final_receipts_due(10, EARLIER)] == [mail.id]
 
 
 def test_receipts_missing_finds_mails_with_sms_but_no_receipt_once(
