@@ -194,3 +194,69 @@ def test_body_over_the_limit_is_refused_while_streaming(make_hub: MakeHub) -> No
 
     r = httpx.post(f"{hub.url}/xml", content=chunks(), timeout=5)
     assert r.status_code == 413 and etree.fromstring(r.content).get("code") == "body_too_large"
+
+
+# --- Documents that cost the validator (each once froze the whole hub) ----------------
+
+
+def _many_attributes(count: int) -> str:
+    return " " + " ".join(f'a{i}="x"' for i in range(count))
+
+
+@pytest.mark.timeout(30)  # the explanation once grew with attributes squared: minutes
+@pytest.mark.parametrize("path", ["/xml", "/api/XMLSendSMSMulti.asp", "/xml/xml",
+                                  "/cgi-bin/sendsms"])
+def test_an_element_with_thousands_of_attributes_is_refused_before_validation(
+    make_hub: MakeHub, path: str
+) -> None:
+    hub = make_hub()
+    body = submit("hi", attrs=_many_attributes(5_000)).encode()
+    r = httpx.post(f"{hub.url}{path}", content=body, timeout=20)
+    assert r.status_code == 400, r.text
+    if path == "/xml":
+        assert etree.fromstring(r.content).get("code") == "too_many_attributes"
+    assert b"limit is 32" in r.content or path != "/xml"
+    assert httpx.get(f"{hub.url}/healthz", timeout=5).status_code == 200
+
+
+@pytest.mark.timeout(30)  # xmlschema took 38 s to explain this one
+def test_a_hundred_thousand_unexpected_children_get_one_bounded_explanation(
+    post: Callable[[bytes], httpx.Response]
+) -> None:
+    body = f'<submitRequest xmlns="{NS}">' + "<x/>" * 100_000 + "</submitRequest>"
+    r = post(body.encode())
+    assert r.status_code == 400
+    root = etree.fromstring(r.content)
+    assert root.get("code") == "invalid_document"
+    [violation] = root.findall(f"{{{NS}}}violation")
+    assert violation.get("path") == "/submitRequest/x[1]"
+    assert "not expected" in (violation.text or "") and "{" not in (violation.text or "")
+
+
+def test_every_invalid_message_is_counted_but_only_a_hundred_are_listed(
+    post: Callable[[bytes], httpx.Response]
+) -> None:
+    message = "<message><to>0821234567</to><text>hi</text><bogus/></message>"
+    r = post(f'<submitRequest xmlns="{NS}">{message * 5_000}</submitRequest>'.encode())
+    root = etree.fromstring(r.content)
+    assert r.status_code == 400 and root.get("code") == "invalid_document"
+    violations = root.findall(f"{{{NS}}}violation")
+    assert len(violations) == 100
+    assert violations[99].get("path") == "/submitRequest/message[100]/bogus"
+
+
+@pytest.mark.timeout(30)
+def test_the_hub_keeps_answering_while_hostile_documents_are_refused(
+    make_hub: MakeHub
+) -> None:
+    hub = make_hub()
+    hostile = [submit("hi", attrs=_many_attributes(1_500)).encode(),
+               (f'<submitRequest xmlns="{NS}">' + "<x/>" * 100_000 + "</submitRequest>").encode()]
+    with httpx.Client(base_url=hub.url, timeout=20) as client:
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+        with ThreadPoolExecutor(4) as pool:
+            posts = [pool.submit(client.post, "/xml", content=body) for body in hostile * 2]
+            health = [client.get("/healthz", timeout=2).status_code for _ in range(20)]
+            answers = [p.result().status_code for p in posts]
+    assert health == [200] * 20 and answers == [400] * 4
