@@ -5,6 +5,7 @@ groups shared by concurrent callers) before this returns."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +33,10 @@ from hub.spoolcall import SpoolRunner
 log = logging.getLogger(__name__)
 
 MAX_PRIORITY = 9
+# What no carrier can send and no database can store: NUL (PostgreSQL text refuses it)
+# and UTF-16 surrogates standing alone (JSON's "\ud800" decodes to one; UTF-8 cannot
+# encode it, and the driver's error would fail every message committed with it).
+_UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +152,14 @@ class Intake:
                 f"{self._rules.max_segments} segments",
             )
         encoding, _, segments = text.measure(body)
+        if encoding is Encoding.UCS2:  # both are outside GSM 03.38, so only checked here
+            bad = _UNSENDABLE.search(body)
+            if bad is not None:
+                raise Rejected(
+                    "invalid_text",
+                    f"the text holds a character that cannot be sent (U+{ord(bad.group()):04X} "
+                    f"at position {bad.start() + 1}): a NUL or a lone UTF-16 surrogate",
+                )
         if segments > self._rules.max_segments:
             raise Rejected(
                 "too_long",

@@ -3,6 +3,7 @@ refusal with its specific error and no side effect."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -252,3 +253,36 @@ async def test_a_crashing_exact_path_endpoint_answers_500_and_the_app_keeps_serv
 
 async def starlette_app_never_called(scope: object, receive: object, send: object) -> None:
     raise AssertionError("exact paths must not reach the router")
+
+
+@pytest.mark.parametrize("bad", ["\ud800", "caf\udce9", "nul\u0000"])
+def test_an_unsendable_text_is_refused_alone_and_fails_nobody_elses_messages(
+    spool_url: str, make_hub: MakeHub, bad: str  # the spool outlives the hub: this order
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    hub = make_hub(spool={"url": spool_url})
+    acme = hub.account("acme", credits="100")
+    beta = hub.account("beta", credits="100")
+    # Escaped by json.dumps exactly as a client's JSON would carry it: "\ud800".
+    body = {"messages": [{"to": "0821234567", "text": "fine"},
+                         {"to": "0821234568", "text": f"Hi {bad}"}]}
+
+    def post(key: str, payload: dict[str, object]) -> httpx.Response:
+        return httpx.post(f"{hub.url}/v1/messages", content=json.dumps(payload), timeout=10,
+                          headers={"Authorization": f"Bearer {key}",
+                                   "Content-Type": "application/json"})
+
+    with ThreadPoolExecutor(8) as pool:
+        others = [pool.submit(post, beta, {"to": f"08312345{i:02d}", "text": "other account"})
+                  for i in range(20)]
+        mixed = [pool.submit(post, acme, body) for _ in range(3)]
+        answers = [f.result() for f in others]
+        mixed_answers = [f.result() for f in mixed]
+    assert [r.status_code for r in answers] == [202] * 20
+    for r in mixed_answers:
+        assert r.status_code in (200, 202, 207), r.text
+        first, second = r.json()["results"]
+        assert first["accepted"] is True
+        assert second["accepted"] is False and second["error"]["code"] == "invalid_text"
+    assert hub.spool.get_account("beta").balance == Decimal("95")

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from hub.batching import GroupCommitter
+from hub.errors import TemporaryFailure
 
 
 async def test_concurrent_callers_share_one_flush_and_get_their_own_results() -> None:
@@ -59,3 +60,55 @@ async def test_a_failed_flush_fails_every_caller_in_its_group_only() -> None:
     with pytest.raises(RuntimeError, match="disk full"):
         await committer.submit([1])
     assert await committer.submit([2]) == [2]
+
+
+async def test_one_callers_bad_item_fails_that_caller_alone() -> None:
+    flushes: list[list[int]] = []
+    gate = asyncio.Event()
+
+    async def flush(items: list[int]) -> list[int]:
+        flushes.append(items)
+        if len(flushes) == 1:
+            await gate.wait()
+        if -1 in items:  # like a driver's encoding error: the whole transaction fails
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        return items
+
+    committer: GroupCommitter[int, int] = GroupCommitter(flush, max_items=100)
+    first = asyncio.create_task(committer.submit([0]))
+    await asyncio.sleep(0)
+    good = [asyncio.create_task(committer.submit([n])) for n in range(1, 6)]
+    bad = asyncio.create_task(committer.submit([7, -1]))
+    await asyncio.sleep(0)
+    gate.set()
+    assert await first == [0]
+    assert [await t for t in good] == [[n] for n in range(1, 6)]
+    with pytest.raises(UnicodeEncodeError):
+        await bad
+    # The shared flush, then each of its six callers again on its own.
+    assert flushes[1] == [1, 2, 3, 4, 5, 7, -1] and flushes[2:] == [[1], [2], [3], [4], [5],
+                                                                     [7, -1]]
+
+
+async def test_a_temporary_failure_fails_the_group_without_a_flush_per_caller() -> None:
+    flushes: list[list[int]] = []
+    gate = asyncio.Event()
+
+    async def flush(items: list[int]) -> list[int]:
+        flushes.append(items)
+        if len(flushes) == 1:
+            await gate.wait()
+            return items
+        raise TemporaryFailure("spool unavailable: database is locked")
+
+    committer: GroupCommitter[int, int] = GroupCommitter(flush, max_items=100)
+    first = asyncio.create_task(committer.submit([0]))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(committer.submit([n])) for n in range(1, 4)]
+    await asyncio.sleep(0)
+    gate.set()
+    await first
+    for task in waiting:
+        with pytest.raises(TemporaryFailure):
+            await task
+    assert len(flushes) == 2
