@@ -19,7 +19,7 @@ from hub.clock import parse_time
 from hub.errors import Rejected
 from hub.model import MessageClass, Refused, Submission, record
 
-__all__ = ["BatchSource", "Row", "UnreadableFile", "check_recipient", "open_batch", "take"]
+__all__ = ["BatchSource", "Row", "RowFeed", "UnreadableFile", "check_recipient", "open_batch"]
 
 NATIVE, WINSMS, CLICKATELL = "csv", "winsms", "clickatell"
 KNOWN_COLUMNS = frozenset({"to", "text", "from", "client_ref", "send_at", "class"})
@@ -81,15 +81,37 @@ def open_batch(path: Path, rules: FileRules) -> BatchSource:
     if csv_legacy.looks_like_clickatell(head):
         return BatchSource(path, CLICKATELL, encoding, ",", rules)
     delimiter = csv_decode.sniff_delimiter(head)
-    header = {cell.strip().lower() for cell in next(csv.reader([head], delimiter=delimiter))}
+    cells = next(csv.reader([head], delimiter=delimiter))
+    header = {cell.strip().lower() for cell in cells}
+    if {"to", "text"} <= header and len(cells) > csv_decode.MAX_COLUMNS:
+        raise UnreadableFile(f"the header has {len(cells):,} columns; the limit is "
+                             f"{csv_decode.MAX_COLUMNS}")
     if {"to", "text"} <= header:
         return BatchSource(path, NATIVE, encoding, delimiter, rules)
     return BatchSource(path, WINSMS, encoding, ",", rules)
 
 
-def take(rows: Iterator[Row], count: int) -> list[Row]:
-    """The next `count` rows (fewer at the end): one group for intake."""
-    return list(islice(rows, count))
+class RowFeed:
+    """A file's rows in groups for intake. A file that cannot be read further (a line
+    over the limit, a field over csv's limit) ends the group it breaks off: the rows
+    before it go through intake as usual, and the next `take` raises the error."""
+
+    def __init__(self, rows: Iterator[Row]) -> None:
+        self._rows = rows
+        self._error: Exception | None = None
+
+    def take(self, count: int) -> list[Row]:
+        if self._error is not None:
+            raise self._error
+        chunk: list[Row] = []
+        try:
+            for row in islice(self._rows, count):
+                chunk.append(row)
+        except (UnreadableFile, csv.Error) as exc:
+            if not chunk:
+                raise
+            self._error = exc
+        return chunk
 
 
 def check_recipient(raw: str, region: str) -> Refused | None:
@@ -149,8 +171,11 @@ def _blank(values: list[str]) -> bool:
 
 
 def _native_row(line: int, header: _Header, values: list[str], rules: FileRules) -> Row:
-    while len(values) > header.width and not values[-1].strip():
-        values = values[:-1]  # trailing delimiters that spreadsheets add
+    end = len(values)
+    while end > header.width and not values[end - 1].strip():
+        end -= 1  # trailing delimiters that spreadsheets add (one cut, not one per cell)
+    if end < len(values):
+        values = values[:end]
     if len(values) > header.width:
         given = values[header.to].strip() if header.to < header.width else ""
         return Row(line, given, refused=Refused(

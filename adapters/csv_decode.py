@@ -1,20 +1,71 @@
 """Reading uploaded batch files as text: the encoding (UTF-8 with or without BOM, UTF-16,
-Windows-1252) is decided once from the bytes, then the file is streamed, never loaded."""
+Windows-1252) is decided once from the bytes, then the file is streamed line by line,
+never loaded, and no line longer than MAX_LINE_CHARS is ever read whole."""
 
 from __future__ import annotations
 
 import codecs
 import hashlib
 from pathlib import Path
+from types import TracebackType
 from typing import TextIO
 
 _CHUNK = 1 << 20
 _SAMPLE = 1 << 16
 DELIMITERS = (",", ";", "\t")
+# A row is a number, a text of at most a few thousand characters and a few placeholder
+# columns; a line far longer is not a row anyone wrote, and parsing one (a 2 MB line of
+# commas is two million fields) must never cost more than a row can.
+MAX_LINE_CHARS = 16_384
+MAX_COLUMNS = 100
 
 
 class UnreadableFile(Exception):
     """The file cannot be read as text at all (binary, empty, unknown format)."""
+
+
+class LineTooLong(UnreadableFile):
+    """A line longer than MAX_LINE_CHARS: the file is read no further."""
+
+    def __init__(self, line: int, limit: int) -> None:
+        super().__init__(f"line {line} is longer than {limit:,} characters, the limit for "
+                         "one line; the file was read no further")
+        self.line = line
+
+
+class Lines:
+    """A text file as an iterator of lines for the csv module, each line at most `limit`
+    characters (its line ending aside); a longer one raises LineTooLong instead of
+    being read into memory."""
+
+    def __init__(self, handle: TextIO, limit: int = MAX_LINE_CHARS) -> None:
+        self._handle = handle
+        self._read = handle.readline
+        self._limit = limit
+        self._size = limit + 2  # room for "\r\n"
+        self.line = 0
+
+    def __iter__(self) -> Lines:
+        return self
+
+    def __next__(self) -> str:
+        text = self._read(self._size)
+        if not text:
+            raise StopIteration
+        self.line += 1
+        if len(text) > self._limit and len(text.rstrip("\r\n")) > self._limit:
+            raise LineTooLong(self.line, self._limit)
+        return text
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> Lines:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
 def sha256_file(path: Path) -> str:
@@ -64,11 +115,11 @@ def _is_utf8(path: Path) -> bool:
     return True
 
 
-def open_text(path: Path, encoding: str) -> TextIO:
-    """A text stream for the csv module (newline="" keeps quoted newlines intact)."""
+def open_text(path: Path, encoding: str) -> Lines:
+    """The file's lines for the csv module (newline="" keeps quoted newlines intact)."""
     # cp1252 leaves five bytes undefined; replacing them beats refusing a whole file.
     errors = "replace" if encoding == "cp1252" else "strict"
-    return path.open("r", encoding=encoding, errors=errors, newline="")
+    return Lines(path.open("r", encoding=encoding, errors=errors, newline=""))
 
 
 def first_line(path: Path, encoding: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 from adapters import csv_batch
 from adapters.csv_batch import FileRules, Row
+from adapters.csv_decode import UnreadableFile
 from adapters.csv_results import ResultWriter
 from hub.batches import Batch
 from hub.errors import TemporaryFailure
@@ -109,12 +110,13 @@ class RowPipeline:
         when the hub stops first. Rows whose line is in `known` (a resumed batch's,
         already in the spool) take that outcome and are not submitted again."""
         size = self._settings.rows_per_group
-        ahead: asyncio.Future[list[Row]] = _thread(csv_batch.take, rows, size)
+        feed = csv_batch.RowFeed(rows)
+        ahead: asyncio.Future[list[Row]] = _thread(feed.take, size)
         writing: asyncio.Future[None] | None = None
         last_line = 0
         try:
             while chunk := await ahead:
-                ahead = _thread(csv_batch.take, rows, size)  # parsed while this commits
+                ahead = _thread(feed.take, size)  # parsed while this commits
                 outcomes = await self._submit(account, batch.id, chunk, known or {})
                 if writing is not None:
                     await writing
@@ -191,4 +193,6 @@ def _counted(batch: Batch, chunk: Sequence[Row], outcomes: Sequence[Outcome | No
 def _reason(exc: Exception) -> str:
     if isinstance(exc, TemporaryFailure):
         return f"the spool could not commit them ({exc})"
+    if isinstance(exc, UnreadableFile):
+        return str(exc)
     return f"the file could not be read further ({type(exc).__name__}: {exc})"

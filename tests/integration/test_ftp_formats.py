@@ -75,3 +75,29 @@ def test_ftp_100000_row_file_result_matches_row_for_row(
     assert [int(r[0]) for r in body] == list(range(2, count + 2))
     assert all((r[3] == "rejected") == (i % 1000 == 0) for i, r in enumerate(body))
     assert rows[-1][3] == f"accepted {count - 100}, rejected 100"
+
+
+@pytest.mark.timeout(60)  # once: a thread at 100% CPU for over 20 minutes, stop refused
+def test_ftp_line_of_two_million_commas_fails_its_batch_with_a_reason_and_jams_nothing(
+    drop: Drop
+) -> None:
+    drop.upload("jam.csv", "to,text\n0821234567,before\n0821234500,jam" + "," * 2_000_000
+                + "\n0821234568,after\n")
+    rows = drop.result("jam.csv")
+    assert rows[1][:4] == ["2", "0821234567", "'+27821234567", "accepted"]
+    assert rows[2][3] == "not_processed"
+    assert "rows after line 2 were not processed: line 3 is longer than 16,384" in rows[2][7]
+    assert len(rows) == 4  # the rows, the reason, the summary: line 4 is not listed
+    [batch] = drop.hub.spool.list_batches(drop.hub.spool.get_account("acme").id, 10)
+    assert batch.state.value == "failed" and batch.rows == 1
+    assert list((drop.home / "rejected").glob("*.reason.txt"))
+    # The drop goes on serving: the next file is processed as usual.
+    drop.upload("next.csv", "to,text\n0821234569,next\n")
+    assert drop.result("next.csv")[1][3] == "accepted"
+
+
+@pytest.mark.timeout(60)
+def test_ftp_header_of_two_million_commas_is_an_unreadable_file(drop: Drop) -> None:
+    drop.upload("wide.csv", "to,text" + "," * 2_000_000 + "\n0821234567,Hi\n")
+    rows = drop.result("wide.csv")
+    assert rows[1][3] == "unreadable" and "line 1 is longer than" in rows[1][7]

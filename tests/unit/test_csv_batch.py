@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from adapters.csv_batch import FileRules, Row, UnreadableFile, check_recipient, open_batch
+from adapters.csv_batch import (
+    FileRules,
+    Row,
+    RowFeed,
+    UnreadableFile,
+    check_recipient,
+    open_batch,
+)
+from adapters.csv_decode import MAX_LINE_CHARS, LineTooLong
 from adapters.csv_results import neutral
 
 RULES = FileRules("ZA", "Africa/Johannesburg")
@@ -119,3 +127,49 @@ def test_empty_and_binary_files_are_unreadable(tmp_path: Path) -> None:
 def test_formula_cells_are_neutralised(cell: str) -> None:
     assert neutral(cell) == "'" + cell
     assert neutral("plain") == "plain"
+
+
+# --- Lines and columns are bounded before anything is parsed -------------------------
+
+
+@pytest.mark.timeout(30)  # the trailing-cell strip once took 20 minutes over this line
+@pytest.mark.parametrize("head", ["to,text\n", "Cell,Message\n", "text:Hi\n"])
+def test_a_line_of_two_million_commas_ends_the_file_after_the_rows_before_it(
+    tmp_path: Path, head: str
+) -> None:
+    path = tmp_path / "f.csv"
+    first = "to:0821234567\n" if head.startswith("text:") else "0821234567,Hi\n"
+    path.write_text(head + first + first.strip() + "," * 2_000_000 + "\n" + first)
+    feed = RowFeed(open_batch(path, RULES).rows())
+    if not head.startswith("text:"):
+        rows = feed.take(5000)
+        assert [row.line for row in rows] == [2] and rows[0].submission is not None
+    # (Clickatell's file-wide keys are read in a first pass: it stops before any row.)
+    with pytest.raises(LineTooLong, match="line 3 is longer than 16,384 characters"):
+        feed.take(5000)
+
+
+def test_a_line_at_the_limit_is_a_row_and_one_past_it_is_not(tmp_path: Path) -> None:
+    row = "0821234567,x" + "," * (MAX_LINE_CHARS - 12)
+    assert len(row) == MAX_LINE_CHARS
+    path = tmp_path / "f.csv"
+    path.write_text(f"to,text\r\n{row}\r\n{row},\r\n")
+    feed = RowFeed(open_batch(path, RULES).rows())
+    rows = feed.take(10)
+    assert [r.line for r in rows] == [2] and rows[0].submission is not None
+    with pytest.raises(LineTooLong, match="line 3"):
+        feed.take(10)
+
+
+def test_a_first_line_over_the_limit_makes_the_file_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_text("to,text" + "," * 2_000_000 + "\n0821234567,Hi\n")
+    with pytest.raises(UnreadableFile, match="line 1 is longer"):
+        open_batch(path, RULES)
+
+
+def test_a_header_with_too_many_columns_makes_the_file_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_text("to,text," + ",".join(f"c{i}" for i in range(200)) + "\n0821234567,Hi\n")
+    with pytest.raises(UnreadableFile, match="202 columns; the limit is 100"):
+        open_batch(path, RULES)
