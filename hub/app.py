@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import socket
+import sys
 from dataclasses import dataclass
 
 import uvicorn
@@ -315,4 +317,20 @@ async def serve(config: Config) -> None:
         await stop.wait()
         log.info("stopping on signal", extra={"action": "stop"})
     finally:
-        await hub.stop()
+        await stop_within(hub, config.hub.stop_timeout)
+
+
+async def stop_within(hub: Hub, timeout: float) -> None:
+    """Stop gracefully, or exit the process once `timeout` has passed: a stop must
+    always end. Nothing acknowledged is lost by exiting (it is committed); leases and
+    paused batches are recovered at the next start, as after a crash."""
+    try:
+        await asyncio.wait_for(hub.stop(), timeout)
+    except TimeoutError:
+        log.error("the stop did not finish within %g s ([hub] stop_timeout); exiting "
+                  "now: work in flight is recovered at the next start", timeout,
+                  extra={"action": "stop-timeout"})
+        logging.shutdown()
+        sys.stdout.flush()
+        # Worker threads still busy would keep a normal exit waiting for them.
+        os._exit(3)

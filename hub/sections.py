@@ -18,8 +18,10 @@ class HubSection:
     default_region: str = "ZA"
     timezone: str = "Africa/Johannesburg"
     log_level: str = "info"
+    stop_timeout: float = 30.0
 
     def __post_init__(self) -> None:
+        _check(self.stop_timeout > 0, "stop_timeout: seconds, greater than 0")
         _check(len(self.default_region) == 2 and self.default_region.isupper(),
                "default_region: a two-letter ISO 3166 region code such as ZA")
         _check(self.log_level in {"debug", "info", "warning", "error"},
