@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("intake (validate, price)", ("hub/intake.py", "hub/model.py", "hub/clock.py")),
     ("dispatcher / carrier", ("hub/dispatcher.py", "carrier_simulator.py",
                               "hub/policies.py", "hub/routing.py")),
-    ("REST adapter", ("adapters/http_json.py", "adapters/http_app.py", "hub/views.py")),
+    ("REST adapter", ("adapters/http/rest.py", "adapters/http/app.py", "hub/views.py")),
     ("Starlette", ("starlette/",)),
     ("uvicorn + httptools", ("uvicorn/", "httptools")),
     ("asyncio", ("asyncio/",)),

@@ -31,8 +31,8 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.http_xml import XSD, read_request
-from adapters.http_xml_safety import SchemaValidator, XmlProblem
+from adapters.xml.native import XSD, read_request
+from adapters.xml.safety import SchemaValidator, XmlProblem
 from spool import open_spool
 from spool.tables import messages
 

@@ -9,26 +9,18 @@ import gc
 import logging
 import os
 import signal
-import socket
 import sys
 from dataclasses import dataclass
 
-import uvicorn
-
-from adapters import (
-    http_json,
-    http_xml,
-    http_xml_clickatell,
-    http_xml_dialects,
-    http_xml_kannel,
-)
-from adapters.carrier_simulator import SimulatorCarrier, SimulatorRules
-from adapters.csv_batch import FileRules
-from adapters.ftp_drop import FtpDrop
-from adapters.ftp_jobs import JobSettings
-from adapters.http_app import HttpContext, build_app
-from adapters.mail_out import EMAIL_CHANNEL, EmailChannel, FinalReceipts, MailReplyRoute, Relay
-from adapters.smtp_mail import MailHandler, MailRules, SmtpListener
+from adapters.carriers.simulator import SimulatorCarrier, SimulatorRules
+from adapters.csv.rows import FileRules
+from adapters.ftp.drop import FtpDrop
+from adapters.ftp.jobs import JobSettings
+from adapters.http.app import HttpContext
+from adapters.http.server import HttpServer
+from adapters.smtp.listener import MailHandler, MailRules, SmtpListener
+from adapters.smtp.outbound import EMAIL_CHANNEL, EmailChannel, FinalReceipts, MailReplyRoute, Relay
+from adapters.xml.native import XmlSettings
 from hub.accounts import Credentials, load_secret
 from hub.config import Config
 from hub.dispatcher import Dispatcher, DispatchSettings
@@ -141,9 +133,7 @@ class Hub:
         self.config = config
         self.services: Services | None = None
         self.http_port: int | None = None
-        self._server: uvicorn.Server | None = None
-        self._server_task: asyncio.Task[None] | None = None
-        self._socket: socket.socket | None = None
+        self._http: HttpServer | None = None
         self._maintenance: Maintenance | None = None
         self._ftp: FtpDrop | None = None
         self.ftp_port: int | None = None
@@ -208,28 +198,10 @@ class Hub:
             max_messages_per_request=cfg.http.max_messages_per_request,
             timezone=cfg.hub.timezone,
         )
-        xml = http_xml.XmlSettings(cfg.xml.max_body_bytes, cfg.xml.max_messages)
-        xml_routes = [*http_xml.routes(ctx, xml), *http_xml_dialects.routes(ctx),
-                      *http_xml_clickatell.routes(ctx, xml.max_messages),
-                      *http_xml_kannel.routes(ctx, xml.max_messages)]
-        # Clickatell's /xml/xml first: the native rule's /xml prefix would claim it.
-        rules = [*http_xml_clickatell.body_rules(xml.max_body_bytes), *http_xml.body_rules(xml),
-                 *http_xml_kannel.body_rules(xml.max_body_bytes)]
-        app = build_app(ctx, [*http_json.routes(ctx), *xml_routes], rules)
-        self._socket = _bind(cfg.http.host, cfg.http.port)
-        self.http_port = self._socket.getsockname()[1]
-        uv_config = uvicorn.Config(
-            app, lifespan="off", access_log=False, log_config=None, server_header=False,
-            timeout_keep_alive=30, proxy_headers=False,
-        )
-        uv_config.load()
-        server = uvicorn.Server(uv_config)
-        server.lifespan = uv_config.lifespan_class(uv_config)
-        await server.startup(sockets=[self._socket])
-        self._server = server
-        self._server_task = asyncio.create_task(server.main_loop())
-        log.info("HTTP listening on http://%s:%d", cfg.http.host, self.http_port,
-                 extra={"action": "listen"})
+        self._http = HttpServer(ctx, XmlSettings(cfg.xml.max_body_bytes, cfg.xml.max_messages),
+                                cfg.http.host, cfg.http.port)
+        await self._http.start()
+        self.http_port = self._http.port
 
     async def _start_ftp(self, services: Services) -> None:
         cfg = self.config
@@ -266,10 +238,8 @@ class Hub:
             await self._final_receipts.stop()
         if self._ftp is not None:
             await self._ftp.stop()
-        if self._server is not None and self._server_task is not None:
-            self._server.should_exit = True
-            await self._server_task
-            await self._server.shutdown()
+        if self._http is not None:
+            await self._http.stop()
         if self._maintenance is not None:
             self._maintenance.stop()
         if self.services is not None:
@@ -278,16 +248,6 @@ class Hub:
             self.services.runner.shutdown()
             self.services.runner.spool.close()
         log.info("smshub stopped", extra={"action": "stop"})
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
 
 
 def settle_gc() -> None:

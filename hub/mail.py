@@ -1,6 +1,6 @@
 """Email-to-SMS records: an account's mail settings and the record of one accepted mail
 (its sender and Message-ID, for receipts and threaded replies). Pure data; the spool
-stores them, adapters/smtp_mail creates them."""
+stores them, adapters/smtp creates them."""
 
 from __future__ import annotations
 

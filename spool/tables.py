@@ -284,7 +284,7 @@ batches = Table(
     Index("ix_batches_state", "state"),
 )
 
-# --- email-to-SMS (adapters/smtp_mail) ---------------------------------------------
+# --- email-to-SMS (adapters/smtp) ---------------------------------------------
 
 # An account's mail settings; no row means the defaults of hub.mail.MailSettings.
 mail_accounts = Table(

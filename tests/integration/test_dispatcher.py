@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from adapters.carrier_simulator import SimulatorCarrier, SimulatorRules
+from adapters.carriers.simulator import SimulatorCarrier, SimulatorRules
 from hub.clock import utcnow
 from hub.dispatcher import Dispatcher, DispatchSettings
 from hub.maintenance import Maintenance

@@ -83,7 +83,7 @@ def test_ftp_part_upload_is_processed_only_after_rename(drop: Drop) -> None:
 def test_ftp_aborted_upload_is_never_processed_and_is_removed(
     drop: Drop, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="adapters.ftp_drop")
+    caplog.set_level(logging.INFO, logger="adapters.ftp.drop")
     ftp = drop.client()
     conn = ftp.transfercmd("STOR cut.csv")
     conn.sendall(b"to,text\n" + b"0821234567,partial\n" * 100)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from adapters.csv_results import ResultWriter
+from adapters.csv.results import ResultWriter
 from hub.batches import Batch, BatchState
 from tests.ftpdrop import (
     Drop,
@@ -67,7 +67,7 @@ def drop(make_hub: Callable[..., HubThread]) -> Drop:
 def test_ftp_progress_is_visible_while_a_large_file_is_processed(
     drop: Drop, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="adapters.ftp_pipeline")
+    caplog.set_level(logging.INFO, logger="adapters.ftp.pipeline")
     pause = pause_after(drop, 2 * GROUP)
     drop.upload("big.csv", csv_of(5 * GROUP))
     assert pause.reached.wait(20)
@@ -202,7 +202,7 @@ def test_ftp_rows_committed_but_not_listed_when_the_hub_died_keep_their_messages
     hubs: list[HubThread], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="adapters.ftp_jobs")
+    caplog.set_level(logging.INFO, logger="adapters.ftp.jobs")
     drop, _ = _crash_after_two_groups(hubs, tmp_path, monkeypatch)
     second = HubThread(drop.hub.config).start()
     hubs.append(second)
@@ -213,7 +213,7 @@ def test_ftp_rows_committed_but_not_listed_when_the_hub_died_keep_their_messages
 def test_ftp_stop_pauses_a_batch_after_its_group_in_flight_and_the_next_start_resumes_it(
     hubs: list[HubThread], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="adapters.ftp_jobs")
+    caplog.set_level(logging.INFO, logger="adapters.ftp.jobs")
     first = HubThread(conftest.test_config(tmp_path / "hub", ftp=_ftp_settings())).start()
     hubs.append(first)
     drop = make_drop(lambda **_: first)

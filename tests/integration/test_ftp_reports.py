@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from ulid import ULID
 
-from adapters.ftp_homes import Homes
-from adapters.ftp_reports import ReportJob
+from adapters.ftp.homes import Homes
+from adapters.ftp.reports import ReportJob
 from hub.batches import Batch, BatchState
 from hub.errors import TemporaryFailure
 from hub.model import Account, DeliveryReport, Message, Status, Transition

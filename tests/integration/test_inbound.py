@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 from ulid import ULID
 
-from adapters.carrier_simulator import SimulatorCarrier, SimulatorRules
+from adapters.carriers.simulator import SimulatorCarrier, SimulatorRules
 from hub.clock import utcnow
 from hub.dispatcher import Dispatcher, DispatchSettings
 from hub.errors import TemporaryFailure

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.http_app import ExactPaths
+from adapters.http.app import ExactPaths
 from hub.clock import utcnow
 from tests.hubthread import HubThread
 

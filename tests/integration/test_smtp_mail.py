@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from adapters.smtp_mail import MailHandler
+from adapters.smtp.listener import MailHandler
 from hub.accounts import hash_password
 from hub.mail import MailSettings, SubjectMode, TooLongMode
 from hub.model import Message, Source, Status

@@ -18,8 +18,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from adapters.carrier_simulator import SimulatorCarrier, SimulatorRules
-from adapters.mail_out import FinalReceipts
+from adapters.carriers.simulator import SimulatorCarrier, SimulatorRules
+from adapters.smtp.outbound import FinalReceipts
 from hub.errors import TemporaryFailure
 from hub.mail import MailSettings
 from tests.hubthread import HubThread

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from lxml import etree
 
-from adapters.carrier_simulator import SimulatorCarrier, SimulatorRules
+from adapters.carriers.simulator import SimulatorCarrier, SimulatorRules
 from hub.accounts import hash_password
 from tests.hubthread import HubThread
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.http_xml_clickatell import Sessions
+from adapters.xml.clickatell import Sessions
 
 
 class Clock:

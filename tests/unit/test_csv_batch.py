@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.csv_batch import (
+from adapters.csv.batch import (
     FileRules,
     Row,
     RowFeed,
@@ -14,8 +14,8 @@ from adapters.csv_batch import (
     check_recipient,
     open_batch,
 )
-from adapters.csv_decode import MAX_LINE_CHARS, LineTooLong
-from adapters.csv_results import neutral
+from adapters.csv.decode import MAX_LINE_CHARS, LineTooLong
+from adapters.csv.results import neutral
 
 RULES = FileRules("ZA", "Africa/Johannesburg")
 NATIVE = "to,text,name\n0821234567,Hi {name} \u2013 café,Zoë\n"

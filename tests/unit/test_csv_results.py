@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from adapters.csv_batch import FileRules, open_batch
-from adapters.csv_results import ResultWriter
+from adapters.csv.batch import FileRules, open_batch
+from adapters.csv.results import ResultWriter
 from hub.model import Accepted, Refused, Status
 
 RULES = FileRules("ZA", "Africa/Johannesburg")

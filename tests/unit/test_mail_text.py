@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from adapters import mail_text
+from adapters.smtp import text as mail_text
 from hub.errors import Rejected
 from hub.mail import DEFAULT_CUT_MARKERS, SubjectMode, TooLongMode
 from hub.text import measure

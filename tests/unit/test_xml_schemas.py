@@ -10,7 +10,7 @@ import pytest
 import xmlschema
 from lxml import etree
 
-from adapters.http_xml import Item, submit_document
+from adapters.xml.native import Item, submit_document
 from hub.model import Accepted, Refused, Status, Submission
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import ParamSpec, TypeVar
 
-from adapters.http_app import HttpContext
+from adapters.http.app import HttpContext
 from hub.model import (
     Account,
     Inbound,

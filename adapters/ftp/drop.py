@@ -29,9 +29,9 @@ with warnings.catch_warnings():
     from pyftpdlib.ioloop import IOLoop
     from pyftpdlib.servers import FTPServer
 
-from adapters.ftp_homes import PART_SUFFIX, Homes, safe_account_name
-from adapters.ftp_jobs import BatchProcessor, JobSettings
-from adapters.ftp_reports import ReportJob
+from adapters.ftp.homes import PART_SUFFIX, Homes, safe_account_name
+from adapters.ftp.jobs import BatchProcessor, JobSettings
+from adapters.ftp.reports import ReportJob
 from hub.accounts import check_password
 from hub.intake import Intake
 from hub.ports import Spool

@@ -13,12 +13,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from adapters import csv_batch
-from adapters.csv_batch import Row, UnreadableFile
-from adapters.csv_decode import sha256_file
-from adapters.csv_results import ResultWriter
-from adapters.ftp_homes import Homes
-from adapters.ftp_pipeline import (
+from adapters.csv import batch as csv_batch
+from adapters.csv.batch import Row, UnreadableFile
+from adapters.csv.decode import sha256_file
+from adapters.csv.results import ResultWriter
+from adapters.ftp.homes import Homes
+from adapters.ftp.pipeline import (
     BatchPaused,
     BatchStopped,
     GroupHook,
@@ -26,7 +26,7 @@ from adapters.ftp_pipeline import (
     ProgressFile,
     RowPipeline,
 )
-from adapters.ftp_reports import ReportJob
+from adapters.ftp.reports import ReportJob
 from hub.batches import Batch, BatchState
 from hub.intake import Intake
 from hub.model import Accepted, Account

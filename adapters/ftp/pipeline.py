@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters import csv_batch
-from adapters.csv_batch import FileRules, Row
-from adapters.csv_decode import UnreadableFile
-from adapters.csv_results import ResultWriter
+from adapters.csv import batch as csv_batch
+from adapters.csv.decode import UnreadableFile
+from adapters.csv.results import ResultWriter
+from adapters.csv.rows import FileRules, Row
 from hub.batches import Batch
 from hub.errors import TemporaryFailure
 from hub.intake import Intake

@@ -11,16 +11,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from adapters import csv_decode
+from adapters.csv import decode
+from adapters.csv.rows import Row
 from hub.model import Refused, Submission
 
-if TYPE_CHECKING:
-    from adapters.csv_batch import Row
-
-RowMaker = Callable[[int, str, Submission, str], "Row"]
+RowMaker = Callable[[int, str, Submission, str], Row]
 _SCHEDULE = re.compile(r"\d{12}")
 _KEY = re.compile(r"\s*([A-Za-z_]+)\s*:(.*)")
 CLICKATELL_KEYS = frozenset(
@@ -39,8 +36,6 @@ def looks_like_clickatell(head: str) -> bool:
 def winsms_rows(
     stream: Iterator[str], timezone: str, region: str, make_row: RowMaker
 ) -> Iterator[Row]:
-    from adapters.csv_batch import Row  # noqa: PLC0415 - csv_batch imports this module
-
     reader = csv.reader(stream)
     send_at: datetime | None = None
     start = 1
@@ -90,7 +85,7 @@ def clickatell_settings(path: Path, encoding: str) -> ClickatellSettings:
     """First pass: the file-wide keys (text, data, from, delimiter, unicode)."""
     texts: list[str] = []
     data, sender, delimiter, unicode = "", None, ",", False
-    with csv_decode.open_text(path, encoding) as stream:
+    with decode.open_text(path, encoding) as stream:
         for raw in stream:
             match = _KEY.fullmatch(raw.rstrip("\r\n"))
             if match is None:

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.http_app import HttpContext, error_json, parse_json
+from adapters.http.app import HttpContext, error_json, parse_json
 from hub import views
 from hub.clock import parse_time, utcnow
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure

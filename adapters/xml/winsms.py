@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.http_app import HttpContext
-from adapters.http_xml_common import fetch_owned, list_replies, off_loop, submit_items
-from adapters.http_xml_safety import XmlProblem, parse_untrusted
+from adapters.http.app import HttpContext
+from adapters.xml.common import fetch_owned, list_replies, off_loop, submit_items
+from adapters.xml.safety import XmlProblem, parse_untrusted
 from hub.clock import utcnow
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
 from hub.model import Account, Inbound, Message, Outcome, Refused, Status, Submission

@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.http_app import BodyRule, HttpContext
-from adapters.http_xml_common import fetch_owned, list_replies, off_loop, submit_items
-from adapters.http_xml_safety import SchemaValidator, XmlProblem, parse_untrusted
+from adapters.http.app import BodyRule, HttpContext
+from adapters.xml.common import fetch_owned, list_replies, off_loop, submit_items
+from adapters.xml.safety import SchemaValidator, XmlProblem, parse_untrusted
 from hub import views
 from hub.clock import parse_time, utcnow
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
@@ -39,7 +39,7 @@ from hub.model import (
 log = logging.getLogger(__name__)
 
 NS = "urn:smshub:xml:1"
-XSD = Path(__file__).resolve().parents[1] / "schemas" / "smshub-1.xsd"
+XSD = Path(__file__).resolve().parents[2] / "schemas" / "smshub-1.xsd"
 MEDIA_TYPE = "application/xml"
 PATH = "/xml"
 

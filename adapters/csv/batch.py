@@ -11,39 +11,22 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-import phonenumbers
-
-from adapters import csv_decode, csv_legacy
-from adapters.csv_decode import UnreadableFile
+from adapters.csv import decode, legacy
+from adapters.csv.decode import UnreadableFile
+from adapters.csv.rows import FileRules, Row, check_recipient, make_row
 from hub.clock import parse_time
 from hub.errors import Rejected
-from hub.model import MessageClass, Refused, Submission, record
+from hub.model import MessageClass, Refused, Submission
 
-__all__ = ["BatchSource", "Row", "RowFeed", "UnreadableFile", "check_recipient", "open_batch"]
+__all__ = ["BatchSource", "FileRules", "Row", "RowFeed", "UnreadableFile", "check_recipient",
+           "open_batch"]
 
 NATIVE, WINSMS, CLICKATELL = "csv", "winsms", "clickatell"
 KNOWN_COLUMNS = frozenset({"to", "text", "from", "client_ref", "send_at", "class"})
-_SCIENTIFIC = re.compile(r"\d+(?:[.,]\d+)?[eE]\+?\d+")
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 # Looked up once: an enum attribute costs about a microsecond, once per row adds up.
 _CLASSES = {kind.value: kind for kind in MessageClass}
 _TRANSACTIONAL = MessageClass.TRANSACTIONAL
-
-
-@record
-class Row:
-    """One input row: where it started, the recipient as written, and what to submit."""
-
-    line: int
-    given: str
-    submission: Submission | None = None
-    refused: Refused | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FileRules:
-    region: str
-    timezone: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,35 +40,35 @@ class BatchSource:
     rules: FileRules
 
     def rows(self) -> Generator[Row, None, None]:
-        with csv_decode.open_text(self.path, self.encoding) as stream:
+        with decode.open_text(self.path, self.encoding) as stream:
             if self.format == NATIVE:
                 yield from _native_rows(stream, self.delimiter, self.rules)
             elif self.format == WINSMS:
-                yield from csv_legacy.winsms_rows(
+                yield from legacy.winsms_rows(
                     stream, self.rules.timezone, self.rules.region, make_row)
             else:
-                settings = csv_legacy.clickatell_settings(self.path, self.encoding)
-                yield from csv_legacy.clickatell_rows(
+                settings = legacy.clickatell_settings(self.path, self.encoding)
+                yield from legacy.clickatell_rows(
                     stream, settings, self.rules.region, make_row)
 
 
 def open_batch(path: Path, rules: FileRules) -> BatchSource:
     """Detect encoding and format; raises UnreadableFile saying why it cannot be used."""
     try:
-        encoding = csv_decode.detect_encoding(path)
-        head = csv_decode.first_line(path, encoding)
+        encoding = decode.detect_encoding(path)
+        head = decode.first_line(path, encoding)
     except (UnicodeDecodeError, UnicodeError) as exc:
         raise UnreadableFile(f"the file is not readable text: {exc}") from exc
     if any(ord(c) < 32 and c not in "\t\r\n" for c in head):
         raise UnreadableFile("the file is not text (control characters in its first line)")
-    if csv_legacy.looks_like_clickatell(head):
+    if legacy.looks_like_clickatell(head):
         return BatchSource(path, CLICKATELL, encoding, ",", rules)
-    delimiter = csv_decode.sniff_delimiter(head)
+    delimiter = decode.sniff_delimiter(head)
     cells = next(csv.reader([head], delimiter=delimiter))
     header = {cell.strip().lower() for cell in cells}
-    if {"to", "text"} <= header and len(cells) > csv_decode.MAX_COLUMNS:
+    if {"to", "text"} <= header and len(cells) > decode.MAX_COLUMNS:
         raise UnreadableFile(f"the header has {len(cells):,} columns; the limit is "
-                             f"{csv_decode.MAX_COLUMNS}")
+                             f"{decode.MAX_COLUMNS}")
     if {"to", "text"} <= header:
         return BatchSource(path, NATIVE, encoding, delimiter, rules)
     return BatchSource(path, WINSMS, encoding, ",", rules)
@@ -112,29 +95,6 @@ class RowFeed:
                 raise
             self._error = exc
         return chunk
-
-
-def check_recipient(raw: str, region: str) -> Refused | None:
-    """Refuse numbers a spreadsheet has changed: the digits lost cannot be recovered."""
-    value = raw.strip()
-    # The regex only where it can match: this runs once per row of a million-row file.
-    if ("e" in value or "E" in value) and _SCIENTIFIC.fullmatch(value):
-        return Refused("number_mangled", f"'{value}' is in scientific notation, so digits "
-                       "were lost (a spreadsheet did this): format the column as text")
-    if value.isdigit() and not value.startswith("0"):
-        code = str(phonenumbers.country_code_for_region(region))
-        if not value.startswith(code):
-            return Refused("leading_zero_lost", f"'{value}' has no leading 0, + or country "
-                           f"code {code}: was the 0 lost in a spreadsheet? Write it as "
-                           f"0{value} or +{code}{value} if that is what is meant")
-    return None
-
-
-def make_row(line: int, given: str, submission: Submission, region: str) -> Row:
-    refused = check_recipient(given, region)
-    if refused is not None:
-        return Row(line, given, refused=refused)
-    return Row(line, given, submission=submission)
 
 
 class _Header:

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from adapters.csv_results import ReportWriter
-from adapters.ftp_homes import Homes
+from adapters.csv.results import ReportWriter
+from adapters.ftp.homes import Homes
 from hub.batches import Batch, BatchProgress, needs_report, reported
 from hub.spoolcall import SpoolRunner
 

@@ -17,9 +17,9 @@ from ipaddress import ip_address
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
-from adapters import mail_text
-from adapters.smtp_auth import SmtpAuth
-from adapters.smtp_cache import MailLookups
+from adapters.smtp import text as mail_text
+from adapters.smtp.auth import SmtpAuth
+from adapters.smtp.cache import MailLookups
 from hub import numbers
 from hub.accounts import Credentials
 from hub.batching import GroupCommitter

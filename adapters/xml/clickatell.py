@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.clickatell_codes import STATUSES, fault_text, refusal_fault
-from adapters.http_app import BodyRule, HttpContext
-from adapters.http_xml_common import fetch_owned, off_loop, submit_items
-from adapters.http_xml_safety import XmlProblem, parse_untrusted
+from adapters.http.app import BodyRule, HttpContext
+from adapters.vendors.clickatell import STATUSES, fault_text, refusal_fault
+from adapters.xml.common import fetch_owned, off_loop, submit_items
+from adapters.xml.safety import XmlProblem, parse_untrusted
 from hub import text, views
 from hub.clock import utcnow
 from hub.errors import AuthenticationError, TemporaryFailure

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
 
-from adapters.csv_batch import Row
+from adapters.csv.rows import Row
 from hub import numbers
 from hub.batches import Batch
 from hub.errors import Rejected

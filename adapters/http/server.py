@@ -1,0 +1,65 @@
+"""The HTTP listener as a service: the JSON and XML routes in one Starlette app, served
+by uvicorn on a socket bound here (port 0 picks a free one), stopped gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import uvicorn
+
+from adapters.http import rest
+from adapters.http.app import HttpContext, build_app
+from adapters.xml import routing as xml_routing
+from adapters.xml.native import XmlSettings
+
+log = logging.getLogger(__name__)
+
+
+class HttpServer:
+    """uvicorn driven from our own event loop: start() returns once it listens."""
+
+    def __init__(self, ctx: HttpContext, xml: XmlSettings, host: str, port: int) -> None:
+        self._ctx = ctx
+        self._xml = xml
+        self._host = host
+        self._port = port
+        self.port: int | None = None
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        app = build_app(self._ctx,
+                        [*rest.routes(self._ctx), *xml_routing.routes(self._ctx, self._xml)],
+                        xml_routing.body_rules(self._xml))
+        sock = bind(self._host, self._port)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app, lifespan="off", access_log=False, log_config=None, server_header=False,
+            timeout_keep_alive=30, proxy_headers=False,
+        )
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        await server.startup(sockets=[sock])
+        self._server = server
+        self._task = asyncio.create_task(server.main_loop())
+        log.info("HTTP listening on http://%s:%d", self._host, self.port,
+                 extra={"action": "listen"})
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+            await self._server.shutdown()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
