@@ -1,6 +1,7 @@
 """The FTP drop server: pyftpdlib in its own thread, accounts logging in with their hub
 password into their own home, and every completed upload handed to the hub's event loop
-(`ftp_jobs.BatchProcessor`); nothing is parsed on pyftpdlib's IO loop."""
+(`jobs.BatchProcessor`). Nothing slow runs on pyftpdlib's IO loop: uploads are parsed on
+the hub's loop, and a login's spool lookup and argon2 check run on a worker thread."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import queue
 import secrets
 import threading
 import time
 import warnings
 from collections import defaultdict, deque
-from concurrent.futures import Future
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,6 @@ from adapters.ftp.jobs import BatchProcessor, JobSettings
 from adapters.ftp.reports import ReportJob
 from hub.accounts import check_password
 from hub.intake import Intake
-from hub.ports import Spool
 from hub.sections import FtpSection
 from hub.spoolcall import SpoolRunner
 from hub.tasks import cancel_all
@@ -50,10 +52,14 @@ _SUCCESS_TTL = 60.0
 
 class HubAuthorizer:
     """pyftpdlib's authorizer interface over the spool's argon2 password hashes, with a
-    brief cache of successful logins and a per-IP cap on failures."""
+    brief cache of successful logins and a per-IP cap on failures.
 
-    def __init__(self, spool: Spool, homes: Homes, settings: FtpSection) -> None:
-        self._spool = spool
+    DropHandler logs in in two steps so the IO loop never waits: `precheck` (IO loop:
+    lock-out, cached success), then `verify` on a worker thread (spool and argon2), then
+    `settle` (IO loop again: the bookkeeping, kept to one thread)."""
+
+    def __init__(self, runner: SpoolRunner, homes: Homes, settings: FtpSection) -> None:
+        self._runner = runner
         self._homes = homes
         self._settings = settings
         self._salt = secrets.token_bytes(16)
@@ -61,27 +67,41 @@ class HubAuthorizer:
         self._failures: dict[str, deque[float]] = defaultdict(deque)
 
     def validate_authentication(self, username: str, password: str, handler: Any) -> None:
+        """pyftpdlib's one-step interface (DropHandler uses the three steps instead)."""
         ip = str(getattr(handler, "remote_ip", ""))
+        quick = self.precheck(username, password, ip)
+        self.settle(username, password, ip, quick if quick is not None
+                    else self.verify(username, password))
+
+    def precheck(self, username: str, password: str, ip: str) -> bool | None:
+        """True or False when decided without the spool, None when `verify` must run;
+        raises AuthenticationFailed while the address is locked out."""
         if self._locked_out(ip):
             raise AuthenticationFailed("too many failed logins from this address; try later")
-        if not self._check(username, password):
-            self._failures[ip].append(time.monotonic())
-            raise AuthenticationFailed("authentication failed")
-        self._homes.ensure(username)
-
-    def _check(self, username: str, password: str) -> bool:
         if not safe_account_name(username):
             return False
-        digest = hmac.new(self._salt, f"{username}\0{password}".encode(), hashlib.sha256)
-        key = digest.digest()
-        if self._ok.get(key, 0.0) > time.monotonic():
+        if self._ok.get(self._key(username, password), 0.0) > time.monotonic():
             return True
-        found = self._spool.password_hash(username)
-        # An argon2 check on the IO loop stalls it ~50 ms: bounded by the failure cap.
+        return None
+
+    def verify(self, username: str, password: str) -> bool:
+        """The spool lookup and the argon2 check (~50 ms): on a worker thread. A
+        successful login's home is made here too (file-system work)."""
+        found = self._runner.spool.password_hash(username)
         if found is None or not found[0].enabled or not check_password(found[1], password):
             return False
-        self._ok[key] = time.monotonic() + _SUCCESS_TTL
+        self._homes.ensure(username)
         return True
+
+    def settle(self, username: str, password: str, ip: str, ok: bool) -> None:
+        """Record the outcome; raises AuthenticationFailed for a failed login."""
+        if not ok:
+            self._failures[ip].append(time.monotonic())
+            raise AuthenticationFailed("authentication failed")
+        self._ok[self._key(username, password)] = time.monotonic() + _SUCCESS_TTL
+
+    def _key(self, username: str, password: str) -> bytes:
+        return hmac.new(self._salt, f"{username}\0{password}".encode(), hashlib.sha256).digest()
 
     def _locked_out(self, ip: str) -> bool:
         window = self._failures[ip]
@@ -127,14 +147,39 @@ class HomeFS(AbstractedFS):  # type: ignore[misc]
         return [n for n in super().listdir(path) if not n.startswith(".")]
 
 
+class Mailbox:
+    """Calls handed to pyftpdlib's IO loop from other threads, run between its polls
+    (pyftpdlib's own scheduler is not thread-safe)."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+
+    def post(self, call: Callable[[], None]) -> None:
+        self._calls.put(call)
+
+    def run_posted(self) -> None:
+        while True:
+            try:
+                call = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                call()
+            except Exception:  # one connection's error must not end the server loop
+                log.exception("FTP callback failed", extra={"action": "ftp-error"})
+
+
 @dataclass
 class DropContext:
-    """What the handler needs from the hub: where to send completed uploads."""
+    """What the handler needs from the hub: where to send completed uploads, and where
+    slow login checks run and report back."""
 
     homes: Homes
     processor: BatchProcessor
     loop: asyncio.AbstractEventLoop
     pending: set[Future[None]]
+    logins: ThreadPoolExecutor
+    mailbox: Mailbox
 
 
 class DropHandler(FTPHandler):  # type: ignore[misc]
@@ -142,6 +187,53 @@ class DropHandler(FTPHandler):  # type: ignore[misc]
 
     context: DropContext
     _restart_position: int
+
+    def ftp_PASS(self, line: str) -> None:
+        """pyftpdlib's PASS, with the slow part of the check off the IO loop: the
+        connection stops reading until the worker thread's answer is back."""
+        if self.authenticated:
+            self.respond("503 User already authenticated.")
+            return
+        if not self.username:
+            self.respond("503 Login with USER first.")
+            return
+        authorizer: HubAuthorizer = self.authorizer
+        username, ip = self.username, str(self.remote_ip)
+        try:
+            quick = authorizer.precheck(username, line, ip)
+        except AuthenticationFailed as err:
+            self.handle_auth_failed(str(err), line)
+            return
+        if quick is not None:
+            self._logged_in(username, line, ip, quick)
+            return
+        self.del_channel()  # like pyftpdlib's own failed-login delay: read nothing meanwhile
+        future = self.context.logins.submit(authorizer.verify, username, line)
+        future.add_done_callback(lambda done: self.context.mailbox.post(
+            lambda: self._verified(username, line, ip, done)))
+
+    def _verified(self, username: str, password: str, ip: str, done: Future[bool]) -> None:
+        if getattr(self, "_closed", False):
+            return  # the client went away while its password was checked
+        self.add_channel()
+        try:
+            ok = done.result()
+        except Exception:
+            log.exception("FTP login check failed", extra={"action": "ftp-login-error"})
+            self.respond("421 Service not available, try again later.")
+            self.close_when_done()
+            return
+        self._logged_in(username, password, ip, ok)
+
+    def _logged_in(self, username: str, password: str, ip: str, ok: bool) -> None:
+        authorizer: HubAuthorizer = self.authorizer
+        try:
+            authorizer.settle(username, password, ip, ok)
+        except AuthenticationFailed as err:
+            self.handle_auth_failed(str(err), password)
+            return
+        self.handle_auth_success(authorizer.get_home_dir(username), password,
+                                 authorizer.get_msg_login(username))
 
     def on_file_received(self, file: str) -> None:
         self._hand_over(Path(file))
@@ -201,7 +293,9 @@ def handler_class(settings: FtpSection, authorizer: HubAuthorizer,
 class FtpServerThread:
     """Runs one FTPServer on its own IOLoop in a thread; stop() closes every connection."""
 
-    def __init__(self, settings: FtpSection, handler: type[FTPHandler]) -> None:
+    def __init__(self, settings: FtpSection, handler: type[FTPHandler],
+                 mailbox: Mailbox) -> None:
+        self._mailbox = mailbox
         self._ioloop = IOLoop()
         self.server = FTPServer((settings.host, settings.port), handler, ioloop=self._ioloop)
         self.server.max_cons = settings.max_connections
@@ -218,8 +312,11 @@ class FtpServerThread:
 
     def _run(self) -> None:
         try:
+            # The IO loop itself, once per turn: serve_forever() would log its
+            # ">>> starting FTP server" line on every call, ten times a second.
             while not self._stopping.is_set():
-                self.server.serve_forever(timeout=0.1, blocking=False, handle_exit=False)
+                self._ioloop.loop(timeout=0.1, blocking=False)
+                self._mailbox.run_posted()
         finally:
             self.server.close_all()
 
@@ -241,6 +338,7 @@ class FtpDrop:
         self._pending: set[Future[None]] = set()
         self._resuming: set[asyncio.Future[None]] = set()
         self._reports = ReportJob(runner, self.homes, jobs.report_interval)
+        self._logins = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ftp-login")
         self.processor = BatchProcessor(intake, runner, self.homes, jobs, self._reports)
 
     async def start(self) -> None:
@@ -250,11 +348,12 @@ class FtpDrop:
         for job in await self.processor.recover():
             self._resuming.add(task := asyncio.ensure_future(job))
             task.add_done_callback(self._resuming.discard)
+        mailbox = Mailbox()
         context = DropContext(self.homes, self.processor, asyncio.get_running_loop(),
-                              self._pending)
-        authorizer = HubAuthorizer(self._runner.spool, self.homes, self._settings)
+                              self._pending, self._logins, mailbox)
+        authorizer = HubAuthorizer(self._runner, self.homes, self._settings)
         handler = handler_class(self._settings, authorizer, context)
-        self._server = FtpServerThread(self._settings, handler)
+        self._server = FtpServerThread(self._settings, handler, mailbox)
         self._server.start()
         self._report_task = asyncio.create_task(self._reports.run(), name="ftp-reports")
         log.info("FTP drop listening on %s:%d", self._settings.host, self.port,
@@ -267,6 +366,7 @@ class FtpDrop:
     async def stop(self) -> None:
         if self._server is not None:
             await asyncio.to_thread(self._server.stop)
+        await asyncio.to_thread(self._logins.shutdown, wait=True, cancel_futures=True)
         # Files handed over pause after their group in flight (its rows may be committed
         # already) and resume at the next start: a stop takes one group, not one file.
         self.processor.stopping.set()

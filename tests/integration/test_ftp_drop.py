@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ftplib
 import logging
+import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -158,3 +161,53 @@ def test_batch_list_and_show_print_progress(drop: Drop, capsys: pytest.CaptureFi
     assert "cli.csv: 2 rows read, 1 accepted, 1 rejected" in capsys.readouterr().out
     assert cli.main(["--config", config, "batch", "show", str(batch_id), "--json"]) == 0
     assert '"rows": 2' in capsys.readouterr().out
+
+
+class SlowPasswords:
+    """The spool, with the password lookup of one account held until the test says."""
+
+    def __init__(self, spool: Any, held: str) -> None:
+        self._spool = spool
+        self._held = held
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def password_hash(self, name: str) -> Any:
+        if name == self._held:
+            self.entered.set()
+            assert self.release.wait(20)
+        return self._spool.password_hash(name)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._spool, name)
+
+
+def test_ftp_login_being_checked_stalls_no_other_session(drop: Drop) -> None:
+    assert drop.hub.hub.services is not None
+    slow = SlowPasswords(drop.hub.hub.services.runner.spool, held="someone")
+    drop.hub.hub.services.runner.spool = slow  # type: ignore[assignment]
+    waiting = ftplib.FTP()
+    waiting.connect("127.0.0.1", drop.port, timeout=20)
+    waiting.sendcmd("USER someone")
+    waiting.putcmd("PASS guess")  # its answer comes once the held lookup ends
+    try:
+        assert slow.entered.wait(10)
+        # Meanwhile the IO loop serves everyone else: a new connection, a login, a listing.
+        with drop.client() as other:
+            assert other.voidcmd("NOOP").startswith("200")
+            assert "results" in other.nlst()
+        slow.release.set()
+        with pytest.raises(ftplib.error_perm, match="530"):
+            waiting.getresp()
+    finally:
+        slow.release.set()
+        waiting.close()
+
+
+def test_an_idle_ftp_drop_logs_nothing(drop: Drop, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="pyftpdlib")
+    with drop.client() as ftp:  # one turn of the loop with a session, then idle
+        ftp.voidcmd("NOOP")
+    caplog.clear()
+    time.sleep(0.5)  # five turns of the server loop: each used to log its start banner
+    assert [r.getMessage() for r in caplog.records if "starting" in r.getMessage()] == []
