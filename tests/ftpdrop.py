@@ -21,6 +21,7 @@ from hub.errors import TemporaryFailure
 from hub.model import NewMessage
 from hub.ports import Committed, Spool
 from tests.hubthread import HubThread
+from tests.polling import eventually
 
 PASSWORD = "correct horse battery"
 FTP_DEFAULTS: dict[str, Any] = {
@@ -81,12 +82,9 @@ def read_csv(path: Path) -> list[list[str]]:
 def wait_for(path: Path, timeout: float = 20, check: Callable[[Path], bool] | None = None
              ) -> Path:
     """Poll for a file the hub writes in the background (no event to await over FTP)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and (check is None or check(path)):
-            return path
-        time.sleep(0.02)
-    raise AssertionError(f"{path} did not appear (or never passed the check) in {timeout} s")
+    eventually(lambda: path.exists() and (check is None or check(path)), timeout,
+               what=f"{path} appearing (and passing the check)")
+    return path
 
 
 def make_drop(make_hub: Callable[..., HubThread], credits: str = "1000",

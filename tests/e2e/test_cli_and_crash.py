@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.polling import eventually
+
 pytestmark = pytest.mark.slow
 
 SMSHUB = [sys.executable, "-m", "hub"]
@@ -105,14 +107,15 @@ def servers() -> Iterator[list[Server]]:
             server.proc.stderr.close()
 
 
+def message(url: str, key: str, message_id: str) -> dict[str, object]:
+    body: dict[str, object] = httpx.get(f"{url}/v1/messages/{message_id}",
+                                        headers={"Authorization": f"Bearer {key}"}).json()
+    return body
+
+
 def wait_delivered(url: str, key: str, message_id: str, timeout: float = 20) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while True:
-        body: dict[str, object] = httpx.get(f"{url}/v1/messages/{message_id}",
-                                            headers={"Authorization": f"Bearer {key}"}).json()
-        if body["status"] == "delivered" or time.monotonic() > deadline:
-            return body
-        time.sleep(0.05)
+    return eventually(lambda: (body := message(url, key, message_id))["status"] == "delivered"
+                      and body, timeout, 0.05, f"{message_id} delivered")
 
 
 def test_cli_send_is_delivered_by_a_running_serve_and_status_shows_history(
@@ -127,12 +130,8 @@ def test_cli_send_is_delivered_by_a_running_serve_and_status_shows_history(
     assert sent.returncode == 0, sent.stderr
     message_id = sent.stdout.strip()
     assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", message_id)
-    deadline = time.monotonic() + 20
-    while True:
-        status = run(env, "status", message_id)
-        if "delivered (delivered)" in status.stdout or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    status = eventually(lambda: (s := run(env, "status", message_id)).stdout.count(
+        "delivered (delivered)") and s, 20, 0.1, "`smshub status` showing delivered")
     assert status.returncode == 0
     events = re.findall(r"^\s+\S+\s+(\w+)", status.stdout, re.MULTILINE)
     assert events == ["accepted", "sending", "submitted", "delivered"]
@@ -181,13 +180,8 @@ def test_kill_9_while_dispatching_recovers_its_own_leases_on_restart(
     second = Server(env)
     servers.append(second)
     # Leases of an hour would strand any claimed message; the restart must free them.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        states = {wait_delivered(second.url, key, mid, timeout=0)["status"] for mid in ids[::50]}
-        if states <= {"delivered", "submitted"}:
-            break
-        time.sleep(0.2)
-    assert states <= {"delivered", "submitted"}
+    eventually(lambda: {message(second.url, key, mid)["status"] for mid in ids[::50]}
+               <= {"delivered", "submitted"}, 30, 0.2, "every sampled message sent")
 
 
 def _batch_messages(db_path: Path) -> list[tuple[str, int]]:
@@ -212,9 +206,8 @@ def test_kill_9_mid_ftp_batch_resumes_on_restart_and_sends_every_row_once(
     body = "to,text\n" + "".join(f"08{2000000 + i:08d},row {i}\n" for i in range(rows))
     ftp.storbinary("STOR big.csv", io.BytesIO(body.encode()))
     ftp.quit()
-    deadline = time.monotonic() + 30
-    while not _batch_messages(data / "spool.db") and time.monotonic() < deadline:
-        time.sleep(0.005)
+    eventually(lambda: _batch_messages(data / "spool.db"), 30, 0.005,
+               "the first rows committed")
     first.proc.kill()  # SIGKILL while the file's rows are being committed
     first.proc.wait(10)
     before = len(_batch_messages(data / "spool.db"))
@@ -223,9 +216,7 @@ def test_kill_9_mid_ftp_batch_resumes_on_restart_and_sends_every_row_once(
     servers.append(second)
     second.wait_for_log(r"batch \S+ \(big\.csv\) resumed after line \d+")
     result = data / "ftp" / "acme" / "results" / "big.result.csv"
-    deadline = time.monotonic() + 60
-    while not result.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    eventually(result.exists, 60, 0.05, "the result file")
     with result.open(encoding="utf-8-sig", newline="") as handle:
         listed = list(csv.reader(handle))[1:-1]
     assert [int(r[0]) for r in listed] == list(range(2, rows + 2))

@@ -4,7 +4,6 @@ refusal with its specific error and no side effect."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
@@ -17,18 +16,18 @@ from starlette.routing import Route
 from adapters.http.app import ExactPaths
 from hub.clock import utcnow
 from tests.hubthread import HubThread
+from tests.polling import eventually
 
 MakeHub = Callable[..., HubThread]
 
 
 def wait_for_status(client: httpx.Client, message_id: str, status: str,
                     timeout: float = 10) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while True:
+    def reached() -> dict[str, object] | None:
         body: dict[str, object] = client.get(f"/v1/messages/{message_id}").json()
-        if body["status"] == status or time.monotonic() > deadline:
-            return body
-        time.sleep(0.05)
+        return body if body["status"] == status else None
+
+    return eventually(reached, timeout, 0.05, f"status {status} of {message_id}")
 
 
 @pytest.fixture

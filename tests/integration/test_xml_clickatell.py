@@ -3,7 +3,6 @@ clients change only the host name."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -14,6 +13,7 @@ from lxml import etree
 
 from hub.accounts import hash_password
 from tests.hubthread import HubThread
+from tests.polling import eventually
 
 MakeHub = Callable[..., HubThread]
 AUTH = "<api_id>3388480</api_id><user>acme</user><password>secret</password>"
@@ -189,10 +189,9 @@ def test_a_delivered_message_queries_as_004(hub: HubThread) -> None:
     api_id = fields(click(hub, f"<sendMsg>{AUTH}<to>27821234567</to><text>Hi</text>"
                                "</sendMsg>")[0])["apiMsgId"]
     query = f"<queryMsg>{AUTH}<apiMsgId>{api_id}</apiMsgId></queryMsg>"
-    deadline = time.monotonic() + 10
-    while (status := fields(click(hub, query)[0])["status"]) != "004":
-        assert time.monotonic() < deadline, f"still {status}"
-        time.sleep(0.05)  # the simulator reports delivery after report_delay
+    # The simulator reports delivery after report_delay.
+    eventually(lambda: fields(click(hub, query)[0])["status"] == "004", 10, 0.05,
+               "status 004 (delivered)")
 
 
 def test_a_body_over_the_xml_limit_is_refused_as_a_clickatell_error(make_hub: MakeHub) -> None:
