@@ -1,6 +1,6 @@
 """The composition root: the only place in hub/ that imports the spool and the adapters.
-It builds every service from the configuration, starts them in order and stops them in
-reverse."""
+It builds the node's core and its list of services from the configuration, starts them in
+order and stops them in reverse."""
 
 from __future__ import annotations
 
@@ -10,17 +10,13 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from adapters.carriers.simulator import SimulatorCarrier, SimulatorRules
-from adapters.csv.rows import FileRules
+from adapters.carriers import service as carriers
+from adapters.ftp import service as ftp
 from adapters.ftp.drop import FtpDrop
-from adapters.ftp.jobs import JobSettings
-from adapters.http.app import HttpContext
-from adapters.http.server import HttpServer
-from adapters.smtp.listener import MailHandler, MailRules, SmtpListener
-from adapters.smtp.outbound import EMAIL_CHANNEL, EmailChannel, FinalReceipts, MailReplyRoute, Relay
-from adapters.xml.native import XmlSettings
+from adapters.http import service as http
+from adapters.smtp import service as smtp
 from hub.accounts import Credentials, load_secret
 from hub.config import Config
 from hub.dispatcher import Dispatcher, DispatchSettings
@@ -31,8 +27,9 @@ from hub.maintenance import Maintenance
 from hub.metrics import Metrics
 from hub.outbox import OutboxRunner, OutboxSettings
 from hub.policies import RetryPolicy
-from hub.ports import Carrier, InboundRoute, OutboxChannel, SchemaState, Spool
+from hub.ports import SchemaState, Spool
 from hub.routing import Router
+from hub.services import Core, Service, ServiceGroup, Task
 from hub.spoolcall import SpoolRunner
 from spool import open_spool
 
@@ -68,62 +65,76 @@ def intake_rules(config: Config) -> IntakeRules:
     )
 
 
-def build_carriers(config: Config) -> dict[str, Carrier]:
-    sim = config.simulator
-    rules = SimulatorRules(
-        report_delay=sim.report_delay,
-        undelivered_suffixes=tuple(sim.undelivered_suffixes),
-        rejected_suffixes=tuple(sim.rejected_suffixes),
-        throttled_suffixes=tuple(sim.throttled_suffixes),
-    )
-    return {"simulator": SimulatorCarrier(rules)}
-
-
-@dataclass
-class Services:
-    runner: SpoolRunner
-    intake: Intake
-    credentials: Credentials
-    metrics: Metrics
-    dispatcher: Dispatcher
-    inbound: InboundDesk
-    outbox: OutboxRunner
-
-
-def build_inbound_routes(config: Config, runner: SpoolRunner) -> list[InboundRoute]:
-    """What inbound messages may lead to; ingress adapters that answer by email or
-    webhook add their route here."""
-    routes: list[InboundRoute] = []
-    if config.smtp.enabled:
-        routes.append(MailReplyRoute(runner))
-    return routes
-
-
-def build_outbox_channels(config: Config, runner: SpoolRunner) -> dict[str, OutboxChannel]:
-    channels: dict[str, OutboxChannel] = {}
-    if config.smtp.enabled and config.smtp.relay_host:
-        # Without a relay, receipts and replies wait in the outbox until one is set.
-        channels[EMAIL_CHANNEL] = EmailChannel(config.smtp, runner,
-                                               Relay.from_section(config.smtp),
-                                               config.hub.timezone)
-    return channels
+def build_intake(config: Config, runner: SpoolRunner,
+                 on_commit: Callable[[], None] | None = None) -> Intake:
+    """The one way in, as every caller gets it: the server's listeners and the CLI."""
+    return Intake(runner, intake_rules(config), group_commit_max=config.spool.group_commit_max,
+                  on_commit=on_commit)
 
 
 def build_outbox(config: Config, runner: SpoolRunner) -> OutboxRunner:
     o = config.outbox
     policy = RetryPolicy(o.max_attempts, o.retry_base, o.retry_cap, max_age=float("inf"))
     settings = OutboxSettings(o.batch_size, o.poll_interval, o.lease_seconds)
-    return OutboxRunner(runner, build_outbox_channels(config, runner), policy, settings)
+    return OutboxRunner(runner, smtp.outbox_channels(config, runner), policy, settings)
 
 
 def build_inbound_desk(
     config: Config, runner: SpoolRunner, outbox: OutboxRunner | None = None
 ) -> InboundDesk:
+    """Inbound messages and where they may lead (ingress adapters that answer by email
+    or webhook add their route)."""
     return InboundDesk(
-        runner, build_inbound_routes(config, runner),
+        runner, smtp.inbound_routes(config, runner),
         keywords=config.inbound.opt_out_keywords,
         on_routed=None if outbox is None else outbox.wake,
     )
+
+
+def build_dispatcher(config: Config, runner: SpoolRunner, metrics: Metrics,
+                     inbound: InboundDesk) -> Dispatcher:
+    d = config.dispatcher
+    router = Router(carriers.build(config), config.routing.default_carrier)
+    policy = RetryPolicy(d.max_attempts, d.retry_base, d.retry_cap, d.max_age)
+    settings = DispatchSettings(
+        batch_size=d.batch_size, poll_interval=d.poll_interval,
+        lease_seconds=d.lease_seconds, shutdown_timeout=d.shutdown_timeout,
+        report_retry_interval=d.report_retry_interval,
+        unmatched_report_ttl=d.unmatched_report_ttl,
+    )
+    return Dispatcher(runner, router, policy, settings, config.node, metrics, inbound=inbound)
+
+
+def build_core(config: Config, spool: Spool) -> Core:
+    runner = SpoolRunner(spool)
+    metrics = Metrics()
+    outbox = build_outbox(config, runner)
+    inbound = build_inbound_desk(config, runner, outbox)
+    dispatcher = build_dispatcher(config, runner, metrics, inbound)
+    intake = build_intake(config, runner, on_commit=dispatcher.wake)
+    credentials = Credentials(runner, load_secret(config.data_dir),
+                              config.accounts.credential_cache_seconds)
+    return Core(runner, intake, credentials, metrics, dispatcher, inbound, outbox)
+
+
+def build_services(config: Config, core: Core) -> list[Service]:
+    """Everything this node runs, in start order: dispatch side first, so messages that
+    listeners accept have somewhere to go, then the listeners."""
+    cfg, d = config, config.dispatcher
+    services: list[Service] = [Task("dispatcher", lambda: core.dispatcher.start(
+        claim=d.enabled), core.dispatcher.stop)]
+    if d.enabled:
+        upkeep = Maintenance(core.runner, cfg.maintenance.interval, d.max_age,
+                             inbound=core.inbound)
+        services += [Task("maintenance", upkeep.start, upkeep.stop),
+                     Task("outbox", core.outbox.start, core.outbox.stop)]
+    if cfg.http.enabled:
+        services.append(http.build(cfg, core))
+    if cfg.ftp.enabled:
+        services.append(ftp.build(cfg, core))
+    if cfg.smtp.enabled:
+        services += smtp.build(cfg, core)
+    return services
 
 
 class Hub:
@@ -131,120 +142,52 @@ class Hub:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.services: Services | None = None
-        self.http_port: int | None = None
-        self._http: HttpServer | None = None
-        self._maintenance: Maintenance | None = None
-        self._ftp: FtpDrop | None = None
-        self.ftp_port: int | None = None
-        self._smtp: SmtpListener | None = None
-        self._final_receipts: FinalReceipts | None = None
-        self.smtp_port: int | None = None
+        self.services: Core | None = None  # the shared core, once started
+        self._group = ServiceGroup()
+        self._by_name: dict[str, Service] = {}
+        self._closed = False
+
+    def _port(self, name: str) -> int | None:
+        port = getattr(self._by_name.get(name), "port", None)
+        return port if isinstance(port, int) else None
+
+    @property
+    def http_port(self) -> int | None:
+        return self._port("http")
+
+    @property
+    def ftp_port(self) -> int | None:
+        return self._port("ftp")
+
+    @property
+    def smtp_port(self) -> int | None:
+        return self._port("smtp")
 
     @property
     def ftp_drop(self) -> FtpDrop | None:
         """The FTP drop when enabled and started (tests pause its batches through it)."""
-        return self._ftp
+        found = self._by_name.get("ftp")
+        return found if isinstance(found, FtpDrop) else None
 
     async def start(self) -> None:
         cfg = self.config
         spool = await asyncio.to_thread(open_configured_spool, cfg)
         await asyncio.to_thread(ensure_schema, spool, create_if_empty=True)
-        runner = SpoolRunner(spool)
-        metrics = Metrics()
-        outbox = build_outbox(cfg, runner)
-        inbound = build_inbound_desk(cfg, runner, outbox)
-        dispatcher = self._dispatcher(runner, metrics, inbound)
-        intake = Intake(runner, intake_rules(cfg), group_commit_max=cfg.spool.group_commit_max,
-                        on_commit=dispatcher.wake)
-        credentials = Credentials(runner, load_secret(cfg.data_dir),
-                                  cfg.accounts.credential_cache_seconds)
-        self.services = Services(runner, intake, credentials, metrics, dispatcher, inbound,
-                                 outbox)
-        await dispatcher.start(claim=cfg.dispatcher.enabled)
-        if cfg.dispatcher.enabled:
-            self._maintenance = Maintenance(runner, cfg.maintenance.interval,
-                                            cfg.dispatcher.max_age, inbound=inbound)
-            self._maintenance.start()
-            outbox.start()
-        if cfg.http.enabled:
-            await self._start_http(self.services)
-        if cfg.ftp.enabled:
-            await self._start_ftp(self.services)
-        if cfg.smtp.enabled:
-            await self._start_smtp(self.services)
-        log.info("smshub node %s started", cfg.node, extra={"action": "start"})
-
-    def _dispatcher(
-        self, runner: SpoolRunner, metrics: Metrics, inbound: InboundDesk
-    ) -> Dispatcher:
-        d = self.config.dispatcher
-        router = Router(build_carriers(self.config), self.config.routing.default_carrier)
-        policy = RetryPolicy(d.max_attempts, d.retry_base, d.retry_cap, d.max_age)
-        settings = DispatchSettings(
-            batch_size=d.batch_size, poll_interval=d.poll_interval,
-            lease_seconds=d.lease_seconds, shutdown_timeout=d.shutdown_timeout,
-            report_retry_interval=d.report_retry_interval,
-            unmatched_report_ttl=d.unmatched_report_ttl,
-        )
-        return Dispatcher(runner, router, policy, settings, self.config.node, metrics,
-                          inbound=inbound)
-
-    async def _start_http(self, services: Services) -> None:
-        cfg = self.config
-        ctx = HttpContext(
-            intake=services.intake, credentials=services.credentials, runner=services.runner,
-            metrics=services.metrics, max_body_bytes=cfg.http.max_body_bytes,
-            max_messages_per_request=cfg.http.max_messages_per_request,
-            timezone=cfg.hub.timezone,
-        )
-        self._http = HttpServer(ctx, XmlSettings(cfg.xml.max_body_bytes, cfg.xml.max_messages),
-                                cfg.http.host, cfg.http.port)
-        await self._http.start()
-        self.http_port = self._http.port
-
-    async def _start_ftp(self, services: Services) -> None:
-        cfg = self.config
-        jobs = JobSettings(
-            FileRules(cfg.hub.default_region, cfg.hub.timezone),
-            rows_per_group=cfg.ftp.rows_per_group, duplicate_window=cfg.ftp.duplicate_window,
-            report_interval=cfg.ftp.report_interval,
-            progress_interval=cfg.ftp.progress_interval,
-            retry_delays=tuple(cfg.ftp.group_retry_delay * 2**i
-                               for i in range(cfg.ftp.group_retries)),
-        )
-        self._ftp = FtpDrop(cfg.ftp, jobs, services.intake, services.runner, cfg.data_dir)
-        await self._ftp.start()
-        self.ftp_port = self._ftp.port
-
-    async def _start_smtp(self, services: Services) -> None:
-        cfg = self.config
-        rules = MailRules(cfg.hub.default_region, cfg.hub.timezone, cfg.messages.max_segments)
-        handler = MailHandler(cfg.smtp, rules, services.intake, services.credentials,
-                              services.runner)
-        self._smtp = SmtpListener(cfg.smtp, handler)
-        await self._smtp.start()
-        self.smtp_port = self._smtp.port
-        if cfg.dispatcher.enabled:
-            self._final_receipts = FinalReceipts(services.runner,
-                                                 cfg.smtp.final_receipt_interval,
-                                                 wake=services.outbox.wake)
-            self._final_receipts.start()
+        self.services = core = build_core(cfg, spool)
+        try:
+            for service in build_services(cfg, core):
+                await self._group.start(service)
+                self._by_name[service.name] = service
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("smshub node %s started: %s", cfg.node, ", ".join(self._group.names),
+                 extra={"action": "start"})
 
     async def stop(self) -> None:
-        if self._smtp is not None:
-            await self._smtp.stop()
-        if self._final_receipts is not None:
-            await self._final_receipts.stop()
-        if self._ftp is not None:
-            await self._ftp.stop()
-        if self._http is not None:
-            await self._http.stop()
-        if self._maintenance is not None:
-            self._maintenance.stop()
-        if self.services is not None:
-            await self.services.outbox.stop()
-            await self.services.dispatcher.stop()
+        await self._group.stop()
+        if self.services is not None and not self._closed:
+            self._closed = True
             self.services.runner.shutdown()
             self.services.runner.spool.close()
         log.info("smshub stopped", extra={"action": "stop"})

@@ -17,7 +17,6 @@ from hub.cli_base import command, emit, open_spool
 from hub.clock import parse_time, utcnow
 from hub.config import Config, load
 from hub.errors import ConfigError, HubError
-from hub.intake import Intake
 from hub.model import Inbound, InboundMessage, Refused, Source, Submission
 from hub.spoolcall import SpoolRunner
 
@@ -140,7 +139,7 @@ async def _submit_one(config: Config, account_name: str, submission: Submission)
     runner = SpoolRunner(spool, threads=1)
     try:
         account = await runner.call(spool.get_account, account_name)
-        intake = Intake(runner, app.intake_rules(config))
+        intake = app.build_intake(config, runner)
         return (await intake.submit(account, Source.CLI, [submission]))[0]
     finally:
         runner.shutdown()

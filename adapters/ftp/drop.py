@@ -328,6 +328,8 @@ class FtpServerThread:
 class FtpDrop:
     """The whole FTP drop service: server thread, batch processor and report job."""
 
+    name = "ftp"
+
     def __init__(self, settings: FtpSection, jobs: JobSettings, intake: Intake,
                  runner: SpoolRunner, data_dir: Path) -> None:
         self._settings = settings

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 class HttpServer:
     """uvicorn driven from our own event loop: start() returns once it listens."""
 
+    name = "http"
+
     def __init__(self, ctx: HttpContext, xml: XmlSettings, host: str, port: int) -> None:
         self._ctx = ctx
         self._xml = xml

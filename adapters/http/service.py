@@ -1,0 +1,21 @@
+"""The HTTP listener built from `[http]` and `[xml]`: the JSON API and every XML dialect
+on one server, sharing the node's core."""
+
+from __future__ import annotations
+
+from adapters.http.app import HttpContext
+from adapters.http.server import HttpServer
+from adapters.xml.native import XmlSettings
+from hub.config import Config
+from hub.services import Core
+
+
+def build(config: Config, core: Core) -> HttpServer:
+    ctx = HttpContext(
+        intake=core.intake, credentials=core.credentials, runner=core.runner,
+        metrics=core.metrics, max_body_bytes=config.http.max_body_bytes,
+        max_messages_per_request=config.http.max_messages_per_request,
+        timezone=config.hub.timezone,
+    )
+    xml = XmlSettings(config.xml.max_body_bytes, config.xml.max_messages)
+    return HttpServer(ctx, xml, config.http.host, config.http.port)
