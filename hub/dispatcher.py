@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class DispatchSettings:
+    """How the dispatcher claims and waits, from `[dispatcher]`."""
     batch_size: int = 500
     poll_interval: float = 0.25
     lease_seconds: float = 60.0
@@ -45,6 +46,12 @@ class DispatchSettings:
 
 
 class Dispatcher:
+    """Claims due messages in batches under a lease in this node's name, hands each to
+    the carrier the Router picks, and records the outcome (or the RetryPolicy's next
+    attempt) only while the lease holds. As the CarrierSink it takes every carrier's
+    delivery reports (applied in groups, held briefly when they beat the submit
+    answer) and inbound messages (passed to the InboundDesk)."""
+
     def __init__(
         self,
         runner: SpoolRunner,

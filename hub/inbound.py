@@ -30,6 +30,10 @@ def is_opt_out(text: str, keywords: Sequence[str] = OPT_OUT_KEYWORDS) -> bool:
 
 
 class InboundDesk:
+    """Where inbound messages arrive: `receive` commits them (opt-outs marked, each
+    linked to the message it answers), then the InboundRoutes turn them into outbox
+    items; `route_pending` retries routing for any a crash left unrouted."""
+
     def __init__(
         self,
         runner: SpoolRunner,

@@ -41,6 +41,7 @@ _UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
 
 @dataclass(frozen=True, slots=True)
 class IntakeRules:
+    """The per-message limits intake enforces, from `[hub]` and `[messages]`."""
     region: str = "ZA"
     max_segments: int = 6
     default_validity: float = 172_800.0  # seconds; 0 = no expiry unless given
@@ -49,6 +50,11 @@ class IntakeRules:
 
 
 class Intake:
+    """The one way in: every ingress adapter hands its submissions to `submit`, which
+    checks each (number, text, sender, times, reference), prices it, and commits the
+    accepted ones through a GroupCommitter, so concurrent callers share a transaction.
+    It returns one Outcome per submission, in order, only after the commit."""
+
     def __init__(
         self,
         runner: SpoolRunner,

@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 
 class Maintenance:
+    """The periodic upkeep job: `run_once` every `interval` seconds on APScheduler
+    (one run at a time, missed runs coalesced)."""
+
     def __init__(
         self, runner: SpoolRunner, interval: float, max_age: float, clock: Clock = utcnow,
         inbound: InboundDesk | None = None,

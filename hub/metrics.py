@@ -11,6 +11,9 @@ from hub.model import Status, Totals
 
 
 class Metrics:
+    """The node's counters (accepted, refused, submitted, reports...), rendered for
+    `/metrics` together with spool-wide numbers read at scrape time."""
+
     def __init__(self) -> None:
         self.accepted: Counter[str] = Counter()  # by source
         self.refused: Counter[str] = Counter()  # by reason code

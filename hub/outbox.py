@@ -23,12 +23,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class OutboxSettings:
+    """How the outbox runner claims and waits, from `[outbox]`."""
     batch_size: int = 50
     poll_interval: float = 1.0
     lease_seconds: float = 120.0
 
 
 class OutboxRunner:
+    """Claims due outbox items (leased, like messages), delivers each through the
+    OutboxChannel its `channel` names, and records delivered, retry later (RetryPolicy)
+    or failed. Without a channel for an item's kind, the item waits in the spool."""
+
     def __init__(
         self,
         runner: SpoolRunner,

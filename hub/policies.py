@@ -12,6 +12,8 @@ from hub.model import ErrorInfo, Message, Status, SubmitResult, Transition, Verd
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
+    """Decides what a failed attempt leads to: another attempt after capped, jittered
+    exponential backoff, or giving up (too many attempts, too old, or expired)."""
     max_attempts: int = 8
     base: float = 5.0
     cap: float = 600.0

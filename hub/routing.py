@@ -11,6 +11,8 @@ from hub.ports import Carrier
 
 
 class Router:
+    """Picks the carrier for a message: the default carrier for now."""
+
     def __init__(self, carriers: Mapping[str, Carrier], default: str) -> None:
         if default not in carriers:
             raise ConfigError(f"[routing] default_carrier '{default}' is not configured")

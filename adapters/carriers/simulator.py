@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class SimulatorRules:
+    """What the simulator answers, from `[simulator]`."""
     report_delay: float = 1.0
     undelivered_suffixes: tuple[str, ...] = ()
     rejected_suffixes: tuple[str, ...] = ()
@@ -39,6 +40,9 @@ class SimulatorRules:
 
 
 class SimulatorCarrier:
+    """A carrier in-process: accepts every submit, answers by the number's last digits
+    (undelivered, rejected, throttled) and sends the delivery report after
+    `report_delay`, through the same CarrierSink a real carrier uses."""
     name = "simulator"
 
     def __init__(self, rules: SimulatorRules, clock: Clock = utcnow) -> None:

@@ -26,6 +26,10 @@ def stem(file_name: str) -> str:
 
 
 class Homes:
+    """The FTP area on disk: one home per account with its drop folder and the hub's
+    own folders (results, reports, processed, rejected), and the work area files are
+    claimed into while they are processed."""
+
     def __init__(self, data_dir: Path) -> None:
         self.root = (data_dir / "ftp").resolve()
         self.work = (data_dir / "ftp-work").resolve()
