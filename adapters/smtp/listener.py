@@ -20,6 +20,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from adapters.smtp import text as mail_text
 from adapters.smtp.auth import SmtpAuth
 from adapters.smtp.cache import MailLookups
+from adapters.smtp.outbound import EMAIL_CHANNEL
+from adapters.vendors import clickatell
 from hub import numbers
 from hub.accounts import Credentials
 from hub.batching import GroupCommitter
@@ -33,8 +35,6 @@ from hub.sections import SmtpSection
 from hub.spoolcall import SpoolRunner
 
 log = logging.getLogger(__name__)
-
-EMAIL_CHANNEL = "email"
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +215,7 @@ class MailHandler:
 
     def _clickatell_draft(self, message: EmailMessage, settings: MailSettings,
                           draft: Draft) -> None:
-        body = mail_text.parse_clickatell(mail_text.body(message).text)
+        body = clickatell.parse_body(mail_text.body(message).text)
         text = mail_text.fit(body.text, self._rules.max_segments, settings.too_long)
         ref = body.client_ref if len(body.to) == 1 and not body.rows else None
         for to in body.to:

@@ -1,11 +1,12 @@
 """Turning a mail into SMS text: the text/plain part (or HTML made text), decoded from
 any transfer encoding and charset, without quoted replies, signatures and disclaimers;
-the subject conventions (WinSMS schedule); and Clickatell's key:value body format."""
+and the subject conventions (WinSMS schedule). Clickatell's key:value body is parsed by
+adapters.vendors.clickatell, as for the FTP drop."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage
@@ -15,12 +16,12 @@ from zoneinfo import ZoneInfo
 from inscriptis import get_text
 from mailparser_reply.parser import EmailMessage as ReplyText
 
+from adapters.vendors import winsms
 from hub import text as sms_text
 from hub.errors import Rejected
 from hub.mail import MailSettings, SubjectMode, TooLongMode
 
 _PARSER = BytesParser(policy=policy.default)
-_WINSMS_SCHEDULE = re.compile(r"\d{12}")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
@@ -105,7 +106,7 @@ def apply_subject(text: str, subject: str, mode: SubjectMode,
     subject = subject.strip()
     if mode is SubjectMode.PREPEND and subject:
         return f"{subject}: {text}" if text else subject, None
-    if mode is SubjectMode.WINSMS and _WINSMS_SCHEDULE.fullmatch(subject):
+    if mode is SubjectMode.WINSMS and winsms.is_time(subject):
         return text, winsms_time(subject, zone)
     return text, None
 
@@ -113,11 +114,10 @@ def apply_subject(text: str, subject: str, mode: SubjectMode,
 def winsms_time(subject: str, zone: str) -> datetime:
     """YYYYMMDDHHMM in the hub's zone (South African time by default)."""
     try:
-        local = datetime.strptime(subject, "%Y%m%d%H%M")
+        return winsms.parse_time(subject, ZoneInfo(zone))
     except ValueError:
         raise Rejected("invalid_time",
                        f"subject '{subject}' is not a YYYYMMDDHHMM schedule time") from None
-    return local.replace(tzinfo=ZoneInfo(zone))
 
 
 def fit(text: str, max_segments: int, mode: TooLongMode) -> str:
@@ -133,68 +133,6 @@ def fit(text: str, max_segments: int, mode: TooLongMode) -> str:
         else:
             high = middle - 1
     return text[:low].rstrip()
-
-
-@dataclass(frozen=True, slots=True)
-class ClickatellBody:
-    """Clickatell's SMTP API body: one key:value per line."""
-
-    to: list[str] = field(default_factory=list)
-    text: str = ""
-    reply: list[str] = field(default_factory=list)
-    sender: str | None = None  # from:
-    client_ref: str | None = None  # climsgid:
-    rows: list[tuple[str, str]] = field(default_factory=list)  # csv: (number, filled text)
-
-
-def parse_clickatell(text: str) -> ClickatellBody:
-    """`to:` repeats for more numbers, `text:` repeats with a newline between, `data:`
-    continues without one; `csv:` rows (number first, split at `delimiter:`, default
-    ",") fill the text's #field1#, #field2#...; `unicode:1` texts are UCS-2 in hex.
-    Credentials (api_id, user, password) are ignored: the mail's sender or SMTP AUTH
-    names the account."""
-    lists: dict[str, list[str]] = {"to": [], "reply": [], "csv": [], "text": []}
-    single: dict[str, str] = {}
-    for line in text.replace("\r\n", "\n").split("\n"):
-        key, sep, value = line.partition(":")
-        key = key.strip().lower()
-        if not sep:
-            continue
-        if key in ("to", "reply"):
-            lists[key].extend(v.strip() for v in value.split(",") if v.strip())
-        elif key == "text":
-            lists["text"].append(("\n" if lists["text"] else "") + value)
-        elif key == "data":
-            lists["text"].append(value)
-        elif key == "csv":
-            lists["csv"].append(value)
-        elif key in ("from", "climsgid", "delimiter", "unicode"):
-            single[key] = value if key == "delimiter" else value.strip()
-    body = "".join(lists["text"])
-    if single.get("unicode") == "1":
-        body = _from_hex(body)
-    rows = _template_rows(body, lists["csv"], (single.get("delimiter") or ",")[0])
-    return ClickatellBody(lists["to"], body, lists["reply"], single.get("from"),
-                          single.get("climsgid"), rows)
-
-
-def _template_rows(template: str, lines: list[str], delimiter: str) -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
-    for line in lines:
-        number, *fields = line.split(delimiter)
-        text = template
-        for index, value in enumerate(fields, start=1):
-            text = text.replace(f"#field{index}#", value)
-        rows.append((number.strip(), text))
-    return rows
-
-
-def _from_hex(text: str) -> str:
-    """UCS-2 written as hex digits; text that is not hex is left as written."""
-    try:
-        return bytes.fromhex(text.strip()).decode("utf-16-be")
-    except ValueError:
-        return text
 
 
 def sms_text_for(message: EmailMessage, settings: MailSettings) -> MailBody:

@@ -1,7 +1,13 @@
-"""Clickatell's numbers for what smshub says: error codes (`<fault>`) for refusals and the
-001-014 message status codes for our statuses; the tables docs/xml.md publishes."""
+"""Clickatell's formats, shared by every transport that carries them: the error codes
+(`<fault>`) and 001-014 status codes for what smshub says (the tables docs/xml.md
+publishes), `unicode=1` hex text, and the key:value document its SMTP and FTP APIs take
+(one parser, so a document means the same SMS by mail and by FTP)."""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 from hub.model import Status
 
@@ -58,3 +64,179 @@ def fault_text(code: str) -> str:
 
 def refusal_fault(refusal_code: str) -> str:
     return fault_text(REFUSALS.get(refusal_code, "101"))
+
+
+# --- unicode=1 text ------------------------------------------------------------------
+
+
+def ucs2_hex(text: str) -> str:
+    """`unicode=1` text: UCS-2 (UTF-16BE) written as hex digits, "00480069" is "Hi".
+    Blanks between the digits are allowed (text: lines joined); raises ValueError when
+    the text is not that, and each transport answers in its own protocol."""
+    return bytes.fromhex(text.strip()).decode("utf-16-be")
+
+
+# --- the key:value document (Clickatell's SMTP and FTP APIs) --------------------------
+
+_KEY = re.compile(r"\s*([A-Za-z_]+)\s*:(.*)")
+_FIELD = re.compile(r"#field(\d+)#")
+# Keys that make a first line a Clickatell document (the FTP drop detects the format).
+KEYS = frozenset(
+    {"api_id", "user", "password", "to", "text", "data", "delimiter", "csv", "reply", "from",
+     "unicode", "msg_type", "concat", "csvtemplate", "climsgid"})
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    line: int  # from 1, the line of the document it is on
+    key: str  # lower-cased
+    value: str  # as written after the colon, without the line's trailing blanks
+
+
+def key_value(raw: str, line: int = 0) -> KeyValue | None:
+    """One `key:value` line; None for any other line (those are ignored). Trailing blanks
+    are not part of the value: mail does not keep them (clients and our own tidying strip
+    them), and a document must say the same by mail and by FTP."""
+    match = _KEY.fullmatch(raw.rstrip())
+    if match is None:
+        return None
+    return KeyValue(line, match.group(1).lower(), match.group(2))
+
+
+def key_values(lines: Iterable[str]) -> Iterator[KeyValue]:
+    for number, raw in enumerate(lines, start=1):
+        found = key_value(raw, number)
+        if found is not None:
+            yield found
+
+
+def looks_like_key_value(head: str) -> bool:
+    found = key_value(head)
+    return found is not None and found.key in KEYS
+
+
+def numbers(value: str) -> tuple[str, ...]:
+    """A `to:` (or `reply:`) value: one number, or several comma-separated as in
+    Clickatell's HTTP `to` parameter."""
+    return tuple(n.strip() for n in value.split(",") if n.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The document-wide keys, read before any SMS is made: `text:` may come after the
+    `to:` and `csv:` lines it is for."""
+
+    text: str
+    sender: str | None = None  # from:
+    delimiter: str = ","  # of csv: rows
+    reply: tuple[str, ...] = ()  # reply: (mail only: where receipts and replies go)
+    climsgid: str | None = None
+    to_numbers: int = 0  # numbers in all to: lines
+    csv_rows: int = 0
+
+    @property
+    def client_ref(self) -> str | None:
+        """climsgid names one SMS: only a document with one `to:` number and no
+        template rows can use it (on more it would make the others duplicates)."""
+        return self.climsgid if self.to_numbers == 1 and not self.csv_rows else None
+
+
+def settings(pairs: Iterable[KeyValue]) -> Settings:
+    """`text:` repeated inserts a newline, `data:` continues without one, in the order
+    written; `unicode:1` makes the whole text UCS-2 hex (left as written when it is not
+    hex: intake then sends what the client wrote). Credentials (api_id, user, password)
+    are ignored: the FTP login, the mail's sender or SMTP AUTH names the account."""
+    parts: list[str] = []
+    sender = climsgid = None
+    delimiter, unicode, to_numbers, csv_rows = ",", False, 0, 0
+    reply: list[str] = []
+    for pair in pairs:
+        key, value = pair.key, pair.value
+        if key == "text":
+            parts.append(("\n" if parts else "") + value)
+        elif key == "data":
+            parts.append(value)
+        elif key == "to":
+            to_numbers += len(numbers(value))
+        elif key == "csv":
+            csv_rows += 1
+        elif key == "reply":
+            reply.extend(numbers(value))
+        elif key == "from":
+            sender = value.strip() or None
+        elif key == "climsgid":
+            climsgid = value.strip() or None
+        elif key == "delimiter":
+            delimiter = value[:1] or ","
+        elif key == "unicode":
+            unicode = value.strip() == "1"
+    text = "".join(parts)
+    if unicode:
+        text = _hex_or_as_written(text)
+    return Settings(text, sender, delimiter, tuple(reply), climsgid, to_numbers, csv_rows)
+
+
+def _hex_or_as_written(text: str) -> str:
+    try:
+        return ucs2_hex(text)
+    except ValueError:  # the key:value APIs have no error answer for it
+        return text
+
+
+def fill(template: str, row: str, delimiter: str) -> tuple[str, str]:
+    """A `csv:` row, number first: (number, the template with #field1#, #field2#...
+    replaced by the row's fields). Unknown fields stay as written; one pass, so a value
+    that itself reads `#field2#` is not replaced again."""
+    number, *fields = row.split(delimiter)
+
+    def value(match: re.Match[str]) -> str:
+        index = int(match.group(1))
+        return fields[index - 1] if 1 <= index <= len(fields) else match.group(0)
+
+    return number.strip(), _FIELD.sub(value, template)
+
+
+@dataclass(frozen=True, slots=True)
+class Sms:
+    """What one `to:` or `csv:` line asks for."""
+
+    line: int
+    given: str  # the line's number(s) as written
+    numbers: tuple[str, ...]  # a to: line may list several; a csv: row has one
+    text: str
+    template: bool  # from a csv: row (its own text) rather than a to: line
+
+
+def messages(pairs: Iterable[KeyValue], found: Settings) -> Iterator[Sms]:
+    """The SMS of a document in its order: one per `to:` line and per `csv:` row."""
+    for pair in pairs:
+        if pair.key == "to":
+            yield Sms(pair.line, pair.value.strip(), numbers(pair.value), found.text, False)
+        elif pair.key == "csv":
+            number, text = fill(found.text, pair.value, found.delimiter)
+            yield Sms(pair.line, number, (number,) if number else (), text, True)
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A whole key:value document, as the mail listener takes it."""
+
+    to: list[str] = field(default_factory=list)  # every to: number, in order
+    text: str = ""
+    reply: list[str] = field(default_factory=list)
+    sender: str | None = None
+    client_ref: str | None = None  # already None when the document has several SMS
+    rows: list[tuple[str, str]] = field(default_factory=list)  # csv: (number, filled text)
+
+
+def parse_body(text: str) -> Body:
+    pairs = list(key_values(text.replace("\r\n", "\n").split("\n")))
+    found = settings(pairs)
+    body = Body(text=found.text, reply=list(found.reply), sender=found.sender,
+                client_ref=found.client_ref)
+    for sms in messages(pairs, found):
+        if sms.template:
+            body.rows.extend((number, sms.text) for number in sms.numbers)
+        else:
+            body.to.extend(sms.numbers)
+    return body

@@ -18,10 +18,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.http.app import BodyRule, HttpContext
-from adapters.vendors.clickatell import STATUSES, fault_text, refusal_fault
+from adapters.vendors.clickatell import STATUSES, fault_text, refusal_fault, ucs2_hex
 from adapters.xml.common import fetch_owned, off_loop, submit_items
 from adapters.xml.safety import XmlProblem, parse_untrusted
 from hub import text, views
+from hub.accounts import KEY_PREFIX
 from hub.clock import utcnow
 from hub.errors import AuthenticationError, TemporaryFailure
 from hub.model import Account, Message, Outcome, Refused, Submission
@@ -98,9 +99,9 @@ def message_text(command: Command) -> str:
     body = command.get("text") or ""
     if command.get("unicode") != "1":
         return body
-    try:  # unicode=1: the text is UCS-2 (UTF-16BE) written in hex, "00480069"
-        return bytes.fromhex(body).decode("utf-16-be")
-    except ValueError:
+    try:
+        return ucs2_hex(body)
+    except ValueError:  # the XML API has an answer for it, unlike the key:value ones
         raise Fault("116") from None
 
 
@@ -284,7 +285,7 @@ class ClickatellXml:
             return await runner.call(runner.spool.get_account_by_id, account_id)
         user, password = command.get("user"), command.get("password") or ""
         try:
-            if password.startswith("shk_"):  # an smshub API key where the password goes
+            if password.startswith(f"{KEY_PREFIX}_"):  # an smshub API key where the password goes
                 return await self.ctx.credentials.by_api_key(password)
             if user:
                 return await self.ctx.credentials.by_password(user, password)

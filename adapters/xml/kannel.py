@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 from adapters.http.app import BodyRule, HttpContext
 from adapters.xml.common import off_loop, submit_items
 from adapters.xml.safety import XmlProblem, parse_untrusted
+from hub.accounts import KEY_PREFIX
 from hub.clock import utcnow
 from hub.errors import AuthenticationError, TemporaryFailure
 from hub.model import Accepted, Account, Outcome, Refused, Status, Submission
@@ -26,6 +27,8 @@ from hub.model import Accepted, Account, Outcome, Refused, Status, Submission
 log = logging.getLogger(__name__)
 
 PATH = "/cgi-bin/sendsms"
+# An smshub API key (hub.accounts makes them) where Kannel's password goes.
+_API_KEY = f"{KEY_PREFIX}_"
 # Kannel answers sendsms in text/html, uncached.
 _HEADERS = {"Pragma": "no-cache", "Cache-Control": "no-cache"}
 # Kannel's other POST forms (the text in the body, fields in X-Kannel-* headers).
@@ -196,9 +199,9 @@ class KannelSendSms:
             return _answer(503, TEMPORARY, **{"Retry-After": "1"})
 
     async def _authenticate(self, parsed: KannelRequest) -> Account:
-        if parsed.password is None or not (parsed.user or parsed.password.startswith("shk_")):
+        if parsed.password is None or not (parsed.user or parsed.password.startswith(_API_KEY)):
             raise AuthenticationError("no user and pass in <from>")
-        if parsed.password.startswith("shk_"):  # an smshub API key where the password goes
+        if parsed.password.startswith(_API_KEY):  # an smshub API key where the password goes
             return await self.ctx.credentials.by_api_key(parsed.password)
         return await self.ctx.credentials.by_password(parsed.user or "", parsed.password)
 

@@ -17,8 +17,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.http.app import HttpContext
+from adapters.vendors import winsms
 from adapters.xml.common import fetch_owned, list_replies, off_loop, submit_items
 from adapters.xml.safety import XmlProblem, parse_untrusted
+from hub.accounts import KEY_PREFIX
 from hub.clock import utcnow
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
 from hub.model import Account, Inbound, Message, Outcome, Refused, Status, Submission
@@ -113,9 +115,9 @@ def scheduled(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime.strptime(value, "%Y%m%d%H%M").replace(tzinfo=SA_TIME)
-    except ValueError:
-        raise Rejected("invalid_time", f"'{value}' is not CCYYMMDDHHmm") from None
+        return winsms.parse_time(value, SA_TIME)
+    except ValueError as exc:
+        raise Rejected("invalid_time", str(exc)) from None
 
 
 # --- answering ---------------------------------------------------------------------
@@ -168,7 +170,7 @@ def replies_document(replies: Sequence[Inbound]) -> Response:
         _sub(node, "ID", r.id)
         _sub(node, "Number", r.sender.lstrip("+"))  # WinSMS writes numbers without '+'
         _sub(node, "MessageText", quote(r.text, safe=""))  # URL-encoded, as sent to us
-        _sub(node, "Received", r.received_at.astimezone(SA_TIME).strftime("%Y%m%d%H%M"))
+        _sub(node, "Received", winsms.format_time(r.received_at, SA_TIME))
         if r.in_reply_to is not None:
             _sub(node, "MessageID", r.in_reply_to)
     return _document(root)
@@ -222,7 +224,7 @@ class WinSmsXml:
 
     async def _authenticate(self, parsed: WinSmsRequest) -> Account:
         # Some clients put an API key where the password goes.
-        if parsed.password.startswith("shk_"):
+        if parsed.password.startswith(f"{KEY_PREFIX}_"):
             return await self.ctx.credentials.by_api_key(parsed.password)
         return await self.ctx.credentials.by_password(parsed.user, parsed.password)
 
