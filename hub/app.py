@@ -65,14 +65,14 @@ def intake_rules(config: Config) -> IntakeRules:
     )
 
 
-def build_intake(config: Config, runner: SpoolRunner,
+def build_intake(config: Config, runner: SpoolRunner[Spool],
                  on_commit: Callable[[], None] | None = None) -> Intake:
     """The one way in, as every caller gets it: the server's listeners and the CLI."""
     return Intake(runner, intake_rules(config), group_commit_max=config.spool.group_commit_max,
                   on_commit=on_commit)
 
 
-def build_outbox(config: Config, runner: SpoolRunner) -> OutboxRunner:
+def build_outbox(config: Config, runner: SpoolRunner[Spool]) -> OutboxRunner:
     o = config.outbox
     policy = RetryPolicy(o.max_attempts, o.retry_base, o.retry_cap, max_age=float("inf"))
     settings = OutboxSettings(o.batch_size, o.poll_interval, o.lease_seconds)
@@ -80,7 +80,7 @@ def build_outbox(config: Config, runner: SpoolRunner) -> OutboxRunner:
 
 
 def build_inbound_desk(
-    config: Config, runner: SpoolRunner, outbox: OutboxRunner | None = None
+    config: Config, runner: SpoolRunner[Spool], outbox: OutboxRunner | None = None
 ) -> InboundDesk:
     """Inbound messages and where they may lead (ingress adapters that answer by email
     or webhook add their route)."""
@@ -91,7 +91,7 @@ def build_inbound_desk(
     )
 
 
-def build_dispatcher(config: Config, runner: SpoolRunner, metrics: Metrics,
+def build_dispatcher(config: Config, runner: SpoolRunner[Spool], metrics: Metrics,
                      inbound: InboundDesk) -> Dispatcher:
     d = config.dispatcher
     router = Router(carriers.build(config), config.routing.default_carrier)

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from hub.batching import GroupCommitter
 from hub.clock import Clock, utcnow
@@ -27,6 +28,7 @@ from hub.model import (
     Verdict,
 )
 from hub.policies import RetryPolicy, expire
+from hub.ports import InboundStore, MessageQueue
 from hub.routing import Router
 from hub.spoolcall import SpoolRunner
 
@@ -45,6 +47,11 @@ class DispatchSettings:
     unmatched_report_ttl: float = 300.0
 
 
+class DispatchStore(MessageQueue, InboundStore, Protocol):
+    """The spool roles the dispatcher uses: the queue, and inbound messages (its
+    CarrierSink hands them to the InboundDesk)."""
+
+
 class Dispatcher:
     """Claims due messages in batches under a lease in this node's name, hands each to
     the carrier the Router picks, and records the outcome (or the RetryPolicy's next
@@ -54,7 +61,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        runner: SpoolRunner,
+        runner: SpoolRunner[DispatchStore],
         router: Router,
         policy: RetryPolicy,
         settings: DispatchSettings,

@@ -13,7 +13,7 @@ from hub.clock import Clock, utcnow
 from hub.ids import new_id
 from hub.model import Inbound, InboundKind, InboundMessage, NewInbound, NewOutboxItem
 from hub.numbers import mask
-from hub.ports import InboundRoute
+from hub.ports import InboundRoute, InboundStore
 from hub.spoolcall import SpoolRunner
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class InboundDesk:
 
     def __init__(
         self,
-        runner: SpoolRunner,
+        runner: SpoolRunner[InboundStore],
         routes: Sequence[InboundRoute] = (),
         *,
         keywords: Sequence[str] = OPT_OUT_KEYWORDS,

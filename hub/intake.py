@@ -27,7 +27,7 @@ from hub.model import (
     Source,
     Submission,
 )
-from hub.ports import Committed
+from hub.ports import Committed, MessageStore
 from hub.spoolcall import SpoolRunner
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class Intake:
 
     def __init__(
         self,
-        runner: SpoolRunner,
+        runner: SpoolRunner[MessageStore],
         rules: IntakeRules,
         *,
         group_commit_max: int = 5000,

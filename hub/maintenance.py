@@ -12,6 +12,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from hub.clock import Clock, utcnow
 from hub.errors import TemporaryFailure
 from hub.inbound import InboundDesk
+from hub.ports import MessageQueue
 from hub.spoolcall import SpoolRunner
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,8 @@ class Maintenance:
     (one run at a time, missed runs coalesced)."""
 
     def __init__(
-        self, runner: SpoolRunner, interval: float, max_age: float, clock: Clock = utcnow,
+        self, runner: SpoolRunner[MessageQueue], interval: float, max_age: float,
+        clock: Clock = utcnow,
         inbound: InboundDesk | None = None,
     ) -> None:
         self._runner = runner

@@ -14,7 +14,7 @@ from hub.clock import Clock, seconds, utcnow
 from hub.errors import Rejected, TemporaryFailure
 from hub.model import ErrorInfo, OutboxItem, OutboxResult, OutboxStatus
 from hub.policies import RetryPolicy
-from hub.ports import OutboxChannel
+from hub.ports import OutboxChannel, OutboxStore
 from hub.spoolcall import SpoolRunner
 from hub.tasks import cancel_all
 
@@ -36,7 +36,7 @@ class OutboxRunner:
 
     def __init__(
         self,
-        runner: SpoolRunner,
+        runner: SpoolRunner[OutboxStore],
         channels: Mapping[str, OutboxChannel],
         policy: RetryPolicy,
         settings: OutboxSettings,

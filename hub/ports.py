@@ -61,16 +61,24 @@ class ApiKeyRecord:
     digest: bytes
 
 
-class Spool(Protocol):
-    """Durable storage of accounts, messages and their history (spool/ implements it)."""
+# --- The spool's roles ------------------------------------------------------------------
+# Each part of the hub is handed the spool as the role(s) it uses, through the one seam
+# (`SpoolRunner[Role]`), so mypy checks who may touch what; `Spool` is all of them, as
+# spool/ implements it.
 
-    # schema
+
+class SchemaAdmin(Protocol):
+    """The spool's schema and connection: checked at start, upgraded by the CLI."""
+
     def schema_state(self) -> SchemaState: ...
     def upgrade(self) -> None: ...
     def ping(self) -> None: ...
     def close(self) -> None: ...
 
-    # accounts
+
+class AccountStore(Protocol):
+    """Accounts, their credits, passwords and API keys."""
+
     def create_account(
         self,
         name: str,
@@ -87,6 +95,11 @@ class Spool(Protocol):
     def add_api_key(self, name: str, key_id: str, digest: bytes) -> None: ...
     def api_key(self, key_id: str) -> ApiKeyRecord | None: ...
 
+
+
+class MessageStore(Protocol):
+    """Messages in (intake's one transaction per group) and read back."""
+
     # intake: one transaction for the whole group, credits reserved atomically
     def accept(self, group: Sequence[NewMessage]) -> list[Committed]: ...
 
@@ -101,7 +114,11 @@ class Spool(Protocol):
     def events(self, message_id: str) -> list[Event]: ...
     def totals(self, now: datetime) -> Totals: ...
 
-    # queue
+
+
+class MessageQueue(Protocol):
+    """The dispatcher's side: claims under leases, outcomes, reports, upkeep."""
+
     def claim(self, owner: str, limit: int, lease_seconds: float, now: datetime) -> Claim: ...
     def record(self, token: str, transitions: Sequence[Transition], now: datetime) -> list[str]:
         """Apply transitions of messages still leased under `token`; return applied ids."""
@@ -126,7 +143,11 @@ class Spool(Protocol):
         """Queued messages accepted before `older_than` fail (credit refunded)."""
         ...
 
-    # batches (FTP drop files); their messages carry the batch id
+
+
+class BatchStore(Protocol):
+    """Batch files (the FTP drop); their messages carry the batch id."""
+
     def create_batch(self, batch: Batch) -> None: ...
     def update_batch(self, batch: Batch) -> None:
         """Store a batch's counters, state, format, finish time and report mark."""
@@ -157,7 +178,11 @@ class Spool(Protocol):
         """The accepted outcomes of the batch's rows after `after_line`, by line."""
         ...
 
-    # inbound messages and the outbox
+
+
+class InboundStore(Protocol):
+    """Inbound messages: stored, linked to what they answer, routed once."""
+
     def store_inbound(self, items: Sequence[NewInbound]) -> list[Inbound]:
         """Commit inbound messages, each linked to the latest message sent to its sender;
         one a carrier redelivers (same carrier id) returns the stored record."""
@@ -174,6 +199,11 @@ class Spool(Protocol):
         """Mark inbound messages routed and queue their outbox items, atomically."""
         ...
 
+
+
+class OutboxStore(Protocol):
+    """What the hub owes customers (mails now, webhooks next), claimed and recorded."""
+
     def claim_outbox(
         self, channel: str, limit: int, lease_seconds: float, now: datetime
     ) -> list[OutboxItem]:
@@ -185,7 +215,11 @@ class Spool(Protocol):
     ) -> list[str]: ...
     def get_outbox(self, item_id: str) -> OutboxItem | None: ...
 
-    # email-to-SMS (adapters/smtp): settings, accepted mails, receipts and replies
+
+
+class MailStore(Protocol):
+    """Email-to-SMS (adapters/smtp): settings, accepted mails, receipts and replies."""
+
     def get_mail_settings(self, account_id: int) -> MailSettings: ...
     def save_mail_settings(self, settings: MailSettings) -> None: ...
     def mail_sender_account(self, address: str) -> Account | None:
@@ -219,6 +253,12 @@ class Spool(Protocol):
         ...
     def queue_final_receipt(self, mail_id: str, item: NewOutboxItem | None,
                             now: datetime) -> bool: ...
+
+
+class Spool(SchemaAdmin, AccountStore, MessageStore, MessageQueue, BatchStore, InboundStore,
+            OutboxStore, MailStore, Protocol):
+    """Durable storage of accounts, messages and their history: every role (spool/
+    implements it; only the composition root and the CLI hold it whole)."""
 
 
 class Carrier(Protocol):

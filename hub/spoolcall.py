@@ -1,25 +1,31 @@
 """The one seam between the asyncio core and the synchronous spool: spool calls run on a
-small thread pool so blocking database work never runs on the event loop."""
+small thread pool so blocking database work never runs on the event loop. The runner is
+typed by the spool role its holder may use (`SpoolRunner[BatchStore]`), so mypy checks
+that each part touches only its own tables."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
-
-from hub.ports import Spool
+from typing import Generic, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
+Role_co = TypeVar("Role_co", covariant=True)
 
 
-class SpoolRunner:
-    """Runs spool methods in worker threads: `await runner.call(spool.claim, ...)`."""
+class SpoolRunner(Generic[Role_co]):
+    """Runs spool methods in worker threads: `await runner.call(runner.spool.claim, ...)`.
+    A runner over the whole spool is also a runner over any one of its roles."""
 
-    def __init__(self, spool: Spool, threads: int = 4) -> None:
-        self.spool = spool
+    def __init__(self, spool: Role_co, threads: int = 4) -> None:
+        self._spool = spool
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spool")
+
+    @property
+    def spool(self) -> Role_co:
+        return self._spool
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()

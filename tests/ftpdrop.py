@@ -128,7 +128,7 @@ class FailingSpool:
 
 def install(drop: Drop, spool: FailingSpool) -> None:
     assert drop.hub.hub.services is not None
-    drop.hub.hub.services.runner.spool = spool  # type: ignore[assignment]
+    drop.hub.hub.services.runner._spool = spool  # the seam, swapped under the running hub
 
 
 @pytest.fixture

@@ -35,8 +35,10 @@ with warnings.catch_warnings():
 from adapters.ftp.homes import PART_SUFFIX, Homes, safe_account_name
 from adapters.ftp.jobs import BatchProcessor, JobSettings
 from adapters.ftp.reports import ReportJob
+from adapters.ftp.store import FtpStore
 from hub.accounts import check_password
 from hub.intake import Intake
+from hub.ports import AccountStore
 from hub.sections import FtpSection
 from hub.spoolcall import SpoolRunner
 from hub.tasks import cancel_all
@@ -58,7 +60,8 @@ class HubAuthorizer:
     lock-out, cached success), then `verify` on a worker thread (spool and argon2), then
     `settle` (IO loop again: the bookkeeping, kept to one thread)."""
 
-    def __init__(self, runner: SpoolRunner, homes: Homes, settings: FtpSection) -> None:
+    def __init__(self, runner: SpoolRunner[AccountStore], homes: Homes,
+                 settings: FtpSection) -> None:
         self._runner = runner
         self._homes = homes
         self._settings = settings
@@ -331,7 +334,7 @@ class FtpDrop:
     name = "ftp"
 
     def __init__(self, settings: FtpSection, jobs: JobSettings, intake: Intake,
-                 runner: SpoolRunner, data_dir: Path) -> None:
+                 runner: SpoolRunner[FtpStore], data_dir: Path) -> None:
         self._settings = settings
         self._runner = runner
         self.homes = Homes(data_dir)

@@ -27,6 +27,7 @@ from adapters.ftp.pipeline import (
     RowPipeline,
 )
 from adapters.ftp.reports import ReportJob
+from adapters.ftp.store import FtpStore
 from hub.batches import Batch, BatchState
 from hub.intake import Intake
 from hub.model import Accepted, Account
@@ -54,7 +55,7 @@ class BatchProcessor:
     """Turns one claimed upload into a batch: result file, messages, the original filed.
     `group_hook`, when set, is awaited after each group (tests pause a batch with it)."""
 
-    def __init__(self, intake: Intake, runner: SpoolRunner, homes: Homes,
+    def __init__(self, intake: Intake, runner: SpoolRunner[FtpStore], homes: Homes,
                  settings: JobSettings, reports: ReportJob) -> None:
         self._intake = intake
         self._runner = runner

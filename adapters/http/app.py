@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,12 +21,17 @@ from hub.clock import utcnow
 from hub.errors import HubError
 from hub.intake import Intake
 from hub.metrics import Metrics
-from hub.ports import SchemaState
+from hub.ports import AccountStore, InboundStore, MessageStore, SchemaAdmin, SchemaState
 from hub.spoolcall import SpoolRunner
 
 log = logging.getLogger(__name__)
 
 _Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class HttpStore(AccountStore, MessageStore, InboundStore, SchemaAdmin, Protocol):
+    """The spool roles behind the HTTP listener: readiness, metrics, messages and
+    replies read back for the JSON API and the XML dialects."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +40,7 @@ class HttpContext:
 
     intake: Intake
     credentials: Credentials
-    runner: SpoolRunner
+    runner: SpoolRunner[HttpStore]
     metrics: Metrics
     max_body_bytes: int
     max_messages_per_request: int

@@ -31,6 +31,7 @@ from hub.ids import new_id
 from hub.intake import Intake
 from hub.mail import Mail, MailSettings, NoticeKind
 from hub.model import Account, NewOutboxItem, Outcome, Refused, Source, Submission
+from hub.ports import MailStore
 from hub.sections import SmtpSection
 from hub.spoolcall import SpoolRunner
 
@@ -59,7 +60,7 @@ class MailHandler:
     handle_DATA, auth_PLAIN, auth_LOGIN); each returned string is the SMTP reply."""
 
     def __init__(self, section: SmtpSection, rules: MailRules, intake: Intake,
-                 credentials: Credentials, runner: SpoolRunner,
+                 credentials: Credentials, runner: SpoolRunner[MailStore],
                  clock: Clock = utcnow) -> None:
         self._section = section
         self._rules = rules

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import aiosmtplib
@@ -23,6 +24,7 @@ from hub.ids import new_id
 from hub.mail import Mail, NoticeKind
 from hub.model import Inbound, Message, NewOutboxItem, OutboxItem
 from hub.numbers import mask
+from hub.ports import BatchStore, InboundStore, MailStore
 from hub.sections import SmtpSection
 from hub.spoolcall import SpoolRunner
 from hub.tasks import cancel_all
@@ -77,11 +79,16 @@ def _translate(code: int, text: str) -> Exception:
     return TemporaryFailure(f"the relay answered {code} {text}")
 
 
+class MailOutStore(MailStore, InboundStore, BatchStore, Protocol):
+    """What composing a receipt or a reply mail reads: the mail, the inbound message,
+    and the mail's SMS (stored like a batch's)."""
+
+
 class MailReplyRoute:
     """An InboundRoute: a handset's answer to an SMS sent by mail is mailed back to
     whoever sent that mail (opt-outs never get here: the core filters them)."""
 
-    def __init__(self, runner: SpoolRunner) -> None:
+    def __init__(self, runner: SpoolRunner[MailStore]) -> None:
         self._runner = runner
 
     async def route(self, message: Inbound) -> list[NewOutboxItem]:
@@ -100,7 +107,7 @@ class EmailChannel:
 
     name = EMAIL_CHANNEL
 
-    def __init__(self, section: SmtpSection, runner: SpoolRunner, relay: Relay,
+    def __init__(self, section: SmtpSection, runner: SpoolRunner[MailOutStore], relay: Relay,
                  timezone: str) -> None:
         self._section = section
         self._runner = runner
@@ -162,7 +169,7 @@ class EmailChannel:
         return message
 
 
-def _listed(runner: SpoolRunner, mail_id: str) -> tuple[list[Message], int]:
+def _listed(runner: SpoolRunner[BatchStore], mail_id: str) -> tuple[list[Message], int]:
     """The mail's SMS (the first MAX_LISTED) and how many there are in all."""
     spool = runner.spool
     total = sum(spool.batch_status_counts(mail_id).values())
@@ -203,7 +210,7 @@ class FinalReceipts:
     were committed but whose receipt never was (the listener stopped in between); the
     outbox sends them."""
 
-    def __init__(self, runner: SpoolRunner, interval: float,
+    def __init__(self, runner: SpoolRunner[MailStore], interval: float,
                  wake: Callable[[], None] | None = None,
                  clock: Clock = utcnow, receipt_grace: timedelta = RECEIPT_GRACE) -> None:
         self._runner = runner

@@ -5,7 +5,14 @@ mails receipts and replies through the configured relay."""
 from __future__ import annotations
 
 from adapters.smtp.listener import MailHandler, MailRules, SmtpListener
-from adapters.smtp.outbound import EMAIL_CHANNEL, EmailChannel, FinalReceipts, MailReplyRoute, Relay
+from adapters.smtp.outbound import (
+    EMAIL_CHANNEL,
+    EmailChannel,
+    FinalReceipts,
+    MailOutStore,
+    MailReplyRoute,
+    Relay,
+)
 from hub.config import Config
 from hub.ports import InboundRoute, OutboxChannel
 from hub.services import Core, Service, Task
@@ -41,11 +48,11 @@ def build(config: Config, core: Core) -> list[Service]:
     return services
 
 
-def inbound_routes(config: Config, runner: SpoolRunner) -> list[InboundRoute]:
+def inbound_routes(config: Config, runner: SpoolRunner[MailOutStore]) -> list[InboundRoute]:
     return [MailReplyRoute(runner)] if config.smtp.enabled else []
 
 
-def outbox_channels(config: Config, runner: SpoolRunner) -> dict[str, OutboxChannel]:
+def outbox_channels(config: Config, runner: SpoolRunner[MailOutStore]) -> dict[str, OutboxChannel]:
     if not (config.smtp.enabled and config.smtp.relay_host):
         return {}  # without a relay, receipts and replies wait in the outbox until one is set
     return {EMAIL_CHANNEL: EmailChannel(config.smtp, runner, Relay.from_section(config.smtp),

@@ -185,7 +185,7 @@ class SlowPasswords:
 def test_ftp_login_being_checked_stalls_no_other_session(drop: Drop) -> None:
     assert drop.hub.hub.services is not None
     slow = SlowPasswords(drop.hub.hub.services.runner.spool, held="someone")
-    drop.hub.hub.services.runner.spool = slow  # type: ignore[assignment]
+    drop.hub.hub.services.runner._spool = slow  # the seam, swapped under the running hub
     waiting = ftplib.FTP()
     waiting.connect("127.0.0.1", drop.port, timeout=20)
     waiting.sendcmd("USER someone")
