@@ -4,7 +4,11 @@ for 127.0.0.1 and a client context trusting it."""
 
 from __future__ import annotations
 
+import gc
+import os
 import ssl
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -69,3 +73,43 @@ def client_tls(ca: trustme.CA) -> ssl.SSLContext:
     context = ssl.create_default_context()
     ca.configure_trust(context)
     return context
+
+
+def _open_fds() -> set[int]:
+    return {int(fd) for fd in os.listdir("/proc/self/fd")} if os.path.isdir(
+        "/proc/self/fd") else set()
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every integration test leaves no thread running and no file descriptor open
+    beyond what it found (pyftpdlib's own tests check the same after each test)."""
+    threads = {t.ident for t in threading.enumerate()}
+    fds = _open_fds()
+    check_fds = request.node.get_closest_marker("keeps_process_fds") is None
+    yield
+    gc.collect()  # sockets and files dropped by the test close here, not later
+
+    def settled() -> bool:
+        return not _new_threads(threads) and not (check_fds and _open_fds() - fds)
+
+    deadline = time.monotonic() + 5
+    while not settled() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _new_threads(threads) == [], "threads left running"
+    if not check_fds:
+        return
+    leaked = {fd: _describe(fd) for fd in _open_fds() - fds}
+    assert leaked == {}, f"file descriptors left open: {leaked}"
+
+
+def _new_threads(before: set[int | None]) -> list[str]:
+    return [t.name for t in threading.enumerate()
+            if t.ident not in before and t.is_alive() and not t.daemon]
+
+
+def _describe(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "?"

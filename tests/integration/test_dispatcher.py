@@ -7,14 +7,14 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from adapters.carriers.simulator import SimulatorCarrier, SimulatorRules
-from hub.clock import utcnow
+from hub.clock import Clock, utcnow
 from hub.dispatcher import Dispatcher, DispatchSettings
 from hub.maintenance import Maintenance
 from hub.metrics import Metrics
@@ -51,7 +51,8 @@ async def _stacks(url: str) -> AsyncIterator[Callable[..., Any]]:
     stacks: list[Stack] = []
 
     async def make(node: str = "n1", policy: RetryPolicy | None = None,
-                   seen: Counter[str] | None = None, **rules: Any) -> Stack:
+                   seen: Counter[str] | None = None, clock: Clock = utcnow,
+                   **rules: Any) -> Stack:
         store = open_spool(url)
         await asyncio.to_thread(store.upgrade)
         runner = SpoolRunner(store)
@@ -61,7 +62,7 @@ async def _stacks(url: str) -> AsyncIterator[Callable[..., Any]]:
             runner, Router({"simulator": carrier}, "simulator"),
             policy or RetryPolicy(max_attempts=3, base=0.01, cap=0.02),
             DispatchSettings(batch_size=100, poll_interval=0.02, report_retry_interval=0.02),
-            node, Metrics(),
+            node, Metrics(), clock=clock,
         )
         stack = Stack(store, runner, dispatcher, counter)
         stacks.append(stack)
@@ -128,10 +129,15 @@ async def test_permanent_error_fails_at_once(make_stack: Any) -> None:
     assert message.error is not None and message.error.code == "invalid_destination"
 
 
+def a_minute_later() -> datetime:
+    """A clock a minute ahead: past every short validity and lease these tests set,
+    without sleeping until they run out."""
+    return utcnow() + timedelta(minutes=1)
+
+
 async def test_message_past_its_validity_expires_instead_of_being_sent(make_stack: Any) -> None:
-    stack: Stack = await make_stack()
-    [mid] = enqueue(stack.spool, expires_at=utcnow() + timedelta(milliseconds=50))
-    await asyncio.sleep(0.1)
+    stack: Stack = await make_stack(clock=a_minute_later)
+    [mid] = enqueue(stack.spool, expires_at=utcnow() + timedelta(seconds=5))
     assert await stack.dispatcher.run_once() == 1
     assert status_of(stack.spool, mid) is Status.EXPIRED
     assert stack.seen[mid] == 0
@@ -139,9 +145,8 @@ async def test_message_past_its_validity_expires_instead_of_being_sent(make_stac
 
 async def test_maintenance_expires_queued_messages_past_validity(make_stack: Any) -> None:
     stack: Stack = await make_stack()
-    [mid] = enqueue(stack.spool, expires_at=utcnow() + timedelta(milliseconds=50))
-    await asyncio.sleep(0.1)
-    done = await Maintenance(stack.runner, 60, 3600).run_once()
+    [mid] = enqueue(stack.spool, expires_at=utcnow() + timedelta(seconds=5))
+    done = await Maintenance(stack.runner, 60, 3600, clock=a_minute_later).run_once()
     assert done["expired"] == 1 and status_of(stack.spool, mid) is Status.EXPIRED
 
 
@@ -151,10 +156,10 @@ async def test_expired_lease_is_recovered_and_the_stale_holder_cannot_record(
     stack: Stack = await make_stack(node="n1")
     [mid] = enqueue(stack.spool)
     # A dispatcher that died: it claimed with a short lease and never came back.
-    stale = stack.spool.claim("dead-node", 10, 0.05, utcnow())
+    stale = stack.spool.claim("dead-node", 10, 5, utcnow())
     assert [m.id for m in stale.messages] == [mid]
-    await asyncio.sleep(0.1)
-    assert (await Maintenance(stack.runner, 60, 3600).run_once())["recovered"] == 1
+    upkeep = Maintenance(stack.runner, 60, 3600, clock=a_minute_later)
+    assert (await upkeep.run_once())["recovered"] == 1
     await stack.dispatcher.start()
     await until(lambda: status_of(stack.spool, mid) is Status.DELIVERED)
     late = stack.spool.record(stale.token, [Transition(mid, Status.FAILED)], utcnow())

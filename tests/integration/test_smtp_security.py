@@ -58,6 +58,8 @@ def uvloop_hub(tmp_path: Path, tls_files: dict[str, str]) -> Iterator[HubThread]
         hub.stop()
 
 
+# uvloop keeps the self-pipe of its first loop open for the process (not ours to close).
+@pytest.mark.keeps_process_fds
 def test_starttls_auth_and_mail_work_on_uvloop(uvloop_hub: HubThread,
                                                client_tls: ssl.SSLContext) -> None:
     assert type(uvloop_hub.loop).__module__.startswith("uvloop")
