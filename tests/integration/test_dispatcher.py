@@ -153,7 +153,7 @@ async def test_maintenance_expires_queued_messages_past_validity(make_stack: Any
 async def test_expired_lease_is_recovered_and_the_stale_holder_cannot_record(
     make_stack: Any,
 ) -> None:
-    stack: Stack = await make_stack(node="n1")
+    stack: Stack = await make_stack(node="n1", clock=a_minute_later)
     [mid] = enqueue(stack.spool)
     # A dispatcher that died: it claimed with a short lease and never came back.
     stale = stack.spool.claim("dead-node", 10, 5, utcnow())
