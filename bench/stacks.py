@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("JSON encode", ("json/encoder.py",)),
     ("auth (HMAC, cache)", ("hub/accounts.py", "hmac.py")),
     ("text / segments", ("hub/text.py",)),
-    ("group commit + thread hop", ("hub/batching.py", "hub/spoolcall.py",
+    ("group commit + thread hop", ("hub/groupcommit.py", "hub/spoolcall.py",
                                    "concurrent/futures/", "threading.py")),
     ("intake (validate, price)", ("hub/intake.py", "hub/model.py", "hub/clock.py")),
     ("dispatcher / carrier", ("hub/dispatcher.py", "carrier_simulator.py",

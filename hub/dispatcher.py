@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from hub.batching import GroupCommitter
 from hub.clock import Clock, utcnow
 from hub.errors import TemporaryFailure
+from hub.groupcommit import GroupCommitter
 from hub.inbound import InboundDesk
 from hub.metrics import Metrics
 from hub.model import (

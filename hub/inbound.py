@@ -8,8 +8,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from hub.batching import GroupCommitter
 from hub.clock import Clock, utcnow
+from hub.groupcommit import GroupCommitter
 from hub.ids import new_id
 from hub.model import Inbound, InboundKind, InboundMessage, NewInbound, NewOutboxItem
 from hub.numbers import mask

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from hub import numbers, text
-from hub.batching import GroupCommitter
 from hub.clock import Clock, utcnow
 from hub.errors import Rejected
+from hub.groupcommit import GroupCommitter
 from hub.ids import new_id
 from hub.model import (
     Accepted,

@@ -12,13 +12,13 @@ from collections.abc import Callable
 
 from aiosmtpd.smtp import SMTP, AuthResult
 
+from adapters.smtp import replies
 from hub.accounts import Credentials
 from hub.errors import AuthenticationError, TemporaryFailure
 from hub.sections import SmtpSection
 
 log = logging.getLogger(__name__)
 
-LOCKED_OUT = "454 4.7.0 Too many failed logins from this address; try again later"
 _MAX_TRACKED = 10_000  # addresses; beyond this, stale entries are dropped
 
 
@@ -64,19 +64,19 @@ class SmtpAuth:
 
     async def plain(self, server: SMTP, args: list[str]) -> AuthResult:
         if self._failures.locked_out(_peer(server)):
-            return await self._refuse(server, LOCKED_OUT)
+            return await self._refuse(server, replies.LOCKED_OUT)
         blob = await _initial_or_challenge(server, args, "")
         if blob is None:
             return AuthResult(success=False, handled=True)
         parts = blob.split(b"\0")
         if len(parts) != 3:
-            await server.push("501 5.5.2 Can't split auth value")
+            await server.push(replies.AUTH_CANNOT_SPLIT)
             return AuthResult(success=False, handled=True)
         return await self._check(server, parts[1], parts[2])
 
     async def login(self, server: SMTP, args: list[str]) -> AuthResult:
         if self._failures.locked_out(_peer(server)):
-            return await self._refuse(server, LOCKED_OUT)
+            return await self._refuse(server, replies.LOCKED_OUT)
         name = await _initial_or_challenge(server, args, "Username:")
         if name is None:
             return AuthResult(success=False, handled=True)
@@ -96,7 +96,7 @@ class SmtpAuth:
             return await self._refuse(server, None)
         except TemporaryFailure:
             return AuthResult(success=False, handled=False,
-                              message="454 4.7.0 Temporary authentication failure")
+                              message=replies.AUTH_TEMPORARY)
         return AuthResult(success=True, auth_data=account)
 
     async def _refuse(self, server: SMTP, message: str | None) -> AuthResult:
@@ -117,7 +117,7 @@ async def _initial_or_challenge(server: SMTP, args: list[str], prompt: str) -> b
     try:
         return base64.b64decode(args[1].encode(), validate=True)
     except ValueError:
-        await server.push("501 5.5.2 Can't decode base64")
+        await server.push(replies.AUTH_NOT_BASE64)
         return None
 
 

@@ -17,6 +17,7 @@ from ipaddress import ip_address
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
+from adapters.smtp import replies
 from adapters.smtp import text as mail_text
 from adapters.smtp.auth import SmtpAuth
 from adapters.smtp.cache import MailLookups
@@ -24,9 +25,9 @@ from adapters.smtp.outbound import EMAIL_CHANNEL
 from adapters.vendors import clickatell
 from hub import numbers
 from hub.accounts import Credentials
-from hub.batching import GroupCommitter
 from hub.clock import Clock, utcnow
 from hub.errors import HubError, Rejected, TemporaryFailure
+from hub.groupcommit import GroupCommitter
 from hub.ids import new_id
 from hub.intake import Intake
 from hub.mail import Mail, MailSettings, NoticeKind
@@ -94,21 +95,19 @@ class MailHandler:
             try:
                 account = await self._lookups.sender_account(address)
             except TemporaryFailure:
-                return "451 4.3.0 Temporary failure, try again later"
+                return replies.TEMPORARY
         if account is None:
             return self._unauthorised(address, server)
         self._senders[envelope] = account
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
-        return "250 OK"
+        return replies.OK
 
     def _unauthorised(self, address: str, server: SMTP) -> str:
         log.info("SMTP sender refused", extra={"action": "smtp-sender"})
         if self._auth_possible(server):
-            return (f"530 5.7.0 Authentication required: <{address}> is not an allowed "
-                    "sender of any account; log in with AUTH")
-        return (f"550 5.7.1 <{address}> may not send SMS here: it is not an allowed "
-                "sender of any account")
+            return replies.auth_required(address)
+        return replies.sender_not_allowed(address)
 
     def _auth_possible(self, server: SMTP) -> bool:
         return bool(self._section.certfile) or self.plaintext_auth_allowed()
@@ -120,17 +119,16 @@ class MailHandler:
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
         if len(envelope.rcpt_tos) >= self._section.max_recipients:
-            return (f"452 4.5.3 Too many recipients: at most "
-                    f"{self._section.max_recipients} per mail")
+            return replies.too_many_recipients(self._section.max_recipients)
         try:
             recipient = self.recipient(address)
         except Rejected as exc:
-            return f"550 5.1.1 <{address}>: {exc.reason}"
+            return replies.bad_recipient(address, exc.reason)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         if recipient.number is not None:
             log.debug("RCPT %s", numbers.mask(recipient.number), extra={"action": "smtp-rcpt"})
-        return "250 OK"
+        return replies.OK
 
     def recipient(self, address: str) -> Recipient:
         """Parse an RCPT address or say why it is refused; never relays elsewhere."""
@@ -154,14 +152,14 @@ class MailHandler:
                           envelope: Envelope) -> str:
         account = self._senders.get(envelope)
         if account is None or not envelope.rcpt_tos:
-            return "503 5.5.1 Error: need MAIL and RCPT first"
+            return replies.NEED_MAIL_AND_RCPT
         try:
             return await self._accept(account, envelope)
         except TemporaryFailure:
             log.warning("SMTP mail not taken: spool busy", extra={"action": "smtp-data"})
-            return "451 4.3.0 Temporary failure: the spool is busy, try again later"
+            return replies.SPOOL_BUSY
         except HubError as exc:
-            return f"550 5.6.0 {exc}"
+            return replies.refused_mail(str(exc))
 
     async def _accept(self, account: Account, envelope: Envelope) -> str:
         settings = await self._lookups.settings(account.id)
@@ -263,12 +261,12 @@ def _refused_lines(draft: Draft, outcomes: Sequence[Outcome]) -> list[str]:
 
 def _answer(mail_id: str, outcomes: Sequence[Outcome], refused: Sequence[str]) -> str:
     if not outcomes:
-        return "550 5.6.0 No SMS in this mail: no to: or csv: lines"
+        return replies.NO_SMS_IN_MAIL
     accepted = len(outcomes) - len(refused)
     if accepted == 0:
-        return "550 5.6.0 No SMS sent: " + "; ".join(_masked(r) for r in refused)[:400]
+        return replies.no_sms_sent("; ".join(_masked(r) for r in refused))
     also = f", {len(refused)} refused (see the receipt)" if refused else ""
-    return f"250 2.0.0 Ok: queued as {mail_id} ({accepted} SMS{also})"
+    return replies.queued(mail_id, accepted, also)
 
 
 def _masked(line: str) -> str:

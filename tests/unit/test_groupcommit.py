@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from hub.batching import GroupCommitter
 from hub.errors import TemporaryFailure
+from hub.groupcommit import GroupCommitter
 
 
 async def test_concurrent_callers_share_one_flush_and_get_their_own_results() -> None:
