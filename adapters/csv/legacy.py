@@ -1,8 +1,10 @@
-"""The legacy batch formats: WinSMS FTP (`Cell,Message[,FirstName,Surname]` rows after an
-optional `UserName,Password,YYYYMMDDHHmm` line) and Clickatell's `key:value` files with
-`to:` lines or `csv:` template rows, streamed as rows with their line. The vendors'
-own formats (WinSMS times, the key:value document) are parsed in adapters.vendors, as
-for email. Credentials in these files are ignored: the FTP login is what authenticates."""
+"""The legacy batch formats, streamed as rows with their line: WinSMS FTP (`Cell,Message`
+rows, optionally `,FirstName,Surname`, after an optional `UserName,Password,YYYYMMDDHHmm`
+line) and Clickatell's `key:value` files with `to:` lines or `csv:` template rows."""
+
+# The vendors' own formats (WinSMS times, the key:value document) are parsed in
+# adapters.vendors, as for email. Credentials in these files are ignored: the FTP login is
+# what authenticates.
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from hub.model import Refused, Submission
 
 RowMaker = Callable[[int, str, Submission, str], Row]
 
-# Format detection (adapters.csv.batch) asks this of the first line.
+# Format detection (adapters.csv.detect) asks this of the first line.
 looks_like_clickatell = clickatell.looks_like_key_value
 
 

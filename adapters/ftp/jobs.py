@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from adapters.csv import batch as csv_batch
-from adapters.csv.batch import Row, UnreadableFile
-from adapters.csv.decode import sha256_file
+from adapters.csv import detect
+from adapters.csv.decode import UnreadableFile, sha256_file
 from adapters.csv.results import ResultWriter
+from adapters.csv.rows import Row
 from adapters.ftp.homes import Homes
 from adapters.ftp.pipeline import (
     BatchPaused,
@@ -91,7 +91,7 @@ class BatchProcessor:
             await asyncio.to_thread(self._answer_duplicate, account_name, work, batch, earlier)
             return
         try:
-            source = await asyncio.to_thread(csv_batch.open_batch, work, self._settings.rules)
+            source = await asyncio.to_thread(detect.open_batch, work, self._settings.rules)
         except UnreadableFile as exc:
             await self._answer_unreadable(account_name, work, batch, str(exc))
             return
@@ -148,7 +148,7 @@ class BatchProcessor:
     def _writer(self, account: str, batch: Batch) -> ResultWriter:
         return ResultWriter(self._result_tmp(account, batch.id), self._settings.rules.region)
 
-    async def _run_rows(self, account: Account, batch: Batch, source: csv_batch.BatchSource,
+    async def _run_rows(self, account: Account, batch: Batch, source: detect.BatchSource,
                         work: Path, resumed: _Resumed | None = None) -> None:
         if resumed is None:
             writer = await asyncio.to_thread(self._writer, account.name, batch)
@@ -262,7 +262,7 @@ class BatchProcessor:
         spool holds (committed just before the stop, not yet listed) keep their stored
         outcome; only the others go through intake, so no row is sent twice."""
         try:
-            source = await asyncio.to_thread(csv_batch.open_batch, work, self._settings.rules)
+            source = await asyncio.to_thread(detect.open_batch, work, self._settings.rules)
         except UnreadableFile as exc:  # read before the stop; not now
             stop = BatchStopped(batch, writer.last_line, f"the file could not be read again "
                                 f"when the hub restarted ({exc})")

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.csv import batch as csv_batch
 from adapters.csv.decode import UnreadableFile
+from adapters.csv.detect import RowFeed
 from adapters.csv.results import ResultWriter
 from adapters.csv.rows import FileRules, Row
 from hub.batches import Batch
@@ -111,7 +111,7 @@ class RowPipeline:
         when the hub stops first. Rows whose line is in `known` (a resumed batch's,
         already in the spool) take that outcome and are not submitted again."""
         size = self._settings.rows_per_group
-        feed = csv_batch.RowFeed(rows)
+        feed = RowFeed(rows)
         ahead: asyncio.Future[list[Row]] = _thread(feed.take, size)
         writing: asyncio.Future[None] | None = None
         last_line = 0

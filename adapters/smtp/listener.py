@@ -21,7 +21,7 @@ from adapters.smtp import replies
 from adapters.smtp import text as mail_text
 from adapters.smtp.auth import SmtpAuth
 from adapters.smtp.cache import MailLookups
-from adapters.smtp.outbound import EMAIL_CHANNEL
+from adapters.smtp.channel import EMAIL_CHANNEL
 from adapters.vendors import clickatell
 from hub import numbers
 from hub.accounts import Credentials

@@ -4,15 +4,11 @@ mails receipts and replies through the configured relay."""
 
 from __future__ import annotations
 
+from adapters.smtp.channel import EMAIL_CHANNEL, EmailChannel, MailOutStore
 from adapters.smtp.listener import MailHandler, MailRules, SmtpListener
-from adapters.smtp.outbound import (
-    EMAIL_CHANNEL,
-    EmailChannel,
-    FinalReceipts,
-    MailOutStore,
-    MailReplyRoute,
-    Relay,
-)
+from adapters.smtp.receipts import FinalReceipts
+from adapters.smtp.relay import Relay
+from adapters.smtp.route import MailReplyRoute
 from hub.config import Config
 from hub.ports import InboundRoute, OutboxChannel
 from hub.services import Core, Service, Task

@@ -1,7 +1,8 @@
 """Turning a mail into SMS text: the text/plain part (or HTML made text), decoded from
 any transfer encoding and charset, without quoted replies, signatures and disclaimers;
-and the subject conventions (WinSMS schedule). Clickatell's key:value body is parsed by
-adapters.vendors.clickatell, as for the FTP drop."""
+and the subject conventions (WinSMS schedule)."""
+
+# Clickatell's key:value body is parsed by adapters.vendors.clickatell, as for the FTP drop.
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from adapters.carriers.simulator import SimulatorCarrier, SimulatorRules
-from adapters.smtp.outbound import FinalReceipts
+from adapters.smtp.receipts import FinalReceipts
 from hub.errors import TemporaryFailure
 from hub.mail import MailSettings
 from tests.hubthread import HubThread

@@ -6,16 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.csv.batch import (
-    FileRules,
-    Row,
-    RowFeed,
-    UnreadableFile,
-    check_recipient,
-    open_batch,
-)
-from adapters.csv.decode import MAX_LINE_CHARS, LineTooLong
+from adapters.csv.decode import MAX_LINE_CHARS, LineTooLong, UnreadableFile
+from adapters.csv.detect import RowFeed, open_batch
 from adapters.csv.results import neutral
+from adapters.csv.rows import FileRules, Row, check_recipient
 
 RULES = FileRules("ZA", "Africa/Johannesburg")
 NATIVE = "to,text,name\n0821234567,Hi {name} \u2013 café,Zoë\n"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from adapters.csv.batch import FileRules, open_batch
+from adapters.csv.detect import open_batch
 from adapters.csv.results import ResultWriter
+from adapters.csv.rows import FileRules
 from hub.model import Accepted, Refused, Status
 
 RULES = FileRules("ZA", "Africa/Johannesburg")
