@@ -20,8 +20,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from adapters.smtp import replies
 from adapters.smtp import text as mail_text
 from adapters.smtp.auth import SmtpAuth
-from adapters.smtp.cache import MailLookups
 from adapters.smtp.channel import EMAIL_CHANNEL
+from adapters.smtp.senders import MailLookups
 from adapters.vendors import clickatell
 from hub import numbers
 from hub.accounts import Credentials

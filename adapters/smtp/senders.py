@@ -1,6 +1,6 @@
-"""The listener's spool reads, cached for a few seconds: which account a sender belongs
-to (every MAIL FROM) and an account's mail settings (every DATA). Both change rarely, by
-`smshub account mail`, and without a cache they cost a thread hop and a query per mail."""
+"""Allowed senders: which account a sender address belongs to (every MAIL FROM) and an
+account's mail settings (every DATA), read from the spool and cached for a few seconds
+(both change rarely, by `smshub account mail`; uncached, each costs a query per mail)."""
 
 from __future__ import annotations
 
