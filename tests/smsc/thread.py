@@ -1,0 +1,28 @@
+"""The scripted SMSC on its own event loop and thread, as an SMSC is its own process:
+for tests whose hub runs on another loop or in another process."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from tests.smsc.scripted import ScriptedSmsc
+
+
+@contextmanager
+def smsc_in_thread(**knobs: Any) -> Iterator[ScriptedSmsc]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="smsc")
+    thread.start()
+    server = ScriptedSmsc(**knobs)
+    try:
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
