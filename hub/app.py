@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 
 from adapters.carriers import service as carriers
 from adapters.ftp import service as ftp
@@ -27,8 +28,8 @@ from hub.maintenance import Maintenance
 from hub.metrics import Metrics
 from hub.outbox import OutboxRunner, OutboxSettings
 from hub.policies import RetryPolicy
-from hub.ports import SchemaState, Spool
-from hub.routing import Router
+from hub.ports import AccountStore, SchemaState, Spool
+from hub.routing import Router, Rule
 from hub.services import Core, Service, ServiceGroup, Task
 from hub.spoolcall import SpoolRunner
 from spool import open_spool
@@ -91,16 +92,40 @@ def build_inbound_desk(
     )
 
 
+def routing_rules(config: Config, accounts: AccountStore) -> list[Rule]:
+    """`[[routing.rules]]` with account names resolved to ids once, at start; a rule
+    naming no existing account matches nothing (and the log says so)."""
+    ids = ({a.name: a.id for a in accounts.list_accounts()}
+           if any(r.accounts for r in config.routing.rules) else {})
+    rules = []
+    for number, rule in enumerate(config.routing.rules, 1):
+        missing = [name for name in rule.accounts if name not in ids]
+        if missing:
+            log.warning("[routing] rule #%d names unknown accounts: %s", number,
+                        ", ".join(missing), extra={"action": "config"})
+        account_ids = frozenset(ids[n] for n in rule.accounts if n in ids)
+        if rule.accounts and not account_ids:
+            account_ids = frozenset({-1})
+        rules.append(Rule(tuple(rule.carriers), account_ids, tuple(rule.prefixes),
+                          frozenset(rule.classes), frozenset(rule.senders)))
+    return rules
+
+
+def carrier_prices(config: Config) -> dict[str, Decimal]:
+    """Each carrier's price per segment (its adapter reads its section)."""
+    return carriers.prices(config)
+
+
 def build_dispatcher(config: Config, runner: SpoolRunner[Spool], metrics: Metrics,
                      inbound: InboundDesk) -> Dispatcher:
     d = config.dispatcher
-    router = Router(carriers.build(config), config.routing.default_carrier)
+    router = Router(carriers.build(config, runner), config.routing.default_carrier,
+                    config.routing.failover, routing_rules(config, runner.spool))
     policy = RetryPolicy(d.max_attempts, d.retry_base, d.retry_cap, d.max_age)
     settings = DispatchSettings(
         batch_size=d.batch_size, poll_interval=d.poll_interval,
         lease_seconds=d.lease_seconds, shutdown_timeout=d.shutdown_timeout,
         report_retry_interval=d.report_retry_interval,
-        unmatched_report_ttl=d.unmatched_report_ttl,
     )
     return Dispatcher(runner, router, policy, settings, config.node, metrics, inbound=inbound)
 
@@ -111,6 +136,7 @@ def build_core(config: Config, spool: Spool) -> Core:
     outbox = build_outbox(config, runner)
     inbound = build_inbound_desk(config, runner, outbox)
     dispatcher = build_dispatcher(config, runner, metrics, inbound)
+    metrics.carrier_figures = dispatcher.carrier_figures
     intake = build_intake(config, runner, on_commit=dispatcher.wake)
     credentials = Credentials(runner, load_secret(config.data_dir),
                               config.accounts.credential_cache_seconds)
@@ -125,11 +151,14 @@ def build_services(config: Config, core: Core) -> list[Service]:
         claim=d.enabled), core.dispatcher.stop)]
     if d.enabled:
         upkeep = Maintenance(core.runner, cfg.maintenance.interval, d.max_age,
-                             inbound=core.inbound)
+                             inbound=core.inbound, receipts=carriers.receipt_timeouts(cfg),
+                             carriers=core.dispatcher.carriers,
+                             held_report_ttl=d.unmatched_report_ttl)
         services += [Task("maintenance", upkeep.start, upkeep.stop),
                      Task("outbox", core.outbox.start, core.outbox.stop)]
     if cfg.http.enabled:
-        services.append(http.build(cfg, core))
+        services.append(http.build(cfg, core,
+                                   carriers.callback_routes(core.dispatcher.carriers)))
     if cfg.ftp.enabled:
         services.append(ftp.build(cfg, core))
     if cfg.smtp.enabled:

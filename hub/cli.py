@@ -14,6 +14,7 @@ from typing import Any
 from hub import app, numbers, views
 from hub.cli_accounts import account_commands, batch_commands
 from hub.cli_base import command, emit, open_spool
+from hub.cli_carriers import carrier_commands
 from hub.clock import parse_time, utcnow
 from hub.config import Config, load
 from hub.errors import ConfigError, HubError
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="configuration").add_subparsers(metavar="ACTION")
     command(cfg, "check", _config_check, "validate the configuration without starting")
     account_commands(sub)
+    carrier_commands(sub)
     batch_commands(sub)
     send = command(sub, "send", _send, "send one SMS and print its message id")
     send.add_argument("--account", required=True)
@@ -82,6 +84,11 @@ def _logging(config: Config) -> None:
         # Alembic says "Context impl SQLiteImpl" on every schema check; the hub logs
         # what matters itself ("created the spool schema", `db upgrade`'s summary).
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        # APScheduler logs every run of every job ("Running job ...", "executed
+        # successfully"): two lines per upkeep tick on an idle hub.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        # httpx logs every request an HTTP upstream carrier makes at INFO.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 # --- commands ------------------------------------------------------------------------

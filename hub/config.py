@@ -8,9 +8,9 @@ import os
 import tomllib
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from hub.errors import ConfigError
 from hub.sections import (
@@ -30,6 +30,7 @@ from hub.sections import (
     XmlSection,
 )
 
+T = TypeVar("T")
 ENV_PREFIX = "SMSHUB_"
 CONFIG_ENV = "SMSHUB_CONFIG"
 
@@ -52,6 +53,9 @@ class Config:
     inbound: InboundSection = field(default_factory=InboundSection)
     outbox: OutboxSection = field(default_factory=OutboxSection)
     smtp: SmtpSection = field(default_factory=SmtpSection)
+    # [carriers.NAME] tables, each with a `type`; the adapter package that owns the type
+    # checks the rest of its keys when it builds the carrier (hub/ knows no carrier).
+    carriers: Mapping[str, CarrierTable] = field(default_factory=dict)
     source: str = "(defaults)"
 
     @property
@@ -67,8 +71,19 @@ class Config:
         return self.hub.node or os.uname().nodename
 
 
+@dataclass(frozen=True, slots=True)
+class CarrierTable:
+    """One `[carriers.NAME]` table as written: its type and its other keys, unchecked
+    until the adapter for that type builds the carrier (it names `source` in errors)."""
+    name: str
+    type: str
+    options: Mapping[str, Any]
+    source: str
+
+
 SECTIONS: dict[str, type[Any]] = {
-    f.name: typing.get_type_hints(Config)[f.name] for f in fields(Config) if f.name != "source"
+    f.name: typing.get_type_hints(Config)[f.name]
+    for f in fields(Config) if f.name not in {"source", "carriers"}
 }
 
 
@@ -94,10 +109,12 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Conf
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     sections = {name: dict(raw.pop(name, {}) or {}) for name in SECTIONS}
+    carriers = _carrier_tables(raw.pop("carriers", {}), source)
     if raw:
         key = next(iter(raw))
         raise ConfigError(
-            f"{source}: unknown section or key '{key}'; allowed sections: {', '.join(SECTIONS)}"
+            f"{source}: unknown section or key '{key}'; allowed sections: "
+            f"{', '.join([*SECTIONS, 'carriers'])}"
         )
     overrides = _env_overrides(env)
     built: dict[str, Any] = {}
@@ -107,7 +124,50 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Conf
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: [{name}] must be a table")
         built[name] = _build_section(cls, name, values, overrides.get(name, {}), where)
-    return Config(**built, source=source)
+    config = Config(**built, carriers=carriers, source=source)
+    _check_carrier_names(config)
+    return config
+
+
+def build_table(cls: type[T], table: CarrierTable) -> T:
+    """A carrier's own settings dataclass from its `[carriers.NAME]` table, checked the
+    way every section is: unknown keys, wrong types and bad values name file and key."""
+    return cast(T, _build_section(cls, f"carriers.{table.name}", dict(table.options), {},
+                                  table.source))
+
+
+def _carrier_tables(raw: Any, source: str) -> dict[str, CarrierTable]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [carriers] must hold one table per carrier")
+    tables: dict[str, CarrierTable] = {}
+    for name, table in raw.items():
+        where = f"{source}: [carriers.{name}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table")
+        if not name.replace("-", "").replace("_", "").isalnum() or len(name) > 40:
+            raise ConfigError(f"{where}: a carrier name is letters, digits, - and _ (40 at most)")
+        if name == "simulator":
+            raise ConfigError(f"{where}: 'simulator' is the built-in carrier ([simulator])")
+        options = dict(table)
+        kind = options.pop("type", None)
+        if not isinstance(kind, str) or not kind:
+            raise ConfigError(f"{where}: missing key 'type' (for example \"smpp\" or \"http\")")
+        tables[name] = CarrierTable(name, kind, options, source)
+    return tables
+
+
+def _check_carrier_names(config: Config) -> None:
+    known = {"simulator", *config.carriers}
+    named = [("default_carrier", config.routing.default_carrier)]
+    named += [("failover", name) for name in config.routing.failover]
+    named += [(f"rules #{n} carriers", name)
+              for n, rule in enumerate(config.routing.rules, 1) for name in rule.carriers]
+    for key, name in named:
+        if name not in known:
+            raise ConfigError(
+                f"{config.source}: [routing] {key}: '{name}' is not a carrier; "
+                f"configured: {', '.join(sorted(known))}"
+            )
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -174,6 +234,8 @@ _TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", 
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if typing.get_origin(hint) is list and is_dataclass(typing.get_args(hint)[0]):
+        return _tables(typing.get_args(hint)[0], value, where)
     if typing.get_origin(hint) is list:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return list(value)
@@ -183,6 +245,16 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
         return value
     raise ConfigError(f"{where}: must be {_TYPE_WORDS[hint]}, got {value!r}")
+
+
+def _tables(cls: type[Any], value: Any, where: str) -> list[Any]:
+    """An array of tables (`[[routing.rules]]`), each built and checked like a section."""
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{where}: must be an array of tables ([[...]])")
+    source, _, rest = where.rpartition(": [")  # "hub.toml", "routing] rules"
+    section, _, key = rest.partition("] ")
+    return [_build_section(cls, f"{section}.{key} #{number}", dict(table), {}, source)
+            for number, table in enumerate(value, 1)]
 
 
 def with_overrides(config: Config, **sections: dict[str, Any]) -> Config:

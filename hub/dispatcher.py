@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,11 +27,15 @@ from hub.model import (
     Verdict,
 )
 from hub.policies import RetryPolicy, expire
-from hub.ports import InboundStore, MessageQueue
-from hub.routing import Router
+from hub.ports import Carrier, InboundStore, MessageQueue
+from hub.routing import Router, is_up
 from hub.spoolcall import SpoolRunner
 
 log = logging.getLogger(__name__)
+
+# The error code a carrier gives for a message it could not send at all (no connection):
+# safe to pass to the next carrier at once, since nothing went out.
+UNAVAILABLE = "carrier_unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +46,7 @@ class DispatchSettings:
     lease_seconds: float = 60.0
     shutdown_timeout: float = 10.0
     max_inflight: int = 2  # claimed batches being submitted at once
-    report_retry_interval: float = 0.5
-    unmatched_report_ttl: float = 300.0
+    report_retry_interval: float = 0.5  # how often held reports are matched again
 
 
 class DispatchStore(MessageQueue, InboundStore, Protocol):
@@ -82,7 +84,6 @@ class Dispatcher:
         self._reports: GroupCommitter[DeliveryReport, None] = GroupCommitter(
             self._apply_reports, 5000
         )
-        self._unmatched: list[tuple[float, DeliveryReport]] = []
         self._wake = asyncio.Event()
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
@@ -98,7 +99,7 @@ class Dispatcher:
         if released:
             log.info("requeued %d messages this node held before it stopped", released,
                      extra={"action": "release"})
-        self._tasks.append(asyncio.create_task(self._retry_unmatched_loop()))
+        self._tasks.append(asyncio.create_task(self._held_reports_loop()))
         if claim:
             self._tasks.append(asyncio.create_task(self._claim_loop()))
 
@@ -123,9 +124,27 @@ class Dispatcher:
         for carrier in self._router.carriers.values():
             await carrier.stop()
 
+    def carrier_figures(self) -> dict[str, dict[str, float]]:
+        """What each carrier reports of itself (a carrier with `stats()`), for /metrics
+        and `smshub carriers`; every carrier shows whether it is up."""
+        out: dict[str, dict[str, float]] = {}
+        for name, carrier in self._router.carriers.items():
+            stats = getattr(carrier, "stats", None)
+            values = stats() if callable(stats) else {}
+            figures = {k: float(v) for k, v in values.items()
+                       if isinstance(v, int | float) and not isinstance(v, bool)}
+            figures["up"] = float(is_up(carrier))
+            out[name] = figures
+        return out
+
     def wake(self) -> None:
         """New messages were committed: claim now instead of at the next poll."""
         self._wake.set()
+
+    @property
+    def carriers(self) -> Mapping[str, Carrier]:
+        """The carriers it routes to, by name (upkeep asks those that can answer)."""
+        return self._router.carriers
 
     # --- claiming and submitting --------------------------------------------------------
 
@@ -177,13 +196,32 @@ class Dispatcher:
                 transitions.append(expire(message))
             else:
                 live.append(message)
-        for name, messages in self._router.split(live).items():
-            results = await self._submit(name, messages)
-            for message, result in zip(messages, results, strict=True):
-                transitions.append(self._policy.decide(message, name, result, self._clock()))
-                self._count(name, result)
+        groups = self._router.split(live)
+        while groups:
+            failover: dict[str, list[Message]] = {}
+            for name, messages in groups.items():
+                results = await self._submit(name, messages)
+                for message, result in zip(messages, results, strict=True):
+                    self._count(name, result)
+                    nxt = self._failover(message, name, result)
+                    if nxt is not None:
+                        failover.setdefault(nxt, []).append(message)
+                        continue
+                    transitions.append(
+                        self._policy.decide(message, name, result, self._clock()))
+            groups = failover
         self._metrics.note_dispatched(len(live))
         await self._record(claim, transitions)
+
+    def _failover(self, message: Message, carrier: str, result: SubmitResult) -> str | None:
+        """A message the carrier could not even send (no bind up) goes to the next carrier
+        on its list now; one that may have reached the SMSC waits for its retry."""
+        if result.error is None or result.error.code != UNAVAILABLE:
+            return None
+        nxt = self._router.next_after(message, carrier)
+        if nxt is not None:
+            self._metrics.carrier_errors[f"{carrier}|failover"] += 1
+        return nxt
 
     async def _submit(self, name: str, messages: list[Message]) -> list[SubmitResult]:
         try:
@@ -228,40 +266,22 @@ class Dispatcher:
         await self._inbound.receive(messages)
 
     async def report(self, reports: Sequence[DeliveryReport]) -> None:
-        """CarrierSink: returns once the reports are committed (or held for a retry)."""
+        """CarrierSink: returns once the reports are committed (applied, or held by the
+        spool until their submission is recorded)."""
         await self._reports.submit(list(reports))
 
     async def _apply_reports(self, reports: list[DeliveryReport]) -> list[None]:
-        unmatched = await self._runner.call(self._spool.apply_reports, reports, self._clock())
+        # A report that overtook the record of its own submission is held by the spool
+        # and applied when that record is made: no in-memory state to lose.
+        await self._runner.call(self._spool.apply_reports, reports, self._clock())
         for r in reports:
             self._metrics.reports[r.status.value] += 1
-        # A report can overtake the record of its own submission; hold it and try again.
-        seen = time.monotonic()
-        self._unmatched.extend((seen, r) for r in unmatched)
         return [None] * len(reports)
 
-    async def _retry_unmatched_loop(self) -> None:
+    async def _held_reports_loop(self) -> None:
+        """Reports held by the spool are applied when their submission is recorded; this
+        catches the ones committed while that record was in flight (PostgreSQL)."""
         while True:
             await asyncio.sleep(self._settings.report_retry_interval)
-            if not self._unmatched:
-                continue
-            seen_now = time.monotonic()
-            cutoff = seen_now - self._settings.unmatched_report_ttl
-            held, self._unmatched = self._unmatched, []
-            fresh = [(t, r) for t, r in held if t >= cutoff]
-            if len(fresh) < len(held):
-                log.warning("dropped %d delivery reports for unknown messages",
-                            len(held) - len(fresh), extra={"action": "report"})
-            try:
-                unmatched = await self._runner.call(
-                    self._spool.apply_reports, [r for _, r in fresh], self._clock()
-                )
-            except TemporaryFailure:
-                self._unmatched.extend(fresh)
-                continue
-            first_seen = {_key(r): t for t, r in fresh}
-            self._unmatched.extend((first_seen.get(_key(r), seen_now), r) for r in unmatched)
-
-
-def _key(report: DeliveryReport) -> tuple[str, str, str]:
-    return (report.carrier, report.carrier_message_id, report.status.value)
+            with contextlib.suppress(TemporaryFailure):
+                await self._runner.call(self._spool.apply_held_reports, self._clock())

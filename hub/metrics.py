@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from hub.model import Status, Totals
 
@@ -21,6 +21,8 @@ class Metrics:
         self.carrier_errors: Counter[str] = Counter()  # by carrier and error code
         self.reports: Counter[str] = Counter()  # by status
         self._recent: deque[tuple[float, int]] = deque()
+        # Each carrier's own figures (binds up, window use, rate...), read at scrape time.
+        self.carrier_figures: Callable[[], Mapping[str, Mapping[str, float]]] | None = None
 
     def note_dispatched(self, count: int) -> None:
         now = time.monotonic()
@@ -52,6 +54,12 @@ class Metrics:
                 _pairs(self.carrier_errors, "carrier", "code"))
         _family(lines, "smshub_reports_total", "counter", "Delivery reports applied.",
                 {f'status="{k}"': v for k, v in sorted(self.reports.items())})
+        figures = self.carrier_figures() if self.carrier_figures else {}
+        _family(lines, "smshub_carrier", "gauge",
+                "Each carrier's own figures: binds, window use, rate limit, counts.",
+                {f'carrier="{name}",figure="{key}"': value
+                 for name, values in sorted(figures.items())
+                 for key, value in sorted(values.items())})
         return "\n".join(lines) + "\n"
 
 

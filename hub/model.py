@@ -267,6 +267,9 @@ class Transition:
     error: ErrorInfo | None = None
     due_at: datetime | None = None  # when re-queued for a retry
     refund: bool = False  # give the reserved credit back (never reached a carrier)
+    # A message a carrier took as several parts: every part's id, in order (the first is
+    # carrier_message_id too). Each part's report is matched; see spool/reports.py.
+    part_ids: tuple[str, ...] = ()
 
 
 class Verdict(StrEnum):
@@ -283,6 +286,7 @@ class SubmitResult:
     verdict: Verdict
     carrier_message_id: str | None = None
     error: ErrorInfo | None = None
+    part_ids: tuple[str, ...] = ()  # several parts with their own ids (first = carrier_message_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +307,15 @@ class Totals:
 
     by_status: dict[Status, int] = field(default_factory=dict)
     due: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierUsage:
+    """What one carrier took in a period: messages and segments it accepted."""
+
+    carrier: str
+    messages: int
+    segments: int
 
 
 # --- inbound messages (MO) and what the hub owes customers about them -------------

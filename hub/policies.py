@@ -1,5 +1,6 @@
 """Policies the dispatcher applies to carrier answers: retry with capped exponential
-backoff and jitter, give up after the configured attempts or age, expire by validity."""
+backoff and jitter, give up after the configured attempts or age, expire by validity;
+and how long a submitted message waits for its delivery report."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from hub.model import ErrorInfo, Message, Status, SubmitResult, Transition, Verdict
+from hub.ports import ReportDeadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,7 @@ class RetryPolicy:
                 detail=f"submitted to {carrier} as {result.carrier_message_id}",
                 carrier=carrier,
                 carrier_message_id=result.carrier_message_id,
+                part_ids=result.part_ids if len(result.part_ids) > 1 else (),
             )
         error = result.error or ErrorInfo("carrier_error", "the carrier gave no reason")
         if result.verdict is Verdict.REJECTED:
@@ -73,3 +76,36 @@ def expire(message: Message, why: str = "validity period ended before submission
         message.id, Status.EXPIRED, detail=why,
         error=ErrorInfo("expired", why), refund=True,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptTimeout:
+    """How long one carrier's submitted messages wait for a final delivery report before
+    they fail as `no_delivery_report` (charged: the carrier took them). Each carrier's
+    section makes one. `timeout` > 0: that many seconds after submission, whatever the
+    validity. 0, the default: the end of the message's validity plus `margin` (an SMSC
+    reports an expiry at the end of validity, later under load), or `fallback` seconds
+    after submission for a message with no validity."""
+    timeout: float = 0.0
+    margin: float = 3600.0
+    fallback: float = 172_800.0
+
+    def __post_init__(self) -> None:
+        if self.timeout < 0 or self.margin < 0 or self.fallback <= 0:
+            raise ValueError("receipt timeout: timeout and margin 0 or more, fallback > 0")
+
+    def deadline(self, carrier: str, now: datetime) -> ReportDeadline:
+        """The cut-offs at `now`: who submitted to `carrier` has waited long enough."""
+        if self.timeout > 0:
+            return ReportDeadline(carrier, now - timedelta(seconds=self.timeout))
+        return ReportDeadline(carrier, now - timedelta(seconds=self.fallback),
+                              expired_by=now - timedelta(seconds=self.margin))
+
+    def due(self, message: Message) -> datetime | None:
+        """When `message` stops waiting for its report (None: it was never submitted)."""
+        if self.timeout == 0 and message.expires_at is not None:
+            return message.expires_at + timedelta(seconds=self.margin)
+        if message.submitted_at is None:
+            return None
+        wait = self.timeout or self.fallback
+        return message.submitted_at + timedelta(seconds=wait)

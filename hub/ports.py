@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from hub.batches import Batch
 from hub.mail import Mail, MailSettings, NoticeKind
 from hub.model import (
     Accepted,
     Account,
+    CarrierUsage,
     Claim,
     DeliveryReport,
     Event,
@@ -59,6 +60,18 @@ class Committed:
 class ApiKeyRecord:
     account: Account
     digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDeadline:
+    """When one carrier's submitted messages stop waiting for a final delivery report,
+    as cut-offs at one moment (`hub.policies.ReceiptTimeout` makes them): a message with
+    a validity is overdue once it ended at or before `expired_by`, any other once it was
+    submitted at or before `submitted_by`. With no `expired_by`, validity is ignored."""
+
+    carrier: str
+    submitted_by: datetime
+    expired_by: datetime | None = None
 
 
 # --- The spool's roles ------------------------------------------------------------------
@@ -113,6 +126,9 @@ class MessageStore(Protocol):
 
     def events(self, message_id: str) -> list[Event]: ...
     def totals(self, now: datetime) -> Totals: ...
+    def carrier_usage(self, since: datetime, until: datetime) -> list[CarrierUsage]:
+        """Messages and segments each carrier accepted (submitted) in [since, until)."""
+        ...
 
 
 
@@ -141,6 +157,40 @@ class MessageQueue(Protocol):
 
     def dead_letter(self, older_than: datetime, now: datetime) -> int:
         """Queued messages accepted before `older_than` fail (credit refunded)."""
+        ...
+
+    def apply_held_reports(self, now: datetime) -> int:
+        """Apply held delivery reports whose message is now recorded; return how many."""
+        ...
+
+    def purge_held_reports(self, held_before: datetime) -> int:
+        """Drop delivery reports held since before `held_before` that never matched a
+        message (unknown ids); return how many."""
+        ...
+
+    def time_out_reports(self, deadline: ReportDeadline, now: datetime) -> int:
+        """Submitted messages past `deadline` with no final report fail as
+        `no_delivery_report` (credit kept: the carrier took them); idempotent."""
+        ...
+
+
+class ReceiptStore(Protocol):
+    """Messages carriers took (status submitted) and still owe a final report for: a
+    carrier re-derives the reports it owes after a restart; upkeep asks about overdue ones."""
+
+    def awaiting_carriers(self) -> list[str]:
+        """The carriers that hold submitted messages."""
+        ...
+
+    def awaiting_reports(self, carrier: str, after_id: str, limit: int) -> list[Message]:
+        """One page, in id order after `after_id` ("" first), of the messages submitted to
+        `carrier` with no final report yet."""
+        ...
+
+    def overdue_reports(
+        self, deadline: ReportDeadline, after_id: str, limit: int
+    ) -> list[Message]:
+        """One page, as `awaiting_reports`, of those past `deadline`."""
         ...
 
 
@@ -255,8 +305,8 @@ class MailStore(Protocol):
                             now: datetime) -> bool: ...
 
 
-class Spool(SchemaAdmin, AccountStore, MessageStore, MessageQueue, BatchStore, InboundStore,
-            OutboxStore, MailStore, Protocol):
+class Spool(SchemaAdmin, AccountStore, MessageStore, MessageQueue, ReceiptStore, BatchStore,
+            InboundStore, OutboxStore, MailStore, Protocol):
     """Durable storage of accounts, messages and their history: every role (spool/
     implements it; only the composition root and the CLI hold it whole)."""
 
@@ -270,6 +320,16 @@ class Carrier(Protocol):
     async def stop(self) -> None: ...
     async def submit(self, messages: Sequence[Message]) -> list[SubmitResult]:
         """Submit a batch; one result per message, in order. Never raises for one message."""
+        ...
+
+
+@runtime_checkable
+class QueryingCarrier(Carrier, Protocol):
+    """A carrier that can be asked what became of messages it took (SMPP `query_sm`):
+    upkeep asks it before giving up on their delivery reports."""
+
+    async def query(self, messages: Sequence[Message]) -> list[DeliveryReport]:
+        """A report for each message it can answer about; the others are left out."""
         ...
 
 

@@ -144,7 +144,7 @@ class DispatcherSection:
     retry_cap: float = 600.0
     shutdown_timeout: float = 10.0
     report_retry_interval: float = 0.5
-    unmatched_report_ttl: float = 300.0
+    unmatched_report_ttl: float = 86_400.0
 
     def __post_init__(self) -> None:
         _check(1 <= self.batch_size <= 10_000, "batch_size: 1 to 10000")
@@ -159,12 +159,32 @@ class DispatcherSection:
 
 
 @dataclass(frozen=True, slots=True)
-class RoutingSection:
-    default_carrier: str = "simulator"
+class RouteRule:
+    """One `[[routing.rules]]` entry: every condition given must hold (an empty one
+    matches anything); `carriers` is the failover order."""
+    carriers: list[str] = field(default_factory=list)
+    accounts: list[str] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)  # E.164 prefixes such as "+2782"
+    classes: list[str] = field(default_factory=list)  # message classes
+    senders: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        _check(self.default_carrier in KNOWN_CARRIERS,
-               "default_carrier: one of " + ", ".join(sorted(KNOWN_CARRIERS)))
+        _check(bool(self.carriers), "carriers: the failover list, at least one carrier")
+        _check(all(p.startswith("+") and p[1:].isdigit() for p in self.prefixes),
+               "prefixes: E.164 prefixes such as \"+2782\"")
+        _check(all(c in {"transactional", "marketing"} for c in self.classes),
+               "classes: transactional and/or marketing")
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSection:
+    default_carrier: str = "simulator"
+    # Tried in order after default_carrier when it is down.
+    failover: list[str] = field(default_factory=list)
+    rules: list[RouteRule] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _check(bool(self.default_carrier), "default_carrier: the name of a carrier")
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +193,16 @@ class SimulatorSection:
     undelivered_suffixes: list[str] = field(default_factory=list)
     rejected_suffixes: list[str] = field(default_factory=list)
     throttled_suffixes: list[str] = field(default_factory=list)
+    receipt_timeout: float = 0.0  # 0: the message's validity + receipt_margin
+    receipt_margin: float = 3600.0
+    price_per_segment: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.report_delay >= 0, "report_delay: seconds, 0 or more")
+        _check(self.receipt_timeout >= 0,
+               "receipt_timeout: seconds after submission, 0 for validity + receipt_margin")
+        _check(self.receipt_margin >= 0, "receipt_margin: seconds, 0 or more")
+        _check(self.price_per_segment >= 0, "price_per_segment: 0 or more")
         for name in ("undelivered_suffixes", "rejected_suffixes", "throttled_suffixes"):
             _check(all(s.isdigit() for s in getattr(self, name)),
                    f"{name}: a list of digit strings such as [\"13\"]")
@@ -268,5 +295,3 @@ class SmtpSection:
         _check(self.relay_timeout > 0, "relay_timeout: seconds, greater than 0")
         _check(self.final_receipt_interval > 0, "final_receipt_interval: greater than 0")
 
-
-KNOWN_CARRIERS = frozenset({"simulator"})

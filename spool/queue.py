@@ -22,11 +22,20 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import TextualSelect
 
 from hub.model import FINAL_STATUSES, Claim, ErrorInfo, Message, Status, Transition
-from spool.bulk import bulk_update
+from spool.bulk import bulk_insert, bulk_update
 from spool.engine import Database
 from spool.ledger import NO_LEASE, Event, add_events, event, refund
+from spool.reports import release_held
 from spool.rows import CHUNK, chunks, message_from_row
-from spool.tables import CLAIMABLE_SQL, QUEUED_SQL, SENDING_SQL, UtcTime, messages, to_micros
+from spool.tables import (
+    CLAIMABLE_SQL,
+    QUEUED_SQL,
+    SENDING_SQL,
+    UtcTime,
+    message_parts,
+    messages,
+    to_micros,
+)
 
 m = messages
 RECORDABLE = FINAL_STATUSES | {Status.QUEUED, Status.SUBMITTED}
@@ -107,7 +116,21 @@ def record(
                         keep=_KEEP_UNLESS_GIVEN, constants=NO_LEASE)
             add_events(conn, [event(t.message_id, now, t.status, _detail(t)) for t in applied])
             refund(conn, [leased[t.message_id] for t in applied if t.refund])
+            bulk_insert(conn, message_parts, _PART_COLUMNS, [
+                (t.message_id, number, t.carrier, part_id)
+                for t in applied if t.part_ids and t.carrier
+                for number, part_id in enumerate(t.part_ids, 1)
+            ])
+            # Reports that overtook this record are applied now, in the same transaction.
+            release_held(conn, [
+                (t.carrier, ref) for t in applied
+                if t.status is Status.SUBMITTED and t.carrier and t.carrier_message_id
+                for ref in (t.part_ids or (t.carrier_message_id,))
+            ], now)
     return [t.message_id for t in applied]
+
+
+_PART_COLUMNS = ("message_id", "part", "carrier", "carrier_message_id")
 
 
 def _checked(transitions: Sequence[Transition]) -> dict[str, Transition]:

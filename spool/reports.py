@@ -1,4 +1,6 @@
-"""Delivery reports: match carriers' reports to stored messages and finish them."""
+"""Delivery reports: match carriers' reports to stored messages and finish them; a
+message sent in parts finishes when its last part has a final report (the rule is in
+`_whole`)."""
 
 from __future__ import annotations
 
@@ -7,45 +9,266 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, bindparam, exists, or_, select
 
-from hub.model import DeliveryReport, Status
-from spool.bulk import bulk_update
+from hub.model import DeliveryReport, ErrorInfo, Status
+from spool.bulk import bulk_insert, bulk_update
 from spool.engine import Database
 from spool.ledger import NO_LEASE, Event, add_events, event
 from spool.rows import chunks
-from spool.tables import messages, to_micros
+from spool.tables import held_reports, message_parts, messages, to_micros
 
 m = messages
+p = message_parts
 CarrierRef = tuple[str, str]
+# A part: (message id, part number, its final status or None).
+PartRow = tuple[str, int, Status | None]
+
+# When parts end differently, the message takes the first of these its parts hold:
+# a rejection says most about why, an expiry least.
+_FAILURE_ORDER = (Status.REJECTED, Status.UNDELIVERED, Status.EXPIRED)
 
 def apply_reports(
     db: Database, reports: Sequence[DeliveryReport], now: datetime
 ) -> list[DeliveryReport]:
-    """Apply reports in one transaction; return those matching no stored message."""
+    """Apply reports in one transaction; return those matching no stored message, which
+    are held in the spool (`held_reports`) until their message's submission is recorded."""
     for report in reports:
         if not (report.status.final or report.status is Status.SUBMITTED):
             raise ValueError(f"a delivery report cannot say {report.status}")
     if not reports:
         return []
+    with db.write() as conn:
+        unmatched = apply_in(conn, reports, now)
+        hold(conn, unmatched, now)
+    return unmatched
+
+
+def apply_in(
+    conn: Connection, reports: Sequence[DeliveryReport], now: datetime
+) -> list[DeliveryReport]:
+    """Apply reports inside the caller's transaction; return the unmatched ones."""
     unmatched: list[DeliveryReport] = []
     finished: list[dict[str, Any]] = []
     events: list[Event] = []
     micros = to_micros(now)
-    with db.write() as conn:
-        found = _find(conn, reports)
-        for report in reports:
-            hit = found.get((report.carrier, report.carrier_message_id))
-            if hit is None:
-                unmatched.append(report)
-            elif not hit[1].final:  # a report for a finished message is a repeat: ignore it
-                events.append(event(hit[0], now, report.status, _detail(report)))
-                if report.status.final:
-                    finished.append(_finish_values(hit[0], report, micros))
-                    found[(report.carrier, report.carrier_message_id)] = (hit[0], report.status)
-        bulk_update(conn, m, finished, keep=_KEEP_UNLESS_GIVEN, constants=NO_LEASE)
-        add_events(conn, events)
+    rest = _apply_part_reports(conn, reports, now, events, finished)
+    found = _find(conn, rest)
+    for report in rest:
+        hit = found.get((report.carrier, report.carrier_message_id))
+        if hit is None:
+            unmatched.append(report)
+        elif not hit[1].final:  # a report for a finished message is a repeat: ignore it
+            events.append(event(hit[0], now, report.status, _detail(report)))
+            if report.status.final:
+                finished.append(_finish_values(hit[0], report, micros))
+                found[(report.carrier, report.carrier_message_id)] = (hit[0], report.status)
+    bulk_update(conn, m, finished, keep=_KEEP_UNLESS_GIVEN, constants=NO_LEASE)
+    add_events(conn, events)
     return unmatched
+
+
+# --- reports that came before their message's submission was recorded ------------------
+# An SMSC often sends a receipt before the hub has recorded the submit_sm_resp it
+# answers (the dispatcher records a claimed batch once it is all submitted). Such a
+# report is committed here, so the carrier may acknowledge it, and applied by `record`
+# in the same transaction that stores the carrier id; one for an id never recorded is
+# kept until `purge_held` drops it, as the record of an unknown id.
+
+_HELD_COLUMNS = ("carrier", "carrier_message_id", "status", "at", "error_code",
+                 "error_text", "detail", "held_at")
+
+
+def hold(conn: Connection, reports: Sequence[DeliveryReport], now: datetime) -> None:
+    held_at = to_micros(now)
+    bulk_insert(conn, held_reports, _HELD_COLUMNS, [
+        (r.carrier, r.carrier_message_id, r.status.value, to_micros(r.at),
+         r.error.code if r.error else None, r.error.text if r.error else None,
+         r.detail, held_at)
+        for r in reports
+    ])
+
+
+def release_held(conn: Connection, refs: Sequence[CarrierRef], now: datetime) -> int:
+    """Apply the held reports for these carrier references (just recorded); return how
+    many were applied."""
+    by_carrier: dict[str, set[str]] = defaultdict(set)
+    for carrier, carrier_id in refs:
+        by_carrier[carrier].add(carrier_id)
+    h = held_reports
+    rows: list[Row[Any]] = []
+    for carrier, carrier_ids in by_carrier.items():
+        for chunk in chunks(sorted(carrier_ids)):
+            rows += conn.execute(select(h).where(
+                h.c.carrier == carrier, h.c.carrier_message_id.in_(chunk))).all()
+    if not rows:
+        return 0
+    rows.sort(key=lambda row: row.id)  # in the order they came
+    apply_in(conn, [_held_report(row) for row in rows], now)
+    conn.execute(h.delete().where(h.c.id.in_([row.id for row in rows])))
+    return len(rows)
+
+
+def apply_held(db: Database, now: datetime, limit: int = 1000) -> int:
+    """Apply held reports whose message is now known; return how many.
+
+    `record` applies the reports held for what it records, but on PostgreSQL a report
+    committed while that record was in flight is not visible to it (and the record not to
+    the report): this sweep closes that gap. Only rows that can match are read."""
+    h = held_reports
+    matchable = or_(
+        exists().where(m.c.carrier == h.c.carrier,
+                       m.c.carrier_message_id == h.c.carrier_message_id),
+        exists().where(p.c.carrier == h.c.carrier,
+                       p.c.carrier_message_id == h.c.carrier_message_id),
+    )
+    query = select(h).where(matchable).order_by(h.c.id).limit(limit)
+    if not db.is_sqlite:
+        query = query.with_for_update(of=h, skip_locked=True)  # one node applies each
+    with db.write() as conn:
+        rows = conn.execute(query).all()
+        if not rows:
+            return 0
+        apply_in(conn, [_held_report(row) for row in rows], now)
+        conn.execute(h.delete().where(h.c.id.in_([row.id for row in rows])))
+    return len(rows)
+
+
+def _held_report(row: Row[Any]) -> DeliveryReport:
+    return DeliveryReport(
+        row.carrier, row.carrier_message_id, Status(row.status), row.at,
+        error=ErrorInfo(row.error_code, row.error_text or "") if row.error_code else None,
+        detail=row.detail)
+
+
+def purge_held(db: Database, held_before: datetime) -> int:
+    """Drop held reports that matched nothing for too long (unknown ids); return how many."""
+    with db.write() as conn:
+        result = conn.execute(held_reports.delete().where(
+            held_reports.c.held_at < held_before))
+    return int(result.rowcount or 0)
+
+
+def _apply_part_reports(
+    conn: Connection, reports: Sequence[DeliveryReport], now: datetime,
+    events: list[Event], finished: list[dict[str, Any]],
+) -> list[DeliveryReport]:
+    """Apply the reports that name a part of a multi-part message; return the others.
+
+    Each part's first final report is kept; the message gets an event per part report
+    and is finished (once) when every part has a final report."""
+    parts = _find_parts(conn, reports)
+    if not parts:
+        return list(reports)
+    ended = _final_messages(conn, {hit[0] for hit in parts.values()})
+    rest: list[DeliveryReport] = []
+    touched: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for report in reports:
+        hit = parts.get((report.carrier, report.carrier_message_id))
+        if hit is None:
+            rest.append(report)
+            continue
+        message_id, number, status = hit
+        # A repeat for a part that ended, or any report for a message that ended
+        # (timed out, say): recorded nowhere, as for a single message.
+        if status is not None or message_id in ended:
+            continue
+        events.append(event(message_id, now, Status.SUBMITTED,
+                            f"part {number}: {_detail(report)}"))
+        if report.status.final:
+            parts[(report.carrier, report.carrier_message_id)] = (message_id, number,
+                                                                  report.status)
+            touched[message_id].append({
+                "message_id": message_id, "part": number, "status": report.status.value,
+                "error_code": report.error.code if report.error else None,
+                "error_text": report.error.text if report.error else None,
+            })
+    for values in touched.values():
+        conn.execute(
+            p.update().where(p.c.message_id == bindparam("b_message_id"),
+                             p.c.part == bindparam("b_part"))
+            .values(status=bindparam("b_status"), error_code=bindparam("b_error_code"),
+                    error_text=bindparam("b_error_text")),
+            [{f"b_{k}": v for k, v in row.items()} for row in values],
+        )
+    _finish_whole(conn, list(touched), now, events, finished)
+    return rest
+
+
+def _final_messages(conn: Connection, message_ids: set[str]) -> set[str]:
+    ended: set[str] = set()
+    for chunk in chunks(sorted(message_ids)):
+        rows = conn.execute(select(m.c.id, m.c.status).where(m.c.id.in_(chunk)))
+        ended.update(row.id for row in rows if Status(row.status).final)
+    return ended
+
+
+def _find_parts(
+    conn: Connection, reports: Sequence[DeliveryReport]
+) -> dict[CarrierRef, PartRow]:
+    refs: dict[str, set[str]] = defaultdict(set)
+    for report in reports:
+        refs[report.carrier].add(report.carrier_message_id)
+    found: dict[CarrierRef, PartRow] = {}
+    for carrier, carrier_ids in refs.items():
+        for chunk in chunks(sorted(carrier_ids)):
+            query = (
+                select(p.c.message_id, p.c.part, p.c.status, p.c.carrier_message_id)
+                .where(p.c.carrier == carrier, p.c.carrier_message_id.in_(chunk))
+                .with_for_update()
+            )
+            for row in conn.execute(query):
+                status = None if row.status is None else Status(row.status)
+                found[(carrier, row.carrier_message_id)] = (row.message_id, row.part, status)
+    return found
+
+
+def _finish_whole(
+    conn: Connection, message_ids: list[str], now: datetime,
+    events: list[Event], finished: list[dict[str, Any]],
+) -> None:
+    """Finish the messages whose every part now has a final report."""
+    if not message_ids:
+        return
+    by_message: dict[str, list[tuple[Status | None, str | None, str | None]]] = (
+        defaultdict(list))
+    for chunk in chunks(sorted(message_ids)):
+        query = select(p.c.message_id, p.c.status, p.c.error_code, p.c.error_text).where(
+            p.c.message_id.in_(chunk))
+        for row in conn.execute(query):
+            status = None if row.status is None else Status(row.status)
+            by_message[row.message_id].append((status, row.error_code, row.error_text))
+    states = {row.id: Status(row.status) for row in conn.execute(
+        select(m.c.id, m.c.status).where(m.c.id.in_(sorted(by_message))).with_for_update())}
+    micros = to_micros(now)
+    for message_id, part_states in by_message.items():
+        whole = _whole(part_states)
+        if whole is None or states.get(message_id, Status.DELIVERED).final:
+            continue
+        status, error = whole
+        detail = f"all {len(part_states)} parts reported: {status.value}"
+        events.append(event(message_id, now, status, detail))
+        finished.append({
+            "id": message_id, "status": status.value, "completed_at": micros,
+            "updated_at": micros,
+            "error_code": error.code if error else None,
+            "error_text": error.text if error else None,
+        })
+
+
+def _whole(
+    parts: list[tuple[Status | None, str | None, str | None]],
+) -> tuple[Status, ErrorInfo | None] | None:
+    """The rule for a message in parts: final once every part is; delivered only if every
+    part was; otherwise the most telling failure (_FAILURE_ORDER), with that part's error."""
+    if any(status is None for status, _, _ in parts):
+        return None
+    for failure in _FAILURE_ORDER:
+        for status, code, text in parts:
+            if status is failure:
+                return failure, ErrorInfo(code or "part_failed",
+                                          text or f"a part ended {failure.value}")
+    return Status.DELIVERED, None
 
 
 def _find(

@@ -14,6 +14,7 @@ from hub.mail import Mail, MailSettings, NoticeKind
 from hub.model import (
     Accepted,
     Account,
+    CarrierUsage,
     Claim,
     DeliveryReport,
     Event,
@@ -28,7 +29,7 @@ from hub.model import (
     Totals,
     Transition,
 )
-from hub.ports import ApiKeyRecord, Committed, SchemaState
+from hub.ports import ApiKeyRecord, Committed, ReportDeadline, SchemaState
 from spool import (
     acceptance,
     accounts,
@@ -39,8 +40,10 @@ from spool import (
     migrate,
     outbox,
     queue,
+    receipts,
 )
 from spool.engine import Database
+from spool.reports import apply_held, purge_held
 from spool.reports import apply_reports as _apply_reports
 from spool.rows import event_from_row, message_from_row
 from spool.tables import CLAIMABLE_SQL, message_events, messages
@@ -137,6 +140,17 @@ class SqlSpool:
             counts = {Status(status): n for status, n in conn.execute(by_status)}
             return Totals(by_status=counts, due=conn.execute(due).scalar_one())
 
+    def carrier_usage(self, since: datetime, until: datetime) -> list[CarrierUsage]:
+        # A report, not a hot path: it reads the period's rows without an index.
+        m = messages
+        query = (select(m.c.carrier, func.count(), func.sum(m.c.segments))
+                 .where(m.c.carrier.is_not(None), m.c.submitted_at >= since,
+                        m.c.submitted_at < until)
+                 .group_by(m.c.carrier).order_by(m.c.carrier))
+        with self.db.read() as conn:
+            return [CarrierUsage(carrier, int(n), int(segments or 0))
+                    for carrier, n, segments in conn.execute(query)]
+
     # --- queue ------------------------------------------------------------------
 
     def claim(self, owner: str, limit: int, lease_seconds: float, now: datetime) -> Claim:
@@ -166,6 +180,28 @@ class SqlSpool:
     def dead_letter(self, older_than: datetime, now: datetime) -> int:
         """Queued messages accepted before `older_than` fail (credit refunded)."""
         return queue.dead_letter(self.db, older_than, now)
+
+    def purge_held_reports(self, held_before: datetime) -> int:
+        return purge_held(self.db, held_before)
+
+    def apply_held_reports(self, now: datetime) -> int:
+        return apply_held(self.db, now)
+
+    # --- reports still owed -----------------------------------------------------------
+
+    def time_out_reports(self, deadline: ReportDeadline, now: datetime) -> int:
+        return receipts.time_out(self.db, deadline, now)
+
+    def awaiting_carriers(self) -> list[str]:
+        return receipts.carriers(self.db)
+
+    def awaiting_reports(self, carrier: str, after_id: str, limit: int) -> list[Message]:
+        return receipts.awaiting(self.db, carrier, after_id, limit)
+
+    def overdue_reports(
+        self, deadline: ReportDeadline, after_id: str, limit: int
+    ) -> list[Message]:
+        return receipts.awaiting(self.db, deadline.carrier, after_id, limit, deadline)
 
     # --- inbound and the outbox -----------------------------------------------------
 

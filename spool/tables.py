@@ -190,6 +190,41 @@ messages = Table(
     Index("ix_messages_status", "status"),
 )
 
+# The parts of a message a carrier took as several submissions (an SMPP long message
+# sent as UDH or SAR parts), each with the carrier's own id, so each part's delivery
+# report is matched; status is the part's final report, NULL until it has one.
+message_parts = Table(
+    "message_parts",
+    metadata,
+    Column("message_id", String(26), primary_key=True),
+    Column("part", Integer, primary_key=True),
+    Column("carrier", Text, nullable=False),
+    Column("carrier_message_id", Text, nullable=False),
+    Column("status", Text),
+    Column("error_code", Text),
+    Column("error_text", Text),
+    Index("ix_message_parts_carrier_ref", "carrier", "carrier_message_id"),
+)
+
+# Delivery reports that came before the submission they answer was recorded (or for
+# ids never recorded): committed so the carrier may acknowledge them, applied when the
+# carrier id is recorded, purged after a while (spool/reports.py).
+held_reports = Table(
+    "held_reports",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("carrier", Text, nullable=False),
+    Column("carrier_message_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("at", UtcTime, nullable=False),
+    Column("error_code", Text),
+    Column("error_text", Text),
+    Column("detail", Text, nullable=False),
+    Column("held_at", UtcTime, nullable=False),
+    Index("ix_held_reports_carrier_ref", "carrier", "carrier_message_id"),
+    Index("ix_held_reports_held_at", "held_at"),
+)
+
 message_events = Table(
     "message_events",
     metadata,

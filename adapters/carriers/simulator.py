@@ -1,6 +1,8 @@
 """The simulator carrier: the embedded default, so the hub runs with no SMSC. It accepts
 submissions, returns carrier ids and, after a delay, sends delivery reports through the
 same report path a real carrier uses. Outcomes are chosen by the recipient's last digits.
+Like a real SMSC it does not forget the reports it owes when the hub goes down: at start
+it re-derives them from the messages the spool still holds as submitted to it.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from hub.model import (
     SubmitResult,
     Verdict,
 )
-from hub.ports import CarrierSink
+from hub.ports import CarrierSink, ReceiptStore
+from hub.spoolcall import SpoolRunner
 from hub.tasks import cancel_all
 
 log = logging.getLogger(__name__)
+OWED_PAGE = 1000  # messages read per page when re-deriving owed reports at start
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +46,16 @@ class SimulatorRules:
 class SimulatorCarrier:
     """A carrier in-process: accepts every submit, answers by the number's last digits
     (undelivered, rejected, throttled) and sends the delivery report after
-    `report_delay`, through the same CarrierSink a real carrier uses."""
+    `report_delay`, through the same CarrierSink a real carrier uses. Given the spool's
+    ReceiptStore role (`owed`), it also sends at start the reports an earlier run owed,
+    and answers queries (query_sm) with the report a message would get."""
     name = "simulator"
 
-    def __init__(self, rules: SimulatorRules, clock: Clock = utcnow) -> None:
+    def __init__(self, rules: SimulatorRules, clock: Clock = utcnow,
+                 owed: SpoolRunner[ReceiptStore] | None = None) -> None:
         self._rules = rules
         self._clock = clock
+        self._owed = owed
         self._sink: CarrierSink | None = None
         # A per-process prefix keeps carrier ids unique across restarts.
         self._prefix = f"sim-{secrets.token_hex(4)}-"
@@ -56,6 +64,8 @@ class SimulatorCarrier:
 
     async def start(self, sink: CarrierSink) -> None:
         self._sink = sink
+        if self._owed is not None:
+            self._spawn(self._redeliver_owed(self._owed))
 
     async def stop(self) -> None:
         # Like an SMSC connection going away: reports not yet sent are not sent.
@@ -83,6 +93,11 @@ class SimulatorCarrier:
             self._spawn(self._deliver_later(reports))
         return results
 
+    async def query(self, messages: Sequence[Message]) -> list[DeliveryReport]:
+        """query_sm: the report each of its messages gets, by the same suffix rules."""
+        return [self._report_for(m, m.carrier_message_id) for m in messages
+                if m.carrier == self.name and m.carrier_message_id is not None]
+
     def _answer(self, message: Message) -> SubmitResult:
         number = message.recipient
         if number.endswith(self._rules.rejected_suffixes or ("\0",)):
@@ -109,8 +124,36 @@ class SimulatorCarrier:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    async def _redeliver_owed(self, owed: SpoolRunner[ReceiptStore]) -> None:
+        """As an SMSC does when a bind comes back: after `report_delay`, send the reports
+        still owed for messages an earlier run took (the ones it held in memory died
+        with it), a page at a time. Messages this run took have their own on the way."""
+        await asyncio.sleep(self._rules.report_delay)
+        after = ""
+        while self._sink is not None:
+            try:
+                page = await owed.call(owed.spool.awaiting_reports, self.name, after,
+                                       OWED_PAGE)
+            except Exception:  # the spool is busy or away: try the same page again
+                log.exception("could not read owed reports; retrying", extra={"action": "report"})
+                await asyncio.sleep(self._rules.retry_after_failed_report)
+                continue
+            reports = [self._report_for(m, m.carrier_message_id) for m in page
+                       if m.carrier_message_id is not None
+                       and not m.carrier_message_id.startswith(self._prefix)]
+            if reports:
+                log.info("sending %d delivery reports owed since before this start",
+                         len(reports), extra={"action": "report"})
+                await self._deliver(reports)
+            if len(page) < OWED_PAGE:
+                return
+            after = page[-1].id
+
     async def _deliver_later(self, reports: list[DeliveryReport]) -> None:
         await asyncio.sleep(self._rules.report_delay)
+        await self._deliver(reports)
+
+    async def _deliver(self, reports: list[DeliveryReport]) -> None:
         while self._sink is not None:
             now = self._clock()
             stamped = [replace(r, at=now) for r in reports]

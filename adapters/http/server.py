@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Sequence
 
 import uvicorn
+from starlette.routing import BaseRoute
 
 from adapters.http import rest
 from adapters.http.app import HttpContext, build_app
@@ -22,8 +24,10 @@ class HttpServer:
 
     name = "http"
 
-    def __init__(self, ctx: HttpContext, xml: XmlSettings, host: str, port: int) -> None:
+    def __init__(self, ctx: HttpContext, xml: XmlSettings, host: str, port: int,
+                 routes: Sequence[BaseRoute] = ()) -> None:
         self._ctx = ctx
+        self._routes = tuple(routes)  # other adapters' routes (carriers' callbacks)
         self._xml = xml
         self._host = host
         self._port = port
@@ -33,7 +37,8 @@ class HttpServer:
 
     async def start(self) -> None:
         app = build_app(self._ctx,
-                        [*rest.routes(self._ctx), *xml_routing.routes(self._ctx, self._xml)],
+                        [*rest.routes(self._ctx), *xml_routing.routes(self._ctx, self._xml),
+                         *self._routes],
                         xml_routing.body_rules(self._xml))
         sock = bind(self._host, self._port)
         self.port = sock.getsockname()[1]

@@ -3,6 +3,10 @@ on one server, sharing the node's core."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from starlette.routing import BaseRoute
+
 from adapters.http.app import HttpContext
 from adapters.http.server import HttpServer
 from adapters.xml.native import XmlSettings
@@ -10,7 +14,8 @@ from hub.config import Config
 from hub.services import Core
 
 
-def build(config: Config, core: Core) -> HttpServer:
+def build(config: Config, core: Core, routes: Sequence[BaseRoute] = ()) -> HttpServer:
+    """The listener; `routes` are other adapters' (carriers' callbacks), mounted beside."""
     ctx = HttpContext(
         intake=core.intake, credentials=core.credentials, runner=core.runner,
         metrics=core.metrics, max_body_bytes=config.http.max_body_bytes,
@@ -18,4 +23,4 @@ def build(config: Config, core: Core) -> HttpServer:
         timezone=config.hub.timezone,
     )
     xml = XmlSettings(config.xml.max_body_bytes, config.xml.max_messages)
-    return HttpServer(ctx, xml, config.http.host, config.http.port)
+    return HttpServer(ctx, xml, config.http.host, config.http.port, routes)

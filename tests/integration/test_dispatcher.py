@@ -61,7 +61,7 @@ async def _stacks(url: str) -> AsyncIterator[Callable[..., Any]]:
         dispatcher = Dispatcher(
             runner, Router({"simulator": carrier}, "simulator"),
             policy or RetryPolicy(max_attempts=3, base=0.01, cap=0.02),
-            DispatchSettings(batch_size=100, poll_interval=0.02, report_retry_interval=0.02),
+            DispatchSettings(batch_size=100, poll_interval=0.02),
             node, Metrics(), clock=clock,
         )
         stack = Stack(store, runner, dispatcher, counter)

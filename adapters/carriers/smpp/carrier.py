@@ -1,0 +1,397 @@
+"""The SMPP carrier: keeps its binds up (reconnecting with backoff and jitter), submits
+each message's parts over the least-loaded bind within the window and the rate limit,
+maps every command status to a verdict, and turns deliver_sm into receipts and
+inbound messages that are acknowledged only once the hub has committed them."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+import random
+import ssl
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from adapters.carriers.smpp import encoding, pdu, receipts, status
+from adapters.carriers.smpp.config import SmppSettings
+from adapters.carriers.smpp.session import (
+    ResponseTimeout,
+    Session,
+    SessionClosed,
+    SessionSettings,
+)
+from hub.clock import Clock, utcnow
+from hub.model import DeliveryReport, ErrorInfo, InboundMessage, Message, SubmitResult, Verdict
+from hub.numbers import mask
+from hub.ports import CarrierSink
+from hub.tasks import cancel_all
+
+log = logging.getLogger(__name__)
+
+# How often one part is tried again on the same carrier while the SMSC says "throttled",
+# before the message goes back to the spool for a later attempt.
+THROTTLE_TRIES = 5
+
+
+class RateLimit:
+    """At most `rate` submissions a second over the whole carrier (0: no limit)."""
+
+    def __init__(self, rate: float) -> None:
+        self._gap = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        if not self._gap:
+            return
+        now = time.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + self._gap
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+class SmppCarrier:
+    """A carrier reached over SMPP 3.4 through `binds` sessions to one SMSC."""
+
+    def __init__(self, name: str, settings: SmppSettings, clock: Clock = utcnow) -> None:
+        self.name = name
+        self.settings = settings
+        self._clock = clock
+        self._session_settings = SessionSettings(
+            window=settings.window, response_timeout=settings.response_timeout,
+            enquire_link_interval=settings.enquire_link_interval,
+            bind_timeout=settings.bind_timeout,
+        )
+        self._sink: CarrierSink | None = None
+        self._sessions: list[Session] = []
+        self._slots: list[asyncio.Task[None]] = []
+        self._rate = RateLimit(settings.rate)
+        self._throttled_until = 0.0
+        self._refs = itertools.count(random.randrange(256))  # noqa: S311 (not a secret)
+        self._reassembler = encoding.Reassembler()
+        self._bound_event = asyncio.Event()
+        self.counts: Counter[str] = Counter()
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self, sink: CarrierSink) -> None:
+        """Bind in the background: a carrier that is down must not stop the hub."""
+        self._sink = sink
+        for slot in range(self.settings.binds):
+            self._slots.append(asyncio.create_task(self._keep_bound(slot)))
+
+    async def stop(self) -> None:
+        await cancel_all(self._slots)
+        self._slots.clear()
+        await asyncio.gather(*(s.unbind() for s in list(self._sessions)),
+                             return_exceptions=True)
+        self._sessions.clear()
+        self._sink = None
+
+    @property
+    def available(self) -> bool:
+        """At least one bind can take submissions now (routing fails over otherwise)."""
+        return any(s.can_submit for s in self._sessions)
+
+    async def wait_bound(self, timeout: float) -> None:
+        await asyncio.wait_for(self._bound_event.wait(), timeout)
+
+    def stats(self) -> dict[str, object]:
+        """What `smshub carriers` and /metrics show of this carrier."""
+        live = [s for s in self._sessions if s.bound]
+        return {
+            "type": "smpp", "binds_configured": self.settings.binds,
+            "binds_up": len(live), "window": self.settings.window,
+            "outstanding": sum(s.outstanding for s in live),
+            "rate_limit": self.settings.rate, **dict(self.counts),
+        }
+
+    async def _keep_bound(self, slot: int) -> None:
+        delay = self.settings.reconnect_min
+        while True:
+            sessions = await self._bind_slot(slot)
+            if sessions:
+                delay = self.settings.reconnect_min
+                self._sessions.extend(sessions)
+                self._bound_event.set()
+                await asyncio.wait([s.closed for s in sessions],
+                                             return_when=asyncio.FIRST_COMPLETED)
+                reason = next(s.close_reason for s in sessions if s.closed.done())
+                log.warning("%s: bind %d lost (%s); reconnecting", self.name, slot, reason,
+                            extra={"action": "smpp-bind"})
+                for s in sessions:
+                    s.close("its pair ended")
+                    await s.wait_closed()
+                    self._sessions.remove(s)
+                if not any(s.bound for s in self._sessions):
+                    self._bound_event.clear()
+                self.counts["reconnects"] += 1
+            # Jitter: binds of several nodes dropped together must not return together.
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
+            delay = min(delay * 2, self.settings.reconnect_max)
+
+    async def _bind_slot(self, slot: int) -> list[Session]:
+        mode = self.settings.bind_mode
+        commands = {"transceiver": [pdu.BIND_TRANSCEIVER],
+                    "transmitter": [pdu.BIND_TRANSMITTER],
+                    "transmitter+receiver": [pdu.BIND_TRANSMITTER, pdu.BIND_RECEIVER]}[mode]
+        sessions: list[Session] = []
+        for command in commands:
+            session = await self._open(slot, command)
+            if session is None:
+                for s in sessions:
+                    await s.unbind()
+                return []
+            sessions.append(session)
+        log.info("%s: bind %d up (%s)", self.name, slot, mode, extra={"action": "smpp-bind"})
+        return sessions
+
+    async def _open(self, slot: int, command: int) -> Session | None:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        try:
+            _, session = await asyncio.wait_for(loop.create_connection(
+                lambda: Session(f"{self.name}/{slot}", self._session_settings, self._deliver),
+                s.host, s.port, ssl=self._tls()), s.bind_timeout)
+            answer = await session.bind(command, pdu.BindParams(
+                s.system_id, s.password, s.system_type, s.addr_ton, s.addr_npi,
+                s.address_range))
+        except (OSError, TimeoutError, SessionClosed, ResponseTimeout) as exc:
+            log.warning("%s: cannot bind to %s:%d: %s", self.name, s.host, s.port,
+                        exc or type(exc).__name__, extra={"action": "smpp-bind"})
+            return None
+        if answer.status != pdu.ESME_ROK:
+            info = status.classify(answer.status)
+            log.error("%s: bind refused: %s (%s)", self.name, info.name, info.text,
+                      extra={"action": "smpp-bind"})
+            session.close("bind refused")
+            await session.wait_closed()
+            return None
+        return session
+
+    def _tls(self) -> ssl.SSLContext | None:
+        if not self.settings.tls:
+            return None
+        context = ssl.create_default_context(cafile=self.settings.tls_ca_file or None)
+        if not self.settings.tls_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    # --- submitting ------------------------------------------------------------------
+
+    async def submit(self, messages: Sequence[Message]) -> list[SubmitResult]:
+        """One result per message, in order. One recipient's messages go one after the
+        other, so the SMSC gets them in the order they were accepted."""
+        by_recipient: dict[str, list[Message]] = {}
+        for message in messages:
+            by_recipient.setdefault(message.recipient, []).append(message)
+        results: dict[str, SubmitResult] = {}
+
+        async def in_order(queue: list[Message]) -> None:
+            for message in queue:
+                results[message.id] = await self._submit_one(message)
+
+        await asyncio.gather(*(in_order(q) for q in by_recipient.values()))
+        return [results[m.id] for m in messages]
+
+    async def _submit_one(self, message: Message) -> SubmitResult:
+        encoded = encoding.encode_message(message.text,
+                                          long_mode=self.settings.long_messages,  # type: ignore[arg-type]
+                                          ref=next(self._refs) & 0xFFFF)
+        source, ton, npi = self._source(message.sender)
+        ids: list[str] = []
+        for number, part in enumerate(encoded.parts, 1):
+            submit = pdu.Submit(
+                source, ton, npi, message.recipient.lstrip("+"), part.short_message,
+                part.esm_class, encoded.data_coding,
+                1 if self.settings.registered_delivery else 0, part.tlvs,
+                _validity(message.expires_at),
+            )
+            outcome = await self._submit_part(submit)
+            if isinstance(outcome, str):
+                ids.append(outcome)
+                continue
+            if ids:  # parts already went out: a retry would send them twice
+                log.warning("%s: part %d of %d of a message to %s failed after earlier "
+                            "parts were accepted: %s", self.name, number, len(encoded.parts),
+                            mask(message.recipient), outcome.error,
+                            extra={"action": "smpp-submit"})
+                break
+            return SubmitResult(message.id, outcome.verdict, error=outcome.error)
+        self.counts["submitted"] += 1
+        return SubmitResult(message.id, Verdict.SUBMITTED, carrier_message_id=ids[0],
+                            part_ids=tuple(ids) if len(ids) > 1 else ())
+
+    async def _submit_part(self, submit: pdu.Submit) -> str | SubmitResult:
+        """The SMSC's id for the part, or a result saying why there is none."""
+        for _ in range(THROTTLE_TRIES):
+            session = self._pick()
+            if session is None:
+                return _failed(Verdict.RETRY, "carrier_unavailable",
+                               f"{self.name}: no bind is up")
+            await self._throttle_pause()
+            await self._rate.wait()
+            try:
+                answer = await session.submit(submit)
+            except (SessionClosed, ResponseTimeout) as exc:
+                self.counts["lost_in_flight"] += 1
+                return _failed(Verdict.RETRY, "carrier_connection_lost", f"{self.name}: {exc}")
+            if answer.status == pdu.ESME_ROK:
+                raw = pdu.submit_sm_resp_id(answer.body)
+                return receipts.normalise_id(raw, self.settings.response_id_format)  # type: ignore[arg-type]
+            info = status.classify(answer.status)
+            self.counts[f"status_{info.name}"] += 1
+            if info.outcome is status.Outcome.THROTTLE:
+                self._throttled_until = time.monotonic() + self.settings.throttle_pause
+                continue
+            verdict = (Verdict.REJECTED if info.outcome is status.Outcome.PERMANENT
+                       else Verdict.RETRY)
+            return SubmitResult("", verdict, error=status.error_info(answer.status))
+        return _failed(Verdict.RETRY, "throttled", f"{self.name}: the SMSC kept throttling")
+
+    def _pick(self) -> Session | None:
+        live = [s for s in self._sessions if s.can_submit]
+        return min(live, key=lambda s: s.outstanding) if live else None
+
+    async def _throttle_pause(self) -> None:
+        wait = self._throttled_until - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def _source(self, sender: str | None) -> tuple[str, int, int]:
+        """The sender and its TON/NPI: alphanumeric 5/0, short code 3/0, else
+        international 1/1; the carrier's settings override either."""
+        text = (sender or "").lstrip("+")
+        if not text:
+            ton, npi = 0, 0
+        elif not text.isdigit():
+            ton, npi = 5, 0
+        elif len(text) <= 8:
+            ton, npi = 3, 0
+        else:
+            ton, npi = 1, 1
+        s = self.settings
+        return (text, ton if s.source_ton < 0 else s.source_ton,
+                npi if s.source_npi < 0 else s.source_npi)
+
+    # --- asking the SMSC ---------------------------------------------------------------
+
+    async def query(self, messages: Sequence[Message]) -> list[DeliveryReport]:
+        """query_sm for messages overdue for a receipt (with `query_before_timeout`): a
+        report for each the SMSC says has ended. Ids are asked as stored (normalised), so
+        this suits SMSCs whose ids need no leading zeros; parted messages are not asked."""
+        if not self.settings.query_before_timeout:
+            return []
+        reports = []
+        for message in messages:
+            session = self._pick()
+            if session is None or not message.carrier_message_id or message.segments > 1:
+                continue
+            smsc_id = self._as_sent(message.carrier_message_id)
+            source, ton, npi = self._source(message.sender)
+            build = functools.partial(_query_pdu, smsc_id=smsc_id, source=source, ton=ton,
+                                      npi=npi)
+            try:
+                answer = await session.request(pdu.QUERY_SM, build)
+                found = pdu.read_query_sm_resp(answer.body) if answer.status == 0 else None
+            except (SessionClosed, ResponseTimeout, pdu.PduError):
+                continue
+            if found is None:
+                continue
+            receipt = receipts.parse_receipt(
+                f"id:{smsc_id} err:{found.error_code:03d}",
+                [(receipts.TAG_MESSAGE_STATE, bytes((found.message_state,)))])
+            if receipt is not None and receipt.status.final:
+                reports.append(DeliveryReport(
+                    self.name, message.carrier_message_id, receipt.status, self._clock(),
+                    error=receipt.error, detail=f"query_sm: {receipt.detail}"))
+        return reports
+
+    def _as_sent(self, stored: str) -> str:
+        if self.settings.response_id_format == "hex" and stored.isdigit():
+            return format(int(stored), "x")
+        return stored
+
+    # --- what the SMSC delivers --------------------------------------------------------
+
+    async def _deliver(self, session: Session, delivered: pdu.Delivered) -> int:
+        sink = self._sink
+        if sink is None:
+            return pdu.ESME_RX_T_APPN
+        if receipts.is_receipt(delivered.esm_class):
+            return await self._receipt(sink, delivered)
+        return await self._mobile_originated(sink, delivered)
+
+    async def _receipt(self, sink: CarrierSink, delivered: pdu.Delivered) -> int:
+        receipt = receipts.parse_receipt(delivered.short_message, delivered.tlvs)
+        if receipt is None:
+            log.warning("%s: a receipt without a message id, acknowledged and dropped",
+                        self.name, extra={"action": "smpp-receipt"})
+            self.counts["receipts_unreadable"] += 1
+            return pdu.ESME_ROK
+        # The TLV carries the id as submit_sm_resp gave it (SMPP 3.4 5.3.2.12); the text
+        # is where SMSCs write it in another base.
+        fmt = (self.settings.response_id_format if receipt.id_source == "tlv"
+               else self.settings.receipt_id_format)
+        report = DeliveryReport(
+            self.name, receipts.normalise_id(receipt.message_id, fmt),  # type: ignore[arg-type]
+            receipt.status, self._clock(), error=receipt.error,
+            detail=receipt.detail or receipt.state)
+        await sink.report([report])  # returns once committed: only then the ack
+        self.counts["receipts"] += 1
+        return pdu.ESME_ROK
+
+    async def _mobile_originated(self, sink: CarrierSink, delivered: pdu.Delivered) -> int:
+        decoded = encoding.decode_short_message(delivered.data_coding, delivered.esm_class,
+                                                delivered.short_message, delivered.tlvs)
+        sender = _e164(delivered.source)
+        if decoded.concat is None:
+            await sink.inbound([InboundMessage(self.name, sender, delivered.destination,
+                                               decoded.text, self._clock())])
+            self.counts["inbound"] += 1
+            return pdu.ESME_ROK
+        return await self._mo_part(sink, sender, delivered.destination, decoded)
+
+    async def _mo_part(self, sink: CarrierSink, sender: str, recipient: str,
+                       decoded: encoding.Decoded) -> int:
+        """A part of a long reply. The part that completes the set is acknowledged after
+        the whole reply is committed; earlier parts are acknowledged when held (in memory):
+        many SMSCs send the next part only after that ack, so holding it would stall them."""
+        concat = decoded.concat
+        assert concat is not None
+        key = (sender, recipient, concat.ref, concat.total)
+        whole = self._reassembler.add(key, concat.seq, decoded.text, time.monotonic())
+        for lost in self._reassembler.expire(time.monotonic()):
+            self.counts["inbound_incomplete"] += 1
+            log.warning("%s: a long reply from %s never completed (parts %s missing); "
+                        "dropped", self.name, mask(lost.key[0]), list(lost.missing),
+                        extra={"action": "smpp-inbound"})
+        if whole is not None:
+            await sink.inbound([InboundMessage(self.name, sender, recipient, whole,
+                                               self._clock())])
+            self.counts["inbound"] += 1
+        return pdu.ESME_ROK
+
+
+def _query_pdu(sequence: int, *, smsc_id: str, source: str, ton: int, npi: int) -> bytes:
+    return pdu.query_sm(sequence, smsc_id, source, ton, npi)
+
+
+def _failed(verdict: Verdict, code: str, text: str) -> SubmitResult:
+    return SubmitResult("", verdict, error=ErrorInfo(code, text))
+
+
+def _e164(address: str) -> str:
+    return f"+{address}" if address.isdigit() and len(address) >= 10 else address
+
+
+def _validity(expires_at: datetime | None) -> str:
+    """SMPP absolute time, UTC: YYMMDDhhmmss, tenths, quarter hours from UTC, '+'."""
+    if expires_at is None:
+        return ""
+    return expires_at.astimezone(UTC).strftime("%y%m%d%H%M%S") + "000+"

@@ -1,0 +1,247 @@
+"""One SMPP bind: an asyncio protocol that frames PDUs, matches responses to requests by
+sequence number, enforces the window of outstanding submit_sm, keeps the link alive with
+enquire_link, and hands each deliver_sm to the carrier, answering it only afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import cast
+
+from adapters.carriers.smpp import pdu
+
+log = logging.getLogger(__name__)
+
+# The carrier's handler for a deliver_sm: returns the command_status to answer with,
+# after whatever it does with it (a receipt or an inbound message) is committed.
+DeliverHandler = Callable[["Session", pdu.Delivered], Awaitable[int]]
+
+
+class SessionClosed(Exception):
+    """The bind is gone (dropped, unbound, or timed out); nothing more can come on it."""
+
+
+class ResponseTimeout(Exception):
+    """A request got no response in time; the session is closed so that none can come."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    window: int = 100
+    response_timeout: float = 30.0
+    enquire_link_interval: float = 30.0
+    bind_timeout: float = 10.0
+    unbind_timeout: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    command_id: int
+    status: int
+    body: bytes
+
+
+class Session(asyncio.Protocol):
+    """A bound (or binding) SMPP session; `closed` resolves when it ends."""
+
+    def __init__(self, name: str, settings: SessionSettings, on_deliver: DeliverHandler
+                 ) -> None:
+        self.name = name
+        self.settings = settings
+        self._on_deliver = on_deliver
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._out: list[bytes] = []
+        self._sequence = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[Response]] = {}
+        self.window = asyncio.Semaphore(settings.window)
+        self.outstanding = 0  # submit_sm sent and not yet answered
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.bound = False
+        self.can_submit = False
+        self.can_receive = False
+        self.close_reason = ""
+
+    # --- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's TCP transport is not an asyncio.Transport subclass, though it is one.
+        self._transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish(self.close_reason or (f"connection lost: {exc}" if exc
+                                           else "connection closed by the SMSC"))
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while len(self._buffer) >= pdu.HEADER_SIZE:
+            try:
+                head = pdu.header(self._buffer)
+            except pdu.PduError as exc:
+                self.close(f"unreadable PDU header: {exc}")
+                return
+            if len(self._buffer) < head.length:
+                return
+            raw = bytes(self._buffer[: head.length])
+            del self._buffer[: head.length]
+            self._dispatch(head, raw)
+
+    # --- requests --------------------------------------------------------------------
+
+    def next_sequence(self) -> int:
+        # Sequence numbers run 1..0x7FFFFFFF and then wrap.
+        return next(self._sequence) % 0x7FFFFFFF or next(self._sequence)
+
+    async def request(self, command_id: int, build: Callable[[int], bytes],
+                      timeout: float | None = None) -> Response:
+        """Send one request and wait for its response; on a timeout the session is closed,
+        so the response can no longer come and the caller may safely try again later."""
+        if self.closed.done() or self._transport is None:
+            raise SessionClosed(self.close_reason or "not connected")
+        sequence = self.next_sequence()
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._waiting[sequence] = future
+        try:
+            if not self._can_write.is_set():
+                await self._can_write.wait()
+            self._write(build(sequence))
+            return await asyncio.wait_for(
+                future, self.settings.response_timeout if timeout is None else timeout)
+        except TimeoutError:
+            self.close(f"no response to command 0x{command_id:08x} in time")
+            raise ResponseTimeout(f"no response to command 0x{command_id:08x}") from None
+        finally:
+            self._waiting.pop(sequence, None)
+
+    async def submit(self, submit: pdu.Submit) -> Response:
+        """submit_sm within the window; the window slot is held until the answer."""
+        async with self.window:
+            self.outstanding += 1
+            try:
+                return await self.request(pdu.SUBMIT_SM,
+                                          lambda seq: pdu.submit_sm(seq, submit))
+            finally:
+                self.outstanding -= 1
+
+    async def bind(self, command_id: int, params: pdu.BindParams) -> Response:
+        answer = await self.request(command_id, lambda seq: pdu.bind(command_id, seq, params),
+                                    self.settings.bind_timeout)
+        if answer.status == pdu.ESME_ROK:
+            self.bound = True
+            self.can_submit = command_id in (pdu.BIND_TRANSMITTER, pdu.BIND_TRANSCEIVER)
+            self.can_receive = command_id in (pdu.BIND_RECEIVER, pdu.BIND_TRANSCEIVER)
+            self._spawn(self._keep_alive())
+        return answer
+
+    async def unbind(self) -> None:
+        """A clean goodbye: unbind, wait briefly for unbind_resp, close."""
+        if self.bound and not self.closed.done():
+            with contextlib.suppress(SessionClosed, ResponseTimeout):
+                await self.request(pdu.UNBIND, lambda seq: pdu.frame(pdu.UNBIND, seq),
+                                   self.settings.unbind_timeout)
+        self.close("unbound")
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self.closed)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def close(self, reason: str) -> None:
+        if not self.close_reason:
+            self.close_reason = reason
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
+        else:
+            self._finish(reason)
+
+    # --- what arrives ------------------------------------------------------------------
+
+    def _dispatch(self, head: pdu.Header, raw: bytes) -> None:
+        command_id = head.command_id
+        if command_id & pdu.RESPONSE:
+            future = self._waiting.get(head.sequence)
+            if future is not None and not future.done():
+                future.set_result(Response(command_id, head.status, raw[pdu.HEADER_SIZE:]))
+            elif command_id == pdu.GENERIC_NACK:
+                log.warning("%s: generic_nack 0x%08x for sequence %d", self.name,
+                            head.status, head.sequence, extra={"action": "smpp-nack"})
+            return
+        if command_id == pdu.DELIVER_SM:
+            self._spawn(self._deliver(head, raw))
+        elif command_id == pdu.ENQUIRE_LINK:
+            self._write(pdu.frame(pdu.ENQUIRE_LINK | pdu.RESPONSE, head.sequence))
+        elif command_id == pdu.UNBIND:
+            self._write(pdu.frame(pdu.UNBIND | pdu.RESPONSE, head.sequence))
+            self.close("unbound by the SMSC")
+        else:
+            self._write(pdu.frame(pdu.GENERIC_NACK, head.sequence, status=pdu.ESME_RINVCMDID))
+
+    async def _deliver(self, head: pdu.Header, raw: bytes) -> None:
+        try:
+            delivered = pdu.read_deliver_sm(raw)
+        except pdu.PduError as exc:
+            log.warning("%s: %s", self.name, exc, extra={"action": "smpp-deliver"})
+            self._write(pdu.frame(pdu.DELIVER_SM | pdu.RESPONSE, head.sequence,
+                                  b"\0", pdu.ESME_RSYSERR))
+            return
+        try:
+            status = await self._on_deliver(self, delivered)
+        except Exception:  # not committed: the SMSC keeps it and sends it again
+            log.exception("%s: deliver_sm not taken; asking the SMSC to resend", self.name,
+                          extra={"action": "smpp-deliver"})
+            status = pdu.ESME_RX_T_APPN
+        self._write(pdu.frame(pdu.DELIVER_SM | pdu.RESPONSE, head.sequence, b"\0", status))
+
+    async def _keep_alive(self) -> None:
+        interval = self.settings.enquire_link_interval
+        while not self.closed.done():
+            await asyncio.sleep(interval)
+            with contextlib.suppress(SessionClosed, ResponseTimeout):
+                await self.request(pdu.ENQUIRE_LINK,
+                                   lambda seq: pdu.frame(pdu.ENQUIRE_LINK, seq))
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        # PDUs written in one turn of the loop leave in one send: under load a window of
+        # submit_sm (or of deliver_sm_resp) costs one system call, not one each.
+        self._out.append(data)
+        if len(self._out) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        data, self._out = b"".join(self._out), []
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _finish(self, reason: str) -> None:
+        if not self.close_reason:
+            self.close_reason = reason
+        self.bound = self.can_submit = self.can_receive = False
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(SessionClosed(self.close_reason))
+        self._waiting.clear()
+        self._can_write.set()
+        if not self.closed.done():
+            self.closed.set_result(None)

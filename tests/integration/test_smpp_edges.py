@@ -1,0 +1,319 @@
+"""The SMPP carrier's edge cases against a scripted SMSC: the window really enforced, a
+response that never comes, throttling, a refused bind, a dropped link with a full window,
+receipts early/twice/unknown/12-digit, and deliver_sm acknowledged only after commit."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trustme
+from sqlalchemy import func, select
+
+from adapters.carriers.simulator import SimulatorCarrier, SimulatorRules
+from adapters.carriers.smpp.carrier import SmppCarrier
+from adapters.carriers.smpp.config import SmppSettings
+from hub.clock import utcnow
+from hub.dispatcher import Dispatcher, DispatchSettings
+from hub.metrics import Metrics
+from hub.model import Status
+from hub.policies import RetryPolicy
+from hub.routing import Router
+from hub.spoolcall import SpoolRunner
+from spool import SqlSpool, open_spool
+from spool.tables import inbound
+from tests.factories import make_account, new_message
+from tests.polling import until
+from tests.smsc import pdu as p
+from tests.smsc.scripted import WITHHOLD, ScriptedSmsc, SubmitRecord
+
+
+@pytest.fixture
+async def smsc() -> AsyncIterator[ScriptedSmsc]:
+    server = await ScriptedSmsc().start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def hub(spool_url: str) -> AsyncIterator[Any]:
+    made: list[tuple[SqlSpool, SpoolRunner[Any], Dispatcher]] = []
+
+    async def make(port: int, **overrides: Any) -> tuple[SqlSpool, Dispatcher, SmppCarrier]:
+        settings = SmppSettings(**{"port": port, "system_id": "hub", "password": "secret",
+                                   "reconnect_min": 0.05, "reconnect_max": 0.1,
+                                   "enquire_link_interval": 5, **overrides})
+        carrier = SmppCarrier("smsc", settings)
+        store = open_spool(spool_url)
+        await asyncio.to_thread(store.upgrade)
+        runner = SpoolRunner(store)
+        dispatcher = Dispatcher(
+            runner, Router({"smsc": carrier}, "smsc"),
+            RetryPolicy(max_attempts=10, base=0.05, cap=0.1),
+            DispatchSettings(batch_size=100, poll_interval=0.02),
+            "n1", Metrics())
+        made.append((store, runner, dispatcher))
+        return store, dispatcher, carrier
+
+    yield make
+    for store, runner, dispatcher in made:
+        await dispatcher.stop()
+        runner.shutdown()
+        store.close()
+
+
+def queue(store: SqlSpool, count: int, **kwargs: Any) -> list[str]:
+    """`count` messages, each to its own recipient (one recipient's go one at a time)."""
+    account = make_account(store, credits="1000", price="0.05")
+    now = utcnow()
+    messages = [new_message(account, **{"recipient": f"+2782{i:07d}", "accepted_at": now,
+                                        **kwargs})
+                for i in range(count)]
+    store.accept(messages)
+    return [m.id for m in messages]
+
+
+def statuses(store: SqlSpool, ids: list[str]) -> Counter[Status]:
+    return Counter(store.get_message(i).status for i in ids)  # type: ignore[union-attr]
+
+
+async def test_the_window_of_outstanding_submit_sm_is_enforced(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    held: list[SubmitRecord] = []
+
+    def hold(record: SubmitRecord) -> Any:
+        held.append(record)
+        return WITHHOLD
+
+    smsc.on_submit = hold
+    store, dispatcher, _ = await hub(smsc.port, window=5)
+    ids = queue(store, 20)
+    await dispatcher.start()
+    await until(lambda: smsc.outstanding() == 5)
+    await asyncio.sleep(0.2)  # nothing more may arrive while the window is full
+    assert smsc.max_outstanding == 5
+    smsc.on_submit = None
+    for record in held:
+        smsc.release(record)
+    await until(lambda: statuses(store, ids)[Status.SUBMITTED] == 20, timeout=10)
+    assert smsc.max_outstanding == 5
+
+
+async def test_a_response_that_never_comes_closes_the_bind_before_the_message_is_retried(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    smsc.on_submit = lambda record: WITHHOLD if record.session == 1 else None
+    store, dispatcher, _ = await hub(smsc.port, response_timeout=0.3)
+    [mid] = queue(store, 1)
+    await dispatcher.start()
+    await until(lambda: statuses(store, [mid])[Status.SUBMITTED] == 1, timeout=10)
+    first, second = smsc.submits[0], smsc.submits[1]
+    # The retry went out on a new bind: the first one was closed, so its answer can
+    # no longer arrive and be confused with the second submission's.
+    assert (first.session, second.session) == (1, 2)
+    assert 1 not in smsc.sessions()
+    assert any(e.detail.startswith("retry at") for e in store.events(mid))
+
+
+async def test_throttling_slows_down_and_the_message_still_goes_out(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    smsc.throttle(3)
+    store, dispatcher, carrier = await hub(smsc.port, throttle_pause=0.05)
+    [mid] = queue(store, 1)
+    await dispatcher.start()
+    await until(lambda: statuses(store, [mid])[Status.SUBMITTED] == 1, timeout=10)
+    assert [r.status for r in smsc.submits] == [p.ESME_RTHROTTLED] * 3 + [p.ESME_ROK]
+    assert carrier.counts["status_ESME_RTHROTTLED"] == 3
+
+
+async def test_a_refused_bind_leaves_the_carrier_down_and_messages_queued(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    smsc.bind_status = p.ESME_RINVPASWD
+    store, dispatcher, carrier = await hub(smsc.port)
+    [mid] = queue(store, 1)
+    await dispatcher.start()
+    await until(lambda: smsc.binds >= 2)  # it keeps trying, with backoff
+    assert not carrier.available
+    assert statuses(store, [mid])[Status.SUBMITTED] == 0
+    assert smsc.submits == []
+
+
+async def test_a_link_dropped_with_a_full_window_loses_nothing(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    smsc.drop_at_window = 10
+    smsc.on_submit = lambda record: WITHHOLD if record.session == 1 else None
+    store, dispatcher, _ = await hub(smsc.port, window=10)
+    ids = queue(store, 30)
+    await dispatcher.start()
+    await until(lambda: statuses(store, ids)[Status.SUBMITTED] == 30, timeout=15)
+    answered = Counter(r.dest_addr for r in smsc.submits if r.status == p.ESME_ROK)
+    assert sum(answered.values()) == 30
+
+
+@pytest.mark.parametrize("mode", ["before", "twice"])
+async def test_receipts_early_or_twice_finish_each_message_once(
+    smsc: ScriptedSmsc, hub: Any, mode: str,
+) -> None:
+    smsc.receipt_mode, smsc.receipt_seconds = mode, True  # and 12-digit dates
+    smsc.id_style = "padded"
+    store, dispatcher, _ = await hub(smsc.port)
+    ids = queue(store, 10)
+    await dispatcher.start()
+    await until(lambda: statuses(store, ids)[Status.DELIVERED] == 10, timeout=10)
+    for mid in ids:
+        assert [e.status for e in store.events(mid)].count(Status.DELIVERED) == 1
+
+
+async def test_receipt_ids_written_in_another_base_still_match(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    smsc.receipt_mode, smsc.id_style, smsc.receipt_id_style = "after", "hex", "dec"
+    smsc.receipt_tlvs = False
+    store, dispatcher, _ = await hub(smsc.port, response_id_format="hex",
+                                     receipt_id_format="dec")
+    ids = queue(store, 5)
+    await dispatcher.start()
+    await until(lambda: statuses(store, ids)[Status.DELIVERED] == 5, timeout=10)
+
+
+async def test_an_unknown_receipt_is_acknowledged_and_changes_nothing(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    _, dispatcher, carrier = await hub(smsc.port)
+    await dispatcher.start()
+    await carrier.wait_bound(5)
+    answer = await smsc.send_receipt("987654321")
+    assert answer.status == p.ESME_ROK
+
+
+def inbound_count(store: SqlSpool) -> int:
+    with store.db.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(inbound)).scalar_one())
+
+
+async def test_a_reply_is_acknowledged_only_after_it_is_committed(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    store, dispatcher, carrier = await hub(smsc.port)
+    await dispatcher.start()
+    await carrier.wait_bound(5)
+    answer = await smsc.push_mo("27821234567", "31337", b"YES please")
+    assert answer.status == p.ESME_ROK
+    assert inbound_count(store) == 1  # committed before the ack came back
+
+
+async def test_a_three_part_reply_is_reassembled_into_one_inbound_message(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    store, dispatcher, carrier = await hub(smsc.port)
+    await dispatcher.start()
+    await carrier.wait_bound(5)
+    parts = [b"first part, ", b"second part, ", b"third part"]
+    answers = await smsc.push_mo_parts("27821234567", "31337", parts, order=[2, 0, 1])
+    assert [a.status for a in answers] == [p.ESME_ROK] * 3
+    with store.db.engine.connect() as conn:
+        texts = [row.text for row in conn.execute(select(inbound.c.text))]
+    assert texts == ["first part, second part, third part"]
+
+
+async def test_query_sm_answers_for_a_message_overdue_for_its_receipt(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    smsc.query_state = p.MESSAGE_STATES["UNDELIV"]
+    store, dispatcher, carrier = await hub(smsc.port, query_before_timeout=True)
+    [mid] = queue(store, 1)
+    await dispatcher.start()
+    await until(lambda: statuses(store, [mid])[Status.SUBMITTED] == 1, timeout=10)
+    message = store.get_message(mid)
+    assert message is not None
+    [report] = await carrier.query([message])
+    assert (report.carrier_message_id, report.status) == (message.carrier_message_id,
+                                                          Status.UNDELIVERED)
+    assert smsc.queries == [smsc.submits[0].message_id]
+
+
+async def test_binds_over_tls_when_the_smsc_requires_it(
+    hub: Any, tmp_path: Any,
+) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_side)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    smsc = await ScriptedSmsc(tls=server_side, receipt_mode="after").start()
+    try:
+        store, dispatcher, _ = await hub(smsc.port, tls=True, tls_ca_file=str(ca_file),
+                                         host="127.0.0.1")
+        ids = queue(store, 3)
+        await dispatcher.start()
+        await until(lambda: statuses(store, ids)[Status.DELIVERED] == 3, timeout=10)
+    finally:
+        await smsc.stop()
+
+
+async def test_the_rate_limit_spaces_submissions_over_all_binds(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    store, dispatcher, _ = await hub(smsc.port, rate=20.0, binds=2)
+    ids = queue(store, 8)
+    await dispatcher.start()
+    await until(lambda: statuses(store, ids)[Status.SUBMITTED] == 8, timeout=10)
+    times = sorted(r.time for r in smsc.submits)
+    # 20 a second over both binds: 8 submissions span at least 7 gaps of 50 ms (each
+    # arrival may jitter, the span cannot shrink); unlimited, they come within a few ms.
+    assert times[-1] - times[0] >= 0.9 * 7 / 20
+    assert len({r.session for r in smsc.submits}) == 2  # spread over both binds
+
+
+async def test_a_transmitter_and_receiver_pair_submits_on_one_and_takes_receipts_on_the_other(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    smsc.receipt_mode = "after"
+    store, dispatcher, _ = await hub(smsc.port, bind_mode="transmitter+receiver")
+    ids = queue(store, 4)
+    await dispatcher.start()
+    await until(lambda: statuses(store, ids)[Status.DELIVERED] == 4, timeout=10)
+    assert sorted(b.kind for b in smsc.bind_log) == ["RX", "TX"]
+    sessions = {b.kind: b.session for b in smsc.bind_log}
+    assert {r.session for r in smsc.submits} == {sessions["TX"]}
+    assert {d.session for d in smsc.deliveries} == {sessions["RX"]}
+
+
+async def test_when_the_smsc_goes_away_traffic_fails_over_to_the_next_carrier(
+    smsc: ScriptedSmsc, spool_url: str,
+) -> None:
+    carrier = SmppCarrier("smsc", SmppSettings(port=smsc.port, system_id="hub",
+                                               reconnect_min=0.05, reconnect_max=0.1))
+    backup = SimulatorCarrier(SimulatorRules(report_delay=0.01))
+    store = open_spool(spool_url)
+    await asyncio.to_thread(store.upgrade)
+    runner = SpoolRunner(store)
+    dispatcher = Dispatcher(
+        runner, Router({"smsc": carrier, "simulator": backup}, "smsc", ("simulator",)),
+        RetryPolicy(max_attempts=5, base=0.05, cap=0.1),
+        DispatchSettings(batch_size=100, poll_interval=0.02), "n1", Metrics())
+    try:
+        before = queue(store, 3)
+        await dispatcher.start()
+        await until(lambda: statuses(store, before)[Status.SUBMITTED] == 3)
+        smsc.bind_status = p.ESME_RBINDFAIL  # it will not take us back
+        await smsc.drop()
+        await until(lambda: not carrier.available)
+        after = queue(store, 3)
+        dispatcher.wake()
+        await until(lambda: statuses(store, after)[Status.DELIVERED] == 3)
+        carriers = {store.get_message(i).carrier for i in after}  # type: ignore[union-attr]
+        assert carriers == {"simulator"}
+    finally:
+        await dispatcher.stop()
+        runner.shutdown()
+        store.close()

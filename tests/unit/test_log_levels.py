@@ -1,0 +1,36 @@
+"""Third-party loggers that speak per tick are quiet at the default level."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from hub.cli import _logging
+from hub.config import load, with_overrides
+
+
+@pytest.fixture
+def restore() -> Iterator[None]:
+    names = ("apscheduler", "alembic", "httpx")
+    before = {n: logging.getLogger(n).level for n in names}
+    yield
+    for name, level in before.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.usefixtures("restore")
+def test_apscheduler_job_runs_are_not_logged_at_the_default_level() -> None:
+    _logging(load(None, env={}))
+    scheduler = logging.getLogger("apscheduler.executors.default")
+    assert not scheduler.isEnabledFor(logging.INFO)
+    assert scheduler.isEnabledFor(logging.WARNING)
+    assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+
+
+@pytest.mark.usefixtures("restore")
+def test_at_debug_level_they_speak_again() -> None:
+    logging.getLogger("apscheduler").setLevel(logging.NOTSET)
+    _logging(with_overrides(load(None, env={}), hub={"log_level": "debug"}))
+    assert logging.getLogger("apscheduler").level == logging.NOTSET

@@ -1,0 +1,191 @@
+"""Reports still owed, on SQLite and PostgreSQL: submitted messages read a page at a time,
+and the receipt timeout that fails those whose report never came (charged, audited,
+idempotent, and never over a real report that commits first)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+
+from hub.model import DeliveryReport, Status, Transition
+from hub.policies import ReceiptTimeout
+from spool import SqlSpool, open_spool
+from tests.factories import NOW, make_account, new_message
+
+SECOND = timedelta(seconds=1)
+
+
+def submit(spool: SqlSpool, *messages_: object, carrier: str = "sim",
+           at: datetime = NOW) -> list[str]:
+    """Accept the messages and record them as taken by `carrier` (carrier id = "c-" + id)."""
+    spool.accept(list(messages_))  # type: ignore[arg-type]
+    claim = spool.claim("node-a", 10_000, 60, at)
+    spool.record(claim.token, [
+        Transition(m.id, Status.SUBMITTED, carrier=carrier, carrier_message_id=f"c-{m.id}")
+        for m in claim.messages], at)
+    return [m.id for m in claim.messages]
+
+
+def status(spool: SqlSpool, message_id: str) -> Status:
+    found = spool.get_message(message_id)
+    assert found is not None
+    return found.status
+
+
+def test_receipt_timeout_fails_the_message_at_its_deadline_and_not_a_second_before(
+    spool: SqlSpool,
+) -> None:
+    acme = make_account(spool, "acme", credits="1")
+    msg = new_message(acme, cost="0.25")
+    submit(spool, msg)
+    rule = ReceiptTimeout(timeout=600)
+    deadline = NOW + timedelta(seconds=600)
+    before = deadline - SECOND
+    assert spool.time_out_reports(rule.deadline("sim", before), before) == 0
+    assert status(spool, msg.id) is Status.SUBMITTED
+    assert spool.time_out_reports(rule.deadline("sim", deadline), deadline) == 1
+    failed = spool.get_message(msg.id)
+    assert failed is not None and (failed.status, failed.completed_at) == (Status.FAILED,
+                                                                          deadline)
+    assert failed.status.public.value == "failed"
+    assert failed.error is not None and failed.error.code == "no_delivery_report"
+    assert failed.error.text.startswith("no delivery report from sim")
+    last = spool.events(msg.id)[-1]
+    assert (last.status, last.at) == (Status.FAILED, deadline)
+    assert last.detail.startswith("no delivery report")
+    # It reached the carrier: charged, not refunded.
+    assert spool.get_account("acme").balance == Decimal("0.75")
+
+
+def test_a_message_with_validity_waits_for_its_validity_plus_the_margin(
+    spool: SqlSpool,
+) -> None:
+    acme = make_account(spool, "acme")
+    ends = NOW + timedelta(hours=3)
+    valid, plain = new_message(acme, expires_at=ends), new_message(acme)
+    submit(spool, valid, plain)
+    rule = ReceiptTimeout(margin=600, fallback=7200)
+
+    def sweep(at: datetime) -> int:
+        return spool.time_out_reports(rule.deadline("sim", at), at)
+
+    # Without validity: the fallback after submission; the validity does not shorten it.
+    assert sweep(NOW + timedelta(seconds=7199)) == 0
+    assert sweep(NOW + timedelta(seconds=7200)) == 1
+    assert (status(spool, plain.id), status(spool, valid.id)) == (Status.FAILED,
+                                                                 Status.SUBMITTED)
+    # With validity: its end plus the margin, later than the fallback here.
+    assert sweep(ends + timedelta(seconds=599)) == 0
+    assert sweep(ends + timedelta(seconds=600)) == 1
+    assert status(spool, valid.id) is Status.FAILED
+
+
+def test_a_real_receipt_arriving_after_the_timeout_is_ignored(spool: SqlSpool) -> None:
+    acme = make_account(spool, "acme")
+    msg = new_message(acme)
+    submit(spool, msg)
+    later = NOW + timedelta(days=3)
+    assert spool.time_out_reports(ReceiptTimeout().deadline("sim", later), later) == 1
+    trail = spool.events(msg.id)
+    late = DeliveryReport("sim", f"c-{msg.id}", Status.DELIVERED, later, detail="DELIVRD")
+    assert spool.apply_reports([late], later + SECOND) == []  # known, and a repeat
+    assert status(spool, msg.id) is Status.FAILED
+    assert spool.events(msg.id) == trail
+
+
+def test_a_receipt_that_commits_before_the_timeout_wins(spool: SqlSpool) -> None:
+    acme = make_account(spool, "acme")
+    msg = new_message(acme)
+    submit(spool, msg)
+    later = NOW + timedelta(days=3)
+    spool.apply_reports([DeliveryReport("sim", f"c-{msg.id}", Status.DELIVERED, later)], later)
+    assert spool.time_out_reports(ReceiptTimeout().deadline("sim", later), later) == 0
+    assert status(spool, msg.id) is Status.DELIVERED
+
+
+def test_receipt_timeout_is_idempotent_and_touches_only_its_carrier(spool: SqlSpool) -> None:
+    acme = make_account(spool, "acme")
+    mine, theirs = new_message(acme), new_message(acme)
+    submit(spool, mine)
+    submit(spool, theirs, carrier="other")
+    rule, later = ReceiptTimeout(timeout=60), NOW + timedelta(hours=1)
+    assert spool.time_out_reports(rule.deadline("sim", later), later) == 1
+    assert spool.time_out_reports(rule.deadline("sim", later), later) == 0
+    assert [e.status for e in spool.events(mine.id)].count(Status.FAILED) == 1
+    assert status(spool, theirs.id) is Status.SUBMITTED
+
+
+def test_unsent_messages_never_time_out_as_unreported(spool: SqlSpool) -> None:
+    acme = make_account(spool, "acme")
+    waiting, sending = new_message(acme), new_message(acme)
+    spool.accept([waiting, sending])
+    spool.claim("node-a", 1, 60, NOW)
+    later = NOW + timedelta(days=30)
+    assert spool.time_out_reports(ReceiptTimeout(timeout=1).deadline("sim", later), later) == 0
+
+
+def test_receipt_timeout_handles_more_messages_than_one_chunk(spool: SqlSpool) -> None:
+    acme = make_account(spool, "acme", credits="2000")
+    submit(spool, *[new_message(acme, cost="1") for _ in range(1203)])
+    later = NOW + timedelta(days=3)
+    assert spool.time_out_reports(ReceiptTimeout().deadline("sim", later), later) == 1203
+    assert spool.totals(later).by_status == {Status.FAILED: 1203}
+    assert spool.get_account(acme.name).balance == 797  # all charged
+
+
+def test_owed_reports_are_read_a_page_at_a_time_in_id_order(spool: SqlSpool) -> None:
+    acme = make_account(spool, "acme")
+    ours = sorted(submit(spool, *[new_message(acme) for _ in range(5)]))
+    [other] = submit(spool, new_message(acme), carrier="other")
+    [done] = submit(spool, new_message(acme))
+    spool.apply_reports([DeliveryReport("sim", f"c-{done}", Status.DELIVERED, NOW)], NOW)
+    assert spool.awaiting_carriers() == ["other", "sim"]
+    pages, after = [], ""
+    while page := spool.awaiting_reports("sim", after, 2):
+        pages.append([m.id for m in page])
+        after = page[-1].id
+    assert pages == [ours[0:2], ours[2:4], ours[4:]]
+    first = spool.awaiting_reports("sim", "", 1)[0]
+    assert (first.carrier, first.carrier_message_id, first.status) == (
+        "sim", f"c-{ours[0]}", Status.SUBMITTED)
+    assert [m.id for m in spool.awaiting_reports("other", "", 10)] == [other]
+
+
+def test_overdue_reports_are_those_past_the_deadline(spool: SqlSpool) -> None:
+    acme = make_account(spool, "acme")
+    [early] = submit(spool, new_message(acme))
+    [late] = submit(spool, new_message(acme), at=NOW + timedelta(seconds=30))
+    rule = ReceiptTimeout(timeout=60)
+    at = NOW + timedelta(seconds=60)
+    assert [m.id for m in spool.overdue_reports(rule.deadline("sim", at), "", 10)] == [early]
+    at += timedelta(seconds=30)
+    found = spool.overdue_reports(rule.deadline("sim", at), "", 10)
+    assert sorted(m.id for m in found) == sorted([early, late])
+
+
+@pytest.mark.postgres
+def test_on_postgres_a_receipt_being_applied_holds_its_message_off_the_timeout(
+    pg_url: str,
+) -> None:
+    spool = open_spool(pg_url)
+    try:
+        spool.upgrade()
+        acme = make_account(spool, "acme")
+        held, free = new_message(acme), new_message(acme)
+        submit(spool, held, free)
+        later = NOW + timedelta(days=3)
+        # As apply_reports does: the dispatcher has locked the row and not yet committed.
+        with spool.db.write() as conn:
+            conn.execute(text("SELECT id FROM messages WHERE id = :id FOR UPDATE"),
+                         {"id": held.id})
+            assert spool.time_out_reports(ReceiptTimeout().deadline("sim", later), later) == 1
+            conn.execute(text("UPDATE messages SET status = 'delivered' WHERE id = :id"),
+                         {"id": held.id})
+        assert (status(spool, held.id), status(spool, free.id)) == (Status.DELIVERED,
+                                                                   Status.FAILED)
+        assert spool.time_out_reports(ReceiptTimeout().deadline("sim", later), later) == 0
+    finally:
+        spool.close()
