@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from hub.app import settle_gc
 from hub.intake import Intake, IntakeRules
 from hub.model import Source, Submission
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 from spool import open_spool
 from spool.tables import messages
 
@@ -135,7 +135,7 @@ def intake_rate(rows: int, group: int, work: Path) -> float:
     spool = open_spool(f"sqlite:///{work / 'intake.db'}")
     spool.upgrade()
     account = spool.create_account("acme", Decimal(rows), Decimal(1), [])
-    runner = SpoolRunner(spool)
+    runner = SpoolThreads(spool)
     intake = Intake(runner, IntakeRules(), group_commit_max=group)
 
     async def run() -> float:

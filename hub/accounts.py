@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from hub.errors import AuthenticationError
 from hub.model import Account
 from hub.ports import AccountStore, Spool
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 KEY_PREFIX = "shk"
 _HASHER = PasswordHasher()
@@ -78,7 +78,7 @@ class Credentials:
     plaintext credential; a revoked key or changed password stops working within `ttl`.
     """
 
-    def __init__(self, runner: SpoolRunner[AccountStore], secret: bytes, ttl: float) -> None:
+    def __init__(self, runner: SpoolThreads[AccountStore], secret: bytes, ttl: float) -> None:
         self._runner = runner
         self._secret = secret
         self._ttl = ttl

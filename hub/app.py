@@ -31,7 +31,7 @@ from hub.policies import RetryPolicy
 from hub.ports import AccountStore, SchemaState, Spool
 from hub.routing import Router, Rule
 from hub.services import Core, Service, ServiceGroup, Task
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 from spool import open_spool
 
 log = logging.getLogger(__name__)
@@ -66,14 +66,14 @@ def intake_rules(config: Config) -> IntakeRules:
     )
 
 
-def build_intake(config: Config, runner: SpoolRunner[Spool],
+def build_intake(config: Config, runner: SpoolThreads[Spool],
                  on_commit: Callable[[], None] | None = None) -> Intake:
     """The one way in, as every caller gets it: the server's listeners and the CLI."""
     return Intake(runner, intake_rules(config), group_commit_max=config.spool.group_commit_max,
                   on_commit=on_commit)
 
 
-def build_outbox(config: Config, runner: SpoolRunner[Spool]) -> OutboxRunner:
+def build_outbox(config: Config, runner: SpoolThreads[Spool]) -> OutboxRunner:
     o = config.outbox
     policy = RetryPolicy(o.max_attempts, o.retry_base, o.retry_cap, max_age=float("inf"))
     settings = OutboxSettings(o.batch_size, o.poll_interval, o.lease_seconds)
@@ -81,7 +81,7 @@ def build_outbox(config: Config, runner: SpoolRunner[Spool]) -> OutboxRunner:
 
 
 def build_inbound_desk(
-    config: Config, runner: SpoolRunner[Spool], outbox: OutboxRunner | None = None
+    config: Config, runner: SpoolThreads[Spool], outbox: OutboxRunner | None = None
 ) -> InboundDesk:
     """Inbound messages and where they may lead (ingress adapters that answer by email
     or webhook add their route)."""
@@ -116,7 +116,7 @@ def carrier_prices(config: Config) -> dict[str, Decimal]:
     return carriers.prices(config)
 
 
-def build_dispatcher(config: Config, runner: SpoolRunner[Spool], metrics: Metrics,
+def build_dispatcher(config: Config, runner: SpoolThreads[Spool], metrics: Metrics,
                      inbound: InboundDesk) -> Dispatcher:
     d = config.dispatcher
     router = Router(carriers.build(config, runner), config.routing.default_carrier,
@@ -131,7 +131,7 @@ def build_dispatcher(config: Config, runner: SpoolRunner[Spool], metrics: Metric
 
 
 def build_core(config: Config, spool: Spool) -> Core:
-    runner = SpoolRunner(spool)
+    runner = SpoolThreads(spool)
     metrics = Metrics()
     outbox = build_outbox(config, runner)
     inbound = build_inbound_desk(config, runner, outbox)

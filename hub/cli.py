@@ -19,7 +19,7 @@ from hub.clock import parse_time, utcnow
 from hub.config import Config, load
 from hub.errors import ConfigError, HubError
 from hub.model import Inbound, InboundMessage, Refused, Source, Submission
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -143,7 +143,7 @@ def _send(args: argparse.Namespace, config: Config) -> int:
 
 async def _submit_one(config: Config, account_name: str, submission: Submission) -> Any:
     spool = await asyncio.to_thread(open_spool, config)
-    runner = SpoolRunner(spool, threads=1)
+    runner = SpoolThreads(spool, threads=1)
     try:
         account = await runner.call(spool.get_account, account_name)
         intake = app.build_intake(config, runner)
@@ -189,7 +189,7 @@ async def _receive(config: Config, mo: InboundMessage) -> Inbound:
     """The same core path a carrier's inbound message takes (committed, then routed);
     a running `smshub serve` delivers whatever routing queued."""
     spool = await asyncio.to_thread(open_spool, config)
-    runner = SpoolRunner(spool, threads=1)
+    runner = SpoolThreads(spool, threads=1)
     try:
         desk = app.build_inbound_desk(config, runner)
         return (await desk.receive([mo]))[0]

@@ -29,7 +29,7 @@ from hub.model import (
 from hub.policies import RetryPolicy, expire
 from hub.ports import Carrier, InboundStore, MessageQueue
 from hub.routing import Router, is_up
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        runner: SpoolRunner[DispatchStore],
+        runner: SpoolThreads[DispatchStore],
         router: Router,
         policy: RetryPolicy,
         settings: DispatchSettings,

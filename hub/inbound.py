@@ -14,7 +14,7 @@ from hub.ids import new_id
 from hub.model import Inbound, InboundKind, InboundMessage, NewInbound, NewOutboxItem
 from hub.numbers import mask
 from hub.ports import InboundRoute, InboundStore
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class InboundDesk:
 
     def __init__(
         self,
-        runner: SpoolRunner[InboundStore],
+        runner: SpoolThreads[InboundStore],
         routes: Sequence[InboundRoute] = (),
         *,
         keywords: Sequence[str] = OPT_OUT_KEYWORDS,

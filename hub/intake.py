@@ -28,7 +28,7 @@ from hub.model import (
     Submission,
 )
 from hub.ports import Committed, MessageStore
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Intake:
 
     def __init__(
         self,
-        runner: SpoolRunner[MessageStore],
+        runner: SpoolThreads[MessageStore],
         rules: IntakeRules,
         *,
         group_commit_max: int = 5000,

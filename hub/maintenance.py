@@ -17,7 +17,7 @@ from hub.errors import TemporaryFailure
 from hub.inbound import InboundDesk
 from hub.policies import ReceiptTimeout
 from hub.ports import Carrier, MessageQueue, QueryingCarrier, ReceiptStore, ReportDeadline
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 log = logging.getLogger(__name__)
 QUERY_PAGE = 500  # overdue messages asked about per query call
@@ -32,7 +32,7 @@ class Maintenance:
     (one run at a time, missed runs coalesced)."""
 
     def __init__(
-        self, runner: SpoolRunner[UpkeepStore], interval: float, max_age: float,
+        self, runner: SpoolThreads[UpkeepStore], interval: float, max_age: float,
         clock: Clock = utcnow,
         inbound: InboundDesk | None = None,
         receipts: Mapping[str, ReceiptTimeout] | None = None,

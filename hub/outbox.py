@@ -15,7 +15,7 @@ from hub.errors import Rejected, TemporaryFailure
 from hub.model import ErrorInfo, OutboxItem, OutboxResult, OutboxStatus
 from hub.policies import RetryPolicy
 from hub.ports import OutboxChannel, OutboxStore
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 from hub.tasks import cancel_all
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class OutboxRunner:
 
     def __init__(
         self,
-        runner: SpoolRunner[OutboxStore],
+        runner: SpoolThreads[OutboxStore],
         channels: Mapping[str, OutboxChannel],
         policy: RetryPolicy,
         settings: OutboxSettings,

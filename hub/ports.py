@@ -2,7 +2,7 @@
 them; the core imports only these Protocols, never an implementation.
 
 The spool port is synchronous (SQLAlchemy underneath); the core calls it through one
-seam, `hub.spoolcall.SpoolRunner`, so blocking work never runs on the event loop.
+seam, `hub.spoolcall.SpoolThreads`, so blocking work never runs on the event loop.
 Carriers and report sinks are asynchronous.
 """
 
@@ -76,7 +76,7 @@ class ReportDeadline:
 
 # --- The spool's roles ------------------------------------------------------------------
 # Each part of the hub is handed the spool as the role(s) it uses, through the one seam
-# (`SpoolRunner[Role]`), so mypy checks who may touch what; `Spool` is all of them, as
+# (`SpoolThreads[Role]`), so mypy checks who may touch what; `Spool` is all of them, as
 # spool/ implements it.
 
 

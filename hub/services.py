@@ -16,7 +16,7 @@ from hub.intake import Intake
 from hub.metrics import Metrics
 from hub.outbox import OutboxRunner
 from hub.ports import Spool
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class Core:
     """The one of each that every service of a node shares: the spool seam, the one way
     in, credentials, metrics, the dispatcher, the inbound desk and the outbox."""
 
-    runner: SpoolRunner[Spool]
+    runner: SpoolThreads[Spool]
     intake: Intake
     credentials: Credentials
     metrics: Metrics

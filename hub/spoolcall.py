@@ -1,6 +1,6 @@
 """The one seam between the asyncio core and the synchronous spool: spool calls run on a
-small thread pool so blocking database work never runs on the event loop. The runner is
-typed by the spool role its holder may use (`SpoolRunner[BatchStore]`), so mypy checks
+small thread pool so blocking database work never runs on the event loop. The pool is
+typed by the spool role its holder may use (`SpoolThreads[BatchStore]`), so mypy checks
 that each part touches only its own tables."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ T = TypeVar("T")
 Role_co = TypeVar("Role_co", covariant=True)
 
 
-class SpoolRunner(Generic[Role_co]):
+class SpoolThreads(Generic[Role_co]):
     """Runs spool methods in worker threads: `await runner.call(runner.spool.claim, ...)`.
     A runner over the whole spool is also a runner over any one of its roles."""
 

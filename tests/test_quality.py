@@ -27,12 +27,12 @@ def test_ruff_passes() -> None:
 @pytest.mark.slow
 def test_a_part_handed_one_spool_role_cannot_reach_another(tmp_path: Path) -> None:
     # The role ports are enforced by the type checker: the FTP pipeline's runner is a
-    # SpoolRunner[BatchStore], so reaching intake's `accept` through it is an error.
+    # SpoolThreads[BatchStore], so reaching intake's `accept` through it is an error.
     probe = tmp_path / "probe.py"
     probe.write_text(
         "from hub.ports import BatchStore\n"
-        "from hub.spoolcall import SpoolRunner\n\n\n"
-        "def sneak(runner: SpoolRunner[BatchStore]) -> None:\n"
+        "from hub.spoolcall import SpoolThreads\n\n\n"
+        "def sneak(runner: SpoolThreads[BatchStore]) -> None:\n"
         "    runner.spool.accept([])\n"
         "    runner.spool.update_batch  # its own role: fine\n", "utf-8")
     result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",

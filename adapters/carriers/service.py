@@ -17,10 +17,10 @@ from hub.config import CarrierTable, Config, build_table
 from hub.errors import ConfigError
 from hub.policies import ReceiptTimeout
 from hub.ports import Carrier, ReceiptStore
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 
-def build(config: Config, owed: SpoolRunner[ReceiptStore] | None = None) -> dict[str, Carrier]:
+def build(config: Config, owed: SpoolThreads[ReceiptStore] | None = None) -> dict[str, Carrier]:
     """The carriers by name; `owed` lets the simulator re-derive, at start, the delivery
     reports it owed before the hub went down."""
     sim = config.simulator

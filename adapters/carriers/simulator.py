@@ -26,7 +26,7 @@ from hub.model import (
     Verdict,
 )
 from hub.ports import CarrierSink, ReceiptStore
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 from hub.tasks import cancel_all
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class SimulatorCarrier:
     name = "simulator"
 
     def __init__(self, rules: SimulatorRules, clock: Clock = utcnow,
-                 owed: SpoolRunner[ReceiptStore] | None = None) -> None:
+                 owed: SpoolThreads[ReceiptStore] | None = None) -> None:
         self._rules = rules
         self._clock = clock
         self._owed = owed
@@ -124,7 +124,7 @@ class SimulatorCarrier:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _redeliver_owed(self, owed: SpoolRunner[ReceiptStore]) -> None:
+    async def _redeliver_owed(self, owed: SpoolThreads[ReceiptStore]) -> None:
         """As an SMSC does when a bind comes back: after `report_delay`, send the reports
         still owed for messages an earlier run took (the ones it held in memory died
         with it), a page at a time. Messages this run took have their own on the way."""

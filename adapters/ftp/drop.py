@@ -40,7 +40,7 @@ from hub.accounts import check_password
 from hub.intake import Intake
 from hub.ports import AccountStore
 from hub.sections import FtpSection
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 from hub.tasks import cancel_all
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class HubAuthorizer:
     lock-out, cached success), then `verify` on a worker thread (spool and argon2), then
     `settle` (IO loop again: the bookkeeping, kept to one thread)."""
 
-    def __init__(self, runner: SpoolRunner[AccountStore], homes: Homes,
+    def __init__(self, runner: SpoolThreads[AccountStore], homes: Homes,
                  settings: FtpSection) -> None:
         self._runner = runner
         self._homes = homes
@@ -334,7 +334,7 @@ class FtpDrop:
     name = "ftp"
 
     def __init__(self, settings: FtpSection, jobs: JobSettings, intake: Intake,
-                 runner: SpoolRunner[FtpStore], data_dir: Path) -> None:
+                 runner: SpoolThreads[FtpStore], data_dir: Path) -> None:
         self._settings = settings
         self._runner = runner
         self.homes = Homes(data_dir)

@@ -31,7 +31,7 @@ from adapters.ftp.store import FtpStore
 from hub.batches import Batch, BatchState
 from hub.intake import Intake
 from hub.model import Accepted, Account
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 __all__ = ["BatchProcessor", "JobSettings", "ReportJob"]
 
@@ -55,7 +55,7 @@ class BatchProcessor:
     """Turns one claimed upload into a batch: result file, messages, the original filed.
     `group_hook`, when set, is awaited after each group (tests pause a batch with it)."""
 
-    def __init__(self, intake: Intake, runner: SpoolRunner[FtpStore], homes: Homes,
+    def __init__(self, intake: Intake, runner: SpoolThreads[FtpStore], homes: Homes,
                  settings: JobSettings, reports: ReportJob) -> None:
         self._intake = intake
         self._runner = runner

@@ -25,7 +25,7 @@ from hub.errors import TemporaryFailure
 from hub.intake import Intake
 from hub.model import Accepted, Account, Outcome, Source
 from hub.ports import BatchStore
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class RowPipeline:
     """Runs one batch's rows: at most one group parsing, one committing and one being
     written at a time, so memory stays at about three groups whatever the file size."""
 
-    def __init__(self, intake: Intake, runner: SpoolRunner[BatchStore], settings: JobSettings,
+    def __init__(self, intake: Intake, runner: SpoolThreads[BatchStore], settings: JobSettings,
                  progress: ProgressFile, hook: GroupHook | None = None,
                  stopping: asyncio.Event | None = None) -> None:
         self._intake = intake

@@ -14,7 +14,7 @@ from adapters.csv.results import ReportWriter
 from adapters.ftp.homes import Homes
 from adapters.ftp.store import FtpStore
 from hub.batches import Batch, BatchProgress, needs_report, reported
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 log = logging.getLogger(__name__)
 REPORT_PAGE = 5000
@@ -28,7 +28,7 @@ class ReportJob:
     max(interval, N / read_rate) seconds, so at the default rate a million-message batch
     costs one full read every 50 s, not every 5 s. `clock` gives monotonic seconds."""
 
-    def __init__(self, runner: SpoolRunner[FtpStore], homes: Homes, interval: float, *,
+    def __init__(self, runner: SpoolThreads[FtpStore], homes: Homes, interval: float, *,
                  read_rate: float = MESSAGES_PER_SECOND,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._runner = runner

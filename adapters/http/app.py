@@ -22,7 +22,7 @@ from hub.errors import HubError
 from hub.intake import Intake
 from hub.metrics import Metrics
 from hub.ports import AccountStore, InboundStore, MessageStore, SchemaAdmin, SchemaState
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class HttpContext:
 
     intake: Intake
     credentials: Credentials
-    runner: SpoolRunner[HttpStore]
+    runner: SpoolThreads[HttpStore]
     metrics: Metrics
     max_body_bytes: int
     max_messages_per_request: int

@@ -19,7 +19,7 @@ from hub.model import Inbound, Message, OutboxItem
 from hub.numbers import mask
 from hub.ports import BatchStore, InboundStore, MailStore
 from hub.sections import SmtpSection
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class EmailChannel:
 
     name = EMAIL_CHANNEL
 
-    def __init__(self, section: SmtpSection, runner: SpoolRunner[MailOutStore], relay: Relay,
+    def __init__(self, section: SmtpSection, runner: SpoolThreads[MailOutStore], relay: Relay,
                  timezone: str) -> None:
         self._section = section
         self._runner = runner
@@ -99,7 +99,7 @@ class EmailChannel:
         return message
 
 
-def _listed(runner: SpoolRunner[BatchStore], mail_id: str) -> tuple[list[Message], int]:
+def _listed(runner: SpoolThreads[BatchStore], mail_id: str) -> tuple[list[Message], int]:
     """The mail's SMS (the first MAX_LISTED) and how many there are in all."""
     spool = runner.spool
     total = sum(spool.batch_status_counts(mail_id).values())

@@ -34,7 +34,7 @@ from hub.mail import Mail, MailSettings, NoticeKind
 from hub.model import Account, NewOutboxItem, Outcome, Refused, Source, Submission
 from hub.ports import MailStore
 from hub.sections import SmtpSection
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class MailHandler:
     handle_DATA, auth_PLAIN, auth_LOGIN); each returned string is the SMTP reply."""
 
     def __init__(self, section: SmtpSection, rules: MailRules, intake: Intake,
-                 credentials: Credentials, runner: SpoolRunner[MailStore],
+                 credentials: Credentials, runner: SpoolThreads[MailStore],
                  clock: Clock = utcnow) -> None:
         self._section = section
         self._rules = rules

@@ -16,7 +16,7 @@ from hub.errors import TemporaryFailure
 from hub.ids import new_id
 from hub.model import NewOutboxItem
 from hub.ports import MailStore
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 from hub.tasks import cancel_all
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class FinalReceipts:
     were committed but whose receipt never was (the listener stopped in between); the
     outbox sends them."""
 
-    def __init__(self, runner: SpoolRunner[MailStore], interval: float,
+    def __init__(self, runner: SpoolThreads[MailStore], interval: float,
                  wake: Callable[[], None] | None = None,
                  clock: Clock = utcnow, receipt_grace: timedelta = RECEIPT_GRACE) -> None:
         self._runner = runner

@@ -7,14 +7,14 @@ from adapters.smtp.channel import EMAIL_CHANNEL
 from hub.ids import new_id
 from hub.model import Inbound, NewOutboxItem
 from hub.ports import MailStore
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 
 class MailReplyRoute:
     """An InboundRoute: a handset's answer to an SMS sent by mail is mailed back to
     whoever sent that mail (opt-outs never get here: the core filters them)."""
 
-    def __init__(self, runner: SpoolRunner[MailStore]) -> None:
+    def __init__(self, runner: SpoolThreads[MailStore]) -> None:
         self._runner = runner
 
     async def route(self, message: Inbound) -> list[NewOutboxItem]:

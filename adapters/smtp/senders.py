@@ -11,7 +11,7 @@ from typing import Generic, TypeVar
 from hub.mail import MailSettings
 from hub.model import Account
 from hub.ports import MailStore
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -42,7 +42,7 @@ class TtlCache(Generic[K, V]):
 class MailLookups:
     """Sender -> account and account -> mail settings, read through a short cache."""
 
-    def __init__(self, runner: SpoolRunner[MailStore], ttl: float) -> None:
+    def __init__(self, runner: SpoolThreads[MailStore], ttl: float) -> None:
         self._runner = runner
         self._senders: TtlCache[str, Account | None] = TtlCache(ttl)
         self._settings: TtlCache[int, MailSettings] = TtlCache(ttl)

@@ -12,7 +12,7 @@ from adapters.smtp.route import MailReplyRoute
 from hub.config import Config
 from hub.ports import InboundRoute, OutboxChannel
 from hub.services import Core, Service, Task
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 
 class ListenerService:
@@ -44,11 +44,11 @@ def build(config: Config, core: Core) -> list[Service]:
     return services
 
 
-def inbound_routes(config: Config, runner: SpoolRunner[MailOutStore]) -> list[InboundRoute]:
+def inbound_routes(config: Config, runner: SpoolThreads[MailOutStore]) -> list[InboundRoute]:
     return [MailReplyRoute(runner)] if config.smtp.enabled else []
 
 
-def outbox_channels(config: Config, runner: SpoolRunner[MailOutStore]) -> dict[str, OutboxChannel]:
+def outbox_channels(config: Config, runner: SpoolThreads[MailOutStore]) -> dict[str, OutboxChannel]:
     if not (config.smtp.enabled and config.smtp.relay_host):
         return {}  # without a relay, receipts and replies wait in the outbox until one is set
     return {EMAIL_CHANNEL: EmailChannel(config.smtp, runner, Relay.from_section(config.smtp),

@@ -20,7 +20,7 @@ from hub.model import (
     Submission,
 )
 from hub.ports import InboundStore, MessageStore
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -52,7 +52,7 @@ async def submit_items(ctx: HttpContext, account: Account,
     return outcomes
 
 
-async def fetch_messages(runner: SpoolRunner[MessageStore],
+async def fetch_messages(runner: SpoolThreads[MessageStore],
                          ids: Sequence[str]) -> dict[str, Message]:
     """Many messages by id in one worker-thread hop (not one hop per id)."""
     def fetch() -> dict[str, Message]:
@@ -62,7 +62,7 @@ async def fetch_messages(runner: SpoolRunner[MessageStore],
     return await runner.call(fetch) if ids else {}
 
 
-async def fetch_owned(runner: SpoolRunner[MessageStore], account: Account, ids: Sequence[str],
+async def fetch_owned(runner: SpoolThreads[MessageStore], account: Account, ids: Sequence[str],
                       client_refs: Sequence[str] = ()) -> tuple[dict[str, Message],
                                                                 dict[str, Message]]:
     """The account's messages by id and by client reference; another account's message
@@ -74,7 +74,7 @@ async def fetch_owned(runner: SpoolRunner[MessageStore], account: Account, ids: 
     return owned, by_ref
 
 
-async def list_replies(runner: SpoolRunner[InboundStore], account: Account, since: datetime | None,
+async def list_replies(runner: SpoolThreads[InboundStore], account: Account, since: datetime | None,
                        limit: int, *, opt_outs: bool = True) -> list[Inbound]:
     """The account's inbound messages received at or after `since`, oldest first."""
     found = await runner.call(runner.spool.list_inbound, account.id, since, limit)

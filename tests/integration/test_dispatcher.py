@@ -21,7 +21,7 @@ from hub.metrics import Metrics
 from hub.model import Message, Status, SubmitResult, Transition
 from hub.policies import RetryPolicy
 from hub.routing import Router
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 from spool import SqlSpool, open_spool
 from tests.factories import make_account, new_message
 from tests.polling import until
@@ -42,7 +42,7 @@ class CountingSimulator(SimulatorCarrier):
 @dataclass
 class Stack:
     spool: SqlSpool
-    runner: SpoolRunner
+    runner: SpoolThreads
     dispatcher: Dispatcher
     seen: Counter[str] = field(default_factory=Counter)
 
@@ -55,7 +55,7 @@ async def _stacks(url: str) -> AsyncIterator[Callable[..., Any]]:
                    **rules: Any) -> Stack:
         store = open_spool(url)
         await asyncio.to_thread(store.upgrade)
-        runner = SpoolRunner(store)
+        runner = SpoolThreads(store)
         counter = seen if seen is not None else Counter()
         carrier = CountingSimulator(SimulatorRules(report_delay=0.01, **rules), counter)
         dispatcher = Dispatcher(

@@ -19,7 +19,7 @@ from adapters.ftp.reports import ReportJob
 from hub.batches import Batch, BatchState
 from hub.errors import TemporaryFailure
 from hub.model import Account, DeliveryReport, Message, Status, Transition
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 from spool import SqlSpool
 from tests.factories import NOW, new_message
 from tests.ftpdrop import (
@@ -168,7 +168,7 @@ async def test_ftp_report_of_big_batch_is_read_only_at_its_throttle_small_one_pr
     submit_all(spool)
     clock = Clock()
     counting = ReadCountingSpool(spool, clock)
-    runner = SpoolRunner(counting)  # type: ignore[arg-type]
+    runner = SpoolThreads(counting)  # type: ignore[arg-type]
     homes = Homes(tmp_path)
     job = ReportJob(runner, homes, INTERVAL, read_rate=RATE, clock=clock)
     try:
@@ -216,7 +216,7 @@ async def test_ftp_report_not_written_when_a_batch_ends_is_written_by_the_next_s
     caplog: pytest.LogCaptureFixture
 ) -> None:
     batch, _ = accepted_batch(spool, make_account("acme"), "one", 2)
-    runner = SpoolRunner(CountsFailOnce(spool))  # type: ignore[arg-type]
+    runner = SpoolThreads(CountsFailOnce(spool))  # type: ignore[arg-type]
     homes = Homes(tmp_path)
     job = ReportJob(runner, homes, INTERVAL, clock=Clock())
     try:

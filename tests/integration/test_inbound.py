@@ -30,7 +30,7 @@ from hub.model import (
 from hub.outbox import OutboxRunner, OutboxSettings
 from hub.policies import RetryPolicy
 from hub.routing import Router
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 from spool import SqlSpool, open_spool
 from tests.factories import make_account, new_message
 from tests.polling import until
@@ -74,7 +74,7 @@ class Parts:
 async def parts(spool_url: str) -> AsyncIterator[Parts]:
     spool = open_spool(spool_url)
     await asyncio.to_thread(spool.upgrade)
-    runner = SpoolRunner(spool)
+    runner = SpoolThreads(spool)
     channel = FlakyChannel()
     outbox = OutboxRunner(runner, {"test": channel},
                           RetryPolicy(max_attempts=5, base=0.01, cap=0.02),
@@ -126,7 +126,7 @@ async def test_inbound_left_unrouted_by_a_crash_is_routed_by_maintenance(
     # Committed by a node that died before routing it.
     parts.spool.store_inbound([NewInbound(str(ULID()), InboundMessage(
         "simulator", "+27821234567", "31337", "hello?", utcnow()), opt_out=False)])
-    runner = SpoolRunner(parts.spool)
+    runner = SpoolThreads(parts.spool)
     try:
         done = await Maintenance(runner, 60, 3600, inbound=parts.desk).run_once()
     finally:

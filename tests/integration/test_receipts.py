@@ -25,7 +25,7 @@ from hub.model import DeliveryReport, Message, Status, SubmitResult, Verdict
 from hub.policies import ReceiptTimeout, RetryPolicy
 from hub.ports import Carrier, CarrierSink
 from hub.routing import Router
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 from spool import SqlSpool, open_spool
 from tests.factories import make_account, new_message
 from tests.hubthread import HubThread
@@ -65,7 +65,7 @@ class SilentSmsc:
 @dataclass
 class Stack:
     spool: SqlSpool
-    runner: SpoolRunner[SqlSpool]
+    runner: SpoolThreads[SqlSpool]
     dispatcher: Dispatcher
     clock: Clock
 
@@ -98,7 +98,7 @@ async def make_stack(spool_url: str) -> AsyncIterator[object]:
     async def make(carrier: Carrier) -> Stack:
         store = open_spool(spool_url)
         await asyncio.to_thread(store.upgrade)
-        runner = SpoolRunner(store)
+        runner = SpoolThreads(store)
         clock = Clock()
         dispatcher = Dispatcher(runner, Router({carrier.name: carrier}, carrier.name),
                                 RetryPolicy(), DispatchSettings(), "n1", Metrics(), clock=clock)

@@ -23,7 +23,7 @@ from hub.model import Status
 from hub.policies import RetryPolicy
 from hub.ports import Carrier
 from hub.routing import Router
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 from spool import SqlSpool, open_spool
 from tests.factories import make_account, new_message
 from tests.polling import until
@@ -84,7 +84,7 @@ async def smsc() -> AsyncIterator[Smsc]:
 @dataclass
 class Stack:
     spool: SqlSpool
-    runner: SpoolRunner[Any]
+    runner: SpoolThreads[Any]
     dispatcher: Dispatcher
 
 
@@ -96,7 +96,7 @@ async def stack(spool_url: str) -> AsyncIterator[Any]:
                    failover: tuple[str, ...] = ()) -> Stack:
         store = open_spool(spool_url)
         await asyncio.to_thread(store.upgrade)
-        runner = SpoolRunner(store)
+        runner = SpoolThreads(store)
         dispatcher = Dispatcher(
             runner, Router(carriers, default, failover),
             RetryPolicy(max_attempts=3, base=0.01, cap=0.02),

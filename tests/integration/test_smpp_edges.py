@@ -23,7 +23,7 @@ from hub.metrics import Metrics
 from hub.model import Status
 from hub.policies import RetryPolicy
 from hub.routing import Router
-from hub.spoolcall import SpoolRunner
+from hub.spoolcall import SpoolThreads
 from spool import SqlSpool, open_spool
 from spool.tables import inbound
 from tests.factories import make_account, new_message
@@ -41,7 +41,7 @@ async def smsc() -> AsyncIterator[ScriptedSmsc]:
 
 @pytest.fixture
 async def hub(spool_url: str) -> AsyncIterator[Any]:
-    made: list[tuple[SqlSpool, SpoolRunner[Any], Dispatcher]] = []
+    made: list[tuple[SqlSpool, SpoolThreads[Any], Dispatcher]] = []
 
     async def make(port: int, **overrides: Any) -> tuple[SqlSpool, Dispatcher, SmppCarrier]:
         settings = SmppSettings(**{"port": port, "system_id": "hub", "password": "secret",
@@ -50,7 +50,7 @@ async def hub(spool_url: str) -> AsyncIterator[Any]:
         carrier = SmppCarrier("smsc", settings)
         store = open_spool(spool_url)
         await asyncio.to_thread(store.upgrade)
-        runner = SpoolRunner(store)
+        runner = SpoolThreads(store)
         dispatcher = Dispatcher(
             runner, Router({"smsc": carrier}, "smsc"),
             RetryPolicy(max_attempts=10, base=0.05, cap=0.1),
@@ -296,7 +296,7 @@ async def test_when_the_smsc_goes_away_traffic_fails_over_to_the_next_carrier(
     backup = SimulatorCarrier(SimulatorRules(report_delay=0.01))
     store = open_spool(spool_url)
     await asyncio.to_thread(store.upgrade)
-    runner = SpoolRunner(store)
+    runner = SpoolThreads(store)
     dispatcher = Dispatcher(
         runner, Router({"smsc": carrier, "simulator": backup}, "smsc", ("simulator",)),
         RetryPolicy(max_attempts=5, base=0.05, cap=0.1),
