@@ -14,7 +14,7 @@ def money(value: Decimal) -> str:
     return format(value, "f")
 
 
-def _t(value: datetime | None) -> str | None:
+def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
@@ -39,11 +39,12 @@ def message_view(message: Message, events: list[Event]) -> dict[str, Any]:
         "carrier_message_id": message.carrier_message_id,
         "error": None if message.error is None
         else {"code": message.error.code, "message": message.error.text},
-        "send_at": _t(message.send_at),
-        "expires_at": _t(message.expires_at),
-        "accepted_at": _t(message.accepted_at),
-        "submitted_at": _t(message.submitted_at),
-        "completed_at": _t(message.completed_at),
-        "updated_at": _t(message.updated_at),
-        "events": [{"at": _t(e.at), "status": e.status.value, "detail": e.detail} for e in events],
+        "send_at": _iso(message.send_at),
+        "expires_at": _iso(message.expires_at),
+        "accepted_at": _iso(message.accepted_at),
+        "submitted_at": _iso(message.submitted_at),
+        "completed_at": _iso(message.completed_at),
+        "updated_at": _iso(message.updated_at),
+        "events": [{"at": _iso(e.at), "status": e.status.value, "detail": e.detail}
+                   for e in events],
     }

@@ -44,7 +44,8 @@ MEDIA_TYPE = "application/xml"
 PATH = "/xml"
 
 
-def q(name: str) -> str:
+def qname(name: str) -> str:
+    """An element name in the native namespace, as lxml writes it ({ns}name)."""
     return f"{{{NS}}}{name}"
 
 
@@ -98,27 +99,28 @@ def read_request(body: bytes, validator: SchemaValidator, limit: int, zone: str)
                          "([xml] max_messages)")
     validator.validate(root)
     operation = etree.QName(root).localname
-    request = NativeRequest(operation, _credentials(root.find(q("credentials"))))
+    request = NativeRequest(operation, _credentials(root.find(qname("credentials"))))
     if operation == "submitRequest":
         request.items = _items(root, zone)
     elif operation == "statusRequest":
         request.lookups = [(etree.QName(e).localname, (e.text or "").strip())
-                           for e in root if e.tag in (q("id"), q("clientRef"))]
+                           for e in root if e.tag in (qname("id"), qname("clientRef"))]
     elif operation == "repliesRequest":
-        request.since = _time(root.findtext(q("since")), zone)
+        request.since = _time(root.findtext(qname("since")), zone)
     return request
 
 
 def _credentials(element: etree._Element | None) -> DocCredentials | None:
     if element is None:
         return None
-    return DocCredentials(element.findtext(q("apiKey")), element.findtext(q("account")),
-                          element.findtext(q("password")))
+    return DocCredentials(element.findtext(qname("apiKey")), element.findtext(qname("account")),
+                          element.findtext(qname("password")))
 
 
-_MESSAGE, _TO, _TEXT, _FROM, _REF = q("message"), q("to"), q("text"), q("from"), q("clientRef")
-_PRIORITY, _CLASS = q("priority"), q("class")
-_SEND_AT, _EXPIRES_AT, _VALIDITY = q("sendAt"), q("expiresAt"), q("validity")
+_MESSAGE, _TO, _TEXT = qname("message"), qname("to"), qname("text")
+_FROM, _REF = qname("from"), qname("clientRef")
+_PRIORITY, _CLASS = qname("priority"), qname("class")
+_SEND_AT, _EXPIRES_AT, _VALIDITY = qname("sendAt"), qname("expiresAt"), qname("validity")
 _CLASSES = {c.value: c for c in MessageClass}
 _SHARED_REF = ("a message with several recipients takes a clientRef attribute on each <to>, "
                "not one <clientRef>")
@@ -198,9 +200,9 @@ def document(root: etree._Element) -> bytes:
 
 def element(name: str, attrib: dict[str, str] | None = None, text: str | None = None,
             parent: etree._Element | None = None) -> etree._Element:
-    node = (etree.Element(q(name), nsmap={None: NS})  # type: ignore[dict-item]
+    node = (etree.Element(qname(name), nsmap={None: NS})  # type: ignore[dict-item]
             if parent is None
-            else etree.SubElement(parent, q(name)))
+            else etree.SubElement(parent, qname(name)))
     for key, value in (attrib or {}).items():
         node.set(key, value)
     if text is not None:
