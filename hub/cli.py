@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hub import app, numbers, views
+from hub import app, logs, numbers, views
 from hub.cli_accounts import account_commands, batch_commands
 from hub.cli_base import command, emit, open_spool
 from hub.cli_carriers import carrier_commands
@@ -89,6 +89,8 @@ def _logging(config: Config) -> None:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         # httpx logs every request an HTTP upstream carrier makes at INFO.
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    # aiosmtpd and pyftpdlib log every command; no library may log a number or a secret.
+    logs.install(config.hub.log_level)
 
 
 # --- commands ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from hub.config import load, with_overrides
 
 @pytest.fixture
 def restore() -> Iterator[None]:
-    names = ("apscheduler", "alembic", "httpx")
+    names = ("apscheduler", "alembic", "httpx", "mail.log", "pyftpdlib")
     before = {n: logging.getLogger(n).level for n in names}
     yield
     for name, level in before.items():
@@ -34,3 +34,11 @@ def test_at_debug_level_they_speak_again() -> None:
     logging.getLogger("apscheduler").setLevel(logging.NOTSET)
     _logging(with_overrides(load(None, env={}), hub={"log_level": "debug"}))
     assert logging.getLogger("apscheduler").level == logging.NOTSET
+
+
+@pytest.mark.usefixtures("restore")
+def test_smtp_and_ftp_commands_are_not_logged_at_the_default_level() -> None:
+    _logging(load(None, env={}))
+    for name in ("mail.log", "pyftpdlib.handlers"):
+        assert not logging.getLogger(name).isEnabledFor(logging.INFO)
+        assert logging.getLogger(name).isEnabledFor(logging.WARNING)

@@ -1,0 +1,71 @@
+"""What the hub and the libraries it runs may log: aiosmtpd and pyftpdlib quiet below
+debug, and a filter on the root handlers that keeps numbers, texts, keys and passwords
+out of every record at any level."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from hub.numbers import mask
+
+# Chatty per connection or per command at INFO; below debug only their warnings remain.
+CHATTY = ("mail.log", "pyftpdlib")
+# Records whose arguments are the client's raw lines inside an AUTH exchange or a mail
+# body (aiosmtpd logs them at DEBUG): nothing of them is kept, only the format.
+_RAW_LINES = {("mail.log", name) for name in (
+    "_auth_interact", "challenge_auth", "smtp_AUTH", "smtp_DATA", "_authenticate",
+)}
+REDACTED = "[redacted]"
+
+_NUMBER = re.compile(r"(?<!\d)(\+?)(\d{8,})(?!\d)")
+_SECRETS = (
+    # SMTP AUTH with an initial response, FTP PASS, HTTP Authorization headers.
+    re.compile(r"(?i)(\bAUTH\s+[A-Z0-9_-]+\s+)([^\s'\"\\]+)"),
+    re.compile(r"(?i)(\bPASS\s+)([^\s'\"\\]+)"),
+    re.compile(r"(?i)(\bauthorization['\"]?\s*[:=,]\s*['\"]?(?:[A-Za-z]+\s+)?)([^\s'\"\\]+)"),
+    # Credentials in query strings and form bodies.
+    re.compile(r"(?i)(\b(?:api_?key|password|passwd|pwd|token|secret)=)([^&\s'\"\\]+)"),
+    # The hub's own API keys, wherever they turn up.
+    re.compile(r"()(\bshk_[0-9a-f]+_[A-Za-z0-9_-]+)"),
+)
+
+
+def scrub(text: str) -> str:
+    """`text` with secrets redacted and every run of 8+ digits masked like a number."""
+    for pattern in _SECRETS:
+        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+    return _NUMBER.sub(_masked, text)
+
+
+def _masked(found: re.Match[str]) -> str:
+    shown = mask("+" + found.group(2))
+    return shown if found.group(1) else shown[1:]
+
+
+class PrivacyFilter(logging.Filter):
+    """Rewrites records in place before any handler formats them. Our own modules mask
+    the numbers they know of; this also catches one inside a file name or an address,
+    and everything the libraries write."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (record.name, record.funcName) in _RAW_LINES:
+            # Only the format survives (args are dropped, so it is never %-applied).
+            record.msg, record.args = f"{record.msg} (arguments {REDACTED})", None
+        else:
+            record.msg, record.args = scrub(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
+        return True
+
+
+def install(level: str) -> None:
+    """Quiet the chatty libraries below debug; filter every handler on the root logger."""
+    if level != "debug":
+        for name in CHATTY:
+            logging.getLogger(name).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, PrivacyFilter) for f in handler.filters):
+            handler.addFilter(PrivacyFilter())
