@@ -119,7 +119,7 @@ def carrier_prices(config: Config) -> dict[str, Decimal]:
 def build_dispatcher(config: Config, runner: SpoolThreads[Spool], metrics: Metrics,
                      inbound: InboundDesk) -> Dispatcher:
     d = config.dispatcher
-    router = Router(carriers.build(config, runner), config.routing.default_carrier,
+    router = Router(carriers.build(config, runner, runner), config.routing.default_carrier,
                     config.routing.failover, routing_rules(config, runner.spool))
     policy = RetryPolicy(d.max_attempts, d.retry_base, d.retry_cap, d.max_age)
     settings = DispatchSettings(

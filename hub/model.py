@@ -310,6 +310,21 @@ class Totals:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundPart:
+    """One part of a long mobile-originated message, as a carrier delivers it: held in
+    the spool until every part of its set is in."""
+
+    carrier: str
+    sender: str
+    recipient: str
+    ref: int
+    total: int
+    seq: int
+    text: str
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class CarrierUsage:
     """What one carrier took in a period: messages and segments it accepted."""
 

@@ -26,6 +26,7 @@ from hub.model import (
     Event,
     Inbound,
     InboundMessage,
+    InboundPart,
     Message,
     NewInbound,
     NewMessage,
@@ -195,6 +196,24 @@ class ReceiptStore(Protocol):
 
 
 
+class InboundPartStore(Protocol):
+    """Parts of long replies, held durably so each part can be acknowledged to the carrier
+    as soon as it is committed, and reassembled whatever the order or a restart between."""
+
+    def hold_inbound_part(self, part: InboundPart) -> tuple[str, datetime] | None:
+        """Commit one part (a redelivered one is kept once); when it completes its set,
+        return the whole text and when the set's first part came."""
+        ...
+
+    def forget_inbound_parts(self, part: InboundPart) -> None:
+        """Drop the parts of `part`'s set once the whole message is committed."""
+        ...
+
+    def purge_inbound_parts(self, held_before: datetime) -> int:
+        """Drop sets still incomplete since before `held_before`; return how many parts."""
+        ...
+
+
 class BatchStore(Protocol):
     """Batch files (the FTP drop); their messages carry the batch id."""
 
@@ -306,7 +325,7 @@ class MailStore(Protocol):
 
 
 class Spool(SchemaAdmin, AccountStore, MessageStore, MessageQueue, ReceiptStore, BatchStore,
-            InboundStore, OutboxStore, MailStore, Protocol):
+            InboundStore, InboundPartStore, OutboxStore, MailStore, Protocol):
     """Durable storage of accounts, messages and their history: every role (spool/
     implements it; only the composition root and the CLI hold it whole)."""
 

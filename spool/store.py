@@ -19,6 +19,7 @@ from hub.model import (
     DeliveryReport,
     Event,
     Inbound,
+    InboundPart,
     Message,
     NewInbound,
     NewMessage,
@@ -35,6 +36,7 @@ from spool import (
     accounts,
     batches,
     inbound,
+    inbound_parts,
     lookups,
     mail,
     migrate,
@@ -180,6 +182,17 @@ class SqlSpool:
     def dead_letter(self, older_than: datetime, now: datetime) -> int:
         """Queued messages accepted before `older_than` fail (credit refunded)."""
         return queue.dead_letter(self.db, older_than, now)
+
+    # --- parts of long replies --------------------------------------------------------
+
+    def hold_inbound_part(self, part: InboundPart) -> tuple[str, datetime] | None:
+        return inbound_parts.hold(self.db, part)
+
+    def forget_inbound_parts(self, part: InboundPart) -> None:
+        inbound_parts.forget(self.db, part)
+
+    def purge_inbound_parts(self, held_before: datetime) -> int:
+        return inbound_parts.purge(self.db, held_before)
 
     def purge_held_reports(self, held_before: datetime) -> int:
         return purge_held(self.db, held_before)

@@ -206,6 +206,21 @@ message_parts = Table(
     Index("ix_message_parts_carrier_ref", "carrier", "carrier_message_id"),
 )
 
+# Parts of long replies until every part of their set is in (spool/inbound_parts.py).
+inbound_parts = Table(
+    "inbound_parts",
+    metadata,
+    Column("carrier", Text, primary_key=True),
+    Column("sender", Text, primary_key=True),
+    Column("recipient", Text, primary_key=True),
+    Column("ref", Integer, primary_key=True),
+    Column("total", Integer, primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("received_at", UtcTime, nullable=False),
+    Index("ix_inbound_parts_received", "received_at"),
+)
+
 # Delivery reports that came before the submission they answer was recorded (or for
 # ids never recorded): committed so the carrier may acknowledge them, applied when the
 # carrier id is recorded, purged after a while (spool/reports.py).

@@ -16,13 +16,14 @@ from adapters.carriers.smpp.config import SmppSettings
 from hub.config import CarrierTable, Config, build_table
 from hub.errors import ConfigError
 from hub.policies import ReceiptTimeout
-from hub.ports import Carrier, ReceiptStore
+from hub.ports import Carrier, InboundPartStore, ReceiptStore
 from hub.spoolcall import SpoolThreads
 
 
-def build(config: Config, owed: SpoolThreads[ReceiptStore] | None = None) -> dict[str, Carrier]:
+def build(config: Config, owed: SpoolThreads[ReceiptStore] | None = None,
+          parts: SpoolThreads[InboundPartStore] | None = None) -> dict[str, Carrier]:
     """The carriers by name; `owed` lets the simulator re-derive, at start, the delivery
-    reports it owed before the hub went down."""
+    reports it owed before the hub went down; `parts` holds SMPP long replies' parts."""
     sim = config.simulator
     rules = SimulatorRules(
         report_delay=sim.report_delay,
@@ -32,7 +33,7 @@ def build(config: Config, owed: SpoolThreads[ReceiptStore] | None = None) -> dic
     )
     built: dict[str, Carrier] = {"simulator": SimulatorCarrier(rules, owed=owed)}
     for name, table in config.carriers.items():
-        built[name] = _build_one(table, config.hub.default_region)
+        built[name] = _build_one(table, config.hub.default_region, parts)
     return built
 
 
@@ -71,10 +72,11 @@ def callback_routes(carriers: Mapping[str, Carrier]) -> list[BaseRoute]:
             if isinstance(carrier, HttpUpstreamCarrier) for route in carrier.callback_routes()]
 
 
-def _build_one(table: CarrierTable, region: str = "ZA") -> Carrier:
+def _build_one(table: CarrierTable, region: str = "ZA",
+               parts: SpoolThreads[InboundPartStore] | None = None) -> Carrier:
     if table.type == "http":
         return HttpUpstreamCarrier(settings_from(table, region))
     if table.type == "smpp":
-        return SmppCarrier(table.name, build_table(SmppSettings, table))
+        return SmppCarrier(table.name, build_table(SmppSettings, table), parts=parts)
     raise ConfigError(f"{table.source}: [carriers.{table.name}] type: '{table.type}' is not "
                       "a carrier type; one of: smpp, http")

@@ -25,7 +25,7 @@ from hub.policies import RetryPolicy
 from hub.routing import Router
 from hub.spoolcall import SpoolThreads
 from spool import SqlSpool, open_spool
-from spool.tables import inbound
+from spool.tables import inbound, inbound_parts
 from tests.factories import make_account, new_message
 from tests.polling import until
 from tests.smsc import pdu as p
@@ -47,10 +47,10 @@ async def hub(spool_url: str) -> AsyncIterator[Any]:
         settings = SmppSettings(**{"port": port, "system_id": "hub", "password": "secret",
                                    "reconnect_min": 0.05, "reconnect_max": 0.1,
                                    "enquire_link_interval": 5, **overrides})
-        carrier = SmppCarrier("smsc", settings)
         store = open_spool(spool_url)
         await asyncio.to_thread(store.upgrade)
         runner = SpoolThreads(store)
+        carrier = SmppCarrier("smsc", settings, parts=runner)
         dispatcher = Dispatcher(
             runner, Router({"smsc": carrier}, "smsc"),
             RetryPolicy(max_attempts=10, base=0.05, cap=0.1),
@@ -221,7 +221,30 @@ async def test_a_three_part_reply_is_reassembled_into_one_inbound_message(
     assert [a.status for a in answers] == [p.ESME_ROK] * 3
     with store.db.engine.connect() as conn:
         texts = [row.text for row in conn.execute(select(inbound.c.text))]
+        left = conn.execute(select(func.count()).select_from(inbound_parts)).scalar_one()
     assert texts == ["first part, second part, third part"]
+    assert left == 0  # the parts are forgotten once the whole reply is stored
+
+
+async def test_the_parts_of_a_long_reply_survive_a_restart_between_them(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    store, dispatcher, carrier = await hub(smsc.port)
+    await dispatcher.start()
+    await carrier.wait_bound(5)
+    first = await smsc.push_mo_parts("27821234567", "31337", [b"before the crash, "],
+                                     ref=9, total=2)
+    assert [a.status for a in first] == [p.ESME_ROK]  # acknowledged: it is committed
+    await dispatcher.stop()  # the hub goes away between the parts
+    _, again, carrier = await hub(smsc.port)  # a new hub on the same spool
+    await again.start()
+    await carrier.wait_bound(5)
+    second = await smsc.push_mo_parts("27821234567", "31337", [b"after it"], ref=9,
+                                      total=2, first_seq=2)
+    assert [a.status for a in second] == [p.ESME_ROK]
+    with store.db.engine.connect() as conn:
+        texts = [row.text for row in conn.execute(select(inbound.c.text))]
+    assert texts == ["before the crash, after it"]
 
 
 async def test_query_sm_answers_for_a_message_overdue_for_its_receipt(

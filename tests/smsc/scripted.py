@@ -243,13 +243,15 @@ class ScriptedSmsc:
 
     async def push_mo_parts(self, source: str, dest: str, parts: list[bytes], *,
                             ref: int = 42, ref16: bool = False,
-                            order: Iterable[int] | None = None,
-                            **fields: Any) -> list[Delivery]:
+                            order: Iterable[int] | None = None, total: int | None = None,
+                            first_seq: int = 1, **fields: Any) -> list[Delivery]:
         """Deliver a UDH-concatenated MO (esm_class 0x40), one part after another's ack,
-        in `order` (0-based part indexes) if given."""
+        in `order` (0-based part indexes) if given; `total` and `first_seq` send only some
+        parts of a longer set (the rest later, say after a restart)."""
+        count = total or len(parts)
         return [await self.push_mo(
             source, dest,
-            p.udh_concat(ref, len(parts), i + 1, ref16=ref16) + parts[i],
+            p.udh_concat(ref, count, first_seq + i, ref16=ref16) + parts[i],
             esm_class=p.ESM_UDHI, **fields) for i in (order or range(len(parts)))]
 
     async def drop(self, session: int | None = None) -> None:

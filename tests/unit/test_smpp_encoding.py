@@ -1,5 +1,5 @@
 """SMPP message bodies: GSM-7/UCS-2 parts with UDH, SAR or message_payload, decoding of
-deliver_sm bodies (hostile ones included), and reassembly of inbound parts."""
+deliver_sm bodies (hostile ones included) with their concatenation headers."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from adapters.carriers.smpp.encoding import (
     Concat,
     Decoded,
     Encoded,
-    Reassembler,
     decode_short_message,
     decode_text,
     encode_message,
@@ -27,19 +26,17 @@ EMOJI = "\U0001f600"
 GREEK = "αβγδεζηθικλμνξοπρστυφχψω"
 
 
-def _round_trip(encoded: Encoded, sender: str = "+27821234567") -> str:
-    """Every part through decode_short_message and one Reassembler, in reverse order."""
-    reassembler = Reassembler()
-    whole = None
+def _round_trip(encoded: Encoded) -> str:
+    """Every part through decode_short_message, in reverse order, joined by sequence."""
+    texts: dict[int, str] = {}
     for part in reversed(encoded.parts):
         decoded = decode_short_message(encoded.data_coding, part.esm_class,
                                        part.short_message, part.tlvs)
         if decoded.concat is None:
             return decoded.text
-        c = decoded.concat
-        whole = reassembler.add((sender, "12345", c.ref, c.total), c.seq, decoded.text, 0.0)
-    assert whole is not None
-    return whole
+        assert decoded.concat.total == len(encoded.parts)
+        texts[decoded.concat.seq] = decoded.text
+    return "".join(texts[seq] for seq in sorted(texts))
 
 
 def _units(encoded: Encoded, header: int) -> list[int]:
@@ -290,80 +287,3 @@ def test_random_bytes_never_raise() -> None:
             assert 1 <= decoded.concat.seq <= decoded.concat.total
 
 
-# --- reassembly --------------------------------------------------------------------
-
-KEY = ("+27821234567", "12345", 7, 3)
-
-
-def test_parts_in_any_order_give_the_whole_text_once() -> None:
-    reassembler = Reassembler()
-    assert reassembler.add(KEY, 3, "c", 0.0) is None
-    assert reassembler.add(KEY, 1, "a", 0.0) is None
-    assert reassembler.add(KEY, 2, "b", 0.0) == "abc"
-    assert len(reassembler) == 0
-
-
-def test_a_duplicate_part_is_ignored_while_open_and_after_completion() -> None:
-    reassembler = Reassembler()
-    reassembler.add(KEY, 1, "a", 0.0)
-    assert reassembler.add(KEY, 1, "a-again", 0.0) is None
-    reassembler.add(KEY, 2, "b", 0.0)
-    assert reassembler.add(KEY, 3, "c", 0.0) == "abc"
-    assert reassembler.add(KEY, 2, "b", 1.0) is None  # redelivered late
-    assert len(reassembler) == 0
-    assert reassembler.expire(1.0) == []
-
-
-def test_a_new_message_reusing_a_finished_reference_is_still_assembled() -> None:
-    reassembler = Reassembler()
-    for seq, text in ((1, "a"), (2, "b"), (3, "c")):
-        reassembler.add(KEY, seq, text, 0.0)
-    for seq, text in ((1, "x"), (2, "y")):
-        assert reassembler.add(KEY, seq, text, 1.0) is None
-    assert reassembler.add(KEY, 3, "z", 1.0) == "xyz"
-
-
-def test_sets_from_different_senders_with_one_reference_stay_apart() -> None:
-    reassembler = Reassembler()
-    other = ("+27829999999", *KEY[1:])
-    reassembler.add(KEY, 1, "a", 0.0)
-    reassembler.add(other, 1, "x", 0.0)
-    reassembler.add(KEY, 2, "b", 0.0)
-    assert reassembler.add(KEY, 3, "c", 0.0) == "abc"
-    assert len(reassembler) == 1
-
-
-def test_a_single_part_or_an_impossible_position_is_whole_already() -> None:
-    reassembler = Reassembler()
-    assert reassembler.add(("a", "b", 1, 1), 1, "solo", 0.0) == "solo"
-    assert reassembler.add(("a", "b", 1, 2), 5, "odd", 0.0) == "odd"
-    assert len(reassembler) == 0
-
-
-def test_an_old_incomplete_set_is_handed_back_by_expire() -> None:
-    reassembler = Reassembler(max_age=60.0)
-    reassembler.add(KEY, 1, "a", 0.0)
-    reassembler.add(KEY, 3, "c", 30.0)
-    assert reassembler.expire(59.0) == []
-    (gone,) = reassembler.expire(60.0)
-    assert (gone.key, gone.text, gone.missing) == (KEY, "ac", (2,))
-    assert len(reassembler) == 0
-
-
-def test_opening_more_than_max_open_sets_pushes_the_oldest_out_to_expire() -> None:
-    reassembler = Reassembler(max_open=2, max_age=100.0)
-    for ref in range(4):
-        reassembler.add(("s", "r", ref, 2), 1, f"m{ref}", float(ref))
-    assert len(reassembler) == 2
-    assert [(g.key[2], g.text) for g in reassembler.expire(4.0)] == [(0, "m0"), (1, "m1")]
-    assert [g.key[2] for g in reassembler.expire(103.0)] == [2, 3]
-    assert reassembler.dropped == 0
-
-
-def test_memory_stays_bounded_when_expire_is_never_called() -> None:
-    reassembler = Reassembler(max_open=10)
-    for ref in range(1000):
-        reassembler.add(("s", "r", ref, 2), 1, "x", 0.0)
-    assert len(reassembler) == 10
-    assert len(reassembler.expire(0.0)) == 10  # the ten newest evictions
-    assert reassembler.dropped == 980

@@ -6,6 +6,7 @@ inbound messages that are acknowledged only once the hub has committed them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
@@ -14,7 +15,7 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from adapters.carriers.smpp import encoding, pdu, receipts, status
 from adapters.carriers.smpp.config import SmppSettings
@@ -25,13 +26,25 @@ from adapters.carriers.smpp.session import (
     SessionSettings,
 )
 from hub.clock import Clock, utcnow
-from hub.model import DeliveryReport, ErrorInfo, InboundMessage, Message, SubmitResult, Verdict
+from hub.errors import TemporaryFailure
+from hub.model import (
+    DeliveryReport,
+    ErrorInfo,
+    InboundMessage,
+    InboundPart,
+    Message,
+    SubmitResult,
+    Verdict,
+)
 from hub.numbers import mask
-from hub.ports import CarrierSink
+from hub.ports import CarrierSink, InboundPartStore
+from hub.spoolcall import SpoolThreads
 from hub.tasks import cancel_all
 
 log = logging.getLogger(__name__)
 
+# How long the parts of a long reply wait for the rest of their set.
+PART_MAX_AGE = timedelta(hours=1)
 # How often one part is tried again on the same carrier while the SMSC says "throttled",
 # before the message goes back to the spool for a later attempt.
 THROTTLE_TRIES = 5
@@ -57,7 +70,8 @@ class RateLimit:
 class SmppCarrier:
     """A carrier reached over SMPP 3.4 through `binds` sessions to one SMSC."""
 
-    def __init__(self, name: str, settings: SmppSettings, clock: Clock = utcnow) -> None:
+    def __init__(self, name: str, settings: SmppSettings, clock: Clock = utcnow,
+                 parts: SpoolThreads[InboundPartStore] | None = None) -> None:
         self.name = name
         self.settings = settings
         self._clock = clock
@@ -72,7 +86,7 @@ class SmppCarrier:
         self._rate = RateLimit(settings.rate)
         self._throttled_until = 0.0
         self._refs = itertools.count(random.randrange(256))  # noqa: S311 (not a secret)
-        self._reassembler = encoding.Reassembler()
+        self._parts = parts
         self._bound_event = asyncio.Event()
         self.counts: Counter[str] = Counter()
 
@@ -83,6 +97,8 @@ class SmppCarrier:
         self._sink = sink
         for slot in range(self.settings.binds):
             self._slots.append(asyncio.create_task(self._keep_bound(slot)))
+        if self._parts is not None:
+            self._slots.append(asyncio.create_task(self._purge_parts()))
 
     async def stop(self) -> None:
         await cancel_all(self._slots)
@@ -133,6 +149,22 @@ class SmppCarrier:
             # Jitter: binds of several nodes dropped together must not return together.
             await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
             delay = min(delay * 2, self.settings.reconnect_max)
+
+    async def _purge_parts(self) -> None:
+        """Parts of long replies whose set never completed are dropped after an hour (an
+        SMSC sends a set within seconds; an old stray part could mix with a new set that
+        reuses its reference)."""
+        parts = self._parts
+        assert parts is not None
+        while True:
+            with contextlib.suppress(TemporaryFailure):
+                dropped = await parts.call(parts.spool.purge_inbound_parts,
+                                           self._clock() - PART_MAX_AGE)
+                if dropped:
+                    self.counts["inbound_parts_dropped"] += dropped
+                    log.warning("%s: dropped %d parts of long replies that never completed",
+                                self.name, dropped, extra={"action": "smpp-inbound"})
+            await asyncio.sleep(3600)
 
     async def _bind_slot(self, slot: int) -> list[Session]:
         mode = self.settings.bind_mode
@@ -359,22 +391,26 @@ class SmppCarrier:
 
     async def _mo_part(self, sink: CarrierSink, sender: str, recipient: str,
                        decoded: encoding.Decoded) -> int:
-        """A part of a long reply. The part that completes the set is acknowledged after
-        the whole reply is committed; earlier parts are acknowledged when held (in memory):
-        many SMSCs send the next part only after that ack, so holding it would stall them."""
+        """A part of a long reply is acknowledged once it is committed (held in the spool
+        with its set); the part that completes the set, once the whole reply is stored.
+        The reply's carrier id is made from its set and first arrival, so a set
+        completed again after a crash is still stored once."""
         concat = decoded.concat
         assert concat is not None
-        key = (sender, recipient, concat.ref, concat.total)
-        whole = self._reassembler.add(key, concat.seq, decoded.text, time.monotonic())
-        for lost in self._reassembler.expire(time.monotonic()):
-            self.counts["inbound_incomplete"] += 1
-            log.warning("%s: a long reply from %s never completed (parts %s missing); "
-                        "dropped", self.name, mask(lost.key[0]), list(lost.missing),
-                        extra={"action": "smpp-inbound"})
-        if whole is not None:
-            await sink.inbound([InboundMessage(self.name, sender, recipient, whole,
-                                               self._clock())])
-            self.counts["inbound"] += 1
+        if self._parts is None:
+            return pdu.ESME_RX_T_APPN  # nowhere to keep it: the SMSC sends it again
+        part = InboundPart(self.name, sender, recipient, concat.ref, concat.total,
+                           concat.seq, decoded.text, self._clock())
+        parts = self._parts
+        whole = await parts.call(parts.spool.hold_inbound_part, part)
+        if whole is None:
+            return pdu.ESME_ROK
+        text, first = whole
+        ref = f"parts:{sender}:{recipient}:{concat.ref}:{concat.total}:{first.isoformat()}"
+        await sink.inbound([InboundMessage(self.name, sender, recipient, text, self._clock(),
+                                           carrier_message_id=ref)])
+        await parts.call(parts.spool.forget_inbound_parts, part)
+        self.counts["inbound"] += 1
         return pdu.ESME_ROK
 
 

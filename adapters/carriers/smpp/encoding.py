@@ -1,12 +1,11 @@
 """SMPP message bodies: a text to the submit_sm parts that carry it (GSM-7 or UCS-2; UDH,
-SAR or message_payload for long texts), a deliver_sm body back to text, and reassembly
-of inbound parts. Pure functions and one bounded in-memory class; no I/O."""
+SAR or message_payload for long texts), and a deliver_sm body back to text with its
+concatenation header. Pure functions; no I/O."""
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from hub.model import Encoding
@@ -296,113 +295,3 @@ def _decode_gsm7(data: bytes) -> str:
         else:
             out.append(_GSM_BASIC[septet])
     return "".join(out)  # a trailing lone ESC is dropped: it announced nothing
-
-
-# --- reassembly -------------------------------------------------------------------
-
-PartKey = tuple[str, str, int, int]  # sender, recipient, ref, total
-
-
-@dataclass(frozen=True, slots=True)
-class Incomplete:
-    """A set of parts that will not be completed: too old, or pushed out by newer sets."""
-
-    key: PartKey
-    parts: tuple[tuple[int, str], ...]  # (seq, text) of the parts that came, in order
-
-    @property
-    def text(self) -> str:
-        return "".join(text for _, text in self.parts)
-
-    @property
-    def missing(self) -> tuple[int, ...]:
-        have = {seq for seq, _ in self.parts}
-        return tuple(seq for seq in range(1, self.key[3] + 1) if seq not in have)
-
-
-@dataclass(slots=True)
-class _Open:
-    started: float
-    parts: dict[int, str] = field(default_factory=dict)
-
-
-class Reassembler:
-    """Joins the parts of inbound long messages, in any arrival order.
-
-    Bounded: at most `max_open` sets are open; opening one more pushes the oldest out.
-    It never drops a set on its own: every set that leaves unfinished (older than
-    `max_age` seconds, or pushed out) is handed back by `expire`, and the carrier decides.
-    Our choice there is to deliver what came, with a note of the missing parts: the
-    parts were acknowledged to the SMSC, so dropping them would lose the reply for good.
-    Sets completed within `max_age` are remembered so a late duplicate of one of their
-    parts is ignored instead of opening a set that could never complete. Only if
-    `expire` is not called for `max_open` evictions are the oldest unclaimed sets
-    dropped, counted in `dropped`.
-    """
-
-    def __init__(self, *, max_open: int = 1000, max_age: float = 600.0) -> None:
-        self.max_open = max_open
-        self.max_age = max_age
-        self.dropped = 0
-        self._open: OrderedDict[PartKey, _Open] = OrderedDict()  # oldest first
-        self._done: OrderedDict[PartKey, tuple[float, dict[int, str]]] = OrderedDict()
-        self._evicted: deque[Incomplete] = deque()
-
-    def __len__(self) -> int:
-        return len(self._open)
-
-    def add(self, key: PartKey, seq: int, text: str, now: float) -> str | None:
-        """The whole text once `key`'s last part is in, else None. `now` is a
-        monotonic clock reading in seconds. A part that claims no real position
-        (seq outside 1..total, or a total of 1) is a whole message already."""
-        total = key[3]
-        if not 1 <= seq <= total or total == 1:
-            return text
-        if self._is_late_duplicate(key, seq, text):
-            return None
-        entry = self._open.get(key) or self._start(key, now)
-        entry.parts.setdefault(seq, text)  # a duplicate keeps the first copy
-        if len(entry.parts) < total:
-            return None
-        del self._open[key]
-        self._remember(key, entry.parts, now)
-        return "".join(entry.parts[number] for number in range(1, total + 1))
-
-    def expire(self, now: float) -> list[Incomplete]:
-        """Every set that left unfinished: pushed out since the last call, or opened
-        `max_age` seconds or more before `now`."""
-        gone = list(self._evicted)
-        self._evicted.clear()
-        while self._open:
-            key, entry = next(iter(self._open.items()))
-            if now - entry.started < self.max_age:
-                break
-            del self._open[key]
-            gone.append(_incomplete(key, entry))
-        while self._done and now - next(iter(self._done.values()))[0] >= self.max_age:
-            self._done.popitem(last=False)
-        return gone
-
-    def _start(self, key: PartKey, now: float) -> _Open:
-        if len(self._open) >= self.max_open:
-            old_key, old = self._open.popitem(last=False)
-            if len(self._evicted) >= self.max_open:
-                self._evicted.popleft()
-                self.dropped += 1
-            self._evicted.append(_incomplete(old_key, old))
-        entry = self._open[key] = _Open(now)
-        return entry
-
-    def _is_late_duplicate(self, key: PartKey, seq: int, text: str) -> bool:
-        done = self._done.get(key)
-        return done is not None and done[1].get(seq) == text
-
-    def _remember(self, key: PartKey, parts: dict[int, str], now: float) -> None:
-        self._done.pop(key, None)
-        self._done[key] = (now, parts)
-        if len(self._done) > self.max_open:
-            self._done.popitem(last=False)
-
-
-def _incomplete(key: PartKey, entry: _Open) -> Incomplete:
-    return Incomplete(key, tuple(sorted(entry.parts.items())))
