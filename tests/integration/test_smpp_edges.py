@@ -5,6 +5,7 @@ receipts early/twice/unknown/12-digit, and deliver_sm acknowledged only after co
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -133,16 +134,21 @@ async def test_throttling_slows_down_and_the_message_still_goes_out(
 
 
 async def test_a_refused_bind_leaves_the_carrier_down_and_messages_queued(
-    smsc: ScriptedSmsc, hub: Any,
+    smsc: ScriptedSmsc, hub: Any, caplog: pytest.LogCaptureFixture,
 ) -> None:
     smsc.bind_status = p.ESME_RINVPASWD
     store, dispatcher, carrier = await hub(smsc.port)
     [mid] = queue(store, 1)
-    await dispatcher.start()
-    await until(lambda: smsc.binds >= 2)  # it keeps trying, with backoff
+    with caplog.at_level(logging.INFO, logger="adapters.carriers.smpp"):
+        await dispatcher.start()
+        await until(lambda: smsc.binds >= 3)  # it keeps trying, with backoff
     assert not carrier.available
     assert statuses(store, [mid])[Status.SUBMITTED] == 0
     assert smsc.submits == []
+    # Said once, not once per attempt.
+    refused = [r for r in caplog.records if "bind refused" in r.getMessage()]
+    assert len(refused) == 1 and refused[0].levelno == logging.ERROR
+    assert "ESME_RINVPASWD" in refused[0].getMessage()
 
 
 async def test_a_link_dropped_with_a_full_window_loses_nothing(

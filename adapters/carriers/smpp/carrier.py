@@ -87,6 +87,7 @@ class SmppCarrier:
         self._throttled_until = 0.0
         self._refs = itertools.count(random.randrange(256))  # noqa: S311 (not a secret)
         self._parts = parts
+        self._failing: dict[int, str] = {}  # slot -> why its binds fail, while they do
         self._bound_event = asyncio.Event()
         self.counts: Counter[str] = Counter()
 
@@ -129,26 +130,45 @@ class SmppCarrier:
     async def _keep_bound(self, slot: int) -> None:
         delay = self.settings.reconnect_min
         while True:
-            sessions = await self._bind_slot(slot)
+            try:
+                sessions = await self._bind_slot(slot)
+            except Exception:  # a bug must not end the slot: it would never bind again
+                log.exception("%s: bind %d failed unexpectedly", self.name, slot,
+                              extra={"action": "smpp-bind"})
+                sessions = []
             if sessions:
                 delay = self.settings.reconnect_min
-                self._sessions.extend(sessions)
-                self._bound_event.set()
-                await asyncio.wait([s.closed for s in sessions],
-                                             return_when=asyncio.FIRST_COMPLETED)
-                reason = next(s.close_reason for s in sessions if s.closed.done())
-                log.warning("%s: bind %d lost (%s); reconnecting", self.name, slot, reason,
-                            extra={"action": "smpp-bind"})
-                for s in sessions:
-                    s.close("its pair ended")
-                    await s.wait_closed()
-                    self._sessions.remove(s)
-                if not any(s.bound for s in self._sessions):
-                    self._bound_event.clear()
-                self.counts["reconnects"] += 1
+                await self._serve_until_lost(slot, sessions)
             # Jitter: binds of several nodes dropped together must not return together.
             await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
             delay = min(delay * 2, self.settings.reconnect_max)
+
+    async def _serve_until_lost(self, slot: int, sessions: list[Session]) -> None:
+        self._sessions.extend(sessions)
+        self._bound_event.set()
+        await asyncio.wait([s.closed for s in sessions], return_when=asyncio.FIRST_COMPLETED)
+        reason = next(s.close_reason for s in sessions if s.closed.done())
+        log.warning("%s: bind %d lost (%s); reconnecting", self.name, slot, reason,
+                    extra={"action": "smpp-bind"})
+        for s in sessions:
+            s.close("its pair ended")
+            await s.wait_closed()
+            self._sessions.remove(s)
+        if not any(s.bound for s in self._sessions):
+            self._bound_event.clear()
+        self.counts["reconnects"] += 1
+
+    def _bind_failed(self, slot: int, reason: str, level: int = logging.WARNING) -> None:
+        """One line when a bind starts failing (or fails differently), then quiet: an SMSC
+        that is down for an hour must not fill the log with a line per attempt."""
+        self.counts["bind_failures"] += 1
+        if self._failing.get(slot) == reason:
+            log.debug("%s: bind %d: %s (again)", self.name, slot, reason,
+                      extra={"action": "smpp-bind"})
+            return
+        self._failing[slot] = reason
+        log.log(level, "%s: bind %d: %s; retrying with backoff", self.name, slot, reason,
+                extra={"action": "smpp-bind"})
 
     async def _purge_parts(self) -> None:
         """Parts of long replies whose set never completed are dropped after an hour (an
@@ -193,16 +213,17 @@ class SmppCarrier:
                 s.system_id, s.password, s.system_type, s.addr_ton, s.addr_npi,
                 s.address_range))
         except (OSError, TimeoutError, SessionClosed, ResponseTimeout) as exc:
-            log.warning("%s: cannot bind to %s:%d: %s", self.name, s.host, s.port,
-                        exc or type(exc).__name__, extra={"action": "smpp-bind"})
+            self._bind_failed(slot, f"cannot bind to {s.host}:{s.port}: "
+                                    f"{exc or type(exc).__name__}")
             return None
         if answer.status != pdu.ESME_ROK:
             info = status.classify(answer.status)
-            log.error("%s: bind refused: %s (%s)", self.name, info.name, info.text,
-                      extra={"action": "smpp-bind"})
+            self._bind_failed(slot, f"bind refused: {info.name} ({info.text})", logging.ERROR)
             session.close("bind refused")
             await session.wait_closed()
             return None
+        if self._failing.pop(slot, None) is not None:
+            log.info("%s: bind %d works again", self.name, slot, extra={"action": "smpp-bind"})
         return session
 
     def _tls(self) -> ssl.SSLContext | None:
