@@ -122,6 +122,8 @@ class HubAuthorizer:
     def has_perm(self, username: str, perm: str, path: str | None = None) -> bool:
         if perm not in PERMS:
             return False
+        if perm == "f" and path is not None and self._homes.is_own_folder(username, Path(path)):
+            return True  # DropHandler refuses it, saying why
         # results/, reports/, processed/ and rejected/ are the hub's: read and delete only.
         return not (perm in _WRITE_PERMS and perm != "d" and path is not None
                     and self._homes.in_hub_owned(username, Path(path)))
@@ -190,6 +192,7 @@ class DropHandler(FTPHandler):  # type: ignore[misc]
 
     context: DropContext
     _restart_position: int
+    _rnfr: str | None
 
     def ftp_PASS(self, line: str) -> None:
         """pyftpdlib's PASS, with the slow part of the check off the IO loop: the
@@ -253,7 +256,28 @@ class DropHandler(FTPHandler):  # type: ignore[misc]
             return None
         return super().ftp_STOR(file, mode)
 
+    def ftp_RMD(self, path: str) -> Any:
+        return None if self._refused_own_folder(path) else super().ftp_RMD(path)
+
+    def ftp_DELE(self, path: str) -> Any:
+        return None if self._refused_own_folder(path) else super().ftp_DELE(path)
+
+    def ftp_RNFR(self, path: str) -> Any:
+        return None if self._refused_own_folder(path) else super().ftp_RNFR(path)
+
+    def _refused_own_folder(self, path: str) -> bool:
+        """The home's folders are the hub's: removed or renamed, batches could not
+        answer. Files inside may still be deleted (pyftpdlib's perms decide)."""
+        if not self.context.homes.is_own_folder(self.username, Path(path)):
+            return False
+        self.respond(f"550 {Path(path).name}/ is one of the hub's own folders; it cannot "
+                     "be removed, renamed or replaced.")
+        return True
+
     def ftp_RNTO(self, path: str) -> Any:
+        if self._refused_own_folder(path):
+            self._rnfr = None
+            return None
         renamed = super().ftp_RNTO(path)
         if renamed and str(renamed[0]).endswith(PART_SUFFIX):
             self._hand_over(Path(renamed[1]))  # the `name.part` -> `name.csv` convention

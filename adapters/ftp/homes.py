@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from hub.ids import new_id
 
@@ -14,10 +14,19 @@ HUB_OWNED = frozenset({"results", "reports", "processed", "rejected"})
 PART_SUFFIX = ".part"
 # Account names become directory names: nothing that could climb out of the root.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+# An absolute path inside a text (an OSError's file name, say): not after a word
+# character, so "8/16-bit" or "a/b" are left alone.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/[^\s'\",;()/]+(?:/[^\s'\",;()/]*)*")
 
 
 def safe_account_name(name: str) -> bool:
     return bool(_SAFE_NAME.fullmatch(name)) and ".." not in name
+
+
+def without_paths(text: str) -> str:
+    """Text for a client's answer file: every absolute path replaced by its last part,
+    so no answer ever shows where the hub keeps its files."""
+    return _ABSOLUTE_PATH.sub(lambda m: f"<{PurePosixPath(m.group()).name or 'path'}>", text)
 
 
 def stem(file_name: str) -> str:
@@ -48,6 +57,12 @@ class Homes:
         home = self.home(account)
         return (path.parent in (home, home / "incoming") and not path.name.startswith(".")
                 and not path.name.endswith(PART_SUFFIX))
+
+    def is_own_folder(self, account: str, path: Path) -> bool:
+        """One of the folders the hub made in the home (incoming/ and the hub's own):
+        a client may use them but never remove or rename them."""
+        resolved = path.resolve()
+        return resolved.parent == self.home(account) and resolved.name in SUBDIRS
 
     def in_hub_owned(self, account: str, path: Path) -> bool:
         try:

@@ -17,7 +17,7 @@ from adapters.csv import detect
 from adapters.csv.decode import UnreadableFile, sha256_file
 from adapters.csv.results import ResultWriter
 from adapters.csv.rows import Row
-from adapters.ftp.homes import Homes
+from adapters.ftp.homes import Homes, without_paths
 from adapters.ftp.pipeline import (
     BatchPaused,
     BatchStopped,
@@ -130,7 +130,7 @@ class BatchProcessor:
                                  reason: str) -> None:
         def write() -> None:
             writer = self._writer(account, batch)
-            writer.note("unreadable", reason)
+            writer.note("unreadable", without_paths(reason))
             writer.publish(self._homes.result_path(account, batch.file_name))
             self._reject(account, work, batch.file_name, reason)
 
@@ -140,7 +140,8 @@ class BatchProcessor:
 
     def _reject(self, account: str, work: Path, file_name: str, reason: str) -> None:
         kept = self._homes.file_away(account, work, file_name, "rejected")
-        kept.with_name(kept.name + ".reason.txt").write_text(reason + "\n", "utf-8")
+        kept.with_name(kept.name + ".reason.txt").write_text(without_paths(reason) + "\n",
+                                                             "utf-8")
 
     def _result_tmp(self, account: str, batch_id: str) -> Path:
         return self._homes.work_file(account, f"{batch_id}.result.tmp")
@@ -204,8 +205,9 @@ class BatchProcessor:
         messages still get their report file."""
         batch = stop.batch
         where = f"line {stop.after_line}" if stop.after_line else "the header"
-        reason = (f"rows after {where} were not processed: {stop.reason}. The rows above "
-                  "were processed as shown; send the rest in a new file")
+        reason = without_paths(f"rows after {where} were not processed: {stop.reason}. The "
+                               "rows above were processed as shown; send the rest in a new "
+                               "file")
 
         def write() -> None:
             writer.note("not_processed", reason)

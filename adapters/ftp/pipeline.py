@@ -20,6 +20,7 @@ from adapters.csv.decode import UnreadableFile
 from adapters.csv.detect import RowFeed
 from adapters.csv.results import ResultWriter
 from adapters.csv.rows import FileRules, Row
+from adapters.ftp.homes import without_paths
 from hub.batches import Batch
 from hub.errors import TemporaryFailure
 from hub.intake import Intake
@@ -192,8 +193,13 @@ def _counted(batch: Batch, chunk: Sequence[Row], outcomes: Sequence[Outcome | No
 
 
 def _reason(exc: Exception) -> str:
+    """Why the batch stopped, for the client's result file: never a server path."""
     if isinstance(exc, TemporaryFailure):
-        return f"the spool could not commit them ({exc})"
+        return without_paths(f"the spool could not commit them ({exc})")
     if isinstance(exc, UnreadableFile):
-        return str(exc)
-    return f"the file could not be read further ({type(exc).__name__}: {exc})"
+        return without_paths(str(exc))
+    if isinstance(exc, OSError):
+        log.error("batch stopped by a file-system error: %s", exc,
+                  extra={"action": "ftp-batch-failed"})
+        return f"the hub could not read or write its files ({exc.strerror or type(exc).__name__})"
+    return without_paths(f"the file could not be read further ({type(exc).__name__}: {exc})")
