@@ -307,11 +307,14 @@ async def test_a_transmitter_and_receiver_pair_submits_on_one_and_takes_receipts
     smsc: ScriptedSmsc, hub: Any,
 ) -> None:
     smsc.receipt_mode = "after"
-    store, dispatcher, _ = await hub(smsc.port, bind_mode="transmitter+receiver")
+    store, dispatcher, _ = await hub(smsc.port, bind_mode="transmitter+receiver",
+                                     system_type="VMA", address_range="^27")
     ids = queue(store, 4)
     await dispatcher.start()
     await until(lambda: statuses(store, ids)[Status.DELIVERED] == 4, timeout=10)
     assert sorted(b.kind for b in smsc.bind_log) == ["RX", "TX"]
+    assert {(b.system_id, b.password, b.system_type, b.address_range, b.interface_version)
+            for b in smsc.bind_log} == {("hub", "secret", "VMA", "^27", 0x34)}
     sessions = {b.kind: b.session for b in smsc.bind_log}
     assert {r.session for r in smsc.submits} == {sessions["TX"]}
     assert {d.session for d in smsc.deliveries} == {sessions["RX"]}
