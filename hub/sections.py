@@ -48,11 +48,19 @@ class HttpSection:
     port: int = 8080
     max_body_bytes: int = 1_048_576
     max_messages_per_request: int = 1000
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    keep_alive_timeout: int = 30
+    max_connections: int = 1000
 
     def __post_init__(self) -> None:
         _check(0 <= self.port <= 65535, "port: 0 to 65535 (0 picks a free port)")
         _check(self.max_body_bytes >= 1024, "max_body_bytes: at least 1024")
         _check(self.max_messages_per_request >= 1, "max_messages_per_request: at least 1")
+        _check(self.header_timeout > 0, "header_timeout: seconds, greater than 0")
+        _check(self.body_timeout > 0, "body_timeout: seconds, greater than 0")
+        _check(self.keep_alive_timeout >= 1, "keep_alive_timeout: whole seconds, at least 1")
+        _check(self.max_connections >= 1, "max_connections: at least 1")
 
 
 @dataclass(frozen=True, slots=True)

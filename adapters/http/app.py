@@ -4,8 +4,10 @@ its routes on, with the request-size guard and the operational endpoints: /healt
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -45,6 +47,8 @@ class HttpContext:
     max_body_bytes: int
     max_messages_per_request: int
     timezone: str
+    # Seconds a request's whole body may take to arrive once its headers have.
+    body_timeout: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +84,14 @@ def build_app(
     async def too_large(request: Request, exc: Exception) -> Response:
         return _rule_for(rules, limit, request.url.path).response()
 
-    # The handler answers for bodies found too large while an endpoint streams them in.
-    app = Starlette(routes=[*ops, *routes], exception_handlers={BodyTooLarge: too_large})
-    return BodyLimit(ExactPaths(app, [*ops, *routes]), limit, rules)
+    async def too_slow(request: Request, exc: Exception) -> Response:
+        return _too_slow_response()
+
+    # The handlers answer for bodies found too large, or too slow, while an endpoint
+    # streams them in.
+    app = Starlette(routes=[*ops, *routes],
+                    exception_handlers={BodyTooLarge: too_large, BodyTimedOut: too_slow})
+    return BodyLimit(ExactPaths(app, [*ops, *routes]), limit, rules, ctx.body_timeout)
 
 
 class ExactPaths:
@@ -107,8 +116,8 @@ class ExactPaths:
             return
         try:
             response = await endpoint(Request(scope, receive))
-        except BodyTooLarge:
-            raise  # BodyLimit answers it in the path's own format
+        except (BodyTooLarge, BodyTimedOut):
+            raise  # BodyLimit answers it (too large: in the path's own format)
         except Exception:
             log.exception("unhandled error in %s", scope["path"], extra={"action": "http"})
             response = error_json(500, "internal_error", "the hub failed to handle the request")
@@ -125,15 +134,22 @@ async def _healthz(request: Request) -> Response:
 
 def _readyz_for(ctx: HttpContext) -> _Endpoint:
     async def readyz(request: Request) -> Response:
+        # Unauthenticated: a generic reason only. The driver's text (hosts, ports, paths)
+        # goes to the log.
         try:
             state = await ctx.runner.call(ctx.runner.spool.schema_state)
         except HubError as exc:
-            return JSONResponse({"status": "unavailable", "spool": str(exc)}, 503)
+            log.warning("not ready: %s", exc, extra={"action": "readyz"})
+            return _not_ready("the spool is unavailable")
         if state is not SchemaState.CURRENT:
-            return JSONResponse({"status": "unavailable", "schema": state.value}, 503)
+            return _not_ready(f"the spool's schema is {state.value}")
         return JSONResponse({"status": "ready", "schema": state.value})
 
     return readyz
+
+
+def _not_ready(reason: str) -> Response:
+    return JSONResponse({"status": "unavailable", "reason": reason}, 503)
 
 
 def _metrics_for(ctx: HttpContext) -> _Endpoint:
@@ -150,15 +166,22 @@ class BodyTooLarge(Exception):
     pass
 
 
+class BodyTimedOut(Exception):
+    """The body did not arrive within its deadline (a slow or stalled client)."""
+
+
 class BodyLimit:
     """Answers 413 as soon as a body is known to exceed the limit (the path's BodyRule, if
     any): at once from Content-Length, or while streaming a chunked body, never after
-    reading it whole."""
+    reading it whole; and 408 when the whole body has not arrived `timeout` seconds after
+    the headers (a client trickling its body holds no connection for ever)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, rules: Sequence[BodyRule] = ()) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, rules: Sequence[BodyRule] = (),
+                 timeout: float | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.rules = tuple(rules)
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -170,11 +193,20 @@ class BodyLimit:
             await self._too_large(scope, receive, send)
             return
         seen = 0
-        started = False
+        started = complete = False
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
 
         async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, complete
+            if complete or deadline is None:  # after the body: waits for a disconnect
+                message = await receive()
+            else:
+                try:
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                        message = await receive()
+                except TimeoutError:
+                    raise BodyTimedOut from None
+            complete = complete or not message.get("more_body", False)
             seen += len(message.get("body", b""))
             if seen > limit:
                 raise BodyTooLarge
@@ -190,6 +222,11 @@ class BodyLimit:
         except BodyTooLarge:
             if not started:
                 await self._too_large(scope, receive, send)
+        except BodyTimedOut:
+            log.info("request body timed out on %s", scope["path"],
+                     extra={"action": "http-timeout"})
+            if not started:
+                await _too_slow_response()(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         rule = _rule_for(self.rules, self.max_bytes, scope["path"])
@@ -201,6 +238,11 @@ def _too_large_response(limit: int) -> Response:
         413, "body_too_large", f"the request body exceeds the limit of {limit} bytes",
         Connection="close",
     )
+
+
+def _too_slow_response() -> Response:
+    return error_json(408, "request_timeout", "the request body did not arrive in time",
+                      Connection="close")
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -13,8 +13,10 @@ from starlette.routing import BaseRoute
 
 from adapters.http import rest
 from adapters.http.app import HttpContext, build_app
+from adapters.http.guards import header_deadline
 from adapters.xml import routing as xml_routing
 from adapters.xml.native import XmlSettings
+from hub.sections import HttpSection
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +26,14 @@ class HttpServer:
 
     name = "http"
 
-    def __init__(self, ctx: HttpContext, xml: XmlSettings, host: str, port: int,
+    def __init__(self, ctx: HttpContext, xml: XmlSettings, settings: HttpSection,
                  routes: Sequence[BaseRoute] = ()) -> None:
         self._ctx = ctx
         self._routes = tuple(routes)  # other adapters' routes (carriers' callbacks)
         self._xml = xml
-        self._host = host
-        self._port = port
+        self._settings = settings
+        self._host = settings.host
+        self._port = settings.port
         self.port: int | None = None
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -42,9 +45,14 @@ class HttpServer:
                         xml_routing.body_rules(self._xml))
         sock = bind(self._host, self._port)
         self.port = sock.getsockname()[1]
+        s = self._settings
+        # uvicorn times out neither headers nor bodies: header_deadline() and the app's
+        # BodyLimit do. Past max_connections (open connections or requests in flight)
+        # uvicorn answers 503.
         config = uvicorn.Config(
             app, lifespan="off", access_log=False, log_config=None, server_header=False,
-            timeout_keep_alive=30, proxy_headers=False,
+            timeout_keep_alive=s.keep_alive_timeout, proxy_headers=False,
+            http=header_deadline(s.header_timeout), limit_concurrency=s.max_connections,
         )
         config.load()
         server = uvicorn.Server(config)

@@ -20,7 +20,7 @@ def build(config: Config, core: Core, routes: Sequence[BaseRoute] = ()) -> HttpS
         intake=core.intake, credentials=core.credentials, runner=core.runner,
         metrics=core.metrics, max_body_bytes=config.http.max_body_bytes,
         max_messages_per_request=config.http.max_messages_per_request,
-        timezone=config.hub.timezone,
+        timezone=config.hub.timezone, body_timeout=config.http.body_timeout,
     )
     xml = XmlSettings(config.xml.max_body_bytes, config.xml.max_messages)
-    return HttpServer(ctx, xml, config.http.host, config.http.port, routes)
+    return HttpServer(ctx, xml, config.http, routes)
