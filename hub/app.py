@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 def open_configured_spool(config: Config) -> Spool:
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # secret.key, spool.db
     return open_spool(config.spool_url, busy_timeout=config.spool.busy_timeout)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,16 +15,28 @@ from typing import Any
 
 from hub import app, logs, numbers, views
 from hub.cli_accounts import account_commands, batch_commands
-from hub.cli_base import command, emit, open_spool
+from hub.cli_base import command, emit, name_spool, open_spool
 from hub.cli_carriers import carrier_commands
 from hub.clock import parse_time, utcnow
-from hub.config import Config, load
+from hub.config import Config, config_path, load
 from hub.errors import ConfigError, HubError
 from hub.model import Inbound, InboundMessage, Refused, Source, Submission
 from hub.spoolcall import SpoolThreads
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, so that a closed pipe is caught here too
+    except BrokenPipeError:
+        # `smshub batch list --json | head`: the reader left; say nothing more. Python
+        # would flush stdout again at exit and complain, so stdout becomes /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
@@ -34,7 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.handler(args, config)
         return result
     except ConfigError as exc:
-        print(f"smshub: {exc}", file=sys.stderr)
+        if args.handler is _config_check and args.json:
+            source = config_path(args.config, os.environ) or "(defaults)"
+            emit(args, {"ok": False, "source": str(source), "error": str(exc)}, "")
+        else:
+            print(f"smshub: {exc}", file=sys.stderr)
         return 2
     except HubError as exc:
         print(f"smshub: {exc}", file=sys.stderr)
@@ -112,6 +130,7 @@ def _fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _db_upgrade(args: argparse.Namespace, config: Config) -> int:
+    name_spool(config)
     spool = app.open_configured_spool(config)
     try:
         before = spool.schema_state()
@@ -156,7 +175,7 @@ async def _submit_one(config: Config, account_name: str, submission: Submission)
 
 
 def _status(args: argparse.Namespace, config: Config) -> int:
-    spool = open_spool(config)
+    spool = open_spool(config, create=False)
     try:
         message = spool.get_message(args.message_id)
         events = spool.events(args.message_id) if message else []

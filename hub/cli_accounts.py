@@ -75,7 +75,7 @@ def _account_create(args: argparse.Namespace, config: Config) -> int:
 
 
 def _account_show(args: argparse.Namespace, config: Config) -> int:
-    spool = open_spool(config)
+    spool = open_spool(config, create=False)
     try:
         account = spool.get_account(args.name)
     finally:
@@ -119,7 +119,7 @@ def _account_api_key(args: argparse.Namespace, config: Config) -> int:
 
 
 def _account_list(args: argparse.Namespace, config: Config) -> int:
-    spool = open_spool(config)
+    spool = open_spool(config, create=False)
     try:
         found = spool.list_accounts()
     finally:
@@ -154,7 +154,7 @@ def _batch_text(p: BatchProgress) -> str:
 
 
 def _batch_list(args: argparse.Namespace, config: Config) -> int:
-    spool = open_spool(config)
+    spool = open_spool(config, create=False)
     try:
         account_id = spool.get_account(args.account).id if args.account else None
         found = [_batch_progress(spool, b) for b in spool.list_batches(account_id, args.limit)]
@@ -166,7 +166,7 @@ def _batch_list(args: argparse.Namespace, config: Config) -> int:
 
 
 def _batch_show(args: argparse.Namespace, config: Config) -> int:
-    spool = open_spool(config)
+    spool = open_spool(config, create=False)
     try:
         batch = spool.get_batch(args.batch_id)
         progress = _batch_progress(spool, batch) if batch is not None else None

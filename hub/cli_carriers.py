@@ -94,7 +94,7 @@ def _costs(args: argparse.Namespace, config: Config) -> int:
     since = (parse_time(args.since, config.hub.timezone) if args.since
              else until - timedelta(days=30))
     prices = app.carrier_prices(config)
-    spool = open_spool(config)
+    spool = open_spool(config, create=False)
     try:
         usage = spool.carrier_usage(since, until)
     finally:

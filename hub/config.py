@@ -91,13 +91,19 @@ def default_path() -> Path:
     return Path("hub.toml")
 
 
-def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Read `path` (or $SMSHUB_CONFIG, or ./hub.toml if present), then apply env overrides."""
-    env = os.environ if env is None else env
+def config_path(path: Path | None, env: Mapping[str, str]) -> Path | None:
+    """The file `load` reads: `path`, else $SMSHUB_CONFIG, else ./hub.toml if present."""
     if path is None and env.get(CONFIG_ENV):
         path = Path(env[CONFIG_ENV])
     if path is None and default_path().is_file():
         path = default_path()
+    return path
+
+
+def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read `path` (or $SMSHUB_CONFIG, or ./hub.toml if present), then apply env overrides."""
+    env = os.environ if env is None else env
+    path = config_path(path, env)
     raw: dict[str, Any] = {}
     source = "(defaults)"
     if path is not None:

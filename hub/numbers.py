@@ -67,7 +67,7 @@ def _normalise_cached(raw: str, region: str) -> tuple[bool, str]:
     """(True, e164) or (False, reason); failures are cached too, as text, so each
     caller still gets a fresh exception."""
     try:
-        return True, _normalise(raw, region)
+        return True, _deliverable(raw, _normalise(raw, region))
     except Rejected as exc:
         return False, exc.reason
 
@@ -87,6 +87,26 @@ def _normalise(raw: str, region: str) -> str:
     if not phonenumbers.is_valid_number(number):
         raise Rejected("invalid_number", _invalid_reason(raw, number))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# Where phonenumbers' data calls numbers valid that no network delivers to, the lengths
+# of national significant number that are: its South African mobile pattern
+# (`8[1-4]\d{3,7}`) accepts 5 to 9 digits, but every ZA number has 9. Elsewhere its
+# per-type possible lengths hold (only FI/AX and NU list mobiles 3+ digits shorter than
+# their example, and those are real: Finnish mobiles vary, Niue moved from 4 to 7).
+_NSN_LENGTHS = {"27": ("ZA", frozenset({9}))}
+
+
+def _deliverable(raw: str, e164: str) -> str:
+    for code, (country, lengths) in _NSN_LENGTHS.items():
+        size = len(e164) - 1 - len(code)
+        if e164.startswith(f"+{code}") and size not in lengths:
+            want = " or ".join(str(n) for n in sorted(lengths))
+            why = "too short" if size < min(lengths) else "too long"
+            raise Rejected("invalid_number", f"'{raw}' is not a valid phone number for "
+                           f"{country}: {why} ({size} digits after +{code}; {country} "
+                           f"numbers have {want})")
+    return e164
 
 
 # The plain digit forms batch files are full of: +CC..., 00CC..., 0... (national).

@@ -3,8 +3,9 @@ start SQLite writes with BEGIN IMMEDIATE and turn driver failures into Temporary
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +77,18 @@ def _postgresql_engine(url: URL) -> Engine:
     return engine
 
 
+def _create_private(path: Path) -> None:
+    """Create the database 0600 (in a new directory 0700) before SQLite would, with the
+    umask's usual 0644: it holds every message. SQLite gives -wal and -shm its mode.
+    Explicit modes rather than a umask, which is the whole process's, threads and all."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with suppress(FileExistsError):  # an empty file is an empty database
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
     if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(url.database))
     engine = create_engine(url, connect_args={"timeout": busy_timeout})
     pragmas = (
         "PRAGMA journal_mode=WAL",

@@ -103,10 +103,10 @@ class SimulatorCarrier:
         if number.endswith(self._rules.rejected_suffixes or ("\0",)):
             return SubmitResult(message.id, Verdict.REJECTED,
                                 error=ErrorInfo("invalid_destination",
-                                                "simulator: destination address rejected"))
+                                                "destination address rejected"))
         if number.endswith(self._rules.throttled_suffixes or ("\0",)):
             return SubmitResult(message.id, Verdict.RETRY,
-                                error=ErrorInfo("throttled", "simulator: throttling error"))
+                                error=ErrorInfo("throttled", "throttling error"))
         return SubmitResult(message.id, Verdict.SUBMITTED,
                             carrier_message_id=f"{self._prefix}{next(self._ids)}")
 
@@ -114,7 +114,7 @@ class SimulatorCarrier:
         if message.recipient.endswith(self._rules.undelivered_suffixes or ("\0",)):
             return DeliveryReport(self.name, carrier_id, Status.UNDELIVERED, self._clock(),
                                   error=ErrorInfo("absent_subscriber",
-                                                  "simulator: handset not reachable"),
+                                                  "handset not reachable"),
                                   detail="UNDELIV")
         return DeliveryReport(self.name, carrier_id, Status.DELIVERED, self._clock(),
                               detail="DELIVRD")

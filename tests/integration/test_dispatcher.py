@@ -127,6 +127,8 @@ async def test_permanent_error_fails_at_once(make_stack: Any) -> None:
     message = stack.spool.get_message(mid)
     assert message is not None and message.attempts == 1 and stack.seen[mid] == 1
     assert message.error is not None and message.error.code == "invalid_destination"
+    [rejected] = [e for e in stack.spool.events(mid) if e.status is Status.REJECTED]
+    assert rejected.detail == "simulator: destination address rejected"  # named once
 
 
 def a_minute_later() -> datetime:

@@ -36,6 +36,8 @@ def captured() -> Iterator[io.StringIO]:
     levels = {name: logging.getLogger(name).level for name in ("", *CHATTY)}
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
+    for name in CHATTY:  # an earlier test's CLI run may have quietened them
+        logging.getLogger(name).setLevel(logging.NOTSET)
     try:
         yield out
     finally:

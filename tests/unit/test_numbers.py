@@ -43,6 +43,10 @@ def test_national_form_is_read_in_the_given_region() -> None:
     [
         ("12345", "'12345' is not a valid phone number for ZA: too short"),
         ("08212345678", "'08212345678' is not a valid phone number for ZA: too long"),
+        # phonenumbers' ZA mobile pattern takes 5-9 digits; no ZA network delivers those.
+        ("082123", "'082123' is not a valid phone number for ZA: too short (5 digits"),
+        ("+27821234", "'+27821234' is not a valid phone number for ZA: too short (6 digits"),
+        ("08212345", "'08212345' is not a valid phone number for ZA: too short"),
         ("+4916012", "'+4916012' is not a valid phone number for DE: too short"),
         ("+999 1234567", "'+999 1234567' has an unknown country code"),
         ("0", "'0' is not a phone number"),

@@ -542,3 +542,16 @@ def test_sqlite_parent_directory_is_created(tmp_path: Path) -> None:
     finally:
         store.close()
     assert (tmp_path / "a" / "b" / "spool.db").is_file()
+
+
+def test_sqlite_spool_and_its_wal_files_are_private_to_the_hub_user(tmp_path: Path) -> None:
+    store = open_spool(f"sqlite:///{tmp_path / 'var' / 'spool.db'}")
+    try:
+        store.upgrade()
+        files = sorted((tmp_path / "var").iterdir())
+        assert [f.name for f in files] == ["spool.db", "spool.db-shm", "spool.db-wal"]
+        for path in files:
+            assert path.stat().st_mode & 0o777 == 0o600, path
+    finally:
+        store.close()
+    assert (tmp_path / "var").stat().st_mode & 0o777 == 0o700
