@@ -13,6 +13,7 @@ from typing import Protocol
 
 from hub.clock import Clock, utcnow
 from hub.errors import TemporaryFailure
+from hub.faultlog import FaultLog
 from hub.groupcommit import GroupCommitter
 from hub.inbound import InboundDesk
 from hub.metrics import Metrics
@@ -85,6 +86,8 @@ class Dispatcher:
             self._apply_reports, 5000
         )
         self._wake = asyncio.Event()
+        # A spool that cannot be written fails every claim, every poll: said once.
+        self._claim_faults = FaultLog(log, "claims failing, retrying", "claim")
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -164,13 +167,15 @@ class Dispatcher:
 
     async def _claim_or_none(self) -> Claim | None:
         try:
-            return await self._runner.call(
+            claim = await self._runner.call(
                 self._spool.claim, self._node, self._settings.batch_size,
                 self._settings.lease_seconds, self._clock(),
             )
         except TemporaryFailure as exc:
-            log.warning("claim failed, will retry: %s", exc, extra={"action": "claim"})
+            self._claim_faults.failed(str(exc))
             return None
+        self._claim_faults.cleared()
+        return claim
 
     async def _idle(self) -> None:
         self._wake.clear()

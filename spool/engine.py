@@ -50,6 +50,17 @@ class Database:
         with translate_errors(), self._reader.begin() as conn:
             yield conn
 
+    def probe_write(self) -> None:
+        """Raise TemporaryFailure unless the database takes a write (readiness). The
+        write is rolled back before it reaches the disk: one lock taken and let go."""
+        with translate_errors(), self.engine.connect() as conn, conn.begin() as tx:
+            if self.is_sqlite:  # read-only: "attempt to write a readonly database"
+                version = int(conn.exec_driver_sql("PRAGMA user_version").scalar() or 0)
+                conn.exec_driver_sql(f"PRAGMA user_version = {version}")
+            elif conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "on":
+                raise TemporaryFailure("spool unavailable: the database is read-only")
+            tx.rollback()
+
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -69,6 +69,9 @@ class SqlSpool:
         with self.db.read() as conn:
             conn.execute(select(1))
 
+    def check_writable(self) -> None:
+        self.db.probe_write()
+
     def close(self) -> None:
         self.db.dispose()
 

@@ -37,6 +37,7 @@ from adapters.ftp.jobs import BatchProcessor, JobSettings
 from adapters.ftp.reports import ReportJob
 from adapters.ftp.store import FtpStore
 from hub.accounts import check_password
+from hub.faultlog import FaultLog
 from hub.intake import Intake
 from hub.ports import AccountStore
 from hub.sections import FtpSection
@@ -68,6 +69,7 @@ class HubAuthorizer:
         self._salt = secrets.token_bytes(16)
         self._ok: dict[bytes, float] = {}
         self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self.home_faults = FaultLog(log, "FTP homes cannot be made", "ftp-home")
 
     def validate_authentication(self, username: str, password: str, handler: Any) -> None:
         """pyftpdlib's one-step interface (DropHandler uses the three steps instead)."""
@@ -89,7 +91,8 @@ class HubAuthorizer:
 
     def verify(self, username: str, password: str) -> bool:
         """The spool lookup and the argon2 check (~50 ms): on a worker thread. A
-        successful login's home is made here too (file-system work)."""
+        successful login's home is made here too (file-system work; OSError if it
+        cannot be)."""
         found = self._runner.spool.password_hash(username)
         if found is None or not found[0].enabled or not check_password(found[1], password):
             return False
@@ -224,11 +227,19 @@ class DropHandler(FTPHandler):  # type: ignore[misc]
         self.add_channel()
         try:
             ok = done.result()
+        except OSError as exc:  # the home could not be made: a read-only or full disk
+            self.authorizer.home_faults.failed(f"{exc.strerror} ({exc.filename})")
+            self.respond("421 The hub cannot write its FTP area at the moment (its data "
+                         "directory is read-only or full); try again later.")
+            self.close_when_done()
+            return
         except Exception:
             log.exception("FTP login check failed", extra={"action": "ftp-login-error"})
             self.respond("421 Service not available, try again later.")
             self.close_when_done()
             return
+        if ok:
+            self.authorizer.home_faults.cleared()
         self._logged_in(username, password, ip, ok)
 
     def _logged_in(self, username: str, password: str, ip: str, ok: bool) -> None:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from starlette.applications import Starlette
@@ -21,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hub.accounts import Credentials
 from hub.clock import utcnow
 from hub.errors import HubError
+from hub.faultlog import FaultLog
 from hub.intake import Intake
 from hub.metrics import Metrics
 from hub.ports import AccountStore, InboundStore, MessageStore, SchemaAdmin, SchemaState
@@ -49,6 +52,8 @@ class HttpContext:
     timezone: str
     # Seconds a request's whole body may take to arrive once its headers have.
     body_timeout: float = 60.0
+    # Where the hub writes its files (FTP homes, keys): readiness checks it is writable.
+    data_dir: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,16 +138,29 @@ async def _healthz(request: Request) -> Response:
 
 
 def _readyz_for(ctx: HttpContext) -> _Endpoint:
+    faults = FaultLog(log, "not ready", "readyz")
+
     async def readyz(request: Request) -> Response:
-        # Unauthenticated: a generic reason only. The driver's text (hosts, ports, paths)
-        # goes to the log.
+        # Unauthenticated: a generic reason only. The details (the driver's text with
+        # hosts, ports or paths) go to the log, once while they stay the same.
+        spool = ctx.runner.spool
         try:
-            state = await ctx.runner.call(ctx.runner.spool.schema_state)
+            state = await ctx.runner.call(spool.schema_state)
         except HubError as exc:
-            log.warning("not ready: %s", exc, extra={"action": "readyz"})
+            faults.failed(str(exc))
             return _not_ready("the spool is unavailable")
         if state is not SchemaState.CURRENT:
+            faults.failed(f"the spool's schema is {state.value}")
             return _not_ready(f"the spool's schema is {state.value}")
+        try:  # a read-only spool answers reads but no write: not ready
+            await ctx.runner.call(spool.check_writable)
+        except HubError as exc:
+            faults.failed(str(exc))
+            return _not_ready("the spool cannot be written")
+        if ctx.data_dir is not None and not os.access(ctx.data_dir, os.W_OK):
+            faults.failed(f"the data directory {ctx.data_dir} is not writable")
+            return _not_ready("the data directory cannot be written")
+        faults.cleared()
         return JSONResponse({"status": "ready", "schema": state.value})
 
     return readyz

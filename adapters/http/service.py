@@ -21,6 +21,7 @@ def build(config: Config, core: Core, routes: Sequence[BaseRoute] = ()) -> HttpS
         metrics=core.metrics, max_body_bytes=config.http.max_body_bytes,
         max_messages_per_request=config.http.max_messages_per_request,
         timezone=config.hub.timezone, body_timeout=config.http.body_timeout,
+        data_dir=config.data_dir,
     )
     xml = XmlSettings(config.xml.max_body_bytes, config.xml.max_messages)
     return HttpServer(ctx, xml, config.http, routes)
