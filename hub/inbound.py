@@ -32,7 +32,11 @@ def is_opt_out(text: str, keywords: Sequence[str] = OPT_OUT_KEYWORDS) -> bool:
 class InboundDesk:
     """Where inbound messages arrive: `receive` commits them (opt-outs marked, each
     linked to the message it answers), then the InboundRoutes turn them into outbox
-    items; `route_pending` retries routing for any a crash left unrouted."""
+    items; `route_pending` retries routing for any a crash left unrouted.
+
+    A reply answers the latest message sent to its sender, from the number it was sent
+    to (or from no sender id), in the last 7 days, and only if all such messages are one
+    account's; otherwise it is stored unlinked (spool.inbound._answered has the rule)."""
 
     def __init__(
         self,
@@ -59,6 +63,11 @@ class InboundDesk:
         for item in stored:
             log.info("inbound %s from %s (%s)", item.id, mask(item.sender), item.kind.value,
                      extra={"action": "inbound", "kind": item.kind.value})
+            if item.kind is InboundKind.REPLY and item.account_id is None:
+                log.warning("inbound %s from %s to %s answers messages of several accounts "
+                            "sent from that number; stored unlinked, no account sees it",
+                            item.id, mask(item.sender), mask(item.recipient),
+                            extra={"action": "inbound-unlinked"})
         await self.route_pending()
         return stored
 

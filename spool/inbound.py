@@ -1,15 +1,15 @@
-"""Inbound messages: store them once each (carriers redeliver), link each to the latest
-message the hub sent to its sender, and hand unrouted ones to the hub's routing."""
+"""Inbound messages: store them once each (carriers redeliver), link each to the message
+it answers (see `_answered`), and hand unrouted ones to the hub's routing."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 
-from hub.model import Inbound, InboundKind, NewInbound, NewOutboxItem
+from hub.model import Inbound, InboundKind, InboundMessage, NewInbound, NewOutboxItem
 from spool.engine import Database
 from spool.outbox import outbox_values
 from spool.tables import inbound, messages, outbox
@@ -36,22 +36,50 @@ def _existing(conn: Connection, item: NewInbound) -> Inbound | None:
     return None if row is None else inbound_from_row(row)
 
 
+# How far back a reply may answer: a handset answering an older message is chat.
+REPLY_WINDOW = timedelta(days=7)
+
+
+def _answered(conn: Connection, mo: InboundMessage) -> tuple[bool, str | None, int | None]:
+    """(whether any message could be the one answered, and if it is known, the id of
+    the one it answers and its account).
+
+    Candidates are the messages sent to the reply's sender in the REPLY_WINDOW before it
+    whose sender id is the number the reply was sent to ('+' ignored), or is no number
+    (none, or a name such as ACME: a handset answers those through the carrier's own
+    number, which the hub does not know). The reply answers the latest candidate only
+    if every candidate is one account's: when two accounts texted the handset from the
+    same number (a shared short code, the carrier's number), the hub cannot tell whom it
+    answers, so it stores the reply unlinked (no account sees it) rather than risk
+    showing it to the wrong one."""
+    bare = mo.recipient.lstrip("+")
+    sender = messages.c.sender
+    query = (select(messages.c.id, messages.c.account_id)
+             .where(messages.c.recipient == mo.sender,
+                    messages.c.accepted_at >= mo.received_at - REPLY_WINDOW,
+                    or_(sender.in_((bare, f"+{bare}")), sender.is_(None),
+                        sender.regexp_match("[^0-9+]")))
+             .order_by(messages.c.accepted_at.desc(), messages.c.id.desc()))
+    latest = conn.execute(query.limit(1)).first()
+    if latest is None:
+        return False, None, None
+    other = conn.execute(query.where(messages.c.account_id != latest.account_id)
+                         .limit(1)).first()
+    if other is not None:
+        return True, None, None
+    return True, latest.id, latest.account_id
+
+
 def _insert(conn: Connection, item: NewInbound) -> Inbound:
     mo = item.message
-    latest = conn.execute(
-        select(messages.c.id, messages.c.account_id)
-        .where(messages.c.recipient == mo.sender)
-        .order_by(messages.c.accepted_at.desc(), messages.c.id.desc())
-        .limit(1)
-    ).first()
+    answers, in_reply_to, account_id = _answered(conn, mo)
     kind = (InboundKind.OPT_OUT if item.opt_out
-            else InboundKind.REPLY if latest is not None else InboundKind.UNSOLICITED)
+            else InboundKind.REPLY if answers else InboundKind.UNSOLICITED)
     record = Inbound(
         id=item.id, carrier=mo.carrier, sender=mo.sender, recipient=mo.recipient,
         text=mo.text, received_at=mo.received_at, kind=kind,
         carrier_message_id=mo.carrier_message_id,
-        account_id=None if latest is None else latest.account_id,
-        in_reply_to=None if latest is None else latest.id,
+        account_id=account_id, in_reply_to=in_reply_to,
     )
     conn.execute(insert(inbound).values(**_values(record)))
     return record

@@ -133,3 +133,22 @@ async def test_inbound_left_unrouted_by_a_crash_is_routed_by_maintenance(
         runner.shutdown()
     assert done["routed"] == 1
     await asyncio.wait_for(parts.channel.arrived.wait(), 10)
+
+
+async def test_a_reply_that_could_answer_two_accounts_is_unlinked_and_logged_masked(
+    parts: Parts, caplog: pytest.LogCaptureFixture
+) -> None:
+    accounts = [make_account(parts.spool), make_account(parts.spool)]
+    parts.spool.accept([new_message(a, accepted_at=utcnow()) for a in accounts])
+    [stored] = await parts.desk.receive([InboundMessage(
+        "simulator", "+27821234567", "31337", "which one?", utcnow())])
+    assert stored.kind is InboundKind.REPLY
+    assert (stored.account_id, stored.in_reply_to) == (None, None)
+    assert all(parts.spool.list_inbound(a.id, None, 10) == [] for a in accounts)
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "+27******567" in line and "stored unlinked" in line
+    assert "27821234567" not in line and "31337" not in line
+    await asyncio.wait_for(parts.channel.arrived.wait(), 10)  # routed: let it settle
+    [item] = parts.channel.delivered
+    await until(lambda: getattr(parts.spool.get_outbox(item.id), "status", None)
+                is OutboxStatus.SENT)

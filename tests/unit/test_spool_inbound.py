@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from ulid import ULID
 
 from hub.model import (
+    Account,
     InboundKind,
     InboundMessage,
     NewInbound,
+    NewMessage,
     NewOutboxItem,
     OutboxResult,
     OutboxStatus,
@@ -91,3 +94,46 @@ def test_outbox_items_retry_and_a_stale_lease_cannot_record(spool: SqlSpool) -> 
     spool.record_outbox(third.lease_token or "", [OutboxResult(item.id, OutboxStatus.SENT)], NOW)
     done = spool.get_outbox(item.id)
     assert done is not None and done.status is OutboxStatus.SENT and done.attempts == 3
+
+
+def sent_from(account: Account, sender: str | None, minutes: int = 0) -> NewMessage:
+    return replace(new_message(account, accepted_at=NOW + timedelta(minutes=minutes)),
+                   sender=sender)
+
+
+def to(number: str, text: str, minutes: int = 5) -> InboundMessage:
+    return InboundMessage("simulator", "+27821234567", number, text,
+                          NOW + timedelta(minutes=minutes))
+
+
+def test_each_account_gets_the_replies_to_the_number_it_sent_from(spool: SqlSpool) -> None:
+    # B texted the handset last, but the handset answers A's number.
+    a, b = make_account(spool), make_account(spool)
+    from_a, from_b = sent_from(a, "+27830000001"), sent_from(b, "27830000002", minutes=1)
+    spool.accept([from_a, from_b])
+    [for_a, for_b] = spool.store_inbound([new(to("27830000001", "yes A")),
+                                          new(to("+27830000002", "yes B"))])
+    assert (for_a.account_id, for_a.in_reply_to) == (a.id, from_a.id)
+    assert (for_b.account_id, for_b.in_reply_to) == (b.id, from_b.id)
+    assert [m.text for m in spool.list_inbound(a.id, None, 10)] == ["yes A"]
+    assert [m.text for m in spool.list_inbound(b.id, None, 10)] == ["yes B"]
+
+
+def test_a_reply_to_a_number_two_accounts_sent_from_is_stored_unlinked(
+    spool: SqlSpool,
+) -> None:
+    a, b = make_account(spool), make_account(spool)
+    spool.accept([sent_from(a, "31337"), sent_from(b, None, minutes=1)])
+    [stored] = spool.store_inbound([new(to("31337", "which of you?"))])
+    assert stored.kind is InboundKind.REPLY
+    assert (stored.account_id, stored.in_reply_to) == (None, None)
+    assert spool.list_inbound(a.id, None, 10) == spool.list_inbound(b.id, None, 10) == []
+
+
+def test_a_reply_links_to_no_message_sent_from_another_number_or_long_ago(
+    spool: SqlSpool,
+) -> None:
+    a = make_account(spool)
+    spool.accept([sent_from(a, "+27830000001"), sent_from(a, None, minutes=-8 * 24 * 60)])
+    [stored] = spool.store_inbound([new(to("31337", "hello?"))])
+    assert stored.kind is InboundKind.UNSOLICITED and stored.account_id is None
