@@ -26,7 +26,20 @@ def parse_time(text: str, local_zone: str) -> datetime:
         ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(local_zone))
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 lies before the first UTC moment
+        raise Rejected("invalid_time", f"'{text}' is out of range") from None
+
+
+def after(start: datetime, seconds: float) -> datetime:
+    """`start` plus a validity in seconds; Rejected('invalid_validity') when the sum
+    leaves the calendar (a 23-digit validity, or any validity after 9999-12-31)."""
+    try:
+        return start + timedelta(seconds=seconds)
+    except OverflowError:
+        raise Rejected("invalid_validity", f"a validity of {seconds} seconds from "
+                       f"{start.isoformat()} is out of range") from None
 
 
 def seconds(value: float) -> timedelta:

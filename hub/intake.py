@@ -37,6 +37,13 @@ MAX_PRIORITY = 9
 # and UTF-16 surrogates standing alone (JSON's "\ud800" decodes to one; UTF-8 cannot
 # encode it, and the driver's error would fail every message committed with it).
 _UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
+# The times a message may carry, for every protocol alike (README, "The JSON API"): a
+# send time a little in the past (a client's clock, a queue ahead of us) means "now";
+# one further away, or more than a year ahead, is a mistake, not a plan. Bounded, the
+# arithmetic on them can never leave the calendar (year 1 to 9999).
+SEND_AT_PAST = timedelta(days=1)
+SEND_AT_AHEAD = timedelta(days=366)
+MAX_VALIDITY = timedelta(days=366)  # expires_at at most this long after the send time
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +185,21 @@ class Intake:
         for value, name in ((sub.send_at, "send_at"), (sub.expires_at, "expires_at")):
             if value is not None and value.tzinfo is None:
                 raise Rejected("invalid_time", f"{name} has no time zone")
+        if sub.send_at is not None and not now - SEND_AT_PAST <= sub.send_at <= now + SEND_AT_AHEAD:
+            raise Rejected(
+                "invalid_time",
+                f"send_at {sub.send_at.isoformat()} is out of range: it must lie between "
+                f"{(now - SEND_AT_PAST).isoformat()} and {(now + SEND_AT_AHEAD).isoformat()} "
+                "(one day ago to 366 days ahead)",
+            )
         start = sub.send_at if sub.send_at is not None and sub.send_at > now else now
         expires = sub.expires_at
+        if expires is not None and expires > start + MAX_VALIDITY:
+            raise Rejected(
+                "invalid_time",
+                f"expires_at {expires.isoformat()} is out of range: it must lie between the "
+                f"send time and 366 days after it ({(start + MAX_VALIDITY).isoformat()})",
+            )
         if expires is None and self._rules.default_validity > 0:
             expires = start + timedelta(seconds=self._rules.default_validity)
         if expires is not None and expires <= start:

@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from ulid import ULID
 
@@ -67,3 +68,12 @@ def new_message(
         expires_at=expires_at,
         batch_line=batch_line,
     )
+
+
+SA_TIME = ZoneInfo("Africa/Johannesburg")
+
+
+def sa_minute_ahead(days: int = 30) -> datetime:
+    """A whole minute `days` ahead in South African time (aware): a send time intake
+    takes today and in years to come (it refuses one more than 366 days ahead)."""
+    return (datetime.now(SA_TIME) + timedelta(days=days)).replace(second=0, microsecond=0)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from adapters.http.app import HttpContext, error_json, parse_json
 from hub import views
-from hub.clock import parse_time, utcnow
+from hub.clock import after, parse_time, utcnow
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
 from hub.model import (
     Accepted,
@@ -53,6 +53,9 @@ class JsonApi:
             return _unauthorized(str(exc))
         except ValueError as exc:
             return error_json(400, "invalid_json", str(exc))
+        except RecursionError:  # the JSON scanner's own depth guard: input, not a bug
+            return error_json(400, "invalid_json", "the body is not valid JSON: nested too "
+                              "deeply")
         single = not (isinstance(body, dict) and "messages" in body)
         items = [body] if single else body["messages"]  # type: ignore[index]
         if not isinstance(items, list) or not items:
@@ -163,7 +166,7 @@ def _time(item: dict[str, Any], name: str, zone: str) -> datetime | None:
 def _validity(value: Any, send_at: datetime | None) -> datetime:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise Rejected("invalid_field", "'validity' must be a positive number of seconds")
-    return (send_at or utcnow()) + timedelta(seconds=value)
+    return after(send_at or utcnow(), value)
 
 
 def _single_response(outcome: Outcome) -> Response:

@@ -146,6 +146,12 @@ class MailHandler:
             raise Rejected("invalid_number", f"not a phone number: {exc.reason}") from None
         return Recipient(address, number)
 
+    async def handle_exception(self, error: Exception) -> str:
+        """aiosmtpd's hook for an error no other hook caught: logged, and answered without
+        its words (aiosmtpd's own reply would be `500 Error: (<exception>) <text>`)."""
+        log.error("SMTP session error", exc_info=error, extra={"action": "smtp"})
+        return replies.TEMPORARY
+
     # --- the mail ----------------------------------------------------------------------------
 
     async def handle_DATA(self, server: SMTP, session: Session,
@@ -158,6 +164,8 @@ class MailHandler:
         except TemporaryFailure:
             log.warning("SMTP mail not taken: spool busy", extra={"action": "smtp-data"})
             return replies.SPOOL_BUSY
+        except mail_text.TooDeep:
+            return replies.TOO_DEEP
         except HubError as exc:
             return replies.refused_mail(str(exc))
 

@@ -32,10 +32,42 @@ class MailBody:
     attachments: tuple[str, ...] = ()
 
 
+class TooDeep(Rejected):
+    """A mail whose MIME parts nest deeper than MAX_DEPTH: refused as a whole."""
+
+    def __init__(self) -> None:
+        super().__init__("too_deep", "message structure too deeply nested")
+
+
+# Real mail nests a few levels (mixed > alternative > related, a forwarded mail or two);
+# the stdlib parser and walkers recurse per level, and fail near a thousand.
+MAX_DEPTH = 50
+
+
 def parse(raw: bytes) -> EmailMessage:
-    message = _PARSER.parsebytes(raw)
+    """The mail as an EmailMessage; TooDeep when its parts nest beyond MAX_DEPTH."""
+    try:
+        message = _PARSER.parsebytes(raw)
+    except RecursionError:
+        raise TooDeep from None
     assert isinstance(message, EmailMessage)  # policy.default makes EmailMessage
+    if _depth(message) > MAX_DEPTH:
+        raise TooDeep
     return message
+
+
+def _depth(message: EmailMessage) -> int:
+    """How deep the parts nest, measured without recursion."""
+    deepest, stack = 0, [(message, 1)]
+    while stack:
+        part, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            break
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            stack.extend((p, level + 1) for p in payload if isinstance(p, EmailMessage))
+    return deepest
 
 
 def header(message: EmailMessage, name: str) -> str:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.http.app import BodyRule, HttpContext
+from adapters.http.app import BodyRule, BodyTooLarge, HttpContext
 from adapters.vendors.clickatell import STATUSES, fault_text, refusal_fault, ucs2_hex
 from adapters.xml.common import fetch_owned, off_loop, submit_items
 from adapters.xml.safety import XmlProblem, parse_untrusted
@@ -265,6 +265,11 @@ class ClickatellXml:
         except TemporaryFailure as exc:
             log.warning("intake unavailable: %s", exc, extra={"action": "intake"})
             return error_document(503, "the spool is busy; try again", **{"Retry-After": "1"})
+        except BodyTooLarge:
+            raise  # the app answers it with this path's own 413
+        except Exception:  # a bug of ours, answered as a Clickatell document all the same
+            log.exception("unhandled error in /xml/xml", extra={"action": "xml"})
+            return error_document(500, "the hub failed to handle the request")
 
     async def _answer(self, command: Command) -> list[etree._Element]:
         handler = self._commands.get(command.name.lower())

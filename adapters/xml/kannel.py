@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.http.app import BodyRule, HttpContext
+from adapters.http.app import BodyRule, BodyTooLarge, HttpContext
 from adapters.xml.common import off_loop, submit_items
 from adapters.xml.safety import XmlProblem, parse_untrusted
 from hub.accounts import KEY_PREFIX
@@ -197,6 +197,11 @@ class KannelSendSms:
         except TemporaryFailure as exc:
             log.warning("intake unavailable: %s", exc, extra={"action": "intake"})
             return _answer(503, TEMPORARY, **{"Retry-After": "1"})
+        except BodyTooLarge:
+            raise  # the app answers it with this path's own 413
+        except Exception:  # a bug of ours, answered in Kannel's plain words all the same
+            log.exception("unhandled error in sendsms", extra={"action": "xml"})
+            return _answer(500, TEMPORARY)
 
     async def _authenticate(self, parsed: KannelRequest) -> Account:
         if parsed.password is None or not (parsed.user or parsed.password.startswith(_API_KEY)):

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.http.app import HttpContext
+from adapters.http.app import BodyTooLarge, HttpContext
 from adapters.vendors import winsms
 from adapters.xml.common import fetch_owned, list_replies, off_loop, submit_items
 from adapters.xml.safety import XmlProblem, parse_untrusted
@@ -105,6 +105,10 @@ def _read_messages(root: etree._Element, request: WinSmsRequest) -> None:
                     to = (number.text or "").strip()
                     request.numbers.append(to)
                     request.submissions.append(refused or Submission(to, text, send_at=send_at))
+    if not request.numbers:  # a document of another shape must not look like success
+        raise XmlProblem(400, "INVALID", "no number to send to: a WinSMS_Multi_Message holds "
+                         "<Messages><Message><MessageText/><Numbers><Number/></Numbers>"
+                         "</Message></Messages>")
     if len(request.numbers) > MAX_NUMBERS:
         raise XmlProblem(413, "INVALID", f"{len(request.numbers)} numbers in one document; "
                          f"WinSMS allows {MAX_NUMBERS}")
@@ -219,6 +223,11 @@ class WinSmsXml:
             except TemporaryFailure as exc:
                 log.warning("intake unavailable: %s", exc, extra={"action": "intake"})
                 return error_document("BUSY", 503, "try again")
+            except BodyTooLarge:
+                raise  # the app answers it with this path's own 413
+            except Exception:  # a bug of ours, answered as a WinSMS document all the same
+                log.exception("unhandled error in %s", root, extra={"action": "xml"})
+                return error_document("ERROR", 500, "the hub failed to handle the request")
 
         return handle
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -18,6 +19,7 @@ from adapters.smtp.listener import MailHandler
 from hub.accounts import hash_password
 from hub.mail import MailSettings, SubjectMode, TooLongMode
 from hub.model import Message, Source, Status
+from tests.factories import sa_minute_ahead
 from tests.hubthread import HubThread
 
 DOMAIN = "sms.example.co.za"
@@ -199,11 +201,12 @@ def test_rfc2047_subject_is_prepended_when_the_account_says_so(
 def test_winsms_subject_schedules_the_sms_in_south_african_time(
         mail_hub: Callable[..., HubThread]) -> None:
     hub = mail_hub({"subject_mode": SubjectMode.WINSMS})
+    at = sa_minute_ahead()
     with connect(hub) as client:
-        _code, reply = send(client, mail(subject="203001020830"), [f"27821234567@{DOMAIN}"])
+        _code, reply = send(client, mail(subject=f"{at:%Y%m%d%H%M}"), [f"27821234567@{DOMAIN}"])
     [sms] = queued(hub, reply)
     assert sms.status is Status.SCHEDULED
-    assert sms.send_at is not None and sms.send_at.isoformat() == "2030-01-02T06:30:00+00:00"
+    assert sms.send_at == at and sms.send_at.utcoffset() == timedelta(0)  # stored in UTC
 
 
 def test_too_long_text_is_refused_or_truncated_per_account(
