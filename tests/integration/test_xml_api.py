@@ -12,6 +12,7 @@ from lxml import etree
 
 from adapters.carriers.simulator import SimulatorCarrier, SimulatorRules
 from hub.accounts import hash_password
+from tests.factories import sa_minute_ahead
 from tests.hubthread import HubThread
 
 MakeHub = Callable[..., HubThread]
@@ -98,15 +99,16 @@ def test_text_outside_gsm7_is_sent_as_ucs2_with_its_segment_count(
 
 
 def test_all_optional_fields_reach_the_stored_message(client: httpx.Client, hub: HubThread) -> None:
+    at = sa_minute_ahead()  # written without an offset: SAST, the hub's zone
     extra = ("<from>ACME</from><clientRef>order-1</clientRef>"
-             "<sendAt>2099-12-01T08:00:00</sendAt><validity>3600</validity>"
+             f"<sendAt>{at:%Y-%m-%dT%H:%M:%S}</sendAt><validity>3600</validity>"
              "<class>marketing</class><priority>7</priority>")
     r = client.post("/xml", content=doc("submitRequest", message("0821234567", extra=extra)))
     accepted = parse(r)[0]
     assert accepted.get("status") == "scheduled" and accepted.get("clientRef") == "order-1"
     m = hub.spool.get_message(accepted.get("id", ""))
     assert m is not None and m.send_at is not None and m.expires_at is not None
-    assert m.send_at.isoformat().startswith("2099-12-01T06:00:00")  # SAST is UTC+2
+    assert m.send_at == at
     assert (m.expires_at - m.send_at).total_seconds() == 3600
     assert (m.message_class.value, m.priority, m.client_ref) == ("marketing", 7, "order-1")
 
