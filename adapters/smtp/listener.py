@@ -17,7 +17,7 @@ from ipaddress import ip_address
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
-from adapters.smtp import replies
+from adapters.smtp import loops, replies
 from adapters.smtp import text as mail_text
 from adapters.smtp.auth import SmtpAuth
 from adapters.smtp.channel import EMAIL_CHANNEL
@@ -96,9 +96,11 @@ class MailHandler:
                 account = await self._lookups.sender_account(address)
             except TemporaryFailure:
                 return replies.TEMPORARY
-        if account is None:
+        if account is None and not loops.is_null(address):
             return self._unauthorised(address, server)
-        self._senders[envelope] = account
+        if account is not None:
+            self._senders[envelope] = account
+        # A null sender (a bounce) is taken without an account: DATA drops it (loops).
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return replies.OK
@@ -157,10 +159,14 @@ class MailHandler:
     async def handle_DATA(self, server: SMTP, session: Session,
                           envelope: Envelope) -> str:
         account = self._senders.get(envelope)
-        if account is None or not envelope.rcpt_tos:
+        if envelope.mail_from is None or not envelope.rcpt_tos:
             return replies.NEED_MAIL_AND_RCPT
         try:
-            return await self._accept(account, envelope)
+            message = mail_text.parse(envelope.original_content or b"")
+            automatic = loops.by_envelope(envelope.mail_from) or loops.by_headers(message)
+            if automatic is not None or account is None:
+                return _dropped(automatic or "null sender", envelope.mail_from)
+            return await self._accept(account, envelope, message)
         except TemporaryFailure:
             log.warning("SMTP mail not taken: spool busy", extra={"action": "smtp-data"})
             return replies.SPOOL_BUSY
@@ -169,9 +175,9 @@ class MailHandler:
         except HubError as exc:
             return replies.refused_mail(str(exc))
 
-    async def _accept(self, account: Account, envelope: Envelope) -> str:
+    async def _accept(self, account: Account, envelope: Envelope,
+                      message: EmailMessage) -> str:
         settings = await self._lookups.settings(account.id)
-        message = mail_text.parse(envelope.original_content or b"")
         recipients = [self.recipient(a) for a in envelope.rcpt_tos]
         draft = self._draft(message, recipients, settings)
         mail = self._mail(account, envelope, message, draft, settings)
@@ -260,6 +266,15 @@ class Draft:
     def add(self, label: str, submission: Submission) -> None:
         self.labels.append(label)
         self.submissions.append(submission)
+
+
+def _dropped(reason: str, mail_from: str) -> str:
+    """Automatic mail is taken and dropped (RFC 3834): 250, so its sender does not
+    retry or bounce it, and no SMS, no receipt. Logged with the sender's domain only."""
+    domain = "<>" if loops.is_null(mail_from) else mail_from.rpartition("@")[2]
+    log.info("SMTP automatic mail from %s dropped: %s", domain, reason,
+             extra={"action": "smtp-automatic"})
+    return replies.automatic_dropped(reason)
 
 
 def _refused_lines(draft: Draft, outcomes: Sequence[Outcome]) -> list[str]:

@@ -41,5 +41,10 @@ def no_sms_sent(reasons: str) -> str:
     return "550 5.6.0 No SMS sent: " + reasons[:400]
 
 
+def automatic_dropped(reason: str) -> str:
+    return (f"250 2.0.0 Automatic mail ({reason}) accepted and dropped: no SMS sent, "
+            "no receipt (RFC 3834)")
+
+
 def queued(mail_id: str, accepted: int, also: str) -> str:
     return f"250 2.0.0 Ok: queued as {mail_id} ({accepted} SMS{also})"
