@@ -17,6 +17,7 @@ from hub import app, logs, numbers, views
 from hub.cli_accounts import account_commands, batch_commands
 from hub.cli_base import command, emit, name_spool, open_spool
 from hub.cli_carriers import carrier_commands
+from hub.cli_messages import message_commands
 from hub.clock import parse_time, utcnow
 from hub.config import Config, config_path, load
 from hub.errors import ConfigError, HubError
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     account_commands(sub)
     carrier_commands(sub)
     batch_commands(sub)
+    message_commands(sub)
     send = command(sub, "send", _send, "send one SMS and print its message id")
     send.add_argument("--account", required=True)
     send.add_argument("--to", required=True, help="recipient, e.g. 0821234567 or +27821234567")

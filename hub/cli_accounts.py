@@ -1,5 +1,6 @@
-"""`smshub account ...` and `smshub batch ...`: accounts, credentials and email
-settings, and the progress of batch files."""
+"""`smshub account ...` and `smshub batch ...`: accounts (disabled and enabled again),
+credentials (API keys listed and revoked) and email settings, and the progress of batch
+files."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from hub import accounts
 from hub.batches import Batch, BatchProgress
 from hub.cli_base import command, decimal_arg, emit, open_spool
+from hub.clock import utcnow
 from hub.config import Config
 from hub.mail import MailSettings, SubjectMode, TooLongMode
 from hub.model import Account
@@ -35,7 +37,25 @@ def account_commands(sub: Any) -> None:
     command(acc, "api-key", _account_api_key,
              "create an API key and print it (shown only once)").add_argument("name")
     command(acc, "list", _account_list, "list accounts")
+    command(acc, "api-keys", _account_api_keys,
+             "list the account's API keys (ids and dates; the keys are never stored)"
+             ).add_argument("name")
+    revoke = command(acc, "revoke-key", _account_revoke_key,
+                      "revoke an API key, named by its id or given whole; a running hub "
+                      "may accept it for up to [accounts] credential_cache_seconds")
+    revoke.add_argument("name")
+    revoke.add_argument("key", help="the key id (as `api-keys` lists it) or the key itself")
+    command(acc, "disable", _account_disable, DISABLE_HELP).add_argument("name")
+    command(acc, "enable", _account_enable, "enable a disabled account again"
+             ).add_argument("name")
     _account_mail_command(acc)
+
+
+DISABLE_HELP = (
+    "disable an account: every new submission (API, XML, FTP, email, CLI) and FTP login "
+    "is refused. Messages it has already had accepted stay queued and are sent, as "
+    "promised when they were accepted; `smshub message cancel --account NAME` cancels "
+    "them and refunds their credit")
 
 
 def batch_commands(sub: Any) -> None:
@@ -60,7 +80,8 @@ def _account_text(account: Account) -> str:
     return (f"{account.name}: balance {account.balance}, "
             f"{account.price_per_segment} per segment, "
             f"sender ids: {', '.join(account.sender_ids) or '-'}, "
-            f"password: {'set' if account.has_password else 'not set'}")
+            f"password: {'set' if account.has_password else 'not set'}"
+            + ("" if account.enabled else ", DISABLED"))
 
 
 def _account_create(args: argparse.Namespace, config: Config) -> int:
@@ -126,6 +147,55 @@ def _account_list(args: argparse.Namespace, config: Config) -> int:
         spool.close()
     emit(args, [_account_json(a) for a in found],
           "\n".join(_account_text(a) for a in found) or "no accounts")
+    return 0
+
+
+def _account_api_keys(args: argparse.Namespace, config: Config) -> int:
+    spool = open_spool(config, create=False)
+    try:
+        keys = spool.api_keys(args.name)
+    finally:
+        spool.close()
+    data = [{"key_id": k.key_id, "created_at": k.created_at.isoformat(),
+             "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None} for k in keys]
+    emit(args, data, "\n".join(
+        f"{d['key_id']}  created {d['created_at']}"
+        + (f"  revoked {d['revoked_at']}" if d["revoked_at"] else "  active")
+        for d in data) or "no API keys")
+    return 0
+
+
+def _account_revoke_key(args: argparse.Namespace, config: Config) -> int:
+    key_id = args.key
+    if key_id.startswith(f"{accounts.KEY_PREFIX}_"):  # the whole key: its id is inside
+        key_id = key_id.split("_")[1]
+    spool = open_spool(config, create=False)
+    try:
+        key = spool.revoke_api_key(args.name, key_id, utcnow())
+    finally:
+        spool.close()
+    revoked = key.revoked_at.isoformat() if key.revoked_at else None
+    emit(args, {"name": args.name, "key_id": key.key_id, "revoked_at": revoked},
+          f"API key {key.key_id} of {args.name} revoked at {revoked}")
+    return 0
+
+
+def _account_disable(args: argparse.Namespace, config: Config) -> int:
+    return _set_enabled(args, config, False)
+
+
+def _account_enable(args: argparse.Namespace, config: Config) -> int:
+    return _set_enabled(args, config, True)
+
+
+def _set_enabled(args: argparse.Namespace, config: Config, enabled: bool) -> int:
+    spool = open_spool(config, create=False)
+    try:
+        account = spool.set_enabled(args.name, enabled)
+    finally:
+        spool.close()
+    emit(args, _account_json(account),
+          f"{account.name} {'enabled' if enabled else 'disabled'}")
     return 0
 
 

@@ -64,6 +64,23 @@ class ApiKeyRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    """An API key as operators see it: its id (the part after `shk_`), never the key."""
+    key_id: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFilter:
+    """Which messages `smshub message list` shows: any of these, newest first."""
+    account_id: int | None = None
+    status: Status | None = None
+    since: datetime | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
 class ReportDeadline:
     """When one carrier's submitted messages stop waiting for a final delivery report,
     as cut-offs at one moment (`hub.policies.ReceiptTimeout` makes them): a message with
@@ -112,6 +129,17 @@ class AccountStore(Protocol):
     def add_api_key(self, name: str, key_id: str, digest: bytes) -> None: ...
     def api_key(self, key_id: str) -> ApiKeyRecord | None: ...
 
+
+
+class OperatorStore(Protocol):
+    """What operators do from the CLI: API keys listed and revoked, accounts disabled and
+    enabled, messages listed and cancelled (unsent ones only, credit refunded)."""
+
+    def api_keys(self, name: str) -> list[ApiKeyInfo]: ...
+    def revoke_api_key(self, name: str, key_id: str, now: datetime) -> ApiKeyInfo: ...
+    def set_enabled(self, name: str, enabled: bool) -> Account: ...
+    def list_messages(self, query: MessageFilter) -> list[Message]: ...
+    def cancel(self, ids: Sequence[str], account_id: int | None, now: datetime) -> int: ...
 
 
 class MessageStore(Protocol):
@@ -316,6 +344,10 @@ class MailStore(Protocol):
         """Record refused recipients and queue the mail's receipt, atomically."""
         ...
 
+    def discard_mail(self, mail_id: str) -> bool:
+        """Remove the record of a mail whose intake failed, unless it has SMS."""
+        ...
+
     def get_mail(self, mail_id: str) -> Mail | None: ...
     def mail_for_message(self, message_id: str) -> Mail | None: ...
     def mail_notice(self, item_id: str) -> tuple[Mail, NoticeKind] | None: ...
@@ -328,7 +360,7 @@ class MailStore(Protocol):
 
 
 class Spool(SchemaAdmin, AccountStore, MessageStore, MessageQueue, ReceiptStore, BatchStore,
-            InboundStore, InboundPartStore, OutboxStore, MailStore, Protocol):
+            InboundStore, InboundPartStore, OutboxStore, MailStore, OperatorStore, Protocol):
     """Durable storage of accounts, messages and their history: every role (spool/
     implements it; only the composition root and the CLI hold it whole)."""
 

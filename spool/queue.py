@@ -41,6 +41,7 @@ m = messages
 RECORDABLE = FINAL_STATUSES | {Status.QUEUED, Status.SUBMITTED}
 EXPIRED = ErrorInfo("expired", "validity period ended before the message was sent")
 TOO_OLD = ErrorInfo("too_old", "gave up retrying after the maximum age")
+CANCELLED = ErrorInfo("cancelled", "cancelled by the operator")
 
 
 def claim(db: Database, owner: str, limit: int, lease_seconds: float, now: datetime) -> Claim:
@@ -252,6 +253,14 @@ def expire_due(db: Database, now: datetime) -> int:
 def dead_letter(db: Database, older_than: datetime, now: datetime) -> int:
     where: Where = [text(QUEUED_SQL), m.c.attempts > 0, m.c.accepted_at < older_than]
     return _sweep(db, where, _finisher(Status.FAILED, TOO_OLD, now))
+
+
+def cancel(db: Database, ids: Sequence[str], account_id: int | None, now: datetime) -> int:
+    """Unsent messages (accepted, scheduled, queued) among `ids`, or all of `account_id`'s,
+    become cancelled with their credit refunded. One being sent right now is left alone:
+    its dispatcher holds the lease."""
+    which = m.c.id.in_(ids) if account_id is None else m.c.account_id == account_id
+    return _sweep(db, [text(CLAIMABLE_SQL), which], _finisher(Status.CANCELLED, CANCELLED, now))
 
 
 def _finisher(status: Status, error: ErrorInfo, now: datetime) -> Apply:

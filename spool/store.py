@@ -30,10 +30,18 @@ from hub.model import (
     Totals,
     Transition,
 )
-from hub.ports import ApiKeyRecord, Committed, ReportDeadline, SchemaState
+from hub.ports import (
+    ApiKeyInfo,
+    ApiKeyRecord,
+    Committed,
+    MessageFilter,
+    ReportDeadline,
+    SchemaState,
+)
 from spool import (
     acceptance,
     accounts,
+    admin,
     batches,
     inbound,
     inbound_parts,
@@ -109,6 +117,23 @@ class SqlSpool:
 
     def api_key(self, key_id: str) -> ApiKeyRecord | None:
         return accounts.api_key(self.db, key_id)
+
+    # --- operators -----------------------------------------------------------------
+
+    def api_keys(self, name: str) -> list[ApiKeyInfo]:
+        return admin.list_api_keys(self.db, name)
+
+    def revoke_api_key(self, name: str, key_id: str, now: datetime) -> ApiKeyInfo:
+        return admin.revoke_api_key(self.db, name, key_id, now)
+
+    def set_enabled(self, name: str, enabled: bool) -> Account:
+        return admin.set_enabled(self.db, name, enabled)
+
+    def list_messages(self, query: MessageFilter) -> list[Message]:
+        return admin.list_messages(self.db, query)
+
+    def cancel(self, ids: Sequence[str], account_id: int | None, now: datetime) -> int:
+        return queue.cancel(self.db, ids, account_id, now)
 
     # --- intake and reading -----------------------------------------------------
 
@@ -313,6 +338,9 @@ class SqlSpool:
                     notices: Sequence[tuple[NewOutboxItem, NoticeKind]],
                     now: datetime) -> None:
         mail.finish_mail(self.db, mail_id, refused, notices, now)
+
+    def discard_mail(self, mail_id: str) -> bool:
+        return mail.discard_mail(self.db, mail_id)
 
     def get_mail(self, mail_id: str) -> Mail | None:
         return mail.get_mail(self.db, mail_id)
