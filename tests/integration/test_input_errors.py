@@ -12,6 +12,7 @@ import httpx
 import pytest
 from lxml import etree
 
+from adapters.smtp import text as mail_text
 from hub.accounts import hash_password
 from hub.clock import utcnow
 from hub.mail import MailSettings
@@ -172,3 +173,17 @@ def test_smtp_mime_nested_2000_deep_is_a_clear_554_without_internals(hub: HubThr
         assert (code, reply) == (554, "5.6.0 message structure too deeply nested"), reply
         code, reply = send(smtp, _nested_mime(3), [f"27821234567@{DOMAIN}"])
         assert code == 250, reply
+
+
+def test_smtp_error_the_hub_did_not_expect_is_451_without_its_words(
+    hub: HubThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> object:
+        raise ValueError("internal detail /srv/smshub/secret")
+
+    monkeypatch.setattr(mail_text, "sms_text_for", broken)  # a bug of ours, injected
+    assert hub.hub.smtp_port is not None
+    with smtplib.SMTP("127.0.0.1", hub.hub.smtp_port, timeout=30) as smtp:
+        smtp.ehlo("client.example")
+        code, reply = send(smtp, _nested_mime(1), [f"27821234567@{DOMAIN}"])
+    assert (code, reply) == (451, "4.3.0 Temporary failure, try again later")
