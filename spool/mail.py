@@ -95,6 +95,15 @@ def create_mails(db: Database, records: Sequence[Mail]) -> None:
         conn.execute(insert(mails), [_mail_values(m) for m in records])
 
 
+def discard_mail(db: Database, mail_id: str) -> bool:
+    """Remove a mail record whose intake failed (its sender was answered 4xx or 5xx and
+    sends it again or not at all), unless SMS were committed under it after all."""
+    has_sms = exists().where(messages.c.batch_id == mail_id)
+    with db.write() as conn:
+        done = conn.execute(delete(mails).where(mails.c.id == mail_id, ~has_sms))
+    return bool(done.rowcount)
+
+
 def finish_mail(db: Database, mail_id: str, refused: Sequence[str],
                 notices: Sequence[tuple[NewOutboxItem, NoticeKind]], now: datetime) -> None:
     """Record the recipients intake refused and queue the receipt, in one transaction."""

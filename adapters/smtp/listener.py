@@ -184,11 +184,25 @@ class MailHandler:
         # The mail row first, then intake with the mail's id as batch id: each SMS is
         # linked to its mail in the same commit as the SMS itself.
         await self._new_mails.submit([mail])
-        outcomes = await self._intake.submit(account, Source.SMTP, draft.submissions,
-                                             batch_id=mail.id)
+        try:
+            outcomes = await self._intake.submit(account, Source.SMTP, draft.submissions,
+                                                 batch_id=mail.id)
+        except HubError:
+            await self._discard(mail.id)
+            raise
         refused = _refused_lines(draft, outcomes)
         await self._finish(mail, refused, len(outcomes))
         return _answer(mail.id, outcomes, refused)
+
+    async def _discard(self, mail_id: str) -> None:
+        """Intake failed: nothing of the mail is committed, its sender is answered 451
+        (sends it again: a new record) or 550. Its record goes, so the mail counts once;
+        if the spool cannot even do that, the record stays, unused and without SMS."""
+        try:
+            await self._runner.call(self._runner.spool.discard_mail, mail_id)
+        except TemporaryFailure:
+            log.warning("mail %s: not taken, and its unused record not removed", mail_id,
+                        extra={"action": "smtp-data"})
 
     async def _store_mails(self, records: list[Mail]) -> list[None]:
         await self._runner.call(self._runner.spool.create_mails, records)

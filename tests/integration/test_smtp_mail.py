@@ -14,11 +14,14 @@ from email.policy import SMTP as SMTP_POLICY
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from adapters.smtp.listener import MailHandler
 from hub.accounts import hash_password
+from hub.errors import TemporaryFailure
 from hub.mail import MailSettings, SubjectMode, TooLongMode
 from hub.model import Message, Source, Status
+from spool.tables import mails
 from tests.factories import sa_minute_ahead
 from tests.hubthread import HubThread
 
@@ -287,3 +290,23 @@ def test_without_tls_an_unknown_sender_gets_550(no_tls_hub: HubThread) -> None:
     with connect(no_tls_hub) as client:
         code, why = client.mail("mallory@evil.example")
     assert code == 550 and b"may not send SMS" in why
+
+
+def test_a_mail_answered_451_leaves_no_record_and_its_retry_counts_once(
+        hub: HubThread, monkeypatch: pytest.MonkeyPatch) -> None:
+    accept = hub.spool.accept
+    failures = iter([TemporaryFailure("the spool is busy")])
+
+    def flaky(*args: Any) -> Any:
+        for failure in failures:
+            raise failure
+        return accept(*args)
+
+    monkeypatch.setattr(hub.spool, "accept", flaky)
+    with connect(hub) as client:
+        code, _ = send(client, mail(), [f"27821234567@{DOMAIN}"])
+        assert code == 451
+        code, reply = send(client, mail(), [f"27821234567@{DOMAIN}"])  # the retry
+    assert code == 250 and len(queued(hub, reply)) == 1
+    with hub.spool.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(mails)).scalar() == 1

@@ -130,3 +130,13 @@ def test_receipts_missing_finds_mails_with_sms_but_no_receipt_once(
     assert spool.queue_mail_receipt(lost.id, item, NOW) is True
     assert spool.queue_mail_receipt(lost.id, item, NOW) is False
     assert spool.mail_receipts_missing(*every, 10) == []
+
+
+def test_a_mail_whose_intake_failed_is_discarded_but_never_one_with_sms(
+        spool: SqlSpool, make_account: Callable[..., Account]) -> None:
+    account = make_account()
+    unused, used = _mail(account), _mail(account)
+    spool.create_mails([unused, used])
+    spool.accept([new_message(account, batch_id=used.id)])
+    assert spool.discard_mail(unused.id) and spool.get_mail(unused.id) is None
+    assert not spool.discard_mail(used.id) and spool.get_mail(used.id) == used
