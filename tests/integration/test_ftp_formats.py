@@ -8,6 +8,7 @@ import pytest
 
 from tests.ftpdrop import Drop, make_drop, no_leaked_threads
 from tests.hubthread import HubThread
+from tests.polling import eventually
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 _ = no_leaked_threads
@@ -88,9 +89,13 @@ def test_ftp_line_of_two_million_commas_fails_its_batch_with_a_reason_and_jams_n
     assert rows[2][3] == "not_processed"
     assert "rows after line 2 were not processed: line 3 is longer than 16,384" in rows[2][7]
     assert len(rows) == 4  # the rows, the reason, the summary: line 4 is not listed
-    [batch] = drop.hub.spool.list_batches(drop.hub.spool.get_account("acme").id, 10)
-    assert batch.state.value == "failed" and batch.rows == 1
-    assert list((drop.home / "rejected").glob("*.reason.txt"))
+    # The batch row and the filed original follow the published result file.
+    account_id = drop.hub.spool.get_account("acme").id
+    batch = eventually(lambda: next((b for b in drop.hub.spool.list_batches(account_id, 10)
+                                     if b.state.value == "failed"), None), what="failed")
+    assert batch.rows == 1
+    eventually(lambda: list((drop.home / "rejected").glob("*.reason.txt")),
+               what="the reason filed")
     # The drop goes on serving: the next file is processed as usual.
     drop.upload("next.csv", "to,text\n0821234569,next\n")
     assert drop.result("next.csv")[1][3] == "accepted"
