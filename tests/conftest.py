@@ -19,6 +19,9 @@ from hub.model import Account
 from spool import SqlSpool, open_spool
 from tests.factories import make_account as build_account
 
+# Fixtures shared by test modules in several folders.
+pytest_plugins = ["tests.relay"]
+
 PG_ENV = "SMSHUB_TEST_PG_URL"
 
 

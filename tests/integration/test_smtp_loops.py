@@ -5,34 +5,19 @@ and every mail the hub sends carries `Auto-Submitted: auto-replied`."""
 from __future__ import annotations
 
 import smtplib
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from adapters.carriers.simulator import SimulatorCarrier, SimulatorRules
 from hub.mail import MailSettings
 from tests.hubthread import HubThread
-from tests.integration.test_smtp_replies import Sink
+from tests.relay import Sink
 
 DOMAIN = "sms.example.co.za"
 SENDER = "ops@acme.co.za"
 TO = f"27821234567@{DOMAIN}"
-
-
-@pytest.fixture
-def sink() -> Iterator[tuple[Sink, int]]:
-    """The outgoing relay: an aiosmtpd server keeping what the hub mails."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    handler = Sink()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
 
 
 @pytest.fixture

@@ -3,57 +3,24 @@ the mail's sender through the relay (an aiosmtpd sink here); receipts list outco
 
 from __future__ import annotations
 
-import email
-import queue
 import smtplib
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from email.message import EmailMessage, Message
+from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from email.policy import default
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from adapters.carriers.simulator import SimulatorCarrier, SimulatorRules
 from adapters.smtp.receipts import FinalReceipts
 from hub.errors import TemporaryFailure
 from hub.mail import MailSettings
 from tests.hubthread import HubThread
+from tests.relay import Sink
 
 DOMAIN = "sms.example.co.za"
 SENDER = "ops@acme.co.za"
-
-
-class Sink:
-    """The outgoing relay: keeps what it is sent, for the test thread to await."""
-
-    def __init__(self) -> None:
-        self.mails: queue.Queue[Message] = queue.Queue()
-
-    async def handle_DATA(self, server: SMTP, session: Session,
-                          envelope: Envelope) -> str:
-        self.mails.put(email.message_from_bytes(envelope.original_content or b"",
-                                                policy=default))
-        return "250 OK"
-
-    def next(self) -> Message:
-        return self.mails.get(timeout=15)
-
-
-@pytest.fixture
-def sink() -> Iterator[tuple[Sink, int]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    handler = Sink()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
 
 
 @pytest.fixture
