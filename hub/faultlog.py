@@ -29,15 +29,15 @@ class FaultLog:
     def failing(self) -> bool:
         return self._detail is not None
 
-    def failed(self, detail: str) -> None:
+    def failed(self, detail: str, level: int = logging.WARNING) -> None:
         now = self._clock()
         if detail == self._detail and now < self._next:
             self._repeats += 1
             return
         again = (f" (again {self._repeats} times in the last {self._every:.0f} s)"
                  if detail == self._detail and self._repeats else "")
-        self._log.warning("%s: %s%s", self._what, detail, again,
-                          extra={"action": self._action})
+        self._log.log(level, "%s: %s%s", self._what, detail, again,
+                      extra={"action": self._action})
         self._detail, self._next, self._repeats = detail, now + self._every, 0
 
     def cleared(self) -> None:

@@ -27,6 +27,7 @@ from adapters.carriers.smpp.session import (
 )
 from hub.clock import Clock, utcnow
 from hub.errors import TemporaryFailure
+from hub.faultlog import FaultLog
 from hub.model import (
     DeliveryReport,
     ErrorInfo,
@@ -87,7 +88,10 @@ class SmppCarrier:
         self._throttled_until = 0.0
         self._refs = itertools.count(random.randrange(256))  # noqa: S311 (not a secret)
         self._parts = parts
-        self._failing: dict[int, str] = {}  # slot -> why its binds fail, while they do
+        # One line when a bind starts failing (or fails differently), then quiet: an SMSC
+        # that is down for an hour must not fill the log with a line per attempt.
+        self._bind_faults = [FaultLog(log, f"{name}: bind {slot}", "smpp-bind")
+                             for slot in range(settings.binds)]
         self._bound_event = asyncio.Event()
         self.counts: Counter[str] = Counter()
 
@@ -158,18 +162,6 @@ class SmppCarrier:
             self._bound_event.clear()
         self.counts["reconnects"] += 1
 
-    def _bind_failed(self, slot: int, reason: str, level: int = logging.WARNING) -> None:
-        """One line when a bind starts failing (or fails differently), then quiet: an SMSC
-        that is down for an hour must not fill the log with a line per attempt."""
-        self.counts["bind_failures"] += 1
-        if self._failing.get(slot) == reason:
-            log.debug("%s: bind %d: %s (again)", self.name, slot, reason,
-                      extra={"action": "smpp-bind"})
-            return
-        self._failing[slot] = reason
-        log.log(level, "%s: bind %d: %s; retrying with backoff", self.name, slot, reason,
-                extra={"action": "smpp-bind"})
-
     async def _purge_parts(self) -> None:
         """Parts of long replies whose set never completed are dropped after an hour (an
         SMSC sends a set within seconds; an old stray part could mix with a new set that
@@ -213,17 +205,19 @@ class SmppCarrier:
                 s.system_id, s.password, s.system_type, s.addr_ton, s.addr_npi,
                 s.address_range))
         except (OSError, TimeoutError, SessionClosed, ResponseTimeout) as exc:
-            self._bind_failed(slot, f"cannot bind to {s.host}:{s.port}: "
-                                    f"{exc or type(exc).__name__}")
+            self.counts["bind_failures"] += 1
+            self._bind_faults[slot].failed(f"cannot bind to {s.host}:{s.port}: "
+                                           f"{exc or type(exc).__name__}")
             return None
         if answer.status != pdu.ESME_ROK:
             info = status.classify(answer.status)
-            self._bind_failed(slot, f"bind refused: {info.name} ({info.text})", logging.ERROR)
+            self.counts["bind_failures"] += 1
+            self._bind_faults[slot].failed(f"bind refused: {info.name} ({info.text})",
+                                           logging.ERROR)
             session.close("bind refused")
             await session.wait_closed()
             return None
-        if self._failing.pop(slot, None) is not None:
-            log.info("%s: bind %d works again", self.name, slot, extra={"action": "smpp-bind"})
+        self._bind_faults[slot].cleared()
         return session
 
     def _tls(self) -> ssl.SSLContext | None:
