@@ -5,7 +5,7 @@ message sent in parts finishes when its last part has a final report (the rule i
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -61,7 +61,7 @@ def apply_in(
         elif not hit[1].final:  # a report for a finished message is a repeat: ignore it
             events.append(event(hit[0], now, report.status, _detail(report)))
             if report.status.final:
-                finished.append(_finish_values(hit[0], report, micros))
+                finished.append(_finish_values(hit[0], report.status, report.error, micros))
                 found[(report.carrier, report.carrier_message_id)] = (hit[0], report.status)
     bulk_update(conn, m, finished, keep=_KEEP_UNLESS_GIVEN, constants=NO_LEASE)
     add_events(conn, events)
@@ -79,6 +79,20 @@ _HELD_COLUMNS = ("carrier", "carrier_message_id", "status", "at", "error_code",
                  "error_text", "detail", "held_at")
 
 
+def _ref_chunks(refs: Iterable[CarrierRef]) -> Iterator[tuple[str, Sequence[str]]]:
+    """(carrier, a chunk of its ids): one IN query each, whatever the number of refs."""
+    by_carrier: dict[str, set[str]] = defaultdict(set)
+    for carrier, carrier_id in refs:
+        by_carrier[carrier].add(carrier_id)
+    for carrier, carrier_ids in by_carrier.items():
+        for chunk in chunks(sorted(carrier_ids)):
+            yield carrier, chunk
+
+
+def _refs(reports: Iterable[DeliveryReport]) -> Iterator[CarrierRef]:
+    return ((r.carrier, r.carrier_message_id) for r in reports)
+
+
 def hold(conn: Connection, reports: Sequence[DeliveryReport], now: datetime) -> None:
     held_at = to_micros(now)
     bulk_insert(conn, held_reports, _HELD_COLUMNS, [
@@ -92,15 +106,11 @@ def hold(conn: Connection, reports: Sequence[DeliveryReport], now: datetime) -> 
 def release_held(conn: Connection, refs: Sequence[CarrierRef], now: datetime) -> int:
     """Apply the held reports for these carrier references (just recorded); return how
     many were applied."""
-    by_carrier: dict[str, set[str]] = defaultdict(set)
-    for carrier, carrier_id in refs:
-        by_carrier[carrier].add(carrier_id)
     h = held_reports
     rows: list[Row[Any]] = []
-    for carrier, carrier_ids in by_carrier.items():
-        for chunk in chunks(sorted(carrier_ids)):
-            rows += conn.execute(select(h).where(
-                h.c.carrier == carrier, h.c.carrier_message_id.in_(chunk))).all()
+    for carrier, chunk in _ref_chunks(refs):
+        rows += conn.execute(select(h).where(
+            h.c.carrier == carrier, h.c.carrier_message_id.in_(chunk))).all()
     if not rows:
         return 0
     rows.sort(key=lambda row: row.id)  # in the order they came
@@ -160,7 +170,7 @@ def _apply_part_reports(
     parts = _find_parts(conn, reports)
     if not parts:
         return list(reports)
-    ended = _final_messages(conn, {hit[0] for hit in parts.values()})
+    states = _message_states(conn, {hit[0] for hit in parts.values()})
     rest: list[DeliveryReport] = []
     touched: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for report in reports:
@@ -171,7 +181,7 @@ def _apply_part_reports(
         message_id, number, status = hit
         # A repeat for a part that ended, or any report for a message that ended
         # (timed out, say): recorded nowhere, as for a single message.
-        if status is not None or message_id in ended:
+        if status is not None or states[message_id].final:
             continue
         events.append(event(message_id, now, Status.SUBMITTED,
                             f"part {number}: {_detail(report)}"))
@@ -191,40 +201,38 @@ def _apply_part_reports(
                     error_text=bindparam("b_error_text")),
             [{f"b_{k}": v for k, v in row.items()} for row in values],
         )
-    _finish_whole(conn, list(touched), now, events, finished)
+    _finish_whole(conn, list(touched), states, now, events, finished)
     return rest
 
 
-def _final_messages(conn: Connection, message_ids: set[str]) -> set[str]:
-    ended: set[str] = set()
+def _message_states(conn: Connection, message_ids: set[str]) -> dict[str, Status]:
+    """The status of each message, locked until the transaction ends."""
+    states: dict[str, Status] = {}
     for chunk in chunks(sorted(message_ids)):
-        rows = conn.execute(select(m.c.id, m.c.status).where(m.c.id.in_(chunk)))
-        ended.update(row.id for row in rows if Status(row.status).final)
-    return ended
+        rows = conn.execute(
+            select(m.c.id, m.c.status).where(m.c.id.in_(chunk)).with_for_update())
+        states.update((row.id, Status(row.status)) for row in rows)
+    return states
 
 
 def _find_parts(
     conn: Connection, reports: Sequence[DeliveryReport]
 ) -> dict[CarrierRef, PartRow]:
-    refs: dict[str, set[str]] = defaultdict(set)
-    for report in reports:
-        refs[report.carrier].add(report.carrier_message_id)
     found: dict[CarrierRef, PartRow] = {}
-    for carrier, carrier_ids in refs.items():
-        for chunk in chunks(sorted(carrier_ids)):
-            query = (
-                select(p.c.message_id, p.c.part, p.c.status, p.c.carrier_message_id)
-                .where(p.c.carrier == carrier, p.c.carrier_message_id.in_(chunk))
-                .with_for_update()
-            )
-            for row in conn.execute(query):
-                status = None if row.status is None else Status(row.status)
-                found[(carrier, row.carrier_message_id)] = (row.message_id, row.part, status)
+    for carrier, chunk in _ref_chunks(_refs(reports)):
+        query = (
+            select(p.c.message_id, p.c.part, p.c.status, p.c.carrier_message_id)
+            .where(p.c.carrier == carrier, p.c.carrier_message_id.in_(chunk))
+            .with_for_update()
+        )
+        for row in conn.execute(query):
+            status = None if row.status is None else Status(row.status)
+            found[(carrier, row.carrier_message_id)] = (row.message_id, row.part, status)
     return found
 
 
 def _finish_whole(
-    conn: Connection, message_ids: list[str], now: datetime,
+    conn: Connection, message_ids: list[str], states: dict[str, Status], now: datetime,
     events: list[Event], finished: list[dict[str, Any]],
 ) -> None:
     """Finish the messages whose every part now has a final report."""
@@ -238,22 +246,15 @@ def _finish_whole(
         for row in conn.execute(query):
             status = None if row.status is None else Status(row.status)
             by_message[row.message_id].append((status, row.error_code, row.error_text))
-    states = {row.id: Status(row.status) for row in conn.execute(
-        select(m.c.id, m.c.status).where(m.c.id.in_(sorted(by_message))).with_for_update())}
     micros = to_micros(now)
     for message_id, part_states in by_message.items():
         whole = _whole(part_states)
-        if whole is None or states.get(message_id, Status.DELIVERED).final:
+        if whole is None or states[message_id].final:
             continue
         status, error = whole
         detail = f"all {len(part_states)} parts reported: {status.value}"
         events.append(event(message_id, now, status, detail))
-        finished.append({
-            "id": message_id, "status": status.value, "completed_at": micros,
-            "updated_at": micros,
-            "error_code": error.code if error else None,
-            "error_text": error.text if error else None,
-        })
+        finished.append(_finish_values(message_id, status, error, micros))
 
 
 def _whole(
@@ -275,37 +276,34 @@ def _find(
     conn: Connection, reports: Sequence[DeliveryReport]
 ) -> dict[CarrierRef, tuple[str, Status]]:
     """(id, status) by carrier reference, locked; one query per carrier and chunk."""
-    refs: dict[str, set[str]] = defaultdict(set)
-    for report in reports:
-        refs[report.carrier].add(report.carrier_message_id)
     found: dict[CarrierRef, tuple[str, Status]] = {}
-    for carrier, carrier_ids in refs.items():
-        for part in chunks(sorted(carrier_ids)):
-            query = (
-                select(m.c.id, m.c.status, m.c.carrier_message_id)
-                .where(m.c.carrier == carrier, m.c.carrier_message_id.in_(part))
-                .with_for_update()
-            )
-            for row in conn.execute(query):
-                key, status = (carrier, row.carrier_message_id), Status(row.status)
-                # Should a reference ever repeat, the unfinished message is the one meant.
-                if key not in found or found[key][1].final:
-                    found[key] = (row.id, status)
+    for carrier, chunk in _ref_chunks(_refs(reports)):
+        query = (
+            select(m.c.id, m.c.status, m.c.carrier_message_id)
+            .where(m.c.carrier == carrier, m.c.carrier_message_id.in_(chunk))
+            .with_for_update()
+        )
+        for row in conn.execute(query):
+            key, status = (carrier, row.carrier_message_id), Status(row.status)
+            # Should a reference ever repeat, the unfinished message is the one meant.
+            if key not in found or found[key][1].final:
+                found[key] = (row.id, status)
     return found
 
 
 _KEEP_UNLESS_GIVEN = frozenset({"error_code", "error_text"})
 
 
-def _finish_values(message_id: str, report: DeliveryReport, now: int) -> dict[str, Any]:
+def _finish_values(message_id: str, status: Status, error: ErrorInfo | None,
+                   now: int) -> dict[str, Any]:
     """One row for bulk_update, in driver form (times as microseconds)."""
     return {
         "id": message_id,
-        "status": report.status.value,
+        "status": status.value,
         "completed_at": now,
         "updated_at": now,
-        "error_code": report.error.code if report.error else None,
-        "error_text": report.error.text if report.error else None,
+        "error_code": error.code if error else None,
+        "error_text": error.text if error else None,
     }
 
 
