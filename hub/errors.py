@@ -50,4 +50,13 @@ class Rejected(HubError):
 
 
 class TemporaryFailure(HubError):
-    """Something that may work if tried again later."""
+    """Something that may work if tried again later. The text is for the log (it may
+    hold a driver's words, hosts or paths); `reason` says what is wrong in words fit for
+    any client, and `retry_after` how many seconds a client should wait: a busy spool
+    frees up at once, a full disk or a database being restarted takes longer."""
+
+    def __init__(self, detail: str, reason: str = "the spool is busy",
+                 retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.retry_after = retry_after

@@ -11,9 +11,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from hub.errors import TemporaryFailure
+from spool.faults import FULL, READ_ONLY, temporary
 
 _READ_OPTION = "smshub_read"
 
@@ -55,23 +56,43 @@ class Database:
         write is rolled back before it reaches the disk: one lock taken and let go."""
         with translate_errors(), self.engine.connect() as conn, conn.begin() as tx:
             if self.is_sqlite:  # read-only: "attempt to write a readonly database"
+                _check_room(self.url.database)
                 version = int(conn.exec_driver_sql("PRAGMA user_version").scalar() or 0)
                 conn.exec_driver_sql(f"PRAGMA user_version = {version}")
             elif conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "on":
-                raise TemporaryFailure("spool unavailable: the database is read-only")
+                raise TemporaryFailure("spool unavailable: the database is read-only",
+                                       READ_ONLY, 30)
             tx.rollback()
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
+# Below this much free space the next commit (its WAL frames, a checkpoint) may not fit:
+# the rolled-back probe write never reaches the disk, so it cannot tell by itself.
+_MIN_FREE_BYTES = 1 << 20
+
+
+def _check_room(database: str | None) -> None:
+    if not database or database == ":memory:":
+        return
+    found = os.statvfs(Path(database).parent)
+    if found.f_bavail * found.f_frsize < _MIN_FREE_BYTES:
+        raise TemporaryFailure("spool unavailable: less than 1 MiB free on the spool's "
+                               "file system", FULL, 30)
+
+
 @contextmanager
 def translate_errors() -> Iterator[None]:
-    """Locked, busy or unreachable databases are retryable; say so in our own terms."""
+    """Locked, busy, full, read-only or unreachable databases are retryable; say so in
+    our own terms (spool.faults)."""
     try:
         yield
-    except OperationalError as exc:
-        raise TemporaryFailure(f"spool unavailable: {exc.orig}") from exc
+    except DBAPIError as exc:
+        failure = temporary(exc)
+        if failure is None:
+            raise
+        raise failure from exc
 
 
 def _postgresql_engine(url: URL) -> Engine:

@@ -1,0 +1,52 @@
+"""What a database failure means for clients: a driver error that a retry may cure turned
+into a TemporaryFailure whose public reason names the fault (busy, disk full, read-only,
+unreachable) without the driver's words, which may hold hosts, ports or paths."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from hub.errors import TemporaryFailure
+
+BUSY = "the spool is busy"
+FULL = "the spool's disk is full"
+READ_ONLY = "the spool is read-only"
+DISK = "the spool cannot write to its disk"
+UNREACHABLE = "the spool's database cannot be reached"
+UNAVAILABLE = "the spool is unavailable"
+
+# Seconds a client should wait: a lock frees up at once, the rest needs a database
+# restart or an operator (a file removed, a mount fixed), so retrying every second helps
+# nobody.
+_WAIT = {BUSY: 1, UNREACHABLE: 5}
+_LATER = 30
+
+
+def temporary(exc: DBAPIError) -> TemporaryFailure | None:
+    """The TemporaryFailure for a driver error that may clear by itself or by an
+    operator's hand, or None for one that will not (a bug, a constraint)."""
+    reason = _reason(exc)
+    if reason is None:
+        return None
+    return TemporaryFailure(f"spool unavailable: {exc.orig}", reason,
+                            _WAIT.get(reason, _LATER))
+
+
+def _reason(exc: DBAPIError) -> str | None:
+    state = str(getattr(exc.orig, "sqlstate", None) or "")
+    text = str(exc.orig).lower()
+    if state == "53100" or "disk is full" in text or "no space left" in text:
+        return FULL
+    if state == "25006" or "readonly database" in text or "read-only" in text:
+        return READ_ONLY
+    if state.startswith(("08", "57P")) or exc.connection_invalidated:
+        return UNREACHABLE
+    if not isinstance(exc, OperationalError):
+        return None
+    if "locked" in text or "busy" in text or state.startswith("40"):
+        return BUSY
+    if "disk i/o error" in text:
+        return DISK
+    if state == "" and exc.orig.__class__.__module__.startswith("psycopg"):
+        return UNREACHABLE  # refused, timed out, closed: psycopg gives these no state
+    return UNAVAILABLE
