@@ -259,6 +259,8 @@ def _outcome(new: NewMessage, committed: Committed) -> Outcome:
     if committed.duplicate_of is not None:
         d = committed.duplicate_of
         return Accepted(d.id, d.status, d.segments, d.cost, True, d.recipient)
+    if committed.account_disabled:
+        return Refused("account_disabled", "the account is disabled")
     available = committed.insufficient_credit
     return Refused(
         "insufficient_credit",

@@ -214,6 +214,7 @@ class Account:
     created_at: datetime
     enabled: bool = True
     has_password: bool = False
+    deleted_at: datetime | None = None  # a deleted account stays, disabled, for its history
 
 
 # --- intake outcomes --------------------------------------------------------------

@@ -55,12 +55,14 @@ class Committed:
     message: NewMessage | None = None  # stored now
     duplicate_of: Message | None = None  # same account + client_ref already stored
     insufficient_credit: Decimal | None = None  # balance available when refused
+    account_disabled: bool = False  # disabled or deleted since its credentials were read
 
 
 @dataclass(frozen=True, slots=True)
 class ApiKeyRecord:
     account: Account
     digest: bytes
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,21 @@ class ApiKeyInfo:
     key_id: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountDeletion:
+    """What `delete_account` did. Deleted: the tombstone, the keys it revoked, the unsent
+    messages it cancelled and the credit it refunded for them. Not deleted (nothing
+    changed): how many messages are unsent, and how many being sent right now."""
+    account: Account
+    deleted: bool
+    keys_revoked: int = 0
+    cancelled: int = 0
+    refunded: Decimal = Decimal(0)
+    unsent: int = 0
+    sending: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,18 +143,27 @@ class AccountStore(Protocol):
     def add_credits(self, name: str, amount: Decimal) -> Account: ...
     def set_password_hash(self, name: str, password_hash: str) -> None: ...
     def password_hash(self, name: str) -> tuple[Account, str] | None: ...
-    def add_api_key(self, name: str, key_id: str, digest: bytes) -> None: ...
+    def add_api_key(self, name: str, key_id: str, digest: bytes,
+                    expires_at: datetime | None = None) -> None: ...
     def api_key(self, key_id: str) -> ApiKeyRecord | None: ...
 
 
 
 class OperatorStore(Protocol):
-    """What operators do from the CLI: API keys listed and revoked, accounts disabled and
-    enabled, messages listed and cancelled (unsent ones only, credit refunded)."""
+    """What operators do from the CLI: API keys listed, revoked and given an expiry,
+    accounts disabled, enabled and deleted, messages listed and cancelled (unsent ones
+    only, credit refunded)."""
 
     def api_keys(self, name: str) -> list[ApiKeyInfo]: ...
     def revoke_api_key(self, name: str, key_id: str, now: datetime) -> ApiKeyInfo: ...
+    def set_api_key_expiry(self, name: str, key_id: str,
+                           expires_at: datetime | None) -> ApiKeyInfo: ...
     def set_enabled(self, name: str, enabled: bool) -> Account: ...
+    def delete_account(self, name: str, cancel_queued: bool, now: datetime) -> AccountDeletion:
+        """Tombstone the account (disabled, keys revoked, password and mail senders
+        removed, history kept), all at once or not at all: not while it has unsent
+        messages, unless `cancel_queued` cancels them, nor while any is being sent."""
+        ...
     def list_messages(self, query: MessageFilter) -> list[Message]: ...
     def cancel(self, ids: Sequence[str], account_id: int | None, now: datetime) -> int: ...
 

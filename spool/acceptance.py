@@ -34,8 +34,10 @@ RefKey = tuple[int, str]
 class _Plan:
     """Decides each message in order against running balances and known client refs."""
 
-    def __init__(self, balances: dict[int, int], known: dict[RefKey, Message]) -> None:
+    def __init__(self, balances: dict[int, int], known: dict[RefKey, Message],
+                 disabled: set[int]) -> None:
         self.balances = balances
+        self.disabled = disabled
         self.known = known
         # Client refs stored by this group: kept as they came and made into a Message
         # only for a duplicate (rare), not for every message that carries a reference.
@@ -45,6 +47,8 @@ class _Plan:
 
     def decide(self, nm: NewMessage, cost: int) -> Committed:
         account = nm.account_id
+        if account in self.disabled:  # intake read it from a credential cache
+            return Committed(account_disabled=True)
         ref = None if nm.client_ref is None else (account, nm.client_ref)
         if ref is not None:
             if ref in self.known:
@@ -74,25 +78,27 @@ def accept(db: Database, group: Sequence[NewMessage]) -> list[Committed]:
     with db.write() as conn:
         # Lock the accounts first so that duplicate checks and balances cannot race
         # another group for the same account (PostgreSQL; SQLite is serial anyway).
-        balances = _lock_balances(conn, {nm.account_id for nm in group})
-        plan = _Plan(balances, _stored_refs(conn, group))
+        balances, disabled = _lock_balances(conn, {nm.account_id for nm in group})
+        plan = _Plan(balances, _stored_refs(conn, group), disabled)
         results = [plan.decide(nm, cost) for nm, cost in zip(group, costs, strict=True)]
         _store(conn, plan)
     return results
 
 
-def _lock_balances(conn: Connection, account_ids: set[int]) -> dict[int, int]:
+def _lock_balances(conn: Connection, account_ids: set[int]) -> tuple[dict[int, int], set[int]]:
+    """Balances in units, and which of the accounts are disabled (or deleted)."""
     query = (
-        select(accounts.c.id, accounts.c.balance)
+        select(accounts.c.id, accounts.c.balance, accounts.c.enabled)
         .where(accounts.c.id.in_(sorted(account_ids)))
         .order_by(accounts.c.id)  # one lock order everywhere: no deadlocks
         .with_for_update()
     )
-    balances = {row.id: to_units(row.balance) for row in conn.execute(query)}
+    rows = conn.execute(query).all()
+    balances = {row.id: to_units(row.balance) for row in rows}
     missing = account_ids - balances.keys()
     if missing:
         raise NotFound(f"no account with id {min(missing)}")
-    return balances
+    return balances, {row.id for row in rows if not row.enabled}
 
 
 def _stored_refs(conn: Connection, group: Sequence[NewMessage]) -> dict[RefKey, Message]:

@@ -90,7 +90,7 @@ def add_credits(db: Database, name: str, amount: Decimal) -> Account:
 
 def set_password_hash(db: Database, name: str, password_hash: str) -> None:
     with db.write() as conn:
-        row = _require(conn, name, lock=True)
+        row = require_live(conn, name, lock=True)
         conn.execute(
             update(accounts).where(accounts.c.id == row.id).values(password_hash=password_hash)
         )
@@ -99,16 +99,18 @@ def set_password_hash(db: Database, name: str, password_hash: str) -> None:
 def password_hash(db: Database, name: str) -> tuple[Account, str] | None:
     with db.read() as conn:
         row = _find(conn, name)
-        if row is None or row.password_hash is None:
+        if row is None or row.password_hash is None or row.deleted_at is not None:
             return None
         return _load(conn, row), row.password_hash
 
 
-def add_api_key(db: Database, name: str, key_id: str, digest: bytes) -> None:
-    values = {"key_id": key_id, "digest": digest, "created_at": datetime.now(UTC)}
+def add_api_key(db: Database, name: str, key_id: str, digest: bytes,
+                expires_at: datetime | None = None) -> None:
+    values = {"key_id": key_id, "digest": digest, "created_at": datetime.now(UTC),
+              "expires_at": expires_at}
     try:
         with db.write() as conn:
-            row = _require(conn, name)
+            row = require_live(conn, name)
             conn.execute(insert(api_keys).values(**values, account_id=row.id))
     except IntegrityError as exc:
         raise Conflict(f"API key {key_id!r} already exists") from exc
@@ -116,7 +118,7 @@ def add_api_key(db: Database, name: str, key_id: str, digest: bytes) -> None:
 
 def api_key(db: Database, key_id: str) -> ApiKeyRecord | None:
     query = (
-        select(accounts, api_keys.c.digest)
+        select(accounts, api_keys.c.digest, api_keys.c.expires_at.label("key_expires_at"))
         .join(api_keys, api_keys.c.account_id == accounts.c.id)
         .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
     )
@@ -124,7 +126,7 @@ def api_key(db: Database, key_id: str) -> ApiKeyRecord | None:
         row = conn.execute(query).first()
         if row is None:
             return None
-        return ApiKeyRecord(_load(conn, row), bytes(row.digest))
+        return ApiKeyRecord(_load(conn, row), bytes(row.digest), row.key_expires_at)
 
 
 def _money(amount: Decimal) -> Any:
@@ -140,6 +142,14 @@ def _require(conn: Connection, name: str, lock: bool = False) -> Row[Any]:
     row = _find(conn, name, lock)
     if row is None:
         raise NotFound(f"no account named {name!r}")
+    return row
+
+
+def require_live(conn: Connection, name: str, lock: bool = False) -> Row[Any]:
+    """The account's row, refused once deleted: nothing may give a tombstone access again."""
+    row = _require(conn, name, lock)
+    if row.deleted_at is not None:
+        raise Conflict(f"account {name!r} was deleted at {row.deleted_at.isoformat()}")
     return row
 
 

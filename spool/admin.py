@@ -1,20 +1,32 @@
-"""What operators do from the CLI beyond creating accounts: API keys listed and revoked,
-accounts disabled and enabled again, messages listed by account, status and age."""
+"""What operators do from the CLI beyond creating accounts: API keys listed, revoked and
+given an expiry, accounts disabled, enabled again and deleted (a tombstone that keeps the
+history), messages listed by account, status and age."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, delete, func, select, text, update
 
 from hub.errors import NotFound
-from hub.model import Account, Message
-from hub.ports import ApiKeyInfo, MessageFilter
-from spool.accounts import get_account
+from hub.model import Account, ErrorInfo, Message
+from hub.ports import AccountDeletion, ApiKeyInfo, MessageFilter
+from spool.accounts import get_account, require_live
 from spool.engine import Database
+from spool.queue import cancel_unsent_in
 from spool.rows import message_from_row
-from spool.tables import accounts, api_keys, messages
+from spool.tables import (
+    CLAIMABLE_SQL,
+    SENDING_SQL,
+    accounts,
+    api_keys,
+    mail_senders,
+    messages,
+)
+
+ACCOUNT_DELETED = ErrorInfo("cancelled", "cancelled by the operator: the account was deleted")
 
 
 def list_api_keys(db: Database, name: str) -> list[ApiKeyInfo]:
@@ -22,7 +34,7 @@ def list_api_keys(db: Database, name: str) -> list[ApiKeyInfo]:
         account_id = _account_id(conn, name)
         rows = conn.execute(_keys().where(api_keys.c.account_id == account_id)
                             .order_by(api_keys.c.id)).all()
-    return [ApiKeyInfo(r.key_id, r.created_at, r.revoked_at) for r in rows]
+    return [_info(r) for r in rows]
 
 
 def revoke_api_key(db: Database, name: str, key_id: str, now: datetime) -> ApiKeyInfo:
@@ -34,17 +46,66 @@ def revoke_api_key(db: Database, name: str, key_id: str, now: datetime) -> ApiKe
         if row is None:
             raise NotFound(f"account {name!r} has no API key {key_id!r}")
         if row.revoked_at is not None:
-            return ApiKeyInfo(key_id, row.created_at, row.revoked_at)
+            return _info(row)
         conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(revoked_at=now))
-        return ApiKeyInfo(key_id, row.created_at, now)
+        return ApiKeyInfo(key_id, row.created_at, now, row.expires_at)
+
+
+def set_api_key_expiry(db: Database, name: str, key_id: str,
+                       expires_at: datetime | None) -> ApiKeyInfo:
+    """Give one of the account's keys an expiry, or none (`expires_at` None)."""
+    with db.write() as conn:
+        account_id = int(require_live(conn, name).id)
+        row = _key(conn, account_id, name, key_id)
+        conn.execute(update(api_keys).where(api_keys.c.id == row.id)
+                     .values(expires_at=expires_at))
+        return ApiKeyInfo(key_id, row.created_at, row.revoked_at, expires_at)
 
 
 def set_enabled(db: Database, name: str, enabled: bool) -> Account:
     with db.write() as conn:
-        account_id = _account_id(conn, name)
+        account_id = int(require_live(conn, name).id)  # a deleted account stays disabled
         conn.execute(update(accounts).where(accounts.c.id == account_id)
                      .values(enabled=enabled))
     return get_account(db, name)
+
+
+def delete_account(db: Database, name: str, cancel_queued: bool,
+                   now: datetime) -> AccountDeletion:
+    """Make the account a tombstone in one transaction, or change nothing: disabled, its
+    keys revoked, its password and email senders removed; its name stays taken and its
+    messages, events and batches stay for audit and billing. Refused (deleted False)
+    while it has unsent messages, unless `cancel_queued` cancels them (credit refunded),
+    or while any is being handed to a carrier: that cannot be stopped, and one that
+    failed would be queued for another attempt."""
+    try:
+        with db.write() as conn:
+            account_id = int(require_live(conn, name).id)
+            # Messages first, then the account row: the lock order of the dispatcher's
+            # sweeps and reports, which lock messages and then refund the account.
+            cancelled, refunded = (cancel_unsent_in(conn, account_id, ACCOUNT_DELETED, now)
+                                   if cancel_queued else (0, Decimal(0)))
+            require_live(conn, name, lock=True)
+            unsent, sending = _unfinished(conn, account_id)
+            if unsent or sending:
+                raise _Busy(unsent, sending)  # rolls back the cancellations too
+            revoked = conn.execute(update(api_keys).where(
+                api_keys.c.account_id == account_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now)).rowcount
+            conn.execute(update(accounts).where(accounts.c.id == account_id).values(
+                enabled=False, deleted_at=now, password_hash=None))
+            # Frees its sender addresses for the account the customer moves to.
+            conn.execute(delete(mail_senders).where(mail_senders.c.account_id == account_id))
+    except _Busy as busy:
+        return AccountDeletion(get_account(db, name), False, unsent=busy.unsent,
+                               sending=busy.sending)
+    return AccountDeletion(get_account(db, name), True, revoked, cancelled, refunded)
+
+
+class _Busy(Exception):
+    def __init__(self, unsent: int, sending: int) -> None:
+        super().__init__(unsent, sending)
+        self.unsent, self.sending = unsent, sending
 
 
 def list_messages(db: Database, query: MessageFilter) -> list[Message]:
@@ -63,7 +124,27 @@ def list_messages(db: Database, query: MessageFilter) -> list[Message]:
 
 def _keys() -> Any:
     return select(api_keys.c.id, api_keys.c.key_id, api_keys.c.created_at,
-                  api_keys.c.revoked_at)
+                  api_keys.c.revoked_at, api_keys.c.expires_at)
+
+
+def _info(row: Row[Any]) -> ApiKeyInfo:
+    return ApiKeyInfo(row.key_id, row.created_at, row.revoked_at, row.expires_at)
+
+
+def _key(conn: Connection, account_id: int, name: str, key_id: str) -> Row[Any]:
+    row: Row[Any] | None = conn.execute(_keys().where(
+        api_keys.c.account_id == account_id, api_keys.c.key_id == key_id)).first()
+    if row is None:
+        raise NotFound(f"account {name!r} has no API key {key_id!r}")
+    return row
+
+
+def _unfinished(conn: Connection, account_id: int) -> tuple[int, int]:
+    """The account's unsent messages, and those being sent right now."""
+    def count(status_sql: str) -> int:
+        return int(conn.execute(select(func.count()).select_from(messages).where(
+            text(status_sql), messages.c.account_id == account_id)).scalar_one())
+    return count(CLAIMABLE_SQL), count(SENDING_SQL)
 
 
 def _account_id(conn: Connection, name: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
@@ -261,6 +262,19 @@ def cancel(db: Database, ids: Sequence[str], account_id: int | None, now: dateti
     its dispatcher holds the lease."""
     which = m.c.id.in_(ids) if account_id is None else m.c.account_id == account_id
     return _sweep(db, [text(CLAIMABLE_SQL), which], _finisher(Status.CANCELLED, CANCELLED, now))
+
+
+def cancel_unsent_in(conn: Connection, account_id: int, error: ErrorInfo,
+                     now: datetime) -> tuple[int, Decimal]:
+    """In the caller's transaction: every unsent message of the account cancelled with its
+    credit refunded, for an action that must see them all gone at once (account delete).
+    Returns how many, and the credit refunded."""
+    rows = conn.execute(select(m.c.id, m.c.account_id, m.c.cost).where(
+        text(CLAIMABLE_SQL), m.c.account_id == account_id).with_for_update()).all()
+    finish = _finisher(Status.CANCELLED, error, now)
+    for part in chunks(rows):
+        finish(conn, part)
+    return len(rows), sum((r.cost for r in rows), Decimal(0))
 
 
 def _finisher(status: Status, error: ErrorInfo, now: datetime) -> Apply:

@@ -104,4 +104,5 @@ def account_from_row(row: Mapping[Any, Any], sender_ids: Iterable[str]) -> Accou
         created_at=row["created_at"],
         enabled=row["enabled"],
         has_password=row["password_hash"] is not None,
+        deleted_at=row["deleted_at"],
     )

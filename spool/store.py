@@ -31,6 +31,7 @@ from hub.model import (
     Transition,
 )
 from hub.ports import (
+    AccountDeletion,
     ApiKeyInfo,
     ApiKeyRecord,
     Committed,
@@ -112,8 +113,9 @@ class SqlSpool:
     def password_hash(self, name: str) -> tuple[Account, str] | None:
         return accounts.password_hash(self.db, name)
 
-    def add_api_key(self, name: str, key_id: str, digest: bytes) -> None:
-        accounts.add_api_key(self.db, name, key_id, digest)
+    def add_api_key(self, name: str, key_id: str, digest: bytes,
+                    expires_at: datetime | None = None) -> None:
+        accounts.add_api_key(self.db, name, key_id, digest, expires_at)
 
     def api_key(self, key_id: str) -> ApiKeyRecord | None:
         return accounts.api_key(self.db, key_id)
@@ -126,8 +128,15 @@ class SqlSpool:
     def revoke_api_key(self, name: str, key_id: str, now: datetime) -> ApiKeyInfo:
         return admin.revoke_api_key(self.db, name, key_id, now)
 
+    def set_api_key_expiry(self, name: str, key_id: str,
+                           expires_at: datetime | None) -> ApiKeyInfo:
+        return admin.set_api_key_expiry(self.db, name, key_id, expires_at)
+
     def set_enabled(self, name: str, enabled: bool) -> Account:
         return admin.set_enabled(self.db, name, enabled)
+
+    def delete_account(self, name: str, cancel_queued: bool, now: datetime) -> AccountDeletion:
+        return admin.delete_account(self.db, name, cancel_queued, now)
 
     def list_messages(self, query: MessageFilter) -> list[Message]:
         return admin.list_messages(self.db, query)

@@ -91,6 +91,7 @@ accounts = Table(
     Column("password_hash", Text),
     Column("enabled", Boolean, nullable=False),
     Column("created_at", UtcTime, nullable=False),
+    Column("deleted_at", UtcTime),  # a tombstone: the name stays taken, history kept
 )
 
 account_sender_ids = Table(
@@ -109,6 +110,7 @@ api_keys = Table(
     Column("digest", LargeBinary, nullable=False),
     Column("created_at", UtcTime, nullable=False),
     Column("revoked_at", UtcTime),
+    Column("expires_at", UtcTime),
 )
 
 # Status conditions as literal SQL, shared by the partial indexes and the queries that
