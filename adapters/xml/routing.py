@@ -18,4 +18,5 @@ def routes(ctx: HttpContext, settings: native.XmlSettings) -> list[BaseRoute]:
 def body_rules(settings: native.XmlSettings) -> list[BodyRule]:
     # Clickatell's /xml/xml first: the native rule's /xml prefix would claim it.
     return [*clickatell.body_rules(settings.max_body_bytes), *native.body_rules(settings),
-            *kannel.body_rules(settings.max_body_bytes)]
+            *kannel.body_rules(settings.max_body_bytes),
+            *winsms.body_rules(settings.max_body_bytes)]

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.http.app import BodyTooLarge, HttpContext
+from adapters.http.app import BodyRule, BodyTooLarge, HttpContext
 from adapters.vendors import winsms
 from adapters.xml.common import fetch_owned, list_replies, off_loop, submit_items
 from adapters.xml.safety import XmlProblem, parse_untrusted
@@ -186,22 +186,39 @@ def replies_document(replies: Sequence[Inbound]) -> Response:
 _Handler = Callable[[Account, WinSmsRequest], Awaitable[Response]]
 
 
+# IIS paths are case-insensitive: serve the spellings clients are seen to use.
+_SPELLINGS = {"xmlsendsmsmulti.asp": "XMLSendSMSMulti.asp",
+              "xmlgetstatus.asp": "XMLGetStatus.asp", "xmlgetreplies.asp": "XMLGetReplies.asp"}
+
+
+def _paths(page: str) -> list[str]:
+    return [f"/api/{p}" for p in dict.fromkeys((page, _SPELLINGS[page]))]
+
+
 def routes(ctx: HttpContext) -> list[BaseRoute]:
     api = WinSmsXml(ctx)
-    # IIS paths are case-insensitive: serve the spellings clients are seen to use.
     pages: dict[str, tuple[str, _Handler]] = {
         "xmlsendsmsmulti.asp": ("WinSMS_Multi_Message", api.send),
         "xmlgetstatus.asp": ("WinSMS_StatusRequest", api.status),
         "xmlgetreplies.asp": ("WinSMS_Replies", api.replies),
     }
-    spellings = {"xmlsendsmsmulti.asp": "XMLSendSMSMulti.asp",
-                 "xmlgetstatus.asp": "XMLGetStatus.asp", "xmlgetreplies.asp": "XMLGetReplies.asp"}
     out: list[BaseRoute] = []
     for page, (root, handler) in pages.items():
         endpoint = api.endpoint(root, handler)
-        out += [Route(f"/api/{p}", endpoint, methods=["POST"])
-                for p in dict.fromkeys((page, spellings[page]))]
+        out += [Route(path, endpoint, methods=["POST"]) for path in _paths(page)]
     return out
+
+
+def body_rules(max_body_bytes: int) -> list[BodyRule]:
+    """The XML limit, not the JSON one (a document may carry 1,000 numbers), answered as a
+    WinSMS document rather than the JSON API's error."""
+    def too_large(limit: int) -> Response:
+        answer = error_document("INVALID", 413, f"the request body exceeds {limit} bytes")
+        answer.headers["Connection"] = "close"
+        return answer
+
+    return [BodyRule(path, max_body_bytes, too_large)
+            for page in _SPELLINGS for path in _paths(page)]
 
 
 class WinSmsXml:
