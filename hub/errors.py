@@ -49,13 +49,22 @@ class Rejected(HubError):
         self.reason = reason
 
 
+# The public reasons a spool gives for a temporary failure (spool.faults picks one).
+SPOOL_BUSY = "the spool is busy"
+SPOOL_FULL = "the spool's disk is full"
+SPOOL_READ_ONLY = "the spool is read-only"
+SPOOL_DISK = "the spool cannot write to its disk"
+SPOOL_UNREACHABLE = "the spool's database cannot be reached"
+SPOOL_UNAVAILABLE = "the spool is unavailable"
+
+
 class TemporaryFailure(HubError):
     """Something that may work if tried again later. The text is for the log (it may
     hold a driver's words, hosts or paths); `reason` says what is wrong in words fit for
     any client, and `retry_after` how many seconds a client should wait: a busy spool
     frees up at once, a full disk or a database being restarted takes longer."""
 
-    def __init__(self, detail: str, reason: str = "the spool is busy",
+    def __init__(self, detail: str, reason: str = SPOOL_BUSY,
                  retry_after: int = 1) -> None:
         super().__init__(detail)
         self.reason = reason

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from hub.errors import SPOOL_BUSY as BUSY
+from hub.errors import SPOOL_DISK as DISK
+from hub.errors import SPOOL_FULL as FULL
+from hub.errors import SPOOL_READ_ONLY as READ_ONLY
+from hub.errors import SPOOL_UNAVAILABLE as UNAVAILABLE
+from hub.errors import SPOOL_UNREACHABLE as UNREACHABLE
 from hub.errors import TemporaryFailure
 
-BUSY = "the spool is busy"
-FULL = "the spool's disk is full"
-READ_ONLY = "the spool is read-only"
-DISK = "the spool cannot write to its disk"
-UNREACHABLE = "the spool's database cannot be reached"
-UNAVAILABLE = "the spool is unavailable"
+__all__ = ["BUSY", "DISK", "FULL", "READ_ONLY", "UNAVAILABLE", "UNREACHABLE", "temporary"]
 
 # Seconds a client should wait: a lock frees up at once, the rest needs a database
 # restart or an operator (a file removed, a mount fixed), so retrying every second helps

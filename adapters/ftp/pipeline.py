@@ -195,7 +195,8 @@ def _counted(batch: Batch, chunk: Sequence[Row], outcomes: Sequence[Outcome | No
 def _reason(exc: Exception) -> str:
     """Why the batch stopped, for the client's result file: never a server path."""
     if isinstance(exc, TemporaryFailure):
-        return without_paths(f"the spool could not commit them ({exc})")
+        # Its public reason: the driver's own words may name hosts and ports.
+        return f"the spool could not commit them ({exc.reason})"
     if isinstance(exc, UnreadableFile):
         return without_paths(str(exc))
     if isinstance(exc, OSError):

@@ -10,7 +10,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.accounts import Credentials
 from hub.clock import utcnow
-from hub.errors import HubError
+from hub.errors import HubError, TemporaryFailure
 from hub.faultlog import FaultLog
 from hub.intake import Intake
 from hub.metrics import Metrics
@@ -54,6 +54,9 @@ class HttpContext:
     body_timeout: float = 60.0
     # Where the hub writes its files (FTP homes, keys): readiness checks it is writable.
     data_dir: Path | None = None
+    # Requests the spool cannot take: logged once per fault, not once per request.
+    unavailable: FaultLog = field(
+        default_factory=lambda: FaultLog(log, "intake unavailable", "intake"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,13 @@ class ExactPaths:
             log.exception("unhandled error in %s", scope["path"], extra={"action": "http"})
             response = error_json(500, "internal_error", "the hub failed to handle the request")
         await response(scope, receive, send)
+
+
+def temporarily(ctx: HttpContext, exc: TemporaryFailure) -> tuple[str, dict[str, str]]:
+    """The words and headers of a 503 for a spool that cannot take work for now: what is
+    wrong (never the driver's text) and when to try again. Logged once per fault."""
+    ctx.unavailable.failed(str(exc))
+    return f"{exc.reason}; try again later", {"Retry-After": str(exc.retry_after)}
 
 
 def error_json(status: int, code: str, message: str, **headers: str) -> JSONResponse:

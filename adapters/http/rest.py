@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.http.app import HttpContext, error_json, parse_json
+from adapters.http.app import HttpContext, error_json, parse_json, temporarily
 from hub import views
 from hub.clock import after, parse_time, utcnow
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
@@ -51,6 +51,8 @@ class JsonApi:
             body = parse_json(await request.body())
         except AuthenticationError as exc:
             return _unauthorized(str(exc))
+        except TemporaryFailure as exc:  # a key not cached, and no spool to check it in
+            return self._unavailable(exc)
         except ValueError as exc:
             return error_json(400, "invalid_json", str(exc))
         except RecursionError:  # the JSON scanner's own depth guard: input, not a bug
@@ -69,9 +71,8 @@ class JsonApi:
         try:
             outcomes = await self._submit(account, items)
         except TemporaryFailure as exc:
-            log.warning("intake unavailable: %s", exc, extra={"action": "intake"})
-            return error_json(503, "unavailable", "the spool is busy; try again",
-                              **{"Retry-After": "1"})
+            return self._unavailable(exc)
+        self.ctx.unavailable.cleared()
         self._count(outcomes)
         return _single_response(outcomes[0]) if single else _batch_response(outcomes)
 
@@ -93,12 +94,20 @@ class JsonApi:
             elif not outcome.duplicate:
                 self.ctx.metrics.accepted[Source.REST.value] += 1
 
+    def _unavailable(self, exc: TemporaryFailure) -> Response:
+        words, headers = temporarily(self.ctx, exc)
+        return error_json(503, "unavailable", words, **headers)
+
     async def get_message(self, request: Request) -> Response:
         try:
             account = await self._authenticate(request)
+            return await self._message(account, request.path_params["message_id"])
         except AuthenticationError as exc:
             return _unauthorized(str(exc))
-        message_id = request.path_params["message_id"]
+        except TemporaryFailure as exc:
+            return self._unavailable(exc)
+
+    async def _message(self, account: Account, message_id: str) -> Response:
         spool = self.ctx.runner.spool
         message = await self.ctx.runner.call(spool.get_message, message_id)
         if message is None or message.account_id != account.id:

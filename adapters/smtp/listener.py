@@ -26,7 +26,8 @@ from adapters.vendors import clickatell
 from hub import numbers
 from hub.accounts import Credentials
 from hub.clock import Clock, utcnow
-from hub.errors import HubError, Rejected, TemporaryFailure
+from hub.errors import SPOOL_FULL, HubError, Rejected, TemporaryFailure
+from hub.faultlog import FaultLog
 from hub.groupcommit import GroupCommitter
 from hub.ids import new_id
 from hub.intake import Intake
@@ -77,6 +78,8 @@ class MailHandler:
         # Who is sending in each open transaction; aiosmtpd makes a new Envelope each.
         self._senders: weakref.WeakKeyDictionary[Envelope, Account] = (
             weakref.WeakKeyDictionary())
+        # Said once per fault: senders retry every mail, each would be a line.
+        self._faults = FaultLog(log, "SMTP mail not taken", "smtp-data")
 
     # --- authentication ----------------------------------------------------------------
 
@@ -94,8 +97,8 @@ class MailHandler:
         if not isinstance(account, Account):
             try:
                 account = await self._lookups.sender_account(address)
-            except TemporaryFailure:
-                return replies.TEMPORARY
+            except TemporaryFailure as exc:
+                return self._unavailable(exc)
         if account is None and not loops.is_null(address):
             return self._unauthorised(address, server)
         if account is not None:
@@ -104,6 +107,10 @@ class MailHandler:
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return replies.OK
+
+    def _unavailable(self, exc: TemporaryFailure) -> str:
+        self._faults.failed(str(exc))
+        return replies.spool_unavailable(exc.reason, exc.reason == SPOOL_FULL)
 
     def _unauthorised(self, address: str, server: SMTP) -> str:
         log.info("SMTP sender refused", extra={"action": "smtp-sender"})
@@ -167,9 +174,8 @@ class MailHandler:
             if automatic is not None or account is None:
                 return _dropped(automatic or "null sender", envelope.mail_from)
             return await self._accept(account, envelope, message)
-        except TemporaryFailure:
-            log.warning("SMTP mail not taken: spool busy", extra={"action": "smtp-data"})
-            return replies.SPOOL_BUSY
+        except TemporaryFailure as exc:
+            return self._unavailable(exc)
         except mail_text.TooDeep:
             return replies.TOO_DEEP
         except HubError as exc:

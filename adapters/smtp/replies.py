@@ -5,7 +5,6 @@ from __future__ import annotations
 
 OK = "250 OK"
 TEMPORARY = "451 4.3.0 Temporary failure, try again later"
-SPOOL_BUSY = "451 4.3.0 Temporary failure: the spool is busy, try again later"
 NEED_MAIL_AND_RCPT = "503 5.5.1 Error: need MAIL and RCPT first"
 NO_SMS_IN_MAIL = "550 5.6.0 No SMS in this mail: no to: or csv: lines"
 TOO_DEEP = "554 5.6.0 message structure too deeply nested"
@@ -13,6 +12,11 @@ LOCKED_OUT = "454 4.7.0 Too many failed logins from this address; try again late
 AUTH_TEMPORARY = "454 4.7.0 Temporary authentication failure"
 AUTH_CANNOT_SPLIT = "501 5.5.2 Can't split auth value"
 AUTH_NOT_BASE64 = "501 5.5.2 Can't decode base64"
+
+
+def spool_unavailable(reason: str, full: bool) -> str:
+    """451 with what is wrong; 4.3.1 (mail system full, RFC 3463) for a full disk."""
+    return f"451 4.3.{1 if full else 0} Temporary failure: {reason}, try again later"
 
 
 def auth_required(address: str) -> str:

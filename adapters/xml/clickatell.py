@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.http.app import BodyRule, BodyTooLarge, HttpContext
+from adapters.http.app import BodyRule, BodyTooLarge, HttpContext, temporarily
 from adapters.vendors.clickatell import STATUSES, fault_text, refusal_fault, ucs2_hex
 from adapters.xml.common import fetch_owned, off_loop, submit_items
 from adapters.xml.safety import XmlProblem, parse_untrusted
@@ -263,8 +263,8 @@ class ClickatellXml:
         except XmlProblem as problem:
             return error_document(problem.status, problem.message)
         except TemporaryFailure as exc:
-            log.warning("intake unavailable: %s", exc, extra={"action": "intake"})
-            return error_document(503, "the spool is busy; try again", **{"Retry-After": "1"})
+            words, headers = temporarily(self.ctx, exc)
+            return error_document(503, words, **headers)
         except BodyTooLarge:
             raise  # the app answers it with this path's own 413
         except Exception:  # a bug of ours, answered as a Clickatell document all the same

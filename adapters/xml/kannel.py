@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.http.app import BodyRule, BodyTooLarge, HttpContext
+from adapters.http.app import BodyRule, BodyTooLarge, HttpContext, temporarily
 from adapters.xml.common import off_loop, submit_items
 from adapters.xml.safety import XmlProblem, parse_untrusted
 from hub.accounts import KEY_PREFIX
@@ -194,9 +194,9 @@ class KannelSendSms:
             return _answer(problem.status, _problem_text(problem))
         except AuthenticationError:
             return _answer(403, AUTH_FAILED)
-        except TemporaryFailure as exc:
-            log.warning("intake unavailable: %s", exc, extra={"action": "intake"})
-            return _answer(503, TEMPORARY, **{"Retry-After": "1"})
+        except TemporaryFailure as exc:  # Kannel's own words, then ours on what is wrong
+            _, headers = temporarily(self.ctx, exc)
+            return _answer(503, f"{TEMPORARY} ({exc.reason})", **headers)
         except BodyTooLarge:
             raise  # the app answers it with this path's own 413
         except Exception:  # a bug of ours, answered in Kannel's plain words all the same

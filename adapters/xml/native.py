@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.http.app import BodyRule, BodyTooLarge, HttpContext
+from adapters.http.app import BodyRule, BodyTooLarge, HttpContext, temporarily
 from adapters.xml.common import fetch_owned, list_replies, off_loop, submit_items
 from adapters.xml.safety import SchemaValidator, XmlProblem, parse_untrusted
 from hub import views
@@ -332,16 +332,17 @@ class XmlApi:
                 raise XmlProblem(400, "unknown_operation",
                                  f"<{parsed.operation}> is not a request document")
             account = await authenticate(self.ctx, request, parsed.credentials)
-            return await operation(account, parsed)
+            answer = await operation(account, parsed)
+            self.ctx.unavailable.cleared()
+            return answer
         except XmlProblem as problem:
             return error_xml(problem)
         except AuthenticationError as exc:
             return error_xml(XmlProblem(401, "unauthorized", str(exc)),
                              **{"WWW-Authenticate": 'Basic realm="smshub"'})
         except TemporaryFailure as exc:
-            log.warning("intake unavailable: %s", exc, extra={"action": "intake"})
-            return error_xml(XmlProblem(503, "unavailable", "the spool is busy; try again"),
-                             **{"Retry-After": "1"})
+            words, headers = temporarily(self.ctx, exc)
+            return error_xml(XmlProblem(503, "unavailable", words), **headers)
         except BodyTooLarge:
             raise  # the app answers it with this path's own 413
         except Exception:  # a bug of ours, answered in this API's own format all the same

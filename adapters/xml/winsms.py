@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.http.app import BodyRule, BodyTooLarge, HttpContext
+from adapters.http.app import BodyRule, BodyTooLarge, HttpContext, temporarily
 from adapters.vendors import winsms
 from adapters.xml.common import fetch_owned, list_replies, off_loop, submit_items
 from adapters.xml.safety import XmlProblem, parse_untrusted
@@ -127,21 +127,22 @@ def scheduled(value: str | None) -> datetime | None:
 # --- answering ---------------------------------------------------------------------
 
 
-def _document(root: etree._Element, status: int = 200) -> Response:
+def _document(root: etree._Element, status: int = 200, **headers: str) -> Response:
     body = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-    return Response(body, status, media_type=MEDIA_TYPE)
+    return Response(body, status, headers=headers, media_type=MEDIA_TYPE)
 
 
 def _sub(parent: etree._Element, name: str, text: str) -> None:
     etree.SubElement(parent, name).text = text
 
 
-def error_document(token: str, status: int = 200, detail: str = "") -> Response:
+def error_document(token: str, status: int = 200, detail: str = "", **headers: str
+                   ) -> Response:
     root = etree.Element("WinSMS_Response")
     _sub(root, "Error", token)
     if detail:
         _sub(root, "Description", detail)
-    return _document(root, status)
+    return _document(root, status, **headers)
 
 
 def send_document(numbers: Sequence[str], outcomes: Sequence[Outcome]) -> Response:
@@ -238,8 +239,8 @@ class WinSmsXml:
             except AuthenticationError:
                 return error_document("FAIL")  # WinSMS's Login=FAIL, as a document
             except TemporaryFailure as exc:
-                log.warning("intake unavailable: %s", exc, extra={"action": "intake"})
-                return error_document("BUSY", 503, "try again")
+                words, headers = temporarily(self.ctx, exc)
+                return error_document("BUSY", 503, words, **headers)
             except BodyTooLarge:
                 raise  # the app answers it with this path's own 413
             except Exception:  # a bug of ours, answered as a WinSMS document all the same
