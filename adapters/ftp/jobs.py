@@ -36,6 +36,7 @@ from hub.spoolcall import SpoolThreads
 __all__ = ["BatchProcessor", "JobSettings", "ReportJob"]
 
 log = logging.getLogger(__name__)
+BATCH_ID_LENGTH = 26  # a ULID: the prefix `Homes.claim` gives a claimed upload
 
 
 def _now() -> datetime:
@@ -227,14 +228,38 @@ class BatchProcessor:
     async def recover(self) -> list[Awaitable[None]]:
         """At start-up: a batch still `processing` was cut off by a stop or crash. Where
         its upload is still in the work area, the batch is resumed: returned as a job for
-        the caller to run beside new uploads. Otherwise what its files show is settled."""
+        the caller to run beside new uploads. Otherwise what its files show is settled.
+        Uploads claimed but never registered as a batch are processed as new."""
         jobs: list[Awaitable[None]] = []
         for batch in await self._runner.call(self._runner.spool.open_batches):
             if batch.state is BatchState.PROCESSING:
                 job = await self._recover_one(batch)
                 if job is not None:
                     jobs.append(job)
+        return jobs + await self._unregistered_uploads()
+
+    async def _unregistered_uploads(self) -> list[Awaitable[None]]:
+        """The client was answered 226 and the hub moved the file to the work area, but
+        died before the batch row was committed: without this the upload would lie there
+        unanswered for ever. Each such file is processed now, as if just uploaded."""
+        jobs: list[Awaitable[None]] = []
+        for account, work in await asyncio.to_thread(self._claimed_originals):
+            batch_id, file_name = work.name.split("-", 1)
+            if await self._runner.call(self._runner.spool.get_batch, batch_id) is None:
+                log.warning("upload %s of %s was received but not registered before the hub "
+                            "stopped; processing it now", file_name, account,
+                            extra={"action": "ftp-batch-recover"})
+                jobs.append(self.process(account, work, file_name))
         return jobs
+
+    def _claimed_originals(self) -> list[tuple[str, Path]]:
+        """(account, file) of each claimed original in the work area: `<batch id>-<name>`
+        (the hub's own work files are `<batch id>.<kind>.tmp`)."""
+        if not self._homes.work.is_dir():
+            return []
+        return [(folder.name, path) for folder in sorted(self._homes.work.iterdir())
+                if folder.is_dir() for path in sorted(folder.iterdir())
+                if path.is_file() and path.name[BATCH_ID_LENGTH:BATCH_ID_LENGTH + 1] == "-"]
 
     async def _recover_one(self, batch: Batch) -> Awaitable[None] | None:
         account = await self._runner.call(self._runner.spool.get_account_by_id,
