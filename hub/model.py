@@ -395,6 +395,10 @@ class NewOutboxItem:
     address: str  # where to: an email address, a URL
     inbound_id: str | None = None
     message_id: str | None = None
+    # Events pushed to an endpoint (webhooks): which endpoint, what happened, the body.
+    endpoint_id: str | None = None
+    event_type: str | None = None
+    payload: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +415,29 @@ class OutboxItem:
     message_id: str | None = None
     error: ErrorInfo | None = None
     lease_token: str | None = None
+    endpoint_id: str | None = None
+    event_type: str | None = None
+    payload: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    """Where an account wants its events pushed: a URL, the event types it subscribed
+    to, and the secret its deliveries are signed with (the previous one too, until
+    `previous_until`, while a rotation overlaps)."""
+
+    id: str
+    account_id: int
+    url: str
+    events: frozenset[str]
+    secret: str
+    created_at: datetime
+    enabled: bool = True
+    disabled_reason: str | None = None
+    previous_secret: str | None = None
+    previous_until: datetime | None = None
+    kind: str = "webhook"  # how it was made: webhook, zapier (REST hook), powerautomate
+    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)

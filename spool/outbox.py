@@ -23,7 +23,8 @@ def outbox_values(item: NewOutboxItem, now: datetime) -> dict[str, Any]:
         "id": item.id, "channel": item.channel, "account_id": item.account_id,
         "address": item.address, "inbound_id": item.inbound_id, "message_id": item.message_id,
         "status": OutboxStatus.PENDING.value, "attempts": 0, "created_at": now, "due_at": now,
-        "updated_at": now,
+        "updated_at": now, "endpoint_id": item.endpoint_id, "event_type": item.event_type,
+        "payload": item.payload,
     }
 
 
@@ -86,5 +87,6 @@ def item_from_row(row: Mapping[Any, Any]) -> OutboxItem:
         attempts=row["attempts"], created_at=row["created_at"], due_at=row["due_at"],
         inbound_id=row["inbound_id"], message_id=row["message_id"],
         error=None if code is None else ErrorInfo(code, text or ""),
-        lease_token=row["lease_token"],
+        lease_token=row["lease_token"], endpoint_id=row["endpoint_id"],
+        event_type=row["event_type"], payload=row["payload"],
     )

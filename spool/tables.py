@@ -256,6 +256,7 @@ message_events = Table(
 _HAS_CARRIER_REF = text("carrier_message_id IS NOT NULL")
 _UNROUTED = text("routed_at IS NULL")
 _OUTBOX_DUE = text("status = 'pending'")
+_OUTBOX_OWED = text("status IN ('pending', 'sending') AND endpoint_id IS NOT NULL")
 OUTBOX_DUE_SQL = "status = 'pending'"
 
 inbound = Table(
@@ -308,10 +309,41 @@ outbox = Table(
     Column("created_at", UtcTime, nullable=False),
     Column("due_at", UtcTime, nullable=False),
     Column("updated_at", UtcTime, nullable=False),
+    # Events pushed to a webhook endpoint: the endpoint, the event type, the JSON body
+    # as it was when the change happened (a retry sends the same bytes).
+    Column("endpoint_id", String(26)),
+    Column("event_type", Text),
+    Column("payload", Text),
     Index("ix_outbox_due", "channel", "due_at", sqlite_where=_OUTBOX_DUE,
           postgresql_where=_OUTBOX_DUE),
     Index("ix_outbox_lease", "lease_expires_at", sqlite_where=text("status = 'sending'"),
           postgresql_where=text("status = 'sending'")),
+    # One message's events reach an endpoint in order: a claim skips an item while an
+    # earlier one for the same endpoint and subject is still owed.
+    Index("ix_outbox_order", "endpoint_id", "message_id", "id", sqlite_where=_OUTBOX_OWED,
+          postgresql_where=_OUTBOX_OWED),
+    Index("ix_outbox_endpoint", "endpoint_id", "created_at",
+          sqlite_where=text("endpoint_id IS NOT NULL"),
+          postgresql_where=text("endpoint_id IS NOT NULL")),
+)
+
+# An account's webhook endpoints; `events` holds the subscribed types, one per line.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("previous_secret", Text),
+    Column("previous_until", UtcTime),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_reason", Text),
+    Column("kind", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_at", UtcTime, nullable=False),
+    Column("updated_at", UtcTime, nullable=False),
 )
 
 # One row per uploaded batch file (FTP drop); its messages carry its id in batch_id.
