@@ -1,6 +1,6 @@
 """Account credentials: slow salted password hashes (argon2), keyed fast hashes of API
-keys (HMAC-SHA256), constant-time checks, and a short-lived cache of verified
-credentials that keeps the slow hash off the hot path."""
+keys (HMAC-SHA256) that may expire, constant-time checks, and a short-lived cache of
+verified credentials that keeps the slow hash off the hot path."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from hub.clock import Clock, utcnow
 from hub.errors import AuthenticationError
 from hub.model import Account
 from hub.ports import AccountStore, Spool
@@ -22,6 +24,10 @@ from hub.spoolcall import SpoolThreads
 
 KEY_PREFIX = "shk"
 _HASHER = PasswordHasher()
+
+
+class KeyExpired(AuthenticationError):
+    """The right key, past its expiry: refused like a revoked one, but saying why."""
 
 
 def load_secret(data_dir: Path) -> bytes:
@@ -64,10 +70,11 @@ def check_password(password_hash: str, password: str) -> bool:
         return False
 
 
-def create_api_key(spool: Spool, secret: bytes, account_name: str) -> str:
+def create_api_key(spool: Spool, secret: bytes, account_name: str,
+                   expires_at: datetime | None = None) -> str:
     """Store a new key's digest for the account and return the key (to show once)."""
     made = new_api_key(secret)
-    spool.add_api_key(account_name, made.key_id, made.digest)
+    spool.add_api_key(account_name, made.key_id, made.digest, expires_at)
     return made.key
 
 
@@ -75,13 +82,16 @@ class Credentials:
     """Verifies API keys and passwords against the spool, caching successes for `ttl` s.
 
     The cache is keyed by an HMAC of the presented secret, so it never holds a
-    plaintext credential; a revoked key or changed password stops working within `ttl`.
+    plaintext credential; a revoked key or changed password stops working within `ttl`,
+    an expiring key at its expiry (its cache entry never outlives it).
     """
 
-    def __init__(self, runner: SpoolThreads[AccountStore], secret: bytes, ttl: float) -> None:
+    def __init__(self, runner: SpoolThreads[AccountStore], secret: bytes, ttl: float,
+                 clock: Clock = utcnow) -> None:
         self._runner = runner
         self._secret = secret
         self._ttl = ttl
+        self._clock = clock
         self._cache: dict[bytes, tuple[float, Account]] = {}
 
     async def by_api_key(self, key: str) -> Account:
@@ -95,7 +105,14 @@ class Credentials:
         record = await self._runner.call(self._runner.spool.api_key, parts[1])
         if record is None or not hmac.compare_digest(record.digest, digest):
             raise AuthenticationError("unknown or revoked API key")
-        return self._remember(digest, record.account)
+        ttl = self._ttl
+        if record.expires_at is not None:
+            # Said only to whoever holds the key itself: the digest matched.
+            left = (record.expires_at - self._clock()).total_seconds()
+            if left <= 0:
+                raise KeyExpired(f"API key expired at {record.expires_at.isoformat()}")
+            ttl = min(ttl, left)
+        return self._remember(digest, record.account, ttl)
 
     async def by_password(self, name: str, password: str) -> Account:
         digest = key_digest(self._secret, f"{name}\0{password}")
@@ -121,11 +138,12 @@ class Credentials:
             return None
         return hit[1]
 
-    def _remember(self, digest: bytes, account: Account) -> Account:
-        if self._ttl > 0:
+    def _remember(self, digest: bytes, account: Account, ttl: float | None = None) -> Account:
+        ttl = self._ttl if ttl is None else ttl
+        if ttl > 0:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[digest] = (time.monotonic() + self._ttl, account)
+            self._cache[digest] = (time.monotonic() + ttl, account)
         return account
 
 

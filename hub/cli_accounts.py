@@ -1,6 +1,6 @@
-"""`smshub account ...` and `smshub batch ...`: accounts (disabled and enabled again),
-credentials (API keys listed and revoked) and email settings, and the progress of batch
-files."""
+"""`smshub account ...` and `smshub batch ...`: accounts (disabled, enabled again and
+deleted), passwords and email settings, and the progress of batch files; API keys are
+hub/cli_keys.py's."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from typing import Any
 from hub import accounts
 from hub.batches import Batch, BatchProgress
 from hub.cli_base import command, decimal_arg, emit, open_spool
+from hub.cli_keys import key_commands
 from hub.clock import utcnow
 from hub.config import Config
+from hub.errors import Conflict
 from hub.mail import MailSettings, SubjectMode, TooLongMode
 from hub.model import Account
-from hub.ports import Spool
+from hub.ports import AccountDeletion, Spool
 
 
 def account_commands(sub: Any) -> None:
@@ -34,20 +36,16 @@ def account_commands(sub: Any) -> None:
     credit.add_argument("amount", type=decimal_arg)
     command(acc, "password", _account_password,
              "set the password (read from standard input)").add_argument("name")
-    command(acc, "api-key", _account_api_key,
-             "create an API key and print it (shown only once)").add_argument("name")
+    key_commands(acc)
     command(acc, "list", _account_list, "list accounts")
-    command(acc, "api-keys", _account_api_keys,
-             "list the account's API keys (ids and dates; the keys are never stored)"
-             ).add_argument("name")
-    revoke = command(acc, "revoke-key", _account_revoke_key,
-                      "revoke an API key, named by its id or given whole; a running hub "
-                      "may accept it for up to [accounts] credential_cache_seconds")
-    revoke.add_argument("name")
-    revoke.add_argument("key", help="the key id (as `api-keys` lists it) or the key itself")
     command(acc, "disable", _account_disable, DISABLE_HELP).add_argument("name")
     command(acc, "enable", _account_enable, "enable a disabled account again"
              ).add_argument("name")
+    delete = command(acc, "delete", _account_delete, DELETE_HELP)
+    delete.add_argument("name")
+    delete.add_argument("--cancel-queued", action="store_true",
+                        help="cancel its unsent messages (credit refunded) and delete it")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     _account_mail_command(acc)
 
 
@@ -56,6 +54,17 @@ DISABLE_HELP = (
     "is refused. Messages it has already had accepted stay queued and are sent, as "
     "promised when they were accepted; `smshub message cancel --account NAME` cancels "
     "them and refunds their credit")
+
+
+DELETE_HELP = (
+    "delete an account: it is disabled for good, its API keys are revoked, its password "
+    "and email senders removed, so every protocol and FTP/SMTP login refuses it. Its "
+    "messages, events and batches are kept for audit and billing, and its name stays "
+    "taken (a new account needs another name). Refused while it has unsent messages "
+    "(accepted, scheduled, queued) unless --cancel-queued cancels them and refunds their "
+    "credit, and while one is being handed to a carrier (try again a moment later); "
+    "messages already with a carrier keep their delivery reports. Asks for confirmation "
+    "unless --yes")
 
 
 def batch_commands(sub: Any) -> None:
@@ -73,6 +82,7 @@ def _account_json(account: Account) -> dict[str, Any]:
         "price_per_segment": str(account.price_per_segment),
         "sender_ids": list(account.sender_ids), "enabled": account.enabled,
         "has_password": account.has_password, "created_at": account.created_at.isoformat(),
+        "deleted_at": account.deleted_at.isoformat() if account.deleted_at else None,
     }
 
 
@@ -81,7 +91,8 @@ def _account_text(account: Account) -> str:
             f"{account.price_per_segment} per segment, "
             f"sender ids: {', '.join(account.sender_ids) or '-'}, "
             f"password: {'set' if account.has_password else 'not set'}"
-            + ("" if account.enabled else ", DISABLED"))
+            + (f", DELETED {account.deleted_at.isoformat()}" if account.deleted_at
+               else "" if account.enabled else ", DISABLED"))
 
 
 def _account_create(args: argparse.Namespace, config: Config) -> int:
@@ -129,16 +140,6 @@ def _account_password(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _account_api_key(args: argparse.Namespace, config: Config) -> int:
-    spool = open_spool(config)
-    try:
-        key = accounts.create_api_key(spool, accounts.load_secret(config.data_dir), args.name)
-    finally:
-        spool.close()
-    emit(args, {"name": args.name, "api_key": key}, key)
-    return 0
-
-
 def _account_list(args: argparse.Namespace, config: Config) -> int:
     spool = open_spool(config, create=False)
     try:
@@ -147,36 +148,6 @@ def _account_list(args: argparse.Namespace, config: Config) -> int:
         spool.close()
     emit(args, [_account_json(a) for a in found],
           "\n".join(_account_text(a) for a in found) or "no accounts")
-    return 0
-
-
-def _account_api_keys(args: argparse.Namespace, config: Config) -> int:
-    spool = open_spool(config, create=False)
-    try:
-        keys = spool.api_keys(args.name)
-    finally:
-        spool.close()
-    data = [{"key_id": k.key_id, "created_at": k.created_at.isoformat(),
-             "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None} for k in keys]
-    emit(args, data, "\n".join(
-        f"{d['key_id']}  created {d['created_at']}"
-        + (f"  revoked {d['revoked_at']}" if d["revoked_at"] else "  active")
-        for d in data) or "no API keys")
-    return 0
-
-
-def _account_revoke_key(args: argparse.Namespace, config: Config) -> int:
-    key_id = args.key
-    if key_id.startswith(f"{accounts.KEY_PREFIX}_"):  # the whole key: its id is inside
-        key_id = key_id.split("_")[1]
-    spool = open_spool(config, create=False)
-    try:
-        key = spool.revoke_api_key(args.name, key_id, utcnow())
-    finally:
-        spool.close()
-    revoked = key.revoked_at.isoformat() if key.revoked_at else None
-    emit(args, {"name": args.name, "key_id": key.key_id, "revoked_at": revoked},
-          f"API key {key.key_id} of {args.name} revoked at {revoked}")
     return 0
 
 
@@ -197,6 +168,53 @@ def _set_enabled(args: argparse.Namespace, config: Config, enabled: bool) -> int
     emit(args, _account_json(account),
           f"{account.name} {'enabled' if enabled else 'disabled'}")
     return 0
+
+
+def _account_delete(args: argparse.Namespace, config: Config) -> int:
+    if not args.yes and not _confirmed(args):
+        return 2
+    spool = open_spool(config, create=False)
+    try:
+        done = spool.delete_account(args.name, args.cancel_queued, utcnow())
+    finally:
+        spool.close()
+    data = {"name": args.name, "deleted": done.deleted, "keys_revoked": done.keys_revoked,
+            "cancelled": done.cancelled, "refunded": str(done.refunded),
+            "unsent": done.unsent, "sending": done.sending,
+            "account": _account_json(done.account)}
+    if not done.deleted:
+        if args.json:
+            emit(args, data, "")
+        print(f"smshub: {args.name} not deleted: {_why_not(done)}", file=sys.stderr)
+        return 1
+    emit(args, data, f"{args.name} deleted: {done.keys_revoked} API key(s) revoked, "
+         f"{done.cancelled} unsent message(s) cancelled and {done.refunded} credit refunded; "
+         f"its messages are kept, balance {done.account.balance}")
+    return 0
+
+
+def _confirmed(args: argparse.Namespace) -> bool:
+    what = (f"Delete account {args.name}"
+            + (", cancelling its unsent messages" if args.cancel_queued else "")
+            + "? Its keys and logins stop working for good. [y/N] ")
+    if not sys.stdin.isatty():
+        print("smshub: account delete needs --yes when not run at a terminal",
+              file=sys.stderr)
+        return False
+    print(what, end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() in ("y", "yes"):
+        return True
+    print("smshub: not deleted", file=sys.stderr)
+    return False
+
+
+def _why_not(done: AccountDeletion) -> str:
+    if done.sending:
+        return (f"{done.sending} of its messages are being handed to a carrier right now; "
+                "try again in a moment")
+    return (f"it has {done.unsent} unsent message(s) (accepted, scheduled or queued); "
+            "add --cancel-queued to cancel them and refund their credit, or wait until "
+            "they are sent")
 
 
 def _batch_progress(spool: Spool, batch: Batch) -> BatchProgress:
@@ -273,6 +291,8 @@ def _account_mail(args: argparse.Namespace, config: Config) -> int:
     spool = open_spool(config)
     try:
         account = spool.get_account(args.name)
+        if account.deleted_at is not None:
+            raise Conflict(f"account {args.name!r} was deleted")
         settings = _mail_changes(args, spool.get_mail_settings(account.id))
         spool.save_mail_settings(settings)
         settings = spool.get_mail_settings(account.id)  # as stored (senders lower-cased)

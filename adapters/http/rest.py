@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from adapters.http.app import HttpContext, error_json, parse_json, temporarily
 from hub import views
+from hub.accounts import KeyExpired
 from hub.clock import after, parse_time, utcnow
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
 from hub.model import (
@@ -50,7 +51,7 @@ class JsonApi:
             account = await self._authenticate(request)
             body = parse_json(await request.body())
         except AuthenticationError as exc:
-            return _unauthorized(str(exc))
+            return _unauthorized(exc)
         except TemporaryFailure as exc:  # a key not cached, and no spool to check it in
             return self._unavailable(exc)
         except ValueError as exc:
@@ -103,7 +104,7 @@ class JsonApi:
             account = await self._authenticate(request)
             return await self._message(account, request.path_params["message_id"])
         except AuthenticationError as exc:
-            return _unauthorized(str(exc))
+            return _unauthorized(exc)
         except TemporaryFailure as exc:
             return self._unavailable(exc)
 
@@ -224,5 +225,6 @@ _ANSWERS: dict[tuple[Status, int, Decimal, bool], dict[str, Any]] = {}
 _MAX_ANSWERS = 1024
 
 
-def _unauthorized(reason: str) -> Response:
-    return error_json(401, "unauthorized", reason, **{"WWW-Authenticate": 'Bearer realm="smshub"'})
+def _unauthorized(exc: AuthenticationError) -> Response:
+    code = "key_expired" if isinstance(exc, KeyExpired) else "unauthorized"
+    return error_json(401, code, str(exc), **{"WWW-Authenticate": 'Bearer realm="smshub"'})

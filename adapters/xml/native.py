@@ -22,6 +22,7 @@ from adapters.http.app import BodyRule, BodyTooLarge, HttpContext, temporarily
 from adapters.xml.common import fetch_owned, list_replies, off_loop, submit_items
 from adapters.xml.safety import SchemaValidator, XmlProblem, parse_untrusted
 from hub import views
+from hub.accounts import KeyExpired
 from hub.clock import after, parse_time, utcnow
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
 from hub.model import (
@@ -338,7 +339,8 @@ class XmlApi:
         except XmlProblem as problem:
             return error_xml(problem)
         except AuthenticationError as exc:
-            return error_xml(XmlProblem(401, "unauthorized", str(exc)),
+            code = "key_expired" if isinstance(exc, KeyExpired) else "unauthorized"
+            return error_xml(XmlProblem(401, code, str(exc)),
                              **{"WWW-Authenticate": 'Basic realm="smshub"'})
         except TemporaryFailure as exc:
             words, headers = temporarily(self.ctx, exc)
