@@ -37,7 +37,11 @@ def create_account(
     }
     try:
         with db.write() as conn:
-            if _find(conn, name) is not None:
+            found = _find(conn, name)
+            if found is not None and found.deleted_at is not None:
+                raise Conflict(f"account {name!r} was deleted; the names of deleted "
+                               "accounts stay taken")
+            if found is not None:
                 raise Conflict(f"account {name!r} already exists")
             inserted = conn.execute(insert(accounts).values(values).returning(accounts.c.id))
             account_id = inserted.scalar_one()
