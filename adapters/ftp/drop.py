@@ -6,11 +6,13 @@ the hub's loop, and a login's spool lookup and argon2 check run on a worker thre
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import hmac
 import logging
 import queue
 import secrets
+import sys
 import threading
 import time
 import warnings
@@ -27,8 +29,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="asyn")
     warnings.filterwarnings("ignore", "The (asyncore|asynchat) module", DeprecationWarning)
     from pyftpdlib.authorizers import AuthenticationFailed
+    from pyftpdlib.exceptions import _FileReadWriteError
     from pyftpdlib.filesystems import AbstractedFS
-    from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+    from pyftpdlib.handlers import DTPHandler, FTPHandler, TLS_DTPHandler, TLS_FTPHandler
     from pyftpdlib.ioloop import IOLoop
     from pyftpdlib.servers import FTPServer
 
@@ -153,6 +156,41 @@ class HomeFS(AbstractedFS):  # type: ignore[misc]
 
     def listdir(self, path: str) -> list[str]:
         return [n for n in super().listdir(path) if not n.startswith(".")]
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class FileErrors:
+    """A transfer the hub's disk fails is answered in FTP's own terms: 452 (insufficient
+    storage, RFC 959) for a full disk, 451 (local error) for any other, both transient,
+    where pyftpdlib says `426 None; transfer aborted.` (it reads the errno of its own
+    wrapper, which has none). The partial upload is removed as any aborted one is."""
+
+    _resp: tuple[str, Any]
+
+    def handle_error(self) -> None:
+        failed = sys.exc_info()[1]
+        cause = failed.__cause__ if isinstance(failed, _FileReadWriteError) else None
+        if not isinstance(cause, OSError):
+            super().handle_error()  # type: ignore[misc]
+            return
+        if cause.errno in _NO_SPACE:
+            reply = ("452 Insufficient storage space: the hub's FTP area is full; "
+                     "try again later.")
+        else:
+            reply = (f"451 The hub could not write the file ({cause.strerror}); "
+                     "try again later.")
+        self._resp = (reply, logging.getLogger("pyftpdlib").warning)
+        self.close()  # type: ignore[attr-defined]
+
+
+class HubDTPHandler(FileErrors, DTPHandler):  # type: ignore[misc]
+    pass
+
+
+class HubTLSDTPHandler(FileErrors, TLS_DTPHandler):  # type: ignore[misc]
+    pass
 
 
 class Mailbox:
@@ -315,7 +353,7 @@ def handler_class(settings: FtpSection, authorizer: HubAuthorizer,
         "banner": "smshub FTP drop ready.", "permit_foreign_addresses": False,
         "permit_privileged_ports": False, "max_login_attempts": settings.max_login_attempts,
         "auth_failed_timeout": settings.failed_login_delay, "timeout": settings.idle_timeout,
-        "use_sendfile": False,
+        "use_sendfile": False, "dtp_handler": HubTLSDTPHandler if tls else HubDTPHandler,
     }
     if settings.passive_port_max:
         attrs["passive_ports"] = range(settings.passive_port_min, settings.passive_port_max + 1)

@@ -1,0 +1,87 @@
+"""A full disk (real ENOSPC: a small tmpfs filled to the last byte) under a running hub,
+first under the spool, then under the FTP area: every protocol answers a temporary
+error that says so, nothing acknowledged is lost, and once space is freed the same hub
+accepts and dispatches again and /readyz says ready."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.faults.conftest import Ballast, MakeHub, open_account
+from tests.faults.probes import Probes, is_temporary, refused
+from tests.polling import eventually
+
+FULL = "the spool's disk is full"
+
+
+@pytest.fixture
+def full_spool(make_hub: MakeHub, tmpfs: Callable[[Path, str], Path],
+               tmp_path: Path) -> tuple[Probes, Ballast]:
+    """A hub whose data directory (spool.db and its WAL) is a 24 MB tmpfs."""
+    data = tmpfs(tmp_path / "data", "24m")
+    return open_account(make_hub(data)), Ballast(data)
+
+
+def test_a_full_spool_disk_gets_temporary_errors_in_each_protocol_and_recovers(
+        full_spool: tuple[Probes, Ballast]) -> None:
+    probes, ballast = full_spool
+    assert probes.rest("before").status_code == 202
+    probes.all_delivered()
+    ballast.fill()
+
+    ready = eventually(lambda: refused(probes.readyz()), 5, what="readiness failing")
+    assert ready.json()["status"] == "unavailable"
+    # The WAL may still hold room for a commit or two: those are acknowledged and kept.
+    rest = eventually(lambda: refused(probes.rest("while full")), 10, what="REST refusing")
+    assert is_temporary(rest, FULL), rest.text
+    assert rest.json()["error"]["code"] == "unavailable"
+    xml = probes.xml("while full")
+    assert is_temporary(xml, FULL), xml.text
+    assert xml.headers["content-type"].startswith("application/xml")
+    code, words = probes.mail("while full")
+    assert code == 451 and words.startswith("4.3.1") and FULL in words, words
+
+    ballast.free()
+    eventually(lambda: probes.readyz().status_code == 200, 10, what="ready again")
+    assert probes.rest("after").status_code == 202
+    assert probes.xml("after").status_code == 200
+    assert probes.mail("after")[0] == 250
+    probes.all_delivered()
+
+
+@pytest.fixture
+def full_ftp_area(make_hub: MakeHub, tmpfs: Callable[[Path, str], Path],
+                  tmp_path: Path) -> tuple[Probes, Ballast]:
+    """A hub whose data directory (the FTP area) is a 2 MB tmpfs, with the spool
+    elsewhere, on the ordinary disk."""
+    data = tmpfs(tmp_path / "data", "2m")
+    spool = tmp_path / "spool" / "spool.db"
+    probes = open_account(make_hub(data, spool={"url": f"sqlite:///{spool}"}))
+    probes.ftp().quit()  # the account's home and folders exist before the disk fills
+    return probes, Ballast(data)
+
+
+def rows(count: int, start: int = 0) -> bytes:
+    return ("to,text\n" + "".join(f"08{2000000 + i:08d},row {i}\n"
+                                  for i in range(start, start + count))).encode()
+
+
+def test_an_upload_to_a_full_ftp_area_is_refused_for_now_and_taken_once_space_is_freed(
+        full_ftp_area: tuple[Probes, Ballast]) -> None:
+    probes, ballast = full_ftp_area
+    home = probes.hub.config.data_dir.resolve() / "ftp" / "acme"
+    ballast.fill()
+
+    answer = probes.store("big.csv", rows(2000))
+    assert answer.startswith("452 Insufficient storage space"), answer
+    assert not (home / "big.csv").exists()  # the partial upload is not kept
+    assert not list((home / "results").iterdir())  # and never became a batch
+
+    ballast.free()
+    assert probes.store("big.csv", rows(2000)).startswith("226")
+    result = home / "results" / "big.result.csv"
+    eventually(result.exists, 20, what="the result file")
+    assert result.read_text().count(",accepted,") == 2000
