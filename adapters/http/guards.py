@@ -1,15 +1,34 @@
-"""A deadline on reading a request's headers, which uvicorn does not have: a client that
+"""Guards on a request's head, which uvicorn does not have: a deadline (a client that
 opens a connection and sends nothing, or trickles its header lines, is answered 408 and
-cut off after `header_timeout` seconds instead of holding the connection for ever."""
+cut off after `header_timeout` seconds), a size cap (a head larger than MAX_HEAD_BYTES
+is answered 431, never buffered whole), and no credentials in the URL (400, P25)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import parse_qsl
 
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger(__name__)
+
+# The request line and headers of one request. Ours need a few hundred bytes (a key is 50);
+# httptools buffers whatever arrives before the blank line, so without a cap a client
+# sending headers at loopback speed grew the process by ~140 MB a second.
+MAX_HEAD_BYTES = 64 * 1024
+_HEAD_BODY = b"the request line and headers exceed %d bytes\n" % MAX_HEAD_BYTES
+_HEAD_RESPONSE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                  b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+                  b"content-length: %d\r\n\r\n%s" % (len(_HEAD_BODY), _HEAD_BODY))
+# Query parameters that carry a secret (compared without case, "-" read as "_"). A URL
+# lands in proxies' and servers' access logs and in browser history.
+CREDENTIAL_PARAMETERS = frozenset({
+    "api_key", "apikey", "key", "access_token", "token", "auth", "authorization",
+    "password", "passwd", "pwd", "pass", "secret", "session_id",
+})
 
 _TIMEOUT_BODY = b"the request headers did not arrive in time\n"
 _TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
@@ -26,10 +45,31 @@ class HeaderDeadline(HttpToolsProtocol):
     header_timeout: float = 10.0
     _header_timer: asyncio.TimerHandle | None = None
     _begun = False
+    # Bytes of the head being read; a chunk in which a request ended is not counted (the
+    # next head may start in it), so a head is cut off by MAX_HEAD_BYTES plus one read.
+    _in_head = True
+    _head_bytes = 0
+    _ended_in_chunk = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        self._ended_in_chunk = False
+        super().data_received(data)
+        if not self._in_head or self._ended_in_chunk or self.transport.is_closing():
+            return
+        self._head_bytes += len(data)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._disarm()
+            self.transport.write(_HEAD_RESPONSE)
+            log.debug("HTTP request head too large", extra={"action": "http-head"})
+            self.transport.close()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head, self._head_bytes, self._ended_in_chunk = True, 0, True
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -40,6 +80,7 @@ class HeaderDeadline(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         self._begun = False
+        self._in_head = False
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -67,3 +108,39 @@ class HeaderDeadline(HttpToolsProtocol):
 def header_deadline(seconds: float) -> type[HeaderDeadline]:
     """The protocol class for one server (HeaderDeadline itself is never changed)."""
     return type("HubHttpProtocol", (HeaderDeadline,), {"header_timeout": seconds})
+
+
+class NoCredentialsInUrl:
+    """Refuses a request whose query string carries a credential (`?api_key=...`,
+    `?password=...`) with 400 before anything else reads it: the key is never checked, so
+    a URL that leaked into a log cannot be tried either. Keys go in `Authorization`.
+    Carriers' callbacks (/carriers/...) are the providers' requests, in their own formats,
+    authenticated apart: they are left alone."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query: bytes = scope.get("query_string", b"") if scope["type"] == "http" else b""
+        if scope.get("path", "").startswith("/carriers/"):
+            query = b""
+        named = query and credential_in(query)
+        if not named:
+            await self.app(scope, receive, send)
+            return
+        log.info("request refused: a credential (%s) in its URL", named,
+                 extra={"action": "http-credentials"})
+        response = JSONResponse({"error": {
+            "code": "credentials_in_url",
+            "message": f"credentials are not accepted in the URL ('{named}'); send the API "
+                       "key in the Authorization header, and replace a key that was sent "
+                       "in a URL"}}, 400, headers={"Connection": "close"})
+        await response(scope, receive, send)
+
+
+def credential_in(query: bytes) -> str:
+    """The first query parameter named like a credential, or ""."""
+    for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name.strip().lower().replace("-", "_") in CREDENTIAL_PARAMETERS:
+            return name[:40]
+    return ""

@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute
 
 from adapters.http import rest
 from adapters.http.app import HttpContext, build_app
-from adapters.http.guards import header_deadline
+from adapters.http.guards import NoCredentialsInUrl, header_deadline
 from adapters.xml import routing as xml_routing
 from adapters.xml.native import XmlSettings
 from hub.sections import HttpSection
@@ -39,10 +39,10 @@ class HttpServer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        app = build_app(self._ctx,
-                        [*rest.routes(self._ctx), *xml_routing.routes(self._ctx, self._xml),
-                         *self._routes],
-                        xml_routing.body_rules(self._xml))
+        app = NoCredentialsInUrl(build_app(
+            self._ctx, [*rest.routes(self._ctx), *xml_routing.routes(self._ctx, self._xml),
+                        *self._routes],
+            xml_routing.body_rules(self._xml)))
         sock = bind(self._host, self._port)
         self.port = sock.getsockname()[1]
         s = self._settings
