@@ -16,6 +16,8 @@ from itertools import count
 from typing import Any
 
 from hub.clock import Clock, utcnow
+from hub.errors import TemporaryFailure
+from hub.faultlog import FaultLog
 from hub.model import (
     DeliveryReport,
     ErrorInfo,
@@ -61,6 +63,8 @@ class SimulatorCarrier:
         self._prefix = f"sim-{secrets.token_hex(4)}-"
         self._ids = count(1)
         self._pending: set[asyncio.Task[None]] = set()
+        # Every report in flight retries while the spool is away: one line, not one each.
+        self._refused = FaultLog(log, "delivery reports not taken, retrying", "report")
 
     async def start(self, sink: CarrierSink) -> None:
         self._sink = sink
@@ -159,8 +163,11 @@ class SimulatorCarrier:
             stamped = [replace(r, at=now) for r in reports]
             try:
                 await self._sink.report(stamped)
+                self._refused.cleared()
                 return
-            except Exception:  # the hub could not take them; an SMSC would resend
+            except TemporaryFailure as exc:  # the spool is away; an SMSC would resend
+                self._refused.failed(str(exc))
+            except Exception:
                 log.exception("report delivery failed; retrying", extra={"action": "report"})
-                await asyncio.sleep(self._rules.retry_after_failed_report)
+            await asyncio.sleep(self._rules.retry_after_failed_report)
 

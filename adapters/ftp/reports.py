@@ -14,6 +14,8 @@ from adapters.csv.results import ReportWriter
 from adapters.ftp.homes import Homes
 from adapters.ftp.store import FtpStore
 from hub.batches import Batch, BatchProgress, needs_report, reported
+from hub.errors import TemporaryFailure
+from hub.faultlog import FaultLog
 from hub.spoolcall import SpoolThreads
 
 log = logging.getLogger(__name__)
@@ -40,14 +42,21 @@ class ReportJob:
         self._next: dict[str, float] = {}
         self._names: dict[int, str] = {}
         self._lock = asyncio.Lock()
+        # A spool down or a disk full fails every sweep alike: said once, not each time.
+        self._faults = FaultLog(log, "FTP report sweep failing", "ftp-reports")
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
             try:
                 await self.sweep()
+            except (TemporaryFailure, OSError) as exc:
+                self._faults.failed(str(exc))
+                continue
             except Exception:
                 log.exception("report sweep failed", extra={"action": "ftp-reports"})
+                continue
+            self._faults.cleared()
 
     async def sweep(self) -> None:
         for batch in await self._runner.call(self._runner.spool.reporting_batches):

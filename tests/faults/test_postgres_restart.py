@@ -1,0 +1,100 @@
+"""PostgreSQL stopped (immediate: as if it crashed) under load and started again: while
+it is down every protocol answers a temporary error naming it, never a 500 or a dropped
+connection; nothing acknowledged is lost; and the same hub, not restarted, reconnects,
+accepts, dispatches and is ready again by itself."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from tests.faults import cluster
+from tests.faults.conftest import MakeHub, open_account
+from tests.faults.probes import Probes, is_temporary
+from tests.polling import eventually
+
+pytestmark = pytest.mark.postgres
+
+UNREACHABLE = "the spool's database cannot be reached"
+
+
+@pytest.fixture
+def database() -> Iterator[cluster.Cluster]:
+    reason = cluster.missing()
+    if reason:
+        pytest.skip(reason)
+    server = cluster.Cluster()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+class Load:
+    """REST submissions from a thread until stopped, every status counted; the probes
+    keep each acknowledged id."""
+
+    def __init__(self, probes: Probes) -> None:
+        self.probes = probes
+        self.statuses: Counter[int | str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="load")
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                answer = self.probes.rest("under load")
+            except Exception as exc:  # a dropped connection is a failure of the test
+                self.statuses[type(exc).__name__] += 1
+                continue
+            self.statuses[answer.status_code] += 1
+            if answer.status_code == 503:
+                self._stop.wait(0.02)
+
+    def seen(self, status: int, more_than: int = 0) -> bool:
+        return self.statuses[status] > more_than
+
+
+def test_postgresql_stopped_mid_load_gets_temporary_errors_and_the_hub_recovers_by_itself(
+        make_hub: MakeHub, database: cluster.Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    probes = open_account(make_hub(spool={"url": database.url}))
+    with Load(probes) as load:
+        eventually(lambda: load.seen(202, 20), 20, what="load accepted")
+        database.stop()
+        eventually(lambda: load.seen(503), 20, what="load refused for now")
+        rest = probes.rest("while down")
+        assert is_temporary(rest, UNREACHABLE), rest.text
+        xml = probes.xml("while down")
+        assert is_temporary(xml, UNREACHABLE), xml.text
+        code, words = probes.mail("while down")
+        assert code == 451 and UNREACHABLE in words, words
+        assert probes.readyz().status_code == 503
+        accepted = load.statuses[202]
+
+        database.start()
+        eventually(lambda: probes.readyz().status_code == 200, 30, what="ready again")
+        eventually(lambda: load.seen(202, accepted + 20), 20, what="load accepted again")
+    assert set(load.statuses) == {202, 503}, load.statuses  # no 500, no dropped connection
+    assert probes.mail("after")[0] == 250
+    probes.all_delivered(timeout=60)
+    # A known fault is said, not dumped: no traceback, and a few lines per part (a new
+    # line when its words change: refused, then "not yet accepting connections"),
+    # however many polls, sweeps and requests failed meanwhile.
+    assert not [r.getMessage() for r in caplog.records if r.exc_info]
+    said = Counter(getattr(r, "action", r.name) for r in caplog.records
+                   if r.levelno >= logging.WARNING)
+    assert max(said.values()) <= 6, said
