@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import Ballast, MakeHub, open_account
+from tests.faults.conftest import Ballast, MakeHub, assert_said_not_dumped, open_account
 from tests.faults.probes import Probes, is_temporary, refused
 from tests.polling import eventually
 
@@ -26,7 +26,7 @@ def full_spool(make_hub: MakeHub, tmpfs: Callable[[Path, str], Path],
 
 
 def test_a_full_spool_disk_gets_temporary_errors_in_each_protocol_and_recovers(
-        full_spool: tuple[Probes, Ballast]) -> None:
+        full_spool: tuple[Probes, Ballast], caplog: pytest.LogCaptureFixture) -> None:
     probes, ballast = full_spool
     assert probes.rest("before").status_code == 202
     probes.all_delivered()
@@ -50,6 +50,7 @@ def test_a_full_spool_disk_gets_temporary_errors_in_each_protocol_and_recovers(
     assert probes.xml("after").status_code == 200
     assert probes.mail("after")[0] == 250
     probes.all_delivered()
+    assert_said_not_dumped(caplog)
 
 
 @pytest.fixture

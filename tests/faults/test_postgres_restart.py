@@ -5,7 +5,6 @@ accepts, dispatches and is ready again by itself."""
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.faults import cluster
-from tests.faults.conftest import MakeHub, open_account
+from tests.faults.conftest import MakeHub, assert_said_not_dumped, open_account
 from tests.faults.probes import Probes, is_temporary
 from tests.polling import eventually
 
@@ -91,10 +90,4 @@ def test_postgresql_stopped_mid_load_gets_temporary_errors_and_the_hub_recovers_
     assert set(load.statuses) == {202, 503}, load.statuses  # no 500, no dropped connection
     assert probes.mail("after")[0] == 250
     probes.all_delivered(timeout=60)
-    # A known fault is said, not dumped: no traceback, and a few lines per part (a new
-    # line when its words change: refused, then "not yet accepting connections"),
-    # however many polls, sweeps and requests failed meanwhile.
-    assert not [r.getMessage() for r in caplog.records if r.exc_info]
-    said = Counter(getattr(r, "action", r.name) for r in caplog.records
-                   if r.levelno >= logging.WARNING)
-    assert max(said.values()) <= 6, said
+    assert_said_not_dumped(caplog)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.faults.conftest import MakeHub, open_account
+from tests.faults.conftest import MakeHub, assert_said_not_dumped, open_account
 from tests.faults.probes import Probes, is_temporary
 from tests.integration.test_readonly_data import ReadOnly
 from tests.polling import eventually
@@ -53,3 +53,4 @@ def test_a_read_only_spool_is_named_in_each_protocol_and_the_hub_recovers(
     assert probes.xml("after").status_code == 200
     assert probes.mail("after")[0] == 250
     probes.all_delivered()
+    assert_said_not_dumped(caplog)
