@@ -1,0 +1,182 @@
+"""Load on every ingress at once for the chaos supervisor: REST, XML, FTP and SMTP
+clients in threads, each writing down only what the hub acknowledged (a 202 id, an XML
+`accepted` id, a 250 after DATA, a 226 after STOR). Every message has its own (number,
+text), so a row stored or submitted twice shows; nothing is retried, so an unacked
+message is either absent or stored once."""
+
+from __future__ import annotations
+
+import ftplib
+import io
+import itertools
+import re
+import smtplib
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from xml.etree import ElementTree
+
+import httpx
+
+from tests.chaos.rig import ACCOUNT, DOMAIN, PASSWORD, SENDER, Life
+
+XMLNS = "urn:smshub:xml:1"
+PAUSE = 0.01  # between requests of one client: load, not a flood on a 2-core machine
+
+
+@dataclass
+class MailAck:
+    mail_id: str
+    recipients: int
+
+
+@dataclass
+class Ledger:
+    """What the hub acknowledged, by ingress, across every life."""
+
+    rest: list[str] = field(default_factory=list)
+    xml: list[str] = field(default_factory=list)
+    mails: list[MailAck] = field(default_factory=list)
+    uploads: list[str] = field(default_factory=list)  # file names answered 226
+    tried: Counter[str] = field(default_factory=Counter)  # messages/files offered
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    on_ack: Callable[[], None] | None = None
+
+    def acked(self, kind: str, values: list[str] | list[MailAck]) -> None:
+        if not values:
+            return
+        with self.lock:
+            getattr(self, kind).extend(values)
+        if self.on_ack is not None:
+            self.on_ack()
+
+    def offered(self, kind: str, count: int) -> None:
+        with self.lock:
+            self.tried[kind] += count
+
+    def counts(self) -> dict[str, int]:
+        with self.lock:
+            return {"rest": len(self.rest), "xml": len(self.xml),
+                    "smtp_mails": len(self.mails),
+                    "smtp_sms": sum(m.recipients for m in self.mails),
+                    "ftp_uploads": len(self.uploads)}
+
+
+_serial = itertools.count(1)
+
+
+def fresh(tag: str) -> tuple[str, str]:
+    """A new (national number, text): half the numbers go to the SMSC (082...), half
+    to the simulator (083...); the text alone is unique."""
+    n = next(_serial)
+    return f"08{2 + n % 2}{n % 10_000_000:07d}", f"{tag}{n}"
+
+
+class Load:
+    """The four clients against one hub life; `stop` ends them all."""
+
+    def __init__(self, life: Life, key: str, ledger: Ledger, cycle: int) -> None:
+        self.life, self.key, self.ledger, self.cycle = life, key, ledger, cycle
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._guard, args=(fn,), daemon=True,
+                                         name=f"chaos-{fn.__name__}")
+                        for fn in (self._rest, self._rest, self._xml, self._ftp, self._smtp)]
+        self.errors: list[str] = []
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def join(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(15)
+
+    def _guard(self, fn: Callable[[], None]) -> None:
+        while not self.stop.is_set():
+            try:
+                fn()
+            except (OSError, httpx.HTTPError, ftplib.Error, smtplib.SMTPException, EOFError):
+                time.sleep(0.02)  # the hub is dying or busy: whatever was in flight is unacked
+            except Exception as exc:  # a client bug, not the hub's: reported, not hidden
+                self.errors.append(f"{fn.__name__}: {exc!r}")
+                time.sleep(0.05)
+
+    def _rest(self) -> None:
+        headers = {"Authorization": f"Bearer {self.key}"}
+        with httpx.Client(base_url=self.life.http, headers=headers, timeout=10) as client:
+            while not self.stop.is_set():
+                count = 1 if next(_serial) % 3 else 5
+                drafts = [fresh(f"R{self.cycle}x") for _ in range(count)]
+                self.ledger.offered("rest", count)
+                body: dict[str, object] = ({"to": drafts[0][0], "text": drafts[0][1]}
+                                           if count == 1 else
+                                           {"messages": [{"to": t, "text": x}
+                                                         for t, x in drafts]})
+                r = client.post("/v1/messages", json=body)
+                if r.status_code == 202:
+                    answer = r.json()
+                    results = answer["results"] if count > 1 else [answer]
+                    self.ledger.acked("rest", [o["id"] for o in results if o["accepted"]])
+                time.sleep(PAUSE)
+
+    def _xml(self) -> None:
+        headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/xml"}
+        with httpx.Client(base_url=self.life.http, headers=headers, timeout=10) as client:
+            while not self.stop.is_set():
+                drafts = [fresh(f"X{self.cycle}x") for _ in range(1 + next(_serial) % 4)]
+                self.ledger.offered("xml", len(drafts))
+                doc = f'<submitRequest xmlns="{XMLNS}">' + "".join(
+                    f"<message><to>{t}</to><text>{x}</text></message>" for t, x in drafts
+                ) + "</submitRequest>"
+                r = client.post("/xml", content=doc.encode())
+                if r.status_code == 200:
+                    root = ElementTree.fromstring(r.content)
+                    self.ledger.acked("xml", [a.attrib["id"] for a in
+                                              root.iter(f"{{{XMLNS}}}accepted")])
+                time.sleep(PAUSE)
+
+    def _ftp(self) -> None:
+        ftp = ftplib.FTP()
+        ftp.connect("127.0.0.1", self.life.ftp, timeout=10)
+        try:
+            ftp.login(ACCOUNT, PASSWORD)
+            while not self.stop.is_set():
+                rows = 100 + next(_serial) % 700
+                name = f"c{self.cycle}u{next(_serial)}.csv"
+                body = "to,text\n" + "".join(
+                    "{},{}\n".format(*fresh(f"F{self.cycle}x")) for _ in range(rows))
+                self.ledger.offered("ftp_rows", rows)
+                self.ledger.offered("ftp_uploads", 1)
+                ftp.storbinary(f"STOR {name}", io.BytesIO(body.encode()))  # raises unless 226
+                self.ledger.acked("uploads", [name])
+                time.sleep(0.1 + PAUSE)
+        finally:
+            ftp.close()
+
+    def _smtp(self) -> None:
+        with smtplib.SMTP("127.0.0.1", self.life.smtp, timeout=10) as client:
+            client.ehlo("client.example")
+            while not self.stop.is_set():
+                number, text = fresh(f"M{self.cycle}x")
+                numbers = [number] + [fresh("")[0] for _ in range(next(_serial) % 3)]
+                message = EmailMessage()
+                message["From"], message["Subject"] = SENDER, "chaos"
+                message["To"] = ", ".join(f"{n}@{DOMAIN}" for n in numbers)
+                message.set_content(text)
+                self.ledger.offered("smtp_sms", len(numbers))
+                if client.mail(SENDER)[0] != 250:
+                    client.rset()
+                    continue
+                taken = sum(client.rcpt(f"{n}@{DOMAIN}")[0] == 250 for n in numbers)
+                if taken < len(numbers):
+                    client.rset()
+                    continue
+                code, reply = client.data(message.as_bytes())
+                found = re.search(rb"queued as (\S+)", reply)
+                if code == 250 and found:  # 250 after DATA: every SMS committed
+                    self.ledger.acked("mails", [MailAck(found[1].decode(), len(numbers))])
+                time.sleep(PAUSE)
