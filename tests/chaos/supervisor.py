@@ -131,9 +131,15 @@ class Supervisor:
         load = Load(life, key, ledger, cycle)
         stop = threading.Event()
         watchers = self._watchers(phase, moment, stop)
+        acked = ledger.counts()
+        before = sum(acked.values())
         load.start()
-        # Every ingress gets going first, so each life takes load and not only recovery.
+        # The clients get going first (an answer in this life at least), so each life
+        # takes load and not only recovery work.
         time.sleep(warm_up)
+        deadline = time.monotonic() + WAIT
+        while sum(ledger.counts().values()) == before and time.monotonic() < deadline:
+            time.sleep(0.01)
         moment.armed.set()
         hit = moment.event.wait(WAIT)
         time.sleep(delay)
@@ -145,8 +151,10 @@ class Supervisor:
             watcher.join(5)
         (self.report.kills if hit else self.report.missed)[phase] += 1
         self.report.client_errors += load.errors
+        now = ledger.counts()
         self.say(f"cycle {cycle}: kill -9 at {phase}{'' if hit else ' (late)'} "
-                 f"+{delay * 1000:.0f} ms; acked so far {ledger.counts()}")
+                 f"+{delay * 1000:.0f} ms; acked in this life: " + ", ".join(
+                     f"{k} {now[k] - acked[k]}" for k in now))
 
     def _arm(self, phase: str, moment: Moment, ledger: Ledger, side: Smsc,
              sink: RelaySink) -> float:
