@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -25,6 +26,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.chaos.supervisor import Supervisor
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C: the running hub is killed too
 
 
 def main() -> int:
@@ -37,6 +42,7 @@ def main() -> int:
     args = parser.parse_args()
     # A relay or SMSC connection cut by the kill makes asyncio warn on stderr: expected.
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    signal.signal(signal.SIGTERM, _interrupted)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     base = Path(tempfile.mkdtemp(prefix="smshub-chaos-"))
     stamp = time.strftime("%H:%M:%S")

@@ -159,11 +159,18 @@ class Life:
     """One `smshub serve` process and the ports its start-up log names."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.server = Server(env)
+        self.server = Server.__new__(Server)
+        try:  # the process exists before its start-up is read: never leave it behind
+            self.server.__init__(env)  # type: ignore[misc]
+            self.ftp = int(self.server.wait_for_log(r"FTP drop listening on [\d.]+:(\d+)")[1])
+            self.smtp = int(self.server.wait_for_log(r"SMTP listening on [\d.]+:(\d+)")[1])
+        except BaseException:
+            if hasattr(self.server, "proc"):
+                self.server.proc.kill()
+                self.server.proc.wait(10)
+            raise
         self.proc = self.server.proc
         self.http = self.server.url
-        self.ftp = int(self.server.wait_for_log(r"FTP drop listening on [\d.]+:(\d+)")[1])
-        self.smtp = int(self.server.wait_for_log(r"SMTP listening on [\d.]+:(\d+)")[1])
 
     def kill(self) -> None:
         if self.proc.poll() is None:

@@ -130,23 +130,17 @@ class Supervisor:
         life = Life(env)
         load = Load(life, key, ledger, cycle)
         stop = threading.Event()
-        watchers = self._watchers(phase, moment, stop)
         acked = ledger.counts()
-        before = sum(acked.values())
-        load.start()
-        # The clients get going first (an answer in this life at least), so each life
-        # takes load and not only recovery work.
-        time.sleep(warm_up)
-        deadline = time.monotonic() + WAIT
-        while sum(ledger.counts().values()) == before and time.monotonic() < deadline:
-            time.sleep(0.01)
-        moment.armed.set()
-        hit = moment.event.wait(WAIT)
-        time.sleep(delay)
-        life.kill()
-        stop.set()
-        self._disarm(ledger, side, sink)
-        load.join()
+        try:
+            watchers = self._watchers(phase, moment, stop)
+            load.start()
+            hit = self._await_moment(moment, warm_up, ledger, sum(acked.values()))
+            time.sleep(delay)
+        finally:  # also when the supervisor itself is interrupted: no hub left running
+            life.kill()
+            stop.set()
+            self._disarm(ledger, side, sink)
+            load.join()
         for watcher in watchers:
             watcher.join(5)
         (self.report.kills if hit else self.report.missed)[phase] += 1
@@ -155,6 +149,17 @@ class Supervisor:
         self.say(f"cycle {cycle}: kill -9 at {phase}{'' if hit else ' (late)'} "
                  f"+{delay * 1000:.0f} ms; acked in this life: " + ", ".join(
                      f"{k} {now[k] - acked[k]}" for k in now))
+
+    def _await_moment(self, moment: Moment, warm_up: float, ledger: Ledger,
+                      before: int) -> bool:
+        """Let the clients get going (an answer in this life at least), so each life takes
+        load and not only recovery work; then wait for the phase's moment."""
+        time.sleep(warm_up)
+        deadline = time.monotonic() + WAIT
+        while sum(ledger.counts().values()) == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        moment.armed.set()
+        return moment.event.wait(WAIT)
 
     def _arm(self, phase: str, moment: Moment, ledger: Ledger, side: Smsc,
              sink: RelaySink) -> float:
