@@ -1,6 +1,7 @@
 """Intake: the one way in. Every ingress adapter hands a batch of submissions here and
 gets one outcome per submission; accepted messages are committed to the spool (in
-groups shared by concurrent callers) before this returns."""
+groups shared by concurrent callers) before this returns. Opt-out lists are checked in
+that commit (spool/optouts.py), so every protocol refuses the same messages."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from hub import numbers, text
+from hub import numbers, optouts, text
 from hub.clock import Clock, utcnow
 from hub.errors import Rejected
 from hub.groupcommit import GroupCommitter
@@ -106,6 +107,11 @@ class Intake:
             "intake", extra={"action": "intake", "source": source.value, "count": len(result)}
         )
         return result
+
+    def number(self, raw: str) -> str:
+        """A number as intake reads recipients (E.164), for the opt-out lists: Rejected
+        ('invalid_number') if it is none."""
+        return numbers.normalise(raw, self._rules.region)
 
     def prepare(
         self,
@@ -261,6 +267,8 @@ def _outcome(new: NewMessage, committed: Committed) -> Outcome:
         return Accepted(d.id, d.status, d.segments, d.cost, True, d.recipient)
     if committed.account_disabled:
         return Refused("account_disabled", "the account is disabled")
+    if committed.barred is not None:
+        return optouts.refusal(committed.barred)
     available = committed.insufficient_credit
     return Refused(
         "insufficient_credit",

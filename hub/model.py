@@ -108,6 +108,7 @@ class Source(StrEnum):
     SMTP = "smtp"
     CLI = "cli"
     HTTP = "http"
+    HUB = "hub"  # the hub's own messages: an opt-out's confirmation SMS
 
 
 @record

@@ -39,6 +39,7 @@ from hub.model import (
     Transition,
     record,
 )
+from hub.optouts import NewOptOut, OptOut, OptOutSettings
 
 
 class SchemaState(StrEnum):
@@ -56,6 +57,7 @@ class Committed:
     duplicate_of: Message | None = None  # same account + client_ref already stored
     insufficient_credit: Decimal | None = None  # balance available when refused
     account_disabled: bool = False  # disabled or deleted since its credentials were read
+    barred: str | None = None  # hub.optouts.OPTED_OUT or BLOCKED: its recipient is on a list
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +320,12 @@ class InboundStore(Protocol):
     def list_inbound(
         self, account_id: int, since: datetime | None, limit: int
     ) -> list[Inbound]: ...
+    def inbound_page(self, account_id: int | None, since: datetime | None,
+                     after: tuple[datetime, str] | None, limit: int) -> list[Inbound]:
+        """One page of inbound messages (one account's, or every one for None) in the
+        order they were received, after the one at `after` (received_at, id)."""
+        ...
+
     def unrouted_inbound(self, limit: int) -> list[Inbound]: ...
     def route_inbound(
         self, inbound_ids: Sequence[str], items: Sequence[NewOutboxItem], now: datetime
@@ -385,8 +393,33 @@ class MailStore(Protocol):
                             now: datetime) -> bool: ...
 
 
+class OptOutStore(Protocol):
+    """Opt-out lists (WASPA): each account's, and the global block list (account None);
+    each account's opt-out settings. Intake's check runs inside `accept`, and a STOP
+    goes on its account's list in the transaction that stores it."""
+
+    def add_optout(self, new: NewOptOut) -> tuple[OptOut, bool]:
+        """The number's entry on that list, and whether it was added now (an entry
+        already there is kept as it was)."""
+        ...
+
+    def remove_optout(self, account_id: int | None, number: str) -> bool: ...
+    def get_optout(self, account_id: int | None, number: str) -> OptOut | None: ...
+    def list_optouts(self, account_id: int | None, after_id: int,
+                     limit: int) -> list[OptOut]:
+        """One page of a list, oldest first, after the entry with id `after_id` (0)."""
+        ...
+
+    def optout_settings(self, account_id: int) -> OptOutSettings: ...
+    def save_optout_settings(self, settings: OptOutSettings) -> None: ...
+    def optout_confirmations_due(self, inbound_ids: Sequence[str]) -> list[OptOut]:
+        """The opt-outs these inbound messages created, of accounts that confirm them."""
+        ...
+
+
 class Spool(SchemaAdmin, AccountStore, MessageStore, MessageQueue, ReceiptStore, BatchStore,
-            InboundStore, InboundPartStore, OutboxStore, MailStore, OperatorStore, Protocol):
+            InboundStore, InboundPartStore, OutboxStore, MailStore, OperatorStore,
+            OptOutStore, Protocol):
     """Durable storage of accounts, messages and their history: every role (spool/
     implements it; only the composition root and the CLI hold it whole)."""
 

@@ -1,5 +1,6 @@
 """Intake's commit: a whole group of new messages in one transaction, with duplicate
-client references answered and credit reserved against each account's balance."""
+client references answered, recipients on opt-out lists refused, and credit reserved
+against each account's balance."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from spool.bulk import bulk_insert
 from spool.engine import Database
 from spool.ledger import Event, add_events
 from spool.lookups import messages_by_client_ref
+from spool.optouts import Barred, barred
 from spool.rows import MESSAGE_COLUMNS, message_from_new
 from spool.tables import (
     Money,
@@ -35,9 +37,10 @@ class _Plan:
     """Decides each message in order against running balances and known client refs."""
 
     def __init__(self, balances: dict[int, int], known: dict[RefKey, Message],
-                 disabled: set[int]) -> None:
+                 disabled: set[int], barred: Barred | None = None) -> None:
         self.balances = balances
         self.disabled = disabled
+        self.barred = barred  # None: no recipient of the group is on an opt-out list
         self.known = known
         # Client refs stored by this group: kept as they came and made into a Message
         # only for a duplicate (rare), not for every message that carries a reference.
@@ -55,6 +58,8 @@ class _Plan:
                 return Committed(duplicate_of=self.known[ref])
             if ref in self.mine:
                 return Committed(duplicate_of=message_from_new(self.mine[ref]))
+        if self.barred is not None and (code := self.barred.refusal(nm)) is not None:
+            return Committed(barred=code)
         balance = self.balances[account]
         if balance < cost:
             return Committed(insufficient_credit=from_units(balance))
@@ -79,7 +84,7 @@ def accept(db: Database, group: Sequence[NewMessage]) -> list[Committed]:
         # Lock the accounts first so that duplicate checks and balances cannot race
         # another group for the same account (PostgreSQL; SQLite is serial anyway).
         balances, disabled = _lock_balances(conn, {nm.account_id for nm in group})
-        plan = _Plan(balances, _stored_refs(conn, group), disabled)
+        plan = _Plan(balances, _stored_refs(conn, group), disabled, barred(conn, group))
         results = [plan.decide(nm, cost) for nm, cost in zip(group, costs, strict=True)]
         _store(conn, plan)
     return results

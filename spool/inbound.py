@@ -7,10 +7,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from hub.model import Inbound, InboundKind, InboundMessage, NewInbound, NewOutboxItem
+from hub.optouts import NewOptOut, OptOutMethod
 from spool.engine import Database
+from spool.optouts import create_optout
 from spool.outbox import outbox_values
 from spool.tables import inbound, messages, outbox
 
@@ -82,6 +84,10 @@ def _insert(conn: Connection, item: NewInbound) -> Inbound:
         account_id=account_id, in_reply_to=in_reply_to,
     )
     conn.execute(insert(inbound).values(**_values(record)))
+    if kind is InboundKind.OPT_OUT and account_id is not None:
+        # WASPA: the number goes on the account's list with the message that said so.
+        create_optout(conn, NewOptOut(account_id, mo.sender, OptOutMethod.REPLY,
+                                      mo.received_at, inbound_id=item.id))
     return record
 
 
@@ -115,6 +121,23 @@ def for_account(db: Database, account_id: int, since: datetime | None,
     query = select(inbound).where(inbound.c.account_id == account_id)
     if since is not None:
         query = query.where(inbound.c.received_at >= since)
+    query = query.order_by(inbound.c.received_at, inbound.c.id).limit(limit)
+    with db.read() as conn:
+        return [inbound_from_row(r) for r in conn.execute(query).mappings()]
+
+
+def page(db: Database, account_id: int | None, since: datetime | None,
+         after: tuple[datetime, str] | None, limit: int) -> list[Inbound]:
+    """One page in the order received, after (received_at, id) `after`."""
+    query = select(inbound)
+    if account_id is not None:
+        query = query.where(inbound.c.account_id == account_id)
+    if since is not None:
+        query = query.where(inbound.c.received_at >= since)
+    if after is not None:
+        at, last_id = after
+        query = query.where(or_(inbound.c.received_at > at,
+                                and_(inbound.c.received_at == at, inbound.c.id > last_id)))
     query = query.order_by(inbound.c.received_at, inbound.c.id).limit(limit)
     with db.read() as conn:
         return [inbound_from_row(r) for r in conn.execute(query).mappings()]

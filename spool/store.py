@@ -30,6 +30,7 @@ from hub.model import (
     Totals,
     Transition,
 )
+from hub.optouts import NewOptOut, OptOut, OptOutSettings
 from hub.ports import (
     AccountDeletion,
     ApiKeyInfo,
@@ -49,6 +50,7 @@ from spool import (
     lookups,
     mail,
     migrate,
+    optouts,
     outbox,
     queue,
     receipts,
@@ -264,6 +266,10 @@ class SqlSpool:
     def list_inbound(self, account_id: int, since: datetime | None, limit: int) -> list[Inbound]:
         return inbound.for_account(self.db, account_id, since, limit)
 
+    def inbound_page(self, account_id: int | None, since: datetime | None,
+                     after: tuple[datetime, str] | None, limit: int) -> list[Inbound]:
+        return inbound.page(self.db, account_id, since, after, limit)
+
     def unrouted_inbound(self, limit: int) -> list[Inbound]:
         return inbound.unrouted(self.db, limit)
 
@@ -366,3 +372,27 @@ class SqlSpool:
     def queue_final_receipt(self, mail_id: str, item: NewOutboxItem | None,
                             now: datetime) -> bool:
         return mail.queue_final_receipt(self.db, mail_id, item, now)
+
+    # --- opt-outs --------------------------------------------------------------------
+
+    def add_optout(self, new: NewOptOut) -> tuple[OptOut, bool]:
+        return optouts.add(self.db, new)
+
+    def remove_optout(self, account_id: int | None, number: str) -> bool:
+        return optouts.remove(self.db, account_id, number)
+
+    def get_optout(self, account_id: int | None, number: str) -> OptOut | None:
+        return optouts.get(self.db, account_id, number)
+
+    def list_optouts(self, account_id: int | None, after_id: int,
+                     limit: int) -> list[OptOut]:
+        return optouts.page(self.db, account_id, after_id, limit)
+
+    def optout_settings(self, account_id: int) -> OptOutSettings:
+        return optouts.get_settings(self.db, account_id)
+
+    def save_optout_settings(self, settings: OptOutSettings) -> None:
+        optouts.save_settings(self.db, settings)
+
+    def optout_confirmations_due(self, inbound_ids: Sequence[str]) -> list[OptOut]:
+        return optouts.confirmations_due(self.db, inbound_ids)

@@ -421,3 +421,38 @@ mail_notices = Table(
     Column("mail_id", String(26), nullable=False, index=True),
     Column("kind", Text, nullable=False),
 )
+
+# --- opt-outs (WASPA) -------------------------------------------------------------
+
+_GLOBAL = text("account_id IS NULL")
+_ACCOUNTS = text("account_id IS NOT NULL")
+
+# Numbers on an account's opt-out list, or (account_id NULL) on the operator's global
+# block list; spool/optouts.py creates every entry, with how and why it came.
+optouts = Table(
+    "optouts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id")),
+    Column("number", Text, nullable=False),
+    Column("created_at", UtcTime, nullable=False),
+    Column("method", Text, nullable=False),
+    Column("reason", Text),
+    Column("inbound_id", String(26)),
+    # Intake reads this once per commit group for all its recipients.
+    Index("ix_optouts_number", "number"),
+    Index("ux_optouts_account_number", "account_id", "number", unique=True,
+          sqlite_where=_ACCOUNTS, postgresql_where=_ACCOUNTS),
+    Index("ux_optouts_global_number", "number", unique=True,
+          sqlite_where=_GLOBAL, postgresql_where=_GLOBAL),
+    Index("ix_optouts_account_page", "account_id", "id"),
+)
+
+# An account's opt-out settings; no row means hub.optouts.OptOutSettings' defaults.
+optout_settings = Table(
+    "optout_settings",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id"), primary_key=True),
+    Column("scope", Text, nullable=False),
+    Column("confirm", Boolean, nullable=False),
+)

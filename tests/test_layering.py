@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("hub", "adapters", "spool")
 COMPOSITION_ROOT = "hub.app"
 # What spool/ may take from hub/: the records it stores, the errors, the ports.
-SPOOL_MAY_USE = {"hub.model", "hub.batches", "hub.mail", "hub.errors", "hub.ports"}
+SPOOL_MAY_USE = {"hub.model", "hub.batches", "hub.mail", "hub.optouts", "hub.errors",
+                 "hub.ports"}
 DATABASE_LIBRARIES = {"sqlalchemy", "alembic", "psycopg", "sqlite3"}
 
 

@@ -42,6 +42,7 @@ class Ledger:
     mails: list[MailAck] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)  # file names answered 226
     tried: Counter[str] = field(default_factory=Counter)  # messages/files offered
+    retries: list[dict[str, object]] = field(default_factory=list)  # REST, unanswered
     lock: threading.Lock = field(default_factory=threading.Lock)
     on_ack: Callable[[], None] | None = None
 
@@ -52,6 +53,15 @@ class Ledger:
             getattr(self, kind).extend(values)
         if self.on_ack is not None:
             self.on_ack()
+
+    def unanswered(self, body: dict[str, object]) -> None:
+        with self.lock:
+            self.retries.append(body)
+            self.tried["rest_resent"] += 1
+
+    def unanswered_body(self) -> dict[str, object] | None:
+        with self.lock:
+            return self.retries.pop() if self.retries else None
 
     def offered(self, kind: str, count: int) -> None:
         with self.lock:
@@ -109,19 +119,46 @@ class Load:
         headers = {"Authorization": f"Bearer {self.key}"}
         with httpx.Client(base_url=self.life.http, headers=headers, timeout=10) as client:
             while not self.stop.is_set():
-                count = 1 if next(_serial) % 3 else 5
-                drafts = [fresh(f"R{self.cycle}x") for _ in range(count)]
-                self.ledger.offered("rest", count)
-                body: dict[str, object] = ({"to": drafts[0][0], "text": drafts[0][1]}
-                                           if count == 1 else
-                                           {"messages": [{"to": t, "text": x}
-                                                         for t, x in drafts]})
-                r = client.post("/v1/messages", json=body)
-                if r.status_code == 202:
-                    answer = r.json()
-                    results = answer["results"] if count > 1 else [answer]
-                    self.ledger.acked("rest", [o["id"] for o in results if o["accepted"]])
+                body = self.ledger.unanswered_body() or self._rest_body()
+                try:
+                    r = client.post("/v1/messages", json=body)
+                except httpx.TransportError:
+                    self.ledger.unanswered(body)  # sent again, with its client_ref, later
+                    raise
+                if r.status_code != 202:
+                    self.ledger.unanswered(body)  # 503 busy: retried as a client would
+                    time.sleep(PAUSE)
+                    continue
+                answer = r.json()
+                results = answer["results"] if "messages" in body else [answer]
+                self.ledger.offered("rest_duplicate_answers",
+                                    sum(bool(o.get("duplicate")) for o in results))
+                self.ledger.acked("rest", [o["id"] for o in results if o["accepted"]])
                 time.sleep(PAUSE)
+
+    def resend_unanswered(self) -> int:
+        """Once, in the life that settles: each request still unanswered is sent again."""
+        sent = 0
+        headers = {"Authorization": f"Bearer {self.key}"}
+        with httpx.Client(base_url=self.life.http, headers=headers, timeout=10) as client:
+            while (body := self.ledger.unanswered_body()) is not None:
+                r = client.post("/v1/messages", json=body)
+                assert r.status_code == 202, r.text
+                answer = r.json()
+                results = answer["results"] if "messages" in body else [answer]
+                self.ledger.acked("rest", [o["id"] for o in results if o["accepted"]])
+                sent += 1
+        return sent
+
+    def _rest_body(self) -> dict[str, object]:
+        """One message or a batch of five, each with a client_ref: a request the kill
+        left unanswered is sent again, and must then be stored once (P1, P12)."""
+        count = 1 if next(_serial) % 3 else 5
+        drafts = [fresh(f"R{self.cycle}x") for _ in range(count)]
+        self.ledger.offered("rest", count)
+        messages: list[dict[str, object]] = [{"to": t, "text": x, "client_ref": f"ref-{x}"}
+                                             for t, x in drafts]
+        return messages[0] if count == 1 else {"messages": messages}
 
     def _xml(self) -> None:
         headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/xml"}
