@@ -153,7 +153,8 @@ def build_services(config: Config, core: Core) -> list[Service]:
         upkeep = Maintenance(core.runner, cfg.maintenance.interval, d.max_age,
                              inbound=core.inbound, receipts=carriers.receipt_timeouts(cfg),
                              carriers=core.dispatcher.carriers,
-                             held_report_ttl=d.unmatched_report_ttl)
+                             held_report_ttl=d.unmatched_report_ttl,
+                             held=core.dispatcher.held_leases)
         services += [Task("maintenance", upkeep.start, upkeep.stop),
                      Task("outbox", core.outbox.start, core.outbox.stop)]
     if cfg.http.enabled:

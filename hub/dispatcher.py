@@ -90,6 +90,7 @@ class Dispatcher:
         self._claim_faults = FaultLog(log, "claims failing, retrying", "claim")
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
+        self._held: set[str] = set()  # lease tokens of the claims being worked on
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle -------------------------------------------------------------------
@@ -140,6 +141,12 @@ class Dispatcher:
             out[name] = figures
         return out
 
+    def held_leases(self) -> frozenset[str]:
+        """The lease tokens of the batches this dispatcher is working on now. Upkeep
+        leaves them alone: their leases may look expired only because the wall clock
+        was stepped forward, and taking them back would submit them twice."""
+        return frozenset(self._held)
+
     def wake(self) -> None:
         """New messages were committed: claim now instead of at the next poll."""
         self._wake.set()
@@ -160,7 +167,8 @@ class Dispatcher:
                 slots.release()
                 await self._idle()
                 continue
-            task = asyncio.create_task(self._process(claim))
+            self._held.add(claim.token)
+            task = asyncio.create_task(self._work(claim))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
             task.add_done_callback(lambda _: slots.release())
@@ -181,6 +189,12 @@ class Dispatcher:
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
+
+    async def _work(self, claim: Claim) -> None:
+        try:
+            await self._process(claim)
+        finally:
+            self._held.discard(claim.token)
 
     async def run_once(self) -> int:
         """Claim and process one batch now; returns how many messages it held (tests)."""

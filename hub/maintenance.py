@@ -1,16 +1,15 @@
-"""Periodic upkeep on APScheduler: recover expired leases, expire messages past their
-validity, dead-letter messages that kept failing past the maximum age, settle messages
-whose delivery report never came (asking the carrier first where it can answer), route
-inbound messages left unrouted."""
+"""Periodic upkeep on the event loop's monotonic timer: recover expired leases, expire
+messages past their validity, dead-letter messages that kept failing past the maximum
+age, settle messages whose delivery report never came (asking the carrier first where it
+can answer), route inbound messages left unrouted."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Protocol
-
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from hub.clock import Clock, utcnow
 from hub.errors import TemporaryFailure
@@ -28,8 +27,10 @@ class UpkeepStore(MessageQueue, ReceiptStore, Protocol):
 
 
 class Maintenance:
-    """The periodic upkeep job: `run_once` every `interval` seconds on APScheduler
-    (one run at a time, missed runs coalesced)."""
+    """The periodic upkeep job: `run_once` every `interval` seconds, one run at a time.
+    Timed by the loop's monotonic clock, not the wall clock APScheduler schedules by:
+    after a wall clock stepped back an hour, its next run was an hour away, and with it
+    lease recovery, expiry and receipt timeouts."""
 
     def __init__(
         self, runner: SpoolThreads[UpkeepStore], interval: float, max_age: float,
@@ -38,8 +39,12 @@ class Maintenance:
         receipts: Mapping[str, ReceiptTimeout] | None = None,
         carriers: Mapping[str, Carrier] | None = None,
         held_report_ttl: float = 86_400.0,
+        held: Callable[[], Collection[str]] = frozenset,
     ) -> None:
         self._runner = runner
+        # Lease tokens this node's dispatcher is working under: never taken back here,
+        # however old a stepped wall clock makes them look.
+        self._held = held
         self._inbound = inbound
         # Receipt timeouts by carrier name; a carrier not named (one since removed from
         # the configuration, say) gets the default, so nothing waits for ever.
@@ -49,24 +54,30 @@ class Maintenance:
         self._max_age = timedelta(seconds=max_age)
         self._held_report_ttl = timedelta(seconds=held_report_ttl)
         self._clock = clock
-        self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._scheduler.add_job(
-            self.run_once, "interval", seconds=self._interval, id="spool-upkeep",
-            max_instances=1, coalesce=True,
-        )
-        self._scheduler.start()
+        self._task = asyncio.get_running_loop().create_task(self._every_interval())
 
     def stop(self) -> None:
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _every_interval(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.run_once()
+            except Exception:  # a bug in one run must not end upkeep for good
+                log.exception("maintenance run failed", extra={"action": "maintenance"})
 
     async def run_once(self) -> dict[str, int]:
         spool, now = self._runner.spool, self._clock()
         try:
             done = {
-                "recovered": await self._runner.call(spool.recover_expired_leases, now),
+                "recovered": await self._runner.call(spool.recover_expired_leases, now,
+                                                     self._held()),
                 "expired": await self._runner.call(spool.expire_due, now),
                 "dead_lettered": await self._runner.call(
                     spool.dead_letter, now - self._max_age, now

@@ -8,7 +8,7 @@ Carriers and report sinks are asynchronous.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -210,7 +210,11 @@ class MessageQueue(Protocol):
         """Put every message leased by `owner` back in the queue (shutdown, restart)."""
         ...
 
-    def recover_expired_leases(self, now: datetime) -> int: ...
+    def recover_expired_leases(self, now: datetime, held: Collection[str] = ()) -> int:
+        """Requeue messages whose lease ran out before `now`, except those under the
+        lease tokens in `held` (still being worked on by this node's dispatcher)."""
+        ...
+
     def expire_due(self, now: datetime) -> int:
         """Queued or scheduled messages past expires-at become expired (credit refunded)."""
         ...

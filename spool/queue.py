@@ -3,7 +3,7 @@ and the maintenance sweeps (release, lease recovery, expiry, dead letters)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -230,7 +230,10 @@ def release(db: Database, owner: str, now: datetime) -> int:
     return _sweep(db, [text(SENDING_SQL), m.c.lease_owner == owner], apply, skip_locked=False)
 
 
-def recover_expired_leases(db: Database, now: datetime) -> int:
+def recover_expired_leases(db: Database, now: datetime, held: Collection[str] = ()) -> int:
+    """Leases that ran out by the wall clock, except those in `held`: their dispatcher is
+    still at work (a clock stepped forward makes fresh leases look expired)."""
+
     def apply(conn: Connection, rows: Sequence[AnyRow]) -> None:
         _requeue(conn, rows, now)
         add_events(
@@ -238,7 +241,10 @@ def recover_expired_leases(db: Database, now: datetime) -> int:
             [event(r.id, now, Status.QUEUED, f"lease of {r.lease_owner} expired") for r in rows],
         )
 
-    return _sweep(db, [text(SENDING_SQL), m.c.lease_expires_at < now], apply)
+    where: list[Any] = [text(SENDING_SQL), m.c.lease_expires_at < now]
+    if held:
+        where.append(m.c.lease_token.not_in(list(held)))
+    return _sweep(db, where, apply)
 
 
 def _requeue(conn: Connection, rows: Sequence[AnyRow], now: datetime, **extra: Any) -> None:

@@ -3,7 +3,7 @@ the schema calls and the reads, and hands the rest to the module that does each 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -211,8 +211,8 @@ class SqlSpool:
         """Put every message leased by `owner` back in the queue (shutdown, restart)."""
         return queue.release(self.db, owner, now)
 
-    def recover_expired_leases(self, now: datetime) -> int:
-        return queue.recover_expired_leases(self.db, now)
+    def recover_expired_leases(self, now: datetime, held: Collection[str] = ()) -> int:
+        return queue.recover_expired_leases(self.db, now, held)
 
     def expire_due(self, now: datetime) -> int:
         """Queued or scheduled messages past expires-at become expired (credit refunded)."""

@@ -18,6 +18,7 @@ import pytest
 from hub.accounts import hash_password
 from hub.config import Config, load, with_overrides
 from hub.mail import MailSettings
+from tests.e2e.test_cli_and_crash import Server
 from tests.faults.probes import DOMAIN, PASSWORD, SENDER, Probes
 from tests.hubthread import HubThread
 
@@ -53,6 +54,19 @@ def make_hub(tmp_path: Path) -> Iterator[MakeHub]:
     yield make
     for hub in reversed(started):
         hub.stop()
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    """`smshub serve` processes the test starts, killed (if still running) at the end."""
+    started: list[Server] = []
+    yield started
+    for server in started:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(10)
+        if server.proc.stderr is not None:
+            server.proc.stderr.close()
 
 
 def open_account(hub: HubThread) -> Probes:

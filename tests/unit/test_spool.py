@@ -343,6 +343,20 @@ def test_stale_lease_holder_changes_nothing_after_its_lease_is_recovered(
     assert spool.record(fresh.token, [submitted(msg.id)], LATER) == []  # lease is over
 
 
+def test_expired_leases_still_held_by_their_dispatcher_are_not_recovered(
+    spool: SqlSpool,
+) -> None:
+    acme = make_account(spool, "acme")
+    spool.accept([new_message(acme), new_message(acme)])
+    working = spool.claim("node-a", 1, 30, NOW)  # being submitted: the clock jumped
+    gone = spool.claim("node-a", 1, 30, NOW)  # its task ended without recording
+    an_hour_on = NOW + timedelta(hours=1)
+    assert spool.recover_expired_leases(an_hour_on, {working.token}) == 1
+    assert spool.get_message(gone.messages[0].id).status is Status.QUEUED  # type: ignore[union-attr]
+    assert spool.record(working.token, [submitted(working.messages[0].id)], an_hour_on) == [
+        working.messages[0].id]
+
+
 def test_unexpired_leases_are_not_recovered(spool: SqlSpool) -> None:
     acme = make_account(spool, "acme")
     spool.accept([new_message(acme)])
