@@ -8,12 +8,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+try:
+    import libfaketime  # type: ignore[import-untyped]
+except ImportError:  # the test extra is not installed: the tests skip, saying so
+    libfaketime = None
+
 
 def missing() -> str | None:
     """Why libfaketime cannot be used here, or None."""
-    try:
-        import libfaketime
-    except ImportError:
+    if libfaketime is None:
         return "the libfaketime package is not installed (pip install -e '.[test]')"
     _, env = libfaketime.get_reload_information()
     library = Path(env.get("LD_LIBRARY_PATH", "")) / env.get("LD_PRELOAD", "")
@@ -36,8 +39,7 @@ class SteppedClock:
         os.replace(part, self.path)
 
     def env(self) -> dict[str, str]:
-        import libfaketime
-
+        assert libfaketime is not None
         _, env = libfaketime.get_reload_information()
         return {**env, "FAKETIME_TIMESTAMP_FILE": str(self.path), "FAKETIME_NO_CACHE": "1",
                 "FAKETIME_DONT_FAKE_MONOTONIC": "1", "DONT_FAKE_MONOTONIC": "1"}

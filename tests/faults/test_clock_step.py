@@ -18,8 +18,8 @@ import pytest
 
 from tests.e2e.test_cli_and_crash import Server, env_for, run
 from tests.faults import faketime
-from tests.providers import BulkSms, FakeServer, Reply
 from tests.polling import eventually
+from tests.providers import BulkSms, FakeServer, Reply
 
 pytestmark = pytest.mark.slow
 HOUR = 3600

@@ -33,9 +33,11 @@ def test_a_full_spool_disk_gets_temporary_errors_in_each_protocol_and_recovers(
     ballast.fill()
 
     ready = eventually(lambda: refused(probes.readyz()), 5, what="readiness failing")
+    assert ready is not None
     assert ready.json()["status"] == "unavailable"
     # The WAL may still hold room for a commit or two: those are acknowledged and kept.
     rest = eventually(lambda: refused(probes.rest("while full")), 10, what="REST refusing")
+    assert rest is not None
     assert is_temporary(rest, FULL), rest.text
     assert rest.json()["error"]["code"] == "unavailable"
     xml = probes.xml("while full")
