@@ -9,6 +9,7 @@ replayed with the same seed (thread timing still varies; the choices do not)."""
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -39,6 +40,7 @@ class Report:
     settle_seconds: float = 0.0
     unsettled: list[str] = field(default_factory=list)
     client_errors: list[str] = field(default_factory=list)
+    log_errors: Counter[str] = field(default_factory=Counter)  # its WARNING+ lines
     wall: float = 0.0
 
     @property
@@ -57,6 +59,7 @@ class Report:
                                        sorted(self.verdict.figures.items()))]
         out += [f"[{'ok' if v == 'ok' else 'FAIL'}] {k}" + ("" if v == "ok" else f": {v}")
                 for k, v in self.verdict.checks.items()]
+        out += [f"hub log {n}x: {line}" for line, n in self.log_errors.most_common(10)]
         out += [f"[FAIL] not settled: {u}" for u in self.unsettled]
         out += [f"[FAIL] client error: {e}" for e in self.client_errors[:5]]
         return out
@@ -115,6 +118,7 @@ class Supervisor:
                 self.report.verdict = check(self.data, ledger, side, sink, last.http, key)
             finally:
                 last.kill()
+                self._note_log_errors(last)
         self.report.acked = ledger.counts()
         self.report.offered = dict(ledger.tried)
         self.report.cycles = cycles
@@ -145,12 +149,21 @@ class Supervisor:
             load.join()
         for watcher in watchers:
             watcher.join(5)
+        self._note_log_errors(life)
         (self.report.kills if hit else self.report.missed)[phase] += 1
         self.report.client_errors += load.errors
         now = ledger.counts()
         self.say(f"cycle {cycle}: kill -9 at {phase}{'' if hit else ' (late)'} "
                  f"+{delay * 1000:.0f} ms; acked in this life: " + ", ".join(
                      f"{k} {now[k] - acked[k]}" for k in now))
+
+    def _note_log_errors(self, life: Life) -> None:
+        """The hub's WARNING and ERROR lines, ids and numbers blanked: one entry a kind."""
+        for line in life.server.log:
+            found = re.search(r" ((?:WARNING|ERROR|CRITICAL) .*)", line)
+            if found:
+                kind = re.sub(r"\d+", "N", re.sub(r"[0-9A-Z]{26}", "<id>", found[1]))
+                self.report.log_errors[kind[:160]] += 1
 
     def _await_moment(self, moment: Moment, warm_up: float, ledger: Ledger,
                       before: int) -> bool:
