@@ -57,6 +57,26 @@ class Probes:
                 answer.content).iter(f"{{{NS}}}accepted")]
         return answer
 
+    def dialects(self, text: str = "hello") -> dict[str, httpx.Response]:
+        """One send in each XML dialect (WinSMS, Clickatell, Kannel), by password."""
+        url = self.hub.url
+        winsms = (f"<WinSMS_Multi_Message><User>acme</User><Password>{PASSWORD}</Password>"
+                  f"<Messages><Message><MessageText>{text}</MessageText><Numbers><Number>"
+                  f"{TO}</Number></Numbers></Message></Messages></WinSMS_Multi_Message>")
+        click = (f"<clickAPI><sendMsg><api_id>1</api_id><user>acme</user><password>"
+                 f"{PASSWORD}</password><to>27821234567</to><text>{text}</text></sendMsg>"
+                 "</clickAPI>")
+        kannel = (f'<?xml version="1.0"?><message><submit><da><number>{TO}</number></da>'
+                  f"<ud>{text}</ud><from><user>acme</user><pass>{PASSWORD}</pass></from>"
+                  "</submit></message>")
+        return {
+            "winsms": httpx.post(f"{url}/api/xmlsendsmsmulti.asp", content=winsms.encode(),
+                                 headers={"Content-Type": "application/xml"}, timeout=30),
+            "clickatell": httpx.post(f"{url}/xml/xml", data={"data": click}, timeout=30),
+            "kannel": httpx.post(f"{url}/cgi-bin/sendsms", content=kannel.encode(),
+                                 headers={"Content-Type": "text/xml"}, timeout=30),
+        }
+
     def mail(self, text: str = "hello") -> tuple[int, str]:
         """MAIL, RCPT and DATA; the first reply that is not 250, or DATA's 250."""
         assert self.hub.hub.smtp_port is not None

@@ -1,7 +1,8 @@
 """A spool that turns read-only under a running hub (SQLite refusing every write, as for a
 read-only data directory: see tests/integration/test_readonly_data.py for why it is made
-so): REST, XML and SMTP each say, in their own terms, that the spool is read-only and to
-retry, logged once rather than per request; once writable again the same hub accepts."""
+so): REST, XML (native and each dialect) and SMTP each say, in their own terms, that
+the spool is read-only and to retry, logged once rather than per request; once writable
+again the same hub accepts."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ def test_a_read_only_spool_is_named_in_each_protocol_and_the_hub_recovers(
                                         "message": f"{READ_ONLY}; try again later"}
         xml = probes.xml("while read-only")
         assert is_temporary(xml, READ_ONLY), xml.text
+        for dialect, answer in probes.dialects("while read-only").items():
+            assert is_temporary(answer, READ_ONLY), (dialect, answer.text)
         code, words = probes.mail("while read-only")
         assert code == 451 and words.startswith("4.3.0") and READ_ONLY in words, words
     said = [r for r in caplog.records if getattr(r, "action", None) in ("intake", "smtp-data")]
@@ -51,6 +54,8 @@ def test_a_read_only_spool_is_named_in_each_protocol_and_the_hub_recovers(
     eventually(lambda: probes.readyz().status_code == 200, 10, what="ready again")
     assert probes.rest("after").status_code == 202
     assert probes.xml("after").status_code == 200
+    assert {d: a.status_code for d, a in probes.dialects("after").items()} == {
+        "winsms": 200, "clickatell": 200, "kannel": 202}
     assert probes.mail("after")[0] == 250
     probes.all_delivered()
     assert_said_not_dumped(caplog)
