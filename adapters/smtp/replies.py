@@ -7,7 +7,6 @@ OK = "250 OK"
 TEMPORARY = "451 4.3.0 Temporary failure, try again later"
 NEED_MAIL_AND_RCPT = "503 5.5.1 Error: need MAIL and RCPT first"
 NO_SMS_IN_MAIL = "550 5.6.0 No SMS in this mail: no to: or csv: lines"
-TOO_DEEP = "554 5.6.0 message structure too deeply nested"
 LOCKED_OUT = "454 4.7.0 Too many failed logins from this address; try again later"
 AUTH_TEMPORARY = "454 4.7.0 Temporary authentication failure"
 AUTH_CANNOT_SPLIT = "501 5.5.2 Can't split auth value"
@@ -35,6 +34,12 @@ def too_many_recipients(limit: int) -> str:
 
 def bad_recipient(address: str, reason: str) -> str:
     return f"550 5.1.1 <{address}>: {reason}"
+
+
+def too_complex(reason: str) -> str:
+    """A mail whose structure is refused whole (too deep, too many parts, a header too
+    long): 554, as no retry of the same mail can succeed."""
+    return f"554 5.6.0 {reason}"
 
 
 def refused_mail(reason: str) -> str:

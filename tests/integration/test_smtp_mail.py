@@ -119,26 +119,6 @@ def test_several_recipients_with_one_invalid_get_their_own_answers(hub: HubThrea
         "+27821234567", "+27831234567"]
 
 
-def test_relay_to_a_foreign_domain_is_refused(hub: HubThread) -> None:
-    with connect(hub) as client:
-        client.mail(SENDER)
-        code, why = client.rcpt("someone@gmail.com")
-    assert code == 550 and b"relaying denied" in why
-
-
-def test_too_many_recipients_are_deferred(hub: HubThread) -> None:
-    with connect(hub) as client:
-        client.mail(SENDER)
-        codes = [client.rcpt(f"2782123456{i}@{DOMAIN}")[0] for i in range(6)]
-    assert codes == [250] * 5 + [452]
-
-
-def test_unknown_sender_is_told_to_authenticate(hub: HubThread) -> None:
-    with connect(hub) as client:
-        code, why = client.mail("mallory@evil.example")
-    assert code == 530 and b"not an allowed sender" in why
-
-
 def test_auth_is_refused_before_starttls_and_works_after(
         hub: HubThread, client_tls: ssl.SSLContext) -> None:
     with connect(hub) as client:
@@ -247,37 +227,6 @@ def test_clickatell_template_rows_each_get_their_own_text(hub: HubThread) -> Non
     assert code == 250
     assert sorted((m.recipient, m.text) for m in queued(hub, reply)) == [
         ("+27821234567", "Hi Fred, pay R15"), ("+27831234567", "Hi Ann, pay R2")]
-
-
-def test_oversize_mail_is_refused_with_552(hub: HubThread) -> None:
-    with connect(hub) as client:
-        assert client.has_extn("size") and client.esmtp_features["size"] == "64000"
-        code, _ = send(client, mail("x" * 70_000), [f"27821234567@{DOMAIN}"])
-    assert code == 552
-
-
-@pytest.mark.parametrize("fake_end", [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n"])
-def test_smuggled_end_of_data_does_not_end_the_mail(hub: HubThread,
-                                                    fake_end: bytes) -> None:
-    smuggled = (b"From: ops@acme.co.za\r\nTo: 27821234567@" + DOMAIN.encode()
-                + b"\r\nSubject: x\r\n\r\nfirst" + fake_end
-                + b"MAIL FROM:<ops@acme.co.za>\r\nRCPT TO:<27831234567@" + DOMAIN.encode()
-                + b">\r\nDATA\r\nsmuggled\r\n.\r\n")  # the only real end of data
-    with connect(hub) as client:
-        client.mail(SENDER)
-        client.rcpt(f"27821234567@{DOMAIN}")
-        client.putcmd("data")
-        assert client.getreply()[0] == 354
-        client.send(smuggled)  # raw: smtplib would escape the dots
-        code, reply = client.getreply()
-    assert code == 250
-    [sms] = queued(hub, reply.decode())  # one mail, one SMS: nothing smuggled through
-    assert sms.recipient == "+27821234567"
-
-
-def test_mail_from_is_required_before_rcpt(hub: HubThread) -> None:
-    with connect(hub) as client:
-        assert client.rcpt(f"27821234567@{DOMAIN}")[0] == 503
 
 
 @pytest.fixture
