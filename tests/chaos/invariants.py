@@ -16,7 +16,7 @@ import httpx
 
 from hub.model import FINAL_STATUSES
 from tests.chaos.load import Ledger
-from tests.chaos.rig import ACCOUNT, SMSC_PREFIX, RelaySink, Smsc
+from tests.chaos.rig import ACCOUNT, SMSC_PREFIX, UNDELIVERED_SUFFIX, RelaySink, Smsc
 
 FINAL = {s.value for s in FINAL_STATUSES}
 SAMPLE = 200  # acknowledged messages also read back through GET /v1/messages/{id}
@@ -26,7 +26,8 @@ SAMPLE = 200  # acknowledged messages also read back through GET /v1/messages/{i
 class Spool:
     """One read of everything the checks need from the spool."""
 
-    messages: dict[str, tuple[str, str, str | None, int | None, str, str]]
+    # id -> status, source, batch id, batch line, recipient, text, error code
+    messages: dict[str, tuple[str, str, str | None, int | None, str, str, str | None]]
     events: dict[str, Counter[str]]  # message id -> event status -> count
     releases: set[str]  # messages whose lease was released or expired at some point
     outbox: dict[str, str]  # item id -> status
@@ -37,8 +38,8 @@ class Spool:
     def read(cls, db_path: Path) -> Spool:
         with sqlite3.connect(db_path, timeout=30) as db:
             messages = {r[0]: r[1:] for r in db.execute(
-                "SELECT id, status, source, batch_id, batch_line, recipient, text "
-                "FROM messages")}
+                "SELECT id, status, source, batch_id, batch_line, recipient, text, "
+                "error_code FROM messages")}
             events: dict[str, Counter[str]] = {}
             releases: set[str] = set()
             for mid, status, detail in db.execute(
@@ -155,9 +156,20 @@ def _final(spool: Spool, ledger: Ledger, http: str, key: str, verdict: Verdict) 
             if body.get("state") not in ("delivered", "failed"):
                 problems.append(f"GET {mid}: state {body.get('state')}")
     verdict.require("every message reached a final status", problems)
+    # The SMSC delivers everything; the simulator fails the numbers with one suffix only.
+    wrong = [f"{mid} {s[0]} ({s[6]})" for mid, s in spool.messages.items()
+             if s[0] in FINAL and s[0] != _expected(s[4])]
+    verdict.require("every message ended as its carrier reported (none failed by a kill)",
+                    wrong)
     verdict.figures["api_sampled"] = len(sample)
     for status, n in Counter(s[0] for s in spool.messages.values()).items():
         verdict.figures[f"status_{status}"] = n
+
+
+def _expected(recipient: str) -> str:
+    if not recipient.startswith(SMSC_PREFIX) and recipient.endswith(UNDELIVERED_SUFFIX):
+        return "undelivered"
+    return "delivered"
 
 
 def _submissions(spool: Spool, smsc: Smsc, verdict: Verdict) -> None:

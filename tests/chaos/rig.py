@@ -25,6 +25,7 @@ from tests.smsc.thread import smsc_in_thread
 ACCOUNT, PASSWORD = "acme", "chaos-pass-123"
 SENDER, DOMAIN = "ops@acme.example", "sms.localhost"
 SMSC_PREFIX = "+2782"  # routed to the SMSC; every other number to the built-in simulator
+UNDELIVERED_SUFFIX = "13"  # the simulator reports these numbers undelivered
 SUBMIT_ANSWER_DELAY = 0.01  # the SMSC answers each submit_sm this late: a kill can fall between
 
 
@@ -120,7 +121,7 @@ retry_cap = 2.0
 interval = 1.0
 [simulator]
 report_delay = 0.2
-undelivered_suffixes = ["13"]
+undelivered_suffixes = ["{UNDELIVERED_SUFFIX}"]
 [routing]
 default_carrier = "simulator"
 [[routing.rules]]
