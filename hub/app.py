@@ -18,8 +18,10 @@ from adapters.ftp import service as ftp
 from adapters.ftp.drop import FtpDrop
 from adapters.http import service as http
 from adapters.smtp import service as smtp
+from adapters.webhooks import service as webhooks
 from hub.accounts import Credentials, load_secret
 from hub.config import Config
+from hub.confirmations import OptOutConfirmations
 from hub.dispatcher import Dispatcher, DispatchSettings
 from hub.errors import SchemaError
 from hub.inbound import InboundDesk
@@ -77,19 +79,32 @@ def build_outbox(config: Config, runner: SpoolThreads[Spool]) -> OutboxRunner:
     o = config.outbox
     policy = RetryPolicy(o.max_attempts, o.retry_base, o.retry_cap, max_age=float("inf"))
     settings = OutboxSettings(o.batch_size, o.poll_interval, o.lease_seconds)
-    return OutboxRunner(runner, smtp.outbox_channels(config, runner), policy, settings)
+    channels = {**smtp.outbox_channels(config, runner),
+                **webhooks.outbox_channels(config, runner)}
+    return OutboxRunner(runner, channels, policy, settings, tuning=webhooks.tuning(config))
 
 
 def build_inbound_desk(
-    config: Config, runner: SpoolThreads[Spool], outbox: OutboxRunner | None = None
+    config: Config, runner: SpoolThreads[Spool], outbox: OutboxRunner | None = None,
+    intake: Intake | None = None,
 ) -> InboundDesk:
     """Inbound messages and where they may lead (ingress adapters that answer by email
-    or webhook add their route)."""
-    return InboundDesk(
+    or webhook add their route); with `intake`, opt-outs are confirmed by SMS where the
+    account asks for it (see `confirm_opt_outs`)."""
+    desk = InboundDesk(
         runner, smtp.inbound_routes(config, runner),
         keywords=config.inbound.opt_out_keywords,
         on_routed=None if outbox is None else outbox.wake,
     )
+    if intake is not None:
+        confirm_opt_outs(config, runner, desk, intake)
+    return desk
+
+
+def confirm_opt_outs(config: Config, runner: SpoolThreads[Spool], desk: InboundDesk,
+                     intake: Intake) -> None:
+    desk.on_opt_outs = OptOutConfirmations(
+        runner, intake, config.inbound.opt_out_confirmation).send
 
 
 def routing_rules(config: Config, accounts: AccountStore) -> list[Rule]:
@@ -138,6 +153,7 @@ def build_core(config: Config, spool: Spool) -> Core:
     dispatcher = build_dispatcher(config, runner, metrics, inbound)
     metrics.carrier_figures = dispatcher.carrier_figures
     intake = build_intake(config, runner, on_commit=dispatcher.wake)
+    confirm_opt_outs(config, runner, inbound, intake)
     credentials = Credentials(runner, load_secret(config.data_dir),
                               config.accounts.credential_cache_seconds)
     return Core(runner, intake, credentials, metrics, dispatcher, inbound, outbox)

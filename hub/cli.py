@@ -18,10 +18,12 @@ from hub.cli_accounts import account_commands, batch_commands
 from hub.cli_base import command, emit, name_spool, open_spool
 from hub.cli_carriers import carrier_commands
 from hub.cli_messages import message_commands
+from hub.cli_optouts import inbound_commands, optout_commands
+from hub.cli_webhooks import webhook_commands
 from hub.clock import parse_time, utcnow
 from hub.config import Config, config_path, load
 from hub.errors import ConfigError, HubError
-from hub.model import Inbound, InboundMessage, Refused, Source, Submission
+from hub.model import Inbound, InboundMessage, MessageClass, Refused, Source, Submission
 from hub.spoolcall import SpoolThreads
 
 
@@ -76,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     carrier_commands(sub)
     batch_commands(sub)
     message_commands(sub)
+    inbound_commands(sub)
+    optout_commands(sub)
+    webhook_commands(sub)
     send = command(sub, "send", _send, "send one SMS and print its message id")
     send.add_argument("--account", required=True)
     send.add_argument("--to", required=True, help="recipient, e.g. 0821234567 or +27821234567")
@@ -83,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--from", dest="sender", help="sender id (must be allowed)")
     send.add_argument("--at", help="send at this ISO 8601 time (local zone if no offset)")
     send.add_argument("--client-ref")
+    send.add_argument("--class", dest="message_class", default="transactional",
+                      choices=[c.value for c in MessageClass],
+                      help="marketing messages stop at numbers that opted out")
     status = command(sub, "status", _status, "show a message's status and history")
     status.add_argument("message_id")
     sim = sub.add_parser("simulate", help="act as the simulator carrier's handsets")
@@ -152,7 +160,8 @@ def _config_check(args: argparse.Namespace, config: Config) -> int:
 def _send(args: argparse.Namespace, config: Config) -> int:
     send_at = parse_time(args.at, config.hub.timezone) if args.at else None
     submission = Submission(to=args.to, text=args.text, sender=args.sender,
-                            client_ref=args.client_ref, send_at=send_at)
+                            client_ref=args.client_ref, send_at=send_at,
+                            message_class=MessageClass(args.message_class))
     outcome = asyncio.run(_submit_one(config, args.account, submission))
     if isinstance(outcome, Refused):
         emit(args, {"accepted": False, "code": outcome.code, "reason": outcome.reason},
@@ -214,7 +223,7 @@ async def _receive(config: Config, mo: InboundMessage) -> Inbound:
     spool = await asyncio.to_thread(open_spool, config)
     runner = SpoolThreads(spool, threads=1)
     try:
-        desk = app.build_inbound_desk(config, runner)
+        desk = app.build_inbound_desk(config, runner, intake=app.build_intake(config, runner))
         return (await desk.receive([mo]))[0]
     finally:
         runner.shutdown()

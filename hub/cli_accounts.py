@@ -14,6 +14,7 @@ from hub import accounts
 from hub.batches import Batch, BatchProgress
 from hub.cli_base import command, decimal_arg, emit, open_spool
 from hub.cli_keys import key_commands
+from hub.cli_optouts import account_settings_command
 from hub.clock import utcnow
 from hub.config import Config
 from hub.errors import Conflict
@@ -47,6 +48,7 @@ def account_commands(sub: Any) -> None:
                         help="cancel its unsent messages (credit refunded) and delete it")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     _account_mail_command(acc)
+    account_settings_command(acc)
 
 
 DISABLE_HELP = (

@@ -36,7 +36,8 @@ def message_commands(sub: Any) -> None:
     cancel.add_argument("--account", help="every unsent message of this account")
 
 
-def _since(text: str | None, zone: str) -> datetime | None:
+def since_arg(text: str | None, zone: str) -> datetime | None:
+    """`--since`: an ISO 8601 time, or 30m, 2h, 7d ago."""
     if text is None:
         return None
     ago = _AGO.fullmatch(text.strip())
@@ -51,7 +52,7 @@ def _line(m: Message) -> str:
 
 
 def _list(args: argparse.Namespace, config: Config) -> int:
-    since = _since(args.since, config.hub.timezone)
+    since = since_arg(args.since, config.hub.timezone)
     spool = open_spool(config, create=False)
     try:
         account_id = spool.get_account(args.account).id if args.account else None

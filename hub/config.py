@@ -27,6 +27,7 @@ from hub.sections import (
     SimulatorSection,
     SmtpSection,
     SpoolSection,
+    WebhooksSection,
     XmlSection,
 )
 
@@ -53,6 +54,7 @@ class Config:
     inbound: InboundSection = field(default_factory=InboundSection)
     outbox: OutboxSection = field(default_factory=OutboxSection)
     smtp: SmtpSection = field(default_factory=SmtpSection)
+    webhooks: WebhooksSection = field(default_factory=WebhooksSection)
     # [carriers.NAME] tables, each with a `type`; the adapter package that owns the type
     # checks the rest of its keys when it builds the carrier (hub/ knows no carrier).
     carriers: Mapping[str, CarrierTable] = field(default_factory=dict)

@@ -8,6 +8,7 @@
     ├── AuthenticationError  missing or wrong credentials
     ├── Rejected             a permanent refusal of one request, with a code
     └── TemporaryFailure     retryable: the spool is busy or unreachable
+        └── RetryLater       the other side said when (HTTP 429/503 Retry-After)
 
 No protocol codes live here: the HTTP adapter turns Rejected into 4xx, the SMTP
 adapter into 5xx, TemporaryFailure into 503 / 451, and so on.
@@ -69,3 +70,11 @@ class TemporaryFailure(HubError):
         super().__init__(detail)
         self.reason = reason
         self.retry_after = retry_after
+
+
+class RetryLater(TemporaryFailure):
+    """A receiver asked us to come back after `retry_after` seconds (its Retry-After):
+    the outbox waits that long instead of its own backoff."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, detail, retry_after)

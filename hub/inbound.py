@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from hub.clock import Clock, utcnow
 from hub.groupcommit import GroupCommitter
@@ -54,6 +54,10 @@ class InboundDesk:
         self._on_routed = on_routed
         self._committer: GroupCommitter[NewInbound, Inbound] = GroupCommitter(self._store, 1000)
         self._routing = asyncio.Lock()
+        # Called with what `receive` stored when it holds an opt-out: the confirmation
+        # SMS. Set by the composition root once intake exists (intake wakes the
+        # dispatcher, which is built with this desk).
+        self.on_opt_outs: Callable[[Sequence[Inbound]], Awaitable[None]] | None = None
 
     async def receive(self, messages: Sequence[InboundMessage]) -> list[Inbound]:
         """Commit inbound messages; returns once they are durable, then routes them."""
@@ -68,6 +72,9 @@ class InboundDesk:
                             "sent from that number; stored unlinked, no account sees it",
                             item.id, mask(item.sender), mask(item.recipient),
                             extra={"action": "inbound-unlinked"})
+        if self.on_opt_outs is not None and any(
+                i.kind is InboundKind.OPT_OUT for i in stored):
+            await self.on_opt_outs(stored)
         await self.route_pending()
         return stored
 

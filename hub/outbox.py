@@ -1,17 +1,17 @@
-"""The outbox runner: delivers what the hub owes customers (reply emails now, webhooks
-later) through their channels, with retries and backoff; items live in the spool, so
-nothing is lost on a restart."""
+"""The outbox runner: delivers what the hub owes customers (reply emails, webhook events)
+through their channels, with retries and backoff; items live in the spool, so nothing is
+lost on a restart."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hub.clock import Clock, seconds, utcnow
-from hub.errors import Rejected, TemporaryFailure
+from hub.errors import Rejected, RetryLater, TemporaryFailure
 from hub.model import ErrorInfo, OutboxItem, OutboxResult, OutboxStatus
 from hub.policies import RetryPolicy
 from hub.ports import OutboxChannel, OutboxStore
@@ -19,6 +19,10 @@ from hub.spoolcall import SpoolThreads
 from hub.tasks import cancel_all
 
 log = logging.getLogger(__name__)
+
+# A receiver's Retry-After is honoured up to this many seconds; beyond it is a typo or an
+# attack on our queue, and our own backoff is the better guess.
+MAX_RETRY_AFTER = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +33,22 @@ class OutboxSettings:
     lease_seconds: float = 120.0
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelTuning:
+    """How one channel is worked: its retry policy (attempts, backoff, how long it keeps
+    trying), how many items it claims at once and delivers at the same time."""
+    policy: RetryPolicy
+    batch_size: int
+    concurrency: int = 1
+    poll_interval: float | None = None  # None: [outbox] poll_interval
+
+
 class OutboxRunner:
-    """Claims due outbox items (leased, like messages), delivers each through the
-    OutboxChannel its `channel` names, and records delivered, retry later (RetryPolicy)
-    or failed. Without a channel for an item's kind, the item waits in the spool."""
+    """One loop per channel: claims due items (leased, like messages), delivers them
+    through the OutboxChannel (up to its concurrency at once), and records each one
+    delivered, retry later (RetryPolicy, or the receiver's Retry-After) or failed, the
+    whole batch in one spool call. Without a channel for an item's kind, the item waits
+    in the spool."""
 
     def __init__(
         self,
@@ -41,67 +57,116 @@ class OutboxRunner:
         policy: RetryPolicy,
         settings: OutboxSettings,
         clock: Clock = utcnow,
+        tuning: Mapping[str, ChannelTuning] | None = None,
     ) -> None:
         self._runner = runner
         self._channels = dict(channels)
-        self._policy = policy
+        self._default = ChannelTuning(policy, settings.batch_size)
+        self._tuning = dict(tuning or {})
         self._settings = settings
         self._clock = clock
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._wakes = {name: asyncio.Event() for name in self._channels}
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        if self._channels:
-            self._task = asyncio.create_task(self._loop())
+        self._tasks = [asyncio.create_task(self._loop(name)) for name in self._channels]
 
     async def stop(self) -> None:
-        await cancel_all([self._task])
+        await cancel_all(self._tasks)
+        for channel in self._channels.values():
+            close = getattr(channel, "close", None)
+            if close is not None:
+                await close()
 
     def wake(self) -> None:
-        self._wake.set()
+        for event in self._wakes.values():
+            event.set()
 
-    async def _loop(self) -> None:
+    def _tune(self, name: str) -> ChannelTuning:
+        return self._tuning.get(name, self._default)
+
+    async def _loop(self, name: str) -> None:
+        wake = self._wakes[name]
         while True:
             try:
-                busy = await self.run_once()
+                busy = await self.run_channel(name)
             except TemporaryFailure as exc:
                 log.warning("outbox: %s", exc, extra={"action": "outbox"})
                 busy = 0
             if not busy:
-                self._wake.clear()
+                wake.clear()
+                interval = self._tune(name).poll_interval or self._settings.poll_interval
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
+                    await asyncio.wait_for(wake.wait(), interval)
 
     async def run_once(self) -> int:
-        """Deliver one batch per channel; returns how many items were tried."""
+        """Deliver one batch per channel; returns how many items were tried (tests)."""
         tried = 0
-        for name, channel in self._channels.items():
-            items = await self._runner.call(
-                self._runner.spool.claim_outbox, name, self._settings.batch_size,
-                self._settings.lease_seconds, self._clock(),
-            )
-            for item in items:
-                result = await self._deliver(channel, item)
-                await self._runner.call(self._runner.spool.record_outbox,
-                                        item.lease_token or "", [result], self._clock())
-            tried += len(items)
+        for name in self._channels:
+            tried += await self.run_channel(name)
         return tried
 
-    async def _deliver(self, channel: OutboxChannel, item: OutboxItem) -> OutboxResult:
+    async def run_channel(self, name: str) -> int:
+        """Claim and deliver one batch of one channel; returns how many were tried."""
+        tune = self._tune(name)
+        items = await self._runner.call(
+            self._runner.spool.claim_outbox, name, tune.batch_size,
+            self._settings.lease_seconds, self._clock(),
+        )
+        if not items:
+            return 0
+        channel = self._channels[name]
+        # A channel that reads its settings from the spool (webhook endpoints and their
+        # secrets) reads them once per batch: fresh enough, and not once per item.
+        refresh = getattr(channel, "refresh", None)
+        if refresh is not None:
+            await refresh()
+        results = await self._deliver_all(channel, tune, items)
+        by_token: dict[str, list[OutboxResult]] = {}
+        for item, result in zip(items, results, strict=True):
+            by_token.setdefault(item.lease_token or "", []).append(result)
+        for token, batch in by_token.items():
+            await self._runner.call(self._runner.spool.record_outbox, token, batch,
+                                    self._clock())
+        return len(items)
+
+    async def _deliver_all(self, channel: OutboxChannel, tune: ChannelTuning,
+                           items: Sequence[OutboxItem]) -> list[OutboxResult]:
+        if tune.concurrency <= 1:
+            return [await self._deliver(channel, tune, item) for item in items]
+        slots = asyncio.Semaphore(tune.concurrency)
+
+        async def one(item: OutboxItem) -> OutboxResult:
+            async with slots:
+                return await self._deliver(channel, tune, item)
+
+        return list(await asyncio.gather(*(one(i) for i in items)))
+
+    async def _deliver(self, channel: OutboxChannel, tune: ChannelTuning,
+                       item: OutboxItem) -> OutboxResult:
         try:
             await channel.deliver(item)
         except Rejected as exc:
             log.warning("outbox %s gave up: %s", item.id, exc.reason, extra={"action": "outbox"})
             return OutboxResult(item.id, OutboxStatus.FAILED, error=ErrorInfo(exc.code,
                                                                                exc.reason))
+        except RetryLater as exc:
+            return self._retry(item, tune, ErrorInfo("retry_later", str(exc)),
+                               min(max(exc.retry_after, 1), MAX_RETRY_AFTER))
         except Exception as exc:  # anything else is worth another try
-            return self._retry(item, ErrorInfo("temporary", str(exc) or type(exc).__name__))
+            return self._retry(item, tune,
+                               ErrorInfo("temporary", str(exc) or type(exc).__name__))
         return OutboxResult(item.id, OutboxStatus.SENT)
 
-    def _retry(self, item: OutboxItem, error: ErrorInfo) -> OutboxResult:
-        if item.attempts >= self._policy.max_attempts:
+    def _retry(self, item: OutboxItem, tune: ChannelTuning, error: ErrorInfo,
+               after: float | None = None) -> OutboxResult:
+        now = self._clock()
+        policy = tune.policy
+        age = (now - item.created_at).total_seconds()
+        if item.attempts >= policy.max_attempts or age >= policy.max_age:
             log.warning("outbox %s failed after %d attempts: %s", item.id, item.attempts,
                         error.text, extra={"action": "outbox"})
             return OutboxResult(item.id, OutboxStatus.FAILED, error=error)
-        due = self._clock() + seconds(self._policy.backoff(item.attempts))
-        return OutboxResult(item.id, OutboxStatus.PENDING, due_at=due, error=error)
+        wait = policy.backoff(item.attempts) if after is None else after
+        return OutboxResult(item.id, OutboxStatus.PENDING, due_at=now + seconds(wait),
+                            error=error)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from hub.batches import Batch
 from hub.mail import Mail, MailSettings, NoticeKind
@@ -37,6 +37,7 @@ from hub.model import (
     SubmitResult,
     Totals,
     Transition,
+    WebhookEndpoint,
     record,
 )
 from hub.optouts import NewOptOut, OptOut, OptOutSettings
@@ -355,6 +356,35 @@ class OutboxStore(Protocol):
 
 
 
+class WebhookStore(Protocol):
+    """Webhook endpoints (adapters/webhooks delivers their events; the REST API and the
+    CLI manage them)."""
+
+    def create_webhook(self, endpoint: WebhookEndpoint) -> WebhookEndpoint: ...
+    def get_webhook(self, endpoint_id: str) -> WebhookEndpoint | None: ...
+    def list_webhooks(self, account_id: int | None) -> list[WebhookEndpoint]:
+        """One account's endpoints, or all (None)."""
+        ...
+
+    def remove_webhook(self, endpoint_id: str, now: datetime) -> bool:
+        """Delete it; what it was still owed is given up."""
+        ...
+
+    def rotate_webhook_secret(self, endpoint_id: str, secret: str, overlap_until: datetime,
+                              now: datetime) -> WebhookEndpoint | None:
+        """A new secret; the old one signs beside it until `overlap_until`."""
+        ...
+
+    def enable_webhook(self, endpoint_id: str, enabled: bool, reason: str | None,
+                       now: datetime) -> bool: ...
+    def replay_webhook(self, endpoint_id: str, since: datetime | None, item_id: str | None,
+                       now: datetime) -> int:
+        """Queue settled events again (same ids); returns how many."""
+        ...
+
+    def webhook_deliveries(self, endpoint_id: str, limit: int) -> list[dict[str, Any]]: ...
+
+
 class MailStore(Protocol):
     """Email-to-SMS (adapters/smtp): settings, accepted mails, receipts and replies."""
 
@@ -423,7 +453,7 @@ class OptOutStore(Protocol):
 
 class Spool(SchemaAdmin, AccountStore, MessageStore, MessageQueue, ReceiptStore, BatchStore,
             InboundStore, InboundPartStore, OutboxStore, MailStore, OperatorStore,
-            OptOutStore, Protocol):
+            OptOutStore, WebhookStore, Protocol):
     """Durable storage of accounts, messages and their history: every role (spool/
     implements it; only the composition root and the CLI hold it whole)."""
 

@@ -3,6 +3,7 @@ configure; each checks its own values and says what is allowed. hub.config loads
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 
@@ -228,10 +229,14 @@ class MaintenanceSection:
 class InboundSection:
     opt_out_keywords: list[str] = field(default_factory=lambda: [
         "STOP", "STOPALL", "UNSUBSCRIBE", "OPT OUT", "OPTOUT", "END", "CANCEL", "QUIT"])
+    opt_out_confirmation: str = ("You have been unsubscribed and will receive no more "
+                                 "marketing messages from us.")
 
     def __post_init__(self) -> None:
         _check(all(k.strip() for k in self.opt_out_keywords),
                "opt_out_keywords: a list of non-empty words")
+        _check(bool(self.opt_out_confirmation.strip()),
+               "opt_out_confirmation: the text of the confirmation SMS, not empty")
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +254,38 @@ class OutboxSection:
         _check(self.lease_seconds >= 1, "lease_seconds: at least 1")
         _check(self.max_attempts >= 1, "max_attempts: at least 1")
         _check(0 < self.retry_base <= self.retry_cap, "retry_base: > 0 and <= retry_cap")
+
+
+@dataclass(frozen=True, slots=True)
+class WebhooksSection:
+    enabled: bool = True
+    timeout: float = 15.0
+    connections: int = 100
+    concurrency: int = 200
+    batch_size: int = 500
+    retry_period: float = 259_200.0  # three days
+    retry_base: float = 5.0
+    retry_cap: float = 21_600.0
+    secret_overlap: float = 86_400.0
+    # How often the outbox looks for new events: it is a read while there are none.
+    poll_interval: float = 0.2
+    allow_networks: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _check(0 < self.timeout <= 60, "timeout: seconds, more than 0 and at most 60")
+        _check(self.connections >= 1, "connections: at least 1")
+        _check(self.concurrency >= 1, "concurrency: at least 1")
+        _check(1 <= self.batch_size <= 5000, "batch_size: 1 to 5000")
+        _check(self.retry_period >= 0, "retry_period: seconds, 0 or more")
+        _check(0 < self.retry_base <= self.retry_cap, "retry_base: > 0 and <= retry_cap")
+        _check(self.secret_overlap >= 0, "secret_overlap: seconds, 0 or more")
+        _check(self.poll_interval > 0, "poll_interval: seconds, greater than 0")
+        for net in self.allow_networks:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"allow_networks: {net!r} is not an address or network "
+                                 "such as 127.0.0.1/32 or 10.0.0.0/8") from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from hub.model import Event, Message
+from hub.model import Event, Inbound, Message, WebhookEndpoint
+from hub.optouts import OptOut
 
 
 def money(value: Decimal) -> str:
@@ -47,4 +48,61 @@ def message_view(message: Message, events: list[Event]) -> dict[str, Any]:
         "updated_at": _iso(message.updated_at),
         "events": [{"at": _iso(e.at), "status": e.status.value, "detail": e.detail}
                    for e in events],
+    }
+
+
+def inbound_view(message: Inbound) -> dict[str, Any]:
+    """An inbound message: `in_reply_to` is the hub's message it answers, if linked."""
+    return {
+        "id": message.id,
+        "from": message.sender,
+        "to": message.recipient,
+        "text": message.text,
+        "received_at": _iso(message.received_at),
+        "kind": message.kind.value,
+        "in_reply_to": message.in_reply_to,
+    }
+
+
+def optout_view(optout: OptOut) -> dict[str, Any]:
+    """A number on an opt-out list: when, how (reply, api, cli, import), why, and the
+    inbound message that carried it."""
+    return {
+        "number": optout.number,
+        "created_at": _iso(optout.created_at),
+        "method": optout.method.value,
+        "reason": optout.reason,
+        "inbound_id": optout.inbound_id,
+    }
+
+
+def webhook_view(endpoint: WebhookEndpoint, with_secret: bool = False) -> dict[str, Any]:
+    """An endpoint as its owner sees it; the secret only where it was just made."""
+    view: dict[str, Any] = {
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "events": sorted(endpoint.events),
+        "enabled": endpoint.enabled,
+        "disabled_reason": endpoint.disabled_reason,
+        "kind": endpoint.kind,
+        "description": endpoint.description,
+        "created_at": _iso(endpoint.created_at),
+    }
+    if with_secret:
+        view["secret"] = endpoint.secret
+        view["previous_secret_valid_until"] = _iso(endpoint.previous_until)
+    return view
+
+
+def delivery_view(row: dict[str, Any]) -> dict[str, Any]:
+    """One event owed to or sent to an endpoint (the outbox item's id is its webhook-id)."""
+    return {
+        "event_id": row["id"],
+        "type": row["event_type"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "error": None if row["error_code"] is None
+        else {"code": row["error_code"], "message": row["error_text"] or ""},
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
     }

@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 
 from hub.batches import Batch, BatchState
+from hub.events import EventType, batch_data
 from hub.model import Accepted, Message, Status
+from spool import webhooks
 from spool.engine import Database
 from spool.rows import message_from_row
 from spool.tables import batches, messages
@@ -50,7 +52,13 @@ def update_batch(db: Database, batch: Batch) -> None:
         "finished_at": batch.finished_at, "report_final": batch.report_final,
     }
     with db.write() as conn:
+        before = conn.execute(select(b.c.state).where(b.c.id == batch.id)).scalar()
         conn.execute(update(b).where(b.c.id == batch.id).values(values))
+        if before == BatchState.PROCESSING.value and batch.state is not BatchState.PROCESSING:
+            # Every row is read and its result file written: the batch job may go on.
+            webhooks.emit(conn, batch.account_id, EventType.BATCH_COMPLETED,
+                          batch.finished_at or batch.received_at, batch_data(batch),
+                          subject=batch.id)
 
 
 def get_batch(db: Database, batch_id: str) -> Batch | None:

@@ -9,8 +9,10 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
+from hub.events import EventType, inbound_data
 from hub.model import Inbound, InboundKind, InboundMessage, NewInbound, NewOutboxItem
 from hub.optouts import NewOptOut, OptOutMethod
+from spool import webhooks
 from spool.engine import Database
 from spool.optouts import create_optout
 from spool.outbox import outbox_values
@@ -84,6 +86,9 @@ def _insert(conn: Connection, item: NewInbound) -> Inbound:
         account_id=account_id, in_reply_to=in_reply_to,
     )
     conn.execute(insert(inbound).values(**_values(record)))
+    if account_id is not None:
+        webhooks.emit(conn, account_id, EventType.INBOUND_RECEIVED, mo.received_at,
+                      inbound_data(record), inbound_id=record.id)
     if kind is InboundKind.OPT_OUT and account_id is not None:
         # WASPA: the number goes on the account's list with the message that said so.
         create_optout(conn, NewOptOut(account_id, mo.sender, OptOutMethod.REPLY,

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, update
 
 from hub.model import Status
+from spool import webhooks
 from spool.bulk import bulk_insert
 from spool.tables import Money, accounts, message_events, to_micros
 
@@ -34,7 +35,10 @@ def event(message_id: str, at: datetime, status: Status, detail: str) -> Event:
 
 
 def add_events(conn: Connection, events: Sequence[Event]) -> None:
+    """Append to the audit trail; the webhook events those changes raise are queued in
+    the same transaction (spool.webhooks)."""
     bulk_insert(conn, message_events, EVENT_COLUMNS, events)
+    webhooks.message_events(conn, events)
 
 
 def refund(conn: Connection, costs: Iterable[tuple[int, Decimal]]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from hub.events import EventType, optout_data
 from hub.model import MessageClass, NewMessage, Source
 from hub.optouts import (
     BLOCKED,
@@ -20,6 +21,7 @@ from hub.optouts import (
     OptOutScope,
     OptOutSettings,
 )
+from spool import webhooks
 from spool.engine import Database
 from spool.rows import chunks
 from spool.tables import optout_settings, optouts
@@ -42,8 +44,12 @@ def create_optout(conn: Connection, new: NewOptOut) -> OptOut | None:
     row = conn.execute(statement).first()
     if row is None:
         return None
-    return OptOut(int(row.id), new.account_id, new.number, new.at, new.method, new.reason,
-                  new.inbound_id)
+    created = OptOut(int(row.id), new.account_id, new.number, new.at, new.method, new.reason,
+                     new.inbound_id)
+    if new.account_id is not None:  # the global list belongs to no account
+        webhooks.emit(conn, new.account_id, EventType.OPTOUT_CREATED, new.at,
+                      optout_data(created))
+    return created
 
 
 def add(db: Database, new: NewOptOut) -> tuple[OptOut, bool]:

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from hub.model import ErrorInfo, NewOutboxItem, OutboxItem, OutboxResult, OutboxStatus
+from spool import webhooks
 from spool.engine import Database
 from spool.tables import outbox
 
@@ -35,6 +36,8 @@ def claim(db: Database, channel: str, limit: int, lease_seconds: float,
         and_(o.c.status == OutboxStatus.PENDING.value, o.c.due_at <= now),
         and_(o.c.status == OutboxStatus.SENDING.value, o.c.lease_expires_at < now),
     )
+    if channel == webhooks.CHANNEL:  # one message's events reach an endpoint in order
+        due = and_(due, webhooks.owed_filter())
     ids = select(o.c.id).where(o.c.channel == channel, due).order_by(o.c.due_at).limit(limit)
     if not db.is_sqlite:
         ids = ids.with_for_update(skip_locked=True)
@@ -45,6 +48,11 @@ def claim(db: Database, channel: str, limit: int, lease_seconds: float,
                 attempts=o.c.attempts + 1, updated_at=now)
         .returning(*o.c)
     )
+    # A read first: an idle channel polled several times a second must not take the
+    # write lock (SQLite's BEGIN IMMEDIATE) each time to find nothing.
+    with db.read() as conn:
+        if conn.execute(select(o.c.id).where(o.c.channel == channel, due).limit(1)).first() is None:
+            return []
     with db.write() as conn:
         rows = conn.execute(stmt).mappings().all()
     return sorted((item_from_row(r) for r in rows), key=lambda i: (i.due_at, i.id))
@@ -52,25 +60,31 @@ def claim(db: Database, channel: str, limit: int, lease_seconds: float,
 
 def record(db: Database, token: str, results: Sequence[OutboxResult],
            now: datetime) -> list[str]:
-    """Apply results for items still leased under `token`; return the ids applied."""
-    applied: list[str] = []
+    """Apply results for items still leased under `token`; return the ids applied.
+    One read finds which are still held, then one statement per kind of result, so a
+    batch of webhook deliveries costs a few statements, not one per item."""
+    if not results:
+        return []
     with db.write() as conn:
-        for result in results:
-            values: dict[str, Any] = {
-                "status": result.status.value, "lease_token": None, "lease_expires_at": None,
-                "updated_at": now,
-            }
-            if result.due_at is not None:
-                values["due_at"] = result.due_at
-            if result.error is not None:
-                values["error_code"], values["error_text"] = result.error.code, result.error.text
-            done = conn.execute(
-                update(o).where(o.c.id == result.item_id, o.c.lease_token == token,
-                                o.c.status == OutboxStatus.SENDING.value).values(**values)
-            )
-            if done.rowcount:
-                applied.append(result.item_id)
-    return applied
+        held = set(conn.execute(select(o.c.id).where(
+            o.c.lease_token == token, o.c.status == OutboxStatus.SENDING.value)).scalars())
+        applied = [r for r in results if r.item_id in held]
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for r in applied:
+            # Bound as v_<column>: a bind named like its column is reserved by SQLAlchemy.
+            values: dict[str, Any] = {"b_id": r.item_id, "v_status": r.status.value}
+            if r.due_at is not None:
+                values["v_due_at"] = r.due_at
+            if r.error is not None:
+                values["v_error_code"], values["v_error_text"] = r.error.code, r.error.text
+            groups.setdefault(tuple(sorted(values)), []).append(values)
+        for keys, params in groups.items():
+            sets: dict[str, Any] = {k[2:]: bindparam(k) for k in keys if k != "b_id"}
+            conn.execute(
+                update(o).where(o.c.id == bindparam("b_id")).values(
+                    **sets, lease_token=None, lease_expires_at=None, updated_at=now),
+                params)
+    return [r.item_id for r in applied]
 
 
 def get(db: Database, item_id: str) -> OutboxItem | None:

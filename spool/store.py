@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select, text
 
@@ -29,6 +30,7 @@ from hub.model import (
     Status,
     Totals,
     Transition,
+    WebhookEndpoint,
 )
 from hub.optouts import NewOptOut, OptOut, OptOutSettings
 from hub.ports import (
@@ -54,6 +56,7 @@ from spool import (
     outbox,
     queue,
     receipts,
+    webhooks,
 )
 from spool.engine import Database
 from spool.reports import apply_held, purge_held
@@ -290,6 +293,35 @@ class SqlSpool:
 
     def get_outbox(self, item_id: str) -> OutboxItem | None:
         return outbox.get(self.db, item_id)
+
+    # --- webhook endpoints ---------------------------------------------------------
+
+    def create_webhook(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+        return webhooks.create(self.db, endpoint)
+
+    def get_webhook(self, endpoint_id: str) -> WebhookEndpoint | None:
+        return webhooks.get(self.db, endpoint_id)
+
+    def list_webhooks(self, account_id: int | None) -> list[WebhookEndpoint]:
+        return webhooks.list_for(self.db, account_id)
+
+    def remove_webhook(self, endpoint_id: str, now: datetime) -> bool:
+        return webhooks.remove(self.db, endpoint_id, now)
+
+    def rotate_webhook_secret(self, endpoint_id: str, secret: str, overlap_until: datetime,
+                              now: datetime) -> WebhookEndpoint | None:
+        return webhooks.rotate(self.db, endpoint_id, secret, overlap_until, now)
+
+    def enable_webhook(self, endpoint_id: str, enabled: bool, reason: str | None,
+                       now: datetime) -> bool:
+        return webhooks.set_enabled(self.db, endpoint_id, enabled, reason, now)
+
+    def replay_webhook(self, endpoint_id: str, since: datetime | None, item_id: str | None,
+                       now: datetime) -> int:
+        return webhooks.replay(self.db, endpoint_id, since, item_id, now)
+
+    def webhook_deliveries(self, endpoint_id: str, limit: int) -> list[dict[str, Any]]:
+        return webhooks.deliveries(self.db, endpoint_id, limit)
 
     # --- batches (FTP drop files) -------------------------------------------------
 

@@ -20,7 +20,7 @@ from spool import SqlSpool, open_spool
 from tests.factories import make_account as build_account
 
 # Fixtures shared by test modules in several folders.
-pytest_plugins = ["tests.relay"]
+pytest_plugins = ["tests.relay", "tests.receiver"]
 
 PG_ENV = "SMSHUB_TEST_PG_URL"
 

@@ -17,7 +17,10 @@ PACKAGES = ("hub", "adapters", "spool")
 COMPOSITION_ROOT = "hub.app"
 # What spool/ may take from hub/: the records it stores, the errors, the ports.
 SPOOL_MAY_USE = {"hub.model", "hub.batches", "hub.mail", "hub.optouts", "hub.errors",
-                 "hub.ports"}
+                 "hub.ports",
+                 # webhook events are fanned out inside the spool's transactions: their
+                 # types and bodies, and the ids of the outbox items it makes.
+                 "hub.events", "hub.ids"}
 DATABASE_LIBRARIES = {"sqlalchemy", "alembic", "psycopg", "sqlite3"}
 
 

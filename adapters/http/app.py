@@ -26,17 +26,27 @@ from hub.errors import HubError, TemporaryFailure
 from hub.faultlog import FaultLog
 from hub.intake import Intake
 from hub.metrics import Metrics
-from hub.ports import AccountStore, InboundStore, MessageStore, SchemaAdmin, SchemaState
+from hub.ports import (
+    AccountStore,
+    InboundStore,
+    MessageStore,
+    OptOutStore,
+    SchemaAdmin,
+    SchemaState,
+    WebhookStore,
+)
 from hub.spoolcall import SpoolThreads
+from hub.webhooks import Network
 
 log = logging.getLogger(__name__)
 
 _Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-class HttpStore(AccountStore, MessageStore, InboundStore, SchemaAdmin, Protocol):
+class HttpStore(AccountStore, MessageStore, InboundStore, OptOutStore, WebhookStore,
+                SchemaAdmin, Protocol):
     """The spool roles behind the HTTP listener: readiness, metrics, messages and
-    replies read back for the JSON API and the XML dialects."""
+    replies read back for the JSON API and the XML dialects, opt-out lists."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +64,10 @@ class HttpContext:
     body_timeout: float = 60.0
     # Where the hub writes its files (FTP homes, keys): readiness checks it is writable.
     data_dir: Path | None = None
+    # Where webhook endpoints may point besides the public internet ([webhooks]
+    # allow_networks), and how long a rotated secret still signs beside the new one.
+    webhook_networks: Sequence[Network] = ()
+    webhook_secret_overlap: float = 86_400.0
     # Requests the spool cannot take: logged once per fault, not once per request.
     unavailable: FaultLog = field(
         default_factory=lambda: FaultLog(log, "intake unavailable", "intake"))

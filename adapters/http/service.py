@@ -1,5 +1,5 @@
-"""The HTTP listener built from `[http]` and `[xml]`: the JSON API and every XML dialect
-on one server, sharing the node's core."""
+"""The HTTP listener built from `[http]` and `[xml]`: the JSON API (messages, inbound,
+opt-outs) and every XML dialect on one server, sharing the node's core."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from collections.abc import Sequence
 
 from starlette.routing import BaseRoute
 
+from adapters.http import inbound, optouts, webhooks
 from adapters.http.app import HttpContext
 from adapters.http.server import HttpServer
 from adapters.xml.native import XmlSettings
 from hub.config import Config
 from hub.services import Core
+from hub.webhooks import parse_networks
 
 
 def build(config: Config, core: Core, routes: Sequence[BaseRoute] = ()) -> HttpServer:
@@ -22,6 +24,10 @@ def build(config: Config, core: Core, routes: Sequence[BaseRoute] = ()) -> HttpS
         max_messages_per_request=config.http.max_messages_per_request,
         timezone=config.hub.timezone, body_timeout=config.http.body_timeout,
         data_dir=config.data_dir,
+        webhook_networks=parse_networks(config.webhooks.allow_networks),
+        webhook_secret_overlap=config.webhooks.secret_overlap,
     )
     xml = XmlSettings(config.xml.max_body_bytes, config.xml.max_messages)
-    return HttpServer(ctx, xml, config.http, routes)
+    # The JSON API's account lists and settings beside the messages.
+    lists = [*inbound.routes(ctx), *optouts.routes(ctx), *webhooks.routes(ctx)]
+    return HttpServer(ctx, xml, config.http, [*lists, *routes])

@@ -25,6 +25,8 @@ ERRORS = {
     "113": "Maximum message parts exceeded",
     "116": "Invalid Unicode data",
     "120": "Invalid delivery time",
+    "121": "Destination mobile number blocked",
+    "122": "Destination mobile opted out",
     "123": "Invalid sender ID",
     "301": "No credit left",
 }
@@ -37,6 +39,8 @@ REFUSALS = {
     "invalid_unicode": "116",
     "invalid_time": "120",
     "sender_not_allowed": "123",
+    "blocked": "121",
+    "opted_out": "122",
     "insufficient_credit": "301",
     "account_disabled": "004",
 }

@@ -43,6 +43,8 @@ NOT_ROUTABLE = "Not routable. Do not try again."
 TEMPORARY = "Temporal failure, try again later."
 # Refusals Kannel would answer with its bearerbox NACK (403); other refusals are field errors.
 _NOT_ROUTABLE = {"insufficient_credit", "account_disabled"}
+# Refusals of the number itself: Kannel's white- and black-list answer (opt-out lists).
+_DENIED = {"invalid_number", "opted_out", "blocked"}
 
 
 @dataclass
@@ -147,7 +149,7 @@ def outcome_answer(numbers: Sequence[str], outcomes: Sequence[Outcome]) -> Respo
 
 
 def _refusal_answer(refusal: Refused) -> Response:
-    if refusal.code == "invalid_number":
+    if refusal.code in _DENIED:
         return _answer(400, DENIED)
     if refusal.code in _NOT_ROUTABLE:
         return _answer(403, NOT_ROUTABLE)

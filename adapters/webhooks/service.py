@@ -1,0 +1,29 @@
+"""Wiring of the webhook channel from `[webhooks]`: the channel the outbox delivers
+through, and how the outbox works it (batch size, concurrency, three days of retries)."""
+
+from __future__ import annotations
+
+from adapters.webhooks.channel import CHANNEL, WebhookChannel
+from hub.config import Config
+from hub.outbox import ChannelTuning
+from hub.policies import RetryPolicy
+from hub.ports import OutboxChannel, WebhookStore
+from hub.spoolcall import SpoolThreads
+from hub.webhooks import parse_networks
+
+
+def outbox_channels(config: Config,
+                    runner: SpoolThreads[WebhookStore]) -> dict[str, OutboxChannel]:
+    w = config.webhooks
+    if not w.enabled:
+        return {}  # events still queue in the spool, delivered once webhooks are on
+    return {CHANNEL: WebhookChannel(runner, parse_networks(w.allow_networks), w.timeout,
+                                    w.connections)}
+
+
+def tuning(config: Config) -> dict[str, ChannelTuning]:
+    w = config.webhooks
+    # The period bounds the retries; the attempt count is only a backstop far beyond it.
+    policy = RetryPolicy(max_attempts=10_000, base=w.retry_base, cap=w.retry_cap,
+                         max_age=w.retry_period)
+    return {CHANNEL: ChannelTuning(policy, w.batch_size, w.concurrency, w.poll_interval)}
