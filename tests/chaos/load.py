@@ -1,8 +1,9 @@
 """Load on every ingress at once for the chaos supervisor: REST, XML, FTP and SMTP
 clients in threads, each writing down only what the hub acknowledged (a 202 id, an XML
 `accepted` id, a 250 after DATA, a 226 after STOR). Every message has its own (number,
-text), so a row stored or submitted twice shows; nothing is retried, so an unacked
-message is either absent or stored once."""
+text), so a row stored or submitted twice shows. REST and XML requests left unanswered are
+sent again with the same client references (stored once: P1, P12); mail and files are
+not, so an unacknowledged one is either absent or stored once."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from typing import Any
 from xml.etree import ElementTree
 
 import httpx
@@ -42,7 +44,8 @@ class Ledger:
     mails: list[MailAck] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)  # file names answered 226
     tried: Counter[str] = field(default_factory=Counter)  # messages/files offered
-    retries: list[dict[str, object]] = field(default_factory=list)  # REST, unanswered
+    # Requests left unanswered, by ingress ("rest": JSON bodies, "xml": documents).
+    retries: dict[str, list[Any]] = field(default_factory=lambda: {"rest": [], "xml": []})
     lock: threading.Lock = field(default_factory=threading.Lock)
     on_ack: Callable[[], None] | None = None
 
@@ -54,14 +57,14 @@ class Ledger:
         if self.on_ack is not None:
             self.on_ack()
 
-    def unanswered(self, body: dict[str, object]) -> None:
+    def unanswered(self, kind: str, body: Any) -> None:
         with self.lock:
-            self.retries.append(body)
-            self.tried["rest_resent"] += 1
+            self.retries[kind].append(body)
+            self.tried[f"{kind}_resent"] += 1
 
-    def unanswered_body(self) -> dict[str, object] | None:
+    def unanswered_body(self, kind: str) -> Any:
         with self.lock:
-            return self.retries.pop() if self.retries else None
+            return self.retries[kind].pop() if self.retries[kind] else None
 
     def offered(self, kind: str, count: int) -> None:
         with self.lock:
@@ -119,34 +122,55 @@ class Load:
         headers = {"Authorization": f"Bearer {self.key}"}
         with httpx.Client(base_url=self.life.http, headers=headers, timeout=10) as client:
             while not self.stop.is_set():
-                body = self.ledger.unanswered_body() or self._rest_body()
-                try:
-                    r = client.post("/v1/messages", json=body)
-                except httpx.TransportError:
-                    self.ledger.unanswered(body)  # sent again, with its client_ref, later
-                    raise
-                if r.status_code != 202:
-                    self.ledger.unanswered(body)  # 503 busy: retried as a client would
-                    time.sleep(PAUSE)
-                    continue
-                answer = r.json()
-                results = answer["results"] if "messages" in body else [answer]
-                self.ledger.offered("rest_duplicate_answers",
-                                    sum(bool(o.get("duplicate")) for o in results))
-                self.ledger.acked("rest", [o["id"] for o in results if o["accepted"]])
+                body = self.ledger.unanswered_body("rest") or self._rest_body()
+                r = self._post(client, "rest", body, lambda: client.post("/v1/messages",
+                                                                          json=body))
+                if r is not None and r.status_code == 202:
+                    self._rest_acked(body, r.json())
                 time.sleep(PAUSE)
+
+    def _post(self, client: httpx.Client, kind: str, body: Any,
+              send: Callable[[], httpx.Response]) -> httpx.Response | None:
+        """Send; a request the kill left unanswered, or answered 503 (busy), is kept to
+        be sent again with the same client references, as a client would."""
+        try:
+            r = send()
+        except httpx.TransportError:
+            self.ledger.unanswered(kind, body)
+            raise
+        if r.status_code == 503:
+            self.ledger.unanswered(kind, body)
+            return None
+        return r
+
+    def _rest_acked(self, body: dict[str, object], answer: dict[str, Any]) -> None:
+        results = answer["results"] if "messages" in body else [answer]
+        self.ledger.offered("rest_duplicate_answers",
+                            sum(bool(o.get("duplicate")) for o in results))
+        self.ledger.acked("rest", [o["id"] for o in results if o["accepted"]])
+
+    def _xml_acked(self, answer: bytes) -> None:
+        root = ElementTree.fromstring(answer)
+        accepted = list(root.iter(f"{{{XMLNS}}}accepted"))
+        self.ledger.offered("xml_duplicate_answers",
+                            sum(a.attrib.get("duplicate") == "true" for a in accepted))
+        self.ledger.acked("xml", [a.attrib["id"] for a in accepted])
 
     def resend_unanswered(self) -> int:
         """Once, in the life that settles: each request still unanswered is sent again."""
         sent = 0
         headers = {"Authorization": f"Bearer {self.key}"}
         with httpx.Client(base_url=self.life.http, headers=headers, timeout=10) as client:
-            while (body := self.ledger.unanswered_body()) is not None:
+            while (body := self.ledger.unanswered_body("rest")) is not None:
                 r = client.post("/v1/messages", json=body)
                 assert r.status_code == 202, r.text
-                answer = r.json()
-                results = answer["results"] if "messages" in body else [answer]
-                self.ledger.acked("rest", [o["id"] for o in results if o["accepted"]])
+                self._rest_acked(body, r.json())
+                sent += 1
+            while (doc := self.ledger.unanswered_body("xml")) is not None:
+                r = client.post("/xml", content=doc,
+                                headers={"Content-Type": "application/xml"})
+                assert r.status_code == 200, r.text
+                self._xml_acked(r.content)
                 sent += 1
         return sent
 
@@ -164,17 +188,18 @@ class Load:
         headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/xml"}
         with httpx.Client(base_url=self.life.http, headers=headers, timeout=10) as client:
             while not self.stop.is_set():
-                drafts = [fresh(f"X{self.cycle}x") for _ in range(1 + next(_serial) % 4)]
-                self.ledger.offered("xml", len(drafts))
-                doc = f'<submitRequest xmlns="{XMLNS}">' + "".join(
-                    f"<message><to>{t}</to><text>{x}</text></message>" for t, x in drafts
-                ) + "</submitRequest>"
-                r = client.post("/xml", content=doc.encode())
-                if r.status_code == 200:
-                    root = ElementTree.fromstring(r.content)
-                    self.ledger.acked("xml", [a.attrib["id"] for a in
-                                              root.iter(f"{{{XMLNS}}}accepted")])
+                doc = self.ledger.unanswered_body("xml") or self._xml_doc()
+                r = self._post(client, "xml", doc, lambda: client.post("/xml", content=doc))
+                if r is not None and r.status_code == 200:
+                    self._xml_acked(r.content)
                 time.sleep(PAUSE)
+
+    def _xml_doc(self) -> bytes:
+        drafts = [fresh(f"X{self.cycle}x") for _ in range(1 + next(_serial) % 4)]
+        self.ledger.offered("xml", len(drafts))
+        return (f'<submitRequest xmlns="{XMLNS}">' + "".join(
+            f"<message><to>{t}</to><text>{x}</text><clientRef>ref-{x}</clientRef></message>"
+            for t, x in drafts) + "</submitRequest>").encode()
 
     def _ftp(self) -> None:
         ftp = ftplib.FTP()

@@ -112,7 +112,7 @@ class Supervisor:
             last = Life(env)  # the life that settles: nothing kills it
             try:
                 resent = Load(last, key, ledger, cycles + 1).resend_unanswered()
-                self.say(f"{resent} REST requests still unanswered sent again")
+                self.say(f"{resent} REST and XML requests still unanswered sent again")
                 self.report.settle_seconds, self.report.unsettled = settle(
                     self.data, ledger, settle_timeout, self.say)
                 self.report.verdict = check(self.data, ledger, side, sink, last.http, key)
