@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters.http.app import HttpContext, error_json, temporarily
+from hub.accounts import KeyExpired
 from hub.errors import AuthenticationError, TemporaryFailure
 from hub.model import Account
 
@@ -36,7 +37,8 @@ def guarded(ctx: HttpContext, handler: Handler) -> Callable[[Request], Awaitable
         try:
             return await handler(await _authenticate(ctx, request), request)
         except AuthenticationError as exc:
-            return error_json(401, "unauthorized", str(exc),
+            code = "key_expired" if isinstance(exc, KeyExpired) else "unauthorized"
+            return error_json(401, code, str(exc),
                               **{"WWW-Authenticate": 'Bearer realm="smshub"'})
         except TemporaryFailure as exc:
             words, headers = temporarily(ctx, exc)

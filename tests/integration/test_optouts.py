@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 
@@ -136,6 +137,16 @@ def test_optouts_answer_bad_requests_with_json_errors(hub: HubThread, api: httpx
     assert code(api.get("/v1/optouts", params={"limit": "0"})) == (400, "invalid_request")
     assert code(httpx.get(f"{hub.url}/v1/optouts")) == (401, "unauthorized")
     assert code(httpx.get(f"{hub.url}/v1/inbound")) == (401, "unauthorized")
+
+
+def test_an_expired_key_is_told_so_by_the_list_endpoints(hub: HubThread) -> None:
+    key = hub.account("acme")
+    hub.spool.set_api_key_expiry("acme", key.split("_")[1], utcnow() - timedelta(seconds=1))
+    with json_client(hub, key) as expired:
+        for path in ("/v1/optouts", "/v1/inbound"):
+            answer = expired.get(path)
+            assert answer.status_code == 401
+            assert answer.json()["error"]["code"] == "key_expired"
 
 
 def test_another_accounts_list_is_neither_seen_nor_enforced(
