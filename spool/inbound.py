@@ -16,7 +16,7 @@ from spool import webhooks
 from spool.engine import Database
 from spool.optouts import create_optout
 from spool.outbox import outbox_values
-from spool.tables import inbound, messages, outbox
+from spool.tables import account_sender_ids, accounts, inbound, messages, outbox
 
 
 def store(db: Database, items: Sequence[NewInbound]) -> list[Inbound]:
@@ -74,11 +74,26 @@ def _answered(conn: Connection, mo: InboundMessage) -> tuple[bool, str | None, i
     return True, latest.id, latest.account_id
 
 
+def _number_owner(conn: Connection, number: str) -> int | None:
+    """The one live account that sends from `number` ('+' ignored), if only one does: a
+    STOP that answers no recent message, sent to an account's own number, still stops
+    that account (WASPA); a number several accounts send from says nothing."""
+    bare = number.lstrip("+")
+    s = account_sender_ids
+    owners = conn.execute(
+        select(s.c.account_id).distinct().join(accounts, accounts.c.id == s.c.account_id)
+        .where(s.c.sender_id.in_((bare, f"+{bare}")), accounts.c.deleted_at.is_(None))
+        .limit(2)).scalars().all()
+    return owners[0] if len(owners) == 1 else None
+
+
 def _insert(conn: Connection, item: NewInbound) -> Inbound:
     mo = item.message
     answers, in_reply_to, account_id = _answered(conn, mo)
     kind = (InboundKind.OPT_OUT if item.opt_out
             else InboundKind.REPLY if answers else InboundKind.UNSOLICITED)
+    if kind is InboundKind.OPT_OUT and account_id is None:
+        account_id = _number_owner(conn, mo.recipient)
     record = Inbound(
         id=item.id, carrier=mo.carrier, sender=mo.sender, recipient=mo.recipient,
         text=mo.text, received_at=mo.received_at, kind=kind,

@@ -50,6 +50,26 @@ def test_a_stop_answering_no_message_joins_no_list(spool: SqlSpool) -> None:
     assert spool.list_optouts(account.id, 0, 10) == []
 
 
+def test_a_stop_to_an_accounts_own_number_stops_it_without_a_recent_message(
+    spool: SqlSpool,
+) -> None:
+    account = make_account(spool, sender_ids=("31337",))
+    inbound_id = stop(spool)
+    [optout] = spool.list_optouts(account.id, 0, 10)
+    assert optout.inbound_id == inbound_id
+    stored = spool.get_inbound(inbound_id)
+    assert stored is not None and (stored.account_id, stored.in_reply_to) == (account.id, None)
+
+
+def test_a_stop_to_a_number_several_accounts_send_from_stops_none(spool: SqlSpool) -> None:
+    first = make_account(spool, sender_ids=("31337",))
+    second = make_account(spool, sender_ids=("+31337",))
+    inbound_id = stop(spool)
+    assert spool.list_optouts(first.id, 0, 10) == spool.list_optouts(second.id, 0, 10) == []
+    stored = spool.get_inbound(inbound_id)
+    assert stored is not None and stored.account_id is None
+
+
 def test_marketing_to_an_opted_out_number_is_refused_and_transactional_passes(
     spool: SqlSpool,
 ) -> None:
