@@ -40,6 +40,7 @@ from adapters.ftp.jobs import BatchProcessor, JobSettings
 from adapters.ftp.reports import ReportJob
 from adapters.ftp.store import FtpStore
 from hub.accounts import check_password
+from hub.errors import TemporaryFailure
 from hub.faultlog import FaultLog
 from hub.intake import Intake
 from hub.ports import AccountStore
@@ -73,6 +74,7 @@ class HubAuthorizer:
         self._ok: dict[bytes, float] = {}
         self._failures: dict[str, deque[float]] = defaultdict(deque)
         self.home_faults = FaultLog(log, "FTP homes cannot be made", "ftp-home")
+        self.login_faults = FaultLog(log, "FTP logins cannot be checked", "ftp-login")
 
     def validate_authentication(self, username: str, password: str, handler: Any) -> None:
         """pyftpdlib's one-step interface (DropHandler uses the three steps instead)."""
@@ -271,11 +273,18 @@ class DropHandler(FTPHandler):  # type: ignore[misc]
                          "directory is read-only or full); try again later.")
             self.close_when_done()
             return
+        except TemporaryFailure as exc:  # the spool is away: say so, once in the log
+            self.authorizer.login_faults.failed(str(exc))
+            self.respond(f"421 The hub cannot check logins at the moment ({exc.reason}); "
+                         "try again later.")
+            self.close_when_done()
+            return
         except Exception:
             log.exception("FTP login check failed", extra={"action": "ftp-login-error"})
             self.respond("421 Service not available, try again later.")
             self.close_when_done()
             return
+        self.authorizer.login_faults.cleared()
         if ok:
             self.authorizer.home_faults.cleared()
         self._logged_in(username, password, ip, ok)

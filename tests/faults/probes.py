@@ -98,7 +98,11 @@ class Probes:
         assert self.hub.hub.ftp_port is not None
         client = ftplib.FTP()
         client.connect("127.0.0.1", self.hub.hub.ftp_port, timeout=30)
-        client.login("acme", PASSWORD)
+        try:
+            client.login("acme", PASSWORD)
+        except BaseException:
+            client.close()
+            raise
         return client
 
     def store(self, name: str, body: bytes) -> str:

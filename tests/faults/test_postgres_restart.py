@@ -1,10 +1,11 @@
 """PostgreSQL stopped (immediate: as if it crashed) under load and started again: while
-it is down every protocol answers a temporary error naming it, never a 500 or a dropped
-connection; nothing acknowledged is lost; and the same hub, not restarted, reconnects,
-accepts, dispatches and is ready again by itself."""
+it is down every protocol answers a temporary error naming it (an FTP login too), never
+a 500 or a dropped connection; nothing acknowledged is lost; and the same hub, not
+restarted, reconnects, accepts, dispatches and is ready again by itself."""
 
 from __future__ import annotations
 
+import ftplib
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -81,6 +82,8 @@ def test_postgresql_stopped_mid_load_gets_temporary_errors_and_the_hub_recovers_
         assert is_temporary(xml, UNREACHABLE), xml.text
         code, words = probes.mail("while down")
         assert code == 451 and UNREACHABLE in words, words
+        with pytest.raises(ftplib.error_temp, match=f"^421 .*{UNREACHABLE}"):
+            probes.ftp()  # a login not cached yet: its password cannot be checked
         assert probes.readyz().status_code == 503
         accepted = load.statuses[202]
 
@@ -89,5 +92,6 @@ def test_postgresql_stopped_mid_load_gets_temporary_errors_and_the_hub_recovers_
         eventually(lambda: load.seen(202, accepted + 20), 20, what="load accepted again")
     assert set(load.statuses) == {202, 503}, load.statuses  # no 500, no dropped connection
     assert probes.mail("after")[0] == 250
+    probes.ftp().quit()
     probes.all_delivered(timeout=60)
     assert_said_not_dumped(caplog)
