@@ -134,12 +134,11 @@ def _import(args: argparse.Namespace, config: Config) -> int:
              Path(args.file).read_text(encoding="utf-8-sig")).splitlines()
     wanted, bad = _numbers_in(lines, config)
     spool = open_spool(config)
-    added = 0
     try:
         which = _list_of(spool, args)
-        for number in wanted:
-            added += spool.add_optout(NewOptOut(which, number, OptOutMethod.IMPORT,
-                                                utcnow(), args.reason or None))[1]
+        now, reason = utcnow(), args.reason or None
+        added = spool.add_optouts([NewOptOut(which, number, OptOutMethod.IMPORT, now, reason)
+                                   for number in wanted])
     finally:
         spool.close()
     notes = [f"line {n}: {reason}" for n, reason in bad]

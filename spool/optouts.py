@@ -27,6 +27,7 @@ from spool.rows import chunks
 from spool.tables import optout_settings, optouts
 
 o = optouts
+IMPORT_CHUNK = 2000
 
 
 def create_optout(conn: Connection, new: NewOptOut) -> OptOut | None:
@@ -61,6 +62,17 @@ def add(db: Database, new: NewOptOut) -> tuple[OptOut, bool]:
         found = _find(conn, new.account_id, new.number)
     assert found is not None  # a conflict means the row is there, and nothing deletes it here
     return found, False
+
+
+def add_many(db: Database, entries: Sequence[NewOptOut]) -> int:
+    """Each entry through `create_optout`, IMPORT_CHUNK per transaction: a file of a
+    national registry's size neither waits for one commit per number nor holds the
+    write lock for the whole file. A file read again adds only what is missing."""
+    added = 0
+    for part in chunks(list(entries), IMPORT_CHUNK):
+        with db.write() as conn:
+            added += sum(create_optout(conn, new) is not None for new in part)
+    return added
 
 
 def remove(db: Database, account_id: int | None, number: str) -> bool:

@@ -410,6 +410,9 @@ class SqlSpool:
     def add_optout(self, new: NewOptOut) -> tuple[OptOut, bool]:
         return optouts.add(self.db, new)
 
+    def add_optouts(self, entries: Sequence[NewOptOut]) -> int:
+        return optouts.add_many(self.db, entries)
+
     def remove_optout(self, account_id: int | None, number: str) -> bool:
         return optouts.remove(self.db, account_id, number)
 

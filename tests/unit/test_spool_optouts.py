@@ -129,6 +129,17 @@ def test_lists_are_added_to_once_paged_and_removed_from(spool: SqlSpool) -> None
     assert spool.get_optout(account.id, numbers[2]) is not None
 
 
+def test_an_import_adds_only_the_numbers_not_listed_yet(spool: SqlSpool) -> None:
+    account = make_account(spool)
+    spool.add_optout(NewOptOut(account.id, "+27820000001", OptOutMethod.API, NOW))
+    entries = [NewOptOut(account.id, f"+2782000000{i}", OptOutMethod.IMPORT, NOW, "registry")
+               for i in range(5)]
+    assert spool.add_optouts(entries) == 4
+    assert spool.add_optouts(entries) == 0
+    methods = [o.method for o in spool.list_optouts(account.id, 0, 10)]
+    assert methods == [OptOutMethod.API] + [OptOutMethod.IMPORT] * 4
+
+
 def test_confirmations_are_due_only_for_accounts_that_want_them(spool: SqlSpool) -> None:
     account = make_account(spool)
     spool.accept([new_message(account, recipient=HANDSET)])
