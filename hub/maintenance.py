@@ -13,6 +13,7 @@ from typing import Protocol
 
 from hub.clock import Clock, utcnow
 from hub.errors import TemporaryFailure
+from hub.faultlog import FaultLog
 from hub.inbound import InboundDesk
 from hub.policies import ReceiptTimeout
 from hub.ports import Carrier, MessageQueue, QueryingCarrier, ReceiptStore, ReportDeadline
@@ -55,6 +56,7 @@ class Maintenance:
         self._held_report_ttl = timedelta(seconds=held_report_ttl)
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._faults = FaultLog(log, "maintenance skipped", "maintenance")
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._every_interval())
@@ -88,9 +90,10 @@ class Maintenance:
                 # Inbound messages a crash left unrouted get their emails and webhooks.
                 "routed": 0 if self._inbound is None else await self._inbound.route_pending(),
             }
-        except TemporaryFailure as exc:
-            log.warning("maintenance skipped: %s", exc, extra={"action": "maintenance"})
+        except TemporaryFailure as exc:  # said once while it lasts, not at every run
+            self._faults.failed(str(exc))
             return {}
+        self._faults.cleared()
         if any(done.values()):
             log.info("maintenance: %s", done, extra={"action": "maintenance", **done})
         return done

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from hub.clock import Clock, seconds, utcnow
 from hub.errors import Rejected, RetryLater, TemporaryFailure
+from hub.faultlog import FaultLog
 from hub.model import ErrorInfo, OutboxItem, OutboxResult, OutboxStatus
 from hub.policies import RetryPolicy
 from hub.ports import OutboxChannel, OutboxStore
@@ -66,6 +67,9 @@ class OutboxRunner:
         self._settings = settings
         self._clock = clock
         self._wakes = {name: asyncio.Event() for name in self._channels}
+        # A spool that is away fails every poll alike: said once per channel, not each time.
+        self._faults = {name: FaultLog(log, f"outbox {name}", "outbox")
+                        for name in self._channels}
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -91,8 +95,10 @@ class OutboxRunner:
             try:
                 busy = await self.run_channel(name)
             except TemporaryFailure as exc:
-                log.warning("outbox: %s", exc, extra={"action": "outbox"})
+                self._faults[name].failed(str(exc))
                 busy = 0
+            else:
+                self._faults[name].cleared()
             if not busy:
                 wake.clear()
                 interval = self._tune(name).poll_interval or self._settings.poll_interval

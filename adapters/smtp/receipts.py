@@ -13,6 +13,7 @@ from ulid import ULID
 from adapters.smtp.channel import EMAIL_CHANNEL
 from hub.clock import Clock, utcnow
 from hub.errors import TemporaryFailure
+from hub.faultlog import FaultLog
 from hub.ids import new_id
 from hub.model import NewOutboxItem
 from hub.ports import MailStore
@@ -41,6 +42,7 @@ class FinalReceipts:
         self._clock = clock
         self._wake = wake
         self._task: asyncio.Task[None] | None = None
+        self._faults = FaultLog(log, "final receipts", "mail-final")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
@@ -53,7 +55,9 @@ class FinalReceipts:
             try:
                 await self.run_once()
             except TemporaryFailure as exc:
-                log.warning("final receipts: %s", exc, extra={"action": "mail-final"})
+                self._faults.failed(str(exc))
+            else:
+                self._faults.cleared()
             await asyncio.sleep(self._interval)
 
     async def run_once(self) -> int:

@@ -32,8 +32,11 @@ def fault_config(data_dir: Path, **sections: dict[str, Any]) -> Config:
         http={"port": 0},
         simulator={"report_delay": 0.05},
         dispatcher={"poll_interval": 0.05, "retry_base": 0.05, "retry_cap": 0.2},
+        # Every periodic part runs often, so one that logs a fault at each run shows.
+        maintenance={"interval": 0.1},
+        outbox={"poll_interval": 0.1},
         smtp={"enabled": True, "port": 0, "domains": [DOMAIN],
-              "allow_plaintext_auth_on_loopback": True},
+              "allow_plaintext_auth_on_loopback": True, "final_receipt_interval": 0.1},
         ftp={"enabled": True, "port": 0, "failed_login_delay": 0.05, "report_interval": 0.1,
              "group_retries": 1, "group_retry_delay": 0.1},
     )
