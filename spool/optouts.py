@@ -11,7 +11,7 @@ from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.events import EventType, optout_data
-from hub.model import MessageClass, NewMessage, Source
+from hub.model import ErrorInfo, MessageClass, NewMessage, Source
 from hub.optouts import (
     BLOCKED,
     OPTED_OUT,
@@ -23,6 +23,7 @@ from hub.optouts import (
 )
 from spool import webhooks
 from spool.engine import Database
+from spool.queue import cancel_unsent_to
 from spool.rows import chunks
 from spool.tables import optout_settings, optouts
 
@@ -45,12 +46,30 @@ def create_optout(conn: Connection, new: NewOptOut) -> OptOut | None:
     row = conn.execute(statement).first()
     if row is None:
         return None
+    _cancel_unsent(conn, new)
     created = OptOut(int(row.id), new.account_id, new.number, new.at, new.method, new.reason,
                      new.inbound_id)
     if new.account_id is not None:  # the global list belongs to no account
         webhooks.emit(conn, new.account_id, EventType.OPTOUT_CREATED, new.at,
                       optout_data(created))
     return created
+
+
+# What a message the new entry stops before it is sent ends with.
+_STOPPED = {OPTED_OUT: ErrorInfo(OPTED_OUT, "the recipient opted out before it was sent"),
+            BLOCKED: ErrorInfo(BLOCKED, "the recipient was blocked before it was sent")}
+
+
+def _cancel_unsent(conn: Connection, new: NewOptOut) -> None:
+    """WASPA's "no further messages": what the list now refuses at intake, accepted
+    earlier and not yet with a carrier (a scheduled campaign, a queue), is cancelled too."""
+    if new.account_id is None:
+        cancel_unsent_to(conn, new.number, None, False, _STOPPED[BLOCKED], new.at)
+        return
+    scope = conn.execute(select(optout_settings.c.scope).where(
+        optout_settings.c.account_id == new.account_id)).scalar()
+    cancel_unsent_to(conn, new.number, new.account_id, scope != OptOutScope.ALL.value,
+                     _STOPPED[OPTED_OUT], new.at)
 
 
 def add(db: Database, new: NewOptOut) -> tuple[OptOut, bool]:

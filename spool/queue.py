@@ -22,7 +22,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import TextualSelect
 
-from hub.model import FINAL_STATUSES, Claim, ErrorInfo, Message, Status, Transition
+from hub.model import (
+    FINAL_STATUSES,
+    Claim,
+    ErrorInfo,
+    Message,
+    MessageClass,
+    Source,
+    Status,
+    Transition,
+)
 from spool.bulk import bulk_insert, bulk_update
 from spool.engine import Database
 from spool.ledger import NO_LEASE, Event, add_events, event, refund
@@ -281,6 +290,25 @@ def cancel_unsent_in(conn: Connection, account_id: int, error: ErrorInfo,
     for part in chunks(rows):
         finish(conn, part)
     return len(rows), sum((r.cost for r in rows), Decimal(0))
+
+
+def cancel_unsent_to(conn: Connection, recipient: str, account_id: int | None,
+                     marketing_only: bool, error: ErrorInfo, now: datetime) -> int:
+    """In the caller's transaction: the unsent messages to `recipient` (one account's,
+    or every account's for None; only marketing ones if `marketing_only`) cancelled with
+    their credit refunded, when the number goes on an opt-out list. An account's list
+    spares the hub's own messages (an opt-out's confirmation). Returns how many."""
+    query = select(m.c.id, m.c.account_id, m.c.cost).where(
+        m.c.recipient == recipient, text(CLAIMABLE_SQL))
+    if account_id is not None:
+        query = query.where(m.c.account_id == account_id, m.c.source != Source.HUB.value)
+    if marketing_only:
+        query = query.where(m.c.message_class == MessageClass.MARKETING.value)
+    rows = conn.execute(query.with_for_update()).all()
+    finish = _finisher(Status.CANCELLED, error, now)
+    for part in chunks(rows):
+        finish(conn, part)
+    return len(rows)
 
 
 def _finisher(status: Status, error: ErrorInfo, now: datetime) -> Apply:

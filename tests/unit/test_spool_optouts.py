@@ -129,6 +129,32 @@ def test_lists_are_added_to_once_paged_and_removed_from(spool: SqlSpool) -> None
     assert spool.get_optout(account.id, numbers[2]) is not None
 
 
+def test_a_new_opt_out_cancels_what_it_would_refuse_that_is_not_sent_yet(
+    spool: SqlSpool,
+) -> None:
+    account, other = make_account(spool), make_account(spool)
+    campaign = marketing(account, due_in=3600)  # scheduled for later
+    queued = marketing(account)
+    receipt = new_message(account, recipient=HANDSET)  # transactional: still goes
+    theirs = marketing(other)
+    spool.accept([campaign, queued, receipt, theirs])
+    balance = spool.get_account_by_id(account.id).balance
+    spool.add_optout(NewOptOut(account.id, HANDSET, OptOutMethod.API, NOW + timedelta(1)))
+    assert [ending(spool, nm) for nm in (campaign, queued, receipt, theirs)] == [
+        ("cancelled", "opted_out"), ("cancelled", "opted_out"), ("accepted", None),
+        ("accepted", None)]
+    refunded = spool.get_account_by_id(account.id).balance - balance
+    assert refunded == campaign.cost + queued.cost
+    spool.add_optout(NewOptOut(None, HANDSET, OptOutMethod.CLI, NOW + timedelta(1)))
+    assert [ending(spool, nm) for nm in (receipt, theirs)] == [("cancelled", "blocked")] * 2
+
+
+def ending(spool: SqlSpool, nm: NewMessage) -> tuple[str, str | None]:
+    found = spool.get_message(nm.id)
+    assert found is not None
+    return found.status.value, None if found.error is None else found.error.code
+
+
 def test_an_import_adds_only_the_numbers_not_listed_yet(spool: SqlSpool) -> None:
     account = make_account(spool)
     spool.add_optout(NewOptOut(account.id, "+27820000001", OptOutMethod.API, NOW))
