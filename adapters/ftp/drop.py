@@ -19,7 +19,7 @@ import warnings
 from collections import defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +228,10 @@ class DropContext:
     pending: set[Future[None]]
     logins: ThreadPoolExecutor
     mailbox: Mailbox
+    # Files being uploaded, by path, with the session writing each (IO loop only). A second
+    # STOR of one name would write into the same file, which the hub may already be
+    # processing: one batch made of two clients' uploads, and the other upload lost.
+    uploading: dict[str, object] = field(default_factory=dict)
 
 
 class DropHandler(FTPHandler):  # type: ignore[misc]
@@ -300,9 +304,11 @@ class DropHandler(FTPHandler):  # type: ignore[misc]
                                  authorizer.get_msg_login(username))
 
     def on_file_received(self, file: str) -> None:
+        self._upload_ended(file)
         self._hand_over(Path(file))
 
     def on_incomplete_file_received(self, file: str) -> None:
+        self._upload_ended(file)
         # An aborted or interrupted upload is never processed: remove what arrived.
         Path(file).unlink(missing_ok=True)
         log.info("incomplete upload removed", extra={"action": "ftp-incomplete"})
@@ -312,16 +318,44 @@ class DropHandler(FTPHandler):  # type: ignore[misc]
             self._restart_position = 0
             self.respond("550 Resuming uploads is not supported; upload the whole file.")
             return None
-        return super().ftp_STOR(file, mode)
+        if self._refused_busy(file):
+            return None
+        self.context.uploading[file] = self
+        stored = super().ftp_STOR(file, mode)
+        if stored is None:  # refused (the file could not be opened): no upload under way
+            self._upload_ended(file)
+        return stored
+
+    def _upload_ended(self, file: str) -> None:
+        if self.context.uploading.get(file) is self:
+            del self.context.uploading[file]
+
+    def _refused_busy(self, path: str) -> bool:
+        """A file another session is uploading cannot be written, renamed or deleted."""
+        if path not in self.context.uploading:
+            return False
+        self.respond(f"550 {Path(path).name} is being uploaded by another session; try "
+                     "again once that upload is complete.")
+        return True
+
+    def close(self) -> None:
+        for path, session in list(self.context.uploading.items()):
+            if session is self:  # a session gone before its transfer ended
+                del self.context.uploading[path]
+        super().close()
 
     def ftp_RMD(self, path: str) -> Any:
         return None if self._refused_own_folder(path) else super().ftp_RMD(path)
 
     def ftp_DELE(self, path: str) -> Any:
-        return None if self._refused_own_folder(path) else super().ftp_DELE(path)
+        if self._refused_own_folder(path) or self._refused_busy(path):
+            return None
+        return super().ftp_DELE(path)
 
     def ftp_RNFR(self, path: str) -> Any:
-        return None if self._refused_own_folder(path) else super().ftp_RNFR(path)
+        if self._refused_own_folder(path) or self._refused_busy(path):
+            return None
+        return super().ftp_RNFR(path)
 
     def _refused_own_folder(self, path: str) -> bool:
         """The home's folders are the hub's: removed or renamed, batches could not
@@ -333,7 +367,7 @@ class DropHandler(FTPHandler):  # type: ignore[misc]
         return True
 
     def ftp_RNTO(self, path: str) -> Any:
-        if self._refused_own_folder(path):
+        if self._refused_own_folder(path) or self._refused_busy(path):
             self._rnfr = None
             return None
         renamed = super().ftp_RNTO(path)
@@ -345,7 +379,12 @@ class DropHandler(FTPHandler):  # type: ignore[misc]
         ctx, account = self.context, self.username
         if not ctx.homes.is_drop(account, path):
             return
-        work = ctx.homes.claim(account, path)
+        try:
+            work = ctx.homes.claim(account, path)
+        except FileNotFoundError:  # gone before the IO loop got to it: nothing to process
+            log.warning("upload %s vanished before it was processed", path.name,
+                        extra={"action": "ftp-upload"})
+            return
         future = asyncio.run_coroutine_threadsafe(
             ctx.processor.process(account, work, path.name), ctx.loop)
         ctx.pending.add(future)

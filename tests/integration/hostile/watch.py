@@ -83,7 +83,11 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         return
     traps = _TRAPS[-1]
     target = str(args[1] if event == "socket.connect" else args[0])
-    if str(traps.fifo) in target or f", {traps.port})" in target:
+    if event == "socket.connect" or "://" in target:  # an address, a URL naming the FIFO
+        named = str(traps.fifo) in target or f", {traps.port})" in target
+    else:  # a path: the FIFO itself, not a path inside the FTP home that spells it out
+        named = os.path.realpath(target) == str(traps.fifo)
+    if named:
         traps.seen.append((event, target))
 
 
@@ -92,7 +96,7 @@ sys.addaudithook(_audit)  # cannot be removed; it only looks at the running test
 
 @contextmanager
 def traps_at(folder: Path, host: str = "127.0.0.1") -> Iterator[Traps]:
-    fifo = folder / "secret"
+    fifo = folder.resolve() / "secret"
     os.mkfifo(fifo)
     listener = socket.socket()
     listener.bind((host, 0))
