@@ -158,7 +158,7 @@ class Intake:
             self._price(account, segments), now,
             send_at if send_at is not None and send_at > now else now,
             sender, client_ref, batch_id, message_class, priority, send_at, expires_at,
-            sub.batch_line,
+            sub.batch_line, sub.callback,
         )
 
     def _measure(self, body: str) -> tuple[Encoding, int]:

@@ -111,6 +111,27 @@ class Source(StrEnum):
     HUB = "hub"  # the hub's own messages: an opt-out's confirmation SMS
 
 
+class CallbackKind(StrEnum):
+    """A delivery-report push a message (or its account) asked for, in the shape its
+    dialect's clients expect (hub.pushes, docs/pushes.md)."""
+
+    KANNEL = "kannel"  # a GET to the request's dlr-url, Kannel's escapes filled
+    CLICKATELL = "clickatell"  # Clickatell's callback parameters
+    XML = "xml"  # the XML API's deliveryReport document, POSTed
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """Where and which of one message's status changes are pushed: `mask` is Kannel's
+    dlr-mask or Clickatell's callback value; `url` None means the account's own URL for
+    the kind; `api_id` is echoed back (Clickatell)."""
+
+    kind: CallbackKind
+    url: str | None
+    mask: int
+    api_id: str | None = None
+
+
 @record
 class Submission:
     """One message as an ingress adapter received it, before validation."""
@@ -126,6 +147,7 @@ class Submission:
     # Where in its batch file the row stood: a batch cut off by a crash resumes from the
     # rows the spool does not hold, and sends none twice.
     batch_line: int | None = None
+    callback: Callback | None = None  # a push its request asked for (dlr-url...)
 
 
 @record
@@ -150,6 +172,7 @@ class NewMessage:
     send_at: datetime | None = None
     expires_at: datetime | None = None
     batch_line: int | None = None
+    callback: Callback | None = None
 
     @property
     def initial_status(self) -> Status:

@@ -20,6 +20,7 @@ from hub.mail import Mail, MailSettings, NoticeKind
 from hub.model import (
     Accepted,
     Account,
+    CallbackKind,
     CarrierUsage,
     Claim,
     DeliveryReport,
@@ -456,9 +457,19 @@ class OptOutStore(Protocol):
         ...
 
 
+class PushStore(Protocol):
+    """Each account's own URLs for delivery-report pushes (hub.pushes)."""
+
+    def account_push_urls(self, account_id: int) -> dict[CallbackKind, str]: ...
+    def set_account_push_url(self, account_id: int, kind: CallbackKind, url: str | None,
+                             now: datetime) -> None:
+        """Set it, or (None) remove it."""
+        ...
+
+
 class Spool(SchemaAdmin, AccountStore, MessageStore, MessageQueue, ReceiptStore, BatchStore,
             InboundStore, InboundPartStore, OutboxStore, MailStore, OperatorStore,
-            OptOutStore, WebhookStore, Protocol):
+            OptOutStore, WebhookStore, PushStore, Protocol):
     """Durable storage of accounts, messages and their history: every role (spool/
     implements it; only the composition root and the CLI hold it whole)."""
 

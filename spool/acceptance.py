@@ -20,6 +20,7 @@ from spool.engine import Database
 from spool.ledger import Event, add_events
 from spool.lookups import messages_by_client_ref
 from spool.optouts import Barred, barred
+from spool.pushes import callback_row, store_callbacks
 from spool.rows import MESSAGE_COLUMNS, message_from_new
 from spool.tables import (
     Money,
@@ -126,8 +127,11 @@ _DEBIT = (
 def _store(conn: Connection, plan: _Plan) -> None:
     if not plan.stored:
         return
-    rows, events = _RowMaker().rows(plan.stored)
+    maker = _RowMaker()
+    rows, events = maker.rows(plan.stored)
     bulk_insert(conn, messages, MESSAGE_COLUMNS, rows)
+    if maker.callbacks:  # only messages whose request asked for a push (dlr-url...)
+        store_callbacks(conn, maker.callbacks)
     add_events(conn, events)
     conn.execute(
         _DEBIT, [{"b_id": aid, "b_amount": from_units(units)} for aid, units in plan.spent.items()]
@@ -145,6 +149,7 @@ class _RowMaker:
     def __init__(self) -> None:
         self._micros: dict[int, int] = {}
         self._details: dict[Source, str] = {}
+        self.callbacks: list[tuple[Any, ...]] = []
 
     def rows(
         self, stored: Sequence[tuple[NewMessage, int]]
@@ -169,6 +174,8 @@ class _RowMaker:
                 accepted, accepted, nm.batch_line,
             ))
             events.append((nm.id, accepted, status, detail))
+            if nm.callback is not None:
+                self.callbacks.append(callback_row(nm.id, nm.callback))
         return rows, events
 
     def _micro(self, value: datetime) -> int:

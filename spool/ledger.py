@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, update
 
 from hub.model import Status
-from spool import webhooks
+from spool import pushes, webhooks
 from spool.bulk import bulk_insert
 from spool.tables import Money, accounts, message_events, to_micros
 
@@ -35,10 +35,11 @@ def event(message_id: str, at: datetime, status: Status, detail: str) -> Event:
 
 
 def add_events(conn: Connection, events: Sequence[Event]) -> None:
-    """Append to the audit trail; the webhook events those changes raise are queued in
-    the same transaction (spool.webhooks)."""
+    """Append to the audit trail; the webhook events and dialect pushes those changes
+    raise are queued in the same transaction (spool.webhooks, spool.pushes)."""
     bulk_insert(conn, message_events, EVENT_COLUMNS, events)
     webhooks.message_events(conn, events)
+    pushes.message_pushes(conn, events)
 
 
 def refund(conn: Connection, costs: Iterable[tuple[int, Decimal]]) -> None:

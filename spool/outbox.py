@@ -11,7 +11,7 @@ from uuid import uuid4
 from sqlalchemy import and_, bindparam, or_, select, update
 
 from hub.model import ErrorInfo, NewOutboxItem, OutboxItem, OutboxResult, OutboxStatus
-from spool import webhooks
+from spool import pushes, webhooks
 from spool.engine import Database
 from spool.tables import outbox
 
@@ -36,7 +36,8 @@ def claim(db: Database, channel: str, limit: int, lease_seconds: float,
         and_(o.c.status == OutboxStatus.PENDING.value, o.c.due_at <= now),
         and_(o.c.status == OutboxStatus.SENDING.value, o.c.lease_expires_at < now),
     )
-    if channel == webhooks.CHANNEL:  # one message's events reach an endpoint in order
+    if channel in (webhooks.CHANNEL, pushes.CHANNEL):
+        # One message's events reach an endpoint (a push: its kind) in order.
         due = and_(due, webhooks.owed_filter())
     ids = select(o.c.id).where(o.c.channel == channel, due).order_by(o.c.due_at).limit(limit)
     if not db.is_sqlite:

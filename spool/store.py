@@ -15,6 +15,7 @@ from hub.mail import Mail, MailSettings, NoticeKind
 from hub.model import (
     Accepted,
     Account,
+    CallbackKind,
     CarrierUsage,
     Claim,
     DeliveryReport,
@@ -54,6 +55,7 @@ from spool import (
     migrate,
     optouts,
     outbox,
+    pushes,
     queue,
     receipts,
     webhooks,
@@ -431,3 +433,12 @@ class SqlSpool:
 
     def optout_confirmations_due(self, inbound_ids: Sequence[str]) -> list[OptOut]:
         return optouts.confirmations_due(self.db, inbound_ids)
+
+    # --- delivery-report pushes ----------------------------------------------------
+
+    def account_push_urls(self, account_id: int) -> dict[CallbackKind, str]:
+        return pushes.account_urls(self.db, account_id)
+
+    def set_account_push_url(self, account_id: int, kind: CallbackKind, url: str | None,
+                             now: datetime) -> None:
+        pushes.set_account_url(self.db, account_id, kind, url, now)

@@ -456,3 +456,29 @@ optout_settings = Table(
     Column("scope", Text, nullable=False),
     Column("confirm", Boolean, nullable=False),
 )
+
+# --- delivery-report pushes in the dialects' shapes (hub.pushes) --------------------
+
+# A push one message's request asked for (a Kannel dlr-url, a Clickatell callback):
+# written at acceptance only for messages that ask, read by the fan-out of its status
+# changes. `url` NULL: the account's own URL for that kind (account_callbacks).
+message_callbacks = Table(
+    "message_callbacks",
+    metadata,
+    Column("message_id", String(26), primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("url", Text),
+    Column("mask", Integer, nullable=False),
+    Column("api_id", Text),
+)
+
+# An account's own push URLs, one per kind: where every XML deliveryReport goes, and
+# Clickatell callbacks whose request named no URL (Clickatell keeps it per account).
+account_callbacks = Table(
+    "account_callbacks",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id"), primary_key=True),
+    Column("kind", Text, primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("updated_at", UtcTime, nullable=False),
+)

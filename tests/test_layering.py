@@ -20,7 +20,9 @@ SPOOL_MAY_USE = {"hub.model", "hub.batches", "hub.mail", "hub.optouts", "hub.err
                  "hub.ports",
                  # webhook events are fanned out inside the spool's transactions: their
                  # types and bodies, and the ids of the outbox items it makes.
-                 "hub.events", "hub.ids"}
+                 "hub.events", "hub.ids",
+                 # so are the dialects' delivery-report pushes: which statuses each asks for.
+                 "hub.pushes"}
 DATABASE_LIBRARIES = {"sqlalchemy", "alembic", "psycopg", "sqlite3"}
 
 
