@@ -56,8 +56,9 @@ class SteppedHub:
     def __init__(self, server: Server, clock: faketime.SteppedClock, key: str) -> None:
         self.server, self.clock, self.key = server, clock, key
 
-    def send(self, text: str, send_at: datetime | None = None) -> str:
-        body: dict[str, str] = {"to": "0821234567", "text": text}
+    def send(self, text: str, send_at: datetime | None = None, to: str = "0821234567"
+             ) -> str:
+        body: dict[str, str] = {"to": to, "text": text}
         if send_at is not None:
             body["send_at"] = send_at.isoformat()
         answer = httpx.post(f"{self.server.url}/v1/messages", json=body, timeout=30,
@@ -102,8 +103,8 @@ def sent(provider: BulkSms) -> Counter[str]:
 def test_a_step_forward_mid_submission_sends_nothing_twice(
         stepped_hub: Callable[..., SteppedHub], provider: BulkSms) -> None:
     hub = stepped_hub()
-    provider.script.extend(Reply(delay=3.0) for _ in range(4))  # the provider is slow
-    ids = [hub.send(f"in flight {i}") for i in range(4)]
+    provider.script.extend(Reply(delay=2.0) for _ in range(4))  # the provider is slow
+    ids = [hub.send(f"in flight {i}", to=f"082123456{i}") for i in range(4)]
     eventually(lambda: len(provider.requests) == 4, 20, what="all four being submitted")
     hub.clock.step_to(HOUR)  # their 60 s leases now look an hour old
     eventually(lambda: all(hub.status(m) == "submitted" for m in ids), 20,
