@@ -17,6 +17,19 @@ from tests.polling import eventually
 FULL = "the spool's disk is full"
 
 
+def accepted_rows(probes: Probes, stem: str) -> int:
+    """The rows the batch's result file lists as accepted, once it is published."""
+    result = probes.hub.config.data_dir.resolve() / "ftp" / "acme" / "results" / (
+        f"{stem}.result.csv")
+    eventually(result.exists, 20, what=f"the result file of {stem}")
+    return result.read_text().count(",accepted,")
+
+
+def rows(count: int, start: int = 0) -> bytes:
+    return ("to,text\n" + "".join(f"08{2000000 + i:08d},row {i}\n"
+                                  for i in range(start, start + count))).encode()
+
+
 @pytest.fixture
 def full_spool(make_hub: MakeHub, tmpfs: Callable[[Path, str], Path],
                tmp_path: Path) -> tuple[Probes, Ballast]:
@@ -29,6 +42,7 @@ def test_a_full_spool_disk_gets_temporary_errors_in_each_protocol_and_recovers(
         full_spool: tuple[Probes, Ballast], caplog: pytest.LogCaptureFixture) -> None:
     probes, ballast = full_spool
     assert probes.rest("before").status_code == 202
+    probes.ftp().quit()  # the FTP home (in the same data directory) is made
     probes.all_delivered()
     ballast.fill()
 
@@ -45,12 +59,15 @@ def test_a_full_spool_disk_gets_temporary_errors_in_each_protocol_and_recovers(
     assert xml.headers["content-type"].startswith("application/xml")
     code, words = probes.mail("while full")
     assert code == 451 and words.startswith("4.3.1") and FULL in words, words
+    assert probes.store("full.csv", rows(500)).startswith("452 Insufficient storage")
 
     ballast.free()
     eventually(lambda: probes.readyz().status_code == 200, 10, what="ready again")
     assert probes.rest("after").status_code == 202
     assert probes.xml("after").status_code == 200
     assert probes.mail("after")[0] == 250
+    assert probes.store("full.csv", rows(500)).startswith("226")
+    assert accepted_rows(probes, "full") == 500
     probes.all_delivered()
     assert_said_not_dumped(caplog)
 
@@ -67,11 +84,6 @@ def full_ftp_area(make_hub: MakeHub, tmpfs: Callable[[Path, str], Path],
     return probes, Ballast(data)
 
 
-def rows(count: int, start: int = 0) -> bytes:
-    return ("to,text\n" + "".join(f"08{2000000 + i:08d},row {i}\n"
-                                  for i in range(start, start + count))).encode()
-
-
 def test_an_upload_to_a_full_ftp_area_is_refused_for_now_and_taken_once_space_is_freed(
         full_ftp_area: tuple[Probes, Ballast]) -> None:
     probes, ballast = full_ftp_area
@@ -85,6 +97,4 @@ def test_an_upload_to_a_full_ftp_area_is_refused_for_now_and_taken_once_space_is
 
     ballast.free()
     assert probes.store("big.csv", rows(2000)).startswith("226")
-    result = home / "results" / "big.result.csv"
-    eventually(result.exists, 20, what="the result file")
-    assert result.read_text().count(",accepted,") == 2000
+    assert accepted_rows(probes, "big") == 2000
