@@ -11,6 +11,7 @@ from __future__ import annotations
 import ftplib
 import io
 import itertools
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -468,4 +469,23 @@ def test_ftp_symlink_planted_where_the_hub_writes_is_not_followed(drop: Drop, tr
     assert _statuses(read_csv(result)) == ["accepted"]
     assert outside.read_text("utf-8") == "untouched\n"
     traps.assert_untouched()
+    still_serves(drop)
+
+
+def test_ftp_data_connection_from_another_address_is_refused(drop: Drop) -> None:
+    """FXP: a third party connects to the port a client's PASV opened, to read or write
+    the client's transfer. Only the client's own address may connect."""
+    ftp = client(drop)
+    try:
+        host, port = ftplib.parse227(ftp.sendcmd("PASV"))
+        ftp.putcmd("LIST")
+        with socket.create_connection((host, port), timeout=5,
+                                      source_address=("127.0.0.2", 0)) as intruder:
+            intruder.settimeout(5)
+            assert intruder.recv(65536) == b""  # closed without a byte of the listing
+        waiting, refused = ftp.getmultiline(), ftp.getmultiline()
+    finally:
+        ftp.close()
+    assert waiting.startswith("150") and refused.startswith("425"), (waiting, refused)
+    assert "foreign address" in refused
     still_serves(drop)
