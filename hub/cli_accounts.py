@@ -15,6 +15,7 @@ from hub.batches import Batch, BatchProgress
 from hub.cli_base import command, decimal_arg, emit, open_spool
 from hub.cli_keys import key_commands
 from hub.cli_optouts import account_settings_command
+from hub.cli_pushes import pushes_command
 from hub.clock import utcnow
 from hub.config import Config
 from hub.errors import Conflict
@@ -49,6 +50,7 @@ def account_commands(sub: Any) -> None:
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     _account_mail_command(acc)
     account_settings_command(acc)
+    pushes_command(acc)
 
 
 DISABLE_HELP = (

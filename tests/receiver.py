@@ -1,7 +1,7 @@
 """A webhook receiver for tests: a real HTTP server on 127.0.0.1 (port 0) in a thread that
-records every request (path, headers, body) and answers as the test scripts it per path:
-a status, a Retry-After, a delay, a redirect; `verified` checks signatures with the
-Standard Webhooks reference library."""
+records every request (path with its query, headers, body; POST or GET) and answers as
+the test scripts it per path: a status, a Retry-After, a delay, a redirect; `verified`
+checks signatures with the Standard Webhooks reference library."""
 
 from __future__ import annotations
 
@@ -57,6 +57,9 @@ class Receiver:
                 body = self.rfile.read(length)
                 receiver._answer(self, body)
 
+            def do_GET(self) -> None:  # Kannel's dlr-url and Clickatell's callback
+                receiver._answer(self, b"")
+
             def log_message(self, *args: Any) -> None:
                 return None
 
@@ -67,11 +70,14 @@ class Receiver:
 
     def _answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         path = handler.path
+        # A GET's query changes from push to push: a script for its path without the
+        # query answers them all, counting them together.
+        key = path if path in self.scripts else path.partition("?")[0]
         with self._lock:
-            seen = sum(1 for h in self.hits if h.path == path)
+            seen = sum(1 for h in self.hits if h.path == path or h.path.partition("?")[0] == key)
             self.hits.append(Hit(path, {k.lower(): v for k, v in handler.headers.items()},
                                  body))
-            script = self.scripts.get(path, Script())
+            script = self.scripts.get(key, Script())
         if script.delay:
             time.sleep(script.delay)
         status = script.statuses[min(seen, len(script.statuses) - 1)]
@@ -87,6 +93,11 @@ class Receiver:
     def at(self, path: str) -> list[Hit]:
         with self._lock:
             return [h for h in self.hits if h.path == path]
+
+    def under(self, path: str) -> list[Hit]:
+        """Requests to `path` whatever their query (GET pushes)."""
+        with self._lock:
+            return [h for h in self.hits if h.path.partition("?")[0] == path]
 
     def close(self) -> None:
         self.server.shutdown()

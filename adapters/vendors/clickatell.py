@@ -1,13 +1,15 @@
 """Clickatell's formats, shared by every transport that carries them: the error codes
 (`<fault>`) and 001-014 status codes for what smshub says (the tables docs/xml.md
-publishes), `unicode=1` hex text, and the key:value document its SMTP and FTP APIs take
-(one parser, so a document means the same SMS by mail and by FTP)."""
+publishes), its status callback's parameters, `unicode=1` hex text, and the key:value
+document its SMTP and FTP APIs take (one parser, so a document means the same SMS by
+mail and by FTP)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from hub.model import Status
 
@@ -59,6 +61,18 @@ STATUSES = {
     Status.EXPIRED: "010",  # Message expired
     Status.CANCELLED: "006",  # User cancelled message delivery
 }
+
+
+def callback_params(*, api_id: str | None, message_id: str, client_ref: str | None,
+                    to: str, sender: str | None, at: datetime, status: Status,
+                    charge: str) -> list[tuple[str, str]]:
+    """Clickatell's status callback (its HTTP GET form), in the order its documentation
+    shows: numbers international without '+', `timestamp` in Unix seconds, the 3-digit
+    status, `charge` the message's cost."""
+    return [("api_id", api_id or ""), ("apiMsgId", message_id), ("cliMsgId", client_ref or ""),
+            ("timestamp", str(int(at.timestamp()))), ("to", to.removeprefix("+")),
+            ("from", (sender or "").removeprefix("+")), ("status", STATUSES[status]),
+            ("charge", charge)]
 
 
 def fault_text(code: str) -> str:

@@ -8,12 +8,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from email.utils import parsedate_to_datetime
 
 import aiohttp
 
 from adapters.webhooks import signing
-from adapters.webhooks.targets import GuardedResolver
+from adapters.webhooks.client import guarded_session
+from adapters.webhooks.client import retry_after as parse_retry_after
 from hub.clock import Clock, utcnow
 from hub.errors import Rejected, RetryLater, TemporaryFailure
 from hub.model import OutboxItem, WebhookEndpoint
@@ -39,7 +39,7 @@ class WebhookChannel:
                  wall: Callable[[], float] = time.time) -> None:
         self._runner = runner
         self._allowed = list(allowed)
-        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0))
+        self._timeout = timeout
         self._connections = connections
         self._clock = clock
         self._wall = wall
@@ -48,12 +48,8 @@ class WebhookChannel:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self._connections, resolver=GuardedResolver(self._allowed),
-                use_dns_cache=False, enable_cleanup_closed=True)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, auto_decompress=False,
-                headers={"User-Agent": USER_AGENT}, trust_env=False)
+            self._session = guarded_session(self._allowed, self._timeout, self._connections,
+                                            USER_AGENT)
         return self._session
 
     async def close(self) -> None:
@@ -106,21 +102,7 @@ class WebhookChannel:
             raise Rejected("endpoint_gone", reason)
         if 300 <= status < 400:
             raise TemporaryFailure(f"HTTP {status}: redirects are not followed")
-        wait = _retry_after(retry_after, self._wall())
+        wait = parse_retry_after(retry_after, self._wall())
         if status in (429, 503) and wait is not None:
             raise RetryLater(f"HTTP {status}, Retry-After {wait} s", wait)
         raise TemporaryFailure(f"HTTP {status}")
-
-
-def _retry_after(value: str | None, now: float) -> int | None:
-    """Retry-After as seconds or an HTTP date (RFC 9110); None if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return int(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(int(when.timestamp() - now), 0)

@@ -1,8 +1,10 @@
-"""Wiring of the webhook channel from `[webhooks]`: the channel the outbox delivers
-through, and how the outbox works it (batch size, concurrency, three days of retries)."""
+"""Wiring of the webhook channel, and of the dialects' delivery-report pushes, from
+`[webhooks]`: the channels the outbox delivers through, and how the outbox works them
+(batch size, concurrency, three days of retries), the same for both."""
 
 from __future__ import annotations
 
+from adapters.webhooks import pushes
 from adapters.webhooks.channel import CHANNEL, WebhookChannel
 from hub.config import Config
 from hub.outbox import ChannelTuning
@@ -17,8 +19,9 @@ def outbox_channels(config: Config,
     w = config.webhooks
     if not w.enabled:
         return {}  # events still queue in the spool, delivered once webhooks are on
-    return {CHANNEL: WebhookChannel(runner, parse_networks(w.allow_networks), w.timeout,
-                                    w.connections)}
+    allowed = parse_networks(w.allow_networks)
+    return {CHANNEL: WebhookChannel(runner, allowed, w.timeout, w.connections),
+            pushes.CHANNEL: pushes.PushChannel(allowed, w.timeout, w.connections)}
 
 
 def tuning(config: Config) -> dict[str, ChannelTuning]:
@@ -26,4 +29,5 @@ def tuning(config: Config) -> dict[str, ChannelTuning]:
     # The period bounds the retries; the attempt count is only a backstop far beyond it.
     policy = RetryPolicy(max_attempts=10_000, base=w.retry_base, cap=w.retry_cap,
                          max_age=w.retry_period)
-    return {CHANNEL: ChannelTuning(policy, w.batch_size, w.concurrency, w.poll_interval)}
+    tune = ChannelTuning(policy, w.batch_size, w.concurrency, w.poll_interval)
+    return {CHANNEL: tune, pushes.CHANNEL: tune}

@@ -25,7 +25,16 @@ from hub import text, views
 from hub.accounts import KEY_PREFIX
 from hub.clock import utcnow
 from hub.errors import AuthenticationError, TemporaryFailure
-from hub.model import Account, Message, Outcome, Refused, Submission
+from hub.model import (
+    Account,
+    Callback,
+    CallbackKind,
+    Message,
+    Outcome,
+    Refused,
+    Submission,
+)
+from hub.pushes import CLICKATELL_ALL
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +129,21 @@ def submissions(command: Command, now: datetime) -> list[Submission | Refused]:
     priority = 0 if queue is None else 3 - queue
     ref = command.get("climsgid") or None
     sub = Submission("", body, command.get("from") or None, ref, send_at, expires_at,
-                     priority=priority)
+                     priority=priority, callback=callback(command))
     refused = _refusal(command, body, ref, len(numbers))
     return [refused or replace(sub, to=n) for n in numbers]
+
+
+def callback(command: Command) -> Callback | None:
+    """`callback` (or `msg_callback`), 0-7: which statuses are pushed to the account's
+    callback URL (`smshub account pushes --clickatell`), as Clickatell keeps the URL with
+    the API connection rather than on the request."""
+    value = command.number("callback", "101", 0, CLICKATELL_ALL)
+    if value is None:
+        value = command.number("msg_callback", "101", 0, CLICKATELL_ALL)
+    if not value:
+        return None
+    return Callback(CallbackKind.CLICKATELL, None, value, command.get("api_id") or None)
 
 
 def _refusal(command: Command, body: str, ref: str | None, count: int) -> Refused | None:

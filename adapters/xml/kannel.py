@@ -17,12 +17,24 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.http.app import BodyRule, BodyTooLarge, HttpContext, temporarily
+from adapters.webhooks.client import check_target
 from adapters.xml.common import off_loop, submit_items
 from adapters.xml.safety import XmlProblem, parse_untrusted
 from hub.accounts import KEY_PREFIX
 from hub.clock import utcnow
 from hub.errors import AuthenticationError, TemporaryFailure
-from hub.model import Accepted, Account, Outcome, Refused, Status, Submission
+from hub.model import (
+    Accepted,
+    Account,
+    Callback,
+    CallbackKind,
+    Outcome,
+    Refused,
+    Status,
+    Submission,
+)
+from hub.pushes import KANNEL_ALL, MAX_DLR_MASK
+from hub.webhooks import ForbiddenTarget
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +141,17 @@ def _submission(submit: etree._Element, encoding: str) -> Submission:
         "", user_data(_at(submit, "ud") or "", encoding), _at(submit, "oa/number") or None,
         send_at=None if not deferred else now + timedelta(minutes=deferred),
         expires_at=None if validity is None else now + timedelta(minutes=validity),
-        priority=priority or 0)
+        priority=priority or 0, callback=_callback(submit))
+
+
+def _callback(submit: etree._Element) -> Callback | None:
+    """statusrequest/dlr-mask and dlr-url: a DLR is pushed only when both ask for one,
+    as Kannel, without a sendsms-user default, does."""
+    mask = _number(submit, "statusrequest/dlr-mask", "DLR-Mask", -1, MAX_DLR_MASK)
+    url = _at(submit, "statusrequest/dlr-url")
+    if not url or mask is None or mask <= 0 or not mask & KANNEL_ALL:  # -1: not given
+        return None
+    return Callback(CallbackKind.KANNEL, url, mask)
 
 
 # --- answering ---------------------------------------------------------------------
@@ -191,6 +213,7 @@ class KannelSendSms:
                 raise parsed.problem
             if not parsed.numbers:
                 return _answer(400, NO_RECEIVER)
+            await self._check_dlr_url(parsed)
             return outcome_answer(parsed.numbers, await self._submit(account, parsed))
         except XmlProblem as problem:
             return _answer(problem.status, _problem_text(problem))
@@ -211,6 +234,16 @@ class KannelSendSms:
         if parsed.password.startswith(_API_KEY):  # an smshub API key where the password goes
             return await self.ctx.credentials.by_api_key(parsed.password)
         return await self.ctx.credentials.by_password(parsed.user or "", parsed.password)
+
+    async def _check_dlr_url(self, parsed: KannelRequest) -> None:
+        callback = parsed.submission.callback if parsed.submission else None
+        if callback is None or callback.url is None:
+            return
+        try:
+            await check_target(callback.url, self.ctx.webhook_networks)
+        except ForbiddenTarget as exc:  # in the words of Kannel's other field errors
+            raise XmlProblem(400, "field",
+                             f"DLR-URL field misformed ({exc.reason}), rejected") from None
 
     async def _submit(self, account: Account, parsed: KannelRequest) -> list[Outcome]:
         sub = parsed.submission

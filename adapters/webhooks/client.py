@@ -1,0 +1,58 @@
+"""The one outbound HTTP client every push shares (signed webhooks, the dialects'
+delivery-report pushes): an aiohttp session whose every connection goes through the
+guarding resolver, no proxies from the environment, no decompression; and how a
+receiver's answer is read (Retry-After)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Sequence
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from adapters.webhooks.targets import GuardedResolver
+from hub.webhooks import Network, check_resolved, check_url
+
+
+def guarded_session(allowed: Sequence[Network], timeout: float, connections: int,
+                    user_agent: str) -> aiohttp.ClientSession:
+    """A keep-alive pool that connects only where `allowed` and hub.webhooks' policy let
+    it, resolving each host again for every new connection (DNS rebinding)."""
+    connector = aiohttp.TCPConnector(
+        limit=connections, resolver=GuardedResolver(allowed), use_dns_cache=False,
+        enable_cleanup_closed=True)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0)),
+        auto_decompress=False, headers={"User-Agent": user_agent}, trust_env=False)
+
+
+def retry_after(value: str | None, now: float) -> int | None:
+    """Retry-After as seconds or an HTTP date (RFC 9110); None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(int(when.timestamp() - now), 0)
+
+
+async def check_target(url: str, allowed: Sequence[Network]) -> None:
+    """Refuse (ForbiddenTarget) a push URL given on a request, as a webhook endpoint is
+    refused when it is added: the URL itself, then every address its host resolves to
+    now. A host that does not resolve at the moment is let through: each delivery
+    resolves it again and checks again."""
+    host = urlsplit(check_url(url, allowed)).hostname or ""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, 443,
+                                                             type=socket.SOCK_STREAM)
+    except OSError:
+        return
+    check_resolved(host, (str(i[4][0]) for i in infos), allowed)
