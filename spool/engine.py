@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError
 
 from hub.errors import TemporaryFailure
 from spool.faults import FULL, READ_ONLY, temporary
@@ -88,7 +87,7 @@ def translate_errors() -> Iterator[None]:
     our own terms (spool.faults)."""
     try:
         yield
-    except DBAPIError as exc:
+    except Exception as exc:  # SQLAlchemy's wrapped errors, or a driver's own (COPY)
         failure = temporary(exc)
         if failure is None:
             raise

@@ -23,31 +23,44 @@ _WAIT = {BUSY: 1, UNREACHABLE: 5}
 _LATER = 30
 
 
-def temporary(exc: DBAPIError) -> TemporaryFailure | None:
+def temporary(exc: BaseException) -> TemporaryFailure | None:
     """The TemporaryFailure for a driver error that may clear by itself or by an
-    operator's hand, or None for one that will not (a bug, a constraint)."""
-    reason = _reason(exc)
+    operator's hand, or None for one that will not (a bug, a constraint) and for any
+    exception that is not a driver's. Driver errors come wrapped by SQLAlchemy
+    (DBAPIError) or bare, from code that talks to the driver itself (PostgreSQL COPY)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        orig: BaseException = exc.orig
+        operational = isinstance(exc, OperationalError)
+        invalidated = exc.connection_invalidated
+    elif type(exc).__module__.split(".")[0] in _DRIVERS:
+        orig, invalidated = exc, False
+        operational = any(k.__name__ == "OperationalError" for k in type(exc).__mro__)
+    else:
+        return None
+    reason = _reason(orig, operational, invalidated)
     if reason is None:
         return None
-    return TemporaryFailure(f"spool unavailable: {exc.orig}", reason,
-                            _WAIT.get(reason, _LATER))
+    return TemporaryFailure(f"spool unavailable: {orig}", reason, _WAIT.get(reason, _LATER))
 
 
-def _reason(exc: DBAPIError) -> str | None:
-    state = str(getattr(exc.orig, "sqlstate", None) or "")
-    text = str(exc.orig).lower()
+_DRIVERS = ("sqlite3", "psycopg")
+
+
+def _reason(orig: BaseException, operational: bool, invalidated: bool) -> str | None:
+    state = str(getattr(orig, "sqlstate", None) or "")
+    text = str(orig).lower()
     if state == "53100" or "disk is full" in text or "no space left" in text:
         return FULL
     if state == "25006" or "readonly database" in text or "read-only" in text:
         return READ_ONLY
-    if state.startswith(("08", "57P")) or exc.connection_invalidated:
+    if state.startswith(("08", "57P")) or invalidated:
         return UNREACHABLE
-    if not isinstance(exc, OperationalError):
+    if not operational:
         return None
     if "locked" in text or "busy" in text or state.startswith("40"):
         return BUSY
     if "disk i/o error" in text:
         return DISK
-    if state == "" and exc.orig.__class__.__module__.startswith("psycopg"):
+    if state == "" and type(orig).__module__.startswith("psycopg"):
         return UNREACHABLE  # refused, timed out, closed: psycopg gives these no state
     return UNAVAILABLE

@@ -35,12 +35,17 @@ def _free_port() -> int:
 
 class Cluster:
     """initdb'd on construction; `start()`, `stop()` (immediate: as if the server
-    crashed, no checkpoint), `close()` stops it and removes its files."""
+    crashed, no checkpoint), `close()` stops it and removes its files. With `disk`
+    (a size such as "96m") its files live on a tmpfs of that size: a disk to fill."""
 
-    def __init__(self) -> None:
+    def __init__(self, disk: str | None = None) -> None:
         self.bin = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[-1]).parent
         # Not under pytest's tmp_path: its parents are root's, closed to postgres.
         self.root = Path(tempfile.mkdtemp(prefix="smshub-pg-"))
+        self._mounted = disk is not None
+        if disk is not None:
+            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={disk}", "tmpfs",
+                            str(self.root)], check=True, capture_output=True)
         shutil.chown(self.root, "postgres", "postgres")
         self.data = self.root / "data"
         self.port = _free_port()
@@ -66,6 +71,8 @@ class Cluster:
         subprocess.run(["runuser", "-u", "postgres", "--", str(self.bin / "pg_ctl"), "-D",
                         str(self.data), "-m", "immediate", "stop"], check=False,
                        capture_output=True)
+        if self._mounted:
+            subprocess.run(["umount", "-l", str(self.root)], check=False, capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _as_postgres(self, tool: str, *args: str) -> None:

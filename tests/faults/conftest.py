@@ -96,7 +96,7 @@ def assert_said_not_dumped(caplog: pytest.LogCaptureFixture, most: int = 6) -> N
 # --- file systems mounted for one test -------------------------------------------------
 
 
-def _can_mount() -> str | None:
+def cannot_mount() -> str | None:
     """Why a tmpfs cannot be mounted here, or None."""
     if os.geteuid() != 0:
         return "mounting a tmpfs needs root"
@@ -109,7 +109,7 @@ def _can_mount() -> str | None:
 def tmpfs(tmp_path: Path) -> Iterator[Callable[[Path, str], Path]]:
     """tmpfs(dir, size): a tmpfs of `size` ("16m") mounted on `dir` (made if need be),
     unmounted after the test even if the hub still holds files in it (lazily)."""
-    reason = _can_mount()
+    reason = cannot_mount()
     if reason:
         pytest.skip(reason)
     mounted: list[Path] = []

@@ -5,12 +5,19 @@ accepts and dispatches again and /readyz says ready."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import Ballast, MakeHub, assert_said_not_dumped, open_account
+from tests.faults import cluster
+from tests.faults.conftest import (
+    Ballast,
+    MakeHub,
+    assert_said_not_dumped,
+    cannot_mount,
+    open_account,
+)
 from tests.faults.probes import Probes, is_temporary, refused
 from tests.polling import eventually
 
@@ -98,3 +105,40 @@ def test_an_upload_to_a_full_ftp_area_is_refused_for_now_and_taken_once_space_is
     ballast.free()
     assert probes.store("big.csv", rows(2000)).startswith("226")
     assert accepted_rows(probes, "big") == 2000
+
+
+@pytest.fixture
+def full_database() -> Iterator[cluster.Cluster]:
+    """A private PostgreSQL cluster whose files are on a 96 MB tmpfs."""
+    reason = cluster.missing() or cannot_mount()
+    if reason:
+        pytest.skip(reason)
+    server = cluster.Cluster(disk="96m")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.mark.postgres
+def test_a_full_postgresql_disk_gets_temporary_errors_and_recovers(
+        make_hub: MakeHub, full_database: cluster.Cluster,
+        caplog: pytest.LogCaptureFixture) -> None:
+    probes = open_account(make_hub(spool={"url": full_database.url}))
+    assert probes.rest("before").status_code == 202
+    probes.all_delivered()
+    ballast = Ballast(full_database.root)
+    ballast.fill()
+
+    # Pages with room left take a few more rows; then PostgreSQL says 53100.
+    rest = eventually(lambda: refused(probes.rest("while full")), 20, what="REST refusing")
+    assert rest is not None and is_temporary(rest, FULL), rest and rest.text
+    code, words = probes.mail("while full")
+    assert code == 451 and words.startswith("4.3.1"), words
+
+    ballast.free()
+    eventually(lambda: probes.rest("after").status_code == 202, 20, what="accepting again")
+    assert probes.readyz().status_code == 200
+    probes.all_delivered()
+    assert_said_not_dumped(caplog)

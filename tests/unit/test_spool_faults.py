@@ -65,9 +65,32 @@ def test_a_temporary_fault_gets_its_public_reason_and_wait(error: DBAPIError, re
     assert "10.0.0.5" not in failure.reason
 
 
+class PgOperationalError(PgError):
+    """Stands in for psycopg.OperationalError, as raised bare by its COPY."""
+
+    __module__ = "psycopg"
+
+
+PgOperationalError.__name__ = "OperationalError"
+
+
+def test_a_bare_driver_error_is_classified_too() -> None:
+    """PostgreSQL COPY talks to psycopg itself: its errors are not SQLAlchemy's."""
+    full = temporary(PgError('could not extend file "base/5/16447_fsm": No space left on '
+                             "device", "53100"))
+    assert full is not None and full.reason == SPOOL_FULL
+    lost = temporary(PgOperationalError("consuming input failed: server closed the "
+                                        "connection unexpectedly", None))
+    assert lost is not None and lost.reason == SPOOL_UNREACHABLE
+    locked = temporary(sqlite3.OperationalError("database is locked"))
+    assert locked is not None and locked.reason == SPOOL_BUSY
+
+
 @pytest.mark.parametrize("error", [
     wrapped(IntegrityError, sqlite3.IntegrityError("UNIQUE constraint failed")),
     wrapped(InternalError, PgError("invalid byte sequence", "22021")),
+    PgError("invalid byte sequence", "22021"),
+    ValueError("not a driver's"),
 ])
-def test_an_error_no_retry_cures_is_not_temporary(error: DBAPIError) -> None:
+def test_an_error_no_retry_cures_is_not_temporary(error: Exception) -> None:
     assert temporary(error) is None
