@@ -10,6 +10,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.faults import cluster
@@ -72,6 +73,7 @@ def test_postgresql_stopped_mid_load_gets_temporary_errors_and_the_hub_recovers_
         make_hub: MakeHub, database: cluster.Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
     probes = open_account(make_hub(spool={"url": database.url}))
+    unused = probes.hub.account("beta")  # a key no request has used: not in the cache
     with Load(probes) as load:
         eventually(lambda: load.seen(202, 20), 20, what="load accepted")
         database.stop()
@@ -80,6 +82,13 @@ def test_postgresql_stopped_mid_load_gets_temporary_errors_and_the_hub_recovers_
         assert is_temporary(rest, UNREACHABLE), rest.text
         xml = probes.xml("while down")
         assert is_temporary(xml, UNREACHABLE), xml.text
+        looked_up = httpx.get(f"{probes.hub.url}/v1/messages/{probes.acked_ids[0]}",
+                              headers=probes.auth, timeout=30)
+        assert is_temporary(looked_up, UNREACHABLE), looked_up.text
+        unchecked = httpx.post(f"{probes.hub.url}/v1/messages", timeout=30,
+                               json={"to": "0821234567", "text": "x"},
+                               headers={"Authorization": f"Bearer {unused}"})
+        assert is_temporary(unchecked, UNREACHABLE), unchecked.text
         code, words = probes.mail("while down")
         assert code == 451 and UNREACHABLE in words, words
         with pytest.raises(ftplib.error_temp, match=f"^421 .*{UNREACHABLE}"):
