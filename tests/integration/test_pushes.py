@@ -154,13 +154,13 @@ def test_the_xml_delivery_report_is_posted_valid_against_the_schema(
                    auth=("acme", "foo"), headers={"Content-Type": "application/xml"})
     assert r.status_code == 200, r.text
     submitted, final = hits(receiver, "/reports", 2, "two deliveryReport documents")
-    reports = []
+    reports: list[dict[str, str]] = []
     for hit in (submitted, final):
         assert hit.headers["content-type"] == "application/xml"
         doc = etree.fromstring(hit.body)
         SCHEMA.assertValid(doc)
         [report] = doc
-        reports.append(dict(report.attrib))
+        reports.append({str(k): str(v) for k, v in report.attrib.items()})
     assert [(x["clientRef"], x["to"], x["status"], x["state"]) for x in reports] == [
         ("inv-8", "+27821234513", "submitted", "pending"),
         ("inv-8", "+27821234513", "undelivered", "failed")]
@@ -210,8 +210,8 @@ def test_clickatell_callbacks_carry_its_parameters_for_the_statuses_asked(
     ids = re.findall(r"<apiMsgId>([^<]+)</apiMsgId>", r.text)
     assert len(ids) == 2, r.text
     found = hits(receiver, "/cb", 3, "three callbacks")
-    params = [dict(parse_qsl(urlsplit(h.path).query, keep_blank_values=True))
-              for h in found]
+    params: list[dict[str, str]] = [
+        dict(parse_qsl(urlsplit(h.path).query, keep_blank_values=True)) for h in found]
     assert [list(p) for p in params] == [["api_id", "apiMsgId", "cliMsgId", "timestamp",
                                           "to", "from", "status", "charge"]] * 3
     mine = sorted((p["apiMsgId"], p["cliMsgId"], p["to"], p["status"]) for p in params)

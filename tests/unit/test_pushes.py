@@ -80,7 +80,7 @@ def test_an_error_code_is_made_a_schema_token() -> None:
         "absent_subscriber", "smpp_0x0b", "error_11"]
 
 
-FACTS = {"kind": "kannel", "url": "http://%i/dlr?t=%d", "status": "delivered",
+FACTS: dict[str, object] = {"kind": "kannel", "url": "http://%i/dlr?t=%d", "status": "delivered",
          "state": "delivered", "at": "2026-12-05T09:04:03.000Z", "id": "01JEXAMPLE",
          "account": "acme", "to": "+27821234567", "from": "ACME", "client_ref": None,
          "carrier": "10.1.2.3", "carrier_ref": "r1", "cost": "0.25", "segments": 1,
@@ -90,7 +90,7 @@ FACTS = {"kind": "kannel", "url": "http://%i/dlr?t=%d", "status": "delivered",
 async def test_a_filled_url_that_leads_into_the_hubs_networks_is_refused() -> None:
     assert build(FACTS).url == "http://10.1.2.3/dlr?t=1"
     channel = PushChannel([], 1.0, 1)
-    item = OutboxItem(id="01JITEM", channel="push", account_id=1, address=FACTS["url"],
+    item = OutboxItem(id="01JITEM", channel="push", account_id=1, address="http://%i/dlr",
                       status=OutboxStatus.SENDING, attempts=1, created_at=AT, due_at=AT,
                       payload=json.dumps(FACTS))
     with pytest.raises(ForbiddenTarget, match="private address"):
