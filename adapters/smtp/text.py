@@ -60,7 +60,8 @@ MAX_MIME_HEADER_CHARS = 1_024
 # From, Reply-To, Message-ID, the automatic-mail marks); a 700 KB Subject took a minute.
 MAX_HEADER_CHARS = 16_384
 # The text an SMS is looked for in: six segments need a thousand characters, and the
-# reply parser and the HTML converter cost about 0.3 s and 1 s per MB.
+# reply parser and the HTML converter cost about 0.3 s and 1 s per MB. (A Clickatell
+# key:value body is data, every line of it read: it is not cut.)
 MAX_TEXT_CHARS = 65_536
 MAX_HTML_CHARS = 262_144
 _OUTLINE = BytesParser(policy=policy.compat32)  # keeps header values as raw text
@@ -124,7 +125,7 @@ def body(message: EmailMessage) -> MailBody:
                 if part.get_content_subtype() == "html" else content)
     names = tuple(a.get_filename() or a.get_content_type() for a in message.iter_attachments()
                   if isinstance(a, EmailMessage))
-    return MailBody(tidy(text[:MAX_TEXT_CHARS]), names)
+    return MailBody(tidy(text), names)
 
 
 def _content(part: EmailMessage) -> str:
@@ -207,4 +208,5 @@ def fit(text: str, max_segments: int, mode: TooLongMode) -> str:
 def sms_text_for(message: EmailMessage, settings: MailSettings) -> MailBody:
     """The SMS text a number@domain mail stands for, before subject handling."""
     found = body(message)
-    return MailBody(strip_reply(found.text, settings.cut_markers), found.attachments)
+    return MailBody(strip_reply(found.text[:MAX_TEXT_CHARS], settings.cut_markers),
+                    found.attachments)

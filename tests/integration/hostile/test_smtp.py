@@ -34,6 +34,7 @@ TO = f"27821234567@{DOMAIN}"
 MAX_BYTES = 256_000
 MAX_RECIPIENTS = 5
 PASSWORD = "correct horse battery"
+CLICKATELL = f"sms@{DOMAIN}"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ def served(tmp_path_factory: pytest.TempPathFactory,
     controller = Controller(relay, hostname="127.0.0.1", port=relay_port)
     controller.start()
     smtp = {"enabled": True, "port": 0, "domains": [DOMAIN], **module_tls,
+            "clickatell_addresses": [CLICKATELL],
             "max_message_bytes": MAX_BYTES, "max_recipients": MAX_RECIPIENTS,
             "relay_host": "127.0.0.1", "relay_port": relay_port, "relay_security": "none",
             "failed_auth_delay": 0, "auth_failures_per_ip": 1000}
@@ -244,6 +246,16 @@ def _part(content_type: str, body: str, headers: str = "") -> bytes:
     return _mail(body, f"MIME-Version: 1.0\r\nContent-Type: {content_type}\r\n{headers}")
 
 
+def _long_clickatell_body(client: smtplib.SMTP) -> tuple[int, bytes]:
+    """A key:value body is data: its to: lines count wherever they are, even past the
+    64 KB the hub reads of a person's prose."""
+    assert client.mail(SENDER)[0] == 250
+    assert client.rcpt(CLICKATELL)[0] == 250
+    padding = ("user:" + "u" * 900 + "\r\n") * 80
+    return client.data(_mail(padding + "text:Server down\r\nto:27821234567\r\n"
+                             "to:27831234567\r\n", to=CLICKATELL))
+
+
 def _bounce(client: smtplib.SMTP) -> tuple[int, bytes]:
     assert client.mail("")[0] == 250
     assert client.rcpt(TO)[0] == 250
@@ -319,6 +331,7 @@ MAILS: dict[str, Mail] = {
         "text/html", "<div>\r\n" * 12_000 + "Server down" + "</div>\r\n" * 12_000)), 550,
         "empty"),
     "files and URLs named in the mail": Mail(_names, 250, sms=1, baited=True),
+    "a Clickatell body of 72 KB": Mail(_long_clickatell_body, 250, sms=2),
     "a bounce (MAIL FROM:<>)": Mail(_bounce, 250, "RFC 3834"),
     "an auto-reply": Mail(_data(_mail("On holiday", "Auto-Submitted: auto-replied\r\n")), 250,
                           "RFC 3834"),
