@@ -80,7 +80,8 @@ def message_pushes(conn: Connection, changes: Sequence[tuple[str, int, str, str]
     per_account = _account_callbacks(conn)
     if not per_message and not per_account:
         return
-    found = _messages(conn, ids, set(per_message), set(per_account))
+    with_xml = {a for a, urls in per_account.items() if CallbackKind.XML in urls}
+    found = _messages(conn, ids, set(per_message), with_xml)
     rows: list[dict[str, Any]] = []
     for mid, at_micros, value in wanted:
         row = found.get(mid)
@@ -128,6 +129,7 @@ def _account_callbacks(conn: Connection) -> dict[int, dict[CallbackKind, str]]:
 
 def _messages(conn: Connection, ids: Sequence[str], with_callback: set[str],
               with_account_url: set[int]) -> dict[str, Mapping[Any, Any]]:
+    """The messages that have a push: their own callback, or their account's XML URL."""
     m = messages.c
     found: dict[str, Mapping[Any, Any]] = {}
     for start in range(0, len(ids), _CHUNK):

@@ -40,7 +40,8 @@ XML = {"Content-Type": "text/xml"}
 @pytest.fixture
 def hub(make_hub: MakeHub) -> HubThread:
     hub = make_hub(webhooks=FAST, outbox={"poll_interval": 0.05},
-                   simulator={"report_delay": 0.05, "undelivered_suffixes": ["13"]})
+                   simulator={"report_delay": 0.05, "undelivered_suffixes": ["13"],
+                              "rejected_suffixes": ["66"]})
     hub.account("acme", credits="10", price="0.25", sender_ids=("ACME",))
     hub.spool.set_password_hash("acme", hash_password("foo"))
     return hub
@@ -120,6 +121,15 @@ def test_kannel_dlr_mask_picks_the_reports_and_a_500_is_tried_again(
     hits(receiver, "/flaky", 3, "nothing more")
     eventually(lambda: "+27821234567" in carrier_refs(hub), 10, 0.05, "the second sent")
     assert receiver.under("/quiet") == []  # mask 16: it was not refused, so no report
+
+
+def test_a_message_the_carrier_refuses_gets_kannels_nack(
+        hub: HubThread, receiver: Receiver) -> None:
+    r = post_kannel(hub, kannel("27821234566", receiver.url("/nack?t=%d&a=%A"), mask="24"))
+    assert r.status_code == 202
+    [nack] = hits(receiver, "/nack", 1, "the SMSC's refusal")
+    assert nack.path == ("/nack?t=16&a=NACK%2Finvalid_destination%2Fdestination+address"
+                         "+rejected")
 
 
 def test_a_kannel_dlr_url_of_the_hubs_own_networks_is_refused_in_kannels_words(
