@@ -1,7 +1,8 @@
 """Guards on a request's head, which uvicorn does not have: a deadline (a client that
 opens a connection and sends nothing, or trickles its header lines, is answered 408 and
-cut off after `header_timeout` seconds), a size cap (a head larger than MAX_HEAD_BYTES
-is answered 431, never buffered whole), and no credentials in the URL (400, P25)."""
+cut off after `header_timeout` seconds), a size cap (a head still arriving past
+MAX_HEAD_BYTES is answered 431, never buffered whole), and no credentials in the URL
+(400, P25)."""
 
 from __future__ import annotations
 
