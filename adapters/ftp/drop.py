@@ -240,6 +240,7 @@ class DropHandler(FTPHandler):  # type: ignore[misc]
     context: DropContext
     _restart_position: int
     _rnfr: str | None
+    _held_reply: tuple[str, tuple[Any, ...], dict[str, Any]] | None = None
 
     def ftp_PASS(self, line: str) -> None:
         """pyftpdlib's PASS, with the slow part of the check off the IO loop: the
@@ -306,6 +307,23 @@ class DropHandler(FTPHandler):  # type: ignore[misc]
     def on_file_received(self, file: str) -> None:
         self._upload_ended(file)
         self._hand_over(Path(file))
+
+    def respond(self, resp: str, *args: Any, **kwargs: Any) -> None:
+        # pyftpdlib answers a completed upload 226 before on_file_received: a hub killed
+        # in between left an acknowledged file in the home, never processed. The 226
+        # waits for the claim (made in on_file_received, sent in _on_dtp_close).
+        dtp = self.data_channel
+        if (resp.startswith("226") and dtp is not None and dtp.receive
+                and dtp.transfer_finished):
+            self._held_reply = (resp, args, kwargs)
+            return
+        super().respond(resp, *args, **kwargs)
+
+    def _on_dtp_close(self) -> None:
+        held, self._held_reply = self._held_reply, None
+        if held is not None:
+            super().respond(held[0], *held[1], **held[2])
+        super()._on_dtp_close()
 
     def on_incomplete_file_received(self, file: str) -> None:
         self._upload_ended(file)

@@ -1,15 +1,39 @@
-"""An upload the client was answered 226 for, moved to the work area by the hub, which
-then died before the batch row was committed (found by the kill -9 chaos run): the next
-start processes it as new, so every acknowledged upload gets its result file."""
+"""Every upload answered 226 gets its result file, whenever the hub dies (both found by
+the kill -9 chaos run): the 226 is sent only once the hub has taken the file out of the
+home, and a file taken but not yet registered as a batch is processed at the next start."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from adapters.ftp.homes import Homes
 from tests.ftpdrop import FTP_DEFAULTS, csv_of, make_drop, read_csv, wait_for
 from tests.hubthread import HubThread
 from tests.integration import conftest
+
+
+def test_an_upload_is_answered_226_only_once_the_hub_has_taken_it(
+    make_hub: Callable[..., HubThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drop = make_drop(make_hub)
+    claim = Homes.claim
+
+    def slow_claim(self: Homes, account: str, path: Path) -> Path:
+        time.sleep(0.3)  # a busy FTP thread: the answer must still wait for the claim
+        return claim(self, account, path)
+
+    monkeypatch.setattr(Homes, "claim", slow_claim)
+    ftp = drop.client()
+    try:
+        drop.upload("taken.csv", csv_of(2), ftp)  # returns on the 226
+        assert not (drop.home / "taken.csv").exists()  # a kill now cannot strand it
+    finally:
+        ftp.quit()
+    assert [r[3] for r in drop.result("taken.csv")[1:-1]] == ["accepted"] * 2
 
 
 def test_an_upload_claimed_but_never_registered_is_processed_at_the_next_start(
