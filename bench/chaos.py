@@ -20,7 +20,6 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -50,7 +49,9 @@ def main() -> int:
         f"{time.strftime('%H:%M:%S')} {line}", flush=True)).run(args.cycles,
                                                                 args.settle_timeout)
     if args.json is not None:
-        body = asdict(report) | {"ok": report.ok, "started": stamp}
+        # Not dataclasses.asdict: it rebuilds a Counter from (key, count) pairs.
+        body = vars(report) | {"verdict": vars(report.verdict), "ok": report.ok,
+                               "started": stamp}
         args.json.write_text(json.dumps(body, indent=1, default=str), encoding="utf-8")
     if args.keep or not report.ok:
         print(f"data kept in {base}")
