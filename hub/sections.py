@@ -298,6 +298,8 @@ class SmtpSection:
     clickatell_addresses: list[str] = field(default_factory=list)
     max_recipients: int = 100
     max_message_bytes: int = 10_485_760
+    max_connections: int = 500
+    max_connections_per_ip: int = 20
     certfile: str = ""
     keyfile: str = ""
     allow_plaintext_auth_on_loopback: bool = False
@@ -324,6 +326,8 @@ class SmtpSection:
                "clickatell_addresses: a list of addresses such as [\"sms@sms.example.co.za\"]")
         _check(1 <= self.max_recipients <= 1000, "max_recipients: 1 to 1000")
         _check(self.max_message_bytes >= 10_240, "max_message_bytes: at least 10240")
+        _check(self.max_connections >= 1 and self.max_connections_per_ip >= 1,
+               "max_connections, max_connections_per_ip: at least 1")
         _check(bool(self.certfile) == bool(self.keyfile),
                "certfile/keyfile: give both (STARTTLS and AUTH) or neither")
         _check(not self.require_tls or bool(self.certfile),

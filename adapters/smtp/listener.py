@@ -23,6 +23,7 @@ from adapters.smtp import text as mail_text
 from adapters.smtp.auth import SmtpAuth
 from adapters.smtp.channel import EMAIL_CHANNEL
 from adapters.smtp.senders import MailLookups
+from adapters.smtp.session import CappedSMTP, ConnectionCaps
 from adapters.vendors import clickatell
 from hub import numbers
 from hub.accounts import Credentials
@@ -367,13 +368,14 @@ class SmtpListener:
         loop = asyncio.get_running_loop()
 
         plaintext_auth = self._handler.plaintext_auth_allowed()
+        caps = ConnectionCaps(s.max_connections, s.max_connections_per_ip)
 
         def factory() -> SMTP:
-            session = SMTP(self._handler, hostname=s.hostname or None, loop=loop,
-                           data_size_limit=s.max_message_bytes, enable_SMTPUTF8=True,
-                           tls_context=tls, auth_require_tls=not plaintext_auth,
-                           require_starttls=s.require_tls,
-                           ident="smshub ESMTP")
+            session = CappedSMTP(self._handler, hostname=s.hostname or None, loop=loop,
+                                 data_size_limit=s.max_message_bytes, enable_SMTPUTF8=True,
+                                 tls_context=tls, auth_require_tls=not plaintext_auth,
+                                 require_starttls=s.require_tls,
+                                 ident="smshub ESMTP", caps=caps)
             self._sessions.add(session)
             return session
 

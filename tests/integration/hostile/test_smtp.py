@@ -16,6 +16,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -361,3 +362,27 @@ def test_hostile_mail_gets_its_smtp_reply(served: Served, traps: Traps, name: st
 def test_the_size_limit_is_advertised(served: Served) -> None:
     with connect(served) as client:
         assert client.has_extn("size") and client.esmtp_features["size"] == str(MAX_BYTES)
+
+
+def test_connections_beyond_the_per_address_cap_get_421(tmp_path: Path) -> None:
+    """Idle sessions each hold a socket for aiosmtpd's five-minute timeout: without a
+    cap, one client could open them until the process has no descriptor left."""
+    smtp = {"enabled": True, "port": 0, "domains": [DOMAIN], "max_connections_per_ip": 3}
+    with running_hub(tmp_path / "hub", smtp=smtp) as hub:
+        assert hub.hub.smtp_port is not None
+        port = hub.hub.smtp_port
+        held = [smtplib.SMTP("127.0.0.1", port, timeout=10) for _ in range(3)]
+        try:
+            with pytest.raises(smtplib.SMTPConnectError) as refused:
+                smtplib.SMTP("127.0.0.1", port, timeout=10)
+            assert refused.value.smtp_code == 421
+            with smtplib.SMTP("127.0.0.1", port, timeout=10,
+                              source_address=("127.0.0.2", 0)) as other:
+                assert other.noop()[0] == 250  # another address is served
+            held.pop().quit()
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as again:
+                assert again.noop()[0] == 250  # a slot freed is a slot again
+            healthz_answers(hub)
+        finally:
+            for client in held:
+                client.close()
