@@ -391,6 +391,9 @@ def test_ftp_hostile_file_contents_get_a_result_row_each(drop: Drop, traps: Trap
     file_name = f"contents-{next(_files)}.csv"
     rows = _upload(drop, file_name, case.content)
     assert _statuses(rows) == case.statuses, rows[:4]
+    answered = "\n".join(",".join(row) for row in rows)
+    assert "Traceback" not in answered and str(drop.hub.config.data_dir) not in answered
+    _no_formula_cells(rows)
     if case.reason:
         assert case.reason in rows[-2][7] or case.reason in rows[-1][7], rows[-2:]
     traps.assert_untouched()
