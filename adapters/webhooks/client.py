@@ -1,7 +1,7 @@
 """The one outbound HTTP client every push shares (signed webhooks, the dialects'
 delivery-report pushes): an aiohttp session whose every connection goes through the
-guarding resolver, no proxies from the environment, no decompression; and how a
-receiver's answer is read (Retry-After)."""
+guarding resolver, no proxies from the environment, no decompression; how a
+receiver's answer is read (Retry-After); and the check of a push URL a request gives."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import aiohttp
 
 from adapters.webhooks.targets import GuardedResolver
 from hub.webhooks import Network, check_resolved, check_url
+
+RESOLVE_TIMEOUT = 2.0  # seconds a request waits to resolve a push URL's host
 
 
 def guarded_session(allowed: Sequence[Network], timeout: float, connections: int,
@@ -47,12 +49,13 @@ def retry_after(value: str | None, now: float) -> int | None:
 async def check_target(url: str, allowed: Sequence[Network]) -> None:
     """Refuse (ForbiddenTarget) a push URL given on a request, as a webhook endpoint is
     refused when it is added: the URL itself, then every address its host resolves to
-    now. A host that does not resolve at the moment is let through: each delivery
-    resolves it again and checks again."""
+    now. A host that does not resolve at the moment (or not within RESOLVE_TIMEOUT) is
+    let through: each delivery resolves it again and checks again."""
     host = urlsplit(check_url(url, allowed)).hostname or ""
+    lookup = asyncio.get_running_loop().getaddrinfo(host, 443, type=socket.SOCK_STREAM)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, 443,
-                                                             type=socket.SOCK_STREAM)
-    except OSError:
+        # Bounded: a slow resolver must not hold the request that named the URL.
+        infos = await asyncio.wait_for(lookup, RESOLVE_TIMEOUT)
+    except (OSError, TimeoutError):
         return
     check_resolved(host, (str(i[4][0]) for i in infos), allowed)
