@@ -4,6 +4,7 @@ place, so a client never reads half a file; cells a spreadsheet would run are ne
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 from collections.abc import Iterable, Sequence
@@ -103,21 +104,32 @@ class ResultWriter:
     @classmethod
     def resume(cls, partial: Path, tmp: Path, region: str) -> ResultWriter:
         """A writer that carries on from the partial file of a run the hub did not finish:
-        its complete rows are copied and counted again; a row cut off mid-write is not."""
+        its complete rows are copied (by way of `tmp`) and counted again; a row cut off
+        mid-write is not. The copy then takes the partial file's name, so a batch resumed
+        more than once always has its rows so far under one name; a copy that fails (a
+        full disk) is removed and leaves the partial file as it was."""
         writer = cls(tmp, region)
-        with partial.open("rb+") as raw:
-            data_end = raw.seek(0, os.SEEK_END)
-            raw.seek(max(0, data_end - 1))
-            if raw.read(1) != b"\n":  # the last record was being written: drop it
-                raw.seek(0)
-                raw.truncate(raw.read().rfind(b"\n") + 1)
-        with partial.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            next(reader, None)  # the header
-            for cells in reader:
-                if len(cells) == len(RESULT_HEADER) and cells[0].isdigit():
-                    writer._copy(cells)
-        partial.unlink()
+        try:
+            with partial.open("rb+") as raw:
+                data_end = raw.seek(0, os.SEEK_END)
+                raw.seek(max(0, data_end - 1))
+                if raw.read(1) != b"\n":  # the last record was being written: drop it
+                    raw.seek(0)
+                    raw.truncate(raw.read().rfind(b"\n") + 1)
+            with partial.open(encoding="utf-8-sig", newline="") as handle:
+                reader = csv.reader(handle)
+                next(reader, None)  # the header
+                for cells in reader:
+                    if len(cells) == len(RESULT_HEADER) and cells[0].isdigit():
+                        writer._copy(cells)
+            writer._handle.flush()
+        except BaseException:
+            with contextlib.suppress(OSError):  # closed even when its last flush fails
+                writer._handle.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, partial)
+        writer._tmp = partial
         return writer
 
     def _copy(self, cells: list[str]) -> None:

@@ -518,4 +518,5 @@ class FtpDrop:
             await asyncio.wrap_future(future)
         for task in list(self._resuming):
             await task
+        await self.processor.waits_ended()
         await cancel_all([self._report_task])

@@ -1,11 +1,14 @@
 """What happens to a dropped file, on the hub's event loop: hash it, refuse duplicates,
 run its rows through intake (`ftp_pipeline`), write the result file and file the original
 away. A batch the spool stops part-way is marked failed; one a stop or crash cut off is
-resumed at start-up after the rows the spool already holds."""
+resumed at start-up after the rows the spool already holds, and one the FTP area has no
+room for waits and is resumed the same way once there is room."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import itertools
 import logging
 from collections.abc import Awaitable, Iterator, Mapping
@@ -29,6 +32,7 @@ from adapters.ftp.pipeline import (
 from adapters.ftp.reports import ReportJob
 from adapters.ftp.store import FtpStore
 from hub.batches import Batch, BatchState
+from hub.faultlog import FaultLog
 from hub.intake import Intake
 from hub.model import Accepted, Account
 from hub.spoolcall import SpoolThreads
@@ -37,6 +41,7 @@ __all__ = ["BatchProcessor", "JobSettings", "ReportJob"]
 
 log = logging.getLogger(__name__)
 BATCH_ID_LENGTH = 26  # a ULID: the prefix `Homes.claim` gives a claimed upload
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _now() -> datetime:
@@ -67,6 +72,8 @@ class BatchProcessor:
         self.group_hook: GroupHook | None = None
         # Set when the hub stops: batches pause after their group in flight.
         self.stopping = asyncio.Event()
+        self._no_room = FaultLog(log, "FTP area full: batches wait for room", "ftp-space")
+        self._waiting: set[asyncio.Task[None]] = set()
 
     async def process(self, account_name: str, work: Path, file_name: str) -> None:
         await self._guarded(self._process(account_name, work, file_name), account_name,
@@ -169,6 +176,9 @@ class BatchProcessor:
             batch = await pipeline.run(account, batch, feed, writer,
                                        None if resumed is None else resumed.known)
         except BatchStopped as stop:
+            if _out_of_space(stop):
+                await self._wait_for_room(stop, writer)
+                return
             await self._stopped(account.name, stop, writer, work, progress)
             return
         except BatchPaused as paused:  # left `processing`, its files kept: resumed later
@@ -183,6 +193,39 @@ class BatchProcessor:
         finally:
             await asyncio.to_thread(rows.close)  # closes the file, off the event loop
         await self._finish(account.name, batch, writer, work, progress)
+
+    async def _wait_for_room(self, stop: BatchStopped, writer: ResultWriter) -> None:
+        """The FTP area is full: nothing is lost, so nothing is failed. The batch stays
+        `processing` with its upload and result file so far, and every `report_interval`
+        seconds it is tried again as a restart would resume it (after the rows its result
+        file lists, the rows the spool holds since then kept), until there is room."""
+        with contextlib.suppress(OSError):  # its last buffered rows may not fit: resume drops
+            await asyncio.to_thread(writer.close)  # a row cut off mid-write
+        self._no_room.failed(f"batch {stop.batch.id} ({stop.batch.file_name}) waits after "
+                             f"line {stop.after_line}: {stop.__cause__}")
+        task = asyncio.create_task(self._resume_when_room(stop.batch))
+        self._waiting.add(task)
+        task.add_done_callback(self._waiting.discard)
+
+    async def waits_ended(self) -> None:
+        """At stop (after `stopping` is set): batches waiting for room stop waiting; the
+        next start resumes them."""
+        await asyncio.gather(*self._waiting, return_exceptions=True)
+
+    async def _resume_when_room(self, batch: Batch) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self._settings.report_interval)
+                return  # the hub stops: the next start resumes it
+            try:
+                job = await self._recover_one(batch)
+            except OSError as exc:  # no room yet to carry its result file on
+                self._no_room.failed(f"batch {batch.id} ({batch.file_name}) waits: {exc}")
+                continue
+            self._no_room.cleared()
+            if job is not None:
+                await job  # if the area fills again, it waits again
+            return
 
     async def _finish(self, account: str, batch: Batch, writer: ResultWriter,
                       work: Path, progress: ProgressFile) -> None:
@@ -328,3 +371,8 @@ class BatchProcessor:
         if tmp.exists():
             return ResultWriter.resume(tmp, fresh, region)
         return ResultWriter(fresh, region)
+
+
+def _out_of_space(stop: BatchStopped) -> bool:
+    cause = stop.__cause__
+    return isinstance(cause, OSError) and cause.errno in _NO_SPACE

@@ -149,5 +149,11 @@ class Ballast:
         free = shutil.disk_usage(self.path.parent).free
         assert free == 0, f"{free} bytes still free after the ballast"
 
-    def free(self) -> None:
-        self.path.unlink(missing_ok=True)
+    def free(self, leave: int = 0) -> None:
+        """Remove the ballast, or with `leave`, only enough of it to leave that many
+        bytes free."""
+        if not leave:
+            self.path.unlink(missing_ok=True)
+            return
+        size = self.path.stat().st_size
+        os.truncate(self.path, max(0, size - leave))

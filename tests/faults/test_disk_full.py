@@ -9,7 +9,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
+from spool.tables import messages
 from tests.faults import cluster
 from tests.faults.conftest import (
     Ballast,
@@ -38,7 +40,7 @@ def rows(count: int, start: int = 0) -> bytes:
 
 
 @pytest.fixture
-def full_spool(make_hub: MakeHub, tmpfs: Callable[[Path, str], Path],
+def full_spool(tmpfs: Callable[[Path, str], Path], make_hub: MakeHub,
                tmp_path: Path) -> tuple[Probes, Ballast]:
     """A hub whose data directory (spool.db and its WAL) is a 24 MB tmpfs."""
     data = tmpfs(tmp_path / "data", "24m")
@@ -80,7 +82,7 @@ def test_a_full_spool_disk_gets_temporary_errors_in_each_protocol_and_recovers(
 
 
 @pytest.fixture
-def full_ftp_area(make_hub: MakeHub, tmpfs: Callable[[Path, str], Path],
+def full_ftp_area(tmpfs: Callable[[Path, str], Path], make_hub: MakeHub,
                   tmp_path: Path) -> tuple[Probes, Ballast]:
     """A hub whose data directory (the FTP area) is a 2 MB tmpfs, with the spool
     elsewhere, on the ordinary disk."""
@@ -105,6 +107,32 @@ def test_an_upload_to_a_full_ftp_area_is_refused_for_now_and_taken_once_space_is
     ballast.free()
     assert probes.store("big.csv", rows(2000)).startswith("226")
     assert accepted_rows(probes, "big") == 2000
+
+
+def test_a_batch_whose_result_file_fills_the_ftp_area_waits_and_finishes_once_freed(
+        full_ftp_area: tuple[Probes, Ballast], caplog: pytest.LogCaptureFixture) -> None:
+    """The upload fits, its result file (each row and its outcome) does not: the batch
+    must neither fail nor lose the rows it committed; it waits, and finishes as one
+    result file listing every row once, no row sent twice."""
+    probes, ballast = full_ftp_area
+    home = probes.hub.config.data_dir.resolve() / "ftp" / "acme"
+    upload = rows(8000)  # 160 KB; its result file takes 560 KB
+    ballast.fill()
+    ballast.free(leave=len(upload) + 200_000)  # room for the upload, not for its result
+    assert probes.store("big.csv", upload).startswith("226")
+    eventually(lambda: any(getattr(r, "action", None) == "ftp-space" for r in caplog.records),
+               20, what="the batch waiting for room")
+    assert not (home / "results" / "big.result.csv").exists()
+
+    ballast.free()
+    assert accepted_rows(probes, "big") == 8000
+    listed = [line.split(",")[0] for line in
+              (home / "results" / "big.result.csv").read_text().splitlines()[1:-1]]
+    assert listed == [str(n) for n in range(2, 8002)]  # every row once, in order
+    with probes.hub.spool.db.engine.connect() as conn:  # type: ignore[attr-defined]
+        stored = conn.execute(select(func.count()).select_from(messages)).scalar_one()
+    assert stored == 8000  # none twice
+    assert_said_not_dumped(caplog)
 
 
 @pytest.fixture

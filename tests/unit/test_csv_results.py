@@ -35,7 +35,7 @@ def test_partial_result_file_is_resumed_without_its_cut_off_row(tmp_path: Path) 
     with partial.open("ab") as handle:  # the third row, cut off mid-write
         handle.write(b"4,0821234568,'+2782123")
     resumed = ResultWriter.resume(partial, tmp_path / "fresh.tmp", "ZA")
-    assert not partial.exists()
+    assert not (tmp_path / "fresh.tmp").exists()  # the copy took the partial file's name
     t = resumed.totals
     assert (t.rows, t.accepted, t.rejected, t.credits, resumed.last_line) == (
         2, 1, 1, Decimal("0.25"), 3)
