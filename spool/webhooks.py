@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, literal_column, select, update
 
 from hub.events import STATUS_EVENTS, EventType, envelope, message_data
 from hub.ids import new_id
@@ -236,9 +236,15 @@ def owed_filter() -> Any:
     """Claim condition for the webhook channel: no earlier item for the same endpoint
     and subject is still owed (per-message order)."""
     earlier = outbox.alias("earlier")
-    return ~select(earlier.c.id).where(
+    # Events about no one thing (no subject) have no order to keep: no probe for them.
+    return outbox.c.message_id.is_(None) | ~select(earlier.c.id).where(
         earlier.c.endpoint_id == outbox.c.endpoint_id,
         earlier.c.message_id == outbox.c.message_id,
         earlier.c.id < outbox.c.id,
-        earlier.c.status.in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]),
+        # Literal values, not bound ones: SQLite uses the partial index ix_outbox_order
+        # only when it can see that the query implies its WHERE, and with parameters it
+        # cannot; it then probed every item of the endpoint for each candidate, a claim
+        # over 6,000 waiting events took 6 s instead of 20 ms.
+        earlier.c.status.in_([literal_column(f"'{OutboxStatus.PENDING.value}'"),
+                              literal_column(f"'{OutboxStatus.SENDING.value}'")]),
     ).exists()
