@@ -98,4 +98,5 @@ def clickatell_rows(
         to = sms.numbers[0] if sms.numbers else given
         ref = None if sms.template else settings.client_ref
         yield make_row(line, to, Submission(to=to, text=sms.text, sender=settings.sender,
-                                            client_ref=ref, batch_line=line), region)
+                                            client_ref=ref, batch_line=line,
+                                            callback=settings.callback), region)

@@ -257,10 +257,12 @@ class MailHandler:
         text = mail_text.fit(body.text, self._rules.max_segments, settings.too_long)
         ref = body.client_ref if len(body.to) == 1 and not body.rows else None
         for to in body.to:
-            draft.add(to, Submission(to=to, text=text, sender=body.sender, client_ref=ref))
+            draft.add(to, Submission(to=to, text=text, sender=body.sender, client_ref=ref,
+                                     callback=body.callback))
         for to, filled in body.rows:
             draft.add(to, Submission(to=to, text=mail_text.fit(
-                filled, self._rules.max_segments, settings.too_long), sender=body.sender))
+                filled, self._rules.max_segments, settings.too_long), sender=body.sender,
+                callback=body.callback))
         draft.reply_to.extend(body.reply)
 
     def _mail(self, account: Account, envelope: Envelope, message: EmailMessage,

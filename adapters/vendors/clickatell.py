@@ -11,7 +11,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from hub.model import Status
+from hub.model import Callback, CallbackKind, Status
+from hub.pushes import CLICKATELL_ALL
 
 # Clickatell's error codes and texts, as its client libraries print them.
 ERRORS = {
@@ -151,6 +152,7 @@ class Settings:
     climsgid: str | None = None
     to_numbers: int = 0  # numbers in all to: lines
     csv_rows: int = 0
+    callback: Callback | None = None  # callback: (or msg_callback:) 1-7, with api_id:
 
     @property
     def client_ref(self) -> str | None:
@@ -162,11 +164,12 @@ class Settings:
 def settings(pairs: Iterable[KeyValue]) -> Settings:
     """`text:` repeated inserts a newline, `data:` continues without one, in the order
     written; `unicode:1` makes the whole text UCS-2 hex (left as written when it is not
-    hex: intake then sends what the client wrote). Credentials (api_id, user, password)
-    are ignored: the FTP login, the mail's sender or SMTP AUTH names the account."""
+    hex: intake then sends what the client wrote); `callback:` 1-7 asks for status
+    callbacks (`api_id:` is echoed in them). Credentials (user, password) are ignored:
+    the FTP login, the mail's sender or SMTP AUTH names the account."""
     parts: list[str] = []
-    sender = climsgid = None
-    delimiter, unicode, to_numbers, csv_rows = ",", False, 0, 0
+    sender = climsgid = api_id = None
+    delimiter, unicode, to_numbers, csv_rows, wanted = ",", False, 0, 0, 0
     reply: list[str] = []
     for pair in pairs:
         key, value = pair.key, pair.value
@@ -188,10 +191,23 @@ def settings(pairs: Iterable[KeyValue]) -> Settings:
             delimiter = value[:1] or ","
         elif key == "unicode":
             unicode = value.strip() == "1"
+        elif key in ("callback", "msg_callback"):
+            wanted = callback_value(value)
+        elif key == "api_id":
+            api_id = value.strip() or None
     text = "".join(parts)
     if unicode:
         text = _hex_or_as_written(text)
-    return Settings(text, sender, delimiter, tuple(reply), climsgid, to_numbers, csv_rows)
+    asked = (Callback(CallbackKind.CLICKATELL, None, wanted, api_id) if wanted else None)
+    return Settings(text, sender, delimiter, tuple(reply), climsgid, to_numbers, csv_rows,
+                    asked)
+
+
+def callback_value(value: str) -> int:
+    """A key:value `callback:` value, 0-7; anything else asks for none (these APIs have
+    no error answer for it)."""
+    value = value.strip()
+    return int(value) if value.isdigit() and int(value) <= CLICKATELL_ALL else 0
 
 
 def _hex_or_as_written(text: str) -> str:
@@ -245,13 +261,14 @@ class Body:
     sender: str | None = None
     client_ref: str | None = None  # already None when the document has several SMS
     rows: list[tuple[str, str]] = field(default_factory=list)  # csv: (number, filled text)
+    callback: Callback | None = None
 
 
 def parse_body(text: str) -> Body:
     pairs = list(key_values(text.replace("\r\n", "\n").split("\n")))
     found = settings(pairs)
     body = Body(text=found.text, reply=list(found.reply), sender=found.sender,
-                client_ref=found.client_ref)
+                client_ref=found.client_ref, callback=found.callback)
     for sms in messages(pairs, found):
         if sms.template:
             body.rows.extend((number, sms.text) for number in sms.numbers)

@@ -3,13 +3,16 @@
 types its dlr-mask asks; the XML deliveryReport POSTed and valid against smshub-1.xsd;
 Clickatell's callback parameters for the statuses its callback value asks; a 500 tried
 again; a URL of the hub's own networks refused when the request gives it (in Kannel's
-words) and, given up without a connection, when a delivery finds it."""
+words) and, given up without a connection, when a delivery finds it; and Clickatell's
+key:value `callback:` by mail, read by the same parser as its XML."""
 
 from __future__ import annotations
 
 import re
+import smtplib
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
@@ -22,6 +25,7 @@ from sqlalchemy import select
 from adapters.vendors.kannel import encode
 from hub.accounts import hash_password
 from hub.clock import utcnow
+from hub.mail import MailSettings
 from hub.model import CallbackKind
 from spool import SqlSpool
 from spool.tables import messages, outbox
@@ -238,3 +242,27 @@ def test_clickatell_callbacks_carry_its_parameters_for_the_statuses_asked(
 def test_a_clickatell_callback_value_out_of_range_is_fault_101(hub: HubThread) -> None:
     r = httpx.post(f"{hub.url}/xml/xml", data=click(send_msg("27821234567", "8", "x")))
     assert "<fault>101, Invalid or missing parameters</fault>" in r.text
+
+
+def test_a_clickatell_mail_asks_for_callbacks_as_its_xml_does(
+        make_hub: MakeHub, tls_files: dict[str, str], receiver: Receiver) -> None:
+    # One parser for Clickatell's key:value documents: by mail (and FTP) too.
+    domain, sender = "sms.example.co.za", "ops@acme.co.za"
+    hub = make_hub(webhooks=FAST, outbox={"poll_interval": 0.05},
+                   simulator={"report_delay": 0.05},
+                   smtp={"enabled": True, "port": 0, "domains": [domain],
+                         "clickatell_addresses": [f"sms@{domain}"], **tls_files})
+    hub.account("acme")
+    acme = hub.spool.get_account("acme")
+    hub.spool.save_mail_settings(MailSettings(acme.id, (sender,)))
+    hub.spool.set_account_push_url(acme.id, CallbackKind.CLICKATELL, receiver.url("/mailcb"),
+                                   utcnow())
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, f"sms@{domain}", "x"
+    message.set_content("api_id:77\ncallback:2\ntext:Server down\nto:27821234567\n")
+    assert hub.hub.smtp_port is not None
+    with smtplib.SMTP("127.0.0.1", hub.hub.smtp_port, timeout=10) as client:
+        client.send_message(message)
+    [hit] = hits(receiver, "/mailcb", 1, "the final status")
+    params = dict(parse_qsl(urlsplit(hit.path).query, keep_blank_values=True))
+    assert (params["api_id"], params["to"], params["status"]) == ("77", "27821234567", "004")

@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from adapters.vendors.clickatell import parse_body
 from adapters.vendors.kannel import Dlr, encode, fill, report_text
 from adapters.webhooks.pushes import PushChannel, build
 from adapters.xml.reports import error_code
-from hub.model import CallbackKind, OutboxItem, OutboxStatus, Status
+from hub.model import Callback, CallbackKind, OutboxItem, OutboxStatus, Status
 from hub.pushes import wants
 from hub.webhooks import ForbiddenTarget
 
@@ -96,3 +97,10 @@ async def test_a_filled_url_that_leads_into_the_hubs_networks_is_refused() -> No
     with pytest.raises(ForbiddenTarget, match="private address"):
         await channel.deliver(item)
     await channel.close()
+
+
+def test_a_clickatell_key_value_document_asks_for_callbacks() -> None:
+    body = parse_body("api_id:3388480\ncallback:6\ntext:Hi\nto:27821234567\n")
+    assert body.callback == Callback(CallbackKind.CLICKATELL, None, 6, "3388480")
+    assert parse_body("callback:9\ntext:Hi\nto:27821234567\n").callback is None
+    assert parse_body("text:Hi\nto:27821234567\n").callback is None
