@@ -256,7 +256,9 @@ message_events = Table(
 _HAS_CARRIER_REF = text("carrier_message_id IS NOT NULL")
 _UNROUTED = text("routed_at IS NULL")
 _OUTBOX_DUE = text("status = 'pending'")
-_OUTBOX_OWED = text("status IN ('pending', 'sending') AND endpoint_id IS NOT NULL")
+# An outbox item not yet settled (see CLAIMABLE_SQL on why literal SQL).
+OUTBOX_OWED_SQL = "status IN ('pending', 'sending')"
+_OUTBOX_OWED = text(f"{OUTBOX_OWED_SQL} AND endpoint_id IS NOT NULL")
 OUTBOX_DUE_SQL = "status = 'pending'"
 
 inbound = Table(
