@@ -208,7 +208,7 @@ def _batches(spool: Spool, ledger: Ledger, results: Path, verdict: Verdict) -> N
     for mid, s in spool.messages.items():
         if s[1] == "ftp":
             by_batch.setdefault(s[2], set()).add(mid)
-    answered = 0
+    answered = duplicates = 0
     for path in sorted(results.glob("*.result.csv")):
         name = path.name.removesuffix(".result.csv") + ".csv"
         rows = result_rows(path)
@@ -225,14 +225,16 @@ def _batches(spool: Spool, ledger: Ledger, results: Path, verdict: Verdict) -> N
         if ids != by_batch.get(batch_id, set()):
             problems.append(f"{path.name}: {len(ids)} accepted rows listed, the spool holds "
                             f"{len(by_batch.get(batch_id, set()))} messages of batch {batch_id}")
-        if any(r[3] != "accepted" for r in body):
+        if name in ledger.resent_uploads and [r[3] for r in body] == ["duplicate"]:
+            duplicates += 1  # the first copy had arrived whole: nothing sent twice
+        elif any(r[3] != "accepted" for r in body):
             problems.append(f"{path.name}: rows not accepted ({state}): "
                             + "; ".join(r[7][:120] for r in body if r[3] != "accepted")[:300])
         answered += 1
     problems += [f"upload {n} answered 226 but has no result file" for n in ledger.uploads
                  if not (results / f"{n[:-4]}.result.csv").exists()]
     verdict.require("every batch's result file lists each row once", problems)
-    verdict.figures.update(result_files=answered,
+    verdict.figures.update(result_files=answered, resent_uploads_duplicate=duplicates,
                            acked_ftp_rows=sum(len(v) for v in by_batch.values()))
 
 

@@ -2,8 +2,9 @@
 clients in threads, each writing down only what the hub acknowledged (a 202 id, an XML
 `accepted` id, a 250 after DATA, a 226 after STOR). Every message has its own (number,
 text), so a row stored or submitted twice shows. REST and XML requests left unanswered are
-sent again with the same client references (stored once: P1, P12); mail and files are
-not, so an unacknowledged one is either absent or stored once."""
+sent again with the same client references (stored once: P1, P12), and files the same
+bytes under a new name (sent once: P13); mail is not, so an unacknowledged mail is
+either absent or stored once."""
 
 from __future__ import annotations
 
@@ -44,8 +45,10 @@ class Ledger:
     mails: list[MailAck] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)  # file names answered 226
     tried: Counter[str] = field(default_factory=Counter)  # messages/files offered
-    # Requests left unanswered, by ingress ("rest": JSON bodies, "xml": documents).
-    retries: dict[str, list[Any]] = field(default_factory=lambda: {"rest": [], "xml": []})
+    # Requests left unanswered, by ingress (JSON bodies, XML documents, CSV files).
+    retries: dict[str, list[Any]] = field(
+        default_factory=lambda: {"rest": [], "xml": [], "ftp": []})
+    resent_uploads: set[str] = field(default_factory=set)  # both names of each resend
     lock: threading.Lock = field(default_factory=threading.Lock)
     on_ack: Callable[[], None] | None = None
 
@@ -207,17 +210,31 @@ class Load:
         try:
             ftp.login(ACCOUNT, PASSWORD)
             while not self.stop.is_set():
-                rows = 100 + next(_serial) % 700
-                name = f"c{self.cycle}u{next(_serial)}.csv"
-                body = "to,text\n" + "".join(
-                    "{},{}\n".format(*fresh(f"F{self.cycle}x")) for _ in range(rows))
-                self.ledger.offered("ftp_rows", rows)
-                self.ledger.offered("ftp_uploads", 1)
-                ftp.storbinary(f"STOR {name}", io.BytesIO(body.encode()))  # raises unless 226
+                name, body = self._upload()
+                try:
+                    ftp.storbinary(f"STOR {name}", io.BytesIO(body))  # raises unless 226
+                except BaseException:
+                    self.ledger.unanswered("ftp", (name, body))  # again, under a new name
+                    raise
                 self.ledger.acked("uploads", [name])
                 time.sleep(0.1 + PAUSE)
         finally:
             ftp.close()
+
+    def _upload(self) -> tuple[str, bytes]:
+        """A new CSV of 100 to 800 rows, or one the kill left unanswered: the same bytes
+        again under a new name (if it had arrived whole, the hub answers it duplicate)."""
+        name = f"c{self.cycle}u{next(_serial)}.csv"
+        again: tuple[str, bytes] | None = self.ledger.unanswered_body("ftp")
+        if again is not None:
+            with self.ledger.lock:  # either copy may be the one answered duplicate
+                self.ledger.resent_uploads.update((name, again[0]))
+            return name, again[1]
+        rows = 100 + next(_serial) % 700
+        self.ledger.offered("ftp_rows", rows)
+        self.ledger.offered("ftp_uploads", 1)
+        return name, ("to,text\n" + "".join(
+            "{},{}\n".format(*fresh(f"F{self.cycle}x")) for _ in range(rows))).encode()
 
     def _smtp(self) -> None:
         with smtplib.SMTP("127.0.0.1", self.life.smtp, timeout=10) as client:
