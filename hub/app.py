@@ -81,7 +81,8 @@ def build_outbox(config: Config, runner: SpoolThreads[Spool]) -> OutboxRunner:
     settings = OutboxSettings(o.batch_size, o.poll_interval, o.lease_seconds)
     channels = {**smtp.outbox_channels(config, runner),
                 **webhooks.outbox_channels(config, runner)}
-    return OutboxRunner(runner, channels, policy, settings, tuning=webhooks.tuning(config))
+    return OutboxRunner(runner, channels, policy, settings, tuning=webhooks.tuning(config),
+                        node=config.node)
 
 
 def build_inbound_desk(

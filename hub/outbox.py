@@ -59,8 +59,10 @@ class OutboxRunner:
         settings: OutboxSettings,
         clock: Clock = utcnow,
         tuning: Mapping[str, ChannelTuning] | None = None,
+        node: str = "",
     ) -> None:
         self._runner = runner
+        self._node = node
         self._channels = dict(channels)
         self._default = ChannelTuning(policy, settings.batch_size)
         self._tuning = dict(tuning or {})
@@ -73,7 +75,18 @@ class OutboxRunner:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._loop(name)) for name in self._channels]
+        if self._channels:
+            self._tasks = [asyncio.create_task(self._run())]
+
+    async def _run(self) -> None:
+        # What this node held when it died is due again now, not when its leases run out.
+        with contextlib.suppress(TemporaryFailure):
+            released = await self._runner.call(self._runner.spool.release_outbox, self._node,
+                                               self._clock())
+            if released:
+                log.info("outbox: requeued %d items this node held before it stopped",
+                         released, extra={"action": "release"})
+        await asyncio.gather(*(self._loop(name) for name in self._channels))
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)
@@ -117,7 +130,7 @@ class OutboxRunner:
         tune = self._tune(name)
         items = await self._runner.call(
             self._runner.spool.claim_outbox, name, tune.batch_size,
-            self._settings.lease_seconds, self._clock(),
+            self._settings.lease_seconds, self._clock(), self._node,
         )
         if not items:
             return 0

@@ -345,9 +345,13 @@ class OutboxStore(Protocol):
     """What the hub owes customers (mails now, webhooks next), claimed and recorded."""
 
     def claim_outbox(
-        self, channel: str, limit: int, lease_seconds: float, now: datetime
+        self, channel: str, limit: int, lease_seconds: float, now: datetime, owner: str = ""
     ) -> list[OutboxItem]:
-        """Lease due items of one channel (and items whose lease ran out)."""
+        """Lease due items of one channel (and items whose lease ran out) to `owner`."""
+        ...
+
+    def release_outbox(self, owner: str, now: datetime) -> int:
+        """Make due again what `owner` held when it stopped; returns how many."""
         ...
 
     def record_outbox(

@@ -30,8 +30,10 @@ def outbox_values(item: NewOutboxItem, now: datetime) -> dict[str, Any]:
 
 
 def claim(db: Database, channel: str, limit: int, lease_seconds: float,
-          now: datetime) -> list[OutboxItem]:
-    token = uuid4().hex
+          now: datetime, owner: str = "") -> list[OutboxItem]:
+    # The lease token names its node, so the node can take back its own leases when it
+    # starts again after a crash instead of waiting for them to run out.
+    token = f"{owner}:{uuid4().hex}"
     due = or_(
         and_(o.c.status == OutboxStatus.PENDING.value, o.c.due_at <= now),
         and_(o.c.status == OutboxStatus.SENDING.value, o.c.lease_expires_at < now),
@@ -86,6 +88,17 @@ def record(db: Database, token: str, results: Sequence[OutboxResult],
                     **sets, lease_token=None, lease_expires_at=None, updated_at=now),
                 params)
     return [r.item_id for r in applied]
+
+
+def release(db: Database, owner: str, now: datetime) -> int:
+    """Make the items this node held when it stopped (or died) due again at once."""
+    with db.write() as conn:
+        done = conn.execute(
+            update(o).where(o.c.status == OutboxStatus.SENDING.value,
+                            o.c.lease_token.startswith(f"{owner}:", autoescape=True))
+            .values(status=OutboxStatus.PENDING.value, lease_token=None,
+                    lease_expires_at=None, due_at=now, updated_at=now))
+    return int(done.rowcount)
 
 
 def get(db: Database, item_id: str) -> OutboxItem | None:

@@ -284,9 +284,12 @@ class SqlSpool:
         inbound.route(self.db, inbound_ids, items, now)
 
     def claim_outbox(
-        self, channel: str, limit: int, lease_seconds: float, now: datetime
+        self, channel: str, limit: int, lease_seconds: float, now: datetime, owner: str = ""
     ) -> list[OutboxItem]:
-        return outbox.claim(self.db, channel, limit, lease_seconds, now)
+        return outbox.claim(self.db, channel, limit, lease_seconds, now, owner)
+
+    def release_outbox(self, owner: str, now: datetime) -> int:
+        return outbox.release(self.db, owner, now)
 
     def record_outbox(
         self, token: str, results: Sequence[OutboxResult], now: datetime

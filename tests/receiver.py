@@ -43,7 +43,7 @@ class Script:
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.hits: list[Hit] = []
         self.scripts: dict[str, Script] = {}
         self._lock = threading.Lock()
@@ -63,7 +63,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 return None
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()

@@ -123,3 +123,15 @@ def test_a_batch_whose_rows_are_all_read_is_completed_once(spool: SqlSpool) -> N
     data = json.loads(item.payload or "")["data"]
     assert (data["id"], data["state"], data["accepted"], data["rejected"]) == (
         batch.id, "accepted", 4, 1)
+
+
+def test_a_node_takes_back_its_own_leases_when_it_starts_again(spool: SqlSpool) -> None:
+    acme = make_account(spool)
+    spool.create_webhook(endpoint(acme, {"message.submitted"}))
+    submit_and_deliver(spool, acme)
+    [held] = spool.claim_outbox(WEBHOOK, 10, 600, NOW, "node-a")
+    assert spool.claim_outbox(WEBHOOK, 10, 600, NOW, "node-b") == []
+    assert spool.release_outbox("node-b", NOW) == 0  # not its lease
+    assert spool.release_outbox("node-a", NOW) == 1
+    [again] = spool.claim_outbox(WEBHOOK, 10, 600, NOW, "node-b")
+    assert again.id == held.id
