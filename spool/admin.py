@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Row, delete, func, select, text, update
 from hub.errors import NotFound
 from hub.model import Account, ErrorInfo, Message
 from hub.ports import AccountDeletion, ApiKeyInfo, MessageFilter
+from spool import webhooks
 from spool.accounts import get_account, require_live
 from spool.engine import Database
 from spool.queue import cancel_unsent_in
@@ -96,6 +97,7 @@ def delete_account(db: Database, name: str, cancel_queued: bool,
                 enabled=False, deleted_at=now, password_hash=None))
             # Frees its sender addresses for the account the customer moves to.
             conn.execute(delete(mail_senders).where(mail_senders.c.account_id == account_id))
+            webhooks.disable_account(conn, account_id, "the account was deleted", now)
     except _Busy as busy:
         return AccountDeletion(get_account(db, name), False, unsent=busy.unsent,
                                sending=busy.sending)

@@ -72,16 +72,22 @@ def remove(db: Database, endpoint_id: str, now: datetime) -> bool:
     """Delete an endpoint; what it was still owed is given up (failed, 'endpoint removed'),
     so the outbox never delivers to a URL its owner took away."""
     with db.write() as conn:
-        conn.execute(
-            update(outbox)
-            .where(outbox.c.endpoint_id == endpoint_id,
-                   outbox.c.status.in_([OutboxStatus.PENDING.value,
-                                        OutboxStatus.SENDING.value]))
-            .values(status=OutboxStatus.FAILED.value, error_code="endpoint_removed",
-                    error_text="the endpoint was removed", lease_token=None,
-                    lease_expires_at=None, updated_at=now)
-        )
+        _give_up(conn, [endpoint_id], "endpoint_removed", "the endpoint was removed", now,
+                 in_flight=True)
         return bool(conn.execute(delete(w).where(w.c.id == endpoint_id)).rowcount)
+
+
+def _give_up(conn: Connection, endpoint_ids: Sequence[str], code: str, reason: str,
+             now: datetime, in_flight: bool = False) -> None:
+    """Fail what endpoints are still owed (with what is being sent now, `in_flight`)."""
+    owed = [OutboxStatus.PENDING.value]
+    if in_flight:
+        owed.append(OutboxStatus.SENDING.value)
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.endpoint_id.in_(list(endpoint_ids)), outbox.c.status.in_(owed))
+        .values(status=OutboxStatus.FAILED.value, error_code=code, error_text=reason,
+                lease_token=None, lease_expires_at=None, updated_at=now))
 
 
 def rotate(db: Database, endpoint_id: str, secret: str, overlap_until: datetime,
@@ -103,16 +109,22 @@ def set_enabled(db: Database, endpoint_id: str, enabled: bool, reason: str | Non
     with db.write() as conn:
         done = conn.execute(update(w).where(w.c.id == endpoint_id).values(
             enabled=enabled, disabled_reason=None if enabled else reason, updated_at=now))
-        if not enabled:
-            # A disabled endpoint is owed nothing more: what waits is given up with it.
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.endpoint_id == endpoint_id,
-                       outbox.c.status == OutboxStatus.PENDING.value)
-                .values(status=OutboxStatus.FAILED.value, error_code="endpoint_disabled",
-                        error_text=reason or "the endpoint was disabled", updated_at=now)
-            )
+        if not enabled:  # a disabled endpoint is owed nothing more
+            _give_up(conn, [endpoint_id], "endpoint_disabled",
+                     reason or "the endpoint was disabled", now)
     return bool(done.rowcount)
+
+
+def disable_account(conn: Connection, account_id: int, reason: str, now: datetime) -> int:
+    """Disable every endpoint of an account in the caller's transaction (a deleted account
+    is pushed nothing more), giving up what they were owed."""
+    ids = list(conn.execute(select(w.c.id).where(w.c.account_id == account_id,
+                                                 w.c.enabled.is_(True))).scalars())
+    if ids:
+        conn.execute(update(w).where(w.c.id.in_(ids)).values(
+            enabled=False, disabled_reason=reason, updated_at=now))
+        _give_up(conn, ids, "endpoint_disabled", reason, now)
+    return len(ids)
 
 
 def replay(db: Database, endpoint_id: str, since: datetime | None, item_id: str | None,

@@ -135,3 +135,21 @@ def test_a_node_takes_back_its_own_leases_when_it_starts_again(spool: SqlSpool) 
     assert spool.release_outbox("node-a", NOW) == 1
     [again] = spool.claim_outbox(WEBHOOK, 10, 600, NOW, "node-b")
     assert again.id == held.id
+
+
+def test_a_deleted_accounts_endpoints_are_disabled_with_what_they_were_owed(
+    spool: SqlSpool,
+) -> None:
+    acme = make_account(spool)
+    hook = spool.create_webhook(endpoint(acme, {"message.submitted", "message.delivered"}))
+    message_id = submit_and_deliver(spool, acme)
+    assert spool.delete_account(acme.name, False, NOW).deleted
+    found = spool.get_webhook(hook.id)
+    assert found is not None and not found.enabled
+    assert found.disabled_reason == "the account was deleted"
+    assert [d["error_code"] for d in spool.webhook_deliveries(hook.id, 10)] == [
+        "endpoint_disabled"]
+    # Its messages still settle; their events go nowhere.
+    spool.apply_reports([DeliveryReport("sim", f"c-{message_id}", Status.DELIVERED, NOW)],
+                        NOW)
+    assert spool.claim_outbox(WEBHOOK, 10, 60, NOW) == []
