@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import aiohttp
 
 from adapters.webhooks import signing
-from adapters.webhooks.client import guarded_session
+from adapters.webhooks.client import GuardedClient
 from adapters.webhooks.client import retry_after as parse_retry_after
 from hub.clock import Clock, utcnow
 from hub.errors import Rejected, RetryLater, TemporaryFailure
@@ -39,23 +39,13 @@ class WebhookChannel:
                  wall: Callable[[], float] = time.time) -> None:
         self._runner = runner
         self._allowed = list(allowed)
-        self._timeout = timeout
-        self._connections = connections
+        self._http = GuardedClient(allowed, timeout, connections, USER_AGENT)
         self._clock = clock
         self._wall = wall
-        self._session: aiohttp.ClientSession | None = None
         self._endpoints: dict[str, WebhookEndpoint] = {}
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = guarded_session(self._allowed, self._timeout, self._connections,
-                                            USER_AGENT)
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     async def refresh(self) -> None:
         """Read every endpoint again (the outbox calls this before each batch)."""
@@ -78,7 +68,7 @@ class WebhookChannel:
         headers = signing.headers(keys, item.id, int(self._wall()), body)
         headers["Content-Type"] = "application/json"
         try:
-            async with self._client().post(url, data=body, headers=headers,
+            async with self._http.session().post(url, data=body, headers=headers,
                                            allow_redirects=False) as answer:
                 await answer.content.read(_MAX_RESPONSE)
                 status, retry_after = answer.status, answer.headers.get("Retry-After")

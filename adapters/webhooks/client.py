@@ -19,17 +19,36 @@ from hub.webhooks import Network, check_resolved, check_url
 RESOLVE_TIMEOUT = 2.0  # seconds a request waits to resolve a push URL's host
 
 
-def guarded_session(allowed: Sequence[Network], timeout: float, connections: int,
-                    user_agent: str) -> aiohttp.ClientSession:
-    """A keep-alive pool that connects only where `allowed` and hub.webhooks' policy let
-    it, resolving each host again for every new connection (DNS rebinding)."""
-    connector = aiohttp.TCPConnector(
-        limit=connections, resolver=GuardedResolver(allowed), use_dns_cache=False,
-        enable_cleanup_closed=True)
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0)),
-        auto_decompress=False, headers={"User-Agent": user_agent}, trust_env=False)
+class GuardedClient:
+    """A keep-alive pool, made on first use (inside the running loop), that connects only
+    where `allowed` and hub.webhooks' policy let it, resolving each host again for every
+    new connection (DNS rebinding)."""
+
+    def __init__(self, allowed: Sequence[Network], timeout: float, connections: int,
+                 user_agent: str) -> None:
+        self.allowed = list(allowed)
+        self._timeout = timeout
+        self._connections = connections
+        self._user_agent = user_agent
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._connections, resolver=GuardedResolver(self.allowed),
+                use_dns_cache=False, enable_cleanup_closed=True)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self._timeout,
+                                              connect=min(self._timeout, 10.0)),
+                auto_decompress=False, headers={"User-Agent": self._user_agent},
+                trust_env=False)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 def retry_after(value: str | None, now: float) -> int | None:

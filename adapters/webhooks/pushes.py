@@ -16,7 +16,7 @@ import aiohttp
 from yarl import URL
 
 from adapters.vendors import clickatell, kannel
-from adapters.webhooks.client import guarded_session, retry_after
+from adapters.webhooks.client import GuardedClient, retry_after
 from adapters.xml.reports import delivery_report
 from hub.errors import Rejected, RetryLater, TemporaryFailure
 from hub.model import CallbackKind, OutboxItem, Status
@@ -70,21 +70,11 @@ class PushChannel:
     def __init__(self, allowed: Sequence[Network], timeout: float, connections: int,
                  wall: Callable[[], float] = time.time) -> None:
         self._allowed = list(allowed)
-        self._timeout = timeout
-        self._connections = connections
+        self._http = GuardedClient(allowed, timeout, connections, USER_AGENT)
         self._wall = wall
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = guarded_session(self._allowed, self._timeout, self._connections,
-                                            USER_AGENT)
-        return self._session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     async def deliver(self, item: OutboxItem) -> None:
         request = build(json.loads(item.payload or "{}"))
@@ -93,7 +83,7 @@ class PushChannel:
         try:
             # encoded=True: the URL goes out byte for byte as filled (Kannel's escapes are
             # already URL-encoded; re-quoting would change them).
-            async with self._client().request(
+            async with self._http.session().request(
                     request.method, URL(request.url, encoded=True), data=request.body,
                     headers=headers, allow_redirects=False) as answer:
                 await answer.content.read(_MAX_RESPONSE)

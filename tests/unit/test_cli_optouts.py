@@ -4,27 +4,22 @@ file and globally, `account set` changes what an opt-out stops."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hub.cli import main
+from tests.clirun import hub_cli
 
 
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> Any:
     """cli(*argv) -> (exit code, parsed --json output or text) in a hub directory."""
-    for var in ("SMSHUB_CONFIG", "SMSHUB_HUB__DATA_DIR", "SMSHUB_SPOOL__URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
+    with_err = hub_cli(tmp_path, monkeypatch, capsys)
 
     def run(*argv: str) -> tuple[int, Any]:
-        code = main(list(argv))
-        out = capsys.readouterr().out
-        return code, json.loads(out) if "--json" in argv and out else out
+        return with_err(*argv)[:2]
 
     assert run("account", "create", "acme", "--credits", "10", "--price-per-segment", "1",
                "--sender-id", "31337")[0] == 0

@@ -4,30 +4,21 @@ webhook endpoint's is."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hub.cli import main
+from tests.clirun import Run, hub_cli
+
+ALLOW_LOOPBACK = '[webhooks]\nallow_networks = ["127.0.0.1/32"]\n'
 
 
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> Any:
+        capsys: pytest.CaptureFixture[str]) -> Run:
     """cli(*argv) -> (exit code, parsed --json output or text, stderr)."""
-    for var in ("SMSHUB_CONFIG", "SMSHUB_HUB__DATA_DIR", "SMSHUB_SPOOL__URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "hub.toml").write_text('[webhooks]\nallow_networks = ["127.0.0.1/32"]\n')
-
-    def run(*argv: str) -> tuple[int, Any, str]:
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        out = json.loads(captured.out) if "--json" in argv and captured.out else captured.out
-        return code, out, captured.err
-
+    run = hub_cli(tmp_path, monkeypatch, capsys, ALLOW_LOOPBACK)
     assert run("account", "create", "acme", "--credits", "10")[0] == 0
     return run
 
