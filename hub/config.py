@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 from hub.errors import ConfigError
 from hub.sections import (
     AccountsSection,
+    DialectsSection,
     DispatcherSection,
     FtpSection,
     HttpSection,
@@ -44,6 +45,7 @@ class Config:
     spool: SpoolSection = field(default_factory=SpoolSection)
     http: HttpSection = field(default_factory=HttpSection)
     xml: XmlSection = field(default_factory=XmlSection)
+    dialects: DialectsSection = field(default_factory=DialectsSection)
     ftp: FtpSection = field(default_factory=FtpSection)
     messages: MessagesSection = field(default_factory=MessagesSection)
     accounts: AccountsSection = field(default_factory=AccountsSection)

@@ -24,8 +24,9 @@ _SECRETS = (
     re.compile(r"(?i)(\bAUTH\s+[A-Z0-9_-]+\s+)([^\s'\"\\]+)"),
     re.compile(r"(?i)(\bPASS\s+)([^\s'\"\\]+)"),
     re.compile(r"(?i)(\bauthorization['\"]?\s*[:=,]\s*['\"]?(?:[A-Za-z]+\s+)?)([^\s'\"\\]+)"),
-    # Credentials in query strings and form bodies.
-    re.compile(r"(?i)(\b(?:api_?key|password|passwd|pwd|token|secret)=)([^&\s'\"\\]+)"),
+    # Credentials in query strings and form bodies (the HTTP dialects' among them).
+    re.compile(r"(?i)(\b(?:api_?key|password|passwd|pass|pwd|token|secret|session_id)=)"
+               r"([^&\s'\"\\]+)"),
     # The hub's own API keys, wherever they turn up.
     re.compile(r"()(\bshk_[0-9a-f]+_[A-Za-z0-9_-]+)"),
 )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from hub.clock import Clock, seconds, utcnow
 from hub.errors import Rejected, RetryLater, TemporaryFailure
 from hub.faultlog import FaultLog
+from hub.groupcommit import GroupCommitter
 from hub.model import ErrorInfo, OutboxItem, OutboxResult, OutboxStatus
 from hub.policies import RetryPolicy
 from hub.ports import OutboxChannel, OutboxStore
@@ -140,26 +141,33 @@ class OutboxRunner:
         refresh = getattr(channel, "refresh", None)
         if refresh is not None:
             await refresh()
-        results = await self._deliver_all(channel, tune, items)
-        by_token: dict[str, list[OutboxResult]] = {}
-        for item, result in zip(items, results, strict=True):
-            by_token.setdefault(item.lease_token or "", []).append(result)
-        for token, batch in by_token.items():
-            await self._runner.call(self._runner.spool.record_outbox, token, batch,
-                                    self._clock())
+        await self._deliver_all(channel, tune, items)
         return len(items)
 
     async def _deliver_all(self, channel: OutboxChannel, tune: ChannelTuning,
-                           items: Sequence[OutboxItem]) -> list[OutboxResult]:
-        if tune.concurrency <= 1:
-            return [await self._deliver(channel, tune, item) for item in items]
-        slots = asyncio.Semaphore(tune.concurrency)
+                           items: Sequence[OutboxItem]) -> None:
+        """Deliver up to the channel's concurrency at once, recording each result as soon
+        as it is known (grouped with the others that finish meanwhile), so a crash
+        mid-batch sends again only what was in flight, not the whole batch."""
+        recorder: GroupCommitter[tuple[str, OutboxResult], None] = GroupCommitter(
+            self._record, tune.batch_size)
+        slots = asyncio.Semaphore(max(tune.concurrency, 1))
 
-        async def one(item: OutboxItem) -> OutboxResult:
+        async def one(item: OutboxItem) -> None:
             async with slots:
-                return await self._deliver(channel, tune, item)
+                result = await self._deliver(channel, tune, item)
+            await recorder.submit([(item.lease_token or "", result)])
 
-        return list(await asyncio.gather(*(one(i) for i in items)))
+        await asyncio.gather(*(one(i) for i in items))
+
+    async def _record(self, done: list[tuple[str, OutboxResult]]) -> list[None]:
+        by_token: dict[str, list[OutboxResult]] = {}
+        for token, result in done:
+            by_token.setdefault(token, []).append(result)
+        for token, results in by_token.items():
+            await self._runner.call(self._runner.spool.record_outbox, token, results,
+                                    self._clock())
+        return [None] * len(done)
 
     async def _deliver(self, channel: OutboxChannel, tune: ChannelTuning,
                        item: OutboxItem) -> OutboxResult:

@@ -75,6 +75,21 @@ class XmlSection:
 
 
 @dataclass(frozen=True, slots=True)
+class DialectsSection:
+    """The HTTP dialects (docs/http-dialects.md): each vendor's paths, its XML form too,
+    switched on or off; failed logins on them limited per client address."""
+    winsms: bool = True
+    clickatell: bool = True
+    kannel: bool = True
+    login_failures_per_ip: int = 10
+    login_lockout_seconds: float = 300.0
+
+    def __post_init__(self) -> None:
+        _check(self.login_failures_per_ip >= 1, "login_failures_per_ip: at least 1")
+        _check(self.login_lockout_seconds >= 0, "login_lockout_seconds: 0 or more")
+
+
+@dataclass(frozen=True, slots=True)
 class FtpSection:
     enabled: bool = False
     host: str = "127.0.0.1"

@@ -2,7 +2,7 @@
 opens a connection and sends nothing, or trickles its header lines, is answered 408 and
 cut off after `header_timeout` seconds), a size cap (a head still arriving past
 MAX_HEAD_BYTES is answered 431, never buffered whole), and no credentials in the URL
-(400, P25)."""
+(400, P25; the HTTP dialects' paths excepted)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from urllib.parse import parse_qsl
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from adapters.http.dialects.paths import CREDENTIALS_ALLOWED
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +118,17 @@ class NoCredentialsInUrl:
     `?password=...`) with 400 before anything else reads it: the key is never checked, so
     a URL that leaked into a log cannot be tried either. Keys go in `Authorization`.
     Carriers' callbacks (/carriers/...) are the providers' requests, in their own formats,
-    authenticated apart: they are left alone."""
+    authenticated apart: they are left alone. So are the HTTP dialects' paths (WinSMS,
+    Clickatell, Kannel: dialects/paths.py), whose clients send credentials in the URL as
+    the originals take them; there failed logins are limited and nothing logs the URL."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         query: bytes = scope.get("query_string", b"") if scope["type"] == "http" else b""
-        if scope.get("path", "").startswith("/carriers/"):
+        path = scope.get("path", "")
+        if path.startswith("/carriers/") or path in CREDENTIALS_ALLOWED:
             query = b""
         named = query and credential_in(query)
         if not named:

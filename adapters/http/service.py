@@ -1,5 +1,6 @@
-"""The HTTP listener built from `[http]` and `[xml]`: the JSON API (messages, inbound,
-opt-outs) and every XML dialect on one server, sharing the node's core."""
+"""The HTTP listener built from `[http]`, `[xml]` and `[dialects]`: the JSON API
+(messages, inbound, opt-outs), the XML API and the vendors' dialects on one server,
+sharing the node's core."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from starlette.routing import BaseRoute
 
 from adapters.http import inbound, optouts, webhooks
 from adapters.http.app import HttpContext
+from adapters.http.dialects import routing as dialects
 from adapters.http.server import HttpServer
 from adapters.xml.native import XmlSettings
 from hub.config import Config
@@ -30,4 +32,6 @@ def build(config: Config, core: Core, routes: Sequence[BaseRoute] = ()) -> HttpS
     xml = XmlSettings(config.xml.max_body_bytes, config.xml.max_messages)
     # The JSON API's account lists and settings beside the messages.
     lists = [*inbound.routes(ctx), *optouts.routes(ctx), *webhooks.routes(ctx)]
-    return HttpServer(ctx, xml, config.http, [*lists, *routes])
+    # The WinSMS, Clickatell and Kannel paths, HTTP and XML, as [dialects] switches them.
+    vendors = dialects.routes(ctx, config.dialects, xml)
+    return HttpServer(ctx, xml, config.http, [*lists, *vendors, *routes])

@@ -19,6 +19,8 @@ ERRORS = {
     "001": "Authentication failed",
     "003": "Session ID expired",
     "004": "Account frozen",
+    "005": "Missing session ID",
+    "007": "IP lockdown violation",
     "101": "Invalid or missing parameters",
     "103": "Unknown API message ID",
     "104": "Unknown client message ID",

@@ -15,7 +15,6 @@ from urllib.parse import parse_qsl
 from lxml import etree
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
 from adapters.http.app import BodyRule, BodyTooLarge, HttpContext, temporarily
 from adapters.vendors.clickatell import STATUSES, fault_text, refusal_fault, ucs2_hex
@@ -249,11 +248,6 @@ class Sessions:
 
 
 _Handler = Callable[[Command], Awaitable[list[etree._Element]]]
-
-
-def routes(ctx: HttpContext, max_messages: int) -> list[BaseRoute]:
-    api = ClickatellXml(ctx, max_messages)
-    return [Route(PATH, api.handle, methods=["GET", "POST"])]
 
 
 def body_rules(max_body_bytes: int) -> list[BodyRule]:

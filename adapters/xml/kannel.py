@@ -14,7 +14,6 @@ from urllib.parse import unquote_to_bytes
 from lxml import etree
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
 from adapters.http.app import BodyRule, BodyTooLarge, HttpContext, temporarily
 from adapters.webhooks.client import check_target
@@ -68,7 +67,7 @@ class KannelRequest:
     problem: XmlProblem | None = None  # a field error, answered after authentication
 
 
-def _answer(status: int, text: str, **headers: str) -> Response:
+def answer(status: int, text: str, **headers: str) -> Response:
     return Response(text, status, headers={**_HEADERS, **headers}, media_type="text/html")
 
 
@@ -167,15 +166,15 @@ def outcome_answer(numbers: Sequence[str], outcomes: Sequence[Outcome]) -> Respo
     text = QUEUED_LATER if later else ACCEPTED
     if refused:  # Kannel's immediate-reply wording, after the delayed reply's code
         text += ". Denied receivers are: " + " ".join(n for n, _ in refused)
-    return _answer(202, text)
+    return answer(202, text)
 
 
 def _refusal_answer(refusal: Refused) -> Response:
     if refusal.code in _DENIED:
-        return _answer(400, DENIED)
+        return answer(400, DENIED)
     if refusal.code in _NOT_ROUTABLE:
-        return _answer(403, NOT_ROUTABLE)
-    return _answer(400, f"{refusal.reason[:1].upper()}{refusal.reason[1:]}, rejected")
+        return answer(403, NOT_ROUTABLE)
+    return answer(400, f"{refusal.reason[:1].upper()}{refusal.reason[1:]}, rejected")
 
 
 # --- the endpoint ------------------------------------------------------------------
@@ -184,14 +183,9 @@ def _refusal_answer(refusal: Refused) -> Response:
 def body_rules(max_body_bytes: int) -> list[BodyRule]:
     """The XML limit rather than the JSON one: a document may carry thousands of numbers."""
     def too_large(limit: int) -> Response:
-        return _answer(413, f"Request body over {limit} bytes, rejected", Connection="close")
+        return answer(413, f"Request body over {limit} bytes, rejected", Connection="close")
 
     return [BodyRule(PATH, max_body_bytes, too_large)]
-
-
-def routes(ctx: HttpContext, max_messages: int) -> list[BaseRoute]:
-    api = KannelSendSms(ctx, max_messages)
-    return [Route(PATH, api.post, methods=["POST"])]
 
 
 class KannelSendSms:
@@ -202,9 +196,9 @@ class KannelSendSms:
     async def post(self, request: Request) -> Response:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media in _HEADER_FORMS:
-            return _answer(415, "Unsupported content-type, rejected")
+            return answer(415, "Unsupported content-type, rejected")
         if media not in ("text/xml", "application/xml"):
-            return _answer(400, "Invalid content-type")
+            return answer(400, "Invalid content-type")
         try:
             body = await request.body()
             parsed = await off_loop(len(body), read_submit, body, self.max_messages)
@@ -212,21 +206,21 @@ class KannelSendSms:
             if parsed.problem is not None:
                 raise parsed.problem
             if not parsed.numbers:
-                return _answer(400, NO_RECEIVER)
+                return answer(400, NO_RECEIVER)
             await self._check_dlr_url(parsed)
             return outcome_answer(parsed.numbers, await self._submit(account, parsed))
         except XmlProblem as problem:
-            return _answer(problem.status, _problem_text(problem))
+            return answer(problem.status, _problem_text(problem))
         except AuthenticationError:
-            return _answer(403, AUTH_FAILED)
+            return answer(403, AUTH_FAILED)
         except TemporaryFailure as exc:  # Kannel's own words, then ours on what is wrong
             _, headers = temporarily(self.ctx, exc)
-            return _answer(503, f"{TEMPORARY} ({exc.reason})", **headers)
+            return answer(503, f"{TEMPORARY} ({exc.reason})", **headers)
         except BodyTooLarge:
             raise  # the app answers it with this path's own 413
         except Exception:  # a bug of ours, answered in Kannel's plain words all the same
             log.exception("unhandled error in sendsms", extra={"action": "xml"})
-            return _answer(500, TEMPORARY)
+            return answer(500, TEMPORARY)
 
     async def _authenticate(self, parsed: KannelRequest) -> Account:
         if parsed.password is None or not (parsed.user or parsed.password.startswith(_API_KEY)):

@@ -1,5 +1,6 @@
-"""Every XML endpoint in the order the HTTP app must try them: the native API and the
-WinSMS, Clickatell and Kannel dialects, with the body limit of each."""
+"""The native XML API's routes, and the body limit of every XML path: the native API's
+and the WinSMS, Clickatell and Kannel dialects' (their routes are mounted, each vendor
+switched on or off, by adapters/http/dialects/routing.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,7 @@ from adapters.xml import clickatell, kannel, native, winsms
 
 
 def routes(ctx: HttpContext, settings: native.XmlSettings) -> list[BaseRoute]:
-    return [*native.routes(ctx, settings), *winsms.routes(ctx),
-            *clickatell.routes(ctx, settings.max_messages),
-            *kannel.routes(ctx, settings.max_messages)]
+    return native.routes(ctx, settings)
 
 
 def body_rules(settings: native.XmlSettings) -> list[BodyRule]:

@@ -1,0 +1,178 @@
+"""Kannel's sendsms (`/cgi-bin/sendsms`) as its HTTP clients send it: GET with the
+parameters in the query, or POST with them form-encoded, read as Kannel's smsbox reads
+them and answered in its words and HTTP statuses; the XML POST is adapters/xml/kannel's.
+A dlr-url asks for the same pushes as the XML form's (docs/pushes.md)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import replace
+from datetime import timedelta
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from adapters.http.app import BodyTooLarge, HttpContext, temporarily
+from adapters.http.dialects.common import LockedOut, Logins, submit
+from adapters.http.dialects.params import FORM, BadParameters, Params, media_type, read
+from adapters.http.dialects.paths import KANNEL
+from adapters.webhooks.client import check_target
+from adapters.xml.kannel import (
+    AUTH_FAILED,
+    TEMPORARY,
+    KannelSendSms,
+    answer,
+    outcome_answer,
+)
+from hub.clock import utcnow
+from hub.errors import AuthenticationError, TemporaryFailure
+from hub.model import Account, Callback, CallbackKind, Submission
+from hub.pushes import KANNEL_ALL, MAX_DLR_MASK
+from hub.webhooks import ForbiddenTarget
+
+log = logging.getLogger(__name__)
+
+NO_RECEIVER = "Missing receiver number, rejected"
+EMPTY_RECEIVER = "Empty receiver number not allowed, rejected"
+# smsbox's ranges for its numeric fields (-1 is "not given"), checked in its order.
+_RANGES = (("dlr-mask", "DLR-Mask", -1, MAX_DLR_MASK), ("mclass", "MClass", -1, 3),
+           ("pid", "PID", -1, 255), ("rpi", "RPI", -1, 2), ("alt-dcs", "Alt-DCS", -1, 1),
+           ("mwi", "MWI", -1, 7), ("coding", "Coding", -1, 2), ("compress", "Compress", -1, 1),
+           ("validity", "Validity", -1, 10**6), ("deferred", "Deferred", -1, 10**6),
+           ("priority", "Priority", 0, 3))
+_LEADING_INT = re.compile(rb"\s*([+-]?\d+)")
+
+
+class FieldError(Exception):
+    """A field Kannel refuses (400), in Kannel's words."""
+
+
+def integer(value: bytes | None) -> int | None:
+    """A field as smsbox's sscanf("%d") reads it: the leading integer, or not given."""
+    found = _LEADING_INT.match(value or b"")
+    return int(found.group(1)) if found else None
+
+
+def fields(params: Params) -> dict[str, int]:
+    """The numeric fields given, each in smsbox's range (FieldError naming it if not);
+    the deprecated `dlrmask` spelling too."""
+    out: dict[str, int] = {}
+    for name, label, low, high in _RANGES:
+        alias = "dlrmask" if name == "dlr-mask" else name
+        value = integer(params.raw(name, alias))
+        if value is None:
+            continue
+        if not low <= value <= high:
+            raise FieldError(f"{label} field misformed, rejected")
+        out[name] = value
+    return out
+
+
+def message_text(params: Params, coding: int | None) -> str:
+    """`text` in `charset`; without one UTF-8, or UTF-16BE for coding 2 (UCS-2), as
+    Kannel's defaults are."""
+    raw = params.raw("text") or b""
+    charset = (params.raw("charset") or b"").decode("latin-1").strip()
+    charset = charset or ("UTF-16BE" if coding == 2 else "UTF-8")
+    try:
+        return raw.decode(charset)
+    except (LookupError, UnicodeDecodeError):
+        raise FieldError("Charset or body misformed, rejected") from None
+
+
+def callback(params: Params, mask: int | None) -> Callback | None:
+    """dlr-url and dlr-mask, both needed, as in the XML form (no sendsms-user default)."""
+    url = (params.raw("dlr-url", "dlrurl") or b"").decode("latin-1").strip()
+    if url and (len(url) < 8 or not url.lower().startswith(("http://", "https://"))):
+        raise FieldError("DLR-URL field misformed, rejected")
+    if not url or mask is None or mask <= 0 or not mask & KANNEL_ALL:
+        return None
+    return Callback(CallbackKind.KANNEL, url, mask)
+
+
+def submission(params: Params) -> Submission:
+    """Everything but the receivers, refused as smsbox refuses it (FieldError)."""
+    if params.raw("udh"):
+        raise FieldError("UDH is not supported, rejected")
+    found = fields(params)
+    coding = found.get("coding")
+    if coding == 1:  # smshub sends text only: GSM-7 or UCS-2, chosen by the text itself
+        raise FieldError("8-bit (binary) coding is not supported, rejected")
+    text = message_text(params, coding)
+    now = utcnow()
+    deferred, validity = found.get("deferred", -1), found.get("validity", -1)
+    sender = (params.raw("from") or b"").decode("utf-8", "replace").strip()
+    return Submission(
+        "", text, sender or None,
+        send_at=now + timedelta(minutes=deferred) if deferred > 0 else None,
+        expires_at=now + timedelta(minutes=validity) if validity >= 0 else None,
+        priority=found.get("priority", 0), callback=callback(params, found.get("dlr-mask")))
+
+
+def routes(ctx: HttpContext, max_messages: int, logins: Logins) -> list[BaseRoute]:
+    api = KannelHttp(ctx, KannelSendSms(ctx, max_messages), logins)
+    return [Route(KANNEL[0], api.get, methods=["GET"]),
+            Route(KANNEL[0], api.post, methods=["POST"])]
+
+
+class KannelHttp:
+    def __init__(self, ctx: HttpContext, xml: KannelSendSms, logins: Logins) -> None:
+        self.ctx = ctx
+        self.xml = xml
+        self.logins = logins
+
+    async def get(self, request: Request) -> Response:
+        return await self._handle(request)
+
+    async def post(self, request: Request) -> Response:
+        """A form body, or none, is the GET's parameters; any other is the XML form's."""
+        if media_type(request) in (FORM, ""):
+            return await self._handle(request)
+        return await self.xml.post(request)
+
+    async def _handle(self, request: Request) -> Response:
+        try:
+            params = await read(request)
+            account = await self._login(request, params)
+            numbers = (params.raw("to") or b"").decode("latin-1").split()
+            if params.raw("to") is None:
+                return answer(400, NO_RECEIVER)
+            if not numbers:
+                return answer(400, EMPTY_RECEIVER)
+            if len(numbers) > self.xml.max_messages:
+                return answer(413, f"Too many receivers ({len(numbers)}; the limit is "
+                                   f"{self.xml.max_messages}), rejected")
+            sub = submission(params)
+            await self._check_dlr_url(sub)
+            outcomes = await submit(self.ctx, account, [replace(sub, to=n) for n in numbers])
+            return outcome_answer(numbers, outcomes)
+        except FieldError as exc:
+            return answer(400, str(exc))
+        except LockedOut:
+            return answer(403, AUTH_FAILED, **self.logins.retry_after())
+        except AuthenticationError:
+            return answer(403, AUTH_FAILED)
+        except BadParameters as exc:
+            return answer(400, f"Invalid request ({exc}), rejected")
+        except TemporaryFailure as exc:  # Kannel's own words, then ours on what is wrong
+            _, headers = temporarily(self.ctx, exc)
+            return answer(503, f"{TEMPORARY} ({exc.reason})", **headers)
+        except BodyTooLarge:
+            raise  # the app answers it with this path's own 413
+        except Exception:  # a bug of ours, answered in Kannel's plain words all the same
+            log.exception("unhandled error in sendsms", extra={"action": "dialect"})
+            return answer(500, TEMPORARY)
+
+    async def _login(self, request: Request, params: Params) -> Account:
+        return await self.logins.check(request, params.text("username", "user"),
+                                       params.text("password", "pass"))
+
+    async def _check_dlr_url(self, sub: Submission) -> None:
+        if sub.callback is None or sub.callback.url is None:
+            return
+        try:
+            await check_target(sub.callback.url, self.ctx.webhook_networks)
+        except ForbiddenTarget as exc:  # in the words of Kannel's other field errors
+            raise FieldError(f"DLR-URL field misformed ({exc.reason}), rejected") from None

@@ -1,0 +1,66 @@
+"""A dialect request's parameters as its clients send them: the query string, then a
+form-encoded body on POST; names as written (each dialect decides about case), values
+as the bytes sent, for the dialect to decode in its own charset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+FORM = "application/x-www-form-urlencoded"
+MAX_FIELDS = 1000  # parameters in one request; far more than any dialect has
+
+
+class BadParameters(ValueError):
+    """The query or body cannot be read as parameters (too many of them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    pairs: tuple[tuple[str, bytes], ...]
+
+    def raw(self, *names: str, fold: bool = False) -> bytes | None:
+        """The first value of the first of `names` present; `fold` compares without case
+        (ASP's query keys are case-insensitive)."""
+        for name in names:
+            for key, value in self.pairs:
+                if key == name or (fold and key.lower() == name):
+                    return value
+        return None
+
+    def text(self, *names: str, fold: bool = False) -> str | None:
+        value = self.raw(*names, fold=fold)
+        return None if value is None else decode(value)
+
+
+def decode(value: bytes) -> str:
+    """UTF-8, as today's clients send; else the Latin-1 older clients wrote."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _pairs(data: bytes) -> list[tuple[str, bytes]]:
+    # latin-1 both ways keeps every decoded byte as it was sent.
+    try:
+        found = parse_qsl(data.decode("latin-1"), keep_blank_values=True,
+                          encoding="latin-1", max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise BadParameters(f"more than {MAX_FIELDS} parameters") from None
+    return [(k, v.encode("latin-1")) for k, v in found]
+
+
+async def read(request: Request) -> Params:
+    """The query's parameters, then a POST's form body's (one without a content type
+    too: `curl -d` and old clients send none); other bodies are not parameters."""
+    pairs = _pairs(request.scope.get("query_string", b""))
+    if request.method == "POST" and media_type(request) in (FORM, ""):
+        pairs += _pairs(await request.body())
+    return Params(tuple(pairs))
