@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,7 +28,7 @@ from hub.model import (
     Verdict,
 )
 from hub.policies import RetryPolicy, expire
-from hub.ports import Carrier, InboundStore, MessageQueue
+from hub.ports import Carrier, InboundStore, MessageQueue, StreamingCarrier
 from hub.routing import Router, is_up
 from hub.spoolcall import SpoolThreads
 
@@ -215,22 +215,51 @@ class Dispatcher:
                 transitions.append(expire(message))
             else:
                 live.append(message)
+        # Outcomes a carrier tells one by one are recorded as they come, grouped with
+        # those that arrive meanwhile: a crash then leaves unrecorded (and so sent again
+        # after the lease) only what was in flight, not the whole claimed batch (P7).
+        recorder: GroupCommitter[Transition, None] = GroupCommitter(
+            lambda ts: self._record_group(claim, ts), self._settings.batch_size)
+        early: list[asyncio.Task[list[None]]] = []
+        recorded: set[str] = set()
         groups = self._router.split(live)
         while groups:
             failover: dict[str, list[Message]] = {}
             for name, messages in groups.items():
-                results = await self._submit(name, messages)
+                by_id = {m.id: m for m in messages}
+
+                def at_once(result: SubmitResult, name: str = name,
+                            by_id: dict[str, Message] = by_id) -> None:
+                    message = by_id[result.message_id]
+                    if self._passes_on(message, name, result):
+                        return  # goes to the next carrier: decided when the batch is back
+                    recorded.add(message.id)
+                    transition = self._policy.decide(message, name, result, self._clock())
+                    early.append(asyncio.ensure_future(recorder.submit([transition])))
+
+                results = await self._submit(name, messages, at_once)
                 for message, result in zip(messages, results, strict=True):
                     self._count(name, result)
                     nxt = self._failover(message, name, result)
                     if nxt is not None:
                         failover.setdefault(nxt, []).append(message)
                         continue
-                    transitions.append(
-                        self._policy.decide(message, name, result, self._clock()))
+                    if message.id not in recorded:
+                        transitions.append(
+                            self._policy.decide(message, name, result, self._clock()))
             groups = failover
         self._metrics.note_dispatched(len(live))
+        await asyncio.gather(*early, return_exceptions=True)
         await self._record(claim, transitions)
+
+    async def _record_group(self, claim: Claim, transitions: list[Transition]) -> list[None]:
+        await self._record(claim, transitions)
+        return [None] * len(transitions)
+
+    def _passes_on(self, message: Message, carrier: str, result: SubmitResult) -> bool:
+        """Whether the message will go to the next carrier (no side effects)."""
+        return (result.error is not None and result.error.code == UNAVAILABLE
+                and self._router.next_after(message, carrier) is not None)
 
     def _failover(self, message: Message, carrier: str, result: SubmitResult) -> str | None:
         """A message the carrier could not even send (no bind up) goes to the next carrier
@@ -242,9 +271,14 @@ class Dispatcher:
             self._metrics.carrier_errors[f"{carrier}|failover"] += 1
         return nxt
 
-    async def _submit(self, name: str, messages: list[Message]) -> list[SubmitResult]:
+    async def _submit(self, name: str, messages: list[Message],
+                      at_once: Callable[[SubmitResult], None]) -> list[SubmitResult]:
+        carrier = self._router.carriers[name]
         try:
-            results = await self._router.carriers[name].submit(messages)
+            if isinstance(carrier, StreamingCarrier):
+                results = await carrier.submit_each(messages, at_once)
+            else:
+                results = await carrier.submit(messages)
             if len(results) != len(messages):
                 raise RuntimeError(f"{len(results)} results for {len(messages)} messages")
         except Exception as exc:  # a broken carrier must not lose the batch: retry it all

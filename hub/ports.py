@@ -8,7 +8,7 @@ Carriers and report sinks are asynchronous.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -487,6 +487,19 @@ class Carrier(Protocol):
     async def stop(self) -> None: ...
     async def submit(self, messages: Sequence[Message]) -> list[SubmitResult]:
         """Submit a batch; one result per message, in order. Never raises for one message."""
+        ...
+
+
+@runtime_checkable
+class StreamingCarrier(Carrier, Protocol):
+    """A carrier that tells each message's result as soon as it has it (SMPP: the
+    message's submit_sm_resp), so the dispatcher records it at once rather than when the
+    whole batch is through: a crash then leaves only the messages in flight unrecorded,
+    the only ones that may go out twice (P7)."""
+
+    async def submit_each(self, messages: Sequence[Message],
+                          on_result: Callable[[SubmitResult], None]) -> list[SubmitResult]:
+        """As `submit`, calling `on_result` with each result the moment it is known."""
         ...
 
 

@@ -105,6 +105,30 @@ async def test_the_window_of_outstanding_submit_sm_is_enforced(
     assert smsc.max_outstanding == 5
 
 
+async def test_each_answered_message_is_recorded_while_the_rest_of_its_batch_waits(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    """P7: a crash can send again only what had no answer yet, so what has one is in the
+    spool at once, not when the whole claimed batch is through."""
+    held: list[SubmitRecord] = []
+
+    def answer_fifteen(record: SubmitRecord) -> Any:
+        if len(smsc.submits) <= 15:
+            return None
+        held.append(record)
+        return WITHHOLD
+
+    smsc.on_submit = answer_fifteen
+    store, dispatcher, _ = await hub(smsc.port, response_timeout=30)
+    ids = queue(store, 20)
+    await dispatcher.start()
+    await until(lambda: statuses(store, ids)[Status.SUBMITTED] == 15, timeout=10)
+    assert statuses(store, ids)[Status.SENDING] == 5  # their batch is still out
+    for record in held:
+        smsc.release(record)
+    await until(lambda: statuses(store, ids)[Status.SUBMITTED] == 20, timeout=10)
+
+
 async def test_a_response_that_never_comes_closes_the_bind_before_the_message_is_retried(
     smsc: ScriptedSmsc, hub: Any,
 ) -> None:

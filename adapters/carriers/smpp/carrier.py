@@ -14,7 +14,7 @@ import random
 import ssl
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from adapters.carriers.smpp import encoding, pdu, receipts, status
@@ -234,6 +234,11 @@ class SmppCarrier:
     async def submit(self, messages: Sequence[Message]) -> list[SubmitResult]:
         """One result per message, in order. One recipient's messages go one after the
         other, so the SMSC gets them in the order they were accepted."""
+        return await self.submit_each(messages, lambda _: None)
+
+    async def submit_each(self, messages: Sequence[Message],
+                          on_result: Callable[[SubmitResult], None]) -> list[SubmitResult]:
+        """`submit`, telling each result as its submit_sm_resp comes (StreamingCarrier)."""
         by_recipient: dict[str, list[Message]] = {}
         for message in messages:
             by_recipient.setdefault(message.recipient, []).append(message)
@@ -241,7 +246,8 @@ class SmppCarrier:
 
         async def in_order(queue: list[Message]) -> None:
             for message in queue:
-                results[message.id] = await self._submit_one(message)
+                results[message.id] = result = await self._submit_one(message)
+                on_result(result)
 
         await asyncio.gather(*(in_order(q) for q in by_recipient.values()))
         return [results[m.id] for m in messages]

@@ -100,6 +100,8 @@ class WinSmsHttp:
     async def credits(self, request: Request, params: Params) -> Response:
         try:
             account = await self._login(request, params)
+        except LockedOut:
+            return _plain("Credits=FAIL", 200, **self.logins.retry_after())
         except AuthenticationError:
             return _plain("Credits=FAIL")
         return _plain(f"Credits={credits(await fresh_account(self.ctx, account))}")
