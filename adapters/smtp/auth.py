@@ -6,52 +6,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import time
-from collections import defaultdict, deque
-from collections.abc import Callable
 
 from aiosmtpd.smtp import SMTP, AuthResult
 
 from adapters.smtp import replies
 from hub.accounts import Credentials
 from hub.errors import AuthenticationError, TemporaryFailure
+from hub.logins import FailedLogins
 from hub.sections import SmtpSection
 
 log = logging.getLogger(__name__)
-
-_MAX_TRACKED = 10_000  # addresses; beyond this, stale entries are dropped
-
-
-class FailedLogins:
-    """Failed logins per client address in a sliding window."""
-
-    def __init__(self, limit: int, window: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._limit = limit
-        self._window = window
-        self._clock = clock
-        self._failures: defaultdict[str, deque[float]] = defaultdict(deque)
-
-    def locked_out(self, ip: str) -> bool:
-        found = self._failures.get(ip)
-        if found is None:
-            return False
-        self._expire(ip, found)
-        return len(found) >= self._limit
-
-    def record(self, ip: str) -> None:
-        if len(self._failures) >= _MAX_TRACKED:
-            for known in list(self._failures):
-                self._expire(known, self._failures[known])
-        self._failures[ip].append(self._clock())
-
-    def _expire(self, ip: str, window: deque[float]) -> None:
-        horizon = self._clock() - self._window
-        while window and window[0] < horizon:
-            window.popleft()
-        if not window:
-            del self._failures[ip]
-
 
 class SmtpAuth:
     """The listener's auth_PLAIN and auth_LOGIN hooks delegate here."""

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from starlette.requests import Request
 
 from adapters.http.app import HttpContext
-from adapters.smtp.auth import FailedLogins
 from hub.accounts import KEY_PREFIX
 from hub.errors import AuthenticationError
+from hub.logins import FailedLogins
 from hub.model import Account, Outcome, Refused, Source, Submission
 from hub.sections import DialectsSection
 

@@ -1,0 +1,100 @@
+"""The HTTP dialects' readers and answers without a server: WinSMS's number lists and
+credits, Kannel's numeric fields read as smsbox's sscanf reads them and its charsets,
+Clickatell's answer lines; and the per-address count of failed logins they share."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from adapters.http.dialects import kannel, winsms
+from adapters.http.dialects.clickatell import send_lines
+from adapters.http.dialects.params import Params
+from hub.clock import utcnow
+from hub.logins import FailedLogins
+from hub.model import Accepted, Account, Refused, Status
+
+
+def params(**values: str | bytes) -> Params:
+    return Params(tuple((k.replace("_", "-"), v if isinstance(v, bytes) else v.encode())
+                        for k, v in values.items()))
+
+
+def account(balance: str, price: str) -> Account:
+    return Account(1, "acme", Decimal(balance), Decimal(price), (), utcnow())
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("27825550101;27835550505", ["27825550101", "27835550505"]),
+    ("0825550101;", ["0825550101"]),
+    (" 27825550101 ; ;27835550505,27845550909 ", ["27825550101", "27835550505",
+                                                   "27845550909"]),
+    (";", []),
+])
+def test_winsms_numbers_split_on_semicolons_with_or_without_a_trailing_one(
+        given: str, expected: list[str]) -> None:
+    assert winsms.numbers(given) == expected
+
+
+def test_winsms_credits_are_messages_the_balance_pays_for() -> None:
+    assert winsms.credits(account("10", "0.25")) == 40
+    assert winsms.credits(account("10.20", "0.25")) == 40  # rounded down: 40.8 pays for 40
+    assert winsms.credits(account("12.5", "0")) == 13  # sends free: the balance, rounded
+
+
+def test_winsms_answer_names_each_number_as_written() -> None:
+    outcomes = [Accepted("01ID", Status.ACCEPTED, 1, Decimal("0.25")),
+                Refused("invalid_number", "bad"), Refused("opted_out", "no")]
+    assert winsms.sent_answer(["0825550101", "12", "27835550505"], outcomes) == (
+        "0825550101=01ID;12=BADDEST;27835550505=INVALID;")
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    (b"31", 31), (b" 31abc", 31), (b"-1", -1), (b"+2", 2), (b"abc", None), (b"", None),
+    (None, None)])
+def test_kannel_numbers_read_as_sscanf_reads_them(raw: bytes | None,
+                                                  expected: int | None) -> None:
+    assert kannel.integer(raw) == expected
+
+
+def test_kannel_fields_in_range_and_the_deprecated_dlrmask() -> None:
+    assert kannel.fields(params(dlrmask="9", priority="3")) == {"dlr-mask": 9, "priority": 3}
+    with pytest.raises(kannel.FieldError, match=r"^MClass field misformed, rejected$"):
+        kannel.fields(params(mclass="4"))
+
+
+def test_kannel_text_in_its_charset_or_kannels_defaults() -> None:
+    assert kannel.message_text(params(text=b"Gr\xfc\xdfe", charset="ISO-8859-1"), None) == (
+        "Grüße")
+    assert kannel.message_text(params(text=b"\x00H\x00i"), 2) == "Hi"
+    assert kannel.message_text(params(text="€".encode()), 0) == "€"
+    with pytest.raises(kannel.FieldError):
+        kannel.message_text(params(text=b"x", charset="no-such-charset"), None)
+
+
+def test_kannel_callback_needs_both_url_and_a_mask_with_known_bits() -> None:
+    url = "https://dlr.example.com/?t=%d"
+    found = kannel.callback(params(dlr_url=url), 31)
+    assert found is not None and (found.url, found.mask) == (url, 31)
+    assert kannel.callback(params(dlr_url=url), None) is None
+    assert kannel.callback(params(dlr_url=url), 0) is None
+    assert kannel.callback(params(), 31) is None
+
+
+def test_clickatell_lines_carry_to_only_for_several_numbers() -> None:
+    ok = Accepted("01ID", Status.ACCEPTED, 1, Decimal("0.25"))
+    assert send_lines(["27821234567"], [ok]) == "ID: 01ID"
+    assert send_lines(["27821234567", "12"], [ok, Refused("invalid_number", "x")]) == (
+        "ID: 01ID To: 27821234567\nERR: 105, Invalid destination address To: 12")
+
+
+def test_failed_logins_lock_one_address_until_they_age_out() -> None:
+    now = [0.0]
+    logins = FailedLogins(3, 60, clock=lambda: now[0])
+    for _ in range(3):
+        assert not logins.locked_out("192.0.2.1")
+        logins.record("192.0.2.1")
+    assert logins.locked_out("192.0.2.1") and not logins.locked_out("192.0.2.2")
+    now[0] = 61
+    assert not logins.locked_out("192.0.2.1")
