@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -110,9 +111,10 @@ def build_app(
         return _too_slow_response()
 
     # The handlers answer for bodies found too large, or too slow, while an endpoint
-    # streams them in.
+    # streams them in; the router's 404 and 405 are problems too on the JSON API.
     app = Starlette(routes=[*ops, *routes],
-                    exception_handlers={BodyTooLarge: too_large, BodyTimedOut: too_slow})
+                    exception_handlers={BodyTooLarge: too_large, BodyTimedOut: too_slow,
+                                        HTTPException: _http_error})
     return BodyLimit(ExactPaths(app, [*ops, *routes]), limit, rules, ctx.body_timeout)
 
 
@@ -146,6 +148,15 @@ class ExactPaths:
         await response(scope, receive, send)
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if not request.url.path.startswith("/v1/"):
+        return PlainTextResponse(exc.detail, exc.status_code, headers=headers)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_json(exc.status_code, code, str(exc.detail), **headers)
+
+
 def temporarily(ctx: HttpContext, exc: TemporaryFailure) -> tuple[str, dict[str, str]]:
     """The words and headers of a 503 for a spool that cannot take work for now: what is
     wrong (never the driver's text) and when to try again. Logged once per fault."""
@@ -153,8 +164,23 @@ def temporarily(ctx: HttpContext, exc: TemporaryFailure) -> tuple[str, dict[str,
     return f"{exc.reason}; try again later", {"Retry-After": str(exc.retry_after)}
 
 
+PROBLEM_TYPE = "urn:smshub:problem:"  # + the code: one type per code (README)
+
+
+class ProblemResponse(JSONResponse):
+    media_type = "application/problem+json"
+
+
+def problem(status: int, code: str, detail: str) -> dict[str, object]:
+    """An RFC 9457 problem: `code` is the stable machine-readable name (the codes the
+    API has always had); `type` is made from it, `title` names it in words."""
+    return {"type": PROBLEM_TYPE + code, "title": code.replace("_", " ").capitalize(),
+            "status": status, "detail": detail, "code": code}
+
+
 def error_json(status: int, code: str, message: str, **headers: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
+    """Every JSON API error: an `application/problem+json` body (RFC 9457)."""
+    return ProblemResponse(problem(status, code, message), status, headers=headers)
 
 
 async def _healthz(request: Request) -> Response:

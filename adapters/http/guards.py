@@ -10,10 +10,10 @@ import asyncio
 import logging
 from urllib.parse import parse_qsl
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from adapters.http.app import error_json
 from adapters.http.dialects.paths import CREDENTIALS_ALLOWED
 
 log = logging.getLogger(__name__)
@@ -136,11 +136,11 @@ class NoCredentialsInUrl:
             return
         log.info("request refused: a credential (%s) in its URL", named,
                  extra={"action": "http-credentials"})
-        response = JSONResponse({"error": {
-            "code": "credentials_in_url",
-            "message": f"credentials are not accepted in the URL ('{named}'); send the API "
-                       "key in the Authorization header, and replace a key that was sent "
-                       "in a URL"}}, 400, headers={"Connection": "close"})
+        response = error_json(
+            400, "credentials_in_url",
+            f"credentials are not accepted in the URL ('{named}'); send the API key in the "
+            "Authorization header, and replace a key that was sent in a URL",
+            Connection="close")
         await response(scope, receive, send)
 
 

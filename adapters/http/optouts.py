@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.http.app import HttpContext, parse_json
+from adapters.http.app import HttpContext, error_json, parse_json
 from adapters.http.pages import BadQuery, decode_cursor, encode_cursor, guarded, limit_of
 from hub import views
 from hub.clock import utcnow
@@ -100,6 +100,4 @@ def parse_body(raw: bytes) -> Any:
 
 
 def _not_listed(number: str) -> Response:
-    return JSONResponse({"error": {"code": "not_found",
-                                   "message": f"{number} is not on this account's opt-out list"}},
-                        404)
+    return error_json(404, "not_found", f"{number} is not on this account's opt-out list")

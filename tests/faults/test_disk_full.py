@@ -62,7 +62,7 @@ def test_a_full_spool_disk_gets_temporary_errors_in_each_protocol_and_recovers(
     rest = eventually(lambda: refused(probes.rest("while full")), 10, what="REST refusing")
     assert rest is not None
     assert is_temporary(rest, FULL), rest.text
-    assert rest.json()["error"]["code"] == "unavailable"
+    assert rest.json()["code"] == "unavailable"
     xml = probes.xml("while full")
     assert is_temporary(xml, FULL), xml.text
     assert xml.headers["content-type"].startswith("application/xml")

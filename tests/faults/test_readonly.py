@@ -39,8 +39,9 @@ def test_a_read_only_spool_is_named_in_each_protocol_and_the_hub_recovers(
     for _ in range(3):  # clients retry: each is told why, the log says it once
         rest = probes.rest("while read-only")
         assert is_temporary(rest, READ_ONLY), rest.text
-        assert rest.json()["error"] == {"code": "unavailable",
-                                        "message": f"{READ_ONLY}; try again later"}
+        problem = rest.json()
+        assert (problem["code"], problem["detail"]) == ("unavailable",
+                                                        f"{READ_ONLY}; try again later")
         xml = probes.xml("while read-only")
         assert is_temporary(xml, READ_ONLY), xml.text
         for dialect, answer in probes.dialects("while read-only").items():

@@ -72,7 +72,7 @@ def test_rest_refuses_marketing_after_stop_and_still_sends_transactional(
     refused = api.post("/v1/messages", json={"to": "0821234567", "text": "Sale!",
                                               "class": "marketing"})
     assert refused.status_code == 422
-    assert refused.json()["error"]["code"] == "opted_out"
+    assert refused.json()["code"] == "opted_out"
     sent = api.post("/v1/messages", json={"to": "0821234567", "text": "Your OTP is 1234"})
     assert sent.status_code == 202, sent.text
     batch = api.post("/v1/messages", json={"messages": [
@@ -88,7 +88,7 @@ def test_rest_refuses_marketing_after_stop_and_still_sends_transactional(
 def test_the_global_block_list_refuses_every_class(hub: HubThread, api: httpx.Client) -> None:
     hub.spool.add_optout(_global(HANDSET))
     answer = api.post("/v1/messages", json={"to": "0821234567", "text": "OTP 1"})
-    assert answer.status_code == 422 and answer.json()["error"]["code"] == "blocked"
+    assert answer.status_code == 422 and answer.json()["code"] == "blocked"
 
 
 def _global(number: str) -> NewOptOut:
@@ -122,12 +122,12 @@ def test_optouts_are_added_read_listed_in_pages_and_removed(
     assert api.get("/v1/optouts/0831234567").status_code == 404
     marketing = api.post("/v1/messages", json={"to": "0840000000", "text": "Sale!",
                                                 "class": "marketing"})
-    assert marketing.json()["error"]["code"] == "opted_out"
+    assert marketing.json()["code"] == "opted_out"
 
 
 def test_optouts_answer_bad_requests_with_json_errors(hub: HubThread, api: httpx.Client) -> None:
     def code(response: httpx.Response) -> tuple[int, str]:
-        return response.status_code, response.json()["error"]["code"]
+        return response.status_code, response.json()["code"]
 
     assert code(api.post("/v1/optouts", json={"number": "12ab"})) == (422, "invalid_number")
     assert code(api.post("/v1/optouts", json={"to": "0821234567"})) == (422, "invalid_field")
@@ -146,7 +146,7 @@ def test_an_expired_key_is_told_so_by_the_list_endpoints(hub: HubThread) -> None
         for path in ("/v1/optouts", "/v1/inbound"):
             answer = expired.get(path)
             assert answer.status_code == 401
-            assert answer.json()["error"]["code"] == "key_expired"
+            assert answer.json()["code"] == "key_expired"
 
 
 def test_another_accounts_list_is_neither_seen_nor_enforced(
@@ -180,7 +180,7 @@ def test_inbound_is_listed_in_pages_and_since_a_time(hub: HubThread, api: httpx.
     recent = api.get("/v1/inbound", params={"since": since}).json()["inbound"]
     assert [m["text"] for m in recent] == ["reply 3", "reply 4"]
     bad = api.get("/v1/inbound", params={"since": "yesterday"})
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_time"
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_time"
 
 
 # --- the confirmation SMS ----------------------------------------------------------------
@@ -203,7 +203,7 @@ def test_a_stop_is_confirmed_once_by_sms_when_the_account_asks(
     assert confirmation.client_ref == f"optout-{stop.id}"
     # Scope all: the account's own transactional messages stop too.
     refused = api.post("/v1/messages", json={"to": "0821234567", "text": "OTP"})
-    assert refused.json()["error"]["code"] == "opted_out"
+    assert refused.json()["code"] == "opted_out"
 
 
 def test_no_confirmation_unless_the_account_asks(hub: HubThread, api: httpx.Client) -> None:

@@ -99,9 +99,10 @@ def test_batch_answers_each_message_in_order_and_one_bad_number_fails_only_itsel
 def refused(client: httpx.Client, payload: object, status: int, code: str) -> str:
     r = client.post("/v1/messages", json=payload)
     assert r.status_code == status, r.text
-    error = r.json()["error"]
-    assert error["code"] == code
-    return str(error["message"])
+    problem = r.json()
+    assert r.headers["content-type"] == "application/problem+json"
+    assert problem["code"] == code and problem["status"] == status
+    return str(problem["detail"])
 
 
 def test_bad_number_is_refused_with_the_reason_and_changes_nothing(
@@ -150,7 +151,7 @@ def test_oversize_body_gets_413_before_it_is_read(make_hub: MakeHub) -> None:
     with httpx.Client(base_url=hub.url, headers=headers) as c:
         declared = c.post("/v1/messages", content=b"x" * 5000)
         assert declared.status_code == 413
-        assert declared.json()["error"]["code"] == "body_too_large"
+        assert declared.json()["code"] == "body_too_large"
 
         def chunks() -> Iterator[bytes]:  # no Content-Length: chunked transfer
             for _ in range(10):
@@ -176,7 +177,7 @@ def test_missing_or_wrong_api_key_gets_401(hub: HubThread, header: str | None) -
     r = httpx.post(f"{hub.url}/v1/messages", json={"to": "0821234567", "text": "x"},
                    headers=headers)
     assert r.status_code == 401
-    assert r.json()["error"]["code"] == "unauthorized"
+    assert r.json()["code"] == "unauthorized"
     assert r.headers["www-authenticate"].startswith("Bearer")
     assert balance(hub) == Decimal("100")
 
@@ -194,7 +195,7 @@ def test_a_revoked_looking_key_of_the_right_shape_is_refused(
 def test_invalid_json_gets_400(client: httpx.Client) -> None:
     r = client.post("/v1/messages", content=b"{not json",
                     headers={"Content-Type": "application/json"})
-    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+    assert r.status_code == 400 and r.json()["code"] == "invalid_json"
 
 
 def test_missing_field_and_unknown_field_are_named(client: httpx.Client) -> None:
@@ -249,7 +250,7 @@ async def test_a_crashing_exact_path_endpoint_answers_500_and_the_app_keeps_serv
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://hub") as c:
         r = await c.post("/boom")
-        assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
+        assert r.status_code == 500 and r.json()["code"] == "internal_error"
         assert (await c.get("/fine")).text == "ok"
 
 

@@ -191,7 +191,7 @@ def test_endpoints_on_the_hubs_own_networks_are_refused(client: httpx.Client,
                                                         url: str) -> None:
     r = client.post("/v1/webhooks", json={"url": url})
     assert r.status_code == 400, r.text
-    assert r.json()["error"]["code"] == "forbidden_url"
+    assert r.json()["code"] == "forbidden_url"
     assert client.get("/v1/webhooks").json() == {"webhooks": []}
 
 
@@ -199,8 +199,8 @@ def test_unknown_events_and_other_accounts_endpoints_are_refused(
     hub: HubThread, client: httpx.Client, receiver: Receiver
 ) -> None:
     r = client.post("/v1/webhooks", json={"url": receiver.url("/x"), "events": ["sms.sent"]})
-    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_field"
-    assert "message.delivered" in r.json()["error"]["message"]
+    assert r.status_code == 400 and r.json()["code"] == "invalid_field"
+    assert "message.delivered" in r.json()["detail"]
     mine = subscribe(client, receiver.url("/mine"))
     other_key = hub.account("other", credits="10", sender_ids=("OTHER",))
     with httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {other_key}"}) as o:

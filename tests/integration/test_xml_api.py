@@ -299,4 +299,4 @@ def test_xml_accepts_a_body_larger_than_the_json_limit_but_not_its_own(
     assert over.status_code == 413 and parse(over).get("code") == "body_too_large"
     assert "8192" in over.text
     json_over = httpx.post(f"{hub.url}/v1/messages", headers=headers, content=b"x" * 4000)
-    assert json_over.status_code == 413 and json_over.json()["error"]["code"] == "body_too_large"
+    assert json_over.status_code == 413 and json_over.json()["code"] == "body_too_large"
