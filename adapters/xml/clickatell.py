@@ -17,11 +17,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters.http.app import BodyRule, BodyTooLarge, HttpContext, temporarily
+from adapters.http.logins import LockedOut, Logins, client_address
 from adapters.vendors.clickatell import STATUSES, fault_text, refusal_fault, ucs2_hex
 from adapters.xml.common import fetch_owned, off_loop, submit_items
 from adapters.xml.safety import XmlProblem, parse_untrusted
 from hub import text, views
-from hub.accounts import KEY_PREFIX
 from hub.clock import utcnow
 from hub.errors import AuthenticationError, TemporaryFailure
 from hub.model import (
@@ -55,6 +55,7 @@ class Fault(Exception):
 class Command:
     name: str  # as the client wrote it, e.g. "sendMsg"
     fields: dict[str, list[str]]  # lower-cased child names -> their texts, in order
+    address: str = ""  # the client's: failed logins are counted per address
 
     def get(self, key: str) -> str | None:
         values = self.fields.get(key)
@@ -260,9 +261,13 @@ def body_rules(max_body_bytes: int) -> list[BodyRule]:
 
 
 class ClickatellXml:
-    def __init__(self, ctx: HttpContext, max_messages: int) -> None:
+    """The XML API; its sessions, `account` and `message` serve the HTTP commands too
+    (adapters/http/dialects/clickatell.py)."""
+
+    def __init__(self, ctx: HttpContext, max_messages: int, logins: Logins) -> None:
         self.ctx = ctx
         self.max_messages = max_messages
+        self.logins = logins
         self.sessions = Sessions()
         self._commands: dict[str, _Handler] = {
             "auth": self._auth, "ping": self._ping, "sendmsg": self._send,
@@ -274,7 +279,9 @@ class ClickatellXml:
         try:
             data = await request_data(request)
             commands = await off_loop(len(data), read_clickapi, data, self.max_messages)
-            return document([a for c in commands for a in await self._answer(c)])
+            address = client_address(request)
+            return document([a for c in commands
+                             for a in await self._answer(replace(c, address=address))])
         except XmlProblem as problem:
             return error_document(problem.status, problem.message)
         except TemporaryFailure as exc:
@@ -294,8 +301,12 @@ class ClickatellXml:
             return await handler(command)
         except Fault as fault:
             return [resp(command, [("fault", fault.text)])]
+        except LockedOut:  # too many failed logins from this address: not checked
+            return [resp(command, [("fault", fault_text("007"))])]
 
-    async def _account(self, command: Command) -> Account:
+    async def account(self, command: Command) -> Account:
+        """By `session_id`, or by name and password (or API key): Fault 003 or 001,
+        LockedOut for an address with too many failed logins."""
         session = command.get("session_id")
         if session:
             account_id = self.sessions.account_id(session)
@@ -303,40 +314,39 @@ class ClickatellXml:
                 raise Fault("003")
             runner = self.ctx.runner
             return await runner.call(runner.spool.get_account_by_id, account_id)
-        user, password = command.get("user"), command.get("password") or ""
         try:
-            if password.startswith(f"{KEY_PREFIX}_"):  # an smshub API key where the password goes
-                return await self.ctx.credentials.by_api_key(password)
-            if user:
-                return await self.ctx.credentials.by_password(user, password)
+            return await self.logins.check(command.address, command.get("user"),
+                                           command.get("password"))
+        except LockedOut:
+            raise
         except AuthenticationError:
-            pass
-        raise Fault("001")
+            raise Fault("001") from None
 
     async def _auth(self, command: Command) -> list[etree._Element]:
-        account = await self._account(command)
+        account = await self.account(command)
         return [resp(command, [("session_id", self.sessions.open(account.id))])]
 
     async def _ping(self, command: Command) -> list[etree._Element]:
-        await self._account(command)
+        await self.account(command)
         return [resp(command, [("ok", "")])]
 
     async def _send(self, command: Command) -> list[etree._Element]:
-        account = await self._account(command)
+        account = await self.account(command)
         parsed = submissions(command, utcnow())
         outcomes = await submit_items(self.ctx, account, parsed)
         return send_answers(command, recipients(command), outcomes)
 
     async def _query(self, command: Command) -> list[etree._Element]:
-        message = await self._message(command)
+        message = await self.message(command)
         return [resp(command, status_fields(message, command, charge=False))]
 
     async def _charge(self, command: Command) -> list[etree._Element]:
-        message = await self._message(command)
+        message = await self.message(command)
         return [resp(command, status_fields(message, command, charge=True))]
 
-    async def _message(self, command: Command) -> Message:
-        account = await self._account(command)
+    async def message(self, command: Command) -> Message:
+        """The account's message by `apimsgid` or `climsgid`: Fault 103, 104 or 109."""
+        account = await self.account(command)
         api_id, cli_id = command.get("apimsgid"), command.get("climsgid")
         if api_id:
             by_id, _ = await fetch_owned(self.ctx.runner, account, [api_id])
@@ -347,7 +357,7 @@ class ClickatellXml:
         raise Fault("109")
 
     async def _balance(self, command: Command) -> list[etree._Element]:
-        account = await self._account(command)
+        account = await self.account(command)
         # A fresh read: the authenticated Account may come from the credential cache.
         runner = self.ctx.runner
         fresh = await runner.call(runner.spool.get_account_by_id, account.id)

@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters.http.app import BodyRule, BodyTooLarge, HttpContext, temporarily
+from adapters.http.logins import LockedOut, Logins, client_address
 from adapters.webhooks.client import check_target
 from adapters.xml.common import off_loop, submit_items
 from adapters.xml.safety import XmlProblem, parse_untrusted
-from hub.accounts import KEY_PREFIX
 from hub.clock import utcnow
 from hub.errors import AuthenticationError, TemporaryFailure
 from hub.model import (
@@ -38,8 +38,6 @@ from hub.webhooks import ForbiddenTarget
 log = logging.getLogger(__name__)
 
 PATH = "/cgi-bin/sendsms"
-# An smshub API key (hub.accounts makes them) where Kannel's password goes.
-_API_KEY = f"{KEY_PREFIX}_"
 # Kannel answers sendsms in text/html, uncached.
 _HEADERS = {"Pragma": "no-cache", "Cache-Control": "no-cache"}
 # Kannel's other POST forms (the text in the body, fields in X-Kannel-* headers).
@@ -189,9 +187,10 @@ def body_rules(max_body_bytes: int) -> list[BodyRule]:
 
 
 class KannelSendSms:
-    def __init__(self, ctx: HttpContext, max_messages: int) -> None:
+    def __init__(self, ctx: HttpContext, max_messages: int, logins: Logins) -> None:
         self.ctx = ctx
         self.max_messages = max_messages
+        self.logins = logins
 
     async def post(self, request: Request) -> Response:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -202,7 +201,8 @@ class KannelSendSms:
         try:
             body = await request.body()
             parsed = await off_loop(len(body), read_submit, body, self.max_messages)
-            account = await self._authenticate(parsed)
+            account = await self.logins.check(client_address(request), parsed.user,
+                                              parsed.password)
             if parsed.problem is not None:
                 raise parsed.problem
             if not parsed.numbers:
@@ -211,6 +211,8 @@ class KannelSendSms:
             return outcome_answer(parsed.numbers, await self._submit(account, parsed))
         except XmlProblem as problem:
             return answer(problem.status, _problem_text(problem))
+        except LockedOut:  # too many failed logins from this address: not checked
+            return answer(403, AUTH_FAILED, **self.logins.retry_after())
         except AuthenticationError:
             return answer(403, AUTH_FAILED)
         except TemporaryFailure as exc:  # Kannel's own words, then ours on what is wrong
@@ -221,13 +223,6 @@ class KannelSendSms:
         except Exception:  # a bug of ours, answered in Kannel's plain words all the same
             log.exception("unhandled error in sendsms", extra={"action": "xml"})
             return answer(500, TEMPORARY)
-
-    async def _authenticate(self, parsed: KannelRequest) -> Account:
-        if parsed.password is None or not (parsed.user or parsed.password.startswith(_API_KEY)):
-            raise AuthenticationError("no user and pass in <from>")
-        if parsed.password.startswith(_API_KEY):  # an smshub API key where the password goes
-            return await self.ctx.credentials.by_api_key(parsed.password)
-        return await self.ctx.credentials.by_password(parsed.user or "", parsed.password)
 
     async def _check_dlr_url(self, parsed: KannelRequest) -> None:
         callback = parsed.submission.callback if parsed.submission else None

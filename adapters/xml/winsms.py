@@ -17,10 +17,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.http.app import BodyRule, BodyTooLarge, HttpContext, temporarily
+from adapters.http.logins import LockedOut, Logins, client_address
 from adapters.vendors import winsms
 from adapters.xml.common import fetch_owned, list_replies, off_loop, submit_items
 from adapters.xml.safety import XmlProblem, parse_untrusted
-from hub.accounts import KEY_PREFIX
 from hub.clock import utcnow
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
 from hub.model import Account, Inbound, Message, Outcome, Refused, Status, Submission
@@ -196,8 +196,8 @@ def _paths(page: str) -> list[str]:
     return [f"/api/{p}" for p in dict.fromkeys((page, _SPELLINGS[page]))]
 
 
-def routes(ctx: HttpContext) -> list[BaseRoute]:
-    api = WinSmsXml(ctx)
+def routes(ctx: HttpContext, logins: Logins) -> list[BaseRoute]:
+    api = WinSmsXml(ctx, logins)
     pages: dict[str, tuple[str, _Handler]] = {
         "xmlsendsmsmulti.asp": ("WinSMS_Multi_Message", api.send),
         "xmlgetstatus.asp": ("WinSMS_StatusRequest", api.status),
@@ -223,19 +223,23 @@ def body_rules(max_body_bytes: int) -> list[BodyRule]:
 
 
 class WinSmsXml:
-    def __init__(self, ctx: HttpContext) -> None:
+    def __init__(self, ctx: HttpContext, logins: Logins) -> None:
         self.ctx = ctx
+        self.logins = logins
 
     def endpoint(self, root: str, handler: _Handler) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
             try:
                 body = await request.body()
                 parsed = await off_loop(len(body), read_winsms, body, root)
-                account = await self._authenticate(parsed)
+                account = await self.logins.check(client_address(request), parsed.user,
+                                                  parsed.password)
                 return await handler(account, parsed)
             except XmlProblem as problem:
                 return error_document(problem.code if problem.code.isupper() else "INVALID",
                                       problem.status, problem.message)
+            except LockedOut:  # too many failed logins from this address
+                return error_document("ACCOUNTLOCKED", 200, **self.logins.retry_after())
             except AuthenticationError:
                 return error_document("FAIL")  # WinSMS's Login=FAIL, as a document
             except TemporaryFailure as exc:
@@ -248,12 +252,6 @@ class WinSmsXml:
                 return error_document("ERROR", 500, "the hub failed to handle the request")
 
         return handle
-
-    async def _authenticate(self, parsed: WinSmsRequest) -> Account:
-        # Some clients put an API key where the password goes.
-        if parsed.password.startswith(f"{KEY_PREFIX}_"):
-            return await self.ctx.credentials.by_api_key(parsed.password)
-        return await self.ctx.credentials.by_password(parsed.user, parsed.password)
 
     async def send(self, account: Account, parsed: WinSmsRequest) -> Response:
         outcomes = await submit_items(self.ctx, account, parsed.submissions)

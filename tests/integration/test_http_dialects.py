@@ -49,7 +49,7 @@ def test_a_dialect_switched_off_answers_404_on_every_path_of_its_vendor(
         assert httpx.post(f"{hub.url}{path}?user=acme").status_code != 404, path
 
 
-def test_failed_logins_from_one_address_are_refused_in_each_dialects_words(
+def test_failed_logins_from_one_address_are_refused_in_each_dialects_words_xml_too(
         make_hub: MakeHub) -> None:
     hub = with_password(make_hub(dialects={"login_failures_per_ip": 3,
                                            "login_lockout_seconds": 60}))
@@ -66,6 +66,20 @@ def test_failed_logins_from_one_address_are_refused_in_each_dialects_words(
         (200, "Login=ACCOUNTLOCKED"), (200, "ERR: 007, IP lockdown violation"),
         (403, "Authorization failed for sendsms")]
     assert all(r.headers["retry-after"] == "60" for r in locked)
+    # The XML forms are the same dialects: the same count, each in its own document.
+    winsms = httpx.post(f"{url}/api/xmlsendsmsmulti.asp", content=(
+        b"<WinSMS_Multi_Message><User>acme</User><Password>foo</Password><Messages><Message>"
+        b"<MessageText>x</MessageText><Numbers><Number>27825550101</Number></Numbers>"
+        b"</Message></Messages></WinSMS_Multi_Message>"))
+    assert "<Error>ACCOUNTLOCKED</Error>" in winsms.text
+    doc = "<clickAPI><auth><user>acme</user><password>foo</password></auth></clickAPI>"
+    clickatell = httpx.get(f"{url}/xml/xml?data={quote(doc)}")
+    assert "<fault>007, IP lockdown violation</fault>" in clickatell.text
+    kannel = httpx.post(f"{url}/cgi-bin/sendsms", headers={"Content-Type": "text/xml"},
+                        content=b"<message><submit><da><number>0821234567</number></da>"
+                                b"<ud>x</ud><from><user>acme</user><pass>foo</pass></from>"
+                                b"</submit></message>")
+    assert (kannel.status_code, kannel.text) == (403, "Authorization failed for sendsms")
     # Other protocols' logins are not this limit's business.
     key = hub.account("other")
     r = httpx.post(f"{url}/v1/messages", json={"to": "0821234567", "text": "x"},

@@ -1,7 +1,8 @@
 """Clickatell's HTTP API (`/http/auth`, `ping`, `sendmsg`, `querymsg`, `getmsgcharge`,
 `getbalance`, `delmsg`; GET or POST), answered in its `ID:`/`ERR:` lines. A command's
 parameters are read as the XML API reads the same command's fields (one reader), and
-sessions are the XML API's: a `session_id` from either works on both."""
+logins, sessions and message lookups are the XML API's: a `session_id` from either
+works on both."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.http.app import HttpContext, temporarily
-from adapters.http.dialects.common import LockedOut, Logins, fresh_account, submit
+from adapters.http.dialects.common import fresh_account, submit
 from adapters.http.dialects.params import BadParameters, Params, decode, read
 from adapters.http.dialects.paths import CLICKATELL_COMMANDS
+from adapters.http.logins import LockedOut, Logins, client_address
 from adapters.vendors.clickatell import STATUSES, fault_text, refusal_fault
 from adapters.xml.clickatell import (
     PATH as XML_PATH,
@@ -26,19 +28,17 @@ from adapters.xml.clickatell import (
     ClickatellXml,
     Command,
     Fault,
-    Sessions,
     recipients,
     submissions,
 )
-from adapters.xml.common import fetch_owned
 from hub import views
 from hub.clock import utcnow
-from hub.errors import AuthenticationError, TemporaryFailure
-from hub.model import Account, Message, Outcome, Refused
+from hub.errors import TemporaryFailure
+from hub.model import Outcome, Refused
 
 log = logging.getLogger(__name__)
 
-_Handler = Callable[[Request, Command], Awaitable[str]]
+_Handler = Callable[[Command], Awaitable[str]]
 
 
 @runtime_checkable
@@ -52,12 +52,12 @@ def _lines(text: str, status: int = 200, **headers: str) -> Response:
     return PlainTextResponse(text, status, headers=headers)
 
 
-def command(name: str, params: Params) -> Command:
+def command(name: str, params: Params, address: str = "") -> Command:
     """The parameters as a command's fields: names without case, values in order."""
     fields: dict[str, list[str]] = {}
     for key, value in params.pairs:
         fields.setdefault(key.lower(), []).append(decode(value))
-    return Command(name, fields)
+    return Command(name, fields, address)
 
 
 def send_lines(numbers: Sequence[str], outcomes: Sequence[Outcome]) -> str:
@@ -72,8 +72,8 @@ def send_lines(numbers: Sequence[str], outcomes: Sequence[Outcome]) -> str:
 
 def routes(ctx: HttpContext, max_messages: int, logins: Logins) -> list[BaseRoute]:
     """The XML API at /xml/xml and the HTTP commands, sharing one session store."""
-    xml = ClickatellXml(ctx, max_messages)
-    api = ClickatellHttp(ctx, xml.sessions, logins, max_messages)
+    xml = ClickatellXml(ctx, max_messages, logins)
+    api = ClickatellHttp(ctx, xml, logins, max_messages)
     commands: dict[str, _Handler] = {
         "auth": api.auth, "ping": api.ping, "sendmsg": api.send, "querymsg": api.query,
         "getmsgcharge": api.charge, "getbalance": api.balance, "delmsg": api.delete}
@@ -84,17 +84,22 @@ def routes(ctx: HttpContext, max_messages: int, logins: Logins) -> list[BaseRout
 
 
 class ClickatellHttp:
-    def __init__(self, ctx: HttpContext, sessions: Sessions, logins: Logins,
+    """The commands, each a line or lines of text; the XML API's object does logins,
+    sessions and lookups."""
+
+    def __init__(self, ctx: HttpContext, xml: ClickatellXml, logins: Logins,
                  max_messages: int) -> None:
         self.ctx = ctx
-        self.sessions = sessions
+        self.xml = xml
+        self.sessions = xml.sessions
         self.logins = logins
         self.max_messages = max_messages
 
     def endpoint(self, name: str, handler: _Handler) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
             try:
-                return _lines(await handler(request, command(name, await read(request))))
+                cmd = command(name, await read(request), client_address(request))
+                return _lines(await handler(cmd))
             except Fault as fault:
                 return _lines(f"ERR: {fault.text}")
             except LockedOut:
@@ -110,78 +115,46 @@ class ClickatellHttp:
 
         return handle
 
-    async def _account(self, request: Request, cmd: Command) -> Account:
-        session = cmd.get("session_id")
-        if session:
-            account_id = self.sessions.account_id(session)
-            if account_id is None:
-                raise Fault("003")
-            runner = self.ctx.runner
-            return await runner.call(runner.spool.get_account_by_id, account_id)
-        try:
-            return await self.logins.check(request, cmd.get("user"), cmd.get("password"))
-        except LockedOut:
-            raise
-        except AuthenticationError:
-            raise Fault("001") from None
-
-    async def auth(self, request: Request, cmd: Command) -> str:
-        account = await self._account(request, cmd)
+    async def auth(self, cmd: Command) -> str:
+        account = await self.xml.account(cmd)
         return f"OK: {self.sessions.open(account.id)}"
 
-    async def ping(self, request: Request, cmd: Command) -> str:
+    async def ping(self, cmd: Command) -> str:
         if not cmd.get("session_id"):
             raise Fault("005")
-        await self._account(request, cmd)
+        await self.xml.account(cmd)
         return "OK:"
 
-    async def send(self, request: Request, cmd: Command) -> str:
-        account = await self._account(request, cmd)
+    async def send(self, cmd: Command) -> str:
+        account = await self.xml.account(cmd)
         numbers = recipients(cmd)
         if len(numbers) > self.max_messages:
             raise Fault("101")
         outcomes = await submit(self.ctx, account, submissions(cmd, utcnow()))
         return send_lines(numbers, outcomes)
 
-    async def query(self, request: Request, cmd: Command) -> str:
-        message = await self._message(request, cmd)
+    async def query(self, cmd: Command) -> str:
+        message = await self.xml.message(cmd)
         return f"ID: {message.id} Status: {STATUSES[message.status]}"
 
-    async def charge(self, request: Request, cmd: Command) -> str:
+    async def charge(self, cmd: Command) -> str:
         # The form Clickatell's client libraries parse: lower-case `charge` and `status`.
-        message = await self._message(request, cmd)
+        message = await self.xml.message(cmd)
         return (f"apiMsgId: {message.id} charge: {views.money(message.cost)} "
                 f"status: {STATUSES[message.status]}")
 
-    async def balance(self, request: Request, cmd: Command) -> str:
+    async def balance(self, cmd: Command) -> str:
         # `Credit:`, singular, is what the client libraries parse (the guide says Credits).
-        account = await fresh_account(self.ctx, await self._account(request, cmd))
+        account = await fresh_account(self.ctx, await self.xml.account(cmd))
         return f"Credit: {views.money(account.balance)}"
 
-    async def delete(self, request: Request, cmd: Command) -> str:
+    async def delete(self, cmd: Command) -> str:
         """Stops a message not yet sent (credit refunded); answers its status now, which
         is 006 when it was stopped and what it already was when too late."""
-        message = await self._message(request, cmd)
+        message = await self.xml.message(cmd)
         runner = self.ctx.runner
         spool = runner.spool
         if isinstance(spool, Cancelling):
             await runner.call(spool.cancel, [message.id], message.account_id, utcnow())
         now = await runner.call(spool.get_message, message.id)
         return f"ID: {message.id} Status: {STATUSES[(now or message).status]}"
-
-    async def _message(self, request: Request, cmd: Command) -> Message:
-        account = await self._account(request, cmd)
-        api_id, cli_id = cmd.get("apimsgid"), cmd.get("climsgid")
-        if api_id:
-            by_id, _ = await fetch_owned(self.ctx.runner, account, [api_id])
-            return _found(by_id.get(api_id), "103")
-        if cli_id:
-            _, by_ref = await fetch_owned(self.ctx.runner, account, [], [cli_id])
-            return _found(by_ref.get(cli_id), "104")
-        raise Fault("109")
-
-
-def _found(message: Message | None, code: str) -> Message:
-    if message is None:
-        raise Fault(code)
-    return message

@@ -15,9 +15,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.http.app import BodyTooLarge, HttpContext, temporarily
-from adapters.http.dialects.common import LockedOut, Logins, submit
+from adapters.http.dialects.common import submit
 from adapters.http.dialects.params import FORM, BadParameters, Params, media_type, read
 from adapters.http.dialects.paths import KANNEL
+from adapters.http.logins import LockedOut, Logins, client_address
 from adapters.webhooks.client import check_target
 from adapters.xml.kannel import (
     AUTH_FAILED,
@@ -112,7 +113,7 @@ def submission(params: Params) -> Submission:
 
 
 def routes(ctx: HttpContext, max_messages: int, logins: Logins) -> list[BaseRoute]:
-    api = KannelHttp(ctx, KannelSendSms(ctx, max_messages), logins)
+    api = KannelHttp(ctx, KannelSendSms(ctx, max_messages, logins), logins)
     return [Route(KANNEL[0], api.get, methods=["GET"]),
             Route(KANNEL[0], api.post, methods=["POST"])]
 
@@ -166,7 +167,8 @@ class KannelHttp:
             return answer(500, TEMPORARY)
 
     async def _login(self, request: Request, params: Params) -> Account:
-        return await self.logins.check(request, params.text("username", "user"),
+        return await self.logins.check(client_address(request),
+                                       params.text("username", "user"),
                                        params.text("password", "pass"))
 
     async def _check_dlr_url(self, sub: Submission) -> None:

@@ -7,17 +7,17 @@ from starlette.routing import BaseRoute
 
 from adapters.http.app import HttpContext
 from adapters.http.dialects import clickatell, kannel, winsms
-from adapters.http.dialects.common import Logins
+from adapters.http.logins import Logins
 from adapters.xml import winsms as winsms_xml
 from adapters.xml.native import XmlSettings
 from hub.sections import DialectsSection
 
 
 def routes(ctx: HttpContext, settings: DialectsSection, xml: XmlSettings) -> list[BaseRoute]:
-    logins = Logins(ctx, settings)  # one count per address across every dialect
+    logins = Logins(ctx.credentials, settings)  # one count per address, every dialect
     out: list[BaseRoute] = []
     if settings.winsms:
-        out += [*winsms_xml.routes(ctx), *winsms.routes(ctx, logins)]
+        out += [*winsms_xml.routes(ctx, logins), *winsms.routes(ctx, logins)]
     if settings.clickatell:
         out += clickatell.routes(ctx, xml.max_messages, logins)
     if settings.kannel:

@@ -13,9 +13,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.http.app import HttpContext, temporarily
-from adapters.http.dialects.common import LockedOut, Logins, fresh_account, submit
+from adapters.http.dialects.common import fresh_account, submit
 from adapters.http.dialects.params import BadParameters, Params, read
 from adapters.http.dialects.paths import WINSMS
+from adapters.http.logins import LockedOut, Logins, client_address
 from adapters.xml.winsms import MAX_NUMBERS, scheduled
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
 from hub.model import Account, Outcome, Refused, Submission
@@ -86,7 +87,8 @@ class WinSmsHttp:
     async def _login(self, request: Request, params: Params) -> Account:
         # Some clients send an API key as `APIKey` rather than in `password`.
         password = params.text("password", "apikey", fold=True)
-        return await self.logins.check(request, params.text("user", fold=True), password)
+        return await self.logins.check(client_address(request),
+                                       params.text("user", fold=True), password)
 
     async def auth(self, request: Request, params: Params) -> Response:
         try:
