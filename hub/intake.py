@@ -11,11 +11,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import cast
 
 from hub import numbers, optouts, text
 from hub.clock import Clock, utcnow
 from hub.errors import Rejected
 from hub.groupcommit import GroupCommitter
+from hub.idempotency import Answer, Seal
 from hub.ids import new_id
 from hub.model import (
     Accepted,
@@ -28,7 +30,7 @@ from hub.model import (
     Source,
     Submission,
 )
-from hub.ports import Committed, MessageStore
+from hub.ports import CommitSeal, Committed, MessageStore
 from hub.spoolcall import SpoolThreads
 
 log = logging.getLogger(__name__)
@@ -78,9 +80,10 @@ class Intake:
         self._on_commit = on_commit
         self._expiry_for: tuple[datetime | None, datetime | None] = (None, None)
         self._prices: dict[tuple[Decimal, int], Decimal] = {}
-        self._committer: GroupCommitter[NewMessage, Committed] = GroupCommitter(
+        self._committer: GroupCommitter[NewMessage | CommitSeal, Committed] = GroupCommitter(
             self._commit, group_commit_max
         )
+        self._seals = 0  # callers whose items carry a CommitSeal, waiting or in flight
 
     async def submit(
         self,
@@ -89,8 +92,10 @@ class Intake:
         submissions: Sequence[Submission],
         *,
         batch_id: str | None = None,
+        seal: Seal | None = None,
     ) -> list[Outcome]:
-        """Validate, normalise, price and commit; one outcome per submission, in order."""
+        """Validate, normalise, price and commit; one outcome per submission, in order.
+        With a `seal`, its idempotency key is answered in the messages' transaction."""
         now = self._clock()
         outcomes: list[Outcome | None] = []
         ready: list[NewMessage] = []
@@ -101,12 +106,34 @@ class Intake:
             else:
                 outcomes.append(None)
                 ready.append(prepared)
-        committed = iter(zip(ready, await self._committer.submit(ready), strict=True))
+        if seal is None:
+            done = await self._committer.submit(cast("list[NewMessage | CommitSeal]", ready))
+        else:
+            done = await self._sealed(seal, outcomes, ready)
+        committed = iter(zip(ready, done, strict=True))
         result = [o if o is not None else _outcome(*next(committed)) for o in outcomes]
         log.debug(
             "intake", extra={"action": "intake", "source": source.value, "count": len(result)}
         )
         return result
+
+    async def _sealed(self, seal: Seal, outcomes: list[Outcome | None],
+                      ready: list[NewMessage]) -> list[Committed]:
+        """Commit `ready` behind a CommitSeal (first in the caller's items, so the spool
+        finds which messages are its request's): the answer is made from their results
+        in the transaction. A request with no message to store commits the seal alone."""
+
+        def answer(done: Sequence[Committed]) -> Answer:
+            results = iter(zip(ready, done, strict=True))
+            return seal.answer([o if o is not None else _outcome(*next(results))
+                                for o in outcomes])
+
+        sealed = CommitSeal(seal.account_id, seal.key, seal.token, len(ready), answer)
+        self._seals += 1
+        try:
+            return (await self._committer.submit([sealed, *ready]))[1:]
+        finally:
+            self._seals -= 1
 
     def number(self, raw: str) -> str:
         """A number as intake reads recipients (E.164), for the opt-out lists: Rejected
@@ -251,11 +278,33 @@ class Intake:
                 f"{self._rules.max_client_ref_length} characters",
             )
 
-    async def _commit(self, group: list[NewMessage]) -> list[Committed]:
-        results = await self._runner.call(self._runner.spool.accept, group)
+    async def _commit(self, group: list[NewMessage | CommitSeal]) -> list[Committed]:
+        if self._seals:  # rare: only requests with an Idempotency-Key scan the group
+            results = await self._commit_sealed(group)
+        else:
+            results = await self._runner.call(self._runner.spool.accept, group)  # type: ignore[arg-type]
         if self._on_commit is not None and any(r.message is not None for r in results):
             self._on_commit()
         return results
+
+
+    async def _commit_sealed(self, group: list[NewMessage | CommitSeal]) -> list[Committed]:
+        messages: list[NewMessage] = []
+        seals: list[tuple[int, CommitSeal]] = []
+        places: list[int] = []  # where each seal sits in the group, for its placeholder
+        for place, item in enumerate(group):
+            if isinstance(item, CommitSeal):
+                seals.append((len(messages), item))
+                places.append(place)
+            else:
+                messages.append(item)
+        results = await self._runner.call(self._runner.spool.accept, messages, seals)
+        for place in places:
+            results.insert(place, _SEALED)
+        return results
+
+
+_SEALED = Committed()  # a seal's own place in a group's results: no message
 
 
 def _outcome(new: NewMessage, committed: Committed) -> Outcome:

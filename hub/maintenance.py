@@ -1,7 +1,7 @@
 """Periodic upkeep on the event loop's monotonic timer: recover expired leases, expire
 messages past their validity, dead-letter messages that kept failing past the maximum
 age, settle messages whose delivery report never came (asking the carrier first where it
-can answer), route inbound messages left unrouted."""
+can answer), route inbound messages left unrouted, drop idempotency keys past their window."""
 
 from __future__ import annotations
 
@@ -16,15 +16,23 @@ from hub.errors import TemporaryFailure
 from hub.faultlog import FaultLog
 from hub.inbound import InboundDesk
 from hub.policies import ReceiptTimeout
-from hub.ports import Carrier, MessageQueue, QueryingCarrier, ReceiptStore, ReportDeadline
+from hub.ports import (
+    Carrier,
+    IdempotencyStore,
+    MessageQueue,
+    QueryingCarrier,
+    ReceiptStore,
+    ReportDeadline,
+)
 from hub.spoolcall import SpoolThreads
 
 log = logging.getLogger(__name__)
 QUERY_PAGE = 500  # overdue messages asked about per query call
 
 
-class UpkeepStore(MessageQueue, ReceiptStore, Protocol):
-    """The spool roles upkeep uses: the queue's sweeps, and the reports still owed."""
+class UpkeepStore(MessageQueue, ReceiptStore, IdempotencyStore, Protocol):
+    """The spool roles upkeep uses: the queue's sweeps, the reports still owed, and the
+    idempotency keys to purge."""
 
 
 class Maintenance:
@@ -87,6 +95,7 @@ class Maintenance:
                 "no_report": await self._settle_reports(now),
                 "unknown_reports_dropped": await self._runner.call(
                     spool.purge_held_reports, now - self._held_report_ttl),
+                "idempotency_keys_purged": await self._runner.call(spool.purge_keys, now),
                 # Inbound messages a crash left unrouted get their emails and webhooks.
                 "routed": 0 if self._inbound is None else await self._inbound.route_pending(),
             }

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from hub.batches import Batch
+from hub.idempotency import Answer, KeyClaim, KeyRequest
 from hub.mail import Mail, MailSettings, NoticeKind
 from hub.model import (
     Accepted,
@@ -63,6 +64,19 @@ class Committed:
 
 
 @dataclass(frozen=True, slots=True)
+class CommitSeal:
+    """An idempotency key completed by `accept` in the transaction of the `count`
+    messages that follow it in the group: `answer` makes the kept answer from their
+    results. KeyLost if the key is no longer held under `token`."""
+
+    account_id: int
+    key: str
+    token: str
+    count: int
+    answer: Callable[[Sequence[Committed]], Answer]
+
+
+@dataclass(frozen=True, slots=True)
 class ApiKeyRecord:
     account: Account
     digest: bytes
@@ -94,11 +108,28 @@ class AccountDeletion:
 
 @dataclass(frozen=True, slots=True)
 class MessageFilter:
-    """Which messages `smshub message list` shows: any of these, newest first."""
+    """Which messages `smshub message list` and `GET /v1/messages` show: those matching
+    every condition given, newest first; `before_id` pages on (ids sort by acceptance)."""
     account_id: int | None = None
     status: Status | None = None
     since: datetime | None = None
     limit: int = 50
+    statuses: tuple[Status, ...] = ()  # any of these (with `status`, if given)
+    until: datetime | None = None  # accepted before
+    batch_id: str | None = None
+    recipient: str | None = None
+    client_ref: str | None = None
+    before_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DayUsage:
+    """One day's messages of an account (in the hub's zone): how many were accepted,
+    their segments, and the credit they cost net of refunds."""
+    day: str  # YYYY-MM-DD
+    messages: int
+    segments: int
+    credits: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +206,11 @@ class OperatorStore(Protocol):
 class MessageStore(Protocol):
     """Messages in (intake's one transaction per group) and read back."""
 
-    # intake: one transaction for the whole group, credits reserved atomically
-    def accept(self, group: Sequence[NewMessage]) -> list[Committed]: ...
+    # intake: one transaction for the whole group, credits reserved atomically, with
+    # the idempotency keys of the requests whose messages these are (`seals`: each with
+    # the index of its first message)
+    def accept(self, group: Sequence[NewMessage],
+               seals: Sequence[tuple[int, CommitSeal]] = ()) -> list[Committed]: ...
 
     # reading
     def get_message(self, message_id: str) -> Message | None: ...
@@ -190,6 +224,11 @@ class MessageStore(Protocol):
     def totals(self, now: datetime) -> Totals: ...
     def carrier_usage(self, since: datetime, until: datetime) -> list[CarrierUsage]:
         """Messages and segments each carrier accepted (submitted) in [since, until)."""
+        ...
+    def usage_by_day(self, account_id: int, since: datetime, until: datetime,
+                     offset: timedelta) -> list[DayUsage]:
+        """The account's messages accepted in [since, until) by day, days starting at
+        midnight `offset` from UTC; days without messages left out."""
         ...
 
 
@@ -361,6 +400,27 @@ class OutboxStore(Protocol):
 
 
 
+class IdempotencyStore(Protocol):
+    """Idempotency keys of the JSON API's POSTs: claimed, answered, released, purged."""
+
+    def claim_key(self, request: KeyRequest) -> KeyClaim:
+        """Hold the account's key for this request, or say why not (answered before,
+        still running, used for another request). An expired record counts as none."""
+        ...
+
+    def finish_key(self, account_id: int, key: str, token: str, answer: Answer) -> bool:
+        """Keep the answer of a key held under `token`; False if it is no longer held."""
+        ...
+
+    def release_key(self, account_id: int, key: str, token: str) -> None:
+        """Give up a held key unanswered (the request failed for now): it may run again."""
+        ...
+
+    def purge_keys(self, now: datetime) -> int:
+        """Drop the records whose window is over; returns how many."""
+        ...
+
+
 class WebhookStore(Protocol):
     """Webhook endpoints (adapters/webhooks delivers their events; the REST API and the
     CLI manage them)."""
@@ -473,7 +533,7 @@ class PushStore(Protocol):
 
 class Spool(SchemaAdmin, AccountStore, MessageStore, MessageQueue, ReceiptStore, BatchStore,
             InboundStore, InboundPartStore, OutboxStore, MailStore, OperatorStore,
-            OptOutStore, WebhookStore, PushStore, Protocol):
+            OptOutStore, WebhookStore, PushStore, IdempotencyStore, Protocol):
     """Durable storage of accounts, messages and their history: every role (spool/
     implements it; only the composition root and the CLI hold it whole)."""
 

@@ -47,12 +47,13 @@ class HttpSection:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 8080
-    max_body_bytes: int = 1_048_576
-    max_messages_per_request: int = 1000
+    max_body_bytes: int = 4_194_304
+    max_messages_per_request: int = 10_000
     header_timeout: float = 10.0
     body_timeout: float = 60.0
     keep_alive_timeout: int = 30
     max_connections: int = 1000
+    idempotency_window: float = 86_400.0  # seconds an Idempotency-Key's answer is kept
 
     def __post_init__(self) -> None:
         _check(0 <= self.port <= 65535, "port: 0 to 65535 (0 picks a free port)")
@@ -62,6 +63,7 @@ class HttpSection:
         _check(self.body_timeout > 0, "body_timeout: seconds, greater than 0")
         _check(self.keep_alive_timeout >= 1, "keep_alive_timeout: whole seconds, at least 1")
         _check(self.max_connections >= 1, "max_connections: at least 1")
+        _check(self.idempotency_window >= 60, "idempotency_window: seconds, at least 60")
 
 
 @dataclass(frozen=True, slots=True)

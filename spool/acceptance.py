@@ -14,7 +14,8 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from hub.errors import NotFound
 from hub.model import Message, NewMessage, Source, Status
-from hub.ports import Committed
+from hub.ports import CommitSeal, Committed
+from spool import idempotency
 from spool.bulk import bulk_insert
 from spool.engine import Database
 from spool.ledger import Event, add_events
@@ -73,21 +74,27 @@ class _Plan:
         return Committed(message=nm)
 
 
-def accept(db: Database, group: Sequence[NewMessage]) -> list[Committed]:
-    if not group:
+def accept(db: Database, group: Sequence[NewMessage],
+           seals: Sequence[tuple[int, CommitSeal]] = ()) -> list[Committed]:
+    if not group and not seals:
         return []
     # Sub-unit costs fail before any lock; a group's messages share a few costs, so
     # each distinct one is converted once (Decimal arithmetic, about 1 µs).
     units: dict[Decimal, int] = {}
     costs = [units[c] if (c := nm.cost) in units else units.setdefault(c, to_units(c))
              for nm in group]
+    results: list[Committed] = []
     with db.write() as conn:
-        # Lock the accounts first so that duplicate checks and balances cannot race
-        # another group for the same account (PostgreSQL; SQLite is serial anyway).
-        balances, disabled = _lock_balances(conn, {nm.account_id for nm in group})
-        plan = _Plan(balances, _stored_refs(conn, group), disabled, barred(conn, group))
-        results = [plan.decide(nm, cost) for nm, cost in zip(group, costs, strict=True)]
-        _store(conn, plan)
+        if group:  # else only seals: requests none of whose messages reached the spool
+            # Lock the accounts first so that duplicate checks and balances cannot race
+            # another group for the same account (PostgreSQL; SQLite is serial anyway).
+            balances, disabled = _lock_balances(conn, {nm.account_id for nm in group})
+            plan = _Plan(balances, _stored_refs(conn, group), disabled, barred(conn, group))
+            results = [plan.decide(nm, cost) for nm, cost in zip(group, costs, strict=True)]
+            _store(conn, plan)
+        for start, sealed in seals:  # idempotency keys answered with their messages
+            idempotency.seal(conn, sealed,
+                             sealed.answer(results[start:start + sealed.count]))
     return results
 
 

@@ -116,9 +116,21 @@ def list_messages(db: Database, query: MessageFilter) -> list[Message]:
     where = [m.c.account_id == query.account_id] if query.account_id is not None else []
     if query.status is not None:
         where.append(m.c.status == query.status.value)
+    if query.statuses:
+        where.append(m.c.status.in_([s.value for s in query.statuses]))
     if query.since is not None:
         where.append(m.c.accepted_at >= query.since)
-    select_ = select(m).where(*where).order_by(m.c.accepted_at.desc(), m.c.id.desc())
+    if query.until is not None:
+        where.append(m.c.accepted_at < query.until)
+    for column, value in ((m.c.batch_id, query.batch_id), (m.c.recipient, query.recipient),
+                          (m.c.client_ref, query.client_ref)):
+        if value is not None:
+            where.append(column == value)
+    if query.before_id is not None:  # the next page: ids sort by acceptance
+        where.append(m.c.id < query.before_id)
+        select_ = select(m).where(*where).order_by(m.c.id.desc())
+    else:
+        select_ = select(m).where(*where).order_by(m.c.accepted_at.desc(), m.c.id.desc())
     with db.read() as conn:
         rows = conn.execute(select_.limit(query.limit)).all()
     return [message_from_row(row._mapping) for row in rows]

@@ -4,13 +4,14 @@ the schema calls and the reads, and hands the rest to the module that does each 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, text
 
 from hub.batches import Batch
+from hub.idempotency import Answer, KeyClaim, KeyRequest
 from hub.mail import Mail, MailSettings, NoticeKind
 from hub.model import (
     Accepted,
@@ -38,7 +39,9 @@ from hub.ports import (
     AccountDeletion,
     ApiKeyInfo,
     ApiKeyRecord,
+    CommitSeal,
     Committed,
+    DayUsage,
     MessageFilter,
     ReportDeadline,
     SchemaState,
@@ -48,6 +51,7 @@ from spool import (
     accounts,
     admin,
     batches,
+    idempotency,
     inbound,
     inbound_parts,
     lookups,
@@ -58,6 +62,7 @@ from spool import (
     pushes,
     queue,
     receipts,
+    usage,
     webhooks,
 )
 from spool.engine import Database
@@ -153,8 +158,9 @@ class SqlSpool:
 
     # --- intake and reading -----------------------------------------------------
 
-    def accept(self, group: Sequence[NewMessage]) -> list[Committed]:
-        return acceptance.accept(self.db, group)
+    def accept(self, group: Sequence[NewMessage],
+               seals: Sequence[tuple[int, CommitSeal]] = ()) -> list[Committed]:
+        return acceptance.accept(self.db, group, seals)
 
     def get_message(self, message_id: str) -> Message | None:
         with self.db.read() as conn:
@@ -196,6 +202,24 @@ class SqlSpool:
         with self.db.read() as conn:
             return [CarrierUsage(carrier, int(n), int(segments or 0))
                     for carrier, n, segments in conn.execute(query)]
+
+    def usage_by_day(self, account_id: int, since: datetime, until: datetime,
+                     offset: timedelta) -> list[DayUsage]:
+        return usage.usage_by_day(self.db, account_id, since, until, offset)
+
+    # --- idempotency keys -------------------------------------------------------
+
+    def claim_key(self, request: KeyRequest) -> KeyClaim:
+        return idempotency.claim_key(self.db, request)
+
+    def finish_key(self, account_id: int, key: str, token: str, answer: Answer) -> bool:
+        return idempotency.finish_key(self.db, account_id, key, token, answer)
+
+    def release_key(self, account_id: int, key: str, token: str) -> None:
+        idempotency.release_key(self.db, account_id, key, token)
+
+    def purge_keys(self, now: datetime) -> int:
+        return idempotency.purge_keys(self.db, now)
 
     # --- queue ------------------------------------------------------------------
 

@@ -484,3 +484,24 @@ account_callbacks = Table(
     Column("url", Text, nullable=False),
     Column("updated_at", UtcTime, nullable=False),
 )
+
+# --- idempotency keys of the JSON API's POSTs (hub.idempotency, P12) --------------------
+
+# One row per account and key: `running` while its request holds it (until
+# `locked_until`), then `done` with the answer replayed to repeats until `expires_at`.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id"), primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("state", Text, nullable=False),
+    Column("token", Text, nullable=False),
+    Column("status", Integer),
+    Column("media_type", Text),
+    Column("body", LargeBinary),
+    Column("created_at", UtcTime, nullable=False),
+    Column("locked_until", UtcTime, nullable=False),
+    Column("expires_at", UtcTime, nullable=False),
+    Index("ix_idempotency_keys_expires", "expires_at"),
+)

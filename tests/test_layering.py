@@ -22,7 +22,9 @@ SPOOL_MAY_USE = {"hub.model", "hub.batches", "hub.mail", "hub.optouts", "hub.err
                  # types and bodies, and the ids of the outbox items it makes.
                  "hub.events", "hub.ids",
                  # so are the dialects' delivery-report pushes: which statuses each asks for.
-                 "hub.pushes"}
+                 "hub.pushes",
+                 # idempotency keys: their records, and the error of a key no longer held.
+                 "hub.idempotency"}
 DATABASE_LIBRARIES = {"sqlalchemy", "alembic", "psycopg", "sqlite3"}
 
 

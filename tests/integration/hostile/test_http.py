@@ -250,7 +250,7 @@ JSON_BODIES = {
     "a bare string": ('"to"', 422, "invalid_field"),
     "messages not a list": ('{"messages": {"to": "0821234567"}}', 400, "invalid_request"),
     "more messages than allowed": ('{"messages": ['
-                                   + ",".join(['{"to": "0821234567", "text": "x"}'] * 1001)
+                                   + ",".join(['{"to": "0821234567", "text": "x"}'] * 10_001)
                                    + "]}", 413, "too_many_messages"),
     "a lone surrogate": ('{"to": "0821234567", "text": "\\ud800"}', 422, "invalid_text"),
     "a NUL in the text": ('{"to": "0821234567", "text": "a\\u0000b"}', 422, "invalid_text"),
