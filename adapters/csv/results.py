@@ -175,6 +175,15 @@ def _time(value: datetime | None) -> str:
     return "" if value is None else value.isoformat(timespec="seconds")
 
 
+def report_cells(m: Message) -> list[str]:
+    """One message's row of a delivery report (REPORT_HEADER), safe in a spreadsheet: the
+    FTP drop's report file and the JSON API's batch results as CSV."""
+    error = f"{m.error.code}: {m.error.text}" if m.error is not None else ""
+    cells = [m.id, m.recipient, m.status.public.value, m.status.value,
+             _time(m.accepted_at), _time(m.submitted_at), _time(m.completed_at), error]
+    return [neutral(c) for c in cells]
+
+
 class ReportWriter:
     """One delivery-report file: messages page by page, then a summary line."""
 
@@ -185,11 +194,7 @@ class ReportWriter:
         self._csv.writerow(REPORT_HEADER)
 
     def write(self, page: Sequence[Message]) -> None:
-        for m in page:
-            error = f"{m.error.code}: {m.error.text}" if m.error is not None else ""
-            cells = [m.id, m.recipient, m.status.public.value, m.status.value,
-                     _time(m.accepted_at), _time(m.submitted_at), _time(m.completed_at), error]
-            self._csv.writerow([neutral(c) for c in cells])
+        self._csv.writerows(report_cells(m) for m in page)
 
     def publish(self, target: Path, batch: Batch, final: bool, counts: str) -> None:
         state = "final" if final else "pending"

@@ -29,8 +29,11 @@ from hub.intake import Intake
 from hub.metrics import Metrics
 from hub.ports import (
     AccountStore,
+    BatchStore,
+    IdempotencyStore,
     InboundStore,
     MessageStore,
+    OperatorStore,
     OptOutStore,
     SchemaAdmin,
     SchemaState,
@@ -45,9 +48,10 @@ _Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class HttpStore(AccountStore, MessageStore, InboundStore, OptOutStore, WebhookStore,
-                SchemaAdmin, Protocol):
+                SchemaAdmin, BatchStore, OperatorStore, IdempotencyStore, Protocol):
     """The spool roles behind the HTTP listener: readiness, metrics, messages and
-    replies read back for the JSON API and the XML dialects, opt-out lists."""
+    replies read back for the JSON API and the XML dialects, opt-out lists, batches,
+    messages listed and cancelled, idempotency keys."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,10 @@ class HttpContext:
     # allow_networks), and how long a rotated secret still signs beside the new one.
     webhook_networks: Sequence[Network] = ()
     webhook_secret_overlap: float = 86_400.0
+    # Seconds the answer of a POST with an Idempotency-Key is kept ([http]).
+    idempotency_window: float = 86_400.0
+    # Where numbers without a country code are ([hub] default_region): batch files.
+    region: str = "ZA"
     # Requests the spool cannot take: logged once per fault, not once per request.
     unavailable: FaultLog = field(
         default_factory=lambda: FaultLog(log, "intake unavailable", "intake"))

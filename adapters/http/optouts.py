@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.http.app import HttpContext, error_json, parse_json
+from adapters.http.idempotency import idempotent
 from adapters.http.pages import BadQuery, decode_cursor, encode_cursor, guarded, limit_of
 from hub import views
 from hub.clock import utcnow
@@ -26,7 +27,7 @@ def routes(ctx: HttpContext) -> list[BaseRoute]:
     api = OptOutApi(ctx)
     return [
         Route("/v1/optouts", guarded(ctx, api.list), methods=["GET"]),
-        Route("/v1/optouts", guarded(ctx, api.add), methods=["POST"]),
+        Route("/v1/optouts", guarded(ctx, idempotent(ctx, api.add)), methods=["POST"]),
         Route("/v1/optouts/{number}", guarded(ctx, api.show), methods=["GET"]),
         Route("/v1/optouts/{number}", guarded(ctx, api.remove), methods=["DELETE"]),
     ]

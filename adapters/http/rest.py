@@ -1,9 +1,11 @@
-"""The JSON REST API: `POST /v1/messages` (one message, or {"messages": [...]}) and
-`GET /v1/messages/{id}`, authenticated by `Authorization: Bearer <api key>`."""
+"""The JSON REST API: `POST /v1/messages` (one message, or {"messages": [...]}, with an
+optional `Idempotency-Key`) and `GET /v1/messages/{id}`, authenticated by
+`Authorization: Bearer <api key>`."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -13,10 +15,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.http.app import HttpContext, error_json, parse_json, temporarily
+from adapters.http.idempotency import HEADER, Held, Keys, lost
 from hub import views
 from hub.accounts import KeyExpired
 from hub.clock import after, parse_time, utcnow
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
+from hub.idempotency import Answer, KeyLost
 from hub.model import (
     Accepted,
     Account,
@@ -45,11 +49,13 @@ def routes(ctx: HttpContext) -> list[BaseRoute]:
 class JsonApi:
     def __init__(self, ctx: HttpContext) -> None:
         self.ctx = ctx
+        self.keys = Keys(ctx)
 
     async def post_messages(self, request: Request) -> Response:
         try:
             account = await self._authenticate(request)
-            body = parse_json(await request.body())
+            raw = await request.body()
+            body = parse_json(raw)
         except AuthenticationError as exc:
             return _unauthorized(exc)
         except TemporaryFailure as exc:  # a key not cached, and no spool to check it in
@@ -69,15 +75,34 @@ class JsonApi:
                 f"{len(items)} messages in one request; the limit is "
                 f"{self.ctx.max_messages_per_request}",
             )
+        held = None
+        if HEADER in request.headers:
+            try:
+                claimed = await self.keys.claim(account, request, raw)
+            except TemporaryFailure as exc:
+                return self._unavailable(exc)
+            if isinstance(claimed, Response):
+                return claimed
+            held = claimed
+        respond = _single_response if single else _batch_response
         try:
-            outcomes = await self._submit(account, items)
+            outcomes = await self._submit(account, items, held, respond)
+        except KeyLost as exc:  # its hold ran out and a repeat took the key: nothing stored
+            return lost(exc)
         except TemporaryFailure as exc:
+            if held is not None:
+                await self.keys.release(held)
             return self._unavailable(exc)
+        except BaseException:
+            if held is not None:
+                await self.keys.release(held)
+            raise
         self.ctx.unavailable.cleared()
         self._count(outcomes)
-        return _single_response(outcomes[0]) if single else _batch_response(outcomes)
+        return respond(outcomes)
 
-    async def _submit(self, account: Account, items: list[Any]) -> list[Outcome]:
+    async def _submit(self, account: Account, items: list[Any], held: Held | None,
+                      respond: Callable[[list[Outcome]], Response]) -> list[Outcome]:
         parsed: list[Submission | Refused] = []
         for item in items:
             try:
@@ -85,8 +110,20 @@ class JsonApi:
             except Rejected as exc:
                 parsed.append(Refused(exc.code, exc.reason))
         valid = [p for p in parsed if isinstance(p, Submission)]
-        done = iter(await self.ctx.intake.submit(account, Source.REST, valid))
-        return [p if isinstance(p, Refused) else next(done) for p in parsed]
+
+        def merged(done: Iterable[Outcome]) -> list[Outcome]:
+            answers = iter(done)
+            return [p if isinstance(p, Refused) else next(answers) for p in parsed]
+
+        def answer(done: list[Outcome]) -> Answer:
+            # Made in the messages' transaction: the answer kept for the key is the one
+            # this request gets, byte for byte.
+            response = respond(merged(done))
+            return Answer(response.status_code, bytes(response.body),
+                          response.headers["content-type"])
+
+        seal = None if held is None else held.seal(answer)
+        return merged(await self.ctx.intake.submit(account, Source.REST, valid, seal=seal))
 
     def _count(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
@@ -179,7 +216,8 @@ def _validity(value: Any, send_at: datetime | None) -> datetime:
     return after(send_at or utcnow(), value)
 
 
-def _single_response(outcome: Outcome) -> Response:
+def _single_response(outcomes: list[Outcome]) -> Response:
+    outcome = outcomes[0]
     if isinstance(outcome, Refused):
         status = 402 if outcome.code == "insufficient_credit" else 422
         return error_json(status, outcome.code, outcome.reason)

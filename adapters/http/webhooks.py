@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.http.app import HttpContext, parse_json
+from adapters.http.idempotency import idempotent
 from adapters.http.pages import BadQuery, guarded
 from hub import views
 from hub.clock import parse_time, seconds, utcnow
@@ -28,15 +29,17 @@ _FIELDS = {"url", "events", "description"}
 def routes(ctx: HttpContext) -> list[BaseRoute]:
     api = WebhookApi(ctx)
     return [
-        Route("/v1/webhooks", guarded(ctx, api.add), methods=["POST"]),
+        Route("/v1/webhooks", guarded(ctx, idempotent(ctx, api.add)), methods=["POST"]),
         Route("/v1/webhooks", guarded(ctx, api.list), methods=["GET"]),
         Route("/v1/webhooks/{endpoint_id}", guarded(ctx, api.show), methods=["GET"]),
         Route("/v1/webhooks/{endpoint_id}", guarded(ctx, api.remove), methods=["DELETE"]),
-        Route("/v1/webhooks/{endpoint_id}/rotate", guarded(ctx, api.rotate), methods=["POST"]),
-        Route("/v1/webhooks/{endpoint_id}/replay", guarded(ctx, api.replay), methods=["POST"]),
+        Route("/v1/webhooks/{endpoint_id}/rotate", guarded(ctx, idempotent(ctx, api.rotate)),
+              methods=["POST"]),
+        Route("/v1/webhooks/{endpoint_id}/replay", guarded(ctx, idempotent(ctx, api.replay)),
+              methods=["POST"]),
         Route("/v1/webhooks/{endpoint_id}/deliveries", guarded(ctx, api.deliveries),
               methods=["GET"]),
-        Route("/v1/hooks", guarded(ctx, api.subscribe), methods=["POST"]),
+        Route("/v1/hooks", guarded(ctx, idempotent(ctx, api.subscribe)), methods=["POST"]),
         Route("/v1/hooks/{endpoint_id}", guarded(ctx, api.unsubscribe), methods=["DELETE"]),
     ]
 
