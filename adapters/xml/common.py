@@ -39,16 +39,18 @@ async def off_loop(size: int, fn: Callable[P, T], *args: P.args, **kwargs: P.kwa
 
 
 async def submit_items(ctx: HttpContext, account: Account,
-                       parsed: Sequence[Submission | Refused]) -> list[Outcome]:
-    """Intake for the valid submissions; refusals found while reading keep their place."""
+                       parsed: Sequence[Submission | Refused],
+                       source: Source = Source.XML) -> list[Outcome]:
+    """Intake for the valid submissions; refusals found while reading keep their place.
+    Every dialect submits through this, its XML and its HTTP form alike (`source`)."""
     valid = [p for p in parsed if isinstance(p, Submission)]
-    done = iter(await ctx.intake.submit(account, Source.XML, valid))
+    done = iter(await ctx.intake.submit(account, source, valid) if valid else [])
     outcomes = [p if isinstance(p, Refused) else next(done) for p in parsed]
     for outcome in outcomes:
         if isinstance(outcome, Refused):
             ctx.metrics.refused[outcome.code] += 1
         elif not outcome.duplicate:
-            ctx.metrics.accepted[Source.XML.value] += 1
+            ctx.metrics.accepted[source.value] += 1
     return outcomes
 
 

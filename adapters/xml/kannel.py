@@ -211,34 +211,49 @@ class KannelSendSms:
             return outcome_answer(parsed.numbers, await self._submit(account, parsed))
         except XmlProblem as problem:
             return answer(problem.status, _problem_text(problem))
-        except LockedOut:  # too many failed logins from this address: not checked
-            return answer(403, AUTH_FAILED, **self.logins.retry_after())
-        except AuthenticationError:
-            return answer(403, AUTH_FAILED)
-        except TemporaryFailure as exc:  # Kannel's own words, then ours on what is wrong
-            _, headers = temporarily(self.ctx, exc)
-            return answer(503, f"{TEMPORARY} ({exc.reason})", **headers)
         except BodyTooLarge:
             raise  # the app answers it with this path's own 413
-        except Exception:  # a bug of ours, answered in Kannel's plain words all the same
-            log.exception("unhandled error in sendsms", extra={"action": "xml"})
-            return answer(500, TEMPORARY)
+        except Exception as exc:
+            return refusal(self.ctx, self.logins, exc)
 
     async def _check_dlr_url(self, parsed: KannelRequest) -> None:
-        callback = parsed.submission.callback if parsed.submission else None
-        if callback is None or callback.url is None:
-            return
+        sub = parsed.submission
         try:
-            await check_target(callback.url, self.ctx.webhook_networks)
-        except ForbiddenTarget as exc:  # in the words of Kannel's other field errors
-            raise XmlProblem(400, "field",
-                             f"DLR-URL field misformed ({exc.reason}), rejected") from None
+            await check_dlr_url(self.ctx, sub.callback if sub else None)
+        except ValueError as exc:
+            raise XmlProblem(400, "field", str(exc)) from None
 
     async def _submit(self, account: Account, parsed: KannelRequest) -> list[Outcome]:
         sub = parsed.submission
         assert sub is not None  # read_submit always sets it
         return await submit_items(self.ctx, account,
                                   [replace(sub, to=n) for n in parsed.numbers])
+
+
+def refusal(ctx: HttpContext, logins: Logins, exc: Exception) -> Response:
+    """Kannel's answer to what stops a sendsms, its XML form and its HTTP form alike:
+    a login refused (or not checked: too many failures from the address), the spool
+    unable to take it, or a bug of ours, in Kannel's plain words all the same."""
+    if isinstance(exc, LockedOut):
+        return answer(403, AUTH_FAILED, **logins.retry_after())
+    if isinstance(exc, AuthenticationError):
+        return answer(403, AUTH_FAILED)
+    if isinstance(exc, TemporaryFailure):  # Kannel's own words, then ours on what is wrong
+        _, headers = temporarily(ctx, exc)
+        return answer(503, f"{TEMPORARY} ({exc.reason})", **headers)
+    log.error("unhandled error in sendsms", exc_info=exc, extra={"action": "sendsms"})
+    return answer(500, TEMPORARY)
+
+
+async def check_dlr_url(ctx: HttpContext, callback: Callback | None) -> None:
+    """Refuse a dlr-url that leads where webhooks may not (ValueError with Kannel's
+    words for a bad field)."""
+    if callback is None or callback.url is None:
+        return
+    try:
+        await check_target(callback.url, ctx.webhook_networks)
+    except ForbiddenTarget as exc:
+        raise ValueError(f"DLR-URL field misformed ({exc.reason}), rejected") from None
 
 
 def _problem_text(problem: XmlProblem) -> str:

@@ -6,21 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from adapters.http.app import HttpContext
+from adapters.xml.common import submit_items
 from hub.model import Account, Outcome, Refused, Source, Submission
 
 
 async def submit(ctx: HttpContext, account: Account,
                  parsed: Sequence[Submission | Refused]) -> list[Outcome]:
-    """Intake for the valid submissions; refusals found while reading keep their place."""
-    valid = [p for p in parsed if isinstance(p, Submission)]
-    done = iter(await ctx.intake.submit(account, Source.HTTP, valid) if valid else [])
-    outcomes = [p if isinstance(p, Refused) else next(done) for p in parsed]
-    for outcome in outcomes:
-        if isinstance(outcome, Refused):
-            ctx.metrics.refused[outcome.code] += 1
-        elif not outcome.duplicate:
-            ctx.metrics.accepted[Source.HTTP.value] += 1
-    return outcomes
+    """Intake for an HTTP dialect request (the XML forms' own helper, source HTTP)."""
+    return await submit_items(ctx, account, parsed, Source.HTTP)
 
 
 async def fresh_account(ctx: HttpContext, account: Account) -> Account:

@@ -5,7 +5,6 @@ A dlr-url asks for the same pushes as the XML form's (docs/pushes.md)."""
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import replace
 from datetime import timedelta
@@ -14,26 +13,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.http.app import BodyTooLarge, HttpContext, temporarily
+from adapters.http.app import BodyTooLarge, HttpContext
 from adapters.http.dialects.common import submit
 from adapters.http.dialects.params import FORM, BadParameters, Params, media_type, read
 from adapters.http.dialects.paths import KANNEL
-from adapters.http.logins import LockedOut, Logins, client_address
-from adapters.webhooks.client import check_target
+from adapters.http.logins import Logins, client_address
 from adapters.xml.kannel import (
-    AUTH_FAILED,
-    TEMPORARY,
     KannelSendSms,
     answer,
+    check_dlr_url,
     outcome_answer,
+    refusal,
 )
 from hub.clock import utcnow
-from hub.errors import AuthenticationError, TemporaryFailure
 from hub.model import Account, Callback, CallbackKind, Submission
 from hub.pushes import KANNEL_ALL, MAX_DLR_MASK
-from hub.webhooks import ForbiddenTarget
-
-log = logging.getLogger(__name__)
 
 NO_RECEIVER = "Missing receiver number, rejected"
 EMPTY_RECEIVER = "Empty receiver number not allowed, rejected"
@@ -151,20 +145,12 @@ class KannelHttp:
             return outcome_answer(numbers, outcomes)
         except FieldError as exc:
             return answer(400, str(exc))
-        except LockedOut:
-            return answer(403, AUTH_FAILED, **self.logins.retry_after())
-        except AuthenticationError:
-            return answer(403, AUTH_FAILED)
         except BadParameters as exc:
             return answer(400, f"Invalid request ({exc}), rejected")
-        except TemporaryFailure as exc:  # Kannel's own words, then ours on what is wrong
-            _, headers = temporarily(self.ctx, exc)
-            return answer(503, f"{TEMPORARY} ({exc.reason})", **headers)
         except BodyTooLarge:
             raise  # the app answers it with this path's own 413
-        except Exception:  # a bug of ours, answered in Kannel's plain words all the same
-            log.exception("unhandled error in sendsms", extra={"action": "dialect"})
-            return answer(500, TEMPORARY)
+        except Exception as exc:
+            return refusal(self.ctx, self.logins, exc)
 
     async def _login(self, request: Request, params: Params) -> Account:
         return await self.logins.check(client_address(request),
@@ -172,9 +158,7 @@ class KannelHttp:
                                        params.text("password", "pass"))
 
     async def _check_dlr_url(self, sub: Submission) -> None:
-        if sub.callback is None or sub.callback.url is None:
-            return
         try:
-            await check_target(sub.callback.url, self.ctx.webhook_networks)
-        except ForbiddenTarget as exc:  # in the words of Kannel's other field errors
-            raise FieldError(f"DLR-URL field misformed ({exc.reason}), rejected") from None
+            await check_dlr_url(self.ctx, sub.callback)
+        except ValueError as exc:
+            raise FieldError(str(exc)) from None
