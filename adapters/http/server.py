@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import uvicorn
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
 
 from adapters.http import rest
 from adapters.http.app import HttpContext, build_app
@@ -36,6 +37,8 @@ class HttpServer:
         self._port = settings.port
         self.port: int | None = None
         self._server: uvicorn.Server | None = None
+        # The application served, once started: tests list its routes against the spec.
+        self.app: ASGIApp | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -43,6 +46,7 @@ class HttpServer:
             self._ctx, [*rest.routes(self._ctx), *xml_routing.routes(self._ctx, self._xml),
                         *self._routes],
             xml_routing.body_rules(self._xml)))
+        self.app = app
         sock = bind(self._host, self._port)
         self.port = sock.getsockname()[1]
         s = self._settings
