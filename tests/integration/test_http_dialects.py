@@ -110,10 +110,18 @@ def test_no_password_or_session_id_in_any_log(
         httpx.get(f"{url}/http/sendmsg?user=acme&password={password}&to=27821234567&text=x")
     session = httpx.get(f"{url}/http/auth?user=acme&password={pw}&api_id=1").text[4:]
     httpx.get(f"{url}/http/ping?session_id={session}")
-    # uvicorn's access log is off; were it on, its lines carry the whole URL.
-    logging.getLogger("uvicorn.access").info(
-        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:50000", "GET",
-        f"/http/ping?session_id={session}&password={pw}&pass={pw}", "1.1", 200)
+    # uvicorn's access log is off; were it on, its lines carry the whole URL. An earlier
+    # test's uvicorn may have configured that logger (level, propagation): undone here.
+    access = logging.getLogger("uvicorn.access")
+    state = (access.level, access.propagate, access.disabled)
+    access.setLevel(logging.NOTSET)
+    access.propagate, access.disabled = True, False
+    try:
+        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:50000", "GET",
+                    f"/http/ping?session_id={session}&password={pw}&pass={pw}", "1.1", 200)
+    finally:
+        access.setLevel(state[0])
+        access.propagate, access.disabled = state[1], state[2]
     hub.stop()
     logged = captured.getvalue()
     assert "/http/ping" in logged and "[redacted]" in logged  # written, scrubbed

@@ -384,7 +384,7 @@ async def test_one_recipients_requests_go_one_after_the_other(bulksms: BulkSms) 
         "keys": {"username": bulksms.username, "password": bulksms.password}}, "hub.toml")
     carrier = HttpUpstreamCarrier(settings_from(table))
     await carrier.start(NoSink())
-    bulksms.script.append(Reply(delay=0.3))  # the first answer is slow
+    bulksms.script.append(Reply(delay=1.0))  # the first answer is slow
     try:
         first, other, second = (new(n, text) for n, text in (
             ("+27821111111", "first"), ("+27822222222", "other"), ("+27821111111", "second")))
@@ -393,8 +393,10 @@ async def test_one_recipients_requests_go_one_after_the_other(bulksms: BulkSms) 
         await carrier.stop()
     assert [r.verdict for r in results] == [Verdict.SUBMITTED] * 3
     at = {seen.body["message"]: seen.at for seen in bulksms.requests}
-    assert at["other"] - at["first"] < 0.2  # other numbers do not wait
-    assert at["second"] - at["first"] >= 0.3  # the same number waits for the answer
+    # Other numbers do not wait for the first answer (a margin for a loaded machine);
+    # the same number does.
+    assert at["other"] - at["first"] < 0.8
+    assert at["second"] - at["first"] >= 1.0
 
 
 class NoSink:
