@@ -31,6 +31,7 @@ from hub.metrics import Metrics
 from hub.outbox import OutboxRunner, OutboxSettings
 from hub.policies import RetryPolicy
 from hub.ports import AccountStore, SchemaState, Spool
+from hub.retention import Retention
 from hub.routing import Router, Rule
 from hub.services import Core, Service, ServiceGroup, Task
 from hub.spoolcall import SpoolThreads
@@ -65,6 +66,7 @@ def intake_rules(config: Config) -> IntakeRules:
         max_segments=config.messages.max_segments,
         default_validity=config.messages.default_validity,
         max_client_ref_length=config.messages.max_client_ref_length,
+        optout_instruction=config.messages.marketing_optout_text,
     )
 
 
@@ -171,7 +173,10 @@ def build_services(config: Config, core: Core) -> list[Service]:
                              inbound=core.inbound, receipts=carriers.receipt_timeouts(cfg),
                              carriers=core.dispatcher.carriers,
                              held_report_ttl=d.unmatched_report_ttl,
-                             held=core.dispatcher.held_leases)
+                             held=core.dispatcher.held_leases,
+                             retention=Retention(core.runner, cfg.privacy.retention_days,
+                                                 cfg.privacy.purge_interval,
+                                                 cfg.privacy.purge_batch))
         services += [Task("maintenance", upkeep.start, upkeep.stop),
                      Task("outbox", core.outbox.start, core.outbox.stop)]
     if cfg.http.enabled:

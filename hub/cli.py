@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from hub import app, logs, numbers, views
+from hub.accounts import load_secret
 from hub.cli_accounts import account_commands, batch_commands
 from hub.cli_base import command, emit, name_spool, open_spool
 from hub.cli_carriers import carrier_commands
 from hub.cli_messages import message_commands
 from hub.cli_optouts import inbound_commands, optout_commands
+from hub.cli_privacy import privacy_commands
 from hub.cli_webhooks import webhook_commands
 from hub.clock import parse_time, utcnow
 from hub.config import Config, config_path, load
@@ -81,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     inbound_commands(sub)
     optout_commands(sub)
     webhook_commands(sub)
+    privacy_commands(sub)
     send = command(sub, "send", _send, "send one SMS and print its message id")
     send.add_argument("--account", required=True)
     send.add_argument("--to", required=True, help="recipient, e.g. 0821234567 or +27821234567")
@@ -118,7 +121,10 @@ def _logging(config: Config) -> None:
         # httpx logs every request an HTTP upstream carrier makes at INFO.
         logging.getLogger("httpx").setLevel(logging.WARNING)
     # aiosmtpd and pyftpdlib log every command; no library may log a number or a secret.
-    logs.install(config.hub.log_level)
+    # Numbers are named by a hash keyed with the data directory's secret, once it exists
+    # (a command that only reads must not create it).
+    secret = config.data_dir / "secret.key"
+    logs.install(config.hub.log_level, load_secret(config.data_dir) if secret.exists() else None)
 
 
 # --- commands ------------------------------------------------------------------------

@@ -20,12 +20,16 @@ from hub.errors import Rejected
 from hub.model import Inbound
 from hub.optouts import NewOptOut, OptOut, OptOutMethod, OptOutScope
 from hub.ports import Spool
+from hub.waspa import MarketingOptOut
 
 PAGE = 500
 SCOPE_HELP = ("which messages the account's opt-outs stop: 'marketing' (the default; "
               "transactional messages still reach the number) or 'all'")
 CONFIRM_HELP = ("'on': send a handset that opts out by reply a confirmation SMS ([inbound] "
                 "opt_out_confirmation), charged to the account; 'off' (the default)")
+MARKETING_HELP = ("WASPA: a marketing message that says nothing of how to opt out gets "
+                  "[messages] marketing_optout_text appended, counted and charged "
+                  "('append', the default), or is refused with no_opt_out ('refuse')")
 GLOBAL_HELP = "the operator's global block list: no account may send to these numbers"
 
 
@@ -67,6 +71,8 @@ def account_settings_command(acc: Any) -> None:
     settings.add_argument("--optout-scope", choices=[s.value for s in OptOutScope],
                           help=SCOPE_HELP)
     settings.add_argument("--optout-confirm", choices=["on", "off"], help=CONFIRM_HELP)
+    settings.add_argument("--marketing-optout", choices=[m.value for m in MarketingOptOut],
+                          help=MARKETING_HELP)
 
 
 def _which_list(parser: argparse.ArgumentParser) -> None:
@@ -187,6 +193,8 @@ def _inbound_list(args: argparse.Namespace, config: Config) -> int:
 def _account_set(args: argparse.Namespace, config: Config) -> int:
     spool = open_spool(config)
     try:
+        if args.marketing_optout is not None:
+            spool.set_marketing_optout(args.name, args.marketing_optout)
         account = spool.get_account(args.name)
         settings = spool.optout_settings(account.id)
         if args.optout_scope is not None:
@@ -199,6 +207,8 @@ def _account_set(args: argparse.Namespace, config: Config) -> int:
         spool.close()
     confirm = "on" if settings.confirm else "off"
     emit(args, {"account": account.name, "optout_scope": settings.scope.value,
-                "optout_confirm": settings.confirm},
-         f"{account.name}: optout-scope {settings.scope.value}, optout-confirm {confirm}")
+                "optout_confirm": settings.confirm,
+                "marketing_optout": account.marketing_optout},
+         f"{account.name}: optout-scope {settings.scope.value}, optout-confirm {confirm}, "
+         f"marketing-optout {account.marketing_optout}")
     return 0

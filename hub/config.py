@@ -24,6 +24,7 @@ from hub.sections import (
     MaintenanceSection,
     MessagesSection,
     OutboxSection,
+    PrivacySection,
     RoutingSection,
     SimulatorSection,
     SmtpSection,
@@ -57,6 +58,7 @@ class Config:
     outbox: OutboxSection = field(default_factory=OutboxSection)
     smtp: SmtpSection = field(default_factory=SmtpSection)
     webhooks: WebhooksSection = field(default_factory=WebhooksSection)
+    privacy: PrivacySection = field(default_factory=PrivacySection)
     # [carriers.NAME] tables, each with a `type`; the adapter package that owns the type
     # checks the rest of its keys when it builds the carrier (hub/ knows no carrier).
     carriers: Mapping[str, CarrierTable] = field(default_factory=dict)

@@ -8,10 +8,10 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
+from hub import logs
 from hub.errors import HubError
 from hub.intake import Intake
 from hub.model import Account, Inbound, InboundKind, Refused, Source, Submission
-from hub.numbers import mask
 from hub.optouts import OptOut
 from hub.ports import AccountStore, OptOutStore
 from hub.spoolcall import SpoolThreads
@@ -57,11 +57,11 @@ class OptOutConfirmations:
                                 client_ref=f"optout-{mo.id}")
         outcome = (await self._intake.submit(account, Source.HUB, [submission]))[0]
         if isinstance(outcome, Refused):
-            log.warning("opt-out confirmation to %s refused: %s (%s)", mask(optout.number),
+            log.warning("opt-out confirmation to %s refused: %s (%s)", logs.number(optout.number),
                         outcome.code, outcome.reason, extra={"action": "optout-confirm"})
         else:
             log.info("opt-out confirmation %s to %s", outcome.message_id,
-                     mask(optout.number), extra={"action": "optout-confirm"})
+                     logs.number(optout.number), extra={"action": "optout-confirm"})
 
 
 def _sender(account: Account, number: str) -> str | None:

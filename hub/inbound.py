@@ -8,11 +8,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+from hub import logs
 from hub.clock import Clock, utcnow
 from hub.groupcommit import GroupCommitter
 from hub.ids import new_id
 from hub.model import Inbound, InboundKind, InboundMessage, NewInbound, NewOutboxItem
-from hub.numbers import mask
 from hub.ports import InboundRoute, InboundStore
 from hub.spoolcall import SpoolThreads
 
@@ -65,12 +65,12 @@ class InboundDesk:
                for m in messages]
         stored = await self._committer.submit(new)
         for item in stored:
-            log.info("inbound %s from %s (%s)", item.id, mask(item.sender), item.kind.value,
+            log.info("inbound %s from %s (%s)", item.id, logs.number(item.sender), item.kind.value,
                      extra={"action": "inbound", "kind": item.kind.value})
             if item.kind is InboundKind.REPLY and item.account_id is None:
                 log.warning("inbound %s from %s to %s answers messages of several accounts "
                             "sent from that number; stored unlinked, no account sees it",
-                            item.id, mask(item.sender), mask(item.recipient),
+                            item.id, logs.number(item.sender), logs.number(item.recipient),
                             extra={"action": "inbound-unlinked"})
         if self.on_opt_outs is not None and any(
                 i.kind is InboundKind.OPT_OUT for i in stored):

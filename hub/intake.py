@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import cast
 
-from hub import numbers, optouts, text
+from hub import numbers, optouts, text, waspa
 from hub.clock import Clock, utcnow
 from hub.errors import Rejected
 from hub.groupcommit import GroupCommitter
@@ -57,6 +57,7 @@ class IntakeRules:
     default_validity: float = 172_800.0  # seconds; 0 = no expiry unless given
     max_client_ref_length: int = 64
     max_text_chars: int = 2000  # a cheap bound before the segment count is measured
+    optout_instruction: str = waspa.DEFAULT_INSTRUCTION  # appended to marketing (WASPA)
 
 
 class Intake:
@@ -163,7 +164,14 @@ class Intake:
         if not account.enabled:
             raise Rejected("account_disabled", f"account '{account.name}' is disabled")
         recipient = numbers.normalise(sub.to, self._rules.region)
-        encoding, segments = self._measure(sub.text)
+        message_class = sub.message_class
+        if type(message_class) is not MessageClass:
+            message_class = MessageClass(message_class)
+        body = sub.text
+        if message_class is MessageClass.MARKETING:  # measured and priced as it is sent
+            body = waspa.instructed(body, account.marketing_optout,
+                                    self._rules.optout_instruction)
+        encoding, segments = self._measure(body)
         if sub.send_at is None and sub.expires_at is None:
             send_at, expires_at = None, self._default_expiry(now)
         else:
@@ -174,14 +182,11 @@ class Intake:
         client_ref = sub.client_ref or None
         if client_ref is not None:
             self._check_client_ref(client_ref)
-        message_class = sub.message_class
-        if type(message_class) is not MessageClass:
-            message_class = MessageClass(message_class)
         priority = sub.priority
         if priority != 0 and not 0 <= priority <= MAX_PRIORITY:
             raise Rejected("invalid_priority", f"priority must be 0 to {MAX_PRIORITY}")
         return NewMessage(
-            new_id(), account.id, source, recipient, sub.text, encoding, segments,
+            new_id(), account.id, source, recipient, body, encoding, segments,
             self._price(account, segments), now,
             send_at if send_at is not None and send_at > now else now,
             sender, client_ref, batch_id, message_class, priority, send_at, expires_at,

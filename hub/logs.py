@@ -1,13 +1,14 @@
 """What the hub and the libraries it runs may log: aiosmtpd and pyftpdlib quiet below
 debug, and a filter on the root handlers that keeps numbers, texts, keys and passwords
-out of every record at any level."""
+out of every record at any level (POPIA); a number is shown as its keyed pseudonym."""
 
 from __future__ import annotations
 
 import logging
 import re
+import secrets
 
-from hub.numbers import mask
+from hub.privacy import pseudonym
 
 # Chatty per connection or per command at INFO; below debug only their warnings remain.
 CHATTY = ("mail.log", "pyftpdlib")
@@ -17,6 +18,9 @@ _RAW_LINES = {("mail.log", name) for name in (
     "_auth_interact", "challenge_auth", "smtp_AUTH", "smtp_DATA", "_authenticate",
 )}
 REDACTED = "[redacted]"
+# Loggers whose arguments are data, never words of ours: SQLAlchemy's statement
+# parameters and result rows (texts, numbers) at INFO and DEBUG. Their format stays.
+_DATA_ARGS = ("sqlalchemy.",)
 
 _NUMBER = re.compile(r"(?<!\d)(\+?)(\d{8,})(?!\d)")
 _SECRETS = (
@@ -29,6 +33,9 @@ _SECRETS = (
                r"([^&\s'\"\\]+)"),
     # The hub's own API keys, wherever they turn up.
     re.compile(r"()(\bshk_[0-9a-f]+_[A-Za-z0-9_-]+)"),
+    # Message texts in query strings and form bodies (the HTTP dialects' GET requests in
+    # an access log, an upstream carrier's URL in httpx's): the text is not ours to log.
+    re.compile(r"(?i)(\b(?:text|message|msg|content|body|subject|udh)=)([^&\s'\"\\]+)"),
 )
 
 
@@ -40,8 +47,18 @@ def scrub(text: str) -> str:
 
 
 def _masked(found: re.Match[str]) -> str:
-    shown = mask("+" + found.group(2))
+    shown = pseudonym("+" + found.group(2), _key[0])
     return shown if found.group(1) else shown[1:]
+
+
+# The data directory's secret key (install sets it): the same number gets the same
+# pseudonym across restarts and nodes. Until then a key of this process alone.
+_key = [secrets.token_bytes(32)]
+
+
+def number(e164: str) -> str:
+    """How our own log lines name a number: `+27******590#1f2e3d4c` (hub.privacy)."""
+    return pseudonym(e164, _key[0])
 
 
 class PrivacyFilter(logging.Filter):
@@ -50,7 +67,9 @@ class PrivacyFilter(logging.Filter):
     and everything the libraries write."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if (record.name, record.funcName) in _RAW_LINES:
+        if record.args and record.name.startswith(_DATA_ARGS):
+            record.msg, record.args = f"{scrub(str(record.msg))} ({REDACTED})", None
+        elif (record.name, record.funcName) in _RAW_LINES:
             # Only the format survives (args are dropped, so it is never %-applied).
             record.msg, record.args = f"{record.msg} (arguments {REDACTED})", None
         else:
@@ -62,8 +81,11 @@ class PrivacyFilter(logging.Filter):
         return True
 
 
-def install(level: str) -> None:
-    """Quiet the chatty libraries below debug; filter every handler on the root logger."""
+def install(level: str, key: bytes | None = None) -> None:
+    """Quiet the chatty libraries below debug; filter every handler on the root logger;
+    name numbers by their pseudonym under `key` (the data directory's secret key)."""
+    if key is not None:
+        _key[0] = key
     if level != "debug":
         for name in CHATTY:
             logging.getLogger(name).setLevel(logging.WARNING)

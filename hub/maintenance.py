@@ -1,7 +1,8 @@
 """Periodic upkeep on the event loop's monotonic timer: recover expired leases, expire
 messages past their validity, dead-letter messages that kept failing past the maximum
 age, settle messages whose delivery report never came (asking the carrier first where it
-can answer), route inbound messages left unrouted, drop idempotency keys past their window."""
+can answer), route inbound messages left unrouted, drop idempotency keys past their window,
+purge message texts past their retention (hub/retention.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from hub.ports import (
     ReceiptStore,
     ReportDeadline,
 )
+from hub.retention import Retention
 from hub.spoolcall import SpoolThreads
 
 log = logging.getLogger(__name__)
@@ -49,8 +51,10 @@ class Maintenance:
         carriers: Mapping[str, Carrier] | None = None,
         held_report_ttl: float = 86_400.0,
         held: Callable[[], Collection[str]] = frozenset,
+        retention: Retention | None = None,
     ) -> None:
         self._runner = runner
+        self._retention = retention
         # Lease tokens this node's dispatcher is working under: never taken back here,
         # however old a stepped wall clock makes them look.
         self._held = held
@@ -98,6 +102,7 @@ class Maintenance:
                 "idempotency_keys_purged": await self._runner.call(spool.purge_keys, now),
                 # Inbound messages a crash left unrouted get their emails and webhooks.
                 "routed": 0 if self._inbound is None else await self._inbound.route_pending(),
+                "texts_purged": 0 if self._retention is None else await self._retention.run(),
             }
         except TemporaryFailure as exc:  # said once while it lasts, not at every run
             self._faults.failed(str(exc))

@@ -239,6 +239,7 @@ class Account:
     enabled: bool = True
     has_password: bool = False
     deleted_at: datetime | None = None  # a deleted account stays, disabled, for its history
+    marketing_optout: str = "append"  # hub.waspa.MarketingOptOut: append or refuse
 
 
 # --- intake outcomes --------------------------------------------------------------

@@ -43,6 +43,7 @@ from hub.model import (
     record,
 )
 from hub.optouts import NewOptOut, OptOut, OptOutSettings
+from hub.privacy import PrivacyStore
 
 
 class SchemaState(StrEnum):
@@ -533,7 +534,7 @@ class PushStore(Protocol):
 
 class Spool(SchemaAdmin, AccountStore, MessageStore, MessageQueue, ReceiptStore, BatchStore,
             InboundStore, InboundPartStore, OutboxStore, MailStore, OperatorStore,
-            OptOutStore, WebhookStore, PushStore, IdempotencyStore, Protocol):
+            OptOutStore, WebhookStore, PushStore, IdempotencyStore, PrivacyStore, Protocol):
     """Durable storage of accounts, messages and their history: every role (spool/
     implements it; only the composition root and the CLI hold it whole)."""
 

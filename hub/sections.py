@@ -143,9 +143,13 @@ class MessagesSection:
     max_segments: int = 6
     default_validity: float = 172_800.0
     max_client_ref_length: int = 64
+    # WASPA: appended to a marketing text that says nothing of how to opt out.
+    marketing_optout_text: str = " Reply STOP to opt out"
 
     def __post_init__(self) -> None:
         _check(1 <= self.max_segments <= 255, "max_segments: 1 to 255")
+        _check(bool(self.marketing_optout_text.strip()),
+               "marketing_optout_text: the instruction appended, not blank")
         _check(self.default_validity >= 0, "default_validity: seconds, 0 for none")
         _check(1 <= self.max_client_ref_length <= 255, "max_client_ref_length: 1 to 255")
 
@@ -240,6 +244,20 @@ class MaintenanceSection:
 
     def __post_init__(self) -> None:
         _check(self.interval > 0, "interval: seconds, greater than 0")
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacySection:
+    """POPIA: how long message texts are kept, and how the purge goes about it."""
+
+    retention_days: float = 90.0
+    purge_interval: float = 3600.0  # seconds between purge runs
+    purge_batch: int = 2000  # rows per transaction: the write lock is held that long
+
+    def __post_init__(self) -> None:
+        _check(self.retention_days > 0, "retention_days: days, greater than 0")
+        _check(self.purge_interval > 0, "purge_interval: seconds, greater than 0")
+        _check(1 <= self.purge_batch <= 50_000, "purge_batch: 1 to 50000")
 
 
 @dataclass(frozen=True, slots=True)

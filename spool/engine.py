@@ -95,7 +95,8 @@ def translate_errors() -> Iterator[None]:
 
 
 def _postgresql_engine(url: URL) -> Engine:
-    engine = create_engine(url, pool_pre_ping=True)
+    # hide_parameters: a statement's error names no text or number (POPIA: logs).
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -120,7 +121,8 @@ def _create_private(path: Path) -> None:
 def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
     if url.database and url.database != ":memory:":
         _create_private(Path(url.database))
-    engine = create_engine(url, connect_args={"timeout": busy_timeout})
+    engine = create_engine(url, connect_args={"timeout": busy_timeout},
+                           hide_parameters=True)
     pragmas = (
         "PRAGMA journal_mode=WAL",
         "PRAGMA synchronous=FULL",

@@ -105,4 +105,5 @@ def account_from_row(row: Mapping[Any, Any], sender_ids: Iterable[str]) -> Accou
         enabled=row["enabled"],
         has_password=row["password_hash"] is not None,
         deleted_at=row["deleted_at"],
+        marketing_optout=row["marketing_optout"],
     )

@@ -46,6 +46,7 @@ from hub.ports import (
     ReportDeadline,
     SchemaState,
 )
+from hub.privacy import Holdings, PrivacyEntry
 from spool import (
     acceptance,
     accounts,
@@ -59,6 +60,7 @@ from spool import (
     migrate,
     optouts,
     outbox,
+    privacy,
     pushes,
     queue,
     receipts,
@@ -469,3 +471,25 @@ class SqlSpool:
     def set_account_push_url(self, account_id: int, kind: CallbackKind, url: str | None,
                              now: datetime) -> None:
         pushes.set_account_url(self.db, account_id, kind, url, now)
+
+    # --- privacy (POPIA, WASPA's per-account rule) -----------------------------------
+
+    def purge_texts(self, before: datetime, limit: int) -> dict[str, int]:
+        return privacy.purge_texts(self.db, before, limit)
+
+    def record_privacy(self, at: datetime, action: str, subject: str | None, actor: str,
+                       detail: dict[str, int]) -> None:
+        privacy.record(self.db, at, action, subject, actor, detail)
+
+    def privacy_log(self, limit: int) -> list[PrivacyEntry]:
+        return privacy.log_entries(self.db, limit)
+
+    def holdings(self, number: str) -> Holdings:
+        return privacy.holdings(self.db, number)
+
+    def erase_number(self, number: str, at: datetime, subject: str,
+                     actor: str) -> dict[str, int]:
+        return privacy.erase_number(self.db, number, at, subject, actor)
+
+    def set_marketing_optout(self, account_name: str, rule: str) -> None:
+        privacy.set_marketing_optout(self.db, account_name, rule)

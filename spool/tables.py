@@ -92,6 +92,9 @@ accounts = Table(
     Column("enabled", Boolean, nullable=False),
     Column("created_at", UtcTime, nullable=False),
     Column("deleted_at", UtcTime),  # a tombstone: the name stays taken, history kept
+    # WASPA: a marketing text without an opt-out instruction gets one ("append") or is
+    # refused ("refuse"); hub.waspa.
+    Column("marketing_optout", Text, nullable=False, server_default="append"),
 )
 
 account_sender_ids = Table(
@@ -504,4 +507,19 @@ idempotency_keys = Table(
     Column("locked_until", UtcTime, nullable=False),
     Column("expires_at", UtcTime, nullable=False),
     Index("ix_idempotency_keys_expires", "expires_at"),
+)
+
+# --- privacy (POPIA, spool/privacy.py) ------------------------------------------------
+
+# What the hub did to personal data: each text purge past the retention, each erasure
+# for a number. `subject` is the number masked with its keyed hash, never the number.
+privacy_log = Table(
+    "privacy_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("at", UtcTime, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("subject", Text),
+    Column("actor", Text, nullable=False),
+    Column("detail", Text, nullable=False),  # JSON: what was done, row counts
 )

@@ -24,7 +24,9 @@ SPOOL_MAY_USE = {"hub.model", "hub.batches", "hub.mail", "hub.optouts", "hub.err
                  # so are the dialects' delivery-report pushes: which statuses each asks for.
                  "hub.pushes",
                  # idempotency keys: their records, and the error of a key no longer held.
-                 "hub.idempotency"}
+                 "hub.idempotency",
+                 # privacy (POPIA): what is held about a number, the privacy log.
+                 "hub.privacy"}
 DATABASE_LIBRARIES = {"sqlalchemy", "alembic", "psycopg", "sqlite3"}
 
 

@@ -12,11 +12,11 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from adapters.smtp.relay import Relay
+from hub import logs
 from hub.clock import utcnow
 from hub.errors import Rejected
 from hub.mail import Mail, NoticeKind
 from hub.model import Inbound, Message, OutboxItem
-from hub.numbers import mask
 from hub.ports import BatchStore, InboundStore, MailStore
 from hub.sections import SmtpSection
 from hub.spoolcall import SpoolThreads
@@ -75,7 +75,7 @@ class EmailChannel:
             f"{inbound.text}\n\n-- \nSMS reply from {inbound.sender}, received "
             f"{when:%Y-%m-%d %H:%M} ({self._zone.key}).\n"
             f"Reply to this email to send {inbound.sender} an SMS.\n")
-        log.debug("reply from %s", mask(inbound.sender), extra={"action": "mail-out"})
+        log.debug("reply from %s", logs.number(inbound.sender), extra={"action": "mail-out"})
         return message
 
     def _receipt(self, item: OutboxItem, mail: Mail, kind: NoticeKind,

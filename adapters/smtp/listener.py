@@ -25,7 +25,7 @@ from adapters.smtp.channel import EMAIL_CHANNEL
 from adapters.smtp.senders import MailLookups
 from adapters.smtp.session import CappedSMTP, ConnectionCaps
 from adapters.vendors import clickatell
-from hub import numbers
+from hub import logs, numbers
 from hub.accounts import Credentials
 from hub.clock import Clock, utcnow
 from hub.errors import SPOOL_FULL, HubError, Rejected, TemporaryFailure
@@ -140,7 +140,7 @@ class MailHandler:
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         if recipient.number is not None:
-            log.debug("RCPT %s", numbers.mask(recipient.number), extra={"action": "smtp-rcpt"})
+            log.debug("RCPT %s", logs.number(recipient.number), extra={"action": "smtp-rcpt"})
         return replies.OK
 
     def recipient(self, address: str) -> Recipient:

@@ -77,9 +77,11 @@ def test_an_import_adds_each_number_once_and_names_the_bad_lines(
 def test_account_set_shows_and_changes_the_opt_out_settings(cli: Any) -> None:
     code, shown = cli("account", "set", "acme", "--json")
     assert code == 0 and shown == {"account": "acme", "optout_scope": "marketing",
-                                   "optout_confirm": False}
+                                   "optout_confirm": False, "marketing_optout": "append"}
     code, changed = cli("account", "set", "acme", "--optout-confirm", "on", "--json")
     assert changed["optout_confirm"] is True and changed["optout_scope"] == "marketing"
+    code, changed = cli("account", "set", "acme", "--marketing-optout", "refuse", "--json")
+    assert changed["marketing_optout"] == "refuse" and changed["optout_confirm"] is True
 
 
 def test_a_confirmation_is_sent_when_the_account_asks(cli: Any) -> None:

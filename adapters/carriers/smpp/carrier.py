@@ -25,6 +25,7 @@ from adapters.carriers.smpp.session import (
     SessionClosed,
     SessionSettings,
 )
+from hub import logs
 from hub.clock import Clock, utcnow
 from hub.errors import TemporaryFailure
 from hub.faultlog import FaultLog
@@ -37,7 +38,6 @@ from hub.model import (
     SubmitResult,
     Verdict,
 )
-from hub.numbers import mask
 from hub.ports import CarrierSink, InboundPartStore
 from hub.spoolcall import SpoolThreads
 from hub.tasks import cancel_all
@@ -272,7 +272,7 @@ class SmppCarrier:
             if ids:  # parts already went out: a retry would send them twice
                 log.warning("%s: part %d of %d of a message to %s failed after earlier "
                             "parts were accepted: %s", self.name, number, len(encoded.parts),
-                            mask(message.recipient), outcome.error,
+                            logs.number(message.recipient), outcome.error,
                             extra={"action": "smpp-submit"})
                 break
             return SubmitResult(message.id, outcome.verdict, error=outcome.error)

@@ -1,0 +1,185 @@
+"""POPIA in the spool: texts purged past the retention a bounded batch per transaction,
+what is held about a number read and erased, the privacy log kept, and each account's
+WASPA rule for marketing texts without an opt-out instruction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, desc, select, update
+
+from hub.errors import NotFound
+from hub.events import EventType
+from hub.model import FINAL_STATUSES
+from hub.privacy import PURGED, Holdings, PrivacyEntry
+from spool.engine import Database
+from spool.inbound import inbound_from_row
+from spool.optouts import _from_row as optout_from_row
+from spool.rows import message_from_row
+from spool.tables import (
+    accounts,
+    idempotency_keys,
+    inbound,
+    inbound_parts,
+    mails,
+    messages,
+    metadata,
+    optouts,
+    outbox,
+    privacy_log,
+)
+
+_FINAL = sorted(s.value for s in FINAL_STATUSES)
+_RECEIVED = EventType.INBOUND_RECEIVED.value
+# A payload already purged says so in its compact JSON (spool/webhooks.py writes it).
+_PURGED_PAYLOAD = '%"text":' + json.dumps(PURGED) + "%"
+
+
+def purge_texts(db: Database, before: datetime, limit: int) -> dict[str, int]:
+    """One bounded step of the retention purge, in one transaction: up to `limit` rows of
+    each kind that hold text and are older than `before`. Status, cost, segments and
+    events stay; a message still to be sent keeps its text, whatever its age."""
+    with db.write() as conn:
+        return {
+            "messages": _purge_column(conn, messages, messages.c.text, limit,
+                                      messages.c.accepted_at < before,
+                                      messages.c.status.in_(_FINAL)),
+            "replies": _purge_column(conn, inbound, inbound.c.text, limit,
+                                     inbound.c.received_at < before),
+            "mail_subjects": _purge_column(conn, mails, mails.c.subject, limit,
+                                           mails.c.received_at < before),
+            "payloads": _purge_payloads(conn, limit, outbox.c.created_at < before),
+            "parts": _delete(conn, inbound_parts, inbound_parts.c.received_at < before),
+            # Stored answers (ids, numbers, errors) outlive no window this long anyway.
+            "answers": _delete(conn, idempotency_keys, idempotency_keys.c.created_at < before),
+        }
+
+
+def _purge_column(conn: Connection, table: Table, column: Any, limit: int,
+                  *conditions: Any) -> int:
+    key = table.c.id
+    ids = select(key).where(column != PURGED, *conditions).limit(limit)
+    found = list(conn.scalars(ids))
+    if not found:
+        return 0
+    conn.execute(update(table).where(key.in_(found)).values({column.name: PURGED}))
+    return len(found)
+
+
+def _purge_payloads(conn: Connection, limit: int, *conditions: Any) -> int:
+    """Webhook bodies of inbound.received events carry the reply's text: that member is
+    replaced, the rest of the body (ids, numbers, times) stays for the endpoint's log."""
+    rows = conn.execute(select(outbox.c.id, outbox.c.payload).where(
+        outbox.c.event_type == _RECEIVED, outbox.c.payload.is_not(None),
+        outbox.c.payload.not_like(_PURGED_PAYLOAD), *conditions).limit(limit)).all()
+    for row in rows:
+        conn.execute(update(outbox).where(outbox.c.id == row.id)
+                     .values(payload=_without_text(row.payload)))
+    return len(rows)
+
+
+def _without_text(payload: str) -> str:
+    body = json.loads(payload)
+    data = body.get("data")
+    if isinstance(data, dict) and "text" in data:
+        data["text"] = PURGED
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def _delete(conn: Connection, table: Table, condition: Any) -> int:
+    return int(conn.execute(delete(table).where(condition)).rowcount or 0)
+
+
+def record(db: Database, at: datetime, action: str, subject: str | None, actor: str,
+           detail: dict[str, int]) -> None:
+    with db.write() as conn:
+        _record(conn, at, action, subject, actor, detail)
+
+
+def _record(conn: Connection, at: datetime, action: str, subject: str | None, actor: str,
+            detail: dict[str, int]) -> None:
+    conn.execute(privacy_log.insert().values(at=at, action=action, subject=subject,
+                                             actor=actor, detail=json.dumps(detail)))
+
+
+def log_entries(db: Database, limit: int) -> list[PrivacyEntry]:
+    """The latest rows of the privacy log, newest first."""
+    p = privacy_log
+    with db.read() as conn:
+        rows = conn.execute(select(p).order_by(desc(p.c.id)).limit(limit)).all()
+    return [PrivacyEntry(int(r.id), r.at, r.action, r.subject, r.actor, json.loads(r.detail))
+            for r in rows]
+
+
+def holdings(db: Database, number: str) -> Holdings:
+    """Every row that names `number`: messages to it, its replies, its opt-out entries,
+    and rows of any consent table (a `number` or `recipient` column) the schema has."""
+    with db.read() as conn:
+        sent = conn.execute(select(messages).where(messages.c.recipient == number)
+                            .order_by(messages.c.id)).mappings()
+        found = [message_from_row(r) for r in sent]
+        replies = [inbound_from_row(r) for r in conn.execute(
+            select(inbound).where(inbound.c.sender == number)
+            .order_by(inbound.c.received_at, inbound.c.id)).mappings()]
+        lists = [optout_from_row(r) for r in conn.execute(
+            select(optouts).where(optouts.c.number == number).order_by(optouts.c.id))
+            .mappings()]
+        other = {t.name: _rows_naming(conn, t, number) for t in _consent_tables()}
+    return Holdings(number, found, replies, lists, other)
+
+
+def _consent_tables() -> Sequence[Table]:
+    return [t for name, t in sorted(metadata.tables.items())
+            if "consent" in name and ("number" in t.c or "recipient" in t.c)]
+
+
+def _rows_naming(conn: Connection, table: Table, number: str) -> list[dict[str, Any]]:
+    column = table.c.number if "number" in table.c else table.c.recipient
+    return [dict(r) for r in conn.execute(select(table).where(column == number)).mappings()]
+
+
+def erase_number(db: Database, number: str, at: datetime, subject: str,
+                 actor: str) -> dict[str, int]:
+    """What POPIA lets a data subject have removed, in one transaction with its privacy
+    log row: the texts of messages to `number` and of its replies (and their webhook
+    bodies). Opt-out entries stay: honouring them is a standing legal duty (WASPA, CPA
+    s11), and the number is the only way to honour them. Status, billing and events
+    stay (they hold no text)."""
+    with db.write() as conn:
+        replies = list(conn.scalars(select(inbound.c.id).where(inbound.c.sender == number)))
+        done = {
+            "messages": _erase(conn, messages, messages.c.recipient == number),
+            "replies": _erase(conn, inbound, inbound.c.sender == number),
+            "payloads": _erase_payloads(conn, replies),
+        }
+        _record(conn, at, "erase", subject, actor, done)
+    return done
+
+
+def _erase(conn: Connection, table: Table, condition: Any) -> int:
+    statement = update(table).where(condition, table.c.text != PURGED).values(text=PURGED)
+    return int(conn.execute(statement).rowcount or 0)
+
+
+def _erase_payloads(conn: Connection, inbound_ids: list[str]) -> int:
+    count = 0
+    for start in range(0, len(inbound_ids), 500):
+        rows = conn.execute(select(outbox.c.id, outbox.c.payload).where(
+            outbox.c.inbound_id.in_(inbound_ids[start:start + 500]),
+            outbox.c.event_type == _RECEIVED, outbox.c.payload.is_not(None))).all()
+        for row in rows:
+            conn.execute(update(outbox).where(outbox.c.id == row.id)
+                         .values(payload=_without_text(row.payload)))
+        count += len(rows)
+    return count
+
+
+def set_marketing_optout(db: Database, account_name: str, rule: str) -> None:
+    with db.write() as conn:
+        changed = conn.execute(update(accounts).where(accounts.c.name == account_name)
+                               .values(marketing_optout=rule)).rowcount
+    if not changed:
+        raise NotFound(f"no account named {account_name!r}")
