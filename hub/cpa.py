@@ -96,6 +96,11 @@ def hold(at: datetime) -> tuple[datetime, ErrorInfo] | None:
                                   f"next allowed moment {local_text(until)}")
 
 
+# What a held message whose validity ran out while it waited ends with.
+HELD_EXPIRED = ErrorInfo("expired", f"validity ended while held outside direct-marketing "
+                                    f"hours ({REGULATION})")
+
+
 def expired_before(until: datetime) -> ErrorInfo:
     """The reason of a held marketing message whose validity ends before `until`."""
     return ErrorInfo("expired", f"validity ended while held outside direct-marketing hours "

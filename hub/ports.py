@@ -15,7 +15,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from hub.audit import AuditStore
 from hub.batches import Batch
+from hub.consents import ConsentStore
 from hub.idempotency import Answer, KeyClaim, KeyRequest
 from hub.mail import Mail, MailSettings, NoticeKind
 from hub.model import (
@@ -534,7 +536,8 @@ class PushStore(Protocol):
 
 class Spool(SchemaAdmin, AccountStore, MessageStore, MessageQueue, ReceiptStore, BatchStore,
             InboundStore, InboundPartStore, OutboxStore, MailStore, OperatorStore,
-            OptOutStore, WebhookStore, PushStore, IdempotencyStore, PrivacyStore, Protocol):
+            OptOutStore, WebhookStore, PushStore, IdempotencyStore, PrivacyStore, ConsentStore,
+            AuditStore, Protocol):
     """Durable storage of accounts, messages and their history: every role (spool/
     implements it; only the composition root and the CLI hold it whole)."""
 

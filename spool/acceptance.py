@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from hub.errors import NotFound
-from hub.model import Message, NewMessage, Source, Status
+from hub.model import ErrorInfo, Message, NewMessage, Source, Status
 from hub.ports import CommitSeal, Committed
-from spool import idempotency
+from spool import consents, idempotency
 from spool.bulk import bulk_insert
 from spool.engine import Database
 from spool.ledger import Event, add_events
@@ -89,9 +89,10 @@ def accept(db: Database, group: Sequence[NewMessage],
             # Lock the accounts first so that duplicate checks and balances cannot race
             # another group for the same account (PostgreSQL; SQLite is serial anyway).
             balances, disabled = _lock_balances(conn, {nm.account_id for nm in group})
+            group, holds = consents.hold_new(conn, group)  # CPA hours for marketing
             plan = _Plan(balances, _stored_refs(conn, group), disabled, barred(conn, group))
             results = [plan.decide(nm, cost) for nm, cost in zip(group, costs, strict=True)]
-            _store(conn, plan)
+            _store(conn, plan, holds)
         for start, sealed in seals:  # idempotency keys answered with their messages
             idempotency.seal(conn, sealed,
                              sealed.answer(results[start:start + sealed.count]))
@@ -131,12 +132,15 @@ _DEBIT = (
 )
 
 
-def _store(conn: Connection, plan: _Plan) -> None:
+def _store(conn: Connection, plan: _Plan, holds: dict[str, ErrorInfo]) -> None:
     if not plan.stored:
         return
-    maker = _RowMaker()
+    maker = _RowMaker(holds)
     rows, events = maker.rows(plan.stored)
     bulk_insert(conn, messages, MESSAGE_COLUMNS, rows)
+    if holds:
+        consents.note_holds(conn, {nm.id: holds[nm.id] for nm, _ in plan.stored
+                                   if nm.id in holds})
     if maker.callbacks:  # only messages whose request asked for a push (dlr-url...)
         store_callbacks(conn, maker.callbacks)
     add_events(conn, events)
@@ -153,7 +157,8 @@ class _RowMaker:
     identity), and their event details repeat per source. String enums go to the driver
     as they are: they are str."""
 
-    def __init__(self) -> None:
+    def __init__(self, holds: dict[str, ErrorInfo]) -> None:
+        self._holds = holds  # marketing messages held for CPA hours: why
         self._micros: dict[int, int] = {}
         self._details: dict[Source, str] = {}
         self.callbacks: list[tuple[Any, ...]] = []
@@ -171,6 +176,8 @@ class _RowMaker:
             if due > accepted:
                 status, detail = Status.SCHEDULED, (
                     f"{self._detail(nm.source)}; scheduled for {nm.due_at.isoformat()}")
+                if nm.id in self._holds:
+                    detail = f"{detail}; {self._holds[nm.id].text}"
             else:
                 status, detail = Status.ACCEPTED, self._detail(nm.source)
             rows.append((

@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import TextualSelect
 
+from hub import cpa
 from hub.model import (
     FINAL_STATUSES,
     Claim,
@@ -32,6 +33,7 @@ from hub.model import (
     Status,
     Transition,
 )
+from spool import consents
 from spool.bulk import bulk_insert, bulk_update
 from spool.engine import Database
 from spool.ledger import NO_LEASE, Event, add_events, event, refund
@@ -70,12 +72,17 @@ def claim(db: Database, owner: str, limit: int, lease_seconds: float, now: datet
             lease_expires_at=expires_at,
             attempts=m.c.attempts + 1,
             updated_at=now,
+            # A marketing message held for CPA hours is due now: its reason no longer holds.
+            error_code=case((m.c.error_code == cpa.HELD, None), else_=m.c.error_code),
+            error_text=case((m.c.error_code == cpa.HELD, None), else_=m.c.error_text),
         )
         .returning(*m.c)
     )
     with db.write() as conn:
         rows = conn.execute(stmt).mappings().all()
         claimed = sorted(map(message_from_row, rows), key=_claim_order)
+        if not cpa.allowed(now):  # one pure check per batch; the hours are open most of the day
+            claimed = consents.hold_claimed(conn, claimed, now)
         add_events(conn, [_sending(x, owner, now) for x in claimed])
     return Claim(token, owner, expires_at, tuple(claimed))
 
@@ -263,7 +270,10 @@ def _requeue(conn: Connection, rows: Sequence[AnyRow], now: datetime, **extra: A
 
 def expire_due(db: Database, now: datetime) -> int:
     where: Where = [text(CLAIMABLE_SQL), m.c.expires_at.is_not(None), m.c.expires_at < now]
-    return _sweep(db, where, _finisher(Status.EXPIRED, EXPIRED, now))
+    # Marketing messages held for CPA hours say so: their expiry is the rule's doing.
+    held = _sweep(db, [*where, m.c.error_code == cpa.HELD],
+                  _finisher(Status.EXPIRED, cpa.HELD_EXPIRED, now))
+    return held + _sweep(db, where, _finisher(Status.EXPIRED, EXPIRED, now))
 
 
 def dead_letter(db: Database, older_than: datetime, now: datetime) -> int:

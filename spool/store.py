@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 from hub.batches import Batch
+from hub.consents import Consent
 from hub.idempotency import Answer, KeyClaim, KeyRequest
 from hub.mail import Mail, MailSettings, NoticeKind
 from hub.model import (
@@ -51,7 +52,9 @@ from spool import (
     acceptance,
     accounts,
     admin,
+    audit,
     batches,
+    consents,
     idempotency,
     inbound,
     inbound_parts,
@@ -462,6 +465,21 @@ class SqlSpool:
 
     def optout_confirmations_due(self, inbound_ids: Sequence[str]) -> list[OptOut]:
         return optouts.confirmations_due(self.db, inbound_ids)
+
+    # --- consents (CPA regulation 4) and the audit export ------------------------------
+
+    def add_consent(self, new: Consent) -> tuple[Consent, bool]:
+        return consents.add(self.db, new)
+
+    def remove_consent(self, account_id: int, number: str) -> bool:
+        return consents.remove(self.db, account_id, number)
+
+    def list_consents(self, account_id: int, after: str, limit: int) -> list[Consent]:
+        return consents.listed(self.db, account_id, after, limit)
+
+    def audit_trail(self, account_id: int, start: datetime, end: datetime, after_id: str,
+                    limit: int) -> list[tuple[Message, list[Event]]]:
+        return audit.trail(self.db, account_id, start, end, after_id, limit)
 
     # --- delivery-report pushes ----------------------------------------------------
 

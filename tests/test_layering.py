@@ -26,7 +26,10 @@ SPOOL_MAY_USE = {"hub.model", "hub.batches", "hub.mail", "hub.optouts", "hub.err
                  # idempotency keys: their records, and the error of a key no longer held.
                  "hub.idempotency",
                  # privacy (POPIA): what is held about a number, the privacy log.
-                 "hub.privacy"}
+                 "hub.privacy",
+                 # CPA regulation 4 is applied in intake's commit and the claim's own
+                 # transactions, as opt-outs are: the pure rule and the consent record.
+                 "hub.cpa", "hub.consents"}
 DATABASE_LIBRARIES = {"sqlalchemy", "alembic", "psycopg", "sqlite3"}
 
 

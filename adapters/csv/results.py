@@ -17,6 +17,7 @@ from typing import TextIO
 from adapters.csv.rows import Row
 from hub import numbers
 from hub.batches import Batch
+from hub.cells import FORMULA_START, neutral
 from hub.errors import Rejected
 from hub.model import Accepted, Message, Outcome
 
@@ -24,14 +25,7 @@ RESULT_HEADER = ("line", "recipient", "normalised", "status", "message_id", "seg
                  "cost", "reason")
 REPORT_HEADER = ("message_id", "recipient", "state", "status", "accepted_at",
                  "submitted_at", "completed_at", "error")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA_CHARS = frozenset(_FORMULA_START)
-
-
-def neutral(value: object) -> str:
-    """A cell Excel and LibreOffice show as text: formulas get a leading apostrophe."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+_FORMULA_CHARS = frozenset(FORMULA_START)
 
 
 def _open(path: Path) -> TextIO:

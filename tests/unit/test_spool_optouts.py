@@ -5,7 +5,7 @@ the lists are added to, paged and removed from."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from ulid import ULID
 
@@ -24,7 +24,13 @@ def stop(spool: SqlSpool, text: str = "STOP", carrier_id: str | None = "mo-1") -
     return spool.store_inbound([item])[0].id
 
 
+# A Wednesday noon in the hub's zone: inside CPA marketing hours (NOW is a Saturday
+# afternoon, when the spool would hold them; tests/unit/test_spool_cpa.py tests that).
+IN_HOURS = datetime(2025, 3, 5, 10, 0, tzinfo=UTC)
+
+
 def marketing(account: Account, **kwargs: object) -> NewMessage:
+    kwargs.setdefault("accepted_at", IN_HOURS)
     return replace(new_message(account, recipient=HANDSET, **kwargs),  # type: ignore[arg-type]
                    message_class=MessageClass.MARKETING)
 

@@ -1,0 +1,47 @@
+"""The dispatcher under a fake clock and CPA regulation 4 (issue #15), on SQLite and
+PostgreSQL: marketing due at 19:59 and claimed at 20:00 never reaches the carrier and
+waits for Saturday 09:00; at 09:00 it goes; transactional messages go at any hour."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from hub import cpa
+from hub.model import MessageClass, Status
+from tests.factories import make_account, new_message
+from tests.integration.test_dispatcher import Stack, make_stack
+
+_ = make_stack  # the fixture, shared with test_dispatcher.py
+
+
+def sa(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=cpa.ZONE).astimezone(UTC)
+
+
+async def test_claimed_after_closing_waits_and_goes_when_the_hours_open(
+    make_stack: Any,
+) -> None:
+    now = [sa("2026-12-04T20:00")]
+    stack: Stack = await make_stack(clock=lambda: now[0])
+    account = make_account(stack.spool, credits="100")
+    accepted = sa("2026-12-04T19:00")
+    due = sa("2026-12-04T19:59")
+    promo = replace(new_message(account, accepted_at=accepted, due_in=3540),
+                    message_class=MessageClass.MARKETING)
+    receipt = new_message(account, accepted_at=accepted, due_in=3540)
+    assert promo.due_at == due
+    stack.spool.accept([promo, receipt])
+    assert await stack.dispatcher.run_once() == 1  # only the transactional one
+    assert stack.seen[receipt.id] == 1 and stack.seen[promo.id] == 0
+    held = stack.spool.get_message(promo.id)
+    assert held is not None and held.status is Status.SCHEDULED
+    assert held.due_at == sa("2026-12-05T09:00") and held.attempts == 0
+    now[0] = sa("2026-12-05T08:59")
+    assert await stack.dispatcher.run_once() == 0
+    now[0] = sa("2026-12-05T09:00")
+    assert await stack.dispatcher.run_once() == 1
+    assert stack.seen[promo.id] == 1
+    sent = stack.spool.get_message(promo.id)
+    assert sent is not None and sent.status is Status.SUBMITTED and sent.error is None

@@ -1,0 +1,192 @@
+"""CPA regulation 4 where a marketing message becomes due, on SQLite and PostgreSQL:
+intake's commit holds one accepted outside the hours, the claim holds one whose hours
+closed while it waited; consent lifts the rule for its account and number only."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hub import cpa
+from hub.consents import Consent
+from hub.model import Account, MessageClass, NewMessage, Status, Transition
+from spool import SqlSpool
+from tests.factories import make_account, new_message
+
+
+def sa(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=cpa.ZONE).astimezone(UTC)
+
+
+def marketing(account: Account, at: datetime, *, due: datetime | None = None,
+              recipient: str = "+27821234567", expires_at: datetime | None = None,
+              ) -> NewMessage:
+    nm = new_message(account, accepted_at=at, recipient=recipient, expires_at=expires_at)
+    due_at = due or at
+    return replace(nm, message_class=MessageClass.MARKETING, due_at=due_at,
+                   send_at=due_at if due_at > at else None)
+
+
+def stored(spool: SqlSpool, message_id: str):
+    found = spool.get_message(message_id)
+    assert found is not None
+    return found
+
+
+def test_marketing_accepted_on_saturday_at_1300_is_held_until_monday(spool: SqlSpool) -> None:
+    account = make_account(spool)
+    at = sa("2026-12-05T13:00")
+    held, plain = spool.accept([marketing(account, at), new_message(account, accepted_at=at)])
+    assert held.message is not None and held.message.initial_status is Status.SCHEDULED
+    assert plain.message is not None and plain.message.initial_status is Status.ACCEPTED
+    m = stored(spool, held.message.id)
+    assert (m.status, m.due_at) == (Status.SCHEDULED, sa("2026-12-07T08:00"))
+    assert m.error is not None and m.error.code == "cpa_hours"
+    assert "on a Saturday after 13:00" in m.error.text
+    assert "2026-12-07T08:00+02:00" in m.error.text
+    [event] = spool.events(m.id)
+    assert event.status is Status.SCHEDULED and "held: no direct marketing" in event.detail
+
+
+def test_marketing_accepted_on_saturday_at_1259_is_due_at_once(spool: SqlSpool) -> None:
+    account = make_account(spool)
+    [done] = spool.accept([marketing(account, sa("2026-12-05T12:59"))])
+    assert done.message is not None
+    m = stored(spool, done.message.id)
+    assert m.status is Status.ACCEPTED and m.error is None
+
+
+def test_marketing_scheduled_for_a_sunday_waits_for_monday(spool: SqlSpool) -> None:
+    account = make_account(spool)
+    [done] = spool.accept([marketing(account, sa("2026-12-04T10:00"),
+                                     due=sa("2026-12-06T10:00"))])
+    assert done.message is not None
+    assert stored(spool, done.message.id).due_at == sa("2026-12-07T08:00")
+
+
+def test_consent_lets_that_number_go_for_that_account_only(spool: SqlSpool) -> None:
+    account, other = make_account(spool), make_account(spool)
+    at = sa("2026-12-06T10:00")  # a Sunday
+    spool.add_consent(Consent(account.id, "+27821234567", at, "signed form 7"))
+    mine, theirs, another = spool.accept([
+        marketing(account, at), marketing(other, at),
+        marketing(account, at, recipient="+27831234567")])
+    assert mine.message is not None and theirs.message is not None
+    assert another.message is not None
+    assert stored(spool, mine.message.id).status is Status.ACCEPTED
+    assert stored(spool, theirs.message.id).status is Status.SCHEDULED
+    assert stored(spool, another.message.id).status is Status.SCHEDULED
+    claimed = spool.claim("n", 10, 60, at)
+    assert [x.id for x in claimed.messages] == [mine.message.id]
+
+
+def test_claimed_at_2000_on_friday_goes_back_to_scheduled(spool: SqlSpool) -> None:
+    account = make_account(spool)
+    at = sa("2026-12-04T19:00")
+    [done] = spool.accept([marketing(account, at, due=sa("2026-12-04T19:59"))])
+    assert done.message is not None
+    assert spool.claim("n", 10, 60, sa("2026-12-04T20:00")).messages == ()
+    m = stored(spool, done.message.id)
+    assert (m.status, m.due_at, m.attempts) == (Status.SCHEDULED, sa("2026-12-05T09:00"), 0)
+    assert m.error is not None and "after 20:00" in m.error.text
+    assert "held: no direct marketing after 20:00" in spool.events(m.id)[-1].detail
+    # At 09:00 it goes, and the hold's reason no longer shows on it.
+    [again] = spool.claim("n", 10, 60, sa("2026-12-05T09:00")).messages
+    assert again.id == m.id and again.error is None
+
+
+def test_claimed_at_1959_on_friday_is_sent(spool: SqlSpool) -> None:
+    account = make_account(spool)
+    at = sa("2026-12-04T19:00")
+    [done] = spool.accept([marketing(account, at, due=sa("2026-12-04T19:59"))])
+    assert done.message is not None
+    [claimed] = spool.claim("n", 10, 60, sa("2026-12-04T19:59")).messages
+    assert claimed.id == done.message.id and claimed.status is Status.SENDING
+
+
+def test_a_batch_spanning_the_boundary_holds_the_rest_in_order(spool: SqlSpool) -> None:
+    account = make_account(spool)
+    at = sa("2026-12-05T12:00")
+    batch = [marketing(account, at, recipient=f"+2782123456{n}") for n in range(6)]
+    transactional = new_message(account, accepted_at=at)
+    spool.accept([*batch, transactional])
+    first = spool.claim("n", 2, 60, sa("2026-12-05T12:59:30"))
+    assert [x.id for x in first.messages] == [x.id for x in batch[:2]]
+    later = spool.claim("n", 10, 60, sa("2026-12-05T13:00"))
+    assert [x.id for x in later.messages] == [transactional.id]  # not marketing: it goes
+    for nm in batch[2:]:
+        assert stored(spool, nm.id).status is Status.SCHEDULED
+    assert spool.claim("n", 10, 60, sa("2026-12-07T07:59")).messages == ()
+    monday = spool.claim("n", 10, 60, sa("2026-12-07T08:00"))
+    assert [x.id for x in monday.messages] == [x.id for x in batch[2:]]
+
+
+def test_public_holiday_on_a_monday_holds_until_tuesday(spool: SqlSpool) -> None:
+    account = make_account(spool)
+    [done] = spool.accept([marketing(account, sa("2026-04-27T10:00"))])  # Freedom Day
+    assert done.message is not None
+    assert stored(spool, done.message.id).due_at == sa("2026-04-28T08:00")
+    [tuesday] = spool.accept([marketing(account, sa("2026-04-28T10:00"))])
+    assert tuesday.message is not None
+    assert stored(spool, tuesday.message.id).status is Status.ACCEPTED
+
+
+def test_an_observed_holiday_holds_too(spool: SqlSpool) -> None:
+    account = make_account(spool)
+    [done] = spool.accept([marketing(account, sa("2026-08-10T10:00"))])  # Women's Day, observed
+    assert done.message is not None
+    m = stored(spool, done.message.id)
+    assert m.due_at == sa("2026-08-11T08:00")
+    assert m.error is not None and "(observed)" in m.error.text
+
+
+def test_claimed_after_hours_expiring_before_they_open_ends_expired(spool: SqlSpool) -> None:
+    account = make_account(spool, credits="1")
+    at = sa("2026-12-04T19:00")
+    [done] = spool.accept([marketing(account, at, due=sa("2026-12-04T19:59"),
+                                     expires_at=sa("2026-12-05T08:00"))])
+    assert done.message is not None
+    assert spool.claim("n", 10, 60, sa("2026-12-04T20:00")).messages == ()
+    m = stored(spool, done.message.id)
+    assert m.status is Status.EXPIRED and m.error is not None
+    assert m.error.code == "expired" and "direct-marketing hours" in m.error.text
+    assert spool.get_account(account.name).balance == Decimal("1")  # refunded
+
+
+def test_held_at_intake_and_expired_meanwhile_says_why(spool: SqlSpool) -> None:
+    account = make_account(spool)
+    at = sa("2026-12-05T22:00")
+    [done] = spool.accept([marketing(account, at, expires_at=at + timedelta(hours=2))])
+    assert done.message is not None
+    assert spool.expire_due(at + timedelta(hours=3)) == 1
+    m = stored(spool, done.message.id)
+    assert m.status is Status.EXPIRED and m.error is not None
+    assert "held outside direct-marketing hours" in m.error.text
+    assert spool.events(m.id)[-1].status is Status.EXPIRED
+
+
+def test_a_sent_message_does_not_keep_the_hold_as_its_error(spool: SqlSpool) -> None:
+    account = make_account(spool)
+    [done] = spool.accept([marketing(account, sa("2026-12-06T10:00"))])
+    assert done.message is not None
+    claim = spool.claim("n", 10, 60, sa("2026-12-07T08:00"))
+    spool.record(claim.token, [Transition(done.message.id, Status.SUBMITTED, carrier="sim",
+                                          carrier_message_id="c1")], sa("2026-12-07T08:00"))
+    m = stored(spool, done.message.id)
+    assert m.status is Status.SUBMITTED and m.error is None
+
+
+def test_consents_are_added_once_listed_and_removed(spool: SqlSpool) -> None:
+    account = make_account(spool)
+    at = sa("2026-12-06T10:00")
+    first, added = spool.add_consent(Consent(account.id, "+27821234567", at, "form"))
+    again, added_again = spool.add_consent(Consent(account.id, "+27821234567", at, "other"))
+    assert added and not added_again and again == first and again.note == "form"
+    spool.add_consent(Consent(account.id, "+27831234567", at))
+    page = spool.list_consents(account.id, "", 1)
+    assert [c.number for c in page] == ["+27821234567"]
+    assert [c.number for c in spool.list_consents(account.id, page[-1].number, 10)] == [
+        "+27831234567"]
+    assert spool.remove_consent(account.id, "+27821234567")
+    assert not spool.remove_consent(account.id, "+27821234567")
