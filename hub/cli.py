@@ -18,6 +18,7 @@ from hub.accounts import load_secret
 from hub.cli_accounts import account_commands, batch_commands
 from hub.cli_base import command, emit, name_spool, open_spool
 from hub.cli_carriers import carrier_commands
+from hub.cli_consents import audit_commands, consent_commands
 from hub.cli_messages import message_commands
 from hub.cli_optouts import inbound_commands, optout_commands
 from hub.cli_privacy import privacy_commands
@@ -82,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     message_commands(sub)
     inbound_commands(sub)
     optout_commands(sub)
+    consent_commands(sub)
+    audit_commands(sub)
     webhook_commands(sub)
     privacy_commands(sub)
     send = command(sub, "send", _send, "send one SMS and print its message id")

@@ -7,7 +7,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from hub.model import Event, Inbound, Message, WebhookEndpoint
+from hub import cpa
+from hub.consents import Consent
+from hub.model import Event, Inbound, Message, Status, WebhookEndpoint
 from hub.optouts import OptOut
 
 
@@ -46,9 +48,19 @@ def message_view(message: Message, events: list[Event]) -> dict[str, Any]:
         "submitted_at": _iso(message.submitted_at),
         "completed_at": _iso(message.completed_at),
         "updated_at": _iso(message.updated_at),
+        "held": held_view(message),
         "events": [{"at": _iso(e.at), "status": e.status.value, "detail": e.detail}
                    for e in events],
     }
+
+
+def held_view(message: Message) -> dict[str, Any] | None:
+    """Why a marketing message waits (CPA regulation 4) and until when; None otherwise."""
+    if message.status is not Status.SCHEDULED or message.error is None \
+            or message.error.code != cpa.HELD:
+        return None
+    return {"code": message.error.code, "reason": message.error.text,
+            "until": _iso(message.due_at)}
 
 
 def inbound_view(message: Inbound) -> dict[str, Any]:
@@ -74,6 +86,12 @@ def optout_view(optout: OptOut) -> dict[str, Any]:
         "reason": optout.reason,
         "inbound_id": optout.inbound_id,
     }
+
+
+def consent_view(consent: Consent) -> dict[str, Any]:
+    """A recipient's consent to marketing outside CPA hours, as the account recorded it."""
+    return {"number": consent.number, "created_at": _iso(consent.created_at),
+            "note": consent.note}
 
 
 def webhook_view(endpoint: WebhookEndpoint, with_secret: bool = False) -> dict[str, Any]:

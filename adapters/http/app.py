@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.accounts import Credentials
 from hub.clock import utcnow
+from hub.consents import ConsentStore
 from hub.errors import HubError, TemporaryFailure
 from hub.faultlog import FaultLog
 from hub.intake import Intake
@@ -48,10 +49,11 @@ _Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class HttpStore(AccountStore, MessageStore, InboundStore, OptOutStore, WebhookStore,
-                SchemaAdmin, BatchStore, OperatorStore, IdempotencyStore, Protocol):
+                SchemaAdmin, BatchStore, OperatorStore, IdempotencyStore, ConsentStore,
+                Protocol):
     """The spool roles behind the HTTP listener: readiness, metrics, messages and
     replies read back for the JSON API and the XML dialects, opt-out lists, batches,
-    messages listed and cancelled, idempotency keys."""
+    messages listed and cancelled, idempotency keys, consents."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,16 @@ from collections.abc import Sequence
 
 from starlette.routing import BaseRoute
 
-from adapters.http import account, batches, inbound, messages, openapi, optouts, webhooks
+from adapters.http import (
+    account,
+    batches,
+    consents,
+    inbound,
+    messages,
+    openapi,
+    optouts,
+    webhooks,
+)
 from adapters.http.app import HttpContext
 from adapters.http.dialects import routing as dialects
 from adapters.http.server import HttpServer
@@ -33,7 +42,8 @@ def build(config: Config, core: Core, routes: Sequence[BaseRoute] = ()) -> HttpS
     )
     xml = XmlSettings(config.xml.max_body_bytes, config.xml.max_messages)
     # The JSON API's account lists and settings beside the messages.
-    lists = [*inbound.routes(ctx), *optouts.routes(ctx), *webhooks.routes(ctx),
+    lists = [*inbound.routes(ctx), *optouts.routes(ctx), *consents.routes(ctx),
+             *webhooks.routes(ctx),
              *messages.routes(ctx), *batches.routes(ctx), *account.routes(ctx),
              *openapi.routes()]  # its description: /openapi.json and /docs/api
     # The WinSMS, Clickatell and Kannel paths, HTTP and XML, as [dialects] switches them.

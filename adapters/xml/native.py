@@ -298,6 +298,8 @@ def _status_attributes(m: Message) -> dict[str, str]:
         attrib["clientRef"] = m.client_ref
     if m.completed_at is not None:
         attrib["completedAt"] = m.completed_at.isoformat()
+    if views.held_view(m) is not None:  # CPA hours: the <error> element says why
+        attrib["heldUntil"] = m.due_at.isoformat()
     return attrib
 
 
