@@ -72,3 +72,10 @@ def test_audit_export_shows_the_hold_and_neutralises_cells(cli: Any, tmp_path: P
     assert cli("audit", "export", "--account", "acme", "--from", str(today + timedelta(2)),
                "--to", str(today + timedelta(3)), "--output", str(out))[0] == 0
     assert out.read_text(encoding="utf-8").count("\n") == 1  # the header alone
+
+
+def test_privacy_export_lists_the_numbers_consents(cli: Any) -> None:
+    assert cli("consent", "add", "0821234567", "--account", "acme", "--note", "form 4")[0] == 0
+    code, held = cli("privacy", "export", "0821234567", "--json")
+    assert code == 0
+    assert [(c["number"], c["note"]) for c in held["consents"]] == [("+27821234567", "form 4")]
