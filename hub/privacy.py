@@ -17,6 +17,9 @@ from hub.optouts import OptOut
 # What a purged or erased text reads as: not empty, so nobody takes it for a message
 # that was sent blank, and the same marker everywhere (messages, replies, payloads).
 PURGED = "[purged]"
+# What the retention purge rewrites, each kind in id order (ULIDs: the order they came
+# in): messages' texts, replies' texts, mail subjects, reply texts in webhook bodies.
+PURGE_KINDS = ("messages", "replies", "mail_subjects", "payloads")
 HASH_CHARS = 8  # 32 bits: enough to tell numbers apart in a log, too few to look one up
 
 
@@ -57,9 +60,15 @@ class PrivacyStore(Protocol):
     """The spool's privacy role: purge old texts a batch at a time, read and erase what
     is held about a number, keep the privacy log, and each account's WASPA rule."""
 
-    def purge_texts(self, before: datetime, limit: int) -> dict[str, int]:
-        """Replace at most `limit` texts (of each kind) of what was finished before
-        `before` by PURGED, in one short transaction; counts by kind."""
+    def purge_texts(self, kind: str, before: datetime, after: str,
+                    limit: int) -> tuple[int, str | None]:
+        """Replace by PURGED the texts of the next `limit` rows of `kind` after id
+        `after` older than `before`, in one short transaction: how many, and the id to
+        go on after (None: that kind is done)."""
+        ...
+
+    def purge_leftovers(self, before: datetime) -> dict[str, int]:
+        """Delete unfinished reply parts and idempotency answers older than `before`."""
         ...
 
     def record_privacy(self, at: datetime, action: str, subject: str | None, actor: str,

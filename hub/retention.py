@@ -10,13 +10,13 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from hub.clock import Clock, utcnow
-from hub.privacy import PrivacyStore
+from hub.privacy import PURGE_KINDS, PrivacyStore
 from hub.spoolcall import SpoolThreads
 
 log = logging.getLogger(__name__)
 ACTOR = "maintenance"
-# A purge of a million rows goes by this many batches per run; the next run goes on.
-MAX_BATCHES_PER_RUN = 1000
+# Batches of each kind per run (a million rows at the default batch); the next run goes on.
+MAX_BATCHES_PER_RUN = 500
 
 
 class Retention:
@@ -44,16 +44,24 @@ class Retention:
         return await self.purge()
 
     async def purge(self) -> int:
-        """Every text older than the retention, a batch per transaction; recorded once."""
+        """Every text older than the retention, a batch per transaction, each kind
+        walked once in id order; recorded once, if anything was purged."""
         spool, now = self._runner.spool, self._clock()
         before = now - self._keep
-        totals: dict[str, int] = {}
+        totals = dict.fromkeys(PURGE_KINDS, 0)
+        after = dict.fromkeys(PURGE_KINDS, "")
         for _ in range(MAX_BATCHES_PER_RUN):
-            done = await self._runner.call(spool.purge_texts, before, self._batch)
-            for kind, count in done.items():
-                totals[kind] = totals.get(kind, 0) + count
-            if max(done.values(), default=0) < self._batch:
+            if not after:
                 break
+            for kind, start in list(after.items()):
+                count, going_on = await self._runner.call(spool.purge_texts, kind, before,
+                                                          start, self._batch)
+                totals[kind] += count
+                if going_on is None:
+                    del after[kind]
+                else:
+                    after[kind] = going_on
+        totals.update(await self._runner.call(spool.purge_leftovers, before))
         purged = sum(totals.values())
         if purged:
             await self._runner.call(spool.record_privacy, now, "purge", None, ACTOR, totals)

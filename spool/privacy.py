@@ -38,47 +38,57 @@ _RECEIVED = EventType.INBOUND_RECEIVED.value
 _PURGED_PAYLOAD = '%"text":' + json.dumps(PURGED) + "%"
 
 
-def purge_texts(db: Database, before: datetime, limit: int) -> dict[str, int]:
-    """One bounded step of the retention purge, in one transaction: up to `limit` rows of
-    each kind that hold text and are older than `before`. Status, cost, segments and
-    events stay; a message still to be sent keeps its text, whatever its age."""
+def _purgeable(kind: str, before: datetime) -> tuple[Table, Any, list[Any]]:
+    """Where a kind of hub.privacy.PURGE_KINDS keeps its text, and when a row is old."""
+    if kind == "messages":  # a message still to be sent keeps its text, whatever its age
+        return messages, messages.c.text, [messages.c.accepted_at < before,
+                                           messages.c.status.in_(_FINAL)]
+    if kind == "replies":
+        return inbound, inbound.c.text, [inbound.c.received_at < before]
+    if kind == "mail_subjects":
+        return mails, mails.c.subject, [mails.c.received_at < before]
+    return outbox, outbox.c.payload, [outbox.c.created_at < before,
+                                      outbox.c.event_type == _RECEIVED,
+                                      outbox.c.payload.is_not(None)]
+
+
+def purge_texts(db: Database, kind: str, before: datetime, after: str,
+                limit: int) -> tuple[int, str | None]:
+    """One bounded step of the retention purge of `kind` (one of PURGE_KINDS): the next `limit`
+    rows after id `after` that still hold text and are older than `before`. They are
+    found in a read transaction (the scan takes no write lock) and rewritten in a short
+    write transaction of their own. Returns how many were purged and the id to go on
+    after, or None once the kind is done. Status, cost, segments and events stay."""
+    table, column, old = _purgeable(kind, before)
+    key = table.c.id
+    unpurged = (column.not_like(_PURGED_PAYLOAD) if kind == "payloads"
+                else column != PURGED)
+    query = (select(key, column) if kind == "payloads" else select(key)).where(
+        key > after, unpurged, *old).order_by(key).limit(limit)
+    with db.read() as conn:
+        found = conn.execute(query).all()
+    if not found:
+        return 0, None
+    ids = [row[0] for row in found]
+    with db.write() as conn:
+        if kind == "payloads":
+            for row in found:  # the conditions again: nothing may have changed since
+                conn.execute(update(outbox).where(key == row[0], unpurged)
+                             .values(payload=_without_text(row[1])))
+        else:
+            conn.execute(update(table).where(key.in_(ids), unpurged, *old)
+                         .values({column.name: PURGED}))
+    return len(ids), (ids[-1] if len(ids) == limit else None)
+
+
+def purge_leftovers(db: Database, before: datetime) -> dict[str, int]:
+    """What is deleted rather than rewritten: parts of long replies never completed, and
+    the stored answers of idempotency keys (normally gone within a day anyway)."""
     with db.write() as conn:
         return {
-            "messages": _purge_column(conn, messages, messages.c.text, limit,
-                                      messages.c.accepted_at < before,
-                                      messages.c.status.in_(_FINAL)),
-            "replies": _purge_column(conn, inbound, inbound.c.text, limit,
-                                     inbound.c.received_at < before),
-            "mail_subjects": _purge_column(conn, mails, mails.c.subject, limit,
-                                           mails.c.received_at < before),
-            "payloads": _purge_payloads(conn, limit, outbox.c.created_at < before),
             "parts": _delete(conn, inbound_parts, inbound_parts.c.received_at < before),
-            # Stored answers (ids, numbers, errors) outlive no window this long anyway.
             "answers": _delete(conn, idempotency_keys, idempotency_keys.c.created_at < before),
         }
-
-
-def _purge_column(conn: Connection, table: Table, column: Any, limit: int,
-                  *conditions: Any) -> int:
-    key = table.c.id
-    ids = select(key).where(column != PURGED, *conditions).limit(limit)
-    found = list(conn.scalars(ids))
-    if not found:
-        return 0
-    conn.execute(update(table).where(key.in_(found)).values({column.name: PURGED}))
-    return len(found)
-
-
-def _purge_payloads(conn: Connection, limit: int, *conditions: Any) -> int:
-    """Webhook bodies of inbound.received events carry the reply's text: that member is
-    replaced, the rest of the body (ids, numbers, times) stays for the endpoint's log."""
-    rows = conn.execute(select(outbox.c.id, outbox.c.payload).where(
-        outbox.c.event_type == _RECEIVED, outbox.c.payload.is_not(None),
-        outbox.c.payload.not_like(_PURGED_PAYLOAD), *conditions).limit(limit)).all()
-    for row in rows:
-        conn.execute(update(outbox).where(outbox.c.id == row.id)
-                     .values(payload=_without_text(row.payload)))
-    return len(rows)
 
 
 def _without_text(payload: str) -> str:

@@ -492,8 +492,12 @@ class SqlSpool:
 
     # --- privacy (POPIA, WASPA's per-account rule) -----------------------------------
 
-    def purge_texts(self, before: datetime, limit: int) -> dict[str, int]:
-        return privacy.purge_texts(self.db, before, limit)
+    def purge_texts(self, kind: str, before: datetime, after: str,
+                    limit: int) -> tuple[int, str | None]:
+        return privacy.purge_texts(self.db, kind, before, after, limit)
+
+    def purge_leftovers(self, before: datetime) -> dict[str, int]:
+        return privacy.purge_leftovers(self.db, before)
 
     def record_privacy(self, at: datetime, action: str, subject: str | None, actor: str,
                        detail: dict[str, int]) -> None:

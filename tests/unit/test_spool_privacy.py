@@ -5,16 +5,22 @@ and events stay; what is held about a number exported and erased, opt-outs kept.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
 
 from hub.ids import new_id
-from hub.model import Account, InboundMessage, NewInbound, Status
+from hub.model import Account, InboundMessage, NewInbound, Status, WebhookEndpoint
 from hub.optouts import NewOptOut, OptOutMethod
 from hub.privacy import PURGED, pseudonym
 from hub.retention import Retention
 from hub.spoolcall import SpoolThreads
 from spool import SqlSpool
+from spool.tables import outbox
 from tests.factories import NOW, new_message
 
 NUMBER = "+27821234590"
@@ -44,7 +50,8 @@ def _retention(spool: SqlSpool, batch: int) -> tuple[Retention, SpoolThreads[Sql
 
 
 def test_purge_replaces_old_texts_in_batches_and_keeps_billing_rows(
-        spool: SqlSpool, make_account: Callable[..., Account]) -> None:
+        spool: SqlSpool, make_account: Callable[..., Account],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     account = make_account()
     old = [_finished(spool, account, OLD + timedelta(seconds=i), f"old secret {i}")
            for i in range(5)]
@@ -53,9 +60,19 @@ def test_purge_replaces_old_texts_in_batches_and_keeps_billing_rows(
     spool.accept([pending])
     old_reply, young_reply = _reply(spool, OLD, "old reply"), _reply(spool, YOUNG, "new reply")
     before = {i: (spool.get_message(i), spool.events(i)) for i in old}
+    steps: list[tuple[str, int]] = []
+    purge_texts = spool.purge_texts
+
+    def recorded(kind: str, *args: Any) -> tuple[int, str | None]:
+        done = purge_texts(kind, *args)
+        steps.append((kind, done[0]))
+        return done
+
+    monkeypatch.setattr(spool, "purge_texts", recorded)
     retention, runner = _retention(spool, batch=2)  # 5 old texts: three transactions
     try:
         assert asyncio.run(retention.purge()) == 6  # five messages and one reply
+        assert [n for kind, n in steps if kind == "messages"] == [2, 2, 1]
         assert asyncio.run(retention.purge()) == 0  # nothing left; not recorded again
     finally:
         runner.shutdown()
@@ -125,3 +142,31 @@ def test_erase_removes_texts_keeps_optouts_and_billing_and_records_who(
     [entry] = spool.privacy_log(10)
     assert (entry.action, entry.subject, entry.actor) == ("erase", subject, "cli:ops")
     assert "821234590" not in subject
+
+
+def test_purge_and_erase_rewrite_the_reply_text_in_webhook_bodies_only(
+        spool: SqlSpool, make_account: Callable[..., Account]) -> None:
+    account = make_account()
+    spool.create_webhook(WebhookEndpoint(new_id(), account.id, "https://example.com/hook",
+                                         frozenset({"inbound.received"}), "whsec_x", OLD))
+    _finished(spool, account, OLD - timedelta(hours=3), "asked")
+    _reply(spool, OLD, "my private answer")
+    _finished(spool, account, YOUNG - timedelta(hours=3), "asked again")
+    _reply(spool, YOUNG, "a young answer")
+    retention, runner = _retention(spool, batch=10)
+    try:
+        asyncio.run(retention.purge())
+    finally:
+        runner.shutdown()
+    old_body, young_body = _bodies(spool)
+    assert old_body["data"]["text"] == PURGED and old_body["data"]["from"] == NUMBER
+    assert young_body["data"]["text"] == "a young answer"
+    assert spool.erase_number(NUMBER, NOW, "x", "cli:ops")["payloads"] == 2
+    assert [b["data"]["text"] for b in _bodies(spool)] == [PURGED, PURGED]
+
+
+def _bodies(spool: SqlSpool) -> list[dict[str, Any]]:
+    with spool.db.read() as conn:
+        rows = conn.execute(select(outbox.c.payload).where(outbox.c.payload.is_not(None))
+                            .order_by(outbox.c.id)).scalars().all()
+    return [json.loads(r) for r in rows]
