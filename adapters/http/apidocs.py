@@ -148,14 +148,15 @@ def _schema_section(name: str, schema: dict[str, Any]) -> str:
     out = [f"<h3 id='schema-{escape(name)}'>{escape(name)}</h3>"]
     if schema.get("description"):
         out.append(f"<p>{_text(schema['description'])}</p>")
-    parts = schema.get("allOf", [schema])
-    for part in parts:
+    for part in [schema, *schema.get("allOf", [])]:
         if "$ref" in part:
             out.append(f"<p>Everything in {_link(part['$ref'])}, and:</p>")
         elif part.get("properties"):
             out.append(_properties(part))
     if "properties" not in schema and "allOf" not in schema:
         out.append(f"<p>{_type(schema)}</p>")
+    # A JSON Schema's own definitions (the webhook event's message, inbound ...).
+    out += [_schema_section(name, inner) for name, inner in schema.get("$defs", {}).items()]
     return "\n".join(out)
 
 
