@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from adapters.http import openapi
 from hub.clock import utcnow
@@ -66,9 +66,8 @@ def test_the_spec_is_valid_openapi_3_1() -> None:
 def test_every_route_the_hub_mounts_under_v1_is_in_the_spec_and_no_other(
     hub: HubThread,
 ) -> None:
-    mounted = {(route.path, method.lower()) for route in _routes(hub)
-               if route.path.startswith("/v1/") for method in route.methods or ()
-               if method != "HEAD"}
+    mounted = {(path, method.lower()) for path, methods in _routes(hub)
+               if path.startswith("/v1/") for method in methods if method != "HEAD"}
     spec = openapi.load()
     documented = {(path, method) for path, item in spec["paths"].items()
                   for method in item if method != "parameters"}
@@ -184,10 +183,19 @@ def _seed(client: httpx.Client) -> dict[str, str]:
             "number": optout.json()["number"], "endpoint_id": hook.json()["id"]}
 
 
-def _routes(hub: HubThread) -> list[Route]:
-    """The routes of the Starlette app inside the served middleware."""
+def _routes(hub: HubThread) -> list[tuple[str, set[str]]]:
+    """Every route's full path and methods in the Starlette app inside the served
+    middleware, mounted sub-apps included."""
     server = hub.hub._by_name["http"]  # the running listener (Hub names no accessor)
     app: Any = getattr(server, "app", None)
     while not isinstance(app, Starlette):
         app = app.app
-    return [route for route in app.routes if isinstance(route, Route)]
+    return list(_walk(app.routes, ""))
+
+
+def _walk(routes: list[BaseRoute], prefix: str) -> Iterator[tuple[str, set[str]]]:
+    for route in routes:
+        if isinstance(route, Mount):
+            yield from _walk(route.routes, prefix + route.path)
+        elif isinstance(route, Route):
+            yield prefix + route.path, set(route.methods or ())
