@@ -19,6 +19,7 @@ from adapters.ftp.drop import FtpDrop
 from adapters.http import service as http
 from adapters.smtp import service as smtp
 from adapters.webhooks import service as webhooks
+from hub import logs
 from hub.accounts import Credentials, load_secret
 from hub.config import Config
 from hub.confirmations import OptOutConfirmations
@@ -157,7 +158,9 @@ def build_core(config: Config, spool: Spool) -> Core:
     metrics.carrier_figures = dispatcher.carrier_figures
     intake = build_intake(config, runner, on_commit=dispatcher.wake)
     confirm_opt_outs(config, runner, inbound, intake)
-    credentials = Credentials(runner, load_secret(config.data_dir),
+    secret = load_secret(config.data_dir)
+    logs.use_key(secret)  # numbers in the log keep one pseudonym from the first start on
+    credentials = Credentials(runner, secret,
                               config.accounts.credential_cache_seconds)
     return Core(runner, intake, credentials, metrics, dispatcher, inbound, outbox)
 

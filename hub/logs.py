@@ -56,6 +56,12 @@ def _masked(found: re.Match[str]) -> str:
 _key = [secrets.token_bytes(32)]
 
 
+def use_key(key: bytes) -> None:
+    """Name numbers under `key` from now on: the serving hub's own, once it has made it
+    (a first start has no secret.key yet when logging is set up)."""
+    _key[0] = key
+
+
 def number(e164: str) -> str:
     """How our own log lines name a number: `+27******590#1f2e3d4c` (hub.privacy)."""
     return pseudonym(e164, _key[0])
@@ -85,7 +91,7 @@ def install(level: str, key: bytes | None = None) -> None:
     """Quiet the chatty libraries below debug; filter every handler on the root logger;
     name numbers by their pseudonym under `key` (the data directory's secret key)."""
     if key is not None:
-        _key[0] = key
+        use_key(key)
     if level != "debug":
         for name in CHATTY:
             logging.getLogger(name).setLevel(logging.WARNING)
