@@ -110,7 +110,18 @@ def test_every_route_answers_as_the_spec_says(hub: HubThread, key: str,
             strategies += schema.get_strategies_from_examples(operation)
             for strategy in strategies:
                 caller.run(strategy, SEEDED_EXAMPLES if known else EXAMPLES)
-    assert not caller.failures, "\n\n".join(caller.failures[:10])
+    # The answers a working account never gets: a wrong key (401) and no credit (402).
+    stranger = Caller(hub.url, {"Authorization": "Bearer not-a-key"})
+    broke = Caller(hub.url, {"Authorization": "Bearer " + hub.account(
+        "broke", credits="0", price="0.25", sender_ids=())})
+    with stranger.session, broke.session:
+        for operation in operations:
+            stranger.run(operation.as_strategy(), 2)
+        send = schema.find_operation_by_id("sendMessages")
+        broke.run(send.as_strategy(body={"to": "0821234567", "text": "hi"}), 2)
+    failures = caller.failures + stranger.failures + broke.failures
+    assert not failures, "\n\n".join(failures[:10])
+    assert stranger.statuses == {401} and broke.statuses == {402}
 
 
 # Bodies the generator is unlikely to hit that reach a 201: an endpoint on this machine
@@ -130,6 +141,7 @@ class Caller:
         self.auth = auth
         self.session = requests.Session()
         self.failures: list[str] = []
+        self.statuses: set[int] = set()
         self.sent = 0
 
     def run(self, strategy: st.SearchStrategy[Any], examples: int) -> None:
@@ -165,6 +177,7 @@ class Caller:
         except (AssertionError, BaseExceptionGroup) as exc:  # every operation's faults
             self.failures.append(f"{case.operation.label}: {exc}")
             return None
+        self.statuses.add(response.status_code)
         return response
 
 
