@@ -16,11 +16,13 @@ from decimal import Decimal
 from adapters.carriers import service as carriers
 from adapters.ftp import service as ftp
 from adapters.ftp.drop import FtpDrop
+from adapters.http import health
 from adapters.http import service as http
 from adapters.smtp import service as smtp
 from adapters.webhooks import service as webhooks
 from hub import logs
 from hub.accounts import Credentials, load_secret
+from hub.clock import utcnow
 from hub.config import Config
 from hub.confirmations import OptOutConfirmations
 from hub.dispatcher import Dispatcher, DispatchSettings
@@ -29,6 +31,8 @@ from hub.inbound import InboundDesk
 from hub.intake import Intake, IntakeRules
 from hub.maintenance import Maintenance
 from hub.metrics import Metrics
+from hub.nodelock import NodeLock, lock_sqlite
+from hub.nodes import Heartbeat, this_node
 from hub.outbox import OutboxRunner, OutboxSettings
 from hub.policies import RetryPolicy
 from hub.ports import AccountStore, SchemaState, Spool
@@ -166,8 +170,26 @@ def build_core(config: Config, spool: Spool) -> Core:
 
 
 def build_services(config: Config, core: Core) -> list[Service]:
-    """Everything this node runs, in start order: dispatch side first, so messages that
-    listeners accept have somewhere to go, then the listeners."""
+    """Everything this node's role runs, in start order: dispatch side first, so messages
+    that listeners accept have somewhere to go, then the listeners (docs/nodes.md)."""
+    role = config.hub.role
+    if role == "ingress":
+        # Claims nothing and starts no carrier; an HTTP upstream's callbacks are still
+        # committed here, through the dispatcher's sink (the spool applies them).
+        sink = Task("callbacks",
+                    lambda: carriers.take_callbacks(core.dispatcher.carriers, core.dispatcher),
+                    lambda: carriers.take_callbacks(core.dispatcher.carriers, None))
+        return [sink, *listeners(config, core)]
+    services = dispatch_services(config, core)
+    if role == "dispatch":
+        callbacks = carriers.callback_routes(core.dispatcher.carriers)
+        return services + ([health.build(config, core, callbacks)] if config.http.enabled
+                           else [])
+    return services + listeners(config, core)
+
+
+def dispatch_services(config: Config, core: Core) -> list[Service]:
+    """The dispatcher with its carriers, upkeep and the outbox."""
     cfg, d = config, config.dispatcher
     services: list[Service] = [Task("dispatcher", lambda: core.dispatcher.start(
         claim=d.enabled), core.dispatcher.stop)]
@@ -182,6 +204,12 @@ def build_services(config: Config, core: Core) -> list[Service]:
                                                  cfg.privacy.purge_batch))
         services += [Task("maintenance", upkeep.start, upkeep.stop),
                      Task("outbox", core.outbox.start, core.outbox.stop)]
+    return services
+
+
+def listeners(cfg: Config, core: Core) -> list[Service]:
+    """The ways in, as enabled: HTTP (with the carriers' callbacks), FTP, SMTP."""
+    services: list[Service] = []
     if cfg.http.enabled:
         services.append(http.build(cfg, core,
                                    carriers.callback_routes(core.dispatcher.carriers)))
@@ -201,6 +229,7 @@ class Hub:
         self._group = ServiceGroup()
         self._by_name: dict[str, Service] = {}
         self._closed = False
+        self._lock: NodeLock | None = None
 
     def _port(self, name: str) -> int | None:
         port = getattr(self._by_name.get(name), "port", None)
@@ -227,10 +256,20 @@ class Hub:
     async def start(self) -> None:
         cfg = self.config
         spool = await asyncio.to_thread(open_configured_spool, cfg)
+        # A SQLite spool serves one node name, one dispatching process (hub.nodelock):
+        # refused here, before the schema is looked at.
+        try:
+            self._lock = await asyncio.to_thread(
+                lock_sqlite, cfg.spool_url, cfg.node, cfg.hub.role != "ingress")
+        except BaseException:
+            spool.close()
+            raise
         await asyncio.to_thread(ensure_schema, spool, create_if_empty=True)
         self.services = core = build_core(cfg, spool)
+        heartbeat = Heartbeat(core.runner, this_node(cfg.node, cfg.hub.role, utcnow()),
+                              cfg.hub.heartbeat_interval, single_node=self._lock is not None)
         try:
-            for service in build_services(cfg, core):
+            for service in [heartbeat, *build_services(cfg, core)]:
                 await self._group.start(service)
                 self._by_name[service.name] = service
         except BaseException:
@@ -245,6 +284,9 @@ class Hub:
             self._closed = True
             self.services.runner.shutdown()
             self.services.runner.spool.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
         log.info("smshub stopped", extra={"action": "stop"})
 
 

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from hub.cli_base import command, emit, name_spool, open_spool
 from hub.cli_carriers import carrier_commands
 from hub.cli_consents import audit_commands, consent_commands
 from hub.cli_messages import message_commands
+from hub.cli_nodes import node_commands
 from hub.cli_optouts import inbound_commands, optout_commands
 from hub.cli_privacy import privacy_commands
 from hub.cli_webhooks import webhook_commands
@@ -27,6 +29,7 @@ from hub.clock import parse_time, utcnow
 from hub.config import Config, config_path, load
 from hub.errors import ConfigError, HubError
 from hub.model import Inbound, InboundMessage, MessageClass, Refused, Source, Submission
+from hub.nodes import ROLES
 from hub.spoolcall import SpoolThreads
 
 
@@ -72,7 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None,
                    help="configuration file (default: $SMSHUB_CONFIG, else ./hub.toml)")
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
-    command(sub, "serve", _serve, "run every enabled service until signalled")
+    serve = command(sub, "serve", _serve, "run this node's services until signalled")
+    serve.add_argument("--role", choices=ROLES, default=None,
+                       help="all (default: [hub] role), ingress (listeners only) or "
+                            "dispatch (dispatcher, carriers, upkeep, outbox)")
+    node_commands(sub)
     db = sub.add_parser("db", help="spool schema").add_subparsers(title="db", metavar="ACTION")
     command(db, "upgrade", _db_upgrade, "create or upgrade the spool schema")
     cfg = sub.add_parser("config", help="configuration").add_subparsers(metavar="ACTION")
@@ -134,6 +141,8 @@ def _logging(config: Config) -> None:
 
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
+    if args.role is not None:
+        config = replace(config, hub=replace(config.hub, role=args.role))
     with asyncio.Runner(loop_factory=_fast_loop()) as runner:
         runner.run(app.serve(config))
     return 0

@@ -44,6 +44,7 @@ from hub.model import (
     WebhookEndpoint,
     record,
 )
+from hub.nodes import NodeStore
 from hub.optouts import NewOptOut, OptOut, OptOutSettings
 from hub.privacy import PrivacyStore
 
@@ -537,7 +538,7 @@ class PushStore(Protocol):
 class Spool(SchemaAdmin, AccountStore, MessageStore, MessageQueue, ReceiptStore, BatchStore,
             InboundStore, InboundPartStore, OutboxStore, MailStore, OperatorStore,
             OptOutStore, WebhookStore, PushStore, IdempotencyStore, PrivacyStore, ConsentStore,
-            AuditStore, Protocol):
+            AuditStore, NodeStore, Protocol):
     """Durable storage of accounts, messages and their history: every role (spool/
     implements it; only the composition root and the CLI hold it whole)."""
 

@@ -20,9 +20,14 @@ class HubSection:
     timezone: str = "Africa/Johannesburg"
     log_level: str = "info"
     stop_timeout: float = 30.0
+    role: str = "all"  # what `smshub serve` runs (docs/nodes.md); --role overrides
+    heartbeat_interval: float = 5.0  # seconds between a node's heartbeats
 
     def __post_init__(self) -> None:
         _check(self.stop_timeout > 0, "stop_timeout: seconds, greater than 0")
+        _check(self.role in {"all", "ingress", "dispatch"},
+               "role: one of all, ingress, dispatch")
+        _check(self.heartbeat_interval > 0, "heartbeat_interval: seconds, greater than 0")
         _check(len(self.default_region) == 2 and self.default_region.isupper(),
                "default_region: a two-letter ISO 3166 region code such as ZA")
         _check(self.log_level in {"debug", "info", "warning", "error"},
@@ -64,23 +69,6 @@ class HttpSection:
         _check(self.keep_alive_timeout >= 1, "keep_alive_timeout: whole seconds, at least 1")
         _check(self.max_connections >= 1, "max_connections: at least 1")
         _check(self.idempotency_window >= 60, "idempotency_window: seconds, at least 60")
-
-
-@dataclass(frozen=True, slots=True)
-class PortalSection:
-    """The customers' web portal at / on the HTTP listener (README, "The portal")."""
-    enabled: bool = True
-    # Set the cookie's Secure flag even when the hub itself sees plain HTTP (behind a
-    # proxy that ends TLS); a request that arrives over HTTPS always gets it.
-    secure_cookies: bool = False
-    session_hours: float = 12.0
-    login_failures_per_ip: int = 10
-    login_lockout_seconds: float = 300.0
-
-    def __post_init__(self) -> None:
-        _check(self.session_hours > 0, "session_hours: hours, greater than 0")
-        _check(self.login_failures_per_ip >= 1, "login_failures_per_ip: at least 1")
-        _check(self.login_lockout_seconds >= 0, "login_lockout_seconds: 0 or more")
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from hub.model import (
     Transition,
     WebhookEndpoint,
 )
+from hub.nodes import NodeInfo, NodeRecord
 from hub.optouts import NewOptOut, OptOut, OptOutSettings
 from hub.ports import (
     AccountDeletion,
@@ -61,6 +62,7 @@ from spool import (
     lookups,
     mail,
     migrate,
+    nodes,
     optouts,
     outbox,
     privacy,
@@ -515,3 +517,14 @@ class SqlSpool:
 
     def set_marketing_optout(self, account_name: str, rule: str) -> None:
         privacy.set_marketing_optout(self.db, account_name, rule)
+
+    # --- nodes (hub/nodes.py) ------------------------------------------------------------
+
+    def beat(self, info: NodeInfo, now: datetime) -> None:
+        nodes.beat(self.db, info, now)
+
+    def leave(self, info: NodeInfo) -> None:
+        nodes.leave(self.db, info)
+
+    def list_nodes(self) -> list[NodeRecord]:
+        return nodes.listed(self.db)

@@ -29,7 +29,9 @@ SPOOL_MAY_USE = {"hub.model", "hub.batches", "hub.mail", "hub.optouts", "hub.err
                  "hub.privacy",
                  # CPA regulation 4 is applied in intake's commit and the claim's own
                  # transactions, as opt-outs are: the pure rule and the consent record.
-                 "hub.cpa", "hub.consents"}
+                 "hub.cpa", "hub.consents",
+                 # each running node's heartbeat row and what it holds (issue #16).
+                 "hub.nodes"}
 DATABASE_LIBRARIES = {"sqlalchemy", "alembic", "psycopg", "sqlite3"}
 
 

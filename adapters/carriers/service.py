@@ -16,7 +16,7 @@ from adapters.carriers.smpp.config import SmppSettings
 from hub.config import CarrierTable, Config, build_table
 from hub.errors import ConfigError
 from hub.policies import ReceiptTimeout
-from hub.ports import Carrier, InboundPartStore, ReceiptStore
+from hub.ports import Carrier, CarrierSink, InboundPartStore, ReceiptStore
 from hub.spoolcall import SpoolThreads
 
 
@@ -70,6 +70,14 @@ def callback_routes(carriers: Mapping[str, Carrier]) -> list[BaseRoute]:
     report and reply callbacks), for the composition root to mount."""
     return [route for carrier in carriers.values()
             if isinstance(carrier, HttpUpstreamCarrier) for route in carrier.callback_routes()]
+
+
+def take_callbacks(carriers: Mapping[str, Carrier], sink: CarrierSink | None) -> None:
+    """Have HTTP upstream carriers commit their callbacks through `sink` without being
+    started (an ingress node: it serves the callback routes, another node sends)."""
+    for carrier in carriers.values():
+        if isinstance(carrier, HttpUpstreamCarrier):
+            carrier.take_callbacks(sink)
 
 
 def _build_one(table: CarrierTable, region: str = "ZA",

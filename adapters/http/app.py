@@ -33,7 +33,6 @@ from hub.ports import (
     BatchStore,
     IdempotencyStore,
     InboundStore,
-    MailStore,
     MessageStore,
     OperatorStore,
     OptOutStore,
@@ -51,11 +50,10 @@ _Endpoint = Callable[[Request], Awaitable[Response]]
 
 class HttpStore(AccountStore, MessageStore, InboundStore, OptOutStore, WebhookStore,
                 SchemaAdmin, BatchStore, OperatorStore, IdempotencyStore, ConsentStore,
-                MailStore, Protocol):
+                Protocol):
     """The spool roles behind the HTTP listener: readiness, metrics, messages and
     replies read back for the JSON API and the XML dialects, opt-out lists, batches,
-    messages listed and cancelled, idempotency keys, consents, and the portal's
-    email-to-SMS settings."""
+    messages listed and cancelled, idempotency keys, consents."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,9 +28,11 @@ class HttpServer:
     name = "http"
 
     def __init__(self, ctx: HttpContext, xml: XmlSettings, settings: HttpSection,
-                 routes: Sequence[BaseRoute] = ()) -> None:
+                 routes: Sequence[BaseRoute] = (), *, api: bool = True) -> None:
         self._ctx = ctx
         self._routes = tuple(routes)  # other adapters' routes (carriers' callbacks)
+        # False: no JSON or XML API, only health, metrics and `routes` (a dispatch node).
+        self._api = api
         self._xml = xml
         self._settings = settings
         self._host = settings.host
@@ -42,9 +44,10 @@ class HttpServer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        api = ([*rest.routes(self._ctx), *xml_routing.routes(self._ctx, self._xml)]
+               if self._api else [])
         app = NoCredentialsInUrl(build_app(
-            self._ctx, [*rest.routes(self._ctx), *xml_routing.routes(self._ctx, self._xml),
-                        *self._routes],
+            self._ctx, [*api, *self._routes],
             xml_routing.body_rules(self._xml)))
         self.app = app
         sock = bind(self._host, self._port)

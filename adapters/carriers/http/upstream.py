@@ -62,6 +62,11 @@ class HttpUpstreamCarrier:
         """The provider's delivery-report and reply callbacks, for the hub's listener."""
         return self._callbacks.routes()
 
+    def take_callbacks(self, sink: CarrierSink | None) -> None:
+        """Commit the provider's callbacks through `sink` without starting to send: an
+        ingress node serves the callbacks, a dispatch node sends (None: stop taking)."""
+        self._sink = sink
+
     async def start(self, sink: CarrierSink) -> None:
         s = self.settings
         limits = httpx.Limits(max_connections=s.max_connections,

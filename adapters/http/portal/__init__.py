@@ -1,1 +1,0 @@
-"""The customers' web portal: server-rendered pages at / on the HTTP listener."""
