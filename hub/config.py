@@ -24,6 +24,7 @@ from hub.sections import (
     MaintenanceSection,
     MessagesSection,
     OutboxSection,
+    PortalSection,
     PrivacySection,
     RoutingSection,
     SimulatorSection,
@@ -45,6 +46,7 @@ class Config:
     hub: HubSection = field(default_factory=HubSection)
     spool: SpoolSection = field(default_factory=SpoolSection)
     http: HttpSection = field(default_factory=HttpSection)
+    portal: PortalSection = field(default_factory=PortalSection)
     xml: XmlSection = field(default_factory=XmlSection)
     dialects: DialectsSection = field(default_factory=DialectsSection)
     ftp: FtpSection = field(default_factory=FtpSection)

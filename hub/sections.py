@@ -72,6 +72,23 @@ class HttpSection:
 
 
 @dataclass(frozen=True, slots=True)
+class PortalSection:
+    """The customers' web portal at / on the HTTP listener (README, "The portal")."""
+    enabled: bool = True
+    # Set the cookie's Secure flag even when the hub itself sees plain HTTP (behind a
+    # proxy that ends TLS); a request that arrives over HTTPS always gets it.
+    secure_cookies: bool = False
+    session_hours: float = 12.0
+    login_failures_per_ip: int = 10
+    login_lockout_seconds: float = 300.0
+
+    def __post_init__(self) -> None:
+        _check(self.session_hours > 0, "session_hours: hours, greater than 0")
+        _check(self.login_failures_per_ip >= 1, "login_failures_per_ip: at least 1")
+        _check(self.login_lockout_seconds >= 0, "login_lockout_seconds: 0 or more")
+
+
+@dataclass(frozen=True, slots=True)
 class XmlSection:
     max_body_bytes: int = 16_777_216
     max_messages: int = 10_000

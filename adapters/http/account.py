@@ -45,10 +45,18 @@ async def _usage(ctx: HttpContext, account: Account, request: Request) -> Respon
     if first > last or (last - first).days >= MAX_DAYS:
         raise BadQuery(f"'from' must be a day on or before 'to', at most {MAX_DAYS} days "
                        "before it", "invalid_time")
+    return JSONResponse(await usage_report(ctx, account.id, first, last))
+
+
+async def usage_report(ctx: HttpContext, account_id: int, first: date,
+                       last: date) -> dict[str, Any]:
+    """Messages, segments and credits per day from `first` to `last` (days in the hub's
+    zone, each listed) and their total: GET /v1/usage's answer, the portal's chart."""
+    zone = ZoneInfo(ctx.timezone)
     since = datetime.combine(first, time(), zone)
     until = datetime.combine(last + timedelta(days=1), time(), zone)
     offset = since.utcoffset() or timedelta(0)
-    found = await ctx.runner.call(ctx.runner.spool.usage_by_day, account.id, since, until,
+    found = await ctx.runner.call(ctx.runner.spool.usage_by_day, account_id, since, until,
                                   offset)
     by_day = {u.day: u for u in found}
     days = [_view(by_day.get(day.isoformat()), day)
@@ -56,8 +64,8 @@ async def _usage(ctx: HttpContext, account: Account, request: Request) -> Respon
     total = {"messages": sum(u.messages for u in found),
              "segments": sum(u.segments for u in found),
              "credits": views.money(sum((u.credits for u in found), Decimal(0)))}
-    return JSONResponse({"from": first.isoformat(), "to": last.isoformat(),
-                         "timezone": ctx.timezone, "days": days, "total": total})
+    return {"from": first.isoformat(), "to": last.isoformat(),
+            "timezone": ctx.timezone, "days": days, "total": total}
 
 
 def _view(found: DayUsage | None, day: date) -> dict[str, Any]:

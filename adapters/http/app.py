@@ -33,6 +33,7 @@ from hub.ports import (
     BatchStore,
     IdempotencyStore,
     InboundStore,
+    MailStore,
     MessageStore,
     OperatorStore,
     OptOutStore,
@@ -50,10 +51,11 @@ _Endpoint = Callable[[Request], Awaitable[Response]]
 
 class HttpStore(AccountStore, MessageStore, InboundStore, OptOutStore, WebhookStore,
                 SchemaAdmin, BatchStore, OperatorStore, IdempotencyStore, ConsentStore,
-                Protocol):
+                MailStore, Protocol):
     """The spool roles behind the HTTP listener: readiness, metrics, messages and
     replies read back for the JSON API and the XML dialects, opt-out lists, batches,
-    messages listed and cancelled, idempotency keys, consents."""
+    messages listed and cancelled, idempotency keys, consents, and the portal's
+    email-to-SMS settings."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import contextlib
 import csv
 import hashlib
 import io
+import json
 import tempfile
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
@@ -85,6 +86,13 @@ class BatchApi:
             if held is not None:
                 await self.keys.release(held)
             raise
+
+    async def from_file(self, account: Account, name: str, content: bytes) -> dict[str, Any]:
+        """A batch from a file uploaded elsewhere (the portal's form): the answer
+        POST /v1/batches gives; BadQuery when the file cannot be a batch."""
+        response = await self._run(account, await self._csv(_name(name), content), None)
+        answer: dict[str, Any] = json.loads(bytes(response.body))
+        return answer
 
     async def _run(self, account: Account, upload: Upload, held: Held | None) -> Response:
         """The batch row, then every row through intake in one call (the key's answer

@@ -20,8 +20,10 @@ from adapters.http import (
 )
 from adapters.http.app import HttpContext
 from adapters.http.dialects import routing as dialects
+from adapters.http.portal import routes as portal
 from adapters.http.server import HttpServer
 from adapters.xml.native import XmlSettings
+from hub.accounts import load_secret
 from hub.config import Config
 from hub.services import Core
 from hub.webhooks import parse_networks
@@ -48,4 +50,7 @@ def build(config: Config, core: Core, routes: Sequence[BaseRoute] = ()) -> HttpS
              *openapi.routes()]  # its description: /openapi.json and /docs/api
     # The WinSMS, Clickatell and Kannel paths, HTTP and XML, as [dialects] switches them.
     vendors = dialects.routes(ctx, config.dialects, xml)
-    return HttpServer(ctx, xml, config.http, [*lists, *vendors, *routes])
+    # The customers' web pages at /, signed with the data directory's secret.
+    pages = (portal.routes(ctx, config.portal, load_secret(config.data_dir))
+             if config.portal.enabled else [])
+    return HttpServer(ctx, xml, config.http, [*lists, *vendors, *pages, *routes])

@@ -1,0 +1,1 @@
+"""The customers' web portal: server-rendered pages at / on the HTTP listener."""

@@ -1,0 +1,62 @@
+"""The portal's signed session cookie and its CSRF tokens: nothing kept on the server;
+the cookie carries the account id, when it was issued and a nonce, signed with a key
+derived from the data directory's secret."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+COOKIE = "smshub_portal"
+LOGIN_COOKIE = "smshub_login"  # the double-submit token of the sign-in form
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    account_id: int
+    issued: float
+    nonce: str
+
+
+class Sessions:
+    def __init__(self, secret: bytes, max_age: float) -> None:
+        # A key of its own: a session signature can never pass for an API-key digest.
+        self._key = hmac.new(secret, b"smshub portal session", hashlib.sha256).digest()
+        self.max_age = max_age
+
+    def issue(self, account_id: int) -> str:
+        body = json.dumps({"a": account_id, "t": int(time.time()),
+                           "n": secrets.token_urlsafe(16)}, separators=(",", ":"))
+        payload = base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+        return f"{payload}.{self._sign(payload)}"
+
+    def read(self, cookie: str | None) -> Session | None:
+        """The session the cookie carries; None if absent, forged or too old."""
+        if not cookie or "." not in cookie:
+            return None
+        payload, _, signature = cookie.rpartition(".")
+        if not hmac.compare_digest(signature, self._sign(payload)):
+            return None
+        try:
+            data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            session = Session(int(data["a"]), float(data["t"]), str(data["n"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not 0 <= time.time() - session.issued <= self.max_age:
+            return None
+        return session
+
+    def csrf(self, session: Session) -> str:
+        """The session's CSRF token: bound to its nonce, so another session's is refused."""
+        return self._sign(f"csrf:{session.nonce}")
+
+    def csrf_ok(self, session: Session, token: str | None) -> bool:
+        return bool(token) and hmac.compare_digest(str(token), self.csrf(session))
+
+    def _sign(self, text: str) -> str:
+        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
