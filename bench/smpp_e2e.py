@@ -225,6 +225,7 @@ class Run:
         self.dir = Path(tempfile.mkdtemp(prefix=f"smpp-e2e-{index}-"))
         self.smsc: subprocess.Popen[Any] | None = None
         self.hub: subprocess.Popen[Any] | None = None
+        self.dispatch: subprocess.Popen[Any] | None = None  # --roles split
         self.loadgen: subprocess.Popen[Any] | None = None
         self.spy: subprocess.Popen[Any] | None = None
         self.env: dict[str, str] = {}
@@ -267,16 +268,25 @@ class Run:
         with open(self.dir / "hub.log", "wb") as log:
             command = ([str(SMSHUB), "serve"] if a.loop == "uvloop"
                        else [str(PYTHON), "-c", HUB_ASYNCIO, "serve"])
+            if a.roles == "split":
+                # One node as two processes (docs/nodes.md): this one the dispatcher,
+                # carriers and upkeep, without a listener; the one below the listeners.
+                self.dispatch = subprocess.Popen(
+                    [*command, "--role", "dispatch"],
+                    env={**self.env, "SMSHUB_HTTP__ENABLED": "false"}, cwd=self.dir,
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    preexec_fn=die_with_parent)  # noqa: PLW1509 - no threads here
+                command = [*command, "--role", "ingress"]
             self.hub = subprocess.Popen(command,
                                         env=self.env, cwd=self.dir,
                                         stdin=subprocess.DEVNULL, stdout=log,
                                         stderr=subprocess.STDOUT, preexec_fn=die_with_parent)  # noqa: PLW1509 - no threads here
         base = f"http://127.0.0.1:{http_port}"
         wait_for("smshub /readyz", lambda: http_status(base + "/readyz") == 200, 60, 0.2,
-                 alive=[self.hub, self.smsc])
+                 alive=self.alive())
         wait_for("SMPP bind", lambda: len(read_json(stats).get("binds") or []) >= a.binds
                  and read_json(stats).get("sessions_open", 0) >= a.binds, 30, 0.1,
-                 alive=[self.hub, self.smsc])
+                 alive=self.alive())
         time.sleep(1.0)  # let start-up work (first maintenance pass, imports) settle
 
         # 3. a quiet machine (other jobs skew a 2-core benchmark), bounded
@@ -287,7 +297,7 @@ class Run:
             print(f"smpp_e2e: machine still {busy:.0f}% busy, running anyway", file=sys.stderr)
 
         # 4. the load
-        hub_cpu0, smsc_cpu0 = cpu_seconds(self.hub.pid), cpu_seconds(self.smsc.pid)
+        hub_cpu0, smsc_cpu0 = self.hub_cpu(), cpu_seconds(self.smsc.pid)
         ticks0, self_cpu0 = machine_ticks(), time.process_time()
         threads0 = thread_cpu(self.hub.pid)
         if a.profile is not None:
@@ -321,21 +331,22 @@ class Run:
             def smsc_done() -> float | None:
                 return read_json(stats).get("expect_reached_ts")
             t_smsc = wait_for("all submit_sm at the SMSC", smsc_done, submit_timeout, 0.1,
-                              alive=[self.hub, self.smsc])
+                              alive=self.alive())
 
             def delivered() -> bool:
                 (count,) = db.execute(
                     "select count(*) from messages where status = 'delivered'").fetchone()
                 return bool(count >= n)
             wait_for("all messages delivered", delivered, a.receipt_timeout, 0.1,
-                     alive=[self.hub, self.smsc])
-            hub_cpu = cpu_seconds(self.hub.pid) - hub_cpu0
+                     alive=self.alive())
+            hub_cpu = self.hub_cpu() - hub_cpu0
             ticks1, self_cpu = machine_ticks(), time.process_time() - self_cpu0
             threads = {name: round(1e6 * (cpu - threads0.get(name, 0.0)) / n)
                        for name, cpu in thread_cpu(self.hub.pid).items()}
             threads = {k: v for k, v in sorted(threads.items(), key=lambda kv: -kv[1]) if v}
             smsc_cpu = cpu_seconds(self.smsc.pid) - smsc_cpu0
-            hub_rss = vm_hwm_kib(self.hub.pid)
+            hub_rss = vm_hwm_kib(self.hub.pid) + (
+                vm_hwm_kib(self.dispatch.pid) if self.dispatch is not None else 0)
             smsc_rss = vm_hwm_kib(self.smsc.pid)
             by_status = dict(db.execute(
                 "select status, count(*) from messages group by status").fetchall())
@@ -389,12 +400,22 @@ class Run:
             "foreign_cpu_pct": 100 * max(0.0, foreign) / max(1e-9, window * (os.cpu_count() or 1)),
         }
 
+    def alive(self) -> list[subprocess.Popen[Any]]:
+        return [p for p in (self.hub, self.smsc, self.dispatch) if p is not None]
+
+    def hub_cpu(self) -> float:
+        """CPU seconds of the hub: its one process, or both with --roles split."""
+        assert self.hub is not None
+        return cpu_seconds(self.hub.pid) + (
+            cpu_seconds(self.dispatch.pid) if self.dispatch is not None else 0.0)
+
     def cleanup(self) -> None:
         for child in (self.loadgen, self.spy):
             if child is not None and child.poll() is None:
                 child.kill()
                 child.wait(10)
         stop(self.hub, "smshub serve")
+        stop(self.dispatch, "smshub serve --role dispatch")
         stop(self.smsc, "fake_smsc.pl", grace=10)
         if not self.args.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -449,6 +470,9 @@ def main() -> int:
     p.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                    help="uvloop: `smshub serve` as installed (default); asyncio: the same "
                    "with the standard event loop")
+    p.add_argument("--roles", choices=("all", "split"), default="all",
+                   help="all: one `smshub serve` (default); split: one node as two "
+                   "processes, `--role ingress` and `--role dispatch` (docs/nodes.md)")
     p.add_argument("--log-level", default="info", help="the hub's [hub] log_level")
     p.add_argument("--profile", type=Path, default=None, metavar="DIR",
                    help="record the hub with py-spy (raw stacks, all threads) during each "
@@ -474,7 +498,7 @@ def main() -> int:
     print(f"smpp_e2e: code {head or '?'}" + (f" + {dirty} uncommitted paths in hub/ spool/ "
           "adapters/" if dirty else ""))
     print(f"smpp_e2e: N={a.n} runs={a.runs} concurrency={a.concurrency} binds={a.binds} "
-          f"window={a.window} (transceiver), hub loop {a.loop}, SQLite spool, "
+          f"window={a.window} (transceiver), hub loop {a.loop}, roles {a.roles}, SQLite spool, "
           f"fake SMSC {a.fake_smsc}")
     results = []
     for i in range(1, a.runs + 1):
