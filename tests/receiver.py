@@ -22,6 +22,12 @@ SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas"
                      / "webhook-event.schema.json").read_text())
 
 
+class _Server(ThreadingHTTPServer):
+    # The hub opens up to [webhooks] connections at once; the stdlib's backlog of 5
+    # drops the rest's SYNs, which then wait for retransmission (seconds).
+    request_queue_size = 256
+
+
 @dataclass
 class Hit:
     path: str
@@ -63,7 +69,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 return None
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = _Server(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()

@@ -1,4 +1,4 @@
-"""The kill -9 chaos supervisor in CI: a dozen cycles of load on REST, XML, FTP and SMTP,
+"""The kill -9 chaos supervisor in CI: ten cycles of load on REST, XML, FTP and SMTP,
 SIGKILL at a seeded random moment of each (intake, commit, claim, submit, receipt,
 outbox delivery, batch processing), restart, then every invariant checked. The seed is
 random per run and printed; CHAOS_SEED=N replays one. The long run is bench/chaos.py."""
@@ -15,7 +15,7 @@ from tests.chaos.supervisor import Supervisor
 
 pytestmark = pytest.mark.slow
 
-CYCLES = 12
+CYCLES = 10
 
 
 def test_kill_9_at_random_moments_under_load_on_every_ingress_keeps_every_promise(
