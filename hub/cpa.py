@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from hub.model import ErrorInfo
+from hub.model import ErrorInfo, Message, Status
 
 ZONE = ZoneInfo("Africa/Johannesburg")
 SATURDAY = (time(9), time(13))
@@ -105,6 +105,15 @@ def expired_before(until: datetime) -> ErrorInfo:
     """The reason of a held marketing message whose validity ends before `until`."""
     return ErrorInfo("expired", f"validity ended while held outside direct-marketing hours "
                                 f"({REGULATION}); next allowed moment was {local_text(until)}")
+
+
+def held(message: Message) -> tuple[str, datetime] | None:
+    """A message this rule holds: the reason it waits (with the next allowed moment in
+    words) and that moment; None for any other message. What every status answer shows."""
+    if message.status is not Status.SCHEDULED or message.error is None \
+            or message.error.code != HELD:
+        return None
+    return message.error.text, message.due_at
 
 
 def local_text(at: datetime) -> str:

@@ -5,6 +5,7 @@ getBalance) is answered by a `<commandResp>` holding its result or a `<fault>`."
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,7 +22,7 @@ from adapters.http.logins import LockedOut, Logins, client_address
 from adapters.vendors.clickatell import STATUSES, fault_text, refusal_fault, ucs2_hex
 from adapters.xml.common import fetch_owned, off_loop, submit_items
 from adapters.xml.safety import XmlProblem, parse_untrusted
-from hub import text, views
+from hub import cpa, text, views
 from hub.clock import utcnow
 from hub.errors import AuthenticationError, TemporaryFailure
 from hub.model import (
@@ -217,7 +218,23 @@ def status_fields(message: Message, command: Command,
         fields.append(("cliMsgId", command.get("climsgid") or ""))
     if charge:
         fields.append(("charge", views.money(message.cost)))
+    description = held_description(message)
+    if description is not None:
+        fields.append(("description", description))
     return fields
+
+
+# A letter right before a colon: the HTTP API's readers take `Word:` for the next key.
+_KEY_LIKE = re.compile(r"(?<=[A-Za-z]):")
+
+
+def held_description(message: Message) -> str | None:
+    """Why a marketing message is held (status 011, CPA regulation 4) and its next allowed
+    moment, in words that read as one value in the XML and HTTP answers; None otherwise."""
+    found = cpa.held(message)
+    if found is None:
+        return None
+    return _KEY_LIKE.sub(",", found[0])
 
 
 # --- sessions and the endpoint -------------------------------------------------------

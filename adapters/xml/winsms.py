@@ -21,6 +21,7 @@ from adapters.http.logins import LockedOut, Logins, client_address
 from adapters.vendors import winsms
 from adapters.xml.common import fetch_owned, list_replies, off_loop, submit_items
 from adapters.xml.safety import XmlProblem, parse_untrusted
+from hub import cpa
 from hub.clock import utcnow
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
 from hub.model import Account, Inbound, Message, Outcome, Refused, Status, Submission
@@ -165,6 +166,10 @@ def status_document(ids: Sequence[str], found: dict[str, Message]) -> Response:
         _sub(node, "ID", ident)
         message = found.get(ident)
         _sub(node, "Status", "NOTFOUND" if message is None else _STATUS[message.status])
+        held = None if message is None else cpa.held(message)
+        if held is not None:  # CPA regulation 4: why, and when it may go (as WinSMS writes times)
+            _sub(node, "Description", held[0])
+            _sub(node, "Scheduled", winsms.format_time(held[1], SA_TIME))
     return _document(root)
 
 

@@ -28,13 +28,14 @@ from adapters.xml.clickatell import (
     ClickatellXml,
     Command,
     Fault,
+    held_description,
     recipients,
     submissions,
 )
 from hub import views
 from hub.clock import utcnow
 from hub.errors import TemporaryFailure
-from hub.model import Outcome, Refused
+from hub.model import Message, Outcome, Refused
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,13 @@ def send_lines(numbers: Sequence[str], outcomes: Sequence[Outcome]) -> str:
     if len(numbers) > 1:
         lines = [f"{line} To: {number}" for line, number in zip(lines, numbers, strict=True)]
     return "\n".join(lines)
+
+
+def _held(message: Message, key: str) -> str:
+    """` Description: <why and until when>` after the status of a message held by CPA
+    regulation 4 (status 011); nothing for any other message, whose line stays as it was."""
+    description = held_description(message)
+    return "" if description is None else f" {key}: {description}"
 
 
 def routes(ctx: HttpContext, max_messages: int, logins: Logins) -> list[BaseRoute]:
@@ -135,13 +143,14 @@ class ClickatellHttp:
 
     async def query(self, cmd: Command) -> str:
         message = await self.xml.message(cmd)
-        return f"ID: {message.id} Status: {STATUSES[message.status]}"
+        return f"ID: {message.id} Status: {STATUSES[message.status]}" + _held(message,
+                                                                              "Description")
 
     async def charge(self, cmd: Command) -> str:
         # The form Clickatell's client libraries parse: lower-case `charge` and `status`.
         message = await self.xml.message(cmd)
         return (f"apiMsgId: {message.id} charge: {views.money(message.cost)} "
-                f"status: {STATUSES[message.status]}")
+                f"status: {STATUSES[message.status]}" + _held(message, "description"))
 
     async def balance(self, cmd: Command) -> str:
         # `Credit:`, singular, is what the client libraries parse (the guide says Credits).
