@@ -18,7 +18,8 @@ from hub.privacy import Holdings, PrivacyEntry, pseudonym
 
 ERASE_HELP = (
     "replace the texts of the messages sent to NUMBER and of its replies by a marker, "
-    "and record it in the privacy log. Its opt-out entries stay (honouring an opt-out is "
+    "delete the push URLs (dlr-url, callback) that name it, and record it in the "
+    "privacy log. Its opt-out entries stay (honouring an opt-out is "
     "a standing legal duty, and needs the number); status, cost and events stay for "
     "billing and audit. Asks for confirmation unless --yes")
 
@@ -89,7 +90,8 @@ def _erase(args: argparse.Namespace, config: Config) -> int:
         spool.close()
     emit(args, {"number": number, "subject": subject, **done},
          f"{number}: texts erased from {done['messages']} message(s) and "
-         f"{done['replies']} reply(ies); opt-out entries kept; recorded as {subject}")
+         f"{done['replies']} reply(ies), {done['callbacks']} push URL(s) naming it "
+         f"deleted; opt-out entries kept; recorded as {subject}")
     return 0
 
 

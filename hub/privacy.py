@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+
+import phonenumbers
 
 from hub.model import Inbound, Message
 from hub.numbers import mask
@@ -18,8 +21,9 @@ from hub.optouts import OptOut
 # that was sent blank, and the same marker everywhere (messages, replies, payloads).
 PURGED = "[purged]"
 # What the retention purge rewrites, each kind in id order (ULIDs: the order they came
-# in): messages' texts, replies' texts, mail subjects, reply texts in webhook bodies.
-PURGE_KINDS = ("messages", "replies", "mail_subjects", "payloads")
+# in): messages' texts, replies' texts, mail subjects, reply texts in webhook bodies, and
+# the push URLs (Kannel dlr-url, Clickatell callback) of finished messages, deleted.
+PURGE_KINDS = ("messages", "replies", "mail_subjects", "payloads", "callbacks")
 HASH_CHARS = 8  # 32 bits: enough to tell numbers apart in a log, too few to look one up
 
 
@@ -29,6 +33,23 @@ def pseudonym(e164: str, key: bytes) -> str:
     so one number's lines can be found together without the number being there."""
     digest = hmac.new(key, e164.encode(), hashlib.sha256).hexdigest()[:HASH_CHARS]
     return f"{mask(e164)}#{digest}"
+
+
+def written_forms(e164: str) -> list[str]:
+    """The digits a URL may hold the number by: international (after `+`, `%2B`, `00` or
+    nothing) and national with its trunk prefix (`0821234567`); what erasure and export
+    look for in the push URLs clients gave (a Kannel dlr-url, a Clickatell callback)."""
+    international = e164.lstrip("+")
+    forms = [international]
+    try:
+        parsed = phonenumbers.parse(e164)
+    except phonenumbers.NumberParseException:
+        return forms
+    national = re.sub(r"\D", "", phonenumbers.format_number(
+        parsed, phonenumbers.PhoneNumberFormat.NATIONAL))
+    if len(national) >= 6 and national not in international:  # else found already
+        forms.append(national)
+    return forms
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +101,9 @@ class PrivacyStore(Protocol):
 
     def erase_number(self, number: str, at: datetime, subject: str,
                      actor: str) -> dict[str, int]:
-        """Texts of the messages to `number` and of its replies replaced by PURGED, and
-        the privacy log's row, in one transaction; opt-outs untouched."""
+        """Texts of the messages to `number` and of its replies replaced by PURGED, the
+        push URLs naming it deleted, and the privacy log's row, in one transaction;
+        opt-outs untouched."""
         ...
 
     def set_marketing_optout(self, account_name: str, rule: str) -> None: ...

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, desc, select, update
+from sqlalchemy import Connection, Table, delete, desc, or_, select, update
 
 from hub.errors import NotFound
 from hub.events import EventType
 from hub.model import FINAL_STATUSES
-from hub.privacy import PURGED, Holdings, PrivacyEntry
+from hub.privacy import PURGED, Holdings, PrivacyEntry, written_forms
 from spool.engine import Database
 from spool.inbound import inbound_from_row
 from spool.optouts import _from_row as optout_from_row
@@ -25,6 +25,7 @@ from spool.tables import (
     inbound,
     inbound_parts,
     mails,
+    message_callbacks,
     messages,
     metadata,
     optouts,
@@ -59,6 +60,8 @@ def purge_texts(db: Database, kind: str, before: datetime, after: str,
     found in a read transaction (the scan takes no write lock) and rewritten in a short
     write transaction of their own. Returns how many were purged and the id to go on
     after, or None once the kind is done. Status, cost, segments and events stay."""
+    if kind == "callbacks":
+        return _purge_callbacks(db, before, after, limit)
     table, column, old = _purgeable(kind, before)
     key = table.c.id
     unpurged = (column.not_like(_PURGED_PAYLOAD) if kind == "payloads"
@@ -78,6 +81,24 @@ def purge_texts(db: Database, kind: str, before: datetime, after: str,
         else:
             conn.execute(update(table).where(key.in_(ids), unpurged, *old)
                          .values({column.name: PURGED}))
+    return len(ids), (ids[-1] if len(ids) == limit else None)
+
+
+def _purge_callbacks(db: Database, before: datetime, after: str,
+                     limit: int) -> tuple[int, str | None]:
+    """The push URLs of finished messages accepted before `before`: no status of theirs
+    will be pushed again, and a client's URL may hold the number. Deleted, not rewritten."""
+    mc = message_callbacks.c
+    query = (select(mc.message_id).join(messages, messages.c.id == mc.message_id)
+             .where(mc.message_id > after, messages.c.accepted_at < before,
+                    messages.c.status.in_(_FINAL))
+             .order_by(mc.message_id).limit(limit))
+    with db.read() as conn:
+        ids = list(conn.scalars(query))
+    if not ids:
+        return 0, None
+    with db.write() as conn:
+        conn.execute(delete(message_callbacks).where(mc.message_id.in_(ids)))
     return len(ids), (ids[-1] if len(ids) == limit else None)
 
 
@@ -138,7 +159,16 @@ def holdings(db: Database, number: str) -> Holdings:
             select(optouts).where(optouts.c.number == number).order_by(optouts.c.id))
             .mappings()]
         other = {t.name: _rows_naming(conn, t, number) for t in _consent_tables()}
+        other["message_callbacks"] = [dict(r) for r in conn.execute(
+            select(message_callbacks).where(_url_names(number))
+            .order_by(message_callbacks.c.message_id)).mappings()]
     return Holdings(number, found, replies, lists, other)
+
+
+def _url_names(number: str) -> Any:
+    """A push URL holding the number in any form a client writes it (hub.privacy)."""
+    url = message_callbacks.c.url
+    return or_(*(url.contains(form, autoescape=True) for form in written_forms(number)))
 
 
 def _consent_tables() -> Sequence[Table]:
@@ -155,15 +185,17 @@ def erase_number(db: Database, number: str, at: datetime, subject: str,
                  actor: str) -> dict[str, int]:
     """What POPIA lets a data subject have removed, in one transaction with its privacy
     log row: the texts of messages to `number` and of its replies (and their webhook
-    bodies). Opt-out entries stay: honouring them is a standing legal duty (WASPA, CPA
-    s11), and the number is the only way to honour them. Status, billing and events
-    stay (they hold no text)."""
+    bodies), and the push URLs (message_callbacks) that hold the number. Opt-out entries
+    stay: honouring them is a standing legal duty (WASPA, CPA s11), and the number is the
+    only way to honour them. Status, billing and events stay (they hold no text)."""
     with db.write() as conn:
         replies = list(conn.scalars(select(inbound.c.id).where(inbound.c.sender == number)))
         done = {
             "messages": _erase(conn, messages, messages.c.recipient == number),
             "replies": _erase(conn, inbound, inbound.c.sender == number),
             "payloads": _erase_payloads(conn, replies),
+            # A client's dlr-url or callback URL naming the number: its pushes end here.
+            "callbacks": _delete(conn, message_callbacks, _url_names(number)),
         }
         _record(conn, at, "erase", subject, actor, done)
     return done

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,13 +15,21 @@ import pytest
 from sqlalchemy import select
 
 from hub.ids import new_id
-from hub.model import Account, InboundMessage, NewInbound, Status, WebhookEndpoint
+from hub.model import (
+    Account,
+    Callback,
+    CallbackKind,
+    InboundMessage,
+    NewInbound,
+    Status,
+    WebhookEndpoint,
+)
 from hub.optouts import NewOptOut, OptOutMethod
-from hub.privacy import PURGED, pseudonym
+from hub.privacy import PURGED, pseudonym, written_forms
 from hub.retention import Retention
 from hub.spoolcall import SpoolThreads
 from spool import SqlSpool
-from spool.tables import outbox
+from spool.tables import message_callbacks, outbox
 from tests.factories import NOW, new_message
 
 NUMBER = "+27821234590"
@@ -132,7 +141,7 @@ def test_erase_removes_texts_keeps_optouts_and_billing_and_records_who(
     was = spool.get_message(mine)
     subject = pseudonym(NUMBER, b"k" * 32)
     done = spool.erase_number(NUMBER, NOW, subject, "cli:ops")
-    assert done == {"messages": 1, "replies": 1, "payloads": 0}
+    assert done == {"messages": 1, "replies": 1, "payloads": 0, "callbacks": 0}
     now = spool.get_message(mine)
     assert now is not None and was is not None and now.text == PURGED
     assert (now.status, now.cost) == (was.status, was.cost)
@@ -170,3 +179,70 @@ def _bodies(spool: SqlSpool) -> list[dict[str, Any]]:
         rows = conn.execute(select(outbox.c.payload).where(outbox.c.payload.is_not(None))
                             .order_by(outbox.c.id)).scalars().all()
     return [json.loads(r) for r in rows]
+
+
+# --- push URLs a client gave with its message (Kannel dlr-url, Clickatell callback) -----
+
+
+def _with_callback(spool: SqlSpool, account: Account, at: datetime, url: str | None,
+                   recipient: str = NUMBER, final: bool = True) -> str:
+    kind = CallbackKind.KANNEL if url else CallbackKind.CLICKATELL
+    m = replace(new_message(account, accepted_at=at, recipient=recipient,
+                            expires_at=at + timedelta(hours=1) if final else None),
+                callback=Callback(kind, url, 31 if url else 7, None if url else "3388480"))
+    spool.accept([m])
+    if final:
+        spool.expire_due(at + timedelta(hours=2))
+    return m.id
+
+
+def _callbacks(spool: SqlSpool) -> set[str]:
+    with spool.db.read() as conn:
+        return set(conn.scalars(select(message_callbacks.c.message_id)))
+
+
+def test_number_is_looked_for_in_push_urls_as_clients_write_it() -> None:
+    assert written_forms("+27821234590") == ["27821234590", "0821234590"]
+    assert written_forms("+12015550123") == ["12015550123"]  # national: found already
+
+
+def test_export_and_erase_find_the_number_in_push_urls_only(
+        spool: SqlSpool, make_account: Callable[..., Account]) -> None:
+    account = make_account()
+    national = _with_callback(spool, account, YOUNG, "http://crm.example/dlr?to=0821234590&s=%d")
+    escaped = _with_callback(spool, account, YOUNG, "http://crm.example/dlr?to=%2B27821234590",
+                             recipient="+27831234567", final=False)
+    by_escape = _with_callback(spool, account, YOUNG, "http://crm.example/dlr?to=%p&s=%d")
+    other = _with_callback(spool, account, YOUNG, "http://crm.example/dlr?to=27831234567",
+                           recipient="+27831234567")
+    held = spool.holdings(NUMBER).other["message_callbacks"]
+    assert [row["message_id"] for row in held] == sorted([national, escaped])
+    assert held[0]["url"].startswith("http://crm.example/dlr?to=")
+    done = spool.erase_number(NUMBER, NOW, pseudonym(NUMBER, b"k" * 32), "cli:ops")
+    assert done["callbacks"] == 2
+    assert _callbacks(spool) == {by_escape, other}  # neither holds the number
+    assert spool.holdings(NUMBER).other["message_callbacks"] == []
+    [entry] = spool.privacy_log(10)
+    assert entry.detail["callbacks"] == 2
+
+
+def test_purge_deletes_push_urls_of_finished_messages_past_retention(
+        spool: SqlSpool, make_account: Callable[..., Account]) -> None:
+    account = make_account()
+    old = [_with_callback(spool, account, OLD + timedelta(seconds=i), None) for i in range(3)]
+    young = _with_callback(spool, account, YOUNG, None)
+    unsent = _with_callback(spool, account, OLD, "http://crm.example/dlr?s=%d", final=False)
+    was = {i: spool.get_message(i) for i in old}
+    retention, runner = _retention(spool, batch=2)
+    try:
+        assert asyncio.run(retention.purge()) == 3 + 3  # texts (not the unsent one), URLs
+    finally:
+        runner.shutdown()
+    assert _callbacks(spool) == {young, unsent}
+    for message_id, before in was.items():  # billing stays
+        now = spool.get_message(message_id)
+        assert before is not None and now is not None
+        assert (now.status, now.cost, now.segments) == (before.status, before.cost,
+                                                        before.segments)
+    [entry] = spool.privacy_log(10)
+    assert entry.detail["callbacks"] == 3
