@@ -77,12 +77,15 @@ def _add(args: argparse.Namespace, config: Config) -> int:
     spool = open_spool(config)
     try:
         account = spool.get_account(args.account)
-        consent, created = spool.add_consent(Consent(account.id, number, utcnow(),
-                                                     args.note or None))
+        consent, created, released = spool.add_consent(
+            Consent(account.id, number, utcnow(), args.note or None))
     finally:
         spool.close()
-    emit(args, {**views.consent_view(consent), "created": created},
-         f"recorded consent for {number}" if created else f"{number} had consented already")
+    said = f"recorded consent for {number}" if created else f"{number} had consented already"
+    if released:
+        said += f"; released {released} held message(s) to send now"
+    emit(args, {**views.consent_view(consent), "created": created, "released": released},
+         said)
     return 0
 
 

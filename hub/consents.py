@@ -22,8 +22,9 @@ class Consent:
 class ConsentStore(Protocol):
     """The spool's consent role; intake's commit and the claim read it themselves."""
 
-    def add_consent(self, new: Consent) -> tuple[Consent, bool]:
-        """The account's consent for the number, and whether it was recorded now."""
+    def add_consent(self, new: Consent) -> tuple[Consent, bool, int]:
+        """The account's consent for the number, whether it was recorded now, and how
+        many of the account's messages to it that CPA hours held it released to go now."""
         ...
 
     def remove_consent(self, account_id: int, number: str) -> bool: ...

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -48,9 +49,10 @@ def _consent(row: object) -> Consent:
     return Consent(row.account_id, row.number, row.created_at, row.note)  # type: ignore[attr-defined]
 
 
-def add(db: Database, new: Consent) -> tuple[Consent, bool]:
-    """The account's consent for the number, and whether it was recorded now (one
-    already there is kept as it was)."""
+def add(db: Database, new: Consent) -> tuple[Consent, bool, int]:
+    """The account's consent for the number, whether it was recorded now (one already
+    there is kept as it was), and how many of the account's messages to the number it
+    released from a CPA hold, in the same transaction."""
     dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
     with db.write() as conn:
         done = conn.execute(dialect.insert(c).values(
@@ -58,7 +60,38 @@ def add(db: Database, new: Consent) -> tuple[Consent, bool]:
             note=new.note).on_conflict_do_nothing().returning(c.c.number)).first()
         row = conn.execute(select(c).where(c.c.account_id == new.account_id,
                                            c.c.number == new.number)).one()
-    return _consent(row), done is not None
+        released = release(conn, new.account_id, new.number, new.created_at)
+    return _consent(row), done is not None, released
+
+
+RELEASED = ("released: the recipient's consent to direct marketing at other times is "
+            f"recorded ({cpa.REGULATION})")
+
+
+def release(conn: Connection, account_id: int, number: str, now: datetime) -> int:
+    """The account's messages to `number` held by CPA regulation 4 become due again when
+    they were first due (their send-at, else their acceptance; now if that has passed),
+    so they go at once and in their original order; each gets an audit event."""
+    held = conn.execute(
+        select(m.c.id, m.c.send_at, m.c.accepted_at, m.c.attempts)
+        .where(m.c.account_id == account_id, m.c.recipient == number,
+               m.c.status == Status.SCHEDULED.value, m.c.error_code == cpa.HELD)
+        .order_by(m.c.id)).all()
+    if not held:
+        return 0
+    changes: list[dict[str, Any]] = []
+    events: list[Event] = []
+    for row in held:
+        due = max(row.send_at or row.accepted_at, now)
+        status = (Status.SCHEDULED if due > now
+                  else Status.ACCEPTED if row.attempts == 0 else Status.QUEUED)
+        changes.append({"b_id": row.id, "b_status": status.value, "b_due": due})
+        events.append(event(row.id, now, status, RELEASED))
+    conn.execute(update(m).where(m.c.id == bindparam("b_id"), m.c.error_code == cpa.HELD)
+                 .values(status=bindparam("b_status"), due_at=bindparam("b_due"),
+                         error_code=None, error_text=None, updated_at=now), changes)
+    add_events(conn, events)
+    return len(held)
 
 
 def remove(db: Database, account_id: int, number: str) -> bool:

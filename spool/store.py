@@ -470,7 +470,7 @@ class SqlSpool:
 
     # --- consents (CPA regulation 4) and the audit export ------------------------------
 
-    def add_consent(self, new: Consent) -> tuple[Consent, bool]:
+    def add_consent(self, new: Consent) -> tuple[Consent, bool, int]:
         return consents.add(self.db, new)
 
     def remove_consent(self, account_id: int, number: str) -> bool:

@@ -1,6 +1,7 @@
 """`/v1/consents`: the recipients who agreed to the account's marketing outside CPA
 regulation 4's hours. GET lists them by number, paged by an opaque cursor; POST records
-one with a note of how it was given; DELETE `/v1/consents/{number}` withdraws it."""
+one with a note of how it was given (releasing the messages to it the rule held);
+DELETE `/v1/consents/{number}` withdraws it."""
 
 from __future__ import annotations
 
@@ -52,8 +53,10 @@ class ConsentApi:
     async def add(self, account: Account, request: Request) -> Response:
         number, note = self._body(parse_body(await request.body()))
         new = Consent(account.id, number, utcnow(), note)
-        consent, created = await self.ctx.runner.call(self.spool.add_consent, new)
-        return JSONResponse(views.consent_view(consent), 201 if created else 200)
+        consent, created, released = await self.ctx.runner.call(self.spool.add_consent, new)
+        # `released`: the account's messages to the number CPA hours held, now due again.
+        return JSONResponse({**views.consent_view(consent), "released": released},
+                            201 if created else 200)
 
     async def remove(self, account: Account, request: Request) -> Response:
         number = self._number(request.path_params["number"])

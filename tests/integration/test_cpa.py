@@ -89,3 +89,18 @@ def test_consents_over_rest_let_that_number_go_at_other_times(api: httpx.Client)
     assert api.delete("/v1/consents/0821234567").status_code == 204
     assert api.delete("/v1/consents/0821234567").status_code == 404
     assert api.get(f"/v1/messages/{send(api, sunday)}").json()["held"] is not None
+
+
+def test_a_consent_over_rest_releases_the_numbers_held_messages(api: httpx.Client) -> None:
+    sunday = sunday_morning()
+    held = send(api, sunday)
+    assert api.get(f"/v1/messages/{held}").json()["held"] is not None
+    added = api.post("/v1/consents", json={"number": "0821234567", "note": "form 4"})
+    assert added.status_code == 201 and added.json()["released"] == 1
+    shown = api.get(f"/v1/messages/{held}").json()
+    # Due again when its sender wanted it (this Sunday), no longer at Monday's opening.
+    assert shown["held"] is None and shown["error"] is None
+    assert shown["status"] == "scheduled"
+    assert shown["events"][-1]["status"] == "scheduled"
+    assert "released" in shown["events"][-1]["detail"]
+    assert api.post("/v1/consents", json={"number": "0821234567"}).json()["released"] == 0

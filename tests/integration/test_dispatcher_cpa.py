@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hub import cpa
+from hub.consents import Consent
 from hub.model import MessageClass, Status
 from tests.factories import make_account, new_message
 from tests.integration.test_dispatcher import Stack, make_stack
+from tests.polling import until
 
 _ = make_stack  # the fixture, shared with test_dispatcher.py
 
@@ -45,3 +47,30 @@ async def test_claimed_after_closing_waits_and_goes_when_the_hours_open(
     assert stack.seen[promo.id] == 1
     sent = stack.spool.get_message(promo.id)
     assert sent is not None and sent.status is Status.SUBMITTED and sent.error is None
+
+
+async def test_a_consent_sends_the_held_messages_at_once_in_their_order(
+    make_stack: Any,
+) -> None:
+    now = [sa("2026-12-04T20:30")]  # Friday evening: closed until Saturday 09:00
+    stack: Stack = await make_stack(clock=lambda: now[0])
+    account = make_account(stack.spool, credits="100")
+    accepted = sa("2026-12-04T19:00")
+    promos = [replace(new_message(account, accepted_at=accepted, due_in=3540),
+                      message_class=MessageClass.MARKETING) for _ in range(3)]
+    other = replace(new_message(account, accepted_at=accepted, due_in=3540,
+                                recipient="+27831234567"), message_class=MessageClass.MARKETING)
+    stack.spool.accept([*promos, other])
+    await stack.dispatcher.start()
+    await until(lambda: all(stack.spool.get_message(m.id).error is not None  # type: ignore[union-attr]
+                            for m in [*promos, other]))
+    assert not stack.seen  # all four held by the running dispatcher's claim
+    _, _, released = stack.spool.add_consent(Consent(account.id, "+27821234567", now[0]))
+    assert released == 3
+    await until(lambda: all(stack.seen[m.id] for m in promos))
+    assert list(stack.seen) == [m.id for m in promos]  # their original order
+    held = stack.spool.get_message(other.id)
+    assert held is not None and held.status is Status.SCHEDULED  # no consent: still held
+    for m in promos:
+        events = stack.spool.events(m.id)
+        assert any("released" in e.detail for e in events)

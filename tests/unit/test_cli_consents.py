@@ -47,6 +47,19 @@ def test_consents_are_recorded_listed_and_withdrawn(cli: Any) -> None:
     assert cli("consent", "list", "--account", "acme", "--json")[1] == []
 
 
+def test_a_consent_added_from_the_cli_releases_held_messages(cli: Any) -> None:
+    code, sent = cli("send", "--account", "acme", "--to", "0821234567", "--text", "Sale!",
+                     "--class", "marketing", "--at", next_sunday_morning().isoformat(),
+                     "--json")
+    assert code == 0, sent
+    code, before = cli("status", sent["id"], "--json")
+    assert before["held"] is not None
+    code, added = cli("consent", "add", "0821234567", "--account", "acme", "--json")
+    assert code == 0 and added["created"] and added["released"] == 1
+    code, after = cli("status", sent["id"], "--json")
+    assert after["held"] is None and "released" in after["events"][-1]["detail"]
+
+
 def test_audit_export_shows_the_hold_and_neutralises_cells(cli: Any, tmp_path: Path) -> None:
     sunday = next_sunday_morning()
     code, sent = cli("send", "--account", "acme", "--to", "0821234567", "--text", "Sale!",

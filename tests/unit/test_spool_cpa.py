@@ -180,8 +180,8 @@ def test_a_sent_message_does_not_keep_the_hold_as_its_error(spool: SqlSpool) -> 
 def test_consents_are_added_once_listed_and_removed(spool: SqlSpool) -> None:
     account = make_account(spool)
     at = sa("2026-12-06T10:00")
-    first, added = spool.add_consent(Consent(account.id, "+27821234567", at, "form"))
-    again, added_again = spool.add_consent(Consent(account.id, "+27821234567", at, "other"))
+    first, added, _ = spool.add_consent(Consent(account.id, "+27821234567", at, "form"))
+    again, added_again, _ = spool.add_consent(Consent(account.id, "+27821234567", at, "other"))
     assert added and not added_again and again == first and again.note == "form"
     spool.add_consent(Consent(account.id, "+27831234567", at))
     page = spool.list_consents(account.id, "", 1)
@@ -190,3 +190,30 @@ def test_consents_are_added_once_listed_and_removed(spool: SqlSpool) -> None:
         "+27831234567"]
     assert spool.remove_consent(account.id, "+27821234567")
     assert not spool.remove_consent(account.id, "+27821234567")
+
+
+def test_a_consent_releases_only_that_accounts_held_messages_to_that_number(
+    spool: SqlSpool,
+) -> None:
+    account, other = make_account(spool), make_account(spool)
+    at = sa("2026-12-06T10:00")  # a Sunday: every marketing message below is held
+    later = sa("2026-12-06T16:00")  # still Sunday: the consent comes before Monday 08:00
+    first, second, ahead, theirs, elsewhere = (r.message for r in spool.accept([
+        marketing(account, at), marketing(account, at),
+        marketing(account, at, due=sa("2026-12-06T18:00")),  # its send-at still ahead
+        marketing(other, at), marketing(account, at, recipient="+27831234567")]))
+    assert None not in (first, second, ahead, theirs, elsewhere)
+    _, added, released = spool.add_consent(Consent(account.id, "+27821234567", later))
+    assert added and released == 3
+    for m in (first, second):
+        now = stored(spool, m.id)  # type: ignore[union-attr]
+        assert (now.status, now.due_at, now.error) == (Status.ACCEPTED, later, None)
+        assert "released" in spool.events(now.id)[-1].detail
+    kept = stored(spool, ahead.id)  # type: ignore[union-attr]
+    assert (kept.status, kept.due_at, kept.error) == (Status.SCHEDULED,
+                                                      sa("2026-12-06T18:00"), None)
+    for m in (theirs, elsewhere):  # another account's, another number's: still held
+        assert stored(spool, m.id).error.code == cpa.HELD  # type: ignore[union-attr]
+    claim = spool.claim("n", 10, 60, later)
+    assert [m.id for m in claim.messages] == [first.id, second.id]  # type: ignore[union-attr]
+    assert spool.add_consent(Consent(account.id, "+27821234567", later))[1:] == (False, 0)
