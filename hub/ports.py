@@ -355,6 +355,37 @@ class BatchStore(Protocol):
         """The accepted outcomes of the batch's rows after `after_line`, by line."""
         ...
 
+    # Which node works each open batch (several nodes, docs/nodes.md): a lease per batch.
+    def receive_batch(self, batch: Batch, node: str, until: datetime) -> bool:
+        """Record an upload just claimed, leased to `node`, before its 226; False if a
+        batch of that id exists already."""
+        ...
+
+    def settle_batch_content(self, batch: Batch, since: datetime | None) -> Batch | None:
+        """Store the batch's hash; mark it a duplicate of, and return, the earliest batch
+        of the account with that content since then (once, cluster-wide)."""
+        ...
+
+    def renew_batch_leases(self, node: str, until: datetime) -> list[str]:
+        """Extend the node's leases of batches still open; the ids it holds."""
+        ...
+
+    def keep_batch_lease(self, batch_id: str, node: str, until: datetime) -> bool:
+        """Extend one lease; False once another node has taken the batch."""
+        ...
+
+    def release_batch_leases(self, node: str) -> int:
+        """Let the node's batches go (a clean stop), for another node to take at once."""
+        ...
+
+    def take_batches(self, node: str, now: datetime, until: datetime,
+                     own: bool = False) -> list[Batch]:
+        """Lease to `node` the open batches no live node holds (with `own`, also those
+        leased in its own name); the batches taken."""
+        ...
+
+    def batch_holder(self, batch_id: str) -> str | None: ...
+
 
 
 class InboundStore(Protocol):

@@ -54,6 +54,7 @@ from spool import (
     accounts,
     admin,
     audit,
+    batch_leases,
     batches,
     consents,
     idempotency,
@@ -392,6 +393,30 @@ class SqlSpool:
 
     def batch_outcomes(self, batch_id: str, after_line: int) -> dict[int, Accepted]:
         return batches.batch_outcomes(self.db, batch_id, after_line)
+
+    # --- which node works each open batch (spool/batch_leases.py) -----------------------
+
+    def receive_batch(self, batch: Batch, node: str, until: datetime) -> bool:
+        return batch_leases.receive_batch(self.db, batch, node, until)
+
+    def settle_batch_content(self, batch: Batch, since: datetime | None) -> Batch | None:
+        return batch_leases.settle_content(self.db, batch, since)
+
+    def renew_batch_leases(self, node: str, until: datetime) -> list[str]:
+        return batch_leases.renew(self.db, node, until)
+
+    def keep_batch_lease(self, batch_id: str, node: str, until: datetime) -> bool:
+        return batch_leases.keep(self.db, batch_id, node, until)
+
+    def release_batch_leases(self, node: str) -> int:
+        return batch_leases.release(self.db, node)
+
+    def take_batches(self, node: str, now: datetime, until: datetime,
+                     own: bool = False) -> list[Batch]:
+        return batch_leases.take(self.db, node, now, until, own)
+
+    def batch_holder(self, batch_id: str) -> str | None:
+        return batch_leases.holder(self.db, batch_id)
 
     # --- email-to-SMS ---------------------------------------------------------------
 
