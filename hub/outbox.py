@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hub.clock import Clock, seconds, utcnow
 from hub.errors import Rejected, RetryLater, TemporaryFailure
@@ -43,6 +45,15 @@ class ChannelTuning:
     batch_size: int
     concurrency: int = 1
     poll_interval: float | None = None  # None: [outbox] poll_interval
+    # Deliveries in flight to one target at most (None: the channel's concurrency), so
+    # one slow receiver cannot take every slot.
+    per_target: int | None = None
+
+
+def target(item: OutboxItem) -> str:
+    """Where an item goes: its webhook endpoint, or else its address (a push URL, a
+    mailbox). The spool's claim names targets the same way (`exclude`)."""
+    return item.endpoint_id or item.address
 
 
 class OutboxRunner:
@@ -104,20 +115,82 @@ class OutboxRunner:
         return self._tuning.get(name, self._default)
 
     async def _loop(self, name: str) -> None:
+        """Work one channel continuously: claim as delivery slots free up, never more
+        than `per_target` in flight to one target, so a receiver that hangs until the
+        timeout delays only its own items, not every account's (head-of-line)."""
+        lane = _Lane(self._tune(name))
         wake = self._wakes[name]
-        while True:
-            try:
-                busy = await self.run_channel(name)
-            except TemporaryFailure as exc:
-                self._faults[name].failed(str(exc))
-                busy = 0
-            else:
-                self._faults[name].cleared()
-            if not busy:
+        interval = lane.tune.poll_interval or self._settings.poll_interval
+        recorder: GroupCommitter[tuple[str, OutboxResult], None] = GroupCommitter(
+            self._record, lane.tune.batch_size)
+        try:
+            while True:
+                found = 0
+                if lane.wants_more():
+                    try:
+                        found = await self._claim_into(name, lane, recorder)
+                    except TemporaryFailure as exc:
+                        self._faults[name].failed(str(exc))
+                    else:
+                        self._faults[name].cleared()
+                if found and lane.wants_more():
+                    continue  # there may be more due at once
                 wake.clear()
-                interval = self._tune(name).poll_interval or self._settings.poll_interval
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), interval)
+                lane.freed.clear()
+                waits = [asyncio.ensure_future(wake.wait())]
+                if lane.inflight:
+                    waits.append(asyncio.ensure_future(lane.freed.wait()))
+                try:
+                    await asyncio.wait(waits, timeout=interval,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waits:
+                        w.cancel()
+        finally:
+            await cancel_all(lane.tasks)
+
+    async def _claim_into(self, name: str, lane: _Lane,
+                          recorder: GroupCommitter[tuple[str, OutboxResult], None]) -> int:
+        """Claim what the lane has room for and start delivering it; items over a
+        target's share are handed back untried. Returns how many were claimed."""
+        now = self._clock()
+        items = await self._runner.call(
+            self._runner.spool.claim_outbox, name, lane.room(),
+            self._settings.lease_seconds, now, self._node, lane.full_targets(),
+        )
+        if not items:
+            return 0
+        channel = self._channels[name]
+        await self._refresh(channel)
+        extra: dict[str, list[str]] = {}
+        for item in items:
+            if lane.has_room_for(item):
+                lane.start(self._deliver_one(channel, lane, item, recorder), item)
+            else:
+                extra.setdefault(item.lease_token or "", []).append(item.id)
+        for token, ids in extra.items():
+            await self._runner.call(self._runner.spool.unclaim_outbox, token, ids,
+                                    self._clock())
+        return len(items)
+
+    async def _refresh(self, channel: OutboxChannel) -> None:
+        # A channel that reads its settings from the spool (webhook endpoints and their
+        # secrets) reads them once per claim: fresh enough, and not once per item.
+        refresh = getattr(channel, "refresh", None)
+        if refresh is not None:
+            await refresh()
+
+    async def _deliver_one(self, channel: OutboxChannel, lane: _Lane, item: OutboxItem,
+                           recorder: GroupCommitter[tuple[str, OutboxResult], None]) -> None:
+        try:
+            result = await self._deliver(channel, lane.tune, item)
+            try:
+                await recorder.submit([(item.lease_token or "", result)])
+            except TemporaryFailure as exc:
+                # Not recorded: the lease runs out and the item is delivered again.
+                self._faults[item.channel].failed(str(exc))
+        finally:
+            lane.finish(item)
 
     async def run_once(self) -> int:
         """Deliver one batch per channel; returns how many items were tried (tests)."""
@@ -127,7 +200,8 @@ class OutboxRunner:
         return tried
 
     async def run_channel(self, name: str) -> int:
-        """Claim and deliver one batch of one channel; returns how many were tried."""
+        """Claim and deliver one batch of one channel, then return how many were tried
+        (tests and one-off runs; the service's loop claims continuously instead)."""
         tune = self._tune(name)
         items = await self._runner.call(
             self._runner.spool.claim_outbox, name, tune.batch_size,
@@ -136,11 +210,7 @@ class OutboxRunner:
         if not items:
             return 0
         channel = self._channels[name]
-        # A channel that reads its settings from the spool (webhook endpoints and their
-        # secrets) reads them once per batch: fresh enough, and not once per item.
-        refresh = getattr(channel, "refresh", None)
-        if refresh is not None:
-            await refresh()
+        await self._refresh(channel)
         await self._deliver_all(channel, tune, items)
         return len(items)
 
@@ -197,3 +267,45 @@ class OutboxRunner:
         wait = policy.backoff(item.attempts) if after is None else after
         return OutboxResult(item.id, OutboxStatus.PENDING, due_at=now + seconds(wait),
                             error=error)
+
+
+class _Lane:
+    """One channel's deliveries in flight: how many, to which targets, and the tasks."""
+
+    def __init__(self, tune: ChannelTuning) -> None:
+        self.tune = tune
+        self.capacity = max(tune.concurrency, 1)
+        self.per_target = max(tune.per_target or self.capacity, 1)
+        self.inflight = 0
+        self.by_target: Counter[str] = Counter()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.freed = asyncio.Event()
+
+    def room(self) -> int:
+        return min(self.tune.batch_size, self.capacity - self.inflight)
+
+    def wants_more(self) -> bool:
+        # Claim when a quarter of the slots (or a whole batch) are free, not per freed
+        # slot: each claim is a write transaction.
+        return self.room() >= max(1, min(self.tune.batch_size, self.capacity // 4))
+
+    def full_targets(self) -> list[str]:
+        return [t for t, n in self.by_target.items() if n >= self.per_target]
+
+    def has_room_for(self, item: OutboxItem) -> bool:
+        return self.by_target[target(item)] < self.per_target
+
+    def start(self, work: Coroutine[Any, Any, None], item: OutboxItem) -> None:
+        self.inflight += 1
+        self.by_target[target(item)] += 1
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def finish(self, item: OutboxItem) -> None:
+        self.inflight -= 1
+        key = target(item)
+        self.by_target[key] -= 1
+        if self.by_target[key] <= 0:
+            del self.by_target[key]
+        self.freed.set()

@@ -419,9 +419,15 @@ class OutboxStore(Protocol):
     """What the hub owes customers (mails now, webhooks next), claimed and recorded."""
 
     def claim_outbox(
-        self, channel: str, limit: int, lease_seconds: float, now: datetime, owner: str = ""
+        self, channel: str, limit: int, lease_seconds: float, now: datetime, owner: str = "",
+        exclude: Sequence[str] = (),
     ) -> list[OutboxItem]:
-        """Lease due items of one channel (and items whose lease ran out) to `owner`."""
+        """Lease due items of one channel (and items whose lease ran out) to `owner`,
+        none going to a target (endpoint id, else address) named in `exclude`."""
+        ...
+
+    def unclaim_outbox(self, token: str, item_ids: Sequence[str], now: datetime) -> int:
+        """Hand back claimed items not tried: due as before, the claim not an attempt."""
         ...
 
     def release_outbox(self, owner: str, now: datetime) -> int:

@@ -319,6 +319,8 @@ class WebhooksSection:
     timeout: float = 15.0
     connections: int = 100
     concurrency: int = 200
+    # Deliveries in flight to one endpoint at most: one that hangs holds only these.
+    per_endpoint: int = 32
     batch_size: int = 500
     retry_period: float = 259_200.0  # three days
     retry_base: float = 5.0
@@ -332,6 +334,7 @@ class WebhooksSection:
         _check(0 < self.timeout <= 60, "timeout: seconds, more than 0 and at most 60")
         _check(self.connections >= 1, "connections: at least 1")
         _check(self.concurrency >= 1, "concurrency: at least 1")
+        _check(self.per_endpoint >= 1, "per_endpoint: at least 1")
         _check(1 <= self.batch_size <= 5000, "batch_size: 1 to 5000")
         _check(self.retry_period >= 0, "retry_period: seconds, 0 or more")
         _check(0 < self.retry_base <= self.retry_cap, "retry_base: > 0 and <= retry_cap")

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from hub.model import ErrorInfo, NewOutboxItem, OutboxItem, OutboxResult, OutboxStatus
 from spool import pushes, webhooks
@@ -29,8 +29,16 @@ def outbox_values(item: NewOutboxItem, now: datetime) -> dict[str, Any]:
     }
 
 
+def target_column() -> Any:
+    """Where an item goes, as `hub.outbox.target` names it: its webhook endpoint, or
+    else its address (a push URL, a mailbox)."""
+    return func.coalesce(o.c.endpoint_id, o.c.address)
+
+
 def claim(db: Database, channel: str, limit: int, lease_seconds: float,
-          now: datetime, owner: str = "") -> list[OutboxItem]:
+          now: datetime, owner: str = "", exclude: Sequence[str] = ()) -> list[OutboxItem]:
+    """Lease up to `limit` due items of `channel`, none going to a target in `exclude`
+    (targets the caller already has enough deliveries in flight to)."""
     # The lease token names its node, so the node can take back its own leases when it
     # starts again after a crash instead of waiting for them to run out.
     token = f"{owner}:{uuid4().hex}"
@@ -38,6 +46,8 @@ def claim(db: Database, channel: str, limit: int, lease_seconds: float,
         and_(o.c.status == OutboxStatus.PENDING.value, o.c.due_at <= now),
         and_(o.c.status == OutboxStatus.SENDING.value, o.c.lease_expires_at < now),
     )
+    if exclude:
+        due = and_(due, target_column().not_in(list(exclude)))
     if channel in (webhooks.CHANNEL, pushes.CHANNEL):
         # One message's events reach an endpoint (a push: its kind) in order.
         due = and_(due, webhooks.owed_filter())
@@ -88,6 +98,20 @@ def record(db: Database, token: str, results: Sequence[OutboxResult],
                     **sets, lease_token=None, lease_expires_at=None, updated_at=now),
                 params)
     return [r.item_id for r in applied]
+
+
+def unclaim(db: Database, token: str, item_ids: Sequence[str], now: datetime) -> int:
+    """Hand back items claimed under `token` and not tried: pending again, due as they
+    were (so they keep their place), and their claim not counted as an attempt."""
+    if not item_ids:
+        return 0
+    with db.write() as conn:
+        done = conn.execute(
+            update(o).where(o.c.lease_token == token, o.c.id.in_(list(item_ids)),
+                            o.c.status == OutboxStatus.SENDING.value)
+            .values(status=OutboxStatus.PENDING.value, lease_token=None,
+                    lease_expires_at=None, attempts=o.c.attempts - 1, updated_at=now))
+    return int(done.rowcount)
 
 
 def release(db: Database, owner: str, now: datetime) -> int:

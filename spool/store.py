@@ -316,9 +316,13 @@ class SqlSpool:
         inbound.route(self.db, inbound_ids, items, now)
 
     def claim_outbox(
-        self, channel: str, limit: int, lease_seconds: float, now: datetime, owner: str = ""
+        self, channel: str, limit: int, lease_seconds: float, now: datetime, owner: str = "",
+        exclude: Sequence[str] = (),
     ) -> list[OutboxItem]:
-        return outbox.claim(self.db, channel, limit, lease_seconds, now, owner)
+        return outbox.claim(self.db, channel, limit, lease_seconds, now, owner, exclude)
+
+    def unclaim_outbox(self, token: str, item_ids: Sequence[str], now: datetime) -> int:
+        return outbox.unclaim(self.db, token, item_ids, now)
 
     def release_outbox(self, owner: str, now: datetime) -> int:
         return outbox.release(self.db, owner, now)

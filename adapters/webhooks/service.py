@@ -29,5 +29,6 @@ def tuning(config: Config) -> dict[str, ChannelTuning]:
     # The period bounds the retries; the attempt count is only a backstop far beyond it.
     policy = RetryPolicy(max_attempts=10_000, base=w.retry_base, cap=w.retry_cap,
                          max_age=w.retry_period)
-    tune = ChannelTuning(policy, w.batch_size, w.concurrency, w.poll_interval)
+    tune = ChannelTuning(policy, w.batch_size, w.concurrency, w.poll_interval,
+                         per_target=w.per_endpoint)
     return {CHANNEL: tune, pushes.CHANNEL: tune}

@@ -265,3 +265,34 @@ def test_the_verification_example_in_the_docs_verifies_a_real_delivery(
     with pytest.raises(WebhookVerificationError):
         namespace["verify"](hit.body.replace(b"submitted", b"delivered"), hit.headers,
                             endpoint["secret"])
+
+
+def test_an_endpoint_that_hangs_delays_only_its_own_events(
+    make_hub: MakeHub, receiver: Receiver
+) -> None:
+    """Head-of-line: with a small batch, the old loop claimed the hanging endpoint's
+    events first and took the next batch only after their timeout (4 s here)."""
+    hub = make_hub(webhooks={**FAST, "timeout": 4.0, "batch_size": 4, "per_endpoint": 2},
+                   outbox={"poll_interval": 0.05},
+                   simulator={"report_delay": 0.05})
+    receiver.scripts["/hangs"] = Script(statuses=[204], delay=6)
+    clients = {}
+    for name in ("slowco", "quickco"):
+        key = hub.account(name, credits="10")
+        clients[name] = httpx.Client(base_url=hub.url,
+                                     headers={"Authorization": f"Bearer {key}"})
+    try:
+        subscribe(clients["slowco"], receiver.url("/hangs"), ["message.submitted"])
+        subscribe(clients["quickco"], receiver.url("/quick"), ["message.submitted"])
+        for _ in range(8):
+            send(clients["slowco"])
+        at_least(receiver, "/hangs", 2, 5, "the hanging endpoint's first deliveries")
+        started = time.monotonic()
+        send(clients["quickco"])
+        at_least(receiver, "/quick", 1, 10, "the other account's event")
+        assert time.monotonic() - started < 2.0
+        # The hanging endpoint never has more than its share in flight.
+        assert len(receiver.at("/hangs")) == 2
+    finally:
+        for c in clients.values():
+            c.close()
