@@ -1,6 +1,7 @@
 """What the hub and the libraries log while the real SMTP listener, FTP drop, JSON API, XML
-API and Kannel's sendsms serve real clients, at DEBUG: never a full phone number, a
-message text, an API key or a password (hub/logs.py; POPIA, issue #15)."""
+API, Kannel's sendsms, WinSMS's and Clickatell's HTTP and XML APIs and the portal serve
+real clients, while the dispatcher sends and pushes go out, at DEBUG: never a full phone
+number, a message text, an API key or a password (hub/logs.py; POPIA, issue #15)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import logging
 import ssl
 from collections.abc import Callable, Iterator
 from urllib.parse import urlencode
+from xml.sax.saxutils import escape
 
 import httpx
 import pytest
@@ -22,6 +24,9 @@ from tests.ftpdrop import PASSWORD, make_drop, no_leaked_threads
 from tests.hubthread import HubThread
 from tests.integration.test_smtp_mail import DOMAIN, connect, mail, queued, send, smtp_section
 from tests.integration.test_smtp_security import _prepared
+from tests.polling import eventually
+from tests.portal import csrf, sign_in
+from tests.receiver import Receiver
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 _ = no_leaked_threads  # a fixture used through pytestmark
@@ -129,3 +134,54 @@ def _submit_by_rest_xml_and_kannel(hub: HubThread, key: str) -> None:
                        "text": TEXT})
     kannel = httpx.get(f"{hub.url}/cgi-bin/sendsms?{query}")
     assert kannel.status_code == 202, kannel.text
+
+
+def test_dialects_portal_dispatch_and_pushes_at_debug_log_no_number_text_or_password(
+        captured: io.StringIO, make_hub: Callable[..., HubThread], receiver: Receiver) -> None:
+    hub = make_hub(webhooks={"allow_networks": ["127.0.0.1/32"], "poll_interval": 0.05},
+                   outbox={"poll_interval": 0.05})
+    hub.account("acme", credits="100", price="0.25", sender_ids=("ACME",))
+    hub.spool.set_password_hash("acme", hash_password(KEY_PASSWORD))
+    _debug(hub)
+    login = {"user": "acme", "password": KEY_PASSWORD}
+    winsms = httpx.get(f"{hub.url}/api/batchmessage.asp",
+                       params={**login, "message": TEXT, "numbers": NUMBER})
+    assert winsms.text.startswith(f"{NUMBER}="), winsms.text
+    doc = (f"<WinSMS_Multi_Message><User>acme</User><Password>{KEY_PASSWORD}</Password>"
+           f"<Messages><Message><MessageText>{TEXT}</MessageText><Numbers>"
+           f"<Number>{NUMBER}</Number></Numbers></Message></Messages></WinSMS_Multi_Message>")
+    assert b"<MessageID>" in httpx.post(f"{hub.url}/api/xmlsendsmsmulti.asp",
+                                        content=doc.encode()).content
+    sent = httpx.get(f"{hub.url}/http/sendmsg",
+                     params={**login, "api_id": "1", "to": NUMBER, "text": TEXT}).text
+    assert sent.startswith("ID: "), sent
+    query = httpx.get(f"{hub.url}/http/querymsg",
+                      params={**login, "apimsgid": sent.removeprefix("ID: ")})
+    assert "Status:" in query.text
+    # A Kannel dlr-url naming the number: httpx logs the push's URL when it goes out.
+    dlr = escape(receiver.url(f"/dlr?type=%d&to=%p&for={NUMBER}"))
+    kannel = (f'<?xml version="1.0"?><message><submit><da><number>{NUMBER}</number></da>'
+              f"<oa><number>ACME</number></oa><ud>{TEXT}</ud><statusrequest>"
+              f"<dlr-mask>1</dlr-mask><dlr-url>{dlr}</dlr-url></statusrequest>"
+              f"<from><user>acme</user><pass>{KEY_PASSWORD}</pass></from></submit></message>")
+    assert httpx.post(f"{hub.url}/cgi-bin/sendsms", content=kannel.encode(),
+                      headers={"Content-Type": "text/xml"}).status_code == 202
+    click = (f"<clickAPI><sendMsg><api_id>1</api_id><user>acme</user>"
+             f"<password>{KEY_PASSWORD}</password><to>{NUMBER}</to><text>{TEXT}</text>"
+             "</sendMsg></clickAPI>")
+    assert b"apiMsgId" in httpx.post(f"{hub.url}/xml/xml", data={"data": click}).content
+    opened: list[httpx.Client] = []
+    try:
+        portal = sign_in(hub, opened, "acme", KEY_PASSWORD)
+        page = portal.post("/send", data={"csrf": csrf(portal), "to": NUMBER, "text": TEXT})
+        assert page.status_code == 200
+    finally:
+        for client in opened:
+            client.close()
+    # Sent by the dispatcher, delivered by the simulator's report, pushed by the outbox.
+    eventually(lambda: receiver.under("/dlr"), 20, 0.05, "the delivery report's push")
+    logged = captured.getvalue()
+    # The dialects' request lines were logged (httpx), the number as its pseudonym only.
+    assert "numbers=27******590#" in logged and "portal sign-in" in logged
+    for secret in (NUMBER, NUMBER[2:], TEXT, "Zebra-Quokka", KEY_PASSWORD):
+        assert secret not in logged, secret
