@@ -22,6 +22,7 @@ from hub.cli_carriers import carrier_commands
 from hub.cli_consents import audit_commands, consent_commands
 from hub.cli_messages import message_commands
 from hub.cli_nodes import node_commands
+from hub.cli_operators import operator_commands
 from hub.cli_optouts import inbound_commands, optout_commands
 from hub.cli_privacy import privacy_commands
 from hub.cli_webhooks import webhook_commands
@@ -86,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     command(cfg, "check", _config_check, "validate the configuration without starting")
     account_commands(sub)
     carrier_commands(sub)
+    operator_commands(sub)
     batch_commands(sub)
     message_commands(sub)
     inbound_commands(sub)

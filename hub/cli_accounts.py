@@ -36,6 +36,8 @@ def account_commands(sub: Any) -> None:
     credit = command(acc, "credit", _account_credit, "add (or with -N remove) credits")
     credit.add_argument("name")
     credit.add_argument("amount", type=decimal_arg)
+    credit.add_argument("--reason", default="",
+                        help="why, kept in the account's credit ledger (the portal's /admin)")
     command(acc, "password", _account_password,
              "set the password (read from standard input)").add_argument("name")
     key_commands(acc)
@@ -123,7 +125,9 @@ def _account_show(args: argparse.Namespace, config: Config) -> int:
 def _account_credit(args: argparse.Namespace, config: Config) -> int:
     spool = open_spool(config)
     try:
-        account = spool.add_credits(args.name, args.amount)
+        # Written to the credit ledger with its reason, as an operator's page does.
+        account = spool.credit_account(args.name, args.amount, args.reason or "(none given)",
+                                       "cli", utcnow())
     finally:
         spool.close()
     emit(args, _account_json(account), _account_text(account))

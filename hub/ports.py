@@ -45,6 +45,7 @@ from hub.model import (
     record,
 )
 from hub.nodes import NodeStore
+from hub.operators import AdminStore
 from hub.optouts import NewOptOut, OptOut, OptOutSettings
 from hub.privacy import PrivacyStore
 
@@ -575,7 +576,7 @@ class PushStore(Protocol):
 class Spool(SchemaAdmin, AccountStore, MessageStore, MessageQueue, ReceiptStore, BatchStore,
             InboundStore, InboundPartStore, OutboxStore, MailStore, OperatorStore,
             OptOutStore, WebhookStore, PushStore, IdempotencyStore, PrivacyStore, ConsentStore,
-            AuditStore, NodeStore, Protocol):
+            AuditStore, NodeStore, AdminStore, Protocol):
     """Durable storage of accounts, messages and their history: every role (spool/
     implements it; only the composition root and the CLI hold it whole)."""
 

@@ -31,7 +31,9 @@ SPOOL_MAY_USE = {"hub.model", "hub.batches", "hub.mail", "hub.optouts", "hub.err
                  # transactions, as opt-outs are: the pure rule and the consent record.
                  "hub.cpa", "hub.consents",
                  # each running node's heartbeat row and what it holds (issue #16).
-                 "hub.nodes"}
+                 "hub.nodes",
+                 # operators' logins, the credit ledger and the queue's minutes (issue #14).
+                 "hub.operators"}
 DATABASE_LIBRARIES = {"sqlalchemy", "alembic", "psycopg", "sqlite3"}
 
 
