@@ -5,8 +5,10 @@ waits for Saturday 09:00; at 09:00 it goes; transactional messages go at any hou
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from hub import cpa
 from hub.consents import Consent
@@ -74,3 +76,34 @@ async def test_a_consent_sends_the_held_messages_at_once_in_their_order(
     for m in promos:
         events = stack.spool.events(m.id)
         assert any("released" in e.detail for e in events)
+
+
+@pytest.mark.parametrize(("due", "claimed", "opens"), [
+    ("2026-12-05T12:58", "2026-12-05T12:59", None),  # Saturday 12:59: sent
+    ("2026-12-05T12:59", "2026-12-05T13:00", "2026-12-07T08:00"),  # 13:00: Monday
+    ("2026-12-04T19:58", "2026-12-04T19:59", None),  # Friday 19:59: sent
+    ("2026-04-24T19:00", "2026-04-27T10:00", "2026-04-28T08:00"),  # Freedom Day (Monday)
+    ("2026-04-28T07:59", "2026-04-28T08:00", None),  # the day after: held at intake to 08:00
+])
+async def test_each_boundary_under_the_dispatchers_fake_clock(
+    make_stack: Any, due: str, claimed: str, opens: str | None,
+) -> None:
+    now = [sa(claimed)]
+    stack: Stack = await make_stack(clock=lambda: now[0])
+    account = make_account(stack.spool, credits="100")
+    accepted = sa(due)
+    promo = replace(new_message(account, accepted_at=accepted),
+                    message_class=MessageClass.MARKETING)
+    stack.spool.accept([promo])
+    assert await stack.dispatcher.run_once() == (1 if opens is None else 0)
+    m = stack.spool.get_message(promo.id)
+    assert m is not None
+    if opens is None:
+        assert stack.seen[promo.id] == 1 and m.status is Status.SUBMITTED
+        return
+    assert stack.seen[promo.id] == 0 and m.status is Status.SCHEDULED
+    assert m.due_at == sa(opens) and m.error is not None and m.error.code == cpa.HELD
+    now[0] = sa(opens) - timedelta(minutes=1)
+    assert await stack.dispatcher.run_once() == 0
+    now[0] = sa(opens)
+    assert await stack.dispatcher.run_once() == 1 and stack.seen[promo.id] == 1
