@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections import Counter
-from collections.abc import Coroutine, Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,9 @@ from hub.spoolcall import SpoolThreads
 from hub.tasks import cancel_all
 
 log = logging.getLogger(__name__)
+
+# Starts one claimed item's delivery (and its recording).
+Starter = Callable[[OutboxItem], Coroutine[Any, Any, None]]
 
 # A receiver's Retry-After is honoured up to this many seconds; beyond it is a typo or an
 # attack on our queue, and our own backoff is the better guess.
@@ -138,7 +142,7 @@ class OutboxRunner:
                 wake.clear()
                 lane.freed.clear()
                 waits = [asyncio.ensure_future(wake.wait())]
-                if lane.inflight:
+                if lane.held:
                     waits.append(asyncio.ensure_future(lane.freed.wait()))
                 try:
                     await asyncio.wait(waits, timeout=interval,
@@ -151,26 +155,21 @@ class OutboxRunner:
 
     async def _claim_into(self, name: str, lane: _Lane,
                           recorder: GroupCommitter[tuple[str, OutboxResult], None]) -> int:
-        """Claim what the lane has room for and start delivering it; items over a
-        target's share are handed back untried. Returns how many were claimed."""
+        """Claim what the lane has room for, at most one target's share at a time and
+        none for a target that already has its share, and start delivering it (beyond a
+        target's share in flight, its items wait their turn in memory). Returns how many
+        were claimed."""
         now = self._clock()
         items = await self._runner.call(
             self._runner.spool.claim_outbox, name, lane.room(),
             self._settings.lease_seconds, now, self._node, lane.full_targets(),
         )
-        if not items:
-            return 0
-        channel = self._channels[name]
-        await self._refresh(channel)
-        extra: dict[str, list[str]] = {}
-        for item in items:
-            if lane.has_room_for(item):
-                lane.start(self._deliver_one(channel, lane, item, recorder), item)
-            else:
-                extra.setdefault(item.lease_token or "", []).append(item.id)
-        for token, ids in extra.items():
-            await self._runner.call(self._runner.spool.unclaim_outbox, token, ids,
-                                    self._clock())
+        if items:
+            channel = self._channels[name]
+            await self._refresh(channel)
+            start = functools.partial(self._deliver_one, channel, lane, recorder=recorder)
+            for item in items:
+                lane.accept(item, start)
         return len(items)
 
     async def _refresh(self, channel: OutboxChannel) -> None:
@@ -270,42 +269,67 @@ class OutboxRunner:
 
 
 class _Lane:
-    """One channel's deliveries in flight: how many, to which targets, and the tasks."""
+    """One channel's claimed items: how many are held (in flight or waiting their turn),
+    per target, and the delivery tasks. A target has at most `per_target` deliveries in
+    flight and fewer than twice that held, so a target that hangs holds a bounded part
+    of the lane and never the rest."""
 
     def __init__(self, tune: ChannelTuning) -> None:
         self.tune = tune
         self.capacity = max(tune.concurrency, 1)
-        self.per_target = max(tune.per_target or self.capacity, 1)
-        self.inflight = 0
-        self.by_target: Counter[str] = Counter()
+        self.per_target = max(min(tune.per_target or self.capacity, self.capacity), 1)
+        self.held = 0
+        self.inflight: Counter[str] = Counter()
+        self.waiting: dict[str, deque[tuple[OutboxItem, Starter]]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.freed = asyncio.Event()
 
     def room(self) -> int:
-        return min(self.tune.batch_size, self.capacity - self.inflight)
+        """How many to claim next: one target's share at most, so a single claim cannot
+        fill the lane with one target's items."""
+        return min(self.tune.batch_size, self.per_target, self.capacity - self.held)
 
     def wants_more(self) -> bool:
-        # Claim when a quarter of the slots (or a whole batch) are free, not per freed
-        # slot: each claim is a write transaction.
-        return self.room() >= max(1, min(self.tune.batch_size, self.capacity // 4))
+        # Claim when a quarter of the lane (or a share) is free, not per freed slot:
+        # each claim is a write transaction.
+        free = self.capacity - self.held
+        return free >= max(1, min(self.tune.batch_size, self.per_target, self.capacity // 4))
 
     def full_targets(self) -> list[str]:
-        return [t for t, n in self.by_target.items() if n >= self.per_target]
+        return [t for t in self.inflight if self._held_by(t) >= self.per_target]
 
-    def has_room_for(self, item: OutboxItem) -> bool:
-        return self.by_target[target(item)] < self.per_target
+    def _held_by(self, key: str) -> int:
+        return self.inflight[key] + len(self.waiting.get(key, ()))
 
-    def start(self, work: Coroutine[Any, Any, None], item: OutboxItem) -> None:
-        self.inflight += 1
-        self.by_target[target(item)] += 1
-        task = asyncio.create_task(work)
+    def accept(self, item: OutboxItem, starter: Starter) -> None:
+        self.held += 1
+        key = target(item)
+        if self.inflight[key] < self.per_target:
+            self._start(key, item, starter)
+        else:
+            self.waiting.setdefault(key, deque()).append((item, starter))
+
+    def _start(self, key: str, item: OutboxItem, starter: Starter) -> None:
+        self.inflight[key] += 1
+        task = asyncio.create_task(starter(item))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
     def finish(self, item: OutboxItem) -> None:
-        self.inflight -= 1
         key = target(item)
-        self.by_target[key] -= 1
-        if self.by_target[key] <= 0:
-            del self.by_target[key]
-        self.freed.set()
+        was_full = self._held_by(key) >= self.per_target
+        wanted = self.wants_more()
+        self.held -= 1
+        self.inflight[key] -= 1
+        queue = self.waiting.get(key)
+        if queue:
+            self._start(key, *queue.popleft())
+            if not queue:
+                del self.waiting[key]
+        elif self.inflight[key] <= 0:
+            del self.inflight[key]
+        # Wake the claimer only when a claim could now find more: the lane crossed into
+        # wanting more, or this target stopped being excluded.
+        if (not wanted and self.wants_more()) or (
+                was_full and self._held_by(key) < self.per_target):
+            self.freed.set()

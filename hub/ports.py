@@ -427,10 +427,6 @@ class OutboxStore(Protocol):
         none going to a target (endpoint id, else address) named in `exclude`."""
         ...
 
-    def unclaim_outbox(self, token: str, item_ids: Sequence[str], now: datetime) -> int:
-        """Hand back claimed items not tried: due as before, the claim not an attempt."""
-        ...
-
     def release_outbox(self, owner: str, now: datetime) -> int:
         """Make due again what `owner` held when it stopped; returns how many."""
         ...

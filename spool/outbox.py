@@ -100,20 +100,6 @@ def record(db: Database, token: str, results: Sequence[OutboxResult],
     return [r.item_id for r in applied]
 
 
-def unclaim(db: Database, token: str, item_ids: Sequence[str], now: datetime) -> int:
-    """Hand back items claimed under `token` and not tried: pending again, due as they
-    were (so they keep their place), and their claim not counted as an attempt."""
-    if not item_ids:
-        return 0
-    with db.write() as conn:
-        done = conn.execute(
-            update(o).where(o.c.lease_token == token, o.c.id.in_(list(item_ids)),
-                            o.c.status == OutboxStatus.SENDING.value)
-            .values(status=OutboxStatus.PENDING.value, lease_token=None,
-                    lease_expires_at=None, attempts=o.c.attempts - 1, updated_at=now))
-    return int(done.rowcount)
-
-
 def release(db: Database, owner: str, now: datetime) -> int:
     """Make the items this node held when it stopped (or died) due again at once."""
     with db.write() as conn:

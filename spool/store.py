@@ -322,9 +322,6 @@ class SqlSpool(OperatorRows):
     ) -> list[OutboxItem]:
         return outbox.claim(self.db, channel, limit, lease_seconds, now, owner, exclude)
 
-    def unclaim_outbox(self, token: str, item_ids: Sequence[str], now: datetime) -> int:
-        return outbox.unclaim(self.db, token, item_ids, now)
-
     def release_outbox(self, owner: str, now: datetime) -> int:
         return outbox.release(self.db, owner, now)
 
