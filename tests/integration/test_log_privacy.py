@@ -10,6 +10,8 @@ import io
 import logging
 import ssl
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
 from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 
@@ -18,15 +20,18 @@ import pytest
 
 from hub.accounts import hash_password
 from hub.cli import _logging
-from hub.config import with_overrides
+from hub.config import CarrierTable, with_overrides
 from hub.logs import CHATTY
 from tests.ftpdrop import PASSWORD, make_drop, no_leaked_threads
 from tests.hubthread import HubThread
+from tests.integration.conftest import test_config as hub_config
 from tests.integration.test_smtp_mail import DOMAIN, connect, mail, queued, send, smtp_section
 from tests.integration.test_smtp_security import _prepared
 from tests.polling import eventually
 from tests.portal import csrf, sign_in
 from tests.receiver import Receiver
+from tests.smsc.scripted import ScriptedSmsc
+from tests.smsc.thread import smsc_in_thread
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 _ = no_leaked_threads  # a fixture used through pytestmark
@@ -184,4 +189,37 @@ def test_dialects_portal_dispatch_and_pushes_at_debug_log_no_number_text_or_pass
     # The dialects' request lines were logged (httpx), the number as its pseudonym only.
     assert "numbers=27******590#" in logged and "portal sign-in" in logged
     for secret in (NUMBER, NUMBER[2:], TEXT, "Zebra-Quokka", KEY_PASSWORD):
+        assert secret not in logged, secret
+
+
+BIND_PASSWORD = "Bnd-Cn9z"  # SMPP 3.4: at most 8 characters
+
+
+def test_smpp_carrier_at_debug_logs_no_number_text_or_bind_password(
+        captured: io.StringIO, tmp_path: Path) -> None:
+    with smsc_in_thread(receipt_mode="after", id_style="padded") as smsc:
+        _through_smpp(captured, tmp_path, smsc)
+
+
+def _through_smpp(captured: io.StringIO, tmp_path: Path, smsc: ScriptedSmsc) -> None:
+    table = CarrierTable("smsc", "smpp", {"host": "127.0.0.1", "port": smsc.port,
+                                          "system_id": "hub", "password": BIND_PASSWORD},
+                         "test")
+    base = hub_config(tmp_path / "hub", routing={"default_carrier": "smsc"})
+    hub = HubThread(replace(base, carriers={"smsc": table})).start()
+    try:
+        key = hub.account("acme", credits="10", price="0.25", sender_ids=("ACME",))
+        _debug(hub)
+        with httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {key}"}) as c:
+            r = c.post("/v1/messages", json={"to": NUMBER, "text": TEXT, "from": "ACME"})
+            assert r.status_code == 202, r.text
+            mid = r.json()["id"]
+            eventually(lambda: c.get(f"/v1/messages/{mid}").json()["status"] == "delivered",
+                       what="delivered over SMPP with the SMSC's receipt")
+    finally:
+        hub.stop()
+    assert [s.dest_addr for s in smsc.submits] == [NUMBER]
+    logged = captured.getvalue()
+    assert "adapters.carriers.smpp" in logged  # the carrier did speak
+    for secret in (NUMBER, NUMBER[2:], TEXT, BIND_PASSWORD):
         assert secret not in logged, secret
