@@ -8,6 +8,7 @@ Carriers and report sinks are asynchronous.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -633,3 +634,41 @@ class InboundRoute(Protocol):
     """Decides what an inbound message leads to (an email, a webhook...)."""
 
     async def route(self, message: Inbound) -> list[NewOutboxItem]: ...
+
+
+# What a committed transaction wakes the other nodes for (Coordination): messages due to
+# be claimed, and outbox items due to be delivered.
+MESSAGES_CHANNEL = "smshub_messages"
+OUTBOX_CHANNEL = "smshub_outbox"
+
+
+class Coordination(Protocol):
+    """How the processes sharing one PostgreSQL spool work together (spool/cluster.py;
+    a SQLite spool has none): wake-ups when any node commits work, and cluster-wide locks
+    that the database lets go of when the holder's connection ends, however it ends.
+    A lock's name is `KIND:REST`; `count(KIND)` tells how many are held."""
+
+    @property
+    def listening(self) -> bool:
+        """Whether wake-ups arrive now: a poller may then poll slowly."""
+        ...
+
+    def subscribe(self, channel: str, wake: Callable[[], None]) -> None:
+        """Call `wake` on the event loop when a transaction that made work on `channel`
+        commits, on any node, and after a reconnect (what was sent meanwhile is lost).
+        Subscribe before start."""
+        ...
+
+    async def try_lock(self, name: str) -> asyncio.Event | None:
+        """Hold `name` for this process if no other holds it: an event set once the lock
+        is lost (the connection broke). None: another process holds it, or the database
+        cannot be reached. Holding it already answers at once."""
+        ...
+
+    async def unlock(self, name: str) -> None: ...
+
+    def holds(self, name: str) -> bool: ...
+
+    async def count(self, kind: str) -> int:
+        """How many locks named `kind:...` are held, by every process (0: unknown)."""
+        ...

@@ -14,10 +14,10 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from hub.errors import NotFound
 from hub.model import ErrorInfo, Message, NewMessage, Source, Status
-from hub.ports import CommitSeal, Committed
+from hub.ports import MESSAGES_CHANNEL, CommitSeal, Committed
 from spool import consents, idempotency
 from spool.bulk import bulk_insert
-from spool.engine import Database
+from spool.engine import Database, notify
 from spool.ledger import Event, add_events
 from spool.lookups import messages_by_client_ref
 from spool.optouts import Barred, barred
@@ -138,6 +138,7 @@ def _store(conn: Connection, plan: _Plan, holds: dict[str, ErrorInfo]) -> None:
     maker = _RowMaker(holds)
     rows, events = maker.rows(plan.stored)
     bulk_insert(conn, messages, MESSAGE_COLUMNS, rows)
+    notify(conn, MESSAGES_CHANNEL)  # idle dispatchers on every node claim them at once
     if holds:
         consents.note_holds(conn, {nm.id: holds[nm.id] for nm, _ in plan.stored
                                    if nm.id in holds})

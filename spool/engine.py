@@ -1,5 +1,6 @@
 """Engine creation for SQLite and PostgreSQL, and the write/read transaction scopes that
-start SQLite writes with BEGIN IMMEDIATE and turn driver failures into TemporaryFailure."""
+start SQLite writes with BEGIN IMMEDIATE, turn driver failures into TemporaryFailure and,
+on PostgreSQL, NOTIFY the other nodes of the work a transaction made."""
 
 from __future__ import annotations
 
@@ -9,13 +10,23 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Insert, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 
 from hub.errors import TemporaryFailure
+from hub.ports import OUTBOX_CHANNEL
 from spool.faults import FULL, READ_ONLY, temporary
 
 _READ_OPTION = "smshub_read"
+_NOTIFY = "smshub_notify"  # in Connection.info: channels to notify at this commit
+_NOTIFY_SQL = text("SELECT pg_notify(:channel, '')")
+
+
+def notify(conn: Connection, channel: str) -> None:
+    """Wake `channel`'s listeners on every node when this write transaction commits
+    (NOTIFY is transactional: a rollback sends nothing). Nothing on SQLite: one node."""
+    if conn.dialect.name == "postgresql":
+        conn.info.setdefault(_NOTIFY, set()).add(channel)
 
 
 def normalise_url(url: str) -> URL:
@@ -43,7 +54,11 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A write transaction, committed on normal exit."""
         with translate_errors(), self.engine.begin() as conn:
+            # info outlives the checkout: what a failed transaction left is not ours.
+            conn.info.pop(_NOTIFY, None)
             yield conn
+            for channel in sorted(conn.info.pop(_NOTIFY, ())):
+                conn.execute(_NOTIFY_SQL, {"channel": channel})
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -105,6 +120,13 @@ def _postgresql_engine(url: URL) -> Engine:
         # Planning each execution with its real parameters costs little next to that.
         dbapi_conn.execute("SET plan_cache_mode = force_custom_plan")
         dbapi_conn.commit()
+
+    @event.listens_for(engine, "before_execute")
+    def _on_execute(conn: Connection, clause: Any, *_args: Any) -> None:
+        # Every way an outbox item is made (webhook fan-out, mail receipts, pushes,
+        # inbound routes) inserts it with a statement: its commit wakes the outbox runners.
+        if isinstance(clause, Insert) and clause.table.name == "outbox":
+            notify(conn, OUTBOX_CHANNEL)
 
     return engine
 

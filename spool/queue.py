@@ -33,9 +33,10 @@ from hub.model import (
     Status,
     Transition,
 )
+from hub.ports import MESSAGES_CHANNEL
 from spool import consents
 from spool.bulk import bulk_insert, bulk_update
-from spool.engine import Database
+from spool.engine import Database, notify
 from spool.ledger import NO_LEASE, Event, add_events, event, refund
 from spool.reports import release_held
 from spool.rows import CHUNK, chunks, message_from_row
@@ -266,6 +267,7 @@ def recover_expired_leases(db: Database, now: datetime, held: Collection[str] = 
 def _requeue(conn: Connection, rows: Sequence[AnyRow], now: datetime, **extra: Any) -> None:
     values = {"status": Status.QUEUED.value, "due_at": now, "updated_at": now, **NO_LEASE}
     conn.execute(update(m).where(m.c.id.in_(_ids(rows))).values(**values, **extra))
+    notify(conn, MESSAGES_CHANNEL)  # due now: another node's idle dispatcher takes them
 
 
 def expire_due(db: Database, now: datetime) -> int:
