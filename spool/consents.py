@@ -76,7 +76,8 @@ def release(conn: Connection, account_id: int, number: str, now: datetime) -> in
         select(m.c.id, m.c.send_at, m.c.accepted_at, m.c.attempts)
         .where(m.c.account_id == account_id, m.c.recipient == number,
                m.c.status == Status.SCHEDULED.value, m.c.error_code == cpa.HELD)
-        .order_by(m.c.id)).all()
+        # One a claim is taking at its opening moment is the claim's (PostgreSQL).
+        .order_by(m.c.id).with_for_update(skip_locked=True)).all()
     if not held:
         return 0
     changes: list[dict[str, Any]] = []
@@ -87,7 +88,8 @@ def release(conn: Connection, account_id: int, number: str, now: datetime) -> in
                   else Status.ACCEPTED if row.attempts == 0 else Status.QUEUED)
         changes.append({"b_id": row.id, "b_status": status.value, "b_due": due})
         events.append(event(row.id, now, status, RELEASED))
-    conn.execute(update(m).where(m.c.id == bindparam("b_id"), m.c.error_code == cpa.HELD)
+    conn.execute(update(m).where(m.c.id == bindparam("b_id"),
+                                 m.c.status == Status.SCHEDULED.value)
                  .values(status=bindparam("b_status"), due_at=bindparam("b_due"),
                          error_code=None, error_text=None, updated_at=now), changes)
     add_events(conn, events)
