@@ -16,14 +16,16 @@ from adapters.carriers.smpp.config import SmppSettings
 from hub.config import CarrierTable, Config, build_table
 from hub.errors import ConfigError
 from hub.policies import ReceiptTimeout
-from hub.ports import Carrier, CarrierSink, InboundPartStore, ReceiptStore
+from hub.ports import Carrier, CarrierSink, Coordination, InboundPartStore, ReceiptStore
 from hub.spoolcall import SpoolThreads
 
 
 def build(config: Config, owed: SpoolThreads[ReceiptStore] | None = None,
-          parts: SpoolThreads[InboundPartStore] | None = None) -> dict[str, Carrier]:
+          parts: SpoolThreads[InboundPartStore] | None = None,
+          coordination: Coordination | None = None) -> dict[str, Carrier]:
     """The carriers by name; `owed` lets the simulator re-derive, at start, the delivery
-    reports it owed before the hub went down; `parts` holds SMPP long replies' parts."""
+    reports it owed before the hub went down; `parts` holds SMPP long replies' parts;
+    with `coordination` (several nodes) SMPP binds and rates are shared cluster-wide."""
     sim = config.simulator
     rules = SimulatorRules(
         report_delay=sim.report_delay,
@@ -33,7 +35,7 @@ def build(config: Config, owed: SpoolThreads[ReceiptStore] | None = None,
     )
     built: dict[str, Carrier] = {"simulator": SimulatorCarrier(rules, owed=owed)}
     for name, table in config.carriers.items():
-        built[name] = _build_one(table, config.hub.default_region, parts)
+        built[name] = _build_one(table, config.hub.default_region, parts, coordination)
     return built
 
 
@@ -81,10 +83,12 @@ def take_callbacks(carriers: Mapping[str, Carrier], sink: CarrierSink | None) ->
 
 
 def _build_one(table: CarrierTable, region: str = "ZA",
-               parts: SpoolThreads[InboundPartStore] | None = None) -> Carrier:
+               parts: SpoolThreads[InboundPartStore] | None = None,
+               coordination: Coordination | None = None) -> Carrier:
     if table.type == "http":
         return HttpUpstreamCarrier(settings_from(table, region))
     if table.type == "smpp":
-        return SmppCarrier(table.name, build_table(SmppSettings, table), parts=parts)
+        return SmppCarrier(table.name, build_table(SmppSettings, table), parts=parts,
+                           coordination=coordination)
     raise ConfigError(f"{table.source}: [carriers.{table.name}] type: '{table.type}' is not "
                       "a carrier type; one of: smpp, http")

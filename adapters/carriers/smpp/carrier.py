@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from adapters.carriers.smpp import encoding, pdu, receipts, status
 from adapters.carriers.smpp.config import SmppSettings
@@ -25,6 +26,7 @@ from adapters.carriers.smpp.session import (
     SessionClosed,
     SessionSettings,
 )
+from adapters.carriers.smpp.slots import RateLimit, SlotBudget
 from hub import logs
 from hub.clock import Clock, utcnow
 from hub.errors import TemporaryFailure
@@ -38,7 +40,7 @@ from hub.model import (
     SubmitResult,
     Verdict,
 )
-from hub.ports import CarrierSink, InboundPartStore
+from hub.ports import CarrierSink, Coordination, InboundPartStore
 from hub.spoolcall import SpoolThreads
 from hub.tasks import cancel_all
 
@@ -51,28 +53,12 @@ PART_MAX_AGE = timedelta(hours=1)
 THROTTLE_TRIES = 5
 
 
-class RateLimit:
-    """At most `rate` submissions a second over the whole carrier (0: no limit)."""
-
-    def __init__(self, rate: float) -> None:
-        self._gap = 1.0 / rate if rate > 0 else 0.0
-        self._next = 0.0
-
-    async def wait(self) -> None:
-        if not self._gap:
-            return
-        now = time.monotonic()
-        slot = max(now, self._next)
-        self._next = slot + self._gap
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-
 class SmppCarrier:
     """A carrier reached over SMPP 3.4 through `binds` sessions to one SMSC."""
 
     def __init__(self, name: str, settings: SmppSettings, clock: Clock = utcnow,
-                 parts: SpoolThreads[InboundPartStore] | None = None) -> None:
+                 parts: SpoolThreads[InboundPartStore] | None = None,
+                 coordination: Coordination | None = None) -> None:
         self.name = name
         self.settings = settings
         self._clock = clock
@@ -84,7 +70,9 @@ class SmppCarrier:
         self._sink: CarrierSink | None = None
         self._sessions: list[Session] = []
         self._slots: list[asyncio.Task[None]] = []
-        self._rate = RateLimit(settings.rate)
+        # Shared with the other nodes on a PostgreSQL spool: binds and rate (slots.py).
+        self._budget = SlotBudget(name, settings.binds, settings.rate, coordination)
+        self._rate: RateLimit = self._budget.limit
         self._throttled_until = 0.0
         self._refs = itertools.count(random.randrange(256))  # noqa: S311 (not a secret)
         self._parts = parts
@@ -100,6 +88,7 @@ class SmppCarrier:
     async def start(self, sink: CarrierSink) -> None:
         """Bind in the background: a carrier that is down must not stop the hub."""
         self._sink = sink
+        self._budget.start()
         for slot in range(self.settings.binds):
             self._slots.append(asyncio.create_task(self._keep_bound(slot)))
         if self._parts is not None:
@@ -111,6 +100,7 @@ class SmppCarrier:
         await asyncio.gather(*(s.unbind() for s in list(self._sessions)),
                              return_exceptions=True)
         self._sessions.clear()
+        await self._budget.stop()  # after the unbinds: the slots are free for others now
         self._sink = None
 
     @property
@@ -128,12 +118,19 @@ class SmppCarrier:
             "type": "smpp", "binds_configured": self.settings.binds,
             "binds_up": len(live), "window": self.settings.window,
             "outstanding": sum(s.outstanding for s in live),
-            "rate_limit": self.settings.rate, **dict(self.counts),
+            "rate_limit": self.settings.rate, "bind_slots_held": len(self._held_slots()),
+            **dict(self.counts),
         }
+
+    def _held_slots(self) -> frozenset[int]:
+        return self._budget.held if self._budget.shared else frozenset(
+            range(self.settings.binds))
 
     async def _keep_bound(self, slot: int) -> None:
         delay = self.settings.reconnect_min
         while True:
+            # Shared with other nodes: bind only while this node holds the slot.
+            end = await self._budget.take(slot)
             try:
                 sessions = await self._bind_slot(slot)
             except Exception:  # a bug must not end the slot: it would never bind again
@@ -142,18 +139,36 @@ class SmppCarrier:
                 sessions = []
             if sessions:
                 delay = self.settings.reconnect_min
-                await self._serve_until_lost(slot, sessions)
+                await self._serve_until_lost(slot, sessions, end)
+            if end is not None and end.is_set():
+                await self._budget.give_back(slot)
+                continue  # given up for another node: no failure, no backoff
             # Jitter: binds of several nodes dropped together must not return together.
             await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
             delay = min(delay * 2, self.settings.reconnect_max)
 
-    async def _serve_until_lost(self, slot: int, sessions: list[Session]) -> None:
+    async def _serve_until_lost(self, slot: int, sessions: list[Session],
+                                end: asyncio.Event | None = None) -> None:
         self._sessions.extend(sessions)
         self._bound_event.set()
-        await asyncio.wait([s.closed for s in sessions], return_when=asyncio.FIRST_COMPLETED)
-        reason = next(s.close_reason for s in sessions if s.closed.done())
-        log.warning("%s: bind %d lost (%s); reconnecting", self.name, slot, reason,
-                    extra={"action": "smpp-bind"})
+        waits: set[asyncio.Future[Any]] = {s.closed for s in sessions}
+        ending = None if end is None else asyncio.ensure_future(end.wait())
+        if ending is not None:
+            waits.add(ending)
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if ending is not None and not ending.done():
+                ending.cancel()
+        if ending is not None and ending.done() and not ending.cancelled():
+            log.info("%s: bind %d ends: its slot goes to another node", self.name, slot,
+                     extra={"action": "smpp-bind"})
+            # Unbind first: the SMSC counts this bind until it has gone.
+            await asyncio.gather(*(s.unbind() for s in sessions), return_exceptions=True)
+        else:
+            reason = next(s.close_reason for s in sessions if s.closed.done())
+            log.warning("%s: bind %d lost (%s); reconnecting", self.name, slot, reason,
+                        extra={"action": "smpp-bind"})
         for s in sessions:
             s.close("its pair ended")
             await s.wait_closed()
