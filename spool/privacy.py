@@ -162,7 +162,22 @@ def holdings(db: Database, number: str) -> Holdings:
         other["message_callbacks"] = [dict(r) for r in conn.execute(
             select(message_callbacks).where(_url_names(number))
             .order_by(message_callbacks.c.message_id)).mappings()]
+        other["outbox"] = _outbox_about(conn, number)
     return Holdings(number, found, replies, lists, other)
+
+
+def _outbox_about(conn: Connection, number: str) -> list[dict[str, Any]]:
+    """The webhook events, pushes and mail notices about its messages and replies (each
+    names the number in its body; their bodies hold no message text, a reply's text is
+    purged with the reply): where and when, not the bodies themselves."""
+    o = outbox.c
+    sent = select(messages.c.id).where(messages.c.recipient == number)
+    received = select(inbound.c.id).where(inbound.c.sender == number)
+    query = (select(o.id, o.channel, o.event_type, o.status, o.address, o.message_id,
+                    o.inbound_id, o.created_at)
+             .where(or_(o.message_id.in_(sent), o.inbound_id.in_(received)))
+             .order_by(o.id))
+    return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def _url_names(number: str) -> Any:

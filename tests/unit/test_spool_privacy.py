@@ -172,6 +172,12 @@ def test_purge_and_erase_rewrite_the_reply_text_in_webhook_bodies_only(
     assert young_body["data"]["text"] == "a young answer"
     assert spool.erase_number(NUMBER, NOW, "x", "cli:ops")["payloads"] == 2
     assert [b["data"]["text"] for b in _bodies(spool)] == [PURGED, PURGED]
+    # Export lists the events about its replies: where and when, not the bodies.
+    listed = spool.holdings(NUMBER).other["outbox"]
+    assert [(o["event_type"], o["address"]) for o in listed] == [
+        ("inbound.received", "https://example.com/hook")] * 2
+    assert "payload" not in listed[0]
+    assert spool.holdings("+27831234567").other["outbox"] == []
 
 
 def _bodies(spool: SqlSpool) -> list[dict[str, Any]]:
