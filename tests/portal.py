@@ -1,5 +1,6 @@
-"""Helpers for the portal's tests: an account with a password, and a client signed in
-through the real sign-in form (its CSRF token read from the page, as a browser does)."""
+"""Helpers for the portal's tests: an account with a password, an operator, and clients
+signed in through the real sign-in forms (the CSRF token read from the page, as a
+browser does)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import re
 import httpx
 
 from hub.accounts import hash_password
+from hub.clock import utcnow
 from tests.hubthread import HubThread
 
+OPERATOR_PASSWORD = "0perator-pass!"
 _TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
 
 
@@ -41,3 +44,21 @@ def sign_in(hub: HubThread, opened: list[httpx.Client], name: str,
 
 def csrf(client: httpx.Client) -> str:
     return token(client.get("/send"))
+
+
+def operator(hub: HubThread, name: str = "olga", password: str = OPERATOR_PASSWORD) -> None:
+    """An operator of the /admin pages, as `smshub operator add` makes one."""
+    hub.spool.add_operator(name, hash_password(password), utcnow())
+
+
+def admin_sign_in(hub: HubThread, opened: list[httpx.Client], name: str = "olga",
+                  password: str = OPERATOR_PASSWORD) -> httpx.Client:
+    """A client signed in to /admin as operator `name`; added to `opened`."""
+    client = httpx.Client(base_url=hub.url, timeout=10)
+    opened.append(client)
+    form = client.get("/admin/login")
+    answer = client.post("/admin/login", data={"csrf": token(form), "operator": name,
+                                               "password": password})
+    assert answer.status_code == 303 and answer.headers["location"] == "/admin/accounts", \
+        answer.text[:500]
+    return client

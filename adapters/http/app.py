@@ -28,6 +28,7 @@ from hub.errors import HubError, TemporaryFailure
 from hub.faultlog import FaultLog
 from hub.intake import Intake
 from hub.metrics import Metrics
+from hub.nodes import NodeStore
 from hub.operators import AdminStore
 from hub.ports import (
     AccountStore,
@@ -52,11 +53,11 @@ _Endpoint = Callable[[Request], Awaitable[Response]]
 
 class HttpStore(AccountStore, MessageStore, InboundStore, OptOutStore, WebhookStore,
                 SchemaAdmin, BatchStore, OperatorStore, IdempotencyStore, ConsentStore,
-                MailStore, AdminStore, Protocol):
+                MailStore, AdminStore, NodeStore, Protocol):
     """The spool roles behind the HTTP listener: readiness, metrics, messages and
     replies read back for the JSON API and the XML dialects, opt-out lists, batches,
     messages listed and cancelled, idempotency keys, consents, and the portal's
-    email-to-SMS settings and operators' pages."""
+    email-to-SMS settings and operators' pages (with the nodes running)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,20 +1,31 @@
 """The portal in a real headless browser (Debian's chromium driven through chromedriver
-by Selenium): sign in, send and watch the message reach delivered, upload a CSV and see
-its rows, refused another account's pages, sign out. Skipped where no browser is."""
+by Selenium) at a phone's width: a customer signs in, sends and watches the message reach
+delivered, uploads a CSV and sees its rows, is refused another account's pages and the
+operators'; an operator signs in with the keyboard, adds credit, sees a carrier's binds,
+the queue chart, a batch's progress and a message's audit trail. Skipped where no
+browser is."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from hub import accounts
+from hub.config import CarrierTable
 from tests.hubthread import HubThread
-from tests.portal import customer
+from tests.integration.conftest import test_config as hub_config
+from tests.portal import OPERATOR_PASSWORD, customer, operator
+from tests.portal import csrf as portal_csrf
+from tests.portal import sign_in as portal_sign_in
+from tests.smsc.thread import smsc_in_thread
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -28,6 +39,7 @@ from selenium.common.exceptions import (  # noqa: E402
     StaleElementReferenceException,
 )
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 # The driver's connection to chromedriver lives as long as the module's browser.
@@ -128,3 +140,149 @@ def test_another_accounts_pages_are_not_found_and_sign_out_ends_the_session(
     wait(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Sign in")
     browser.get(f"{portal.url}/messages")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Sign in"
+
+
+# --- the operators' pages at /admin ------------------------------------------------
+
+
+@pytest.fixture
+def admin(make_hub: MakeHub, browser: Any) -> Iterator[HubThread]:
+    """A hub whose reports take 3 s (a batch is seen in progress), with acme and olga."""
+    hub = make_hub(simulator={"report_delay": 3.0})
+    customer(hub, "acme", PASSWORD)
+    operator(hub)
+    yield hub
+    browser.delete_all_cookies()
+
+
+def operator_sign_in(browser: Any, hub: HubThread) -> None:
+    """Signs in with the keyboard alone: typed into the focused field, Tab, Enter."""
+    browser.get(f"{hub.url}/admin/login")
+    focused = browser.switch_to.active_element
+    assert focused.get_attribute("id") == "operator"  # autofocus
+    focused.send_keys("olga", Keys.TAB)
+    browser.switch_to.active_element.send_keys(OPERATOR_PASSWORD, Keys.ENTER)
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Accounts")
+
+
+def fits_the_phone(browser: Any) -> bool:
+    """Nothing wider than the screen: wide tables scroll inside their own box."""
+    return bool(browser.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def test_an_operator_signs_in_sees_accounts_and_adds_credit(admin: HubThread,
+                                                           browser: Any) -> None:
+    operator_sign_in(browser, admin)
+    assert fits_the_phone(browser)
+    row = browser.find_element(By.XPATH, "//main//tr[td/a[text()='acme']]")
+    assert "100" in row.text
+    row.find_element(By.LINK_TEXT, "acme").click()
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Account acme")
+    browser.find_element(By.ID, "amount").send_keys("250")
+    browser.find_element(By.ID, "reason").send_keys("paid invoice 7")
+    browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
+    wait(browser, lambda d: d.find_element(By.ID, "balance").text.startswith("350"))
+    ledger = browser.find_element(By.ID, "ledger").text
+    assert "+250" in ledger and "paid invoice 7" in ledger and "operator olga" in ledger
+    assert admin.spool.get_account("acme").balance == Decimal(350)
+    assert fits_the_phone(browser)
+
+
+def test_an_operator_sees_the_queue_chart_and_a_messages_audit_trail(
+        admin: HubThread, browser: Any) -> None:
+    key = accounts.create_api_key(admin.spool, accounts.load_secret(admin.config.data_dir),
+                                  "acme")
+    sent = httpx.post(f"{admin.url}/v1/messages", headers={"Authorization": f"Bearer {key}"},
+                      json={"to": "0825550001", "text": "followed by an operator"})
+    assert sent.status_code == 202
+    message = sent.json()["id"]
+    operator_sign_in(browser, admin)
+    browser.find_element(By.LINK_TEXT, "Queue").click()
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Queue, last hour")
+    for chart in ("depth-chart", "sent-chart"):
+        svg = browser.find_element(By.ID, chart)
+        assert svg.size["width"] > 300 and svg.size["height"] > 50, chart
+        assert len(svg.find_elements(By.TAG_NAME, "rect")) == 60
+    assert fits_the_phone(browser)
+    browser.find_element(By.LINK_TEXT, "Find a message").click()
+    browser.find_element(By.ID, "id").send_keys(message, Keys.ENTER)
+    wait(browser, lambda d: message in d.find_element(By.TAG_NAME, "h1").text)
+    # Live: the page refreshes itself until the simulator's report settles it.
+    wait(browser, lambda d: d.find_element(By.ID, "status").text == "delivered")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#events tbody tr")
+    statuses = [r.find_elements(By.TAG_NAME, "td")[2].text for r in rows]
+    assert statuses == [e.status.value for e in admin.spool.events(message)]
+    assert statuses[0] == "accepted" and statuses[-1] == "delivered"
+
+
+def test_an_operator_watches_a_batch_progress_to_its_end(admin: HubThread,
+                                                         browser: Any) -> None:
+    operator_sign_in(browser, admin)
+    opened: list[httpx.Client] = []
+    try:
+        acme = portal_sign_in(admin, opened, "acme", PASSWORD)
+        upload = acme.post("/send/file", data={"csrf": portal_csrf(acme)}, files={
+            "file": ("march.csv", b"to,text\n0821110001,one\n0821110002,two\n", "text/csv")})
+        assert upload.status_code == 303
+    finally:
+        for client in opened:
+            client.close()
+    browser.find_element(By.LINK_TEXT, "Batches").click()
+    wait(browser, lambda d: "march.csv" in d.find_element(By.ID, "batches").text)
+    bar = browser.find_element(By.CSS_SELECTOR, "#batches progress")
+    assert bar.get_attribute("max") == "2" and bar.get_attribute("value") == "0"
+    assert browser.find_element(By.CLASS_NAME, "batch-state").text == "accepted"
+    # portal.js refreshes the list until every batch on it is final.
+    wait(browser, lambda d: d.find_element(By.CLASS_NAME, "batch-state").text == "final")
+    bar = browser.find_element(By.CSS_SELECTOR, "#batches progress")
+    assert bar.get_attribute("value") == "2"
+    assert "2 delivered" in browser.find_element(By.ID, "batches").text
+
+
+def test_an_operator_sees_a_carrier_and_its_binds(
+        browser: Any, hubs: list[HubThread], tmp_path: Path) -> None:
+    with smsc_in_thread(receipt_mode="after", id_style="padded") as smsc:
+        table = CarrierTable("smsc", "smpp", {"host": "127.0.0.1", "port": smsc.port,
+                                              "system_id": "hub", "password": "secret",
+                                              "window": 10}, "test")
+        config = hub_config(tmp_path / "hub", routing={"default_carrier": "smsc"})
+        hub = HubThread(replace(config, carriers={"smsc": table})).start()
+        hubs.append(hub)
+        operator(hub)
+        operator_sign_in(browser, hub)
+        browser.find_element(By.LINK_TEXT, "Carriers").click()
+
+        def bound(driver: Any) -> bool:
+            driver.refresh()  # the bind comes up in the background
+            return "1 of 1 bound" in driver.find_element(By.ID, "carrier-smsc").text
+
+        wait(browser, bound)
+        smpp = browser.find_element(By.ID, "carrier-smsc").text
+        assert "up" in smpp and "0 in flight of 10" in smpp and "Submitted\n0" in smpp
+        assert "simulator" in browser.find_element(By.ID, "carrier-simulator").text
+        assert fits_the_phone(browser)
+        hub.stop()
+    browser.delete_all_cookies()
+
+
+def test_a_customer_is_refused_operator_pages_and_an_operator_customer_pages(
+        admin: HubThread, browser: Any) -> None:
+    sign_in(browser, admin)  # acme, a customer
+    for path in ("/admin", "/admin/accounts", "/admin/accounts/acme", "/admin/queue"):
+        browser.get(f"{admin.url}{path}")
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Operator sign-in", path
+    browser.delete_all_cookies()
+    operator_sign_in(browser, admin)
+    browser.get(f"{admin.url}/messages")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Sign in"
+
+
+def test_an_operator_with_a_bad_password_is_refused(admin: HubThread, browser: Any) -> None:
+    browser.get(f"{admin.url}/admin/login")
+    browser.find_element(By.ID, "operator").send_keys("olga")
+    browser.find_element(By.ID, "password").send_keys("not-the-password", Keys.ENTER)
+    wait(browser, lambda d: "Wrong operator name or password" in
+         d.find_element(By.CSS_SELECTOR, "[role=alert]").text)
+    browser.get(f"{admin.url}/admin/accounts")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Operator sign-in"

@@ -1,6 +1,7 @@
-"""The portal's signed session cookie and its CSRF tokens: nothing kept on the server;
-the cookie carries the account id, when it was issued and a nonce, signed with a key
-derived from the data directory's secret."""
+"""The portal's signed session cookies and their CSRF tokens: nothing kept on the server;
+a cookie carries the account's (or operator's) id, when it was issued and a nonce, signed
+with a key derived from the data directory's secret, one key for customers and another
+for operators."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ from dataclasses import dataclass
 
 COOKIE = "smshub_portal"
 LOGIN_COOKIE = "smshub_login"  # the double-submit token of the sign-in form
+# The operators' own, sent only to /admin; `account_id` then carries the operator's id.
+ADMIN_COOKIE = "smshub_operator"
+ADMIN_LOGIN_COOKIE = "smshub_operator_login"
+ADMIN_PURPOSE = b"smshub operator session"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +29,11 @@ class Session:
 
 
 class Sessions:
-    def __init__(self, secret: bytes, max_age: float) -> None:
-        # A key of its own: a session signature can never pass for an API-key digest.
-        self._key = hmac.new(secret, b"smshub portal session", hashlib.sha256).digest()
+    def __init__(self, secret: bytes, max_age: float,
+                 purpose: bytes = b"smshub portal session") -> None:
+        # A key of its own: a session signature can never pass for an API-key digest, nor
+        # (another purpose) a customer's session for an operator's.
+        self._key = hmac.new(secret, purpose, hashlib.sha256).digest()
         self.max_age = max_age
 
     def issue(self, account_id: int) -> str:

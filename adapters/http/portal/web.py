@@ -65,6 +65,7 @@ class Web:
                                autoescape=select_autoescape(default=True))
         zone = ZoneInfo(ctx.timezone)
         self.env.filters["local"] = lambda when: _local(when, zone)
+        self.env.filters["local_seconds"] = lambda when: _local(when, zone, "%H:%M:%S")
 
     def render(self, request: Request, template: str, visitor: Visitor | None,
                status: int = 200, **values: Any) -> Response:
@@ -164,9 +165,9 @@ class Web:
                             secure=secure, samesite="lax")
 
 
-def _local(when: datetime | str | None, zone: ZoneInfo) -> str:
-    """A time as people here read it: the hub's zone, to the minute."""
+def _local(when: datetime | str | None, zone: ZoneInfo, form: str = "%H:%M") -> str:
+    """A time as people here read it: the hub's zone, to the minute (or `form`)."""
     if when is None or when == "":
         return ""
     moment = datetime.fromisoformat(when) if isinstance(when, str) else when
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(zone).strftime(f"%Y-%m-%d {form}")
