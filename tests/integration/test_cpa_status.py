@@ -164,3 +164,14 @@ def test_portal_message_page_shows_the_hold(hub: HubThread, api: httpx.Client) -
     finally:
         for client in opened:
             client.close()
+
+
+def test_rest_list_shows_the_hold_of_each_held_message(api: httpx.Client) -> None:
+    held, plain = send(api), send(api, "transactional")
+    listed = {
+        m["id"]: m
+        for m in api.get("/v1/messages", params={"status": "scheduled"}).json()["messages"]
+    }
+    assert listed[held]["held"]["code"] == "cpa_hours"
+    assert datetime.fromisoformat(listed[held]["held"]["until"]) == opens()
+    assert listed[plain]["held"] is None
