@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from hub import app, logs, numbers, views
+from hub import app, logs, numbers, supervisor, views
 from hub.accounts import load_secret
 from hub.cli_accounts import account_commands, batch_commands
 from hub.cli_base import command, emit, name_spool, open_spool
@@ -80,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--role", choices=ROLES, default=None,
                        help="all (default: [hub] role), ingress (listeners only) or "
                             "dispatch (dispatcher, carriers, upkeep, outbox)")
+    # Internal: the dispatch process that a split `serve` starts (hub.supervisor).
+    serve.add_argument("--wake-fd", type=int, default=None, help=argparse.SUPPRESS)
     node_commands(sub)
     db = sub.add_parser("db", help="spool schema").add_subparsers(title="db", metavar="ACTION")
     command(db, "upgrade", _db_upgrade, "create or upgrade the spool schema")
@@ -145,6 +147,10 @@ def _logging(config: Config) -> None:
 def _serve(args: argparse.Namespace, config: Config) -> int:
     if args.role is not None:
         config = replace(config, hub=replace(config.hub, role=args.role))
+    if args.wake_fd is not None:
+        return supervisor.serve_child(config, args.wake_fd, _fast_loop())
+    if supervisor.process_count(config) == 2:
+        return supervisor.serve_two(args.config, config, _fast_loop())
     with asyncio.Runner(loop_factory=_fast_loop()) as runner:
         runner.run(app.serve(config))
     return 0

@@ -78,7 +78,9 @@ class Intake:
         self._runner = runner
         self._rules = rules
         self._clock = clock
-        self._on_commit = on_commit
+        # Called after each commit that stored messages; public so that a split node's
+        # ingress process can point it at its dispatch process (hub.supervisor).
+        self.on_commit = on_commit
         self._expiry_for: tuple[datetime | None, datetime | None] = (None, None)
         self._prices: dict[tuple[Decimal, int], Decimal] = {}
         self._committer: GroupCommitter[NewMessage | CommitSeal, Committed] = GroupCommitter(
@@ -288,8 +290,8 @@ class Intake:
             results = await self._commit_sealed(group)
         else:
             results = await self._runner.call(self._runner.spool.accept, group)  # type: ignore[arg-type]
-        if self._on_commit is not None and any(r.message is not None for r in results):
-            self._on_commit()
+        if self.on_commit is not None and any(r.message is not None for r in results):
+            self.on_commit()
         return results
 
 

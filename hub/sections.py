@@ -22,12 +22,15 @@ class HubSection:
     stop_timeout: float = 30.0
     role: str = "all"  # what `smshub serve` runs (docs/nodes.md); --role overrides
     heartbeat_interval: float = 5.0  # seconds between a node's heartbeats
+    processes: int = 0  # role all: 0 = two (ingress + dispatch) if more than one core
 
     def __post_init__(self) -> None:
         _check(self.stop_timeout > 0, "stop_timeout: seconds, greater than 0")
         _check(self.role in {"all", "ingress", "dispatch"},
                "role: one of all, ingress, dispatch")
         _check(self.heartbeat_interval > 0, "heartbeat_interval: seconds, greater than 0")
+        _check(self.processes in {0, 1, 2},
+               "processes: 0 (automatic), 1 or 2")
         _check(len(self.default_region) == 2 and self.default_region.isupper(),
                "default_region: a two-letter ISO 3166 region code such as ZA")
         _check(self.log_level in {"debug", "info", "warning", "error"},

@@ -1,0 +1,207 @@
+"""`smshub serve` of role all as two processes (`[hub] processes`): this one runs the
+listeners and intake (role ingress), a child it starts runs the dispatch side (role
+dispatch), so that intake and dispatch do not share one interpreter lock (docs/nodes.md).
+A pipe between them wakes the dispatcher at each commit and tells the child its parent
+is gone; the child stops with its parent and the parent with its child."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from hub import app
+from hub.config import Config
+from hub.nodelock import lock_sqlite, sqlite_file
+from hub.nodes import NodeRefused
+
+log = logging.getLogger(__name__)
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop] | None
+# How long a dispatch child waits for the dispatch lock that a dying predecessor (the
+# child of a parent killed a moment ago) may still hold.
+LOCK_WAIT = 10.0
+
+
+def process_count(config: Config, cpus: int | None = None) -> int:
+    """1 or 2: how many processes `smshub serve` runs for this configuration."""
+    if config.hub.role != "all" or not config.dispatcher.enabled:
+        return 1  # nothing to split: the dispatch side would only idle
+    if config.spool_url.startswith("sqlite") and sqlite_file(config.spool_url) is None:
+        return 1  # an in-memory database cannot be shared between processes
+    if config.hub.processes:
+        return config.hub.processes
+    cpus = cpus if cpus is not None else len(os.sched_getaffinity(0))
+    return 2 if cpus > 1 else 1
+
+
+def serve_two(config_file: Path | None, config: Config, loop_factory: LoopFactory) -> int:
+    """Run this node as ingress here and dispatch in a child, until signalled; the exit
+    status is 1 if the child ended on its own (a process manager restarts the pair)."""
+    ingress = replace(config, hub=replace(config.hub, role="ingress"))
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(_parent(config_file, ingress))
+
+
+async def _parent(config_file: Path | None, config: Config) -> int:
+    hub = app.Hub(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    # The schema is created (if need be) by this process before the child opens the
+    # spool, so that two processes never race to create it.
+    await hub.start()
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    try:
+        child = _start_child(config_file, read_end)
+    except BaseException:
+        os.close(write_end)
+        await app.stop_within(hub, config.hub.stop_timeout)
+        raise
+    finally:
+        os.close(read_end)
+    assert hub.services is not None
+    hub.services.intake.on_commit = lambda: _wake(write_end)
+    app.settle_gc()
+    ended = asyncio.ensure_future(asyncio.to_thread(child.wait))
+    signalled = asyncio.ensure_future(stop.wait())
+    await asyncio.wait((ended, signalled), return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if ended.done() and not stop.is_set():
+        log.error(
+            "the dispatch process (pid %d) ended with status %s; stopping this node",
+            child.pid,
+            child.returncode,
+            extra={"action": "stop"},
+        )
+        code = 1
+    else:
+        log.info("stopping on signal", extra={"action": "stop"})
+    signalled.cancel()
+    try:
+        await app.stop_within(hub, config.hub.stop_timeout)
+    finally:
+        await _stop_child(child, ended, config.hub.stop_timeout)
+        os.close(write_end)
+    return code
+
+
+def _start_child(config_file: Path | None, wake_fd: int) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "hub"]
+    if config_file is not None:
+        argv += ["--config", str(config_file)]
+    argv += ["serve", "--role", "dispatch", "--wake-fd", str(wake_fd)]
+    # Its listeners stay off: this process has them, on the same ports.
+    env = {**os.environ, "SMSHUB_HTTP__ENABLED": "false"}
+    child = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        argv, env=env, pass_fds=(wake_fd,), stdin=subprocess.DEVNULL
+    )
+    log.info("dispatch process started (pid %d)", child.pid, extra={"action": "start"})
+    return child
+
+
+def _wake(fd: int) -> None:
+    # One byte per commit; a full pipe already holds a wake-up, a closed one a child
+    # that is gone (the parent notices that separately).
+    with contextlib.suppress(BlockingIOError, BrokenPipeError):
+        os.write(fd, b"\0")
+
+
+async def _stop_child(
+    child: subprocess.Popen[bytes], ended: asyncio.Future[int], timeout: float
+) -> None:
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.shield(ended), timeout + 5)
+    except TimeoutError:
+        log.error(
+            "the dispatch process (pid %d) did not stop; killing it",
+            child.pid,
+            extra={"action": "stop-timeout"},
+        )
+        child.kill()
+        await ended
+
+
+# --- the child ------------------------------------------------------------------------
+
+
+def serve_child(config: Config, wake_fd: int, loop_factory: LoopFactory) -> int:
+    """The dispatch process of a split node: dies with its parent, wakes on its pipe."""
+    _die_with_parent()
+    _wait_for_dispatch_lock(config)
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(_child(config, wake_fd))
+    return 0
+
+
+async def _child(config: Config, wake_fd: int) -> None:
+    hub = app.Hub(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await hub.start()
+    assert hub.services is not None
+    wake = hub.services.dispatcher.wake
+    os.set_blocking(wake_fd, False)
+
+    def readable() -> None:
+        try:
+            data = os.read(wake_fd, 65536)
+        except BlockingIOError:
+            return
+        if data:
+            wake()
+            return
+        # End of file: the parent is gone, however it ended. Exit as it did, at once:
+        # everything acknowledged is committed, and leases are recovered at the next
+        # start, as after a crash of a single process.
+        log.error("the ingress process is gone; exiting", extra={"action": "stop"})
+        logging.shutdown()
+        os._exit(3)
+
+    loop.add_reader(wake_fd, readable)
+    app.settle_gc()
+    try:
+        await stop.wait()
+        log.info("stopping on signal", extra={"action": "stop"})
+    finally:
+        loop.remove_reader(wake_fd)
+        await app.stop_within(hub, config.hub.stop_timeout)
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends SIGKILL to this process when its parent dies."""
+    with contextlib.suppress(Exception):
+        import ctypes  # noqa: PLC0415 - Linux only, and only in a split node's child
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _wait_for_dispatch_lock(config: Config) -> None:
+    """A parent killed a moment ago takes its child with it, but the child may not have
+    let its lock go yet when the next start begins: wait a little for it."""
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            held = lock_sqlite(config.spool_url, config.node, dispatching=True)
+        except NodeRefused:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+            continue
+        if held is not None:
+            held.release()
+        return
