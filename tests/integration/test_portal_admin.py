@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import lxml.html
 import pytest
 
 from tests.clirun import hub_cli
@@ -31,6 +32,7 @@ from tests.portal import (
     token,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 MakeHub = Callable[..., HubThread]
 Opened = list[httpx.Client]
 PAGES = (
@@ -337,3 +339,84 @@ def test_operators_made_with_the_cli_sign_in_and_see_the_clis_credit(
         assert answer.status_code == status
     page = client.get("/admin/accounts/acme").text
     assert "goodwill, ticket 9" in page and "+5" in page and ">cli<" in page
+
+
+def _unlabelled(html: str) -> list[str]:
+    """The form fields a screen reader could not name: no label for them, no aria-label."""
+    page = lxml.html.fromstring(html)
+    labelled = {label.get("for") for label in page.iter("label")}
+    return [
+        field.get("name") or field.tag
+        for field in page.iter("input", "select", "textarea", "progress", "meter")
+        if field.get("type") != "hidden"
+        and field.get("id") not in labelled
+        and not field.get("aria-label")
+    ]
+
+
+def test_every_field_of_every_page_has_a_label(make_hub: MakeHub, opened: Opened) -> None:
+    hub = make_hub(simulator={"report_delay": 30.0})  # the batch stays in progress
+    key = customer(hub, "acme")
+    operator(hub)
+    shopper = sign_in(hub, opened, "acme")
+    upload = shopper.post(
+        "/send/file",
+        data={"csrf": csrf(shopper)},
+        files={"file": ("list.csv", b"to,text\n0821110001,one\n", "text/csv")},
+    )
+    assert upload.status_code == 303
+    sent = httpx.post(
+        f"{hub.url}/v1/messages",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"to": "0821110009", "text": "x"},
+    )
+    message = sent.json()["id"]
+    admin = admin_sign_in(hub, opened)
+    pages = [(admin, p.format(message=message)) for p in PAGES if not p.endswith("=X")]
+    pages += [
+        (shopper, p)
+        for p in (
+            "/send",
+            "/messages",
+            upload.headers["location"],
+            f"/messages/{message}",
+            "/keys",
+            "/webhooks",
+            "/email",
+        )
+    ]
+    pages += [(_client(hub, opened), p) for p in ("/login", "/admin/login")]
+    fields = 0
+    for client, path in pages:
+        html = client.get(path, follow_redirects=True).text
+        assert _unlabelled(html) == [], path
+        fields += html.count("<input") + html.count("<progress")
+    assert fields > 20  # the check saw forms, progress bars and meters
+    batches = admin.get("/admin/batches").text
+    assert "<progress" in batches and "list.csv" in batches
+
+
+def _luminance(colour: str) -> float:
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    digits = colour[1:] if len(colour) == 7 else "".join(d * 2 for d in colour[1:])
+    r, g, b = (int(digits[i : i + 2], 16) for i in (0, 2, 4))
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def test_the_portals_text_colours_meet_wcag_aa_contrast() -> None:
+    css = (ROOT / "adapters/http/portal/static/portal.css").read_text()
+    colours = dict(re.findall(r"--(\w+): (#[0-9a-f]{6}|#[0-9a-f]{3})\b", css))
+    assert {"ink", "muted", "accent", "ok", "bad", "wait", "bg"} <= colours.keys()
+    # The page, the customers' header and the operators' (tinted) header.
+    grounds = [colours["bg"], "#f4f6f8", "#fdf3e1"]
+    assert all(f"background: {g}" in css for g in grounds[1:])
+    for ground in grounds:
+        for name in ("ink", "muted", "accent", "ok", "bad", "wait"):
+            light, dark = sorted((_luminance(colours[name]), _luminance(ground)), reverse=True)
+            ratio = (light + 0.05) / (dark + 0.05)
+            assert ratio >= 4.5, (name, ground, round(ratio, 2))
+    button = (_luminance("#fff") + 0.05) / (_luminance(colours["accent"]) + 0.05)
+    assert button >= 4.5  # a button's white text on the accent

@@ -104,6 +104,7 @@ def test_a_customer_signs_in_sends_and_watches_it_reach_delivered(
     wait(browser, lambda d: d.find_element(By.ID, "status").text == "delivered")
     history = browser.find_element(By.CSS_SELECTOR, "#message table").text
     assert "accepted" in history and "delivered" in history
+    assert fits_the_phone(browser)
 
 
 def test_an_uploaded_csv_shows_its_rows_and_progress(portal: HubThread, browser: Any,
@@ -120,6 +121,7 @@ def test_an_uploaded_csv_shows_its_rows_and_progress(portal: HubThread, browser:
     assert "+27821110001" in page and "+27821110002" in page
     wait(browser, lambda d: d.find_element(By.ID, "batch-state").text == "final")
     assert "2 delivered" in browser.find_element(By.ID, "batch").text
+    assert fits_the_phone(browser)
     browser.get(f"{portal.url}/batches")
     assert "customers.csv" in browser.find_element(By.TAG_NAME, "main").text
 
