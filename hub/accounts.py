@@ -4,6 +4,7 @@ verified credentials that keeps the slow hash off the hot path."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -93,6 +94,7 @@ class Credentials:
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[bytes, tuple[float, Account]] = {}
+        self._checking: dict[bytes, asyncio.Future[Account]] = {}  # passwords in argon2
 
     async def by_api_key(self, key: str) -> Account:
         digest = key_digest(self._secret, key)
@@ -119,6 +121,17 @@ class Credentials:
         cached = self._cached(digest)
         if cached is not None:
             return cached
+        # A dialect client opens its connections in a burst, each with the same name and
+        # password: one argon2 check answers them all (50 at once took seconds of CPU,
+        # at the first request and again at every expiry of the cached entry).
+        checking = self._checking.get(digest)
+        if checking is None:
+            checking = asyncio.ensure_future(self._check_password(digest, name, password))
+            self._checking[digest] = checking
+            checking.add_done_callback(lambda _: self._checking.pop(digest, None))
+        return await asyncio.shield(checking)
+
+    async def _check_password(self, digest: bytes, name: str, password: str) -> Account:
         found = await self._runner.call(self._runner.spool.password_hash, name)
         if found is None:
             # Spend the same time as a real check so names cannot be probed by timing.

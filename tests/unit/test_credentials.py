@@ -1,9 +1,10 @@
 """API keys that expire (hub.accounts.Credentials): the right key past its expiry is
 refused saying so, a wrong key learns nothing of it, and a cached success never
-outlives the expiry."""
+outlives the expiry; a burst of password logins costs one slow hash check."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hub.accounts import Credentials, KeyExpired, key_digest, new_api_key
+from hub.accounts import Credentials, KeyExpired, hash_password, key_digest, new_api_key
 from hub.errors import AuthenticationError
 from hub.model import Account
 from hub.ports import ApiKeyRecord
@@ -84,3 +85,34 @@ async def test_key_without_expiry_is_cached_for_the_whole_ttl(runners: list[Any]
     await creds.by_api_key(key)
     (deadline, _), = creds._cache.values()
     assert deadline - time.monotonic() > 55
+
+
+class OnePassword:
+    """The spool as Credentials reads it for a password login: one account's hash."""
+
+    def __init__(self, password: str) -> None:
+        self.account = Account(1, "acme", Decimal(10), Decimal(1), (), NOW)
+        self.stored = hash_password(password)
+        self.reads = 0
+
+    def password_hash(self, name: str) -> tuple[Account, str] | None:
+        self.reads += 1
+        return (self.account, self.stored) if name == "acme" else None
+
+
+async def test_a_burst_of_password_logins_is_checked_once(runners: list[Any]) -> None:
+    store = OnePassword("right-pass")
+    runner = SpoolThreads(store, threads=4)
+    runners.append(runner)
+    creds = Credentials(runner, SECRET, 60, clock=lambda: NOW)  # type: ignore[arg-type]
+    # A dialect client's 50 connections, all at once: one argon2 check answers them all.
+    found = await asyncio.gather(*(creds.by_password("acme", "right-pass") for _ in range(50)))
+    assert {a.id for a in found} == {1} and store.reads == 1
+    wrong = await asyncio.gather(*(creds.by_password("acme", "wrong") for _ in range(5)),
+                                 return_exceptions=True)
+    assert all(isinstance(e, AuthenticationError) for e in wrong) and store.reads == 2
+    await creds.by_password("acme", "right-pass")  # cached: no further read
+    assert store.reads == 2
+    with pytest.raises(AuthenticationError):  # a failure is not remembered
+        await creds.by_password("acme", "wrong")
+    assert store.reads == 3
