@@ -1,11 +1,13 @@
 """The FTP drop server: pyftpdlib in its own thread, accounts logging in with their hub
 password into their own home, and every completed upload handed to the hub's event loop
-(`jobs.BatchProcessor`). Nothing slow runs on pyftpdlib's IO loop: uploads are parsed on
-the hub's loop, and a login's spool lookup and argon2 check run on a worker thread."""
+(`jobs.BatchProcessor`), answered 226 once the spool has recorded it. Nothing slow runs on
+pyftpdlib's IO loop: uploads are parsed on the hub's loop, and a login's spool lookup and
+argon2 check run on a worker thread."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import hmac
@@ -17,8 +19,8 @@ import threading
 import time
 import warnings
 from collections import defaultdict, deque
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ with warnings.catch_warnings():
     from pyftpdlib.servers import FTPServer
 
 from adapters.ftp.homes import PART_SUFFIX, Homes, safe_account_name
-from adapters.ftp.jobs import BatchProcessor, JobSettings
+from adapters.ftp.jobs import BatchProcessor, JobSettings, Lease
 from adapters.ftp.reports import ReportJob
 from adapters.ftp.store import FtpStore
 from hub.accounts import check_password
@@ -241,6 +243,8 @@ class DropHandler(FTPHandler):  # type: ignore[misc]
     _restart_position: int
     _rnfr: str | None
     _held_reply: tuple[str, tuple[Any, ...], dict[str, Any]] | None = None
+    _recording: Future[None] | None = None  # the upload being recorded before its 226
+    _renaming = False  # the 250 of a `name.part` rename waits like a 226
 
     def ftp_PASS(self, line: str) -> None:
         """pyftpdlib's PASS, with the slow part of the check off the IO loop: the
@@ -306,24 +310,55 @@ class DropHandler(FTPHandler):  # type: ignore[misc]
 
     def on_file_received(self, file: str) -> None:
         self._upload_ended(file)
-        self._hand_over(Path(file))
+        self._recording = self._hand_over(Path(file))
 
     def respond(self, resp: str, *args: Any, **kwargs: Any) -> None:
         # pyftpdlib answers a completed upload 226 before on_file_received: a hub killed
         # in between left an acknowledged file in the home, never processed. The 226
-        # waits for the claim (made in on_file_received, sent in _on_dtp_close).
+        # waits for the claim (made in on_file_received) and for the spool to record the
+        # upload (any node can then finish it), and is sent from _on_dtp_close on.
         dtp = self.data_channel
         if (resp.startswith("226") and dtp is not None and dtp.receive
-                and dtp.transfer_finished):
+                and dtp.transfer_finished) or (self._renaming and resp.startswith("250")):
             self._held_reply = (resp, args, kwargs)
             return
         super().respond(resp, *args, **kwargs)
 
     def _on_dtp_close(self) -> None:
         held, self._held_reply = self._held_reply, None
+        recording, self._recording = self._recording, None
+        if held is not None and recording is not None:
+            self._answer_when_recorded(recording, held, super()._on_dtp_close)
+            return
         if held is not None:
             super().respond(held[0], *held[1], **held[2])
         super()._on_dtp_close()
+
+    def _answer_when_recorded(self, recording: Future[None],
+                              held: tuple[str, tuple[Any, ...], dict[str, Any]],
+                              then: Callable[[], None] | None = None) -> None:
+        """Send the held answer once the upload is recorded (451 if it could not be: the
+        file is gone, the client sends it again); meanwhile read no command."""
+        self.del_channel()
+        recording.add_done_callback(lambda done: self.context.mailbox.post(
+            lambda: self._recorded(done, held, then)))
+
+    def _recorded(self, done: Future[None],
+                  held: tuple[str, tuple[Any, ...], dict[str, Any]],
+                  then: Callable[[], None] | None) -> None:
+        if getattr(self, "_closed", False):
+            return  # the client went away meanwhile; the upload is processed all the same
+        self.add_channel()
+        failed = done.exception()
+        if failed is None:
+            super().respond(held[0], *held[1], **held[2])
+        else:
+            reason = failed.reason if isinstance(failed, TemporaryFailure) else "internal error"
+            log.warning("upload not recorded: %s", failed, extra={"action": "ftp-upload"})
+            super().respond(f"451 The hub could not record the upload ({reason}); "
+                            "send it again.")
+        if then is not None:
+            then()
 
     def on_incomplete_file_received(self, file: str) -> None:
         self._upload_ended(file)
@@ -388,25 +423,47 @@ class DropHandler(FTPHandler):  # type: ignore[misc]
         if self._refused_own_folder(path) or self._refused_busy(path):
             self._rnfr = None
             return None
-        renamed = super().ftp_RNTO(path)
+        self._renaming = True
+        try:
+            renamed = super().ftp_RNTO(path)
+        finally:
+            self._renaming = False
+        held, self._held_reply = self._held_reply, None
+        recording = None
         if renamed and str(renamed[0]).endswith(PART_SUFFIX):
-            self._hand_over(Path(renamed[1]))  # the `name.part` -> `name.csv` convention
+            recording = self._hand_over(Path(renamed[1]))  # `name.part` -> `name.csv`
+        if held is not None and recording is not None:
+            self._answer_when_recorded(recording, held)
+        elif held is not None:
+            super().respond(held[0], *held[1], **held[2])
         return renamed
 
-    def _hand_over(self, path: Path) -> None:
+    def _hand_over(self, path: Path) -> Future[None] | None:
+        """Claim an upload and hand it to the hub's loop; the future resolves once the
+        spool has recorded it (None: nothing to process)."""
         ctx, account = self.context, self.username
         if not ctx.homes.is_drop(account, path):
-            return
+            return None
         try:
             work = ctx.homes.claim(account, path)
         except FileNotFoundError:  # gone before the IO loop got to it: nothing to process
             log.warning("upload %s vanished before it was processed", path.name,
                         extra={"action": "ftp-upload"})
-            return
+            return None
+        recorded: Future[None] = Future()
         future = asyncio.run_coroutine_threadsafe(
-            ctx.processor.process(account, work, path.name), ctx.loop)
+            ctx.processor.process(account, work, path.name, recorded), ctx.loop)
         ctx.pending.add(future)
         future.add_done_callback(ctx.pending.discard)
+        future.add_done_callback(lambda _: _give_up(recorded))
+        return recorded
+
+
+def _give_up(recorded: Future[None]) -> None:
+    """The job ended without a word on the recording (cancelled at a stop): answer 451."""
+    if not recorded.done():
+        with contextlib.suppress(InvalidStateError):
+            recorded.set_exception(TemporaryFailure("the hub is stopping"))
 
 
 def handler_class(settings: FtpSection, authorizer: HubAuthorizer,
@@ -468,30 +525,33 @@ class FtpServerThread:
 
 
 class FtpDrop:
-    """The whole FTP drop service: server thread, batch processor and report job."""
+    """The whole FTP drop service: server thread, batch processor, report job, and the
+    leases on this node's batches (renewed; others' lapsed ones taken over)."""
 
     name = "ftp"
 
     def __init__(self, settings: FtpSection, jobs: JobSettings, intake: Intake,
-                 runner: SpoolThreads[FtpStore], data_dir: Path) -> None:
+                 runner: SpoolThreads[FtpStore], data_dir: Path, lease: Lease) -> None:
         self._settings = settings
         self._runner = runner
         self.homes = Homes(data_dir)
         self._server: FtpServerThread | None = None
         self._report_task: asyncio.Task[None] | None = None
+        self._lease_task: asyncio.Task[None] | None = None
         self._pending: set[Future[None]] = set()
         self._resuming: set[asyncio.Future[None]] = set()
         self._reports = ReportJob(runner, self.homes, jobs.report_interval)
+        self._reports.held = set()
         self._logins = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ftp-login")
-        self.processor = BatchProcessor(intake, runner, self.homes, jobs, self._reports)
+        self.processor = BatchProcessor(intake, runner, self.homes, jobs, self._reports,
+                                        lease)
+        self._lease_faults = FaultLog(log, "FTP batch leases not renewed", "ftp-leases")
 
     async def start(self) -> None:
         self.homes.root.mkdir(parents=True, exist_ok=True)
         # Before any upload, so nothing else is processing while batches are settled;
         # the ones cut off part-way then resume beside new uploads.
-        for job in await self.processor.recover():
-            self._resuming.add(task := asyncio.ensure_future(job))
-            task.add_done_callback(self._resuming.discard)
+        self._resume(await self.processor.recover())
         mailbox = Mailbox()
         context = DropContext(self.homes, self.processor, asyncio.get_running_loop(),
                               self._pending, self._logins, mailbox)
@@ -500,8 +560,30 @@ class FtpDrop:
         self._server = FtpServerThread(self._settings, handler, mailbox)
         self._server.start()
         self._report_task = asyncio.create_task(self._reports.run(), name="ftp-reports")
+        self._lease_task = asyncio.create_task(self._keep_leases(), name="ftp-leases")
         log.info("FTP drop listening on %s:%d", self._settings.host, self.port,
                  extra={"action": "listen"})
+
+    def _resume(self, jobs: list[Awaitable[None]]) -> None:
+        for job in jobs:
+            self._resuming.add(task := asyncio.ensure_future(job))
+            task.add_done_callback(self._resuming.discard)
+
+    async def _keep_leases(self) -> None:
+        """Every third of a lease: renew this node's leases, and take the batches whose
+        node stopped or died (their leases lapsed or were let go)."""
+        lease = self.processor.lease
+        while True:
+            await asyncio.sleep(lease.seconds / 3)
+            try:
+                held = await self._runner.call(self._runner.spool.renew_batch_leases,
+                                               lease.node, lease.until())
+                self._reports.held = set(held)
+                self._resume(await self.processor.take_over())
+            except (TemporaryFailure, OSError) as exc:
+                self._lease_faults.failed(str(exc))
+                continue
+            self._lease_faults.cleared()
 
     @property
     def port(self) -> int:
@@ -519,4 +601,10 @@ class FtpDrop:
         for task in list(self._resuming):
             await task
         await self.processor.waits_ended()
-        await cancel_all([self._report_task])
+        await cancel_all([self._report_task, self._lease_task])
+        try:  # another node takes the paused batches at once, not once the leases lapse
+            await self._runner.call(self._runner.spool.release_batch_leases,
+                                    self.processor.lease.node)
+        except TemporaryFailure as exc:
+            log.warning("FTP batch leases not let go (%s); they lapse", exc,
+                        extra={"action": "ftp-leases"})

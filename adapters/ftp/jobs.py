@@ -1,8 +1,9 @@
-"""What happens to a dropped file, on the hub's event loop: hash it, refuse duplicates,
-run its rows through intake (`ftp_pipeline`), write the result file and file the original
-away. A batch the spool stops part-way is marked failed; one a stop or crash cut off is
-resumed at start-up after the rows the spool already holds, and one the FTP area has no
-room for waits and is resumed the same way once there is room."""
+"""What happens to a dropped file, on the hub's event loop: record it (leased to this
+node) before its 226, hash it, refuse duplicates, run its rows through intake
+(`ftp_pipeline`), write the result file and file the original away. A batch the spool
+stops part-way is marked failed; one a stop or crash cut off is resumed after the rows the
+spool already holds, by this node at its next start or by any node once its lease lapses;
+one the FTP area has no room for waits and is resumed the same way once there is room."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import errno
 import itertools
 import logging
 from collections.abc import Awaitable, Iterator, Mapping
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from ulid import ULID
 
 from adapters.csv import detect
 from adapters.csv.decode import UnreadableFile, sha256_file
@@ -26,18 +30,20 @@ from adapters.ftp.pipeline import (
     BatchStopped,
     GroupHook,
     JobSettings,
+    LeaseCheck,
     ProgressFile,
     RowPipeline,
 )
 from adapters.ftp.reports import ReportJob
 from adapters.ftp.store import FtpStore
 from hub.batches import Batch, BatchState
+from hub.errors import TemporaryFailure
 from hub.faultlog import FaultLog
 from hub.intake import Intake
 from hub.model import Accepted, Account
 from hub.spoolcall import SpoolThreads
 
-__all__ = ["BatchProcessor", "JobSettings", "ReportJob"]
+__all__ = ["BatchProcessor", "JobSettings", "Lease", "ReportJob"]
 
 log = logging.getLogger(__name__)
 BATCH_ID_LENGTH = 26  # a ULID: the prefix `Homes.claim` gives a claimed upload
@@ -57,27 +63,72 @@ class _Resumed:
     known: Mapping[int, Accepted]
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """This node's name on the batches it works, and how long a lease lasts unrenewed:
+    another node takes a batch over once its lease has lapsed."""
+
+    node: str
+    seconds: float
+
+    def until(self) -> datetime:
+        return _now() + timedelta(seconds=self.seconds)
+
+
 class BatchProcessor:
     """Turns one claimed upload into a batch: result file, messages, the original filed.
     `group_hook`, when set, is awaited after each group (tests pause a batch with it)."""
 
     def __init__(self, intake: Intake, runner: SpoolThreads[FtpStore], homes: Homes,
-                 settings: JobSettings, reports: ReportJob) -> None:
+                 settings: JobSettings, reports: ReportJob, lease: Lease) -> None:
         self._intake = intake
         self._runner = runner
         self._homes = homes
         self._settings = settings
         self._reports = reports
-        self._claim_lock = asyncio.Lock()  # duplicate check and batch insert, in order
+        self.lease = lease
         self.group_hook: GroupHook | None = None
         # Set when the hub stops: batches pause after their group in flight.
         self.stopping = asyncio.Event()
         self._no_room = FaultLog(log, "FTP area full: batches wait for room", "ftp-space")
         self._waiting: set[asyncio.Task[None]] = set()
+        # Batches this process is working (or waiting for room): never taken over twice.
+        self._active: set[str] = set()
+        self._waiting_ids: set[str] = set()
 
-    async def process(self, account_name: str, work: Path, file_name: str) -> None:
-        await self._guarded(self._process(account_name, work, file_name), account_name,
-                            work, file_name)
+    async def process(self, account_name: str, work: Path, file_name: str,
+                      registered: Future[None] | None = None) -> None:
+        """A claimed upload: recorded in the spool, leased to this node, before
+        `registered` is resolved (the drop's cue to answer 226), then processed. If it
+        cannot be recorded, `registered` fails and the file is removed: the client,
+        answered 451, sends it again."""
+        try:
+            batch = await self._receive(account_name, work, file_name)
+        except Exception as exc:
+            if registered is None:  # an orphan found in the work area: tried again later
+                log.warning("upload %s of %s not recorded: %s", file_name, account_name, exc,
+                            extra={"action": "ftp-upload"})
+                return
+            await asyncio.to_thread(work.unlink, missing_ok=True)
+            _resolve(registered, exc)
+            return
+        if registered is not None:
+            _resolve(registered, None)
+        if batch is not None:  # else another node recorded it first, and processes it
+            await self._guarded(self._run_new(batch, work), account_name, work, file_name)
+
+    async def _receive(self, account_name: str, work: Path, file_name: str) -> Batch | None:
+        spool = self._runner.spool
+        account = await self._runner.call(spool.get_account, account_name)
+        batch = Batch(id=work.name.split("-", 1)[0], account_id=account.id,
+                      file_name=file_name, sha256="", format="", received_at=_now(),
+                      state=BatchState.PROCESSING)
+        taken = await self._runner.call(spool.receive_batch, batch, self.lease.node,
+                                        self.lease.until())
+        if not taken:
+            return None
+        self._reports.hold(batch.id)
+        return batch
 
     async def _guarded(self, job: Awaitable[None], account_name: str, work: Path,
                        file_name: str) -> None:
@@ -89,40 +140,29 @@ class BatchProcessor:
             if work.exists():
                 self._homes.file_away(account_name, work, file_name, "rejected")
 
-    async def _process(self, account_name: str, work: Path, file_name: str) -> None:
+    async def _run_new(self, batch: Batch, work: Path) -> None:
+        """A recorded upload not yet read: hashed, checked against earlier uploads (once,
+        cluster-wide), then its rows."""
         spool = self._runner.spool
-        account = await self._runner.call(spool.get_account, account_name)
-        sha = await asyncio.to_thread(sha256_file, work)
-        batch_id = work.name.split("-", 1)[0]
-        batch, earlier = await self._register(account, batch_id, file_name, sha)
-        if earlier is not None:
-            await asyncio.to_thread(self._answer_duplicate, account_name, work, batch, earlier)
-            return
+        self._active.add(batch.id)
         try:
-            source = await asyncio.to_thread(detect.open_batch, work, self._settings.rules)
-        except UnreadableFile as exc:
-            await self._answer_unreadable(account_name, work, batch, str(exc))
-            return
-        batch = replace(batch, format=source.format)
-        await self._run_rows(account, batch, source, work)
-
-    async def _register(
-        self, account: Account, batch_id: str, file_name: str, sha: str
-    ) -> tuple[Batch, Batch | None]:
-        spool, now = self._runner.spool, _now()
-        batch = Batch(id=batch_id, account_id=account.id, file_name=file_name, sha256=sha,
-                      format="", received_at=now, state=BatchState.PROCESSING)
-        async with self._claim_lock:
-            earlier = None
-            if self._settings.duplicate_window > 0:
-                since = now - timedelta(seconds=self._settings.duplicate_window)
-                earlier = await self._runner.call(spool.find_batch_by_content,
-                                                  account.id, sha, since)
+            account = await self._runner.call(spool.get_account_by_id, batch.account_id)
+            batch = replace(batch, sha256=await asyncio.to_thread(sha256_file, work))
+            window = self._settings.duplicate_window
+            since = batch.received_at - timedelta(seconds=window) if window > 0 else None
+            earlier = await self._runner.call(spool.settle_batch_content, batch, since)
             if earlier is not None:
-                batch = replace(batch, state=BatchState.DUPLICATE, duplicate_of=earlier.id,
-                                finished_at=now)
-            await self._runner.call(spool.create_batch, batch)
-        return batch, earlier
+                await asyncio.to_thread(self._answer_duplicate, account.name, work, batch,
+                                        earlier)
+                return
+            try:
+                source = await asyncio.to_thread(detect.open_batch, work, self._settings.rules)
+            except UnreadableFile as exc:
+                await self._answer_unreadable(account.name, work, batch, str(exc))
+                return
+            await self._run_rows(account, replace(batch, format=source.format), source, work)
+        finally:
+            self._active.discard(batch.id)
 
     def _answer_duplicate(self, account: str, work: Path, batch: Batch, earlier: Batch) -> None:
         writer = self._writer(account, batch)
@@ -166,8 +206,9 @@ class BatchProcessor:
         progress = ProgressFile(self._homes.progress_path(account.name, batch.file_name),
                                 self._settings.progress_interval)
         pipeline = RowPipeline(self._intake, self._runner, self._settings, progress,
-                               self.group_hook, self.stopping)
+                               self.group_hook, self.stopping, self._keeper(batch.id))
         rows = source.rows()
+        self._active.add(batch.id)
         feed: Iterator[Row] = rows
         if resumed is not None:  # the result file lists these rows already
             after = resumed.writer.last_line
@@ -183,16 +224,31 @@ class BatchProcessor:
             return
         except BatchPaused as paused:  # left `processing`, its files kept: resumed later
             await asyncio.to_thread(writer.close)
+            if paused.taken:
+                log.warning("batch %s (%s) stopped after line %d: another node took it over "
+                            "(this node's lease lapsed)", batch.id, batch.file_name,
+                            paused.after_line, extra={"action": "ftp-batch-lost"})
+                return
             log.info("batch %s (%s) paused after line %d: the hub is stopping; it resumes "
-                     "at the next start", batch.id, batch.file_name, paused.after_line,
-                     extra={"action": "ftp-batch-paused"})
+                     "at the next start or on another node", batch.id, batch.file_name,
+                     paused.after_line, extra={"action": "ftp-batch-paused"})
             return
         except BaseException:  # cancelled: the next start-up recovers the batch
             await asyncio.to_thread(writer.close)
             raise
         finally:
+            self._active.discard(batch.id)
             await asyncio.to_thread(rows.close)  # closes the file, off the event loop
         await self._finish(account.name, batch, writer, work, progress)
+
+    def _keeper(self, batch_id: str) -> LeaseCheck:
+        async def keep() -> bool:
+            try:
+                return await self._runner.call(self._runner.spool.keep_batch_lease, batch_id,
+                                               self.lease.node, self.lease.until())
+            except TemporaryFailure:  # the group's own commit retries, then stops the batch
+                return True
+        return keep
 
     async def _wait_for_room(self, stop: BatchStopped, writer: ResultWriter) -> None:
         """The FTP area is full: nothing is lost, so nothing is failed. The batch stays
@@ -206,6 +262,8 @@ class BatchProcessor:
         task = asyncio.create_task(self._resume_when_room(stop.batch))
         self._waiting.add(task)
         task.add_done_callback(self._waiting.discard)
+        self._waiting_ids.add(stop.batch.id)  # still this node's while it waits
+        task.add_done_callback(lambda _: self._waiting_ids.discard(stop.batch.id))
 
     async def waits_ended(self) -> None:
         """At stop (after `stopping` is set): batches waiting for room stop waiting; the
@@ -269,27 +327,46 @@ class BatchProcessor:
         await self._reports.finished(failed)
 
     async def recover(self) -> list[Awaitable[None]]:
-        """At start-up: a batch still `processing` was cut off by a stop or crash. Where
-        its upload is still in the work area, the batch is resumed: returned as a job for
-        the caller to run beside new uploads. Otherwise what its files show is settled.
-        Uploads claimed but never registered as a batch are processed as new."""
+        """At start-up: take back the batches leased in this node's name (it restarted)
+        with those no live node holds, as `take_over` does."""
+        return await self.take_over(own=True)
+
+    async def take_over(self, own: bool = False) -> list[Awaitable[None]]:
+        """Lease to this node the open batches no live node holds (a clean stop let them
+        go, or their node's lease lapsed: it died). A batch still `processing` was cut
+        off: where its upload is in the work area it is resumed, returned as a job for
+        the caller to run beside new uploads; otherwise what its files show is settled.
+        A batch being delivered needs only its report file, which this node now writes.
+        Uploads claimed but never recorded are processed as new."""
+        spool, lease = self._runner.spool, self.lease
+        taken = await self._runner.call(spool.take_batches, lease.node, _now(), lease.until(),
+                                        own)
         jobs: list[Awaitable[None]] = []
-        for batch in await self._runner.call(self._runner.spool.open_batches):
-            if batch.state is BatchState.PROCESSING:
-                job = await self._recover_one(batch)
-                if job is not None:
-                    jobs.append(job)
+        for batch in taken:
+            self._reports.hold(batch.id)
+            if (batch.state is not BatchState.PROCESSING or batch.id in self._active
+                    or batch.id in self._waiting_ids):
+                continue
+            log.info("batch %s (%s) taken by node %s", batch.id, batch.file_name, lease.node,
+                     extra={"action": "ftp-batch-takeover"})
+            job = await self._recover_one(batch)
+            if job is not None:
+                jobs.append(job)
         return jobs + await self._unregistered_uploads()
 
     async def _unregistered_uploads(self) -> list[Awaitable[None]]:
-        """The client was answered 226 and the hub moved the file to the work area, but
-        died before the batch row was committed: without this the upload would lie there
-        unanswered for ever. Each such file is processed now, as if just uploaded."""
+        """A node claimed the file (moved it to the work area) and died before recording
+        it, so before its 226: each such file, older than a lease (its node would have
+        recorded it by then), is processed as if just uploaded. Recording it decides
+        which node does, if several find it."""
         jobs: list[Awaitable[None]] = []
+        horizon = _now() - timedelta(seconds=self.lease.seconds)
         for account, work in await asyncio.to_thread(self._claimed_originals):
             batch_id, file_name = work.name.split("-", 1)
+            if _received_at(batch_id) > horizon:
+                continue
             if await self._runner.call(self._runner.spool.get_batch, batch_id) is None:
-                log.warning("upload %s of %s was received but not registered before the hub "
+                log.warning("upload %s of %s was claimed but not recorded before its node "
                             "stopped; processing it now", file_name, account,
                             extra={"action": "ftp-batch-recover"})
                 jobs.append(self.process(account, work, file_name))
@@ -309,8 +386,11 @@ class BatchProcessor:
                                           batch.account_id)
         tmp = self._homes.work / account.name / f"{batch.id}.result.tmp"
         originals = list((self._homes.work / account.name).glob(f"{batch.id}-*"))
-        if not tmp.exists() and not originals:
-            await self._settle_filed(account.name, batch)
+        if not batch.sha256 and originals:  # recorded and answered 226, never read
+            return self._guarded(self._run_new(batch, originals[0]), account.name,
+                                 originals[0], batch.file_name)
+        if not tmp.exists() and not originals and await self._settle_filed(account.name,
+                                                                            batch):
             return None
         writer = await asyncio.to_thread(self._resumed_writer, account.name, batch, tmp)
         t = writer.totals
@@ -348,9 +428,10 @@ class BatchProcessor:
         await self._run_rows(account, replace(batch, format=source.format), source, work,
                              _Resumed(writer, known))
 
-    async def _settle_filed(self, account: str, batch: Batch) -> None:
+    async def _settle_filed(self, account: str, batch: Batch) -> bool:
         """No work files: the hub stopped after filing the original away but before the
-        batch row said so; where the original went tells how the batch ended."""
+        batch row said so; where the original went tells how the batch ended. False if
+        it is nowhere (removed, or on a node's own disk: docs/nodes.md)."""
         name = f"{batch.id}-{batch.file_name}"
         home = self._homes.home(account)
         if (home / "processed" / name).exists():
@@ -358,12 +439,14 @@ class BatchProcessor:
         elif (home / "rejected" / name).exists():
             state = BatchState.FAILED
         else:
-            log.warning("batch %s (%s) was left processing but has no files on this node",
-                        batch.id, batch.file_name, extra={"action": "ftp-batch-recover"})
-            return
+            log.warning("batch %s (%s) was left processing and its files are not in the "
+                        "FTP area", batch.id, batch.file_name,
+                        extra={"action": "ftp-batch-recover"})
+            return False
         finished = None if state is BatchState.ACCEPTED else _now()
         await self._runner.call(self._runner.spool.update_batch,
                                 replace(batch, state=state, finished_at=finished))
+        return True
 
     def _resumed_writer(self, account: str, batch: Batch, tmp: Path) -> ResultWriter:
         region = self._settings.rules.region
@@ -371,6 +454,24 @@ class BatchProcessor:
         if tmp.exists():
             return ResultWriter.resume(tmp, fresh, region)
         return ResultWriter(fresh, region)
+
+
+def _resolve(registered: Future[None], exc: Exception | None) -> None:
+    try:
+        if exc is None:
+            registered.set_result(None)
+        else:
+            registered.set_exception(exc)
+    except InvalidStateError:  # the drop gave up waiting (the hub is stopping)
+        pass
+
+
+def _received_at(batch_id: str) -> datetime:
+    """When an upload was claimed: its batch id is a ULID made then."""
+    try:
+        return ULID.from_str(batch_id).datetime
+    except ValueError:
+        return _now()  # not one of ours: never taken for an orphan
 
 
 def _out_of_space(stop: BatchStopped) -> bool:

@@ -2,7 +2,8 @@
 next is parsed and the previous one's result rows are written. After each group the batch
 row's counters, the progress file and the log follow; a group the spool refuses is
 retried with backoff, then the batch stops with what was committed so far. When the hub
-stops, the batch pauses after the group in flight, to be resumed at the next start."""
+stops, the batch pauses after the group in flight, to be resumed at the next start (or by
+another node); before each group the node checks it still holds the batch's lease."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ from hub.spoolcall import SpoolThreads
 log = logging.getLogger(__name__)
 
 GroupHook = Callable[[Batch], Awaitable[None]]
+# Renews the batch's lease before a group is submitted; False once another node has it.
+LeaseCheck = Callable[[], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +60,14 @@ class BatchStopped(Exception):
 
 class BatchPaused(Exception):
     """The hub is stopping: every group taken so far is committed and listed, and the
-    batch stays `processing` so the next start-up resumes it after `after_line`."""
+    batch stays `processing` so the next start-up resumes it after `after_line`. With
+    `taken`, another node took the batch over (this node's lease lapsed): it goes on
+    from what the spool holds, and this node leaves the batch alone."""
 
-    def __init__(self, after_line: int) -> None:
+    def __init__(self, after_line: int, taken: bool = False) -> None:
         super().__init__(f"paused after line {after_line}")
         self.after_line = after_line
+        self.taken = taken
 
 
 class ProgressFile:
@@ -98,13 +104,15 @@ class RowPipeline:
 
     def __init__(self, intake: Intake, runner: SpoolThreads[BatchStore], settings: JobSettings,
                  progress: ProgressFile, hook: GroupHook | None = None,
-                 stopping: asyncio.Event | None = None) -> None:
+                 stopping: asyncio.Event | None = None, keep: LeaseCheck | None = None
+                 ) -> None:
         self._intake = intake
         self._runner = runner
         self._settings = settings
         self._progress = progress
         self._hook = hook
         self._stopping = stopping or asyncio.Event()
+        self._keep = keep
 
     async def run(self, account: Account, batch: Batch, rows: Iterator[Row],
                   writer: ResultWriter, known: Mapping[int, Accepted] | None = None) -> Batch:
@@ -119,6 +127,8 @@ class RowPipeline:
         try:
             while chunk := await ahead:
                 ahead = _thread(feed.take, size)  # parsed while this commits
+                if self._keep is not None and not await self._keep():
+                    raise BatchPaused(last_line, taken=True)
                 outcomes = await self._submit(account, batch.id, chunk, known or {})
                 if writing is not None:
                     await writing
@@ -129,6 +139,9 @@ class RowPipeline:
                     break
             if writing is not None:
                 await writing
+        except BatchPaused:
+            await _settle(ahead, writing)
+            raise
         except Exception as exc:
             await _settle(ahead, writing)
             raise BatchStopped(batch, last_line, _reason(exc)) from exc

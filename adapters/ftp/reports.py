@@ -1,6 +1,7 @@
 """The delivery-report files of the FTP drop: `reports/<name>.report.csv` of each batch
 whose messages are being delivered (accepted, or failed part-way after accepting some),
-rewritten when their statuses change (throttled by batch size), final once all are final."""
+rewritten when their statuses change (throttled by batch size), final once all are final;
+with several nodes, by the node that holds the batch's lease."""
 
 from __future__ import annotations
 
@@ -42,6 +43,9 @@ class ReportJob:
         self._next: dict[str, float] = {}
         self._names: dict[int, str] = {}
         self._lock = asyncio.Lock()
+        # The batches this node holds a lease on (None: every batch, one node alone); only
+        # their holder rewrites a report file, so two nodes never race on one.
+        self.held: set[str] | None = None
         # A spool down or a disk full fails every sweep alike: said once, not each time.
         self._faults = FaultLog(log, "FTP report sweep failing", "ftp-reports")
 
@@ -58,8 +62,15 @@ class ReportJob:
                 continue
             self._faults.cleared()
 
+    def hold(self, batch_id: str) -> None:
+        """This node now holds the batch (recorded or taken over): its report is ours."""
+        if self.held is not None:
+            self.held.add(batch_id)
+
     async def sweep(self) -> None:
         for batch in await self._runner.call(self._runner.spool.reporting_batches):
+            if self.held is not None and batch.id not in self.held:
+                continue
             if self._clock() >= self._next.get(batch.id, 0.0):
                 await self.refresh(batch)
 

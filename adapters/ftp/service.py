@@ -1,12 +1,14 @@
 """The FTP drop built from `[ftp]`: batch-job settings (group size, retry delays) read
-from the section, the drop sharing the node's intake and spool seam."""
+from the section, the drop sharing the node's intake and spool seam, its batches leased
+in the node's name for three heartbeats."""
 
 from __future__ import annotations
 
 from adapters.csv.rows import FileRules
 from adapters.ftp.drop import FtpDrop
-from adapters.ftp.jobs import JobSettings
+from adapters.ftp.jobs import JobSettings, Lease
 from hub.config import Config
+from hub.nodes import MISSED_BEATS
 from hub.services import Core
 
 
@@ -22,5 +24,7 @@ def job_settings(config: Config) -> JobSettings:
 
 
 def build(config: Config, core: Core) -> FtpDrop:
+    # A batch's lease lapses as a node's heartbeat goes stale: after three missed beats.
+    lease = Lease(config.node, MISSED_BEATS * config.hub.heartbeat_interval)
     return FtpDrop(config.ftp, job_settings(config), core.intake, core.runner,
-                   config.data_dir)
+                   config.data_dir, lease)

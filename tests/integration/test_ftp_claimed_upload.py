@@ -1,6 +1,7 @@
 """Every upload answered 226 gets its result file, whenever the hub dies (both found by
 the kill -9 chaos run): the 226 is sent only once the hub has taken the file out of the
-home, and a file taken but not yet registered as a batch is processed at the next start."""
+home and the spool has recorded it; a file taken but never recorded (its node died in
+between, before any 226) is processed once it is older than a batch lease."""
 
 from __future__ import annotations
 
@@ -36,16 +37,20 @@ def test_an_upload_is_answered_226_only_once_the_hub_has_taken_it(
     assert [r[3] for r in drop.result("taken.csv")[1:-1]] == ["accepted"] * 2
 
 
-def test_an_upload_claimed_but_never_registered_is_processed_at_the_next_start(
+def test_an_upload_claimed_but_never_registered_is_processed_once_older_than_a_lease(
     hubs: list[HubThread], tmp_path: Path
 ) -> None:
-    first = HubThread(conftest.test_config(tmp_path / "hub", ftp=FTP_DEFAULTS)).start()
+    # A lease is three heartbeats: 0.6 s here.
+    config = conftest.test_config(tmp_path / "hub", ftp=FTP_DEFAULTS,
+                                  hub={"heartbeat_interval": 0.2})
+    first = HubThread(config).start()
     hubs.append(first)
     drop = make_drop(lambda **_: first)
     hubs.remove(first)
     first.stop()
     # What the hub leaves when it dies right after claiming an upload (on_file_received),
-    # before its batch row: the file in the work area under a batch id nobody recorded.
+    # before its batch row (so before the 226): the file in the work area under a batch
+    # id nobody recorded.
     homes = Homes(first.config.data_dir)
     upload = homes.ensure("acme") / "late.csv"
     upload.write_text(csv_of(3), encoding="utf-8")
