@@ -204,6 +204,8 @@ def dispatch_services(config: Config, core: Core) -> list[Service]:
                                                  cfg.privacy.purge_batch))
         services += [Task("maintenance", upkeep.start, upkeep.stop),
                      Task("outbox", core.outbox.start, core.outbox.stop)]
+        if cfg.smtp.enabled:  # receipts of mails any node took, that node gone or not
+            services += smtp.receipt_jobs(cfg, core)
     return services
 
 

@@ -1,5 +1,6 @@
 """Email-to-SMS storage: account mail settings and allowed senders, accepted mails, the
-receipts and replies queued about them, and which mails' delivery results are final."""
+receipts and replies queued about them (each once, whichever nodes queue them), and which
+mails' delivery results are final."""
 
 from __future__ import annotations
 
@@ -106,11 +107,23 @@ def discard_mail(db: Database, mail_id: str) -> bool:
 
 def finish_mail(db: Database, mail_id: str, refused: Sequence[str],
                 notices: Sequence[tuple[NewOutboxItem, NoticeKind]], now: datetime) -> None:
-    """Record the recipients intake refused and queue the receipt, in one transaction."""
+    """Record the recipients intake refused and queue the receipt, in one transaction
+    (not if another node's recovery queued it meanwhile: a mail gets one receipt)."""
     with db.write() as conn:
         conn.execute(update(mails).where(mails.c.id == mail_id)
                      .values(refused="\n".join(refused)))
+        if _receipt_queued(conn, mail_id):
+            notices = [(item, kind) for item, kind in notices if kind is not NoticeKind.RECEIPT]
         _queue(conn, mail_id, notices, now)
+
+
+def _receipt_queued(conn: Connection, mail_id: str) -> bool:
+    """Whether the mail's receipt is queued, its row locked first on PostgreSQL: the
+    nodes that may queue it (the listener, any node's recovery) then take turns."""
+    conn.execute(select(mails.c.id).where(mails.c.id == mail_id).with_for_update())
+    return conn.execute(select(mail_notices.c.item_id).where(
+        mail_notices.c.mail_id == mail_id,
+        mail_notices.c.kind == NoticeKind.RECEIPT.value)).first() is not None
 
 
 def _queue(conn: Connection, mail_id: str,
@@ -139,12 +152,10 @@ def receipts_missing(db: Database, after_id: str, before_id: str, limit: int) ->
 
 
 def queue_receipt(db: Database, mail_id: str, item: NewOutboxItem, now: datetime) -> bool:
-    """Queue a mail's receipt unless one is queued already: False then."""
+    """Queue a mail's receipt unless one is queued already: False then (also when
+    another node's recovery queued it a moment before)."""
     with db.write() as conn:
-        found = conn.execute(select(mail_notices.c.item_id).where(
-            mail_notices.c.mail_id == mail_id,
-            mail_notices.c.kind == NoticeKind.RECEIPT.value)).first()
-        if found is not None:
+        if _receipt_queued(conn, mail_id):
             return False
         _queue(conn, mail_id, [(item, NoticeKind.RECEIPT)], now)
     return True

@@ -1,6 +1,7 @@
-"""Email built from `[smtp]`: the listener (and, where this node dispatches, the job that
-queues final receipts), the reply route for inbound SMS, and the outbox channel that
-mails receipts and replies through the configured relay."""
+"""Email built from `[smtp]`: the listener; the job that queues final receipts (and
+receipts a crash lost), run by every dispatching node so that a mail's receipts go out
+whichever node took it, even one gone since; the reply route for inbound SMS; and the
+outbox channel that mails receipts and replies through the configured relay."""
 
 from __future__ import annotations
 
@@ -36,12 +37,15 @@ def build(config: Config, core: Core) -> list[Service]:
     rules = MailRules(config.hub.default_region, config.hub.timezone,
                       config.messages.max_segments)
     handler = MailHandler(config.smtp, rules, core.intake, core.credentials, core.runner)
-    services: list[Service] = [ListenerService(SmtpListener(config.smtp, handler))]
-    if config.dispatcher.enabled:
-        receipts = FinalReceipts(core.runner, config.smtp.final_receipt_interval,
-                                 wake=core.outbox.wake)
-        services.append(Task("smtp-final-receipts", receipts.start, receipts.stop))
-    return services
+    return [ListenerService(SmtpListener(config.smtp, handler))]
+
+
+def receipt_jobs(config: Config, core: Core) -> list[Service]:
+    """The receipts job, beside the outbox on a dispatching node. Any number of nodes may
+    run it: each receipt is queued once (spool/mail.py)."""
+    receipts = FinalReceipts(core.runner, config.smtp.final_receipt_interval,
+                             wake=core.outbox.wake)
+    return [Task("smtp-final-receipts", receipts.start, receipts.stop)]
 
 
 def inbound_routes(config: Config, runner: SpoolThreads[MailOutStore]) -> list[InboundRoute]:
