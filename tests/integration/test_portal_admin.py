@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shlex
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -420,3 +421,22 @@ def test_the_portals_text_colours_meet_wcag_aa_contrast() -> None:
             assert ratio >= 4.5, (name, ground, round(ratio, 2))
     button = (_luminance("#fff") + 0.05) / (_luminance(colours["accent"]) + 0.05)
     assert button >= 4.5  # a button's white text on the accent
+
+
+def test_the_docs_operator_commands_work_as_shipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = (ROOT / "docs" / "portal.md").read_text()
+    block = re.search(r"```\n(echo .*?)```", doc, re.S)
+    assert block, "docs/portal.md's operator commands"
+    cli = hub_cli(tmp_path, monkeypatch, capsys, toml=f'[hub]\ndata_dir = "{tmp_path}/hub"\n')
+    assert cli("account", "create", "acme")[0] == 0
+    for line in block.group(1).strip().splitlines():
+        typed, _, command = line.rpartition("| ")
+        monkeypatch.setattr("sys.stdin", io.StringIO(shlex.split(typed)[1] + "\n" if typed else ""))
+        argv = shlex.split(command)
+        assert argv[0] == "smshub", line
+        code, _, err = cli(*argv[1:])
+        assert code == 0, (line, err)
+    assert cli("operator", "list", "--json")[1] == []  # added, then removed
+    assert cli("account", "show", "acme", "--json")[1]["balance"] == "500"
