@@ -35,12 +35,20 @@ from hub.nodelock import NodeLock, lock_sqlite
 from hub.nodes import Heartbeat, this_node
 from hub.outbox import OutboxRunner, OutboxSettings
 from hub.policies import RetryPolicy
-from hub.ports import AccountStore, SchemaState, Spool
+from hub.ports import (
+    MESSAGES_CHANNEL,
+    OUTBOX_CHANNEL,
+    AccountStore,
+    Coordination,
+    SchemaState,
+    Spool,
+)
 from hub.retention import Retention
 from hub.routing import Router, Rule
 from hub.services import Core, Service, ServiceGroup, Task
 from hub.spoolcall import SpoolThreads
 from spool import open_spool
+from spool.cluster import PgCoordination
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +147,20 @@ def carrier_prices(config: Config) -> dict[str, Decimal]:
     return carriers.prices(config)
 
 
+def open_coordination(config: Config) -> PgCoordination | None:
+    """How a dispatching process works with the other nodes on a PostgreSQL spool
+    (docs/nodes.md); None on SQLite (one node) and for ingress (it waits for nothing)."""
+    if config.hub.role == "ingress" or not config.spool_url.startswith("postgres"):
+        return None
+    return PgCoordination(config.spool_url, member=f"dispatcher:{config.node}")
+
+
 def build_dispatcher(config: Config, runner: SpoolThreads[Spool], metrics: Metrics,
-                     inbound: InboundDesk) -> Dispatcher:
+                     inbound: InboundDesk,
+                     coordination: Coordination | None = None) -> Dispatcher:
     d = config.dispatcher
-    router = Router(carriers.build(config, runner, runner), config.routing.default_carrier,
+    router = Router(carriers.build(config, runner, runner, coordination),
+                    config.routing.default_carrier,
                     config.routing.failover, routing_rules(config, runner.spool))
     policy = RetryPolicy(d.max_attempts, d.retry_base, d.retry_cap, d.max_age)
     settings = DispatchSettings(
@@ -150,15 +168,20 @@ def build_dispatcher(config: Config, runner: SpoolThreads[Spool], metrics: Metri
         lease_seconds=d.lease_seconds, shutdown_timeout=d.shutdown_timeout,
         report_retry_interval=d.report_retry_interval,
     )
-    return Dispatcher(runner, router, policy, settings, config.node, metrics, inbound=inbound)
+    return Dispatcher(runner, router, policy, settings, config.node, metrics, inbound=inbound,
+                      coordination=coordination)
 
 
-def build_core(config: Config, spool: Spool) -> Core:
+def build_core(config: Config, spool: Spool,
+               coordination: Coordination | None = None) -> Core:
     runner = SpoolThreads(spool)
     metrics = Metrics()
     outbox = build_outbox(config, runner)
     inbound = build_inbound_desk(config, runner, outbox)
-    dispatcher = build_dispatcher(config, runner, metrics, inbound)
+    dispatcher = build_dispatcher(config, runner, metrics, inbound, coordination)
+    if coordination is not None:  # work any node commits wakes this one's workers
+        coordination.subscribe(MESSAGES_CHANNEL, dispatcher.wake)
+        coordination.subscribe(OUTBOX_CHANNEL, outbox.wake)
     metrics.carrier_figures = dispatcher.carrier_figures
     intake = build_intake(config, runner, on_commit=dispatcher.wake)
     confirm_opt_outs(config, runner, inbound, intake)
@@ -169,7 +192,8 @@ def build_core(config: Config, spool: Spool) -> Core:
     return Core(runner, intake, credentials, metrics, dispatcher, inbound, outbox)
 
 
-def build_services(config: Config, core: Core) -> list[Service]:
+def build_services(config: Config, core: Core,
+                   coordination: Coordination | None = None) -> list[Service]:
     """Everything this node's role runs, in start order: dispatch side first, so messages
     that listeners accept have somewhere to go, then the listeners (docs/nodes.md)."""
     role = config.hub.role
@@ -180,7 +204,7 @@ def build_services(config: Config, core: Core) -> list[Service]:
                     lambda: carriers.take_callbacks(core.dispatcher.carriers, core.dispatcher),
                     lambda: carriers.take_callbacks(core.dispatcher.carriers, None))
         return [sink, *listeners(config, core)]
-    services = dispatch_services(config, core)
+    services = dispatch_services(config, core, coordination)
     if role == "dispatch":
         callbacks = carriers.callback_routes(core.dispatcher.carriers)
         return services + ([health.build(config, core, callbacks)] if config.http.enabled
@@ -188,7 +212,8 @@ def build_services(config: Config, core: Core) -> list[Service]:
     return services + listeners(config, core)
 
 
-def dispatch_services(config: Config, core: Core) -> list[Service]:
+def dispatch_services(config: Config, core: Core,
+                      coordination: Coordination | None = None) -> list[Service]:
     """The dispatcher with its carriers, upkeep and the outbox."""
     cfg, d = config, config.dispatcher
     services: list[Service] = [Task("dispatcher", lambda: core.dispatcher.start(
@@ -201,7 +226,8 @@ def dispatch_services(config: Config, core: Core) -> list[Service]:
                              held=core.dispatcher.held_leases,
                              retention=Retention(core.runner, cfg.privacy.retention_days,
                                                  cfg.privacy.purge_interval,
-                                                 cfg.privacy.purge_batch))
+                                                 cfg.privacy.purge_batch),
+                             coordination=coordination)
         services += [Task("maintenance", upkeep.start, upkeep.stop),
                      Task("outbox", core.outbox.start, core.outbox.stop)]
         if cfg.smtp.enabled:  # receipts of mails any node took, that node gone or not
@@ -267,11 +293,16 @@ class Hub:
             spool.close()
             raise
         await asyncio.to_thread(ensure_schema, spool, create_if_empty=True)
-        self.services = core = build_core(cfg, spool)
+        coordination = open_coordination(cfg)
+        self.services = core = build_core(cfg, spool, coordination)
         heartbeat = Heartbeat(core.runner, this_node(cfg.node, cfg.hub.role, utcnow()),
                               cfg.hub.heartbeat_interval, single_node=self._lock is not None)
+        # Started after the heartbeat (which refuses a second dispatcher of this name)
+        # and before the dispatcher, whose carriers ask it for their bind slots.
+        first: list[Service] = [heartbeat] if coordination is None else [
+            heartbeat, Task("coordination", coordination.start, coordination.stop)]
         try:
-            for service in [heartbeat, *build_services(cfg, core)]:
+            for service in [*first, *build_services(cfg, core, coordination)]:
                 await self._group.start(service)
                 self._by_name[service.name] = service
         except BaseException:

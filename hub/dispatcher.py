@@ -23,12 +23,13 @@ from hub.model import (
     ErrorInfo,
     InboundMessage,
     Message,
+    Status,
     SubmitResult,
     Transition,
     Verdict,
 )
 from hub.policies import RetryPolicy, expire
-from hub.ports import Carrier, InboundStore, MessageQueue, StreamingCarrier
+from hub.ports import Carrier, Coordination, InboundStore, MessageQueue, StreamingCarrier
 from hub.routing import Router, is_up
 from hub.spoolcall import SpoolThreads
 
@@ -48,6 +49,13 @@ class DispatchSettings:
     shutdown_timeout: float = 10.0
     max_inflight: int = 2  # claimed batches being submitted at once
     report_retry_interval: float = 0.5  # how often held reports are matched again
+    # The poll while wake-ups arrive from every node (PostgreSQL LISTEN): only messages
+    # that become due by the clock (retries, schedules) wait for it.
+    listening_poll_interval: float = 2.0
+
+
+# The cluster-wide lock of the held-reports matcher: one node runs it at a time.
+HELD_REPORTS_JOB = "job:held-reports"
 
 
 class DispatchStore(MessageQueue, InboundStore, Protocol):
@@ -72,8 +80,10 @@ class Dispatcher:
         metrics: Metrics,
         clock: Clock = utcnow,
         inbound: InboundDesk | None = None,
+        coordination: Coordination | None = None,
     ) -> None:
         self._runner = runner
+        self._coordination = coordination
         self._spool = runner.spool
         self._router = router
         self._policy = policy
@@ -162,6 +172,9 @@ class Dispatcher:
         slots = asyncio.Semaphore(self._settings.max_inflight)
         while not self._stopping:
             await slots.acquire()
+            # Cleared before the claim, not after: a wake-up that comes while the claim
+            # runs (work committed just after its snapshot) must not be lost.
+            self._wake.clear()
             claim = await self._claim_or_none()
             if claim is None or not claim.messages:
                 slots.release()
@@ -186,9 +199,22 @@ class Dispatcher:
         return claim
 
     async def _idle(self) -> None:
-        self._wake.clear()
+        interval = self._settings.poll_interval
+        if self._coordination is not None and self._coordination.listening:
+            interval = max(interval, self._settings.listening_poll_interval)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
+            await asyncio.wait_for(self._wake.wait(), interval)
+
+    def _wake_for_retries(self, transitions: Sequence[Transition]) -> None:
+        """A retry due before the next poll is claimed when due, not at the poll: the
+        poll is slow while wake-ups come from the other nodes (PostgreSQL)."""
+        dues = [t.due_at for t in transitions
+                if t.status is Status.QUEUED and t.due_at is not None]
+        if not dues or self._coordination is None:
+            return
+        delay = max((min(dues) - self._clock()).total_seconds(), 0.0)
+        if delay < self._settings.listening_poll_interval:
+            asyncio.get_running_loop().call_later(delay, self._wake.set)
 
     async def _work(self, claim: Claim) -> None:
         try:
@@ -308,6 +334,7 @@ class Dispatcher:
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+        self._wake_for_retries(transitions)
         if len(applied) < len(transitions):
             log.warning("%d outcomes not recorded: lease no longer held",
                         len(transitions) - len(applied), extra={"action": "record"})
@@ -336,5 +363,9 @@ class Dispatcher:
         catches the ones committed while that record was in flight (PostgreSQL)."""
         while True:
             await asyncio.sleep(self._settings.report_retry_interval)
+            coordination = self._coordination
+            if coordination is not None and await coordination.try_lock(
+                    HELD_REPORTS_JOB) is None:
+                continue  # another node runs it
             with contextlib.suppress(TemporaryFailure):
                 await self._runner.call(self._spool.apply_held_reports, self._clock())

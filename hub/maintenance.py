@@ -2,13 +2,14 @@
 messages past their validity, dead-letter messages that kept failing past the maximum
 age, settle messages whose delivery report never came (asking the carrier first where it
 can answer), route inbound messages left unrouted, drop idempotency keys past their window,
-purge message texts past their retention (hub/retention.py)."""
+purge message texts past their retention (hub/retention.py). With several nodes on one
+PostgreSQL spool each job runs on one node at a time, the holder of its cluster lock."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -19,6 +20,7 @@ from hub.inbound import InboundDesk
 from hub.policies import ReceiptTimeout
 from hub.ports import (
     Carrier,
+    Coordination,
     IdempotencyStore,
     MessageQueue,
     QueryingCarrier,
@@ -52,8 +54,12 @@ class Maintenance:
         held_report_ttl: float = 86_400.0,
         held: Callable[[], Collection[str]] = frozenset,
         retention: Retention | None = None,
+        coordination: Coordination | None = None,
     ) -> None:
         self._runner = runner
+        # Several nodes: a job runs where its lock is held (taken at a run, kept while
+        # the node lives); without, every job runs here (one node).
+        self._coordination = coordination
         self._retention = retention
         # Lease tokens this node's dispatcher is working under: never taken back here,
         # however old a stepped wall clock makes them look.
@@ -87,23 +93,14 @@ class Maintenance:
                 log.exception("maintenance run failed", extra={"action": "maintenance"})
 
     async def run_once(self) -> dict[str, int]:
-        spool, now = self._runner.spool, self._clock()
+        """Run each job this node may run now; what each did, by the job's result name
+        (a job another node runs is left out)."""
+        now = self._clock()
+        done: dict[str, int] = {}
         try:
-            done = {
-                "recovered": await self._runner.call(spool.recover_expired_leases, now,
-                                                     self._held()),
-                "expired": await self._runner.call(spool.expire_due, now),
-                "dead_lettered": await self._runner.call(
-                    spool.dead_letter, now - self._max_age, now
-                ),
-                "no_report": await self._settle_reports(now),
-                "unknown_reports_dropped": await self._runner.call(
-                    spool.purge_held_reports, now - self._held_report_ttl),
-                "idempotency_keys_purged": await self._runner.call(spool.purge_keys, now),
-                # Inbound messages a crash left unrouted get their emails and webhooks.
-                "routed": 0 if self._inbound is None else await self._inbound.route_pending(),
-                "texts_purged": 0 if self._retention is None else await self._retention.run(),
-            }
+            for job, key, work in self._jobs(now):
+                if await self._leads(job):
+                    done[key] = await work()
         except TemporaryFailure as exc:  # said once while it lasts, not at every run
             self._faults.failed(str(exc))
             return {}
@@ -111,6 +108,46 @@ class Maintenance:
         if any(done.values()):
             log.info("maintenance: %s", done, extra={"action": "maintenance", **done})
         return done
+
+    def _jobs(self, now: datetime) -> list[tuple[str, str, Callable[[], Awaitable[int]]]]:
+        """(job, result name, work), in the order they run."""
+        spool, call = self._runner.spool, self._runner.call
+        inbound, retention = self._inbound, self._retention
+
+        async def none() -> int:
+            return 0
+
+        return [
+            ("lease-recovery", "recovered",
+             lambda: call(spool.recover_expired_leases, now, self._held())),
+            ("expiry", "expired", lambda: call(spool.expire_due, now)),
+            ("dead-letter", "dead_lettered",
+             lambda: call(spool.dead_letter, now - self._max_age, now)),
+            ("receipt-timeouts", "no_report", lambda: self._settle_reports(now)),
+            ("held-reports-purge", "unknown_reports_dropped",
+             lambda: call(spool.purge_held_reports, now - self._held_report_ttl)),
+            ("idempotency-purge", "idempotency_keys_purged",
+             lambda: call(spool.purge_keys, now)),
+            # Inbound messages a crash left unrouted get their emails and webhooks.
+            ("inbound-routing", "routed", none if inbound is None else inbound.route_pending),
+            ("retention", "texts_purged", none if retention is None else retention.run),
+        ]
+
+    async def _leads(self, job: str) -> bool:
+        """Whether this node runs `job`: always alone; with several nodes, while it holds
+        the job's lock (kept from run to run, so a job stays on one node until that node
+        stops or dies, and its lock passes to the next node that asks)."""
+        coordination = self._coordination
+        if coordination is None:
+            return True
+        name = f"job:{job}"
+        if coordination.holds(name):
+            return True
+        if await coordination.try_lock(name) is None:
+            return False
+        log.info("maintenance: this node now runs %s", job,
+                 extra={"action": "leader", "job": job})
+        return True
 
     async def _settle_reports(self, now: datetime) -> int:
         """Submitted messages past their carrier's receipt timeout: ask the carrier first

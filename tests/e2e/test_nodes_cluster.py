@@ -1,0 +1,372 @@
+"""Several dispatch nodes on one PostgreSQL spool working as one (issue #16): an idle
+dispatcher woken at once by another node's commit (LISTEN/NOTIFY), again after its
+connection was cut; upkeep jobs each run by one node at a time and taken over when that
+node dies (SIGKILL); an SMPP carrier's binds and rate shared by the nodes, not multiplied;
+webhook events delivered once each whichever node sends them."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy
+from sqlalchemy.engine import make_url
+
+from hub.config import CarrierTable
+from hub.maintenance import Maintenance
+from hub.spoolcall import SpoolThreads
+from spool import open_spool
+from spool.cluster import PgCoordination, lock_key
+from tests.e2e.test_cli_and_crash import Server, env_for
+from tests.e2e.test_nodes import RoleServer
+from tests.hubthread import HubThread
+from tests.integration.conftest import test_config as hub_config
+from tests.polling import eventually
+from tests.receiver import Receiver, Script
+from tests.smsc.pdu import UNBIND
+from tests.smsc.scripted import ScriptedSmsc
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+MessagePoster = Callable[[int], list[str]]
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, pg_url: str) -> Iterator[Callable[..., HubThread]]:
+    """node(name, role, **sections): an in-process hub on the test's PostgreSQL schema,
+    started (one after another: the first one creates the schema), stopped at the end."""
+    started: list[HubThread] = []
+
+    def node(
+        name: str,
+        role: str = "dispatch",
+        carriers: dict[str, CarrierTable] | None = None,
+        **sections: dict[str, Any],
+    ) -> HubThread:
+        config = hub_config(
+            tmp_path / name,
+            **{
+                "spool": {"url": pg_url},
+                **sections,
+                "hub": {
+                    "data_dir": str(tmp_path / name),
+                    "node": name,
+                    "role": role,
+                    **sections.get("hub", {}),
+                },
+            },
+        )
+        hub = HubThread(replace(config, carriers=carriers or {}))
+        started.append(hub.start())
+        return hub
+
+    yield node
+    for hub in reversed(started):
+        hub.stop()
+
+
+def _sql(pg_url: str, statement: str, **params: Any) -> list[Any]:
+    engine = sqlalchemy.create_engine(
+        make_url(pg_url).set(drivername="postgresql+psycopg"), poolclass=sqlalchemy.NullPool
+    )
+    try:
+        with engine.begin() as conn:
+            return list(conn.execute(sqlalchemy.text(statement), params))
+    finally:
+        engine.dispose()
+
+
+def _cut(pg_url: str, lock: str) -> int:
+    """Terminate the backend holding cluster lock `lock`, as PostgreSQL does when that
+    process dies or its connection breaks; returns its pid."""
+    [(schema,)] = _sql(pg_url, "SELECT current_schema()")
+    first, second = lock_key(schema, lock)
+    [(pid,)] = _sql(
+        pg_url,
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND "
+        "classid::bigint = :a AND objid::bigint = :b",
+        a=first,
+        b=second,
+    )
+    _sql(pg_url, "SELECT pg_terminate_backend(:pid)", pid=pid)
+    return int(pid)
+
+
+def _holder(pg_url: str, lock: str) -> int | None:
+    [(schema,)] = _sql(pg_url, "SELECT current_schema()")
+    first, second = lock_key(schema, lock)
+    rows = _sql(
+        pg_url,
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND "
+        "granted AND classid::bigint = :a AND objid::bigint = :b",
+        a=first,
+        b=second,
+    )
+    return int(rows[0][0]) if rows else None
+
+
+def _poster(hub: HubThread) -> MessagePoster:
+    key = hub.account("acme", credits="10000", price="0.01")
+
+    def post(count: int) -> list[str]:
+        batch = {"messages": [{"to": f"08212345{n % 100:02d}", "text": "hi"} for n in range(count)]}
+        r = httpx.post(
+            f"{hub.url}/v1/messages",
+            json=batch,
+            timeout=30,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert r.status_code == 202, r.text
+        return [m["id"] for m in r.json()["results"]]
+
+    return post
+
+
+# --- LISTEN/NOTIFY ------------------------------------------------------------------------
+
+
+def test_an_idle_dispatcher_is_woken_by_another_nodes_commit_and_again_after_a_cut(
+    nodes: Callable[..., HubThread], pg_url: str
+) -> None:
+    # It polls every 5 s: only a notification makes it claim within a second.
+    dispatcher = nodes("d1", dispatcher={"poll_interval": 5.0})
+    ingress = nodes("in", role="ingress")
+    post = _poster(ingress)
+    spool = ingress.spool
+
+    def sent_within(seconds: float) -> bool:
+        [mid] = post(1)
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            message = spool.get_message(mid)
+            if message is not None and message.status.value not in ("accepted", "queued"):
+                return True
+            time.sleep(0.02)
+        return False
+
+    time.sleep(0.3)  # its first claim (at start) is over: idle now
+    assert sent_within(1.0) and sent_within(1.0)
+    # The listening connection breaks (a PostgreSQL restart, a failover): made again,
+    # LISTENing again, and its locks taken again.
+    cut = _cut(pg_url, "dispatcher:d1")
+    eventually(
+        lambda: _holder(pg_url, "dispatcher:d1") not in (None, cut),
+        10,
+        0.1,
+        "the coordination connection made again",
+    )
+    assert sent_within(1.0)
+    assert dispatcher.hub.services is not None
+
+
+# --- upkeep, one node at a time -----------------------------------------------------------
+
+
+async def test_each_upkeep_job_runs_on_one_node_at_a_time_and_moves_when_it_is_cut(
+    pg_url: str,
+) -> None:
+    spool = open_spool(pg_url)
+    spool.upgrade()
+    runner = SpoolThreads(spool)
+    coordination = [PgCoordination(pg_url, member=f"dispatcher:{n}") for n in ("a", "b")]
+    upkeep = [Maintenance(runner, 60, 3600, coordination=c) for c in coordination]
+    try:
+        for c in coordination:
+            await c.start()
+        jobs: set[str] = set()
+        for _ in range(5):  # both at once, as two nodes' timers may fire together
+            a, b = await asyncio.gather(upkeep[0].run_once(), upkeep[1].run_once())
+            assert not set(a) & set(b)  # no job ran on both
+            jobs |= set(a) | set(b)
+            assert len(set(a) | set(b)) == 8  # and each job ran once
+        ran = [set(await u.run_once()) for u in upkeep]
+        assert ran[0] | ran[1] == jobs  # the same node runs each job from run to run
+        # The leader's connection breaks, as when its process dies: PostgreSQL lets its
+        # locks go, the other node runs every job at its next run, and the old leader,
+        # connected again, runs none.
+        leader = 0 if ran[0] else 1
+        other = 1 - leader
+        _cut(pg_url, f"dispatcher:{'ab'[leader]}")
+        assert set(await upkeep[other].run_once()) == jobs
+        deadline = time.monotonic() + 10
+        while not coordination[leader].listening and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert coordination[leader].listening
+        assert await upkeep[leader].run_once() == {}
+    finally:
+        for c in coordination:
+            await c.stop()
+        runner.shutdown()
+        spool.close()
+
+
+def test_upkeep_moves_to_the_surviving_node_when_its_node_is_killed(
+    tmp_path: Path, servers: list[Server], pg_url: str
+) -> None:
+    env = env_for(tmp_path / "var", SMSHUB_SPOOL__URL=pg_url, SMSHUB_MAINTENANCE__INTERVAL="0.2")
+    started = [RoleServer({**env, "SMSHUB_HUB__NODE": name}, "dispatch") for name in ("d1", "d2")]
+    servers.extend(started)
+    runs = re.compile(r"this node now runs lease-recovery")
+
+    def leader() -> RoleServer | None:
+        found = [s for s in started if any(runs.search(line) for line in list(s.log))]
+        assert len(found) <= 1, "both nodes ran lease recovery"
+        return found[0] if found else None
+
+    first = eventually(leader, 15, 0.05, "one node running lease recovery")
+    time.sleep(1.0)  # several runs later, still only one node has run it
+    assert leader() is first
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(10)
+    survivor = next(s for s in started if s is not first)
+    assert survivor.wait_for_log(runs.pattern, timeout=10)
+
+
+# --- SMPP binds and rate -------------------------------------------------------------------
+
+
+class CountingSmsc(ScriptedSmsc):
+    """The scripted SMSC counting the binds open at once, a session counted from its bind
+    to its unbind or its end."""
+
+    def __init__(self, **knobs: Any) -> None:
+        super().__init__(**knobs)
+        self.most_bound = 0
+        self._unbound: set[int] = set()
+
+    def bound_now(self) -> int:
+        return len([s for s in self.sessions() if s not in self._unbound])
+
+    def _handle(self, s: Any, pdu: Any) -> None:
+        if pdu.command_id == UNBIND:
+            self._unbound.add(s.id)
+        super()._handle(s, pdu)
+        self.most_bound = max(self.most_bound, self.bound_now())
+
+
+@pytest.fixture
+def smsc() -> Iterator[CountingSmsc]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="smsc")
+    thread.start()
+    server = CountingSmsc(receipt_mode="after")
+    try:
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def _slots(hub: HubThread) -> int:
+    assert hub.hub.services is not None
+    carrier = hub.hub.services.dispatcher.carriers["smsc"]
+    return int(getattr(carrier, "stats")()["bind_slots_held"])
+
+
+def test_three_nodes_share_an_smpp_carriers_binds_and_rate(
+    nodes: Callable[..., HubThread], smsc: CountingSmsc
+) -> None:
+    rate, binds = 40.0, 3
+    table = CarrierTable(
+        "smsc",
+        "smpp",
+        {
+            "host": "127.0.0.1",
+            "port": smsc.port,
+            "system_id": "hub",
+            "password": "pw",
+            "binds": binds,
+            "rate": rate,
+            "reconnect_min": 0.2,
+        },
+        "test",
+    )
+    sections: dict[str, Any] = {
+        "routing": {"default_carrier": "smsc"},
+        "dispatcher": {"batch_size": 10, "poll_interval": 0.05},
+    }
+    hubs = [
+        nodes(name, role="all" if name == "a" else "dispatch", carriers={"smsc": table}, **sections)
+        for name in ("a", "b", "c")
+    ]
+    eventually(lambda: [_slots(h) for h in hubs] == [1, 1, 1], 15, 0.1, "one bind slot per node")
+    post = _poster(hubs[0])
+    count = 160
+    post(count)
+    eventually(lambda: len(smsc.submits) >= count, 30, 0.1, "every message submitted")
+    times = sorted(s.time for s in smsc.submits)
+    span = times[-1] - times[0]
+    # Each node may start with one message at once; beyond that the sum of their
+    # shares is the carrier's rate: three nodes at the full rate would take a third.
+    assert count - binds <= rate * span * 1.05, f"{count} in {span:.2f} s"
+    assert len(smsc.submits) == count  # each message once
+    assert smsc.most_bound <= binds
+    # A node stops: its slot is taken over, the binds stay within the carrier's number.
+    hubs[2].stop()
+    eventually(
+        lambda: sorted(_slots(h) for h in hubs[:2]) == [1, 2],
+        15,
+        0.1,
+        "the stopped node's slot taken over",
+    )
+    eventually(lambda: smsc.bound_now() == binds, 10, 0.1, "three binds again")
+    assert smsc.most_bound <= binds
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+
+def test_webhook_events_are_delivered_once_each_by_two_dispatch_nodes(
+    nodes: Callable[..., HubThread], receiver: Receiver, pg_url: str
+) -> None:
+    fast: dict[str, Any] = {
+        "webhooks": {"allow_networks": ["127.0.0.1/32"], "poll_interval": 0.05},
+        "outbox": {"poll_interval": 0.05},
+    }
+    ingress = nodes("in", role="ingress", **fast)
+    for name in ("d1", "d2"):
+        nodes(name, **fast)
+    receiver.scripts["/hook"] = Script(delay=0.02)  # deliveries overlap: both nodes send
+    key = ingress.account("acme", credits="100", price="0.01")
+    auth = {"Authorization": f"Bearer {key}"}
+    r = httpx.post(f"{ingress.url}/v1/webhooks", json={"url": receiver.url("/hook")}, headers=auth)
+    assert r.status_code == 201, r.text
+    batch = {"messages": [{"to": f"08212345{n:02d}", "text": "hi"} for n in range(60)]}
+    r = httpx.post(f"{ingress.url}/v1/messages", json=batch, timeout=30, headers=auth)
+    assert r.status_code == 202, r.text
+    wanted = {
+        (m["id"], t)
+        for m in r.json()["results"]
+        for t in ("message.submitted", "message.delivered")
+    }
+    senders: set[str] = set()
+
+    def all_seen() -> bool:
+        # Items being delivered carry their node's name in their lease token.
+        senders.update(
+            row[0]
+            for row in _sql(
+                pg_url,
+                "SELECT split_part(lease_token, ':', 1) FROM outbox WHERE status = 'sending'",
+            )
+        )
+        return wanted <= {(h.event["data"]["id"], h.event["type"]) for h in receiver.at("/hook")}
+
+    eventually(all_seen, 60, 0.02, "every event delivered")
+    time.sleep(0.5)  # a second delivery of any of them would have come by now
+    by_id = Counter(h.headers["webhook-id"] for h in receiver.at("/hook"))
+    assert len(by_id) == len(wanted) and max(by_id.values()) == 1, "an event sent twice"
+    assert senders == {"d1", "d2"}, senders  # both nodes delivered some
