@@ -75,14 +75,18 @@ def build_bodies(spec: LoadSpec) -> list[bytes]:
 
 
 def build_requests(spec: LoadSpec, host: str, port: int, target: str) -> list[bytes]:
-    head = [f"{spec.method} {target} HTTP/1.1", f"Host: {host}:{port}"]
+    """One request per index; `{i}` placeholders in the URL's path or query are rendered
+    per request too (e.g. a GET per message: /cgi-bin/sendsms?to=49160{i:07d}&...)."""
+    head = [f"Host: {host}:{port}"]
     head += [f"{k}: {v}" for k, v in spec.headers.items()]
     if spec.body is not None and not any(k.lower() == "content-type" for k in spec.headers):
         head.append("Content-Type: application/json")
-    prefix = "\r\n".join(head)
+    rest = "\r\n".join(head)
+    per_target = _PLACEHOLDER.search(target) is not None
     return [
-        f"{prefix}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
-        for body in build_bodies(spec)
+        f"{spec.method} {render(target, spec.start + n) if per_target else target} HTTP/1.1"
+        f"\r\n{rest}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+        for n, body in enumerate(build_bodies(spec))
     ]
 
 

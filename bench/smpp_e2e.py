@@ -24,7 +24,7 @@ Figures, all from the first HTTP request (t0, wall clock):
     delivered/s    N / (last receipt applied in the spool - t0) (Kannel: receipts/s back; here
                    the end is the commit that makes the message `delivered`, the hub's
                    equivalent of Kannel's DLR callback)
-    CPU us/msg     utime+stime of the `smshub serve` process (and of the SMSC) from just
+    CPU us/msg     utime+stime of the hub processes (and of the SMSC) from just
                    before the load until all N are delivered, / N
     peak RSS       VmHWM of the hub process
 
@@ -90,15 +90,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds of the main thread (the event loop) and of all other threads together."""
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a default `smshub serve` starts its dispatch process)."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        for task in Path(f"/proc/{pids[i]}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                pids += [int(c) for c in task.read_text().split()]
+        i += 1
+    return pids
+
+
+def thread_cpu(pid: int, label: str = "") -> dict[str, float]:
+    """CPU seconds of each process's main thread (its event loop) and of its other
+    threads together (spool threads and the rest), for `pid` and its children."""
     out: dict[str, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for n, proc in enumerate(process_tree(pid)):
+        who = label if n == 0 else "child"
         with contextlib.suppress(OSError):
-            name = "main" if task.name == str(pid) else "other threads"
-            fields = (task / "stat").read_text().rpartition(")")[2].split()
-            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+            who = f"{who or 'hub'} {_role(proc)}".strip()
+        for task in Path(f"/proc/{proc}/task").iterdir():
+            with contextlib.suppress(OSError):
+                name = f"{who}: main" if task.name == str(proc) else f"{who}: other threads"
+                fields = (task / "stat").read_text().rpartition(")")[2].split()
+                out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
     return out
+
+
+def _role(pid: int) -> str:
+    """The --role a `smshub serve` process was started with ("" if none)."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return argv[argv.index(b"--role") + 1].decode() if b"--role" in argv else ""
 
 
 def vm_hwm_kib(pid: int) -> int:
@@ -262,6 +284,8 @@ class Run:
                                           smsc_port=smsc_port, binds=a.binds, window=a.window))
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SMSHUB_")}
         self.env["SMSHUB_CONFIG"] = str(config)
+        if a.roles == "one":
+            self.env["SMSHUB_HUB__PROCESSES"] = "1"
         self.smshub("account", "create", "bench", "--credits", str(n * 10),
                     "--price-per-segment", "0.01", "--sender-id", "ACME")
         key = self.smshub("account", "api-key", "bench").split()[-1]
@@ -299,11 +323,11 @@ class Run:
         # 4. the load
         hub_cpu0, smsc_cpu0 = self.hub_cpu(), cpu_seconds(self.smsc.pid)
         ticks0, self_cpu0 = machine_ticks(), time.process_time()
-        threads0 = thread_cpu(self.hub.pid)
+        threads0 = self.threads()
         if a.profile is not None:
             a.profile.mkdir(parents=True, exist_ok=True)
             self.spy = subprocess.Popen(
-                [a.py_spy, "record", "--pid", str(self.hub.pid), "--rate", "200",
+                [a.py_spy, "record", "--pid", str(self.hub.pid), "--subprocesses", "--rate", "200",
                  "--nonblocking", "--threads", "--format", "raw",
                  "--output", str(a.profile / f"hub-run{self.index}.txt")],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -342,11 +366,10 @@ class Run:
             hub_cpu = self.hub_cpu() - hub_cpu0
             ticks1, self_cpu = machine_ticks(), time.process_time() - self_cpu0
             threads = {name: round(1e6 * (cpu - threads0.get(name, 0.0)) / n)
-                       for name, cpu in thread_cpu(self.hub.pid).items()}
+                       for name, cpu in self.threads().items()}
             threads = {k: v for k, v in sorted(threads.items(), key=lambda kv: -kv[1]) if v}
             smsc_cpu = cpu_seconds(self.smsc.pid) - smsc_cpu0
-            hub_rss = vm_hwm_kib(self.hub.pid) + (
-                vm_hwm_kib(self.dispatch.pid) if self.dispatch is not None else 0)
+            hub_rss = sum(vm_hwm_kib(pid) for pid in self.hub_pids())
             smsc_rss = vm_hwm_kib(self.smsc.pid)
             by_status = dict(db.execute(
                 "select status, count(*) from messages group by status").fetchall())
@@ -403,11 +426,22 @@ class Run:
     def alive(self) -> list[subprocess.Popen[Any]]:
         return [p for p in (self.hub, self.smsc, self.dispatch) if p is not None]
 
-    def hub_cpu(self) -> float:
-        """CPU seconds of the hub: its one process, or both with --roles split."""
+    def hub_pids(self) -> list[int]:
+        """The hub's processes: `smshub serve` and its dispatch child, or both roles'."""
         assert self.hub is not None
-        return cpu_seconds(self.hub.pid) + (
-            cpu_seconds(self.dispatch.pid) if self.dispatch is not None else 0.0)
+        pids = process_tree(self.hub.pid)
+        return pids + (process_tree(self.dispatch.pid) if self.dispatch is not None else [])
+
+    def hub_cpu(self) -> float:
+        """CPU seconds of the hub, all its processes."""
+        return sum(cpu_seconds(pid) for pid in self.hub_pids())
+
+    def threads(self) -> dict[str, float]:
+        assert self.hub is not None
+        out = thread_cpu(self.hub.pid)
+        if self.dispatch is not None:
+            out.update(thread_cpu(self.dispatch.pid))
+        return out
 
     def cleanup(self) -> None:
         for child in (self.loadgen, self.spy):
@@ -470,9 +504,12 @@ def main() -> int:
     p.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                    help="uvloop: `smshub serve` as installed (default); asyncio: the same "
                    "with the standard event loop")
-    p.add_argument("--roles", choices=("all", "split"), default="all",
-                   help="all: one `smshub serve` (default); split: one node as two "
-                   "processes, `--role ingress` and `--role dispatch` (docs/nodes.md)")
+    p.add_argument("--roles", choices=("all", "one", "split"), default="all",
+                   help="all: `smshub serve` as shipped (default; on a machine with more "
+                   "than one core it runs dispatch in a child process, [hub] processes); "
+                   "one: the same with intake and dispatch in one process "
+                   "([hub] processes = 1); split: one node as two processes started "
+                   "apart, `--role ingress` and `--role dispatch` (docs/nodes.md)")
     p.add_argument("--log-level", default="info", help="the hub's [hub] log_level")
     p.add_argument("--profile", type=Path, default=None, metavar="DIR",
                    help="record the hub with py-spy (raw stacks, all threads) during each "

@@ -1,0 +1,345 @@
+"""The speed goals of issues #13 and #11, each measured beside its reference in the same
+round, with the dispatcher on and an outside load generator (50 keep-alive connections):
+
+    #13 single   single-message POST /v1/messages      >= 0.7 x Kannel's sendsms acceptance
+    #13 sendsms  smshub's GET /cgi-bin/sendsms          >= 1.0 x Kannel's sendsms acceptance
+    #13 batch    10 concurrent requests of 1,000        >= 0.5 x the SQLite insert ceiling
+    #13 xml      one 10,000-message XML document        >= 0.5 x the SQLite insert ceiling
+    #11 smpp     HTTP -> spool -> SMPP -> receipt -> status  >= 1.0 x Kannel end to end
+                 (and the same with intake and dispatch in one process, for comparison)
+
+A round runs, in an order that alternates between rounds:
+
+- Kannel 1.4.5 through the anchor harness (`--kannel DIR`: its run.sh N, fake SMSC, DLR
+  receiver): its sendsms acceptance (accepted/s) and its end-to-end rate (DLRs back/s);
+- `smshub serve` as shipped (its default processes; simulator carrier delivering), on a
+  fresh SQLite spool: warm-ups (1,000 POSTs, 200 sendsms, a batch), then N single POSTs,
+  N sendsms GETs (Kannel's query as run.sh sends it, without the dlr-url; `to` with its
+  `+`), 10 x 1,000 in one go, one 10,000-message document; then the ceiling: 10,000 rows
+  like the document's in one SQLAlchemy Core transaction into a fresh spool (the same
+  engine, WAL, synchronous=FULL);
+- bench/smpp_e2e.py against the harness's fake SMSC, as shipped and with
+  `[hub] processes = 1`.
+
+The ratio of each goal is taken per round and the median over rounds is the figure.
+
+    .venv/bin/python bench/goals.py --kannel PATH/TO/kannel-harness --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import smpp_e2e  # noqa: E402 - bench/ is not a package
+import spine  # noqa: E402
+import xml_doc  # noqa: E402
+
+SENDSMS = (
+    "/cgi-bin/sendsms?username=bench&password={password}&from=ACME"
+    "&to=%2B49160{{i:07d}}&text=Benchmark+message+number+{{i}}"
+)
+PASSWORD = "bench-pass-1"
+GOALS = (  # (key, label, reference key, goal)
+    ("single", "#13 single POST / Kannel sendsms", "kannel_accept", 0.7),
+    ("sendsms", "#13 smshub sendsms / Kannel sendsms", "kannel_accept", 1.0),
+    ("batch", "#13 10 x 1,000 / insert ceiling", "ceiling", 0.5),
+    ("xml", "#13 XML 10,000 / insert ceiling", "ceiling", 0.5),
+    ("smpp", "#11 SMPP end to end / Kannel", "kannel_e2e", 1.0),
+    ("smpp_one", "#11 ... one process / Kannel", "kannel_e2e", None),
+)
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+# --- Kannel -------------------------------------------------------------------------
+
+
+def kannel(harness: Path, n: int) -> dict[str, float]:
+    """One run.sh N: sendsms acceptance and DLRs back per second."""
+    with tempfile.TemporaryDirectory(prefix="goals-kannel-") as tmp:
+        env = {**os.environ, "QUIET_MAX": "100", "QUIET_WAIT": "1", "RUNDIR": tmp}
+        done = subprocess.run(
+            ["bash", str(harness / "run.sh"), str(n)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        result = Path(tmp) / "result.json"
+        if not result.exists():
+            raise RuntimeError(f"Kannel run.sh failed: {done.stderr.strip()[-500:]}")
+        r = json.loads(result.read_text())
+    if r["http_accepted"] != n or r["dlr_callbacks"] < n:
+        raise RuntimeError(f"Kannel: {r['http_accepted']} accepted, {r['dlr_callbacks']} DLRs")
+    procs = r.get("procs", {})
+    cpu = sum(procs.get(p, {}).get("cpu_s", 0.0) for p in ("bearerbox", "smsbox"))
+    return {
+        "kannel_accept": r["accepted_per_s"],
+        "kannel_e2e": r["dlr_per_s"],
+        "kannel_cpu_us": 1e6 * cpu / n,
+    }
+
+
+# --- smshub intake ------------------------------------------------------------------
+
+
+def hub_tree_cpu(pid: int) -> float:
+    return sum(smpp_e2e.cpu_seconds(p) for p in smpp_e2e.process_tree(pid))
+
+
+def intake(n: int) -> dict[str, float]:
+    """The four intake measures against one `smshub serve`, dispatcher on."""
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="goals-hub-") as tmp:
+        work = Path(tmp)
+        env = spine.hub_env(
+            work, f"sqlite:///{work / 'var' / 'spool.db'}", SIMULATOR__REPORT_DELAY="0.5"
+        )
+        spine.hub_cli(
+            env,
+            work,
+            "account",
+            "create",
+            "bench",
+            "--credits",
+            spine.CREDITS,
+            "--price-per-segment",
+            spine.PRICE,
+            "--sender-id",
+            "ACME",
+        )
+        key = spine.hub_cli(env, work, "account", "api-key", "bench")
+        done = subprocess.run(
+            [sys.executable, "-m", "hub", "account", "password", "bench"],
+            env=env,
+            cwd=work,
+            input=PASSWORD + "\n",
+            text=True,
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"account password: {done.stderr.strip()}")
+        with spine.Server(env, work) as server:
+            pid = server.proc.pid
+            time.sleep(1.0)  # the dispatch process binds its carrier
+            # Warm-up, not timed: first use of each path (and the dialect's one argon2
+            # check of the password, cached afterwards, as for any client).
+            spine.loadgen(server.url, key, requests=1_000, clients=50, start=0)
+            _get_load(server.url + SENDSMS.format(password=PASSWORD), 200, 900_000)
+            spine.loadgen(server.url, key, requests=1, clients=1, start=2_000_000, batch=1_000)
+
+            def timed(label: str, count: int, run: Any) -> None:
+                cpu0 = hub_tree_cpu(pid)
+                out[label] = run()
+                out[f"{label}_cpu_us"] = 1e6 * (hub_tree_cpu(pid) - cpu0) / count
+
+            def single() -> float:
+                r = spine.loadgen(server.url, key, requests=n, clients=50, start=100_000)
+                assert spine._accepted(r) == n, r["statuses"]
+                return float(r["ok_per_s"])
+
+            def sendsms() -> float:
+                r = _get_load(server.url + SENDSMS.format(password=PASSWORD), n, 1_000_000)
+                assert r["statuses"].get("202") == n, r["statuses"]
+                return float(r["ok_per_s"])
+
+            def batch() -> float:
+                r = spine.loadgen(
+                    server.url, key, requests=10, clients=10, start=3_000_000, batch=1_000
+                )
+                assert spine._accepted(r) == 10_000, r
+                return 10_000 / float(r["elapsed_s"])
+
+            body = xml_doc.document(10_000)
+
+            def xml() -> float:
+                with httpx.Client(
+                    base_url=server.url, timeout=120, headers={"Authorization": f"Bearer {key}"}
+                ) as client:
+                    started = time.perf_counter()
+                    r = client.post("/xml", content=body)
+                    elapsed = time.perf_counter() - started
+                assert r.status_code == 200 and b'accepted="10000"' in r.content, r.text[:300]
+                return 10_000 / elapsed
+
+            timed("single", n, single)
+            timed("sendsms", n, sendsms)
+            timed("batch", 10_000, batch)
+            timed("xml", 10_000, xml)
+    out["ceiling"] = xml_doc.insert_rate()
+    return out
+
+
+def _get_load(url: str, n: int, start: int) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        str(spine.LOADGEN),
+        "--url",
+        url,
+        "-n",
+        str(n),
+        "-c",
+        "50",
+        "--start",
+        str(start),
+        "-m",
+        "GET",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"loadgen failed: {done.stderr.strip()[-500:]}")
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+# --- smshub end to end through SMPP --------------------------------------------------
+
+
+def smpp(harness: Path, n: int, roles: str) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        str(HERE / "smpp_e2e.py"),
+        "--fake-smsc",
+        str(harness / "fake_smsc.pl"),
+        "--n",
+        str(n),
+        "--runs",
+        "1",
+        "--json",
+        "--roles",
+        roles,
+        "--quiet-max",
+        "100",
+        "--quiet-wait",
+        "0",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"smpp_e2e --roles {roles}: {done.stderr.strip()[-500:]}")
+    line = next(x for x in done.stdout.splitlines() if x.startswith("{"))
+    r: dict[str, Any] = json.loads(line)
+    return r
+
+
+# --- rounds and the report ------------------------------------------------------------
+
+
+def one_round(args: argparse.Namespace, index: int) -> dict[str, Any]:
+    steps = [
+        ("kannel", lambda: kannel(args.kannel, args.n)),
+        ("intake", lambda: intake(args.n)),
+        ("smpp", lambda: smpp(args.kannel, args.n, "all")),
+        ("smpp_one", lambda: smpp(args.kannel, args.n, "one")),
+    ]
+    if index % 2 == 0:
+        steps.reverse()
+    row: dict[str, Any] = {"load_before": loadavg()}
+    for name, step in steps:
+        got = step()
+        if name in ("smpp", "smpp_one"):
+            row[name] = got["delivered_per_s"]
+            row[f"{name}_cpu_us"] = got["hub_cpu_us_per_msg"]
+            row[f"{name}_threads"] = got["hub_threads_us_per_msg"]
+            row[f"{name}_accept"] = got["accepted_per_s"]
+        else:
+            row.update(got)
+    row["load_after"] = loadavg()
+    return row
+
+
+def show_round(index: int, row: dict[str, Any]) -> None:
+    print(
+        f"round {index} (load {row['load_before']} -> {row['load_after']}): "
+        f"Kannel accept {row['kannel_accept']:,.0f}/s, e2e {row['kannel_e2e']:,.0f}/s "
+        f"({row['kannel_cpu_us']:.0f} us/msg); insert ceiling {row['ceiling']:,.0f} rows/s",
+        flush=True,
+    )
+    for key, label, ref, _ in GOALS:
+        cpu = row.get(f"{key}_cpu_us")
+        print(
+            f"  {label:<38} {row[key]:>9,.0f}/s  = {row[key] / row[ref]:.2f}"
+            + (f"   hub {cpu:,.0f} us/msg" if cpu is not None else ""),
+            flush=True,
+        )
+    for key in ("smpp", "smpp_one"):
+        print(f"  {key} hub CPU us/msg by process and thread: {row[f'{key}_threads']}")
+
+
+def summary(rows: list[dict[str, Any]]) -> None:
+    print(f"\nmedians of {len(rows)} rounds (min-max), each ratio taken within its round:")
+    for key, label, ref, goal in GOALS:
+        ratios = [r[key] / r[ref] for r in rows]
+        rates = [r[key] for r in rows]
+        mark = "" if goal is None else (" ok" if statistics.median(ratios) >= goal else " BELOW")
+        print(
+            f"  {label:<38} {statistics.median(ratios):.2f} ({min(ratios):.2f}-"
+            f"{max(ratios):.2f}){'' if goal is None else f' goal {goal}'}{mark}; "
+            f"{statistics.median(rates):,.0f}/s ({min(rates):,.0f}-{max(rates):,.0f})"
+        )
+    for ref in ("kannel_accept", "kannel_e2e", "ceiling", "kannel_cpu_us"):
+        values = [r[ref] for r in rows]
+        print(
+            f"  reference {ref:<27} {statistics.median(values):,.0f} "
+            f"({min(values):,.0f}-{max(values):,.0f})"
+        )
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--kannel",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="the Kannel anchor harness (run.sh, fake_smsc.pl; setup.sh once)",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
+    p.add_argument(
+        "--n",
+        type=int,
+        default=10_000,
+        help="messages per single-message measure and per SMPP run (10000)",
+    )
+    p.add_argument("--json", type=Path, default=None, help="also write every round here")
+    args = p.parse_args()
+    head = subprocess.run(
+        ["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    print(
+        f"goals: code {head or '?'}, {os.cpu_count()} cores, load {loadavg()}, "
+        f"N={args.n}, {args.rounds} rounds",
+        flush=True,
+    )
+    rows = []
+    for i in range(1, args.rounds + 1):
+        rows.append(one_round(args, i))
+        show_round(i, rows[-1])
+    summary(rows)
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
