@@ -26,7 +26,10 @@ def operator_commands(sub: Any) -> None:
         "name"
     )
     command(
-        ops, "passwd", _passwd, "set an operator's password (read from standard input)"
+        ops,
+        "passwd",
+        _passwd,
+        "set an operator's password (read from standard input); their sessions end",
     ).add_argument("name")
 
 

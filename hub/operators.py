@@ -19,6 +19,9 @@ class Operator:
     id: int
     name: str
     created_at: datetime
+    # Changes with the password (a digest of its hash, never the hash): a session made
+    # before `smshub operator passwd` carries the old one and ends.
+    stamp: str = ""
 
 
 @dataclass(frozen=True, slots=True)

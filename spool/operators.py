@@ -3,6 +3,7 @@ queue's recent minutes counted from the messages' events."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -210,7 +211,8 @@ def _at_or_after(conn: Connection, event_id: int) -> int:
 
 
 def _columns() -> Any:
-    return select(operators.c.id, operators.c.name, operators.c.created_at)
+    o = operators
+    return select(o.c.id, o.c.name, o.c.created_at, o.c.password_hash)
 
 
 def _find(conn: Connection, name: str) -> Any:
@@ -218,4 +220,5 @@ def _find(conn: Connection, name: str) -> Any:
 
 
 def _operator(row: Any) -> Operator:
-    return Operator(int(row.id), str(row.name), row.created_at)
+    stamp = hashlib.sha256(str(row.password_hash).encode()).hexdigest()[:16]
+    return Operator(int(row.id), str(row.name), row.created_at, stamp)

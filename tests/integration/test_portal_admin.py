@@ -19,6 +19,7 @@ import httpx
 import lxml.html
 import pytest
 
+from hub.accounts import hash_password
 from tests.clirun import hub_cli
 from tests.hubthread import HubThread
 from tests.integration.conftest import test_config as hub_config
@@ -222,7 +223,7 @@ def test_every_operator_post_needs_the_sessions_csrf_token(
     assert answer.status_code == 403
 
 
-def test_the_operator_cookie_is_strict_signed_out_and_ends_with_the_operator(
+def test_the_operator_cookie_is_strict_signed_out_and_ends_with_the_operator_or_password(
     make_hub: MakeHub, opened: Opened
 ) -> None:
     hub = make_hub()
@@ -244,6 +245,11 @@ def test_the_operator_cookie_is_strict_signed_out_and_ends_with_the_operator(
     oscar = admin_sign_in(hub, opened, "oscar")
     hub.spool.remove_operator("oscar")  # `smshub operator remove oscar`
     assert oscar.get("/admin/accounts").headers["location"] == "/admin/login"
+    olga = admin_sign_in(hub, opened)
+    assert olga.get("/admin/accounts").status_code == 200
+    hub.spool.set_operator_password("olga", hash_password("a new password"))  # passwd
+    assert olga.get("/admin/accounts").headers["location"] == "/admin/login"
+    admin_sign_in(hub, opened, password="a new password")
 
 
 def test_a_messages_audit_trail_lists_its_events_in_order(

@@ -26,9 +26,14 @@ def test_operators_are_unique_and_their_logins_read_back(spool: SqlSpool) -> Non
     spool.add_operator("ann", "hash-3", NOW)
     assert [o.name for o in spool.list_operators()] == ["ann", "olga"]
     assert spool.operator_login("olga") == (olga, "hash-1")
-    spool.set_operator_password("olga", "hash-4")
-    assert spool.operator_login("olga") == (olga, "hash-4")
     assert spool.get_operator(olga.id) == olga
+    spool.set_operator_password("olga", "hash-4")
+    changed, stored = spool.operator_login("olga") or (None, "")
+    assert stored == "hash-4" and changed is not None
+    # The same operator, but its stamp moved with the password (sessions end), and the
+    # stamp is no part of the hash.
+    assert (changed.id, changed.name) == (olga.id, "olga") and changed.stamp != olga.stamp
+    assert spool.get_operator(olga.id) == changed and "hash" not in changed.stamp
     spool.remove_operator("olga")
     assert spool.get_operator(olga.id) is None and spool.operator_login("olga") is None
     for change in (

@@ -115,11 +115,12 @@ class AdminWeb:
         session = self.sessions.read(request.cookies.get(ADMIN_COOKIE))
         if session is None:
             return None
-        # Read afresh: a removed operator's session ends with the next request.
+        # Read afresh: a removed operator's session ends with the next request, and one
+        # made before their password changed too.
         operator = await self.ctx.runner.call(
             self.ctx.runner.spool.get_operator, session.account_id
         )
-        if operator is None:
+        if operator is None or not session.bound_to(operator.stamp):
             return None
         return Staff(operator, session, self.sessions.csrf(session))
 
@@ -166,7 +167,7 @@ class AdminWeb:
             request,
             response,
             ADMIN_COOKIE,
-            self.sessions.issue(operator.id),
+            self.sessions.issue(operator.id, operator.stamp),
             int(self.sessions.max_age),
         )
         response.delete_cookie(ADMIN_LOGIN_COOKIE, path=PATH)

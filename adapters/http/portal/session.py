@@ -27,6 +27,10 @@ class Session:
     issued: float
     nonce: str
 
+    def bound_to(self, stamp: str) -> bool:
+        """Whether the session was issued bound to `stamp` (signed with the rest)."""
+        return bool(stamp) and self.nonce.startswith(f"{stamp}.")
+
 
 class Sessions:
     def __init__(self, secret: bytes, max_age: float,
@@ -36,9 +40,11 @@ class Sessions:
         self._key = hmac.new(secret, purpose, hashlib.sha256).digest()
         self.max_age = max_age
 
-    def issue(self, account_id: int) -> str:
-        body = json.dumps({"a": account_id, "t": int(time.time()),
-                           "n": secrets.token_urlsafe(16)}, separators=(",", ":"))
+    def issue(self, account_id: int, bound: str = "") -> str:
+        """A signed cookie value; `bound` starts its nonce (Session.bound reads it back)."""
+        nonce = f"{bound}.{secrets.token_urlsafe(16)}" if bound else secrets.token_urlsafe(16)
+        body = json.dumps({"a": account_id, "t": int(time.time()), "n": nonce},
+                          separators=(",", ":"))
         payload = base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
         return f"{payload}.{self._sign(payload)}"
 
