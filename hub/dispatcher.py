@@ -175,7 +175,7 @@ class Dispatcher:
             # Cleared before the claim, not after: a wake-up that comes while the claim
             # runs (work committed just after its snapshot) must not be lost.
             self._wake.clear()
-            claim = await self._claim_or_none()
+            claim = None if self._standing_by() else await self._claim_or_none()
             if claim is None or not claim.messages:
                 slots.release()
                 await self._idle()
@@ -197,6 +197,14 @@ class Dispatcher:
             return None
         self._claim_faults.cleared()
         return claim
+
+    def _standing_by(self) -> bool:
+        """Every carrier it routes to is shared with other nodes that hold all of its
+        binds (`standby`): claiming here would only bounce messages back as retries."""
+        if self._coordination is None:
+            return False
+        carriers = self._router.carriers
+        return all(getattr(carriers[name], "standby", False) for name in self._router.names())
 
     async def _idle(self) -> None:
         interval = self._settings.poll_interval

@@ -49,6 +49,10 @@ class Router:
         self._default = (default, *failover)
         self._rules = tuple(rules)
 
+    def names(self) -> frozenset[str]:
+        """Every carrier a message may be routed to."""
+        return frozenset(self._default).union(*(r.carriers for r in self._rules))
+
     def candidates(self, message: Message) -> tuple[str, ...]:
         for rule in self._rules:
             if rule.matches(message):

@@ -326,6 +326,60 @@ def test_three_nodes_share_an_smpp_carriers_binds_and_rate(
     assert smsc.most_bound <= binds
 
 
+def test_a_node_without_a_bind_slot_claims_nothing_until_the_slot_is_free(
+    nodes: Callable[..., HubThread], smsc: CountingSmsc
+) -> None:
+    table = CarrierTable(
+        "smsc",
+        "smpp",
+        {
+            "host": "127.0.0.1",
+            "port": smsc.port,
+            "system_id": "hub",
+            "password": "pw",
+            "binds": 1,
+            "reconnect_min": 0.2,
+        },
+        "test",
+    )
+    sections: dict[str, Any] = {
+        "routing": {"default_carrier": "smsc"},
+        "dispatcher": {"batch_size": 5, "poll_interval": 0.05},
+    }
+    hubs = [nodes(n, carriers={"smsc": table}, **sections) for n in ("a", "b")]
+    ingress = nodes("in", role="ingress")
+    eventually(lambda: sorted(_slots(h) for h in hubs) == [0, 1], 15, 0.1, "one bind")
+    holder, other = (hubs[0], hubs[1]) if _slots(hubs[0]) else (hubs[1], hubs[0])
+    post = _poster(ingress)
+    ids = post(30)
+    eventually(lambda: len(smsc.submits) >= len(ids), 30, 0.1, "every message submitted")
+    spool = ingress.spool
+    sent = [spool.get_message(i) for i in ids]
+    # Sent once each, at the first attempt: the node without the bind never took one
+    # only to hand it back as a retry.
+    assert [m.attempts if m else None for m in sent] == [1] * len(ids)
+    assert {
+        e.detail.rsplit(" by ", 1)[1]
+        for i in ids
+        for e in spool.events(i)
+        if e.status.value == "sending"
+    } == {holder.config.node}
+    assert smsc.most_bound == 1
+    holder.stop()  # its slot goes to the other node, which sends from then on
+    eventually(lambda: _slots(other) == 1, 15, 0.1, "the slot taken over")
+    [late] = post(1)
+    eventually(
+        lambda: (
+            (m := spool.get_message(late)) is not None
+            and m.status.value in ("submitted", "delivered")
+        ),
+        15,
+        0.1,
+        "sent by the other",
+    )
+    assert smsc.most_bound == 1
+
+
 # --- webhooks --------------------------------------------------------------------------------
 
 

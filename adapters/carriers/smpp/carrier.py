@@ -108,6 +108,12 @@ class SmppCarrier:
         """At least one bind can take submissions now (routing fails over otherwise)."""
         return any(s.can_submit for s in self._sessions)
 
+    @property
+    def standby(self) -> bool:
+        """Shared with other nodes, and this one holds none of its bind slots: the
+        others send for it (the dispatcher claims nothing it could only send here)."""
+        return self._budget.shared and not self._budget.held
+
     async def wait_bound(self, timeout: float) -> None:
         await asyncio.wait_for(self._bound_event.wait(), timeout)
 
