@@ -190,9 +190,11 @@ class SmppCarrier:
         parts = self._parts
         assert parts is not None
         while True:
+            # Several nodes: one purges (the holder of its job lock), the others skip.
             with contextlib.suppress(TemporaryFailure):
+                leads = await self._budget.leads("inbound-parts-purge")
                 dropped = await parts.call(parts.spool.purge_inbound_parts,
-                                           self._clock() - PART_MAX_AGE)
+                                           self._clock() - PART_MAX_AGE) if leads else 0
                 if dropped:
                     self.counts["inbound_parts_dropped"] += dropped
                     log.warning("%s: dropped %d parts of long replies that never completed",

@@ -90,6 +90,12 @@ class SlotBudget:
         for slot in sorted(self._held):
             await self.give_back(slot)
 
+    async def leads(self, job: str) -> bool:
+        """Whether this node runs periodic `job` (one node at a time when shared)."""
+        if self._coordination is None:
+            return True
+        return await self._coordination.try_lock(f"job:{job}") is not None
+
     def quota(self) -> int:
         return math.ceil(self._binds / max(self._dispatchers, 1))
 
