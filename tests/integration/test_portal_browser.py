@@ -265,7 +265,7 @@ def test_an_operator_sees_a_carrier_and_its_binds(
     browser.delete_all_cookies()
 
 
-def test_a_customer_is_refused_operator_pages_and_an_operator_customer_pages(
+def test_a_customer_is_refused_operator_pages_and_an_operator_customer_pages_and_signs_out(
         admin: HubThread, browser: Any) -> None:
     sign_in(browser, admin)  # acme, a customer
     for path in ("/admin", "/admin/accounts", "/admin/accounts/acme", "/admin/queue"):
@@ -275,6 +275,11 @@ def test_a_customer_is_refused_operator_pages_and_an_operator_customer_pages(
     operator_sign_in(browser, admin)
     browser.get(f"{admin.url}/messages")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Sign in"
+    browser.get(f"{admin.url}/admin/carriers")  # still signed in on the operators' side
+    browser.find_element(By.CSS_SELECTOR, "form.logout button").click()
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Operator sign-in")
+    browser.get(f"{admin.url}/admin/accounts")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Operator sign-in"
 
 
 def test_an_operator_with_a_bad_password_is_refused(admin: HubThread, browser: Any) -> None:
