@@ -129,6 +129,9 @@ class OutboxRunner:
             self._record, lane.tune.batch_size)
         try:
             while True:
+                # Cleared before the claim: a wake-up during it (another node's commit
+                # just after the claim's snapshot) must not wait for the poll.
+                wake.clear()
                 found = 0
                 if lane.wants_more():
                     try:
@@ -139,7 +142,6 @@ class OutboxRunner:
                         self._faults[name].cleared()
                 if found and lane.wants_more():
                     continue  # there may be more due at once
-                wake.clear()
                 lane.freed.clear()
                 waits = [asyncio.ensure_future(wake.wait())]
                 if lane.held:
