@@ -1,6 +1,6 @@
 """Several dispatch nodes on one PostgreSQL spool working as one (issue #16): an idle
 dispatcher woken at once by another node's commit (LISTEN/NOTIFY), again after its
-connection was cut; upkeep jobs each run by one node at a time and taken over when that
+connection was cut, and never by a rollback; upkeep jobs each run by one node at a time and taken over when that
 node dies (SIGKILL); an SMPP carrier's binds and rate shared by the nodes, not multiplied;
 webhook events delivered once each whichever node sends them."""
 
@@ -24,9 +24,11 @@ from sqlalchemy.engine import make_url
 
 from hub.config import CarrierTable
 from hub.maintenance import Maintenance
+from hub.ports import MESSAGES_CHANNEL
 from hub.spoolcall import SpoolThreads
 from spool import open_spool
 from spool.cluster import PgCoordination, lock_key
+from spool.engine import notify
 from tests.e2e.test_cli_and_crash import Server, env_for
 from tests.e2e.test_nodes import RoleServer
 from tests.hubthread import HubThread
@@ -167,6 +169,29 @@ def test_an_idle_dispatcher_is_woken_by_another_nodes_commit_and_again_after_a_c
     )
     assert sent_within(1.0)
     assert dispatcher.hub.services is not None
+
+
+async def test_a_notification_is_sent_by_a_commit_and_never_by_a_rollback(pg_url: str) -> None:
+    spool = open_spool(pg_url)
+    listener = PgCoordination(pg_url)
+    woken = asyncio.Event()
+    listener.subscribe(MESSAGES_CHANNEL, woken.set)
+    try:
+        await listener.start()
+        assert listener.listening
+        with pytest.raises(RuntimeError), spool.db.write() as conn:
+            notify(conn, MESSAGES_CHANNEL)
+            raise RuntimeError("rolled back")
+        with spool.db.write() as conn:  # reuses that connection: nothing of it is left
+            conn.execute(sqlalchemy.text("SELECT 1"))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(woken.wait(), 0.5)
+        with spool.db.write() as conn:
+            notify(conn, MESSAGES_CHANNEL)
+        await asyncio.wait_for(woken.wait(), 2)
+    finally:
+        await listener.stop()
+        spool.close()
 
 
 # --- upkeep, one node at a time -----------------------------------------------------------
