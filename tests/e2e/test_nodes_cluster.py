@@ -1,8 +1,9 @@
 """Several dispatch nodes on one PostgreSQL spool working as one (issue #16): an idle
 dispatcher woken at once by another node's commit (LISTEN/NOTIFY), again after its
-connection was cut, and never by a rollback; upkeep jobs each run by one node at a time and taken over when that
-node dies (SIGKILL); an SMPP carrier's binds and rate shared by the nodes, not multiplied;
-webhook events delivered once each whichever node sends them."""
+connection was cut, and never by a rollback; upkeep jobs each run by one node at a time
+and taken over when that node dies (SIGKILL); an SMPP carrier's binds and rate shared by
+the nodes, not multiplied, and a node without a bind claiming nothing; webhook events
+delivered once each whichever node sends them."""
 
 from __future__ import annotations
 
