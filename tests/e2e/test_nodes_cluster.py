@@ -406,6 +406,30 @@ def test_a_node_without_a_bind_slot_claims_nothing_until_the_slot_is_free(
     assert smsc.most_bound == 1
 
 
+def test_nodes_binding_as_different_system_ids_each_keep_their_own_binds(
+    nodes: Callable[..., HubThread], smsc: CountingSmsc
+) -> None:
+    """The SMSC counts binds per account: a node's own system_id is its own budget."""
+
+    def table(system_id: str) -> CarrierTable:
+        settings = {
+            "host": "127.0.0.1",
+            "port": smsc.port,
+            "system_id": system_id,
+            "password": "pw",
+            "binds": 1,
+        }
+        return CarrierTable("smsc", "smpp", settings, "test")
+
+    hubs = [
+        nodes(n, carriers={"smsc": table(n)}, routing={"default_carrier": "smsc"})
+        for n in ("a", "b")
+    ]
+    eventually(lambda: [_slots(h) for h in hubs] == [1, 1], 15, 0.1, "a bind each")
+    eventually(lambda: smsc.bound_now() == 2, 10, 0.1, "two binds")
+    assert sorted(b.system_id for b in smsc.bind_log) == ["a", "b"]
+
+
 # --- webhooks --------------------------------------------------------------------------------
 
 

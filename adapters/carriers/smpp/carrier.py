@@ -71,7 +71,8 @@ class SmppCarrier:
         self._sessions: list[Session] = []
         self._slots: list[asyncio.Task[None]] = []
         # Shared with the other nodes on a PostgreSQL spool: binds and rate (slots.py).
-        self._budget = SlotBudget(name, settings.binds, settings.rate, coordination)
+        self._budget = SlotBudget(name, settings.binds, settings.rate, coordination,
+                                  f"{settings.host}/{settings.port}/{settings.system_id}")
         self._rate: RateLimit = self._budget.limit
         self._throttled_until = 0.0
         self._refs = itertools.count(random.randrange(256))  # noqa: S311 (not a secret)

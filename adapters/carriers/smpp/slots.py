@@ -1,7 +1,7 @@
-"""A carrier's budget shared by the nodes on one PostgreSQL spool: each bind slot is held
-under a cluster-wide lock, a node holds at most its share of the slots, and its rate is
-the carrier's in proportion to the slots it holds, so binds and messages/s add up to the
-configured figures however many nodes send."""
+"""An SMSC account's budget shared by the nodes on one PostgreSQL spool: each bind slot
+is held under a cluster-wide lock, a node holds at most its share of the slots, and its
+rate is the carrier's in proportion to the slots it holds, so binds and messages/s add
+up to the configured figures however many nodes send."""
 
 from __future__ import annotations
 
@@ -11,14 +11,13 @@ import logging
 import math
 import random
 import time
+import uuid
 
 from hub.ports import Coordination
 
 log = logging.getLogger(__name__)
 
-# The live dispatching processes: each holds `dispatcher:NODE` (hub.app).
-DISPATCHERS = "dispatcher"
-REBALANCE = 1.0  # seconds between looks at the number of live dispatchers
+REBALANCE = 1.0  # seconds between looks at the number of nodes sharing the account
 RETRY = 1.0  # seconds between tries for a slot another node holds
 
 
@@ -48,21 +47,32 @@ class RateLimit:
 
 class SlotBudget:
     """Which bind slots of carrier `name` this node binds. Alone (no Coordination) it
-    binds every slot at the full rate. Shared, it binds a slot only while it holds the
-    slot's lock (`smpp:NAME:SLOT`); holds at most binds / live dispatchers of them
-    (rounded up), and gives back the highest above that when nodes join; and takes the
+    binds every slot at the full rate. Shared, the budget is the SMSC account's
+    (`account`: host, port and system_id; the SMSC counts binds per account, and nodes
+    that bind as different system_ids have a budget each): the node binds a slot only
+    while it holds the slot's lock (`smpp@ACCOUNT:SLOT`); holds at most binds / the live
+    nodes using the account (each holds `smpp-node@ACCOUNT:ID` while its carrier runs),
+    rounded up, and gives back the highest above that when nodes join; and takes the
     carrier's rate times the share of slots it holds."""
 
     def __init__(
-        self, name: str, binds: int, rate: float, coordination: Coordination | None
+        self,
+        name: str,
+        binds: int,
+        rate: float,
+        coordination: Coordination | None,
+        account: str = "",
     ) -> None:
         self._name = name
+        # Lock names split at their first ':' (the kind): none in the account's part.
+        self._account = (account or name).replace(":", "/")
+        self._member = f"smpp-node@{self._account}:{uuid.uuid4().hex}"
         self._binds = binds
         self._rate = rate
         self._coordination = coordination
         self.limit = RateLimit(rate if coordination is None else 0.0)
         self._held: set[int] = set()
-        self._dispatchers = 1
+        self._sharers = 1  # live nodes using the account, this one included
         # Set to make a slot's bind end so that another node can take the slot.
         self._yield: dict[int, asyncio.Event] = {}
         self._relays: dict[int, asyncio.Task[None]] = {}
@@ -89,6 +99,8 @@ class SlotBudget:
             self._task = None
         for slot in sorted(self._held):
             await self.give_back(slot)
+        if self._coordination is not None:
+            await self._coordination.unlock(self._member)
 
     async def leads(self, job: str) -> bool:
         """Whether this node runs periodic `job` (one node at a time when shared)."""
@@ -97,7 +109,7 @@ class SlotBudget:
         return await self._coordination.try_lock(f"job:{job}") is not None
 
     def quota(self) -> int:
-        return math.ceil(self._binds / max(self._dispatchers, 1))
+        return math.ceil(self._binds / max(self._sharers, 1))
 
     async def take(self, slot: int) -> asyncio.Event | None:
         """Wait until this node may bind `slot`; an event set when it must unbind it
@@ -146,22 +158,24 @@ class SlotBudget:
         return self._rate * max(len(self._held), 1) / self._binds
 
     def _key(self, slot: int) -> str:
-        return f"smpp:{self._name}:{slot}"
+        return f"smpp@{self._account}:{slot}"
 
     async def _rebalance(self) -> None:
         coordination = self._coordination
         assert coordination is not None
         while True:
-            counted = await coordination.count(DISPATCHERS)
+            # Taken again after a reconnect (a broken connection loses every lock).
+            await coordination.try_lock(self._member)
+            counted = await coordination.count(self._member.partition(":")[0])
             if counted:  # 0: the database is away; keep the last figure
-                self._dispatchers = counted
+                self._sharers = counted
             surplus = sorted(self._held, reverse=True)[: max(len(self._held) - self.quota(), 0)]
             for slot in surplus:
                 log.info(
-                    "%s: giving bind slot %d back: %d dispatch nodes share %d binds",
+                    "%s: giving bind slot %d back: %d nodes share %d binds",
                     self._name,
                     slot,
-                    self._dispatchers,
+                    self._sharers,
                     self._binds,
                     extra={"action": "smpp-slot"},
                 )
