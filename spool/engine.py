@@ -4,7 +4,9 @@ on PostgreSQL, NOTIFY the other nodes of the work a transaction made."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -49,11 +51,12 @@ class Database:
             self.engine = _postgresql_engine(self.url)
         # Same pool; the option only tells the SQLite begin hook to use a deferred BEGIN.
         self._reader = self.engine.execution_options(**{_READ_OPTION: True})
+        self._writers = _Writers(self.url.database if self.is_sqlite else None, busy_timeout)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction, committed on normal exit."""
-        with translate_errors(), self.engine.begin() as conn:
+        with self._writers.turn(), translate_errors(), self.engine.begin() as conn:
             # info outlives the checkout: what a failed transaction left is not ours.
             conn.info.pop(_NOTIFY, None)
             yield conn
@@ -80,6 +83,60 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._writers.close()
+
+
+class _Writers:
+    """SQLite has one writer at a time, and a writer that finds the lock taken sleeps in
+    SQLite's busy handler, in steps of 1 to 100 ms, before it looks again: the spool's
+    threads and a split node's two processes (`smshub serve`, hub.supervisor) met there
+    at every other commit. Writers queue here instead, on a lock in this process and on
+    flock(2) of `<db>.write` across processes, which hands over as soon as the holder
+    commits (the kernel lets it go too if the holder dies). Within `timeout` (the busy
+    timeout) a writer that cannot get its turn in this process goes on to SQLite's own
+    wait; the flock has no timeout, so a peer process stopped (not killed) inside a
+    write holds the others until it resumes, as it holds SQLite's lock anyway."""
+
+    def __init__(self, database: str | None, timeout: float) -> None:
+        self._lock = threading.RLock()  # a nested write meets SQLite, not a deadlock here
+        self._timeout = timeout
+        self._depth = 0
+        self._fd: int | None = None
+        if database and database != ":memory:":
+            with suppress(OSError):  # a read-only directory: SQLite's wait alone
+                self._fd = os.open(f"{database}.write", os.O_RDWR | os.O_CREAT, 0o600)
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        if not self._lock.acquire(timeout=self._timeout):
+            yield
+            return
+        try:
+            self._depth += 1
+            flocked = self._depth == 1 and self._fd is not None
+            if flocked:
+                assert self._fd is not None
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if flocked:
+                    assert self._fd is not None
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._depth -= 1
+            self._lock.release()
+
+    def close(self) -> None:
+        # Not under a writer's feet: wait (bounded) for the one in its turn, if any.
+        locked = self._lock.acquire(timeout=self._timeout)
+        try:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+        finally:
+            if locked:
+                self._lock.release()
 
 
 # Below this much free space the next commit (its WAL frames, a checkpoint) may not fit:

@@ -1,0 +1,66 @@
+"""SQLite writers take turns before SQLite's lock (spool.engine._Writers): a writer of
+another process holding `<db>.write` makes this one wait for it, not fail or sleep in
+SQLite's busy handler, and the turn is handed over as soon as that writer lets go."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+from spool.engine import Database
+
+
+def test_a_write_waits_for_the_other_process_turn_then_commits(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'spool.db'}", busy_timeout=10)
+    try:
+        with db.write() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        # Another process's writer in its turn: the lock file held by another descriptor.
+        other = os.open(tmp_path / "spool.db.write", os.O_RDWR)
+        fcntl.flock(other, fcntl.LOCK_EX)
+        done = threading.Event()
+
+        def write() -> None:
+            with db.write() as conn:
+                conn.execute(text("INSERT INTO t VALUES (1)"))
+            done.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert not done.wait(0.3)  # waiting for its turn
+        released = time.monotonic()
+        fcntl.flock(other, fcntl.LOCK_UN)
+        assert done.wait(5) and time.monotonic() - released < 0.5
+        writer.join()
+        os.close(other)
+        with db.read() as conn:
+            assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 1
+    finally:
+        db.dispose()
+
+
+def test_writers_of_one_process_queue_and_all_commit(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'spool.db'}", busy_timeout=10)
+    try:
+        with db.write() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+
+        def write(n: int) -> None:
+            for i in range(50):
+                with db.write() as conn:
+                    conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": n * 100 + i})
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with db.read() as conn:
+            assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 200
+    finally:
+        db.dispose()
