@@ -37,7 +37,7 @@ from tests.integration.conftest import test_config as hub_config
 from tests.polling import eventually
 from tests.receiver import Receiver, Script
 from tests.smsc.pdu import UNBIND
-from tests.smsc.scripted import ScriptedSmsc
+from tests.smsc.scripted import Answer, ScriptedSmsc
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -101,7 +101,8 @@ def _cut(pg_url: str, lock: str) -> int:
         a=first,
         b=second,
     )
-    _sql(pg_url, "SELECT pg_terminate_backend(:pid)", pid=pid)
+    # Its locks go once the backend has ended (terminating it only asks it to).
+    _sql(pg_url, "SELECT pg_terminate_backend(:pid, 5000)", pid=pid)
     return int(pid)
 
 
@@ -428,6 +429,51 @@ def test_nodes_binding_as_different_system_ids_each_keep_their_own_binds(
     eventually(lambda: [_slots(h) for h in hubs] == [1, 1], 15, 0.1, "a bind each")
     eventually(lambda: smsc.bound_now() == 2, 10, 0.1, "two binds")
     assert sorted(b.system_id for b in smsc.bind_log) == ["a", "b"]
+
+
+def test_a_bind_outlives_a_cut_coordination_connection_and_a_given_up_slot_drains(
+    nodes: Callable[..., HubThread], smsc: CountingSmsc, pg_url: str
+) -> None:
+    smsc.on_submit = lambda _: Answer(delay=0.2)  # answers owed when a slot is given up
+    table = CarrierTable(
+        "smsc",
+        "smpp",
+        {
+            "host": "127.0.0.1",
+            "port": smsc.port,
+            "system_id": "hub",
+            "password": "pw",
+            "binds": 2,
+            "reconnect_min": 0.2,
+        },
+        "test",
+    )
+    sections: dict[str, Any] = {
+        "routing": {"default_carrier": "smsc"},
+        "dispatcher": {"batch_size": 10, "poll_interval": 0.05},
+    }
+    ingress = nodes("in", role="ingress")
+    first = nodes("a", carriers={"smsc": table}, **sections)
+    eventually(lambda: _slots(first) == 2 and smsc.bound_now() == 2, 15, 0.1, "both binds")
+    # Its coordination connection breaks: nobody can take a slot meanwhile, so its binds
+    # stay up and it takes their locks again once connected.
+    cut = _cut(pg_url, "dispatcher:a")
+    eventually(
+        lambda: _holder(pg_url, "dispatcher:a") not in (None, cut), 10, 0.1, "connected again"
+    )
+    time.sleep(0.5)
+    assert smsc.binds == 2 and smsc.unbinds == 0 and _slots(first) == 2
+    # Messages in flight when a second node joins: the first gives a slot up, but only
+    # once the answers owed on it have come: none is lost, so none is sent twice.
+    post = _poster(ingress)
+    ids = post(60)
+    eventually(lambda: len(smsc.submits) >= 10, 15, 0.05, "sending")
+    second = nodes("b", carriers={"smsc": table}, **sections)
+    eventually(lambda: _slots(second) == 1, 15, 0.1, "a slot for the second node")
+    eventually(lambda: len(smsc.submits) >= len(ids), 30, 0.1, "every message submitted")
+    assert len(smsc.submits) == len(ids)  # each once: no answer was lost to the unbind
+    assert smsc.unbinds == 1 and smsc.most_bound <= 2
+    assert all((m := ingress.spool.get_message(i)) and m.attempts == 1 for i in ids)
 
 
 # --- webhooks --------------------------------------------------------------------------------

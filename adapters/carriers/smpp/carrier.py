@@ -170,6 +170,7 @@ class SmppCarrier:
         if ending is not None and ending.done() and not ending.cancelled():
             log.info("%s: bind %d ends: its slot goes to another node", self.name, slot,
                      extra={"action": "smpp-bind"})
+            await self._drain(sessions)
             # Unbind first: the SMSC counts this bind until it has gone.
             await asyncio.gather(*(s.unbind() for s in sessions), return_exceptions=True)
         else:
@@ -183,6 +184,17 @@ class SmppCarrier:
         if not any(s.bound for s in self._sessions):
             self._bound_event.clear()
         self.counts["reconnects"] += 1
+
+    async def _drain(self, sessions: list[Session]) -> None:
+        """Submit nothing more on these sessions and wait (up to the response timeout)
+        for the answers still owed: an unbind would lose them, and their messages would
+        be sent again."""
+        for s in sessions:
+            s.can_submit = False
+        deadline = time.monotonic() + self.settings.response_timeout
+        while (any(s.outstanding for s in sessions if not s.closed.done())
+               and time.monotonic() < deadline):
+            await asyncio.sleep(0.02)
 
     async def _purge_parts(self) -> None:
         """Parts of long replies whose set never completed are dropped after an hour (an

@@ -6,7 +6,6 @@ up to the configured figures however many nodes send."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
@@ -132,7 +131,7 @@ class SlotBudget:
                         self._binds,
                         extra={"action": "smpp-slot"},
                     )
-                    self._relays[slot] = asyncio.create_task(_relay(lost, end))
+                    self._relays[slot] = asyncio.create_task(self._keep(slot, lost, end))
                     return end
             # Jitter: nodes that lost their slots together must not all ask together.
             await asyncio.sleep(RETRY * (0.5 + random.random()))  # noqa: S311
@@ -146,6 +145,7 @@ class SlotBudget:
         relay = self._relays.pop(slot, None)
         if relay is not None:
             relay.cancel()
+            await asyncio.gather(relay, return_exceptions=True)
         self.limit.set(self._share())
         if self._coordination is not None:
             await self._coordination.unlock(self._key(slot))
@@ -156,6 +156,33 @@ class SlotBudget:
         if self._rate <= 0:
             return 0.0
         return self._rate * max(len(self._held), 1) / self._binds
+
+    async def _keep(self, slot: int, lost: asyncio.Event, end: asyncio.Event) -> None:
+        """Keep the slot across a broken connection (a PostgreSQL restart or failover):
+        nobody can take its lock while the database is away, so the bind stays up and
+        the lock is taken again once connected; the bind ends only if another node took
+        the slot first."""
+        coordination = self._coordination
+        assert coordination is not None
+        key = self._key(slot)
+        while True:
+            await lost.wait()
+            while True:
+                while not coordination.listening:
+                    await asyncio.sleep(0.1)
+                again = await coordination.try_lock(key)
+                if again is not None:
+                    lost = again
+                    break
+                if coordination.listening:  # refused: another node holds it now
+                    log.warning(
+                        "%s: bind slot %d was taken by another node while the database was away",
+                        self._name,
+                        slot,
+                        extra={"action": "smpp-slot"},
+                    )
+                    end.set()
+                    return
 
     def _key(self, slot: int) -> str:
         return f"smpp@{self._account}:{slot}"
@@ -183,11 +210,3 @@ class SlotBudget:
                 if end is not None:
                     end.set()
             await asyncio.sleep(REBALANCE)
-
-
-async def _relay(lost: asyncio.Event, end: asyncio.Event) -> None:
-    """The slot's bind ends when its lock is lost (its holder's connection broke: another
-    node may hold it already)."""
-    with contextlib.suppress(asyncio.CancelledError):
-        await lost.wait()
-        end.set()
