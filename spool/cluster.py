@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 # One wait for notifications lasts this long; a lock asked for meanwhile waits for its end.
 # The wait sends nothing to the server (it watches the socket): short costs next to nothing.
-TICK = 0.05
+TICK = 0.1
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 10.0
 # A vanished host (no FIN, no RST) must not hold its locks for the kernel's two hours:
 # the server drops its session after 10 + 3 x 5 s without an answer, and so do we.
