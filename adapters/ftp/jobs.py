@@ -363,8 +363,9 @@ class BatchProcessor:
         horizon = _now() - timedelta(seconds=self.lease.seconds)
         for account, work in await asyncio.to_thread(self._claimed_originals):
             batch_id, file_name = work.name.split("-", 1)
-            if _received_at(batch_id) > horizon:
-                continue
+            if (_received_at(batch_id) > horizon or batch_id in self._active
+                    or batch_id in self._waiting_ids):
+                continue  # too young to tell, or this node's own: no need to ask the spool
             if await self._runner.call(self._runner.spool.get_batch, batch_id) is None:
                 log.warning("upload %s of %s was claimed but not recorded before its node "
                             "stopped; processing it now", file_name, account,
