@@ -1,7 +1,8 @@
 """Which node works each open FTP batch (spool/batch_leases.py), on SQLite and
 PostgreSQL: an upload recorded with its lease, renewed by its node, taken by another once
-lapsed or let go, never by two; the duplicate check made once for every node; and a node
-that lost a batch's lease stopping before its next group."""
+lapsed or let go, never by two; the duplicate check made once for every node; a node
+that lost a batch's lease stopping before its next group; and an upload recorded by a
+node that died before reading it processed by another."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from adapters.ftp.homes import Homes
 from hub.batches import Batch, BatchState
 from hub.model import Account
 from spool import SqlSpool
-from tests.ftpdrop import csv_of, make_drop, wait_for
+from tests.ftpdrop import FTP_DEFAULTS, csv_of, make_drop, read_csv, wait_for
 from tests.hubthread import HubThread
+from tests.integration import conftest
 from tests.integration.test_ftp_progress import GROUP, pause_after
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -125,3 +129,42 @@ def test_a_node_whose_batch_was_taken_over_stops_before_its_next_group(
     assert sum(drop.hub.spool.batch_status_counts(batch.id).values()) == GROUP
     assert not (drop.home / "results" / "taken.result.csv").exists()
     assert list((drop.hub.config.data_dir / "ftp-work" / "acme").glob(f"{batch.id}-*"))
+
+
+def test_an_upload_answered_by_a_node_that_died_before_reading_it_is_processed_by_another(
+    hubs: list[HubThread], tmp_path: Path
+) -> None:
+    """What a node leaves when it dies right after the 226: the batch recorded in its
+    name, not yet hashed or read, the file in the shared work area. Once the lease has
+    lapsed another node processes it from the start."""
+    config = conftest.test_config(
+        tmp_path / "hub", ftp=FTP_DEFAULTS, hub={"heartbeat_interval": 0.2}
+    )
+    first = HubThread(config).start()
+    hubs.append(first)
+    drop = make_drop(lambda **_: first)
+    hubs.remove(first)
+    first.stop()
+    homes = Homes(config.data_dir)
+    upload = homes.ensure("acme") / "orphan.csv"
+    upload.write_text(csv_of(3), encoding="utf-8")
+    work = homes.claim("acme", upload)
+    account = first.spool.get_account("acme")
+    now = datetime.now(UTC)
+    recorded = Batch(
+        id=work.name[:26],
+        account_id=account.id,
+        file_name="orphan.csv",
+        sha256="",
+        format="",
+        received_at=now,
+        state=BatchState.PROCESSING,
+    )
+    assert first.spool.receive_batch(recorded, "gone", now + timedelta(seconds=0.5))
+    second = HubThread(config).start()
+    hubs.append(second)
+    rows = read_csv(wait_for(drop.home / "results" / "orphan.result.csv"))
+    assert [r[3] for r in rows[1:-1]] == ["accepted"] * 3
+    batch = second.spool.get_batch(recorded.id)
+    assert batch is not None and batch.accepted == 3 and len(batch.sha256) == 64
+    assert second.spool.batch_holder(recorded.id) in ("test-node", None)
