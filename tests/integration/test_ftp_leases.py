@@ -168,3 +168,33 @@ def test_an_upload_answered_by_a_node_that_died_before_reading_it_is_processed_b
     batch = second.spool.get_batch(recorded.id)
     assert batch is not None and batch.accepted == 3 and len(batch.sha256) == 64
     assert second.spool.batch_holder(recorded.id) in ("test-node", None)
+
+
+def test_a_batch_taken_over_whose_file_is_on_no_shared_disk_is_failed_as_gone(
+    hubs: list[HubThread], tmp_path: Path
+) -> None:
+    """The FTP area was not shared: the dead node's file is nowhere this node can see.
+    The batch is not left `processing` for ever; its result file says what happened."""
+    config = conftest.test_config(
+        tmp_path / "hub", ftp=FTP_DEFAULTS, hub={"heartbeat_interval": 0.2}
+    )
+    first = HubThread(config).start()
+    hubs.append(first)
+    drop = make_drop(lambda **_: first)
+    hubs.remove(first)
+    first.stop()
+    account = first.spool.get_account("acme")
+    now = datetime.now(UTC)
+    lost = replace(_upload(account, 7, "cd" * 32), file_name="elsewhere.csv", received_at=now)
+    assert first.spool.receive_batch(lost, "gone", now + timedelta(seconds=0.5))
+    second = HubThread(config).start()
+    hubs.append(second)
+    rows = read_csv(wait_for(drop.home / "results" / "elsewhere.result.csv"))
+    assert rows[-2][3] == "not_processed" and "the file is gone" in rows[-2][7]
+    wait_for(
+        drop.home,
+        check=lambda _: (
+            second.spool.get_batch(lost.id).state  # type: ignore[union-attr]
+            is BatchState.FAILED
+        ),
+    )
