@@ -29,6 +29,7 @@ LoopFactory = Callable[[], asyncio.AbstractEventLoop] | None
 # How long a dispatch child waits for the dispatch lock that a dying predecessor (the
 # child of a parent killed a moment ago) may still hold.
 LOCK_WAIT = 10.0
+GO = b"\1"  # the first byte on the pipe: the parent has started, the spool is ready
 
 
 def process_count(config: Config, cpus: int | None = None) -> int:
@@ -57,19 +58,23 @@ async def _parent(config_file: Path | None, config: Config) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    # The schema is created (if need be) by this process before the child opens the
-    # spool, so that two processes never race to create it.
-    await hub.start()
+    # The child starts at once, so that its imports overlap this process's start, but
+    # opens the spool only at the go below: the schema is created (if need be) here
+    # first, so that two processes never race to create it.
     read_end, write_end = os.pipe()
-    os.set_blocking(write_end, False)
     try:
         child = _start_child(config_file, read_end)
-    except BaseException:
-        os.close(write_end)
-        await app.stop_within(hub, config.hub.stop_timeout)
-        raise
     finally:
         os.close(read_end)
+    try:
+        await hub.start()
+    except BaseException:
+        os.close(write_end)  # end of file before the go: the child exits at once
+        await asyncio.to_thread(child.wait)
+        raise
+    with contextlib.suppress(BrokenPipeError):  # a child already gone is noticed below
+        os.write(write_end, GO)
+    os.set_blocking(write_end, False)
     assert hub.services is not None
     hub.services.intake.on_commit = lambda: _wake(write_end)
     app.settle_gc()
@@ -140,6 +145,8 @@ async def _stop_child(
 def serve_child(config: Config, wake_fd: int, loop_factory: LoopFactory) -> int:
     """The dispatch process of a split node: dies with its parent, wakes on its pipe."""
     _die_with_parent()
+    if os.read(wake_fd, 1) != GO:
+        return 1  # the parent did not start (it says why) or is gone
     _wait_for_dispatch_lock(config)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(_child(config, wake_fd))
@@ -168,7 +175,7 @@ async def _child(config: Config, wake_fd: int) -> None:
         # End of file: the parent is gone, however it ended. Exit as it did, at once:
         # everything acknowledged is committed, and leases are recovered at the next
         # start, as after a crash of a single process.
-        log.error("the ingress process is gone; exiting", extra={"action": "stop"})
+        log.warning("the ingress process is gone; exiting", extra={"action": "stop"})
         logging.shutdown()
         os._exit(3)
 

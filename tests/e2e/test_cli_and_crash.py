@@ -4,6 +4,7 @@ that loses nothing and sends nothing twice."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import ftplib
 import io
@@ -73,8 +74,11 @@ class Server:
 
     def _drain(self) -> None:
         assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.log.append(line)
+        # Closed under this thread once the server is killed: its dispatch process (a
+        # split serve, hub.supervisor) may hold the pipe a moment longer than it does.
+        with contextlib.suppress(ValueError):
+            for line in self.proc.stderr:
+                self.log.append(line)
 
     def wait_for_log(self, pattern: str, timeout: float = 30) -> re.Match[str]:
         deadline = time.monotonic() + timeout
