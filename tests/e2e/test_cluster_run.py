@@ -5,8 +5,8 @@ is restarted (clients get 503 meanwhile, nothing acknowledged is lost) and one n
 SIGKILLed (the others take over its leases). Every message ends delivered with its
 receipt, submitted once except inside the killed node's crash window.
 
-3 x 2,000 messages by default; SMSHUB_CLUSTER_FULL=1 runs the issue's 3 x 30,000 (about
-three minutes here, see docs/nodes.md, Scaling)."""
+3 x 2,000 messages by default (about 45 s here); SMSHUB_CLUSTER_FULL=1 runs the issue's
+3 x 30,000 (about 100 s here: docs/nodes.md, Scaling)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -90,7 +91,7 @@ class Spool:
             make_url(url).set(drivername="postgresql+psycopg"), poolclass=sqlalchemy.NullPool
         )
 
-    def rows(self, sql: str, **params: object) -> list[tuple[object, ...]]:
+    def rows(self, sql: str, **params: object) -> list[tuple[Any, ...]]:
         try:
             with self.engine.connect() as conn:
                 return [tuple(r) for r in conn.execute(sqlalchemy.text(sql), params)]
@@ -99,7 +100,7 @@ class Spool:
 
     def count(self, status: str) -> int:
         found = self.rows("SELECT count(*) FROM messages WHERE status = :s", s=status)
-        return int(found[0][0]) if found else 0  # type: ignore[call-overload]
+        return int(found[0][0]) if found else 0
 
     def leased_by(self, node: str) -> set[str]:
         return {
@@ -109,7 +110,7 @@ class Spool:
             )
         }
 
-    def history(self, text: str) -> list[tuple[object, ...]]:
+    def history(self, text: str) -> list[tuple[Any, ...]]:
         """A message's events, for a failure's message."""
         return self.rows(
             "SELECT e.at, e.status, e.detail FROM message_events e JOIN messages m "
@@ -125,7 +126,7 @@ class Spool:
             n=node,
         )
         newest = found[0][0] if found else None
-        return newest is not None and int(newest) / 1e6 > time.time() + LEASE - within  # type: ignore[call-overload]
+        return newest is not None and int(newest) / 1e6 > time.time() + LEASE - within
 
 
 def nodes_listed(env: dict[str, str]) -> dict[str, dict[str, object]]:
@@ -143,7 +144,7 @@ def submissions(smsc: RetryingSmsc) -> dict[str, list[tuple[str, float]]]:
     return seen
 
 
-@pytest.mark.timeout(1800 if FULL else 300)  # the default run takes about 40 s here
+@pytest.mark.timeout(1800 if FULL else 300)  # the default run takes about 45 s here
 def test_three_nodes_share_the_run_through_a_postgresql_restart_and_a_node_killed(
     tmp_path: Path, database: cluster.Cluster
 ) -> None:
