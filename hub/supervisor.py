@@ -67,6 +67,10 @@ async def _parent(config_file: Path | None, config: Config) -> int:
     finally:
         os.close(read_end)
     try:
+        # The node's name, held by the dying child of a killed predecessor (a genuine
+        # refusal comes after these few seconds, from the start itself).
+        with contextlib.suppress(NodeRefused):
+            await asyncio.to_thread(_wait_for_lock, config, dispatching=False, seconds=3.0)
         await hub.start()
     except BaseException:
         os.close(write_end)  # end of file before the go: the child exits at once
@@ -147,7 +151,7 @@ def serve_child(config: Config, wake_fd: int, loop_factory: LoopFactory) -> int:
     _die_with_parent()
     if os.read(wake_fd, 1) != GO:
         return 1  # the parent did not start (it says why) or is gone
-    _wait_for_dispatch_lock(config)
+    _wait_for_lock(config, dispatching=True, seconds=LOCK_WAIT)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(_child(config, wake_fd))
     return 0
@@ -197,13 +201,16 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _wait_for_dispatch_lock(config: Config) -> None:
+def _wait_for_lock(config: Config, *, dispatching: bool, seconds: float) -> None:
     """A parent killed a moment ago takes its child with it, but the child may not have
-    let its lock go yet when the next start begins: wait a little for it."""
-    deadline = time.monotonic() + LOCK_WAIT
+    let its locks go yet when the next start begins: wait a little for them."""
+    db = sqlite_file(config.spool_url)
+    if db is None or not db.parent.is_dir():
+        return  # PostgreSQL (no lock files), or a first start: nothing to wait for
+    deadline = time.monotonic() + seconds
     while True:
         try:
-            held = lock_sqlite(config.spool_url, config.node, dispatching=True)
+            held = lock_sqlite(config.spool_url, config.node, dispatching=dispatching)
         except NodeRefused:
             if time.monotonic() >= deadline:
                 raise
