@@ -182,6 +182,7 @@ def build_core(config: Config, spool: Spool,
     if coordination is not None:  # work any node commits wakes this one's workers
         coordination.subscribe(MESSAGES_CHANNEL, dispatcher.wake)
         coordination.subscribe(OUTBOX_CHANNEL, outbox.wake)
+        outbox.listening = lambda: coordination.listening
     metrics.carrier_figures = dispatcher.carrier_figures
     intake = build_intake(config, runner, on_commit=dispatcher.wake)
     confirm_opt_outs(config, runner, inbound, intake)

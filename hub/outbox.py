@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 # Starts one claimed item's delivery (and its recording).
 Starter = Callable[[OutboxItem], Coroutine[Any, Any, None]]
 
+# While another node's commits wake the runner (LISTEN/NOTIFY), polling only catches
+# retries falling due: this often is enough.
+LISTENING_POLL_INTERVAL = 2.0
+
 # A receiver's Retry-After is honoured up to this many seconds; beyond it is a typo or an
 # attack on our queue, and our own backoff is the better guess.
 MAX_RETRY_AFTER = 86_400
@@ -89,6 +93,8 @@ class OutboxRunner:
         self._faults = {name: FaultLog(log, f"outbox {name}", "outbox")
                         for name in self._channels}
         self._tasks: list[asyncio.Task[None]] = []
+        # Whether commits anywhere wake this runner (set by the composition root).
+        self.listening: Callable[[], bool] = lambda: False
 
     def start(self) -> None:
         if self._channels:
@@ -130,8 +136,10 @@ class OutboxRunner:
         try:
             while True:
                 # Cleared before the claim: a wake-up during it (another node's commit
-                # just after the claim's snapshot) must not wait for the poll.
+                # just after the claim's snapshot, a delivery finishing) must not wait
+                # for the poll.
                 wake.clear()
+                lane.freed.clear()
                 found = 0
                 if lane.wants_more():
                     try:
@@ -142,12 +150,12 @@ class OutboxRunner:
                         self._faults[name].cleared()
                 if found and lane.wants_more():
                     continue  # there may be more due at once
-                lane.freed.clear()
                 waits = [asyncio.ensure_future(wake.wait())]
                 if lane.held:
                     waits.append(asyncio.ensure_future(lane.freed.wait()))
+                poll = max(interval, LISTENING_POLL_INTERVAL) if self.listening() else interval
                 try:
-                    await asyncio.wait(waits, timeout=interval,
+                    await asyncio.wait(waits, timeout=poll,
                                        return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     for w in waits:

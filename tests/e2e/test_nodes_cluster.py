@@ -520,3 +520,28 @@ def test_webhook_events_are_delivered_once_each_by_two_dispatch_nodes(
     by_id = Counter(h.headers["webhook-id"] for h in receiver.at("/hook"))
     assert len(by_id) == len(wanted) and max(by_id.values()) == 1, "an event sent twice"
     assert senders == {"d1", "d2"}, senders  # both nodes delivered some
+
+
+def test_an_idle_outbox_is_woken_by_another_nodes_commit(
+    nodes: Callable[..., HubThread], receiver: Receiver
+) -> None:
+    # The outbox polls every 5 s: only a notification delivers within a second an event
+    # that the ingress node committed (an opt-out it recorded).
+    slow: dict[str, Any] = {
+        "webhooks": {"allow_networks": ["127.0.0.1/32"], "poll_interval": 5.0},
+        "outbox": {"poll_interval": 5.0},
+    }
+    ingress = nodes("in", role="ingress", **slow)
+    nodes("d1", **slow)
+    key = ingress.account("acme", credits="10")
+    auth = {"Authorization": f"Bearer {key}"}
+    r = httpx.post(f"{ingress.url}/v1/webhooks", headers=auth,
+                   json={"url": receiver.url("/opt"), "events": ["optout.created"]})
+    assert r.status_code == 201, r.text
+    time.sleep(0.3)  # the outbox's first look (at start) is over: idle now
+    for n, number in enumerate(("082 123 4501", "082 123 4502"), start=1):
+        r = httpx.post(f"{ingress.url}/v1/optouts", headers=auth, json={"number": number})
+        assert r.status_code in (200, 201), r.text
+        started = time.monotonic()
+        eventually(lambda n=n: len(receiver.at("/opt")) >= n, 5, 0.02, "the event delivered")
+        assert time.monotonic() - started < 1.5

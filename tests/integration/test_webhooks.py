@@ -271,11 +271,12 @@ def test_an_endpoint_that_hangs_delays_only_its_own_events(
     make_hub: MakeHub, receiver: Receiver
 ) -> None:
     """Head-of-line: with a small batch, the old loop claimed the hanging endpoint's
-    events first and took the next batch only after their timeout (4 s here)."""
-    hub = make_hub(webhooks={**FAST, "timeout": 4.0, "batch_size": 4, "per_endpoint": 2},
+    events first and took the next batch only after their timeout (3 s here). The
+    receiver's threads sleep past that, but not past the leak check's 5 s."""
+    hub = make_hub(webhooks={**FAST, "timeout": 3.0, "batch_size": 4, "per_endpoint": 2},
                    outbox={"poll_interval": 0.05},
                    simulator={"report_delay": 0.05})
-    receiver.scripts["/hangs"] = Script(statuses=[204], delay=6)
+    receiver.scripts["/hangs"] = Script(statuses=[204], delay=3.5)
     clients = {}
     for name in ("slowco", "quickco"):
         key = hub.account(name, credits="10")
