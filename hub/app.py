@@ -199,6 +199,9 @@ def build_services(config: Config, core: Core,
     that listeners accept have somewhere to go, then the listeners (docs/nodes.md)."""
     role = config.hub.role
     if role == "ingress":
+        # Its carriers never start, so their figures would all read down: it shows none
+        # (a split node's listener half shows its dispatch half's, hub.supervisor).
+        core.metrics.carrier_figures = None
         # Claims nothing and starts no carrier; an HTTP upstream's callbacks are still
         # committed here, through the dispatcher's sink (the spool applies them).
         sink = Task("callbacks",

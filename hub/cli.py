@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
                             "dispatch (dispatcher, carriers, upkeep, outbox)")
     # Internal: the dispatch process that a split `serve` starts (hub.supervisor).
     serve.add_argument("--wake-fd", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--figures-fd", type=int, default=None, help=argparse.SUPPRESS)
     node_commands(sub)
     db = sub.add_parser("db", help="spool schema").add_subparsers(title="db", metavar="ACTION")
     command(db, "upgrade", _db_upgrade, "create or upgrade the spool schema")
@@ -148,7 +149,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     if args.role is not None:
         config = replace(config, hub=replace(config.hub, role=args.role))
     if args.wake_fd is not None:
-        return supervisor.serve_child(config, args.wake_fd, _fast_loop())
+        return supervisor.serve_child(config, args.wake_fd, _fast_loop(), args.figures_fd)
     if supervisor.process_count(config) == 2:
         return supervisor.serve_two(args.config, config, _fast_loop())
     with asyncio.Runner(loop_factory=_fast_loop()) as runner:

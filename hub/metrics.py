@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from hub.model import Status, Totals
 
@@ -23,6 +24,25 @@ class Metrics:
         self._recent: deque[tuple[float, int]] = deque()
         # Each carrier's own figures (binds up, window use, rate...), read at scrape time.
         self.carrier_figures: Callable[[], Mapping[str, Mapping[str, float]]] | None = None
+        self._shared_rate: float | None = None  # a split node's dispatch process's
+
+    def export(self) -> dict[str, Any]:
+        """The dispatch side's figures, which a split node's dispatch process hands its
+        ingress process (the one with the listeners) to serve as the node's own."""
+        return {"dispatched": dict(self.dispatched),
+                "carrier_errors": dict(self.carrier_errors),
+                "reports": dict(self.reports), "rate": self.dispatch_rate(),
+                "carriers": dict(self.carrier_figures()) if self.carrier_figures else {}}
+
+    def absorb(self, shared: Mapping[str, Any]) -> None:
+        """Serve figures `export` made in the node's dispatch process, in place of this
+        process's dispatch side, which does not run."""
+        self.dispatched = Counter(shared.get("dispatched", {}))
+        self.carrier_errors = Counter(shared.get("carrier_errors", {}))
+        self.reports = Counter(shared.get("reports", {}))
+        self._shared_rate = float(shared.get("rate", 0.0))
+        carriers: Mapping[str, Mapping[str, float]] = shared.get("carriers", {})
+        self.carrier_figures = lambda: carriers
 
     def note_dispatched(self, count: int) -> None:
         now = time.monotonic()
@@ -32,6 +52,8 @@ class Metrics:
 
     def dispatch_rate(self) -> float:
         """Messages handed to carriers per second over the last minute."""
+        if self._shared_rate is not None:
+            return self._shared_rate
         now = time.monotonic()
         return sum(n for at, n in self._recent if at >= now - 60) / 60.0
 

@@ -2,12 +2,15 @@
 listeners and intake (role ingress), a child it starts runs the dispatch side (role
 dispatch), so that intake and dispatch do not share one interpreter lock (docs/nodes.md).
 A pipe between them wakes the dispatcher at each commit and tells the child its parent
-is gone; the child stops with its parent and the parent with its child."""
+is gone; another brings the child's dispatch figures (carriers, counters) every second
+for the parent's /metrics; the child stops with its parent and the parent with its
+child."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from hub import app
 from hub.config import Config
+from hub.metrics import Metrics
 from hub.nodelock import lock_sqlite, sqlite_file
 from hub.nodes import NodeRefused
 
@@ -29,6 +33,8 @@ LoopFactory = Callable[[], asyncio.AbstractEventLoop] | None
 # How long a dispatch child waits for the dispatch lock that a dying predecessor (the
 # child of a parent killed a moment ago) may still hold.
 LOCK_WAIT = 10.0
+# How often the child sends its dispatch figures to the parent's /metrics.
+FIGURES_INTERVAL = 1.0
 GO = b"\1"  # the first byte on the pipe: the parent has started, the spool is ready
 
 
@@ -62,10 +68,12 @@ async def _parent(config_file: Path | None, config: Config) -> int:
     # opens the spool only at the go below: the schema is created (if need be) here
     # first, so that two processes never race to create it.
     read_end, write_end = os.pipe()
+    figures_in, figures_out = os.pipe()
     try:
-        child = _start_child(config_file, read_end)
+        child = _start_child(config_file, read_end, figures_out)
     finally:
         os.close(read_end)
+        os.close(figures_out)
     try:
         # The node's name, held by the dying child of a killed predecessor (a genuine
         # refusal comes after these few seconds, from the start itself).
@@ -74,6 +82,7 @@ async def _parent(config_file: Path | None, config: Config) -> int:
         await hub.start()
     except BaseException:
         os.close(write_end)  # end of file before the go: the child exits at once
+        os.close(figures_in)
         await asyncio.to_thread(child.wait)
         raise
     with contextlib.suppress(BrokenPipeError):  # a child already gone is noticed below
@@ -81,6 +90,7 @@ async def _parent(config_file: Path | None, config: Config) -> int:
     os.set_blocking(write_end, False)
     assert hub.services is not None
     hub.services.intake.on_commit = lambda: _wake(write_end)
+    _receive_figures(loop, figures_in, hub.services.metrics)
     app.settle_gc()
     ended = asyncio.ensure_future(asyncio.to_thread(child.wait))
     signalled = asyncio.ensure_future(stop.wait())
@@ -102,21 +112,57 @@ async def _parent(config_file: Path | None, config: Config) -> int:
     finally:
         await _stop_child(child, ended, config.hub.stop_timeout)
         os.close(write_end)
+        loop.remove_reader(figures_in)
+        os.close(figures_in)
     return code
 
 
-def _start_child(config_file: Path | None, wake_fd: int) -> subprocess.Popen[bytes]:
+def _start_child(config_file: Path | None, wake_fd: int,
+                 figures_fd: int) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "hub"]
     if config_file is not None:
         argv += ["--config", str(config_file)]
-    argv += ["serve", "--role", "dispatch", "--wake-fd", str(wake_fd)]
+    argv += ["serve", "--role", "dispatch", "--wake-fd", str(wake_fd),
+             "--figures-fd", str(figures_fd)]
     # Its listeners stay off: this process has them, on the same ports.
     env = {**os.environ, "SMSHUB_HTTP__ENABLED": "false"}
     child = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-        argv, env=env, pass_fds=(wake_fd,), stdin=subprocess.DEVNULL
+        argv, env=env, pass_fds=(wake_fd, figures_fd), stdin=subprocess.DEVNULL
     )
     log.info("dispatch process started (pid %d)", child.pid, extra={"action": "start"})
     return child
+
+
+def _receive_figures(loop: asyncio.AbstractEventLoop, fd: int, metrics: Metrics) -> None:
+    """Serve the child's dispatch figures (one JSON line a second) as this process's."""
+    os.set_blocking(fd, False)
+    pending = bytearray()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 1 << 20)
+        except BlockingIOError:
+            return
+        if not data:  # the child is gone: its end is noticed by the wait on it
+            loop.remove_reader(fd)
+            return
+        pending.extend(data)
+        *lines, rest = bytes(pending).split(b"\n")
+        pending[:] = rest
+        if lines:
+            with contextlib.suppress(ValueError):
+                metrics.absorb(json.loads(lines[-1]))
+
+    loop.add_reader(fd, readable)
+
+
+async def _send_figures(fd: int, metrics: Metrics) -> None:
+    """The child's side: its figures, a line a second, until it stops."""
+    while True:
+        line = json.dumps(metrics.export(), separators=(",", ":")).encode() + b"\n"
+        with contextlib.suppress(BlockingIOError, BrokenPipeError):
+            os.write(fd, line)  # a full pipe: the parent reads the next one
+        await asyncio.sleep(FIGURES_INTERVAL)
 
 
 def _wake(fd: int) -> None:
@@ -146,18 +192,20 @@ async def _stop_child(
 # --- the child ------------------------------------------------------------------------
 
 
-def serve_child(config: Config, wake_fd: int, loop_factory: LoopFactory) -> int:
-    """The dispatch process of a split node: dies with its parent, wakes on its pipe."""
+def serve_child(config: Config, wake_fd: int, loop_factory: LoopFactory,
+                figures_fd: int | None = None) -> int:
+    """The dispatch process of a split node: dies with its parent, wakes on its pipe,
+    sends its figures on the other."""
     _die_with_parent()
     if os.read(wake_fd, 1) != GO:
         return 1  # the parent did not start (it says why) or is gone
     _wait_for_lock(config, dispatching=True, seconds=LOCK_WAIT)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_child(config, wake_fd))
+        runner.run(_child(config, wake_fd, figures_fd))
     return 0
 
 
-async def _child(config: Config, wake_fd: int) -> None:
+async def _child(config: Config, wake_fd: int, figures_fd: int | None) -> None:
     hub = app.Hub(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -184,11 +232,17 @@ async def _child(config: Config, wake_fd: int) -> None:
         os._exit(3)
 
     loop.add_reader(wake_fd, readable)
+    sender = None
+    if figures_fd is not None:
+        os.set_blocking(figures_fd, False)
+        sender = asyncio.ensure_future(_send_figures(figures_fd, hub.services.metrics))
     app.settle_gc()
     try:
         await stop.wait()
         log.info("stopping on signal", extra={"action": "stop"})
     finally:
+        if sender is not None:
+            sender.cancel()
         loop.remove_reader(wake_fd)
         await app.stop_within(hub, config.hub.stop_timeout)
 

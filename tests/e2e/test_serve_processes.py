@@ -1,6 +1,7 @@
 """`smshub serve` of role all as two processes (`[hub] processes`, hub.supervisor): an
 ingress parent and a dispatch child that the parent wakes at each commit, that stops with
-a clean stop and dies with a killed parent, and that a restart right away replaces."""
+a clean stop and dies with a killed parent, and that a restart right away replaces; the
+child's carrier figures and counters are in the node's /metrics."""
 
 from __future__ import annotations
 
@@ -65,6 +66,18 @@ def test_two_processes_deliver_and_stop_together(tmp_path: Path, servers: list[S
     for i in range(3):
         assert wait_delivered(server.url, key, _send(server, key, f"m{i}"))["status"] == "delivered"
     assert time.monotonic() - started < 20  # far below three polls of a minute
+    # The node's /metrics and `smshub carriers` show the dispatch process's figures,
+    # though the listeners are in the other process.
+    def dispatch_figures() -> str | None:
+        text = httpx.get(f"{server.url}/metrics", timeout=10).text
+        wanted = ('smshub_carrier{carrier="simulator",figure="up"} 1.0',
+                  'smshub_dispatched_total{carrier="simulator",verdict="submitted"} 3')
+        return text if all(w in text for w in wanted) else None
+
+    eventually(dispatch_figures, 10, 0.2, "the dispatch process's figures in /metrics")
+    port = server.url.rpartition(":")[2]
+    carriers = run({**env, "SMSHUB_HTTP__PORT": port}, "carriers", "--json")
+    assert carriers.returncode == 0 and '"up": 1.0' in carriers.stdout, carriers.stdout
     assert server.stop() == 0  # SIGTERM: both stop cleanly
     assert not _alive(roles["dispatch"])
     assert _nodes(env) == []  # each removed its row
