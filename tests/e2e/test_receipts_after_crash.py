@@ -7,11 +7,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import httpx
 import pytest
 
 from hub.model import FINAL_STATUSES
 from tests.e2e.load import post_then_kill
-from tests.e2e.test_cli_and_crash import Server, env_for, run
+from tests.e2e.test_cli_and_crash import Server, env_for, run, wait_delivered
 from tests.polling import eventually
 
 pytestmark = pytest.mark.slow
@@ -36,6 +37,12 @@ def test_kill_9_after_the_400th_answer_leaves_no_message_waiting_for_its_report(
     key = run(env, "account", "api-key", "acme").stdout.strip()
     first = Server(env)
     servers.append(first)
+    # A node of two processes answers before its dispatch process has started: one
+    # message delivered first, so that the burst meets a running dispatcher.
+    warm = httpx.post(f"{first.url}/v1/messages", json={"to": "0821234500", "text": "w"},
+                      headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    assert warm.status_code == 202, warm.text
+    wait_delivered(first.url, key, warm.json()["id"])
     acked = post_then_kill(first, key, 500, 400, lambda n: f"08212345{n % 100:02d}")
     assert len(acked) >= 400
     before = stored_statuses(data / "spool.db")
