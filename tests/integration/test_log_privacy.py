@@ -186,8 +186,11 @@ def test_dialects_portal_dispatch_and_pushes_at_debug_log_no_number_text_or_pass
     # Sent by the dispatcher, delivered by the simulator's report, pushed by the outbox.
     eventually(lambda: receiver.under("/dlr"), 20, 0.05, "the delivery report's push")
     logged = captured.getvalue()
-    # The dialects' request lines were logged (httpx), the number as its pseudonym only.
-    assert "numbers=27******590#" in logged and "portal sign-in" in logged
+    # The dialects' request lines were logged (httpx), the number as its pseudonym only,
+    # or their query hidden altogether once an HTTP upstream carrier has been built in
+    # this process (adapters.carriers.http.upstream filters httpx's lines).
+    assert "batchmessage.asp" in logged and "portal sign-in" in logged
+    assert "numbers=" not in logged or "numbers=27******590#" in logged
     for secret in (NUMBER, NUMBER[2:], TEXT, "Zebra-Quokka", KEY_PASSWORD):
         assert secret not in logged, secret
 
