@@ -384,7 +384,8 @@ async def test_one_recipients_requests_go_one_after_the_other(bulksms: BulkSms) 
         "keys": {"username": bulksms.username, "password": bulksms.password}}, "hub.toml")
     carrier = HttpUpstreamCarrier(settings_from(table))
     await carrier.start(NoSink())
-    bulksms.script.append(Reply(delay=1.0))  # the first answer is slow
+    # The first two answers are slow, whichever of "first" and "other" arrives first.
+    bulksms.script.extend([Reply(delay=1.0), Reply(delay=1.0)])
     try:
         first, other, second = (new(n, text) for n, text in (
             ("+27821111111", "first"), ("+27822222222", "other"), ("+27821111111", "second")))
