@@ -260,7 +260,8 @@ def test_three_nodes_share_the_run_through_a_postgresql_restart_and_a_node_kille
         )
     # What the victim held went out through the others.
     assert held and all(sent[t][-1][0] != VICTIM for t, mid in by_text.items() if mid in held)
-    assert {times[-1][0] for times in sent.values()} == set(NAMES)
+    # Both survivors sent (the victim may die at its first claim, before it sent any).
+    assert {times[-1][0] for times in sent.values()} >= set(NAMES) - {VICTIM}
     print(
         f"sent twice (victim's crash window): {len(again)}; SMSC submit_sm "
         f"{sum(len(s) for s in sent.values())}"
