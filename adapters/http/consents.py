@@ -13,16 +13,12 @@ from starlette.routing import BaseRoute, Route
 
 from adapters.http.app import HttpContext, error_json
 from adapters.http.idempotency import idempotent
-from adapters.http.optouts import parse_body
-from adapters.http.pages import BadQuery, decode_cursor, encode_cursor, guarded, limit_of
+from adapters.http.optouts import number_and_note, parse_body, parse_number
+from adapters.http.pages import decode_cursor, encode_cursor, guarded, limit_of
 from hub import views
 from hub.clock import utcnow
 from hub.consents import Consent
-from hub.errors import Rejected
 from hub.model import Account
-
-MAX_NOTE = 500
-_FIELDS = {"number", "note"}
 
 
 def routes(ctx: HttpContext) -> list[BaseRoute]:
@@ -65,23 +61,7 @@ class ConsentApi:
         return Response(status_code=204)
 
     def _body(self, body: Any) -> tuple[str, str | None]:
-        if not isinstance(body, dict):
-            raise BadQuery("the body must be a JSON object with 'number'", "invalid_field", 422)
-        unknown = sorted(set(body) - _FIELDS)
-        if unknown:
-            raise BadQuery(f"unknown field '{unknown[0]}'; allowed: number, note",
-                           "invalid_field", 422)
-        number, note = body.get("number"), body.get("note")
-        if not isinstance(number, str):
-            raise BadQuery("'number' is required: a string", "invalid_field", 422)
-        if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE
-                                 or not note.isprintable()):
-            raise BadQuery(f"'note' must be printable text of at most {MAX_NOTE} "
-                           "characters", "invalid_field", 422)
-        return self._number(number), note or None
+        return number_and_note(self.ctx, body, "note")
 
     def _number(self, raw: str) -> str:
-        try:
-            return self.ctx.intake.number(raw)
-        except Rejected as exc:
-            raise BadQuery(exc.reason, exc.code, 422) from None
+        return parse_number(self.ctx, raw)

@@ -19,8 +19,7 @@ from hub.errors import Rejected
 from hub.model import Account
 from hub.optouts import NewOptOut, OptOutMethod
 
-MAX_REASON = 500
-_FIELDS = {"number", "reason"}
+MAX_NOTE = 500  # characters of an opt-out's reason or a consent's note
 
 
 def routes(ctx: HttpContext) -> list[BaseRoute]:
@@ -71,26 +70,37 @@ class OptOutApi:
         return Response(status_code=204)
 
     def _body(self, body: Any) -> tuple[str, str | None]:
-        if not isinstance(body, dict):
-            raise BadQuery("the body must be a JSON object with 'number'", "invalid_field", 422)
-        unknown = sorted(set(body) - _FIELDS)
-        if unknown:
-            raise BadQuery(f"unknown field '{unknown[0]}'; allowed: number, reason",
-                           "invalid_field", 422)
-        number, reason = body.get("number"), body.get("reason")
-        if not isinstance(number, str):
-            raise BadQuery("'number' is required: a string", "invalid_field", 422)
-        if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON
-                                   or not reason.isprintable()):
-            raise BadQuery(f"'reason' must be printable text of at most {MAX_REASON} "
-                           "characters", "invalid_field", 422)
-        return self._number(number), reason or None
+        return number_and_note(self.ctx, body, "reason")
 
     def _number(self, raw: str) -> str:
-        try:
-            return self.ctx.intake.number(raw)
-        except Rejected as exc:
-            raise BadQuery(exc.reason, exc.code, 422) from None
+        return parse_number(self.ctx, raw)
+
+
+def number_and_note(ctx: HttpContext, body: Any, note: str) -> tuple[str, str | None]:
+    """A body of `number` and an optional printable `note` field (its name: an
+    opt-out's reason, a consent's note), as /v1/optouts and /v1/consents take it."""
+    if not isinstance(body, dict):
+        raise BadQuery("the body must be a JSON object with 'number'", "invalid_field", 422)
+    unknown = sorted(set(body) - {"number", note})
+    if unknown:
+        raise BadQuery(f"unknown field '{unknown[0]}'; allowed: number, {note}",
+                       "invalid_field", 422)
+    number, text = body.get("number"), body.get(note)
+    if not isinstance(number, str):
+        raise BadQuery("'number' is required: a string", "invalid_field", 422)
+    if text is not None and (not isinstance(text, str) or len(text) > MAX_NOTE
+                             or not text.isprintable()):
+        raise BadQuery(f"'{note}' must be printable text of at most {MAX_NOTE} "
+                       "characters", "invalid_field", 422)
+    return parse_number(ctx, number), text or None
+
+
+def parse_number(ctx: HttpContext, raw: str) -> str:
+    """A number as intake reads it, or 422 with intake's reason."""
+    try:
+        return ctx.intake.number(raw)
+    except Rejected as exc:
+        raise BadQuery(exc.reason, exc.code, 422) from None
 
 
 def parse_body(raw: bytes) -> Any:
