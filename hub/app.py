@@ -183,7 +183,11 @@ def build_core(config: Config, spool: Spool,
         coordination.subscribe(MESSAGES_CHANNEL, dispatcher.wake)
         coordination.subscribe(OUTBOX_CHANNEL, outbox.wake)
         outbox.listening = lambda: coordination.listening
-    metrics.carrier_figures = dispatcher.carrier_figures
+    if config.hub.role != "ingress":
+        # An ingress process starts no carrier, so it shows no carrier figures rather
+        # than all of them down (a split node's listener half shows its dispatch
+        # half's, hub.supervisor).
+        metrics.carrier_figures = dispatcher.carrier_figures
     intake = build_intake(config, runner, on_commit=dispatcher.wake)
     confirm_opt_outs(config, runner, inbound, intake)
     secret = load_secret(config.data_dir)
@@ -199,9 +203,6 @@ def build_services(config: Config, core: Core,
     that listeners accept have somewhere to go, then the listeners (docs/nodes.md)."""
     role = config.hub.role
     if role == "ingress":
-        # Its carriers never start, so their figures would all read down: it shows none
-        # (a split node's listener half shows its dispatch half's, hub.supervisor).
-        core.metrics.carrier_figures = None
         # Claims nothing and starts no carrier; an HTTP upstream's callbacks are still
         # committed here, through the dispatcher's sink (the spool applies them).
         sink = Task("callbacks",
