@@ -1,13 +1,15 @@
 """Guards on a request's head, which uvicorn does not have: a deadline (a client that
 opens a connection and sends nothing, or trickles its header lines, is answered 408 and
 cut off after `header_timeout` seconds), a size cap (a head still arriving past
-MAX_HEAD_BYTES is answered 431, never buffered whole), and no credentials in the URL
+MAX_HEAD_BYTES is answered 431, never buffered whole), a lingering close (an answer
+given before the client finished sending reaches it), and no credentials in the URL
 (400, P25; the HTTP dialects' paths excepted)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -39,6 +41,54 @@ _TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain;
                      % (len(_TIMEOUT_BODY), _TIMEOUT_BODY))
 
 
+# A lingering close (Apache's and nginx's): an answer given while the client is still
+# sending (413 to an endless body, 431 to an endless head) is followed by our FIN, and
+# what the client sends after it is read and dropped until it closes too, for at most
+# LINGER_SECONDS and LINGER_BYTES. Closing at once with its bytes unread makes the kernel
+# send RST, and a client's TCP then drops the answer it had not read yet.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 4 << 20
+
+
+class _Lingering:
+    """The transport uvicorn's protocol is given: close() lingers when the client may
+    still be sending (HeaderDeadline.sending) and closes at once otherwise; every other
+    call goes to the real transport."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: HeaderDeadline) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self.lingering = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self.lingering or self._transport.is_closing()
+
+    def close(self) -> None:
+        transport = self._transport
+        if self.lingering or transport.is_closing():
+            return
+        if not (self._protocol.sending() and transport.can_write_eof()):
+            transport.close()
+            return
+        self.lingering = True
+        transport.write_eof()  # after what is buffered: the answer goes first
+        transport.resume_reading()  # uvicorn may have paused it; the rest is drained
+        self._protocol.loop.call_later(LINGER_SECONDS, self.abort_lingering)
+
+    def drained(self, count: int) -> None:
+        """`count` more bytes came after the answer: dropped, up to LINGER_BYTES."""
+        self._protocol.lingered += count
+        if self._protocol.lingered > LINGER_BYTES:
+            self.abort_lingering()
+
+    def abort_lingering(self) -> None:
+        if not self._transport.is_closing():
+            self._transport.abort()
+
+
 class HeaderDeadline(HttpToolsProtocol):
     """uvicorn's httptools protocol with a header deadline: armed when a connection opens
     and when a request's first byte arrives, disarmed once its headers are complete (the
@@ -53,12 +103,24 @@ class HeaderDeadline(HttpToolsProtocol):
     _in_head = True
     _head_bytes = 0
     _ended_in_chunk = False
+    _lingering: _Lingering | None = None
+    lingered = 0  # bytes dropped while lingering
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        self._lingering = _Lingering(transport, self)
+        super().connection_made(self._lingering)  # type: ignore[arg-type]
         self._arm()
 
+    def sending(self) -> bool:
+        """Whether the client may still be sending: a head begun, or a body not ended."""
+        if self._in_head:
+            return self._head_bytes > 0 or self._begun
+        return self.cycle is not None and self.cycle.more_body
+
     def data_received(self, data: bytes) -> None:
+        if self._lingering is not None and self._lingering.lingering:
+            self._lingering.drained(len(data))
+            return
         self._ended_in_chunk = False
         super().data_received(data)
         if not self._in_head or self._ended_in_chunk or self.transport.is_closing():

@@ -7,8 +7,10 @@ closed rather than held for the attacker, memory stays bounded and the hub still
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -232,6 +234,39 @@ def test_http_greedy_or_slow_client_is_answered_and_cut_off(served: Served, name
         assert case.says in answer
     assert took < case.within
     peak.assert_within()
+    serves_http(served.hub, served.key)
+
+
+# An answer given while the client is still sending (413 mid-body, 431 mid-head) must be
+# followed by a clean close. Closing a socket with the client's bytes unread makes the
+# kernel send RST, which a client's TCP may take for "drop what was not read yet": the
+# answer is then lost (seen in CI as ConnectionResetError in the endless body case).
+MIDSTREAM = {
+    "413 mid-body": (lambda key: (_POST.format(key=key) + "Transfer-Encoding: chunked\r\n"
+                                  "\r\n").encode()
+                     + (b"4000\r\n" + b"[" * 0x4000 + b"\r\n") * 384, 413),
+    "431 mid-head": (lambda key: b"GET /healthz HTTP/1.1\r\nHost: hub\r\n"
+                     + b"X-A: b\r\n" * 131072, 431),
+}
+
+
+@pytest.mark.parametrize("name", list(MIDSTREAM))
+def test_http_answer_given_midstream_ends_in_a_clean_close_not_a_reset(
+    served: Served, name: str
+) -> None:
+    make, status = MIDSTREAM[name]
+    data = make(served.key)  # 6 MB and 1 MB: far past each limit, sent without stopping
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        def send() -> None:
+            with contextlib.suppress(OSError):  # the server may stop reading after its no
+                sock.sendall(data)
+        sender = threading.Thread(target=send)
+        sender.start()
+        try:
+            answer = read_all(sock)  # a reset raises ConnectionResetError here
+        finally:
+            sender.join(10)
+    assert status_of(answer) == status, answer[:300]
     serves_http(served.hub, served.key)
 
 
