@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -56,9 +57,22 @@ def pg_url(pg_server: str) -> Iterator[str]:
         conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
     sep = "&" if "?" in pg_server else "?"
     yield f"{pg_server}{sep}options={quote(f'-csearch_path={schema}', safe='')}"
-    with engine.begin() as conn:
-        conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+    _drop_schema(engine, schema)
     engine.dispose()
+
+
+def _drop_schema(engine: sqlalchemy.Engine, schema: str) -> None:
+    """DROP SCHEMA, tried again when PostgreSQL picks it as a deadlock's victim: a query
+    a stopped hub's worker thread had begun may still hold a row lock it waits behind."""
+    for attempt in range(5):
+        try:
+            with engine.begin() as conn:
+                conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+            return
+        except sqlalchemy.exc.OperationalError as exc:
+            if attempt == 4 or "deadlock" not in str(exc.orig):
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _pg_engine(url: str) -> sqlalchemy.Engine:
