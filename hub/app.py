@@ -164,7 +164,7 @@ def build_dispatcher(config: Config, runner: SpoolThreads[Spool], metrics: Metri
                     config.routing.failover, routing_rules(config, runner.spool))
     policy = RetryPolicy(d.max_attempts, d.retry_base, d.retry_cap, d.max_age)
     settings = DispatchSettings(
-        batch_size=d.batch_size, poll_interval=d.poll_interval,
+        batch_size=d.batch_size, poll_interval=d.poll_interval, gather=d.gather,
         lease_seconds=d.lease_seconds, shutdown_timeout=d.shutdown_timeout,
         report_retry_interval=d.report_retry_interval,
     )

@@ -48,6 +48,11 @@ class DispatchSettings:
     lease_seconds: float = 60.0
     shutdown_timeout: float = 10.0
     max_inflight: int = 2  # claimed batches being submitted at once
+    # Seconds to wait after claiming less than a full batch before the next claim, so a
+    # steady flow is claimed in larger batches: each claim, record and receipt
+    # transaction then rewrites the same spool pages for more messages. A lone message
+    # is still claimed at once (the wait comes after a claim, not before).
+    gather: float = 0.05
     report_retry_interval: float = 0.5  # how often held reports are matched again
     # The poll while wake-ups arrive from every node (PostgreSQL LISTEN): only messages
     # that become due by the clock (retries, schedules) wait for it.
@@ -185,6 +190,8 @@ class Dispatcher:
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
             task.add_done_callback(lambda _: slots.release())
+            if len(claim.messages) < self._settings.batch_size and self._settings.gather:
+                await asyncio.sleep(self._settings.gather)
 
     async def _claim_or_none(self) -> Claim | None:
         try:

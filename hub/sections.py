@@ -192,6 +192,7 @@ class DispatcherSection:
     enabled: bool = True
     batch_size: int = 500
     poll_interval: float = 0.25
+    gather: float = 0.05
     lease_seconds: float = 60.0
     max_attempts: int = 8
     max_age: float = 86_400.0
@@ -204,6 +205,7 @@ class DispatcherSection:
     def __post_init__(self) -> None:
         _check(1 <= self.batch_size <= 10_000, "batch_size: 1 to 10000")
         _check(self.poll_interval > 0, "poll_interval: seconds, greater than 0")
+        _check(0 <= self.gather <= 1, "gather: seconds, 0 to 1")
         _check(self.lease_seconds >= 1, "lease_seconds: at least 1")
         _check(self.max_attempts >= 1, "max_attempts: at least 1")
         _check(self.max_age > 0, "max_age: seconds, greater than 0")

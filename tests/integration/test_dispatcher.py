@@ -52,7 +52,7 @@ async def _stacks(url: str) -> AsyncIterator[Callable[..., Any]]:
 
     async def make(node: str = "n1", policy: RetryPolicy | None = None,
                    seen: Counter[str] | None = None, clock: Clock = utcnow,
-                   **rules: Any) -> Stack:
+                   settings: DispatchSettings | None = None, **rules: Any) -> Stack:
         store = open_spool(url)
         await asyncio.to_thread(store.upgrade)
         runner = SpoolThreads(store)
@@ -61,7 +61,7 @@ async def _stacks(url: str) -> AsyncIterator[Callable[..., Any]]:
         dispatcher = Dispatcher(
             runner, Router({"simulator": carrier}, "simulator"),
             policy or RetryPolicy(max_attempts=3, base=0.01, cap=0.02),
-            DispatchSettings(batch_size=100, poll_interval=0.02),
+            settings or DispatchSettings(batch_size=100, poll_interval=0.02),
             node, Metrics(), clock=clock,
         )
         stack = Stack(store, runner, dispatcher, counter)
@@ -196,3 +196,69 @@ async def test_two_dispatchers_on_one_postgres_spool_submit_each_message_exactly
     per_node = Counter(e.detail.split(" by ")[-1] for mid in ids[:500]
                        for e in first.spool.events(mid) if e.status is Status.SENDING)
     assert per_node["a"] > 0 and per_node["b"] > 0  # both really took part
+
+
+class ClaimCounter:
+    """Wraps a spool's claim: the size of every claim that found work."""
+
+    def __init__(self, spool: SqlSpool) -> None:
+        self.sizes: list[int] = []
+        self._claim = spool.claim
+        spool.claim = self  # type: ignore[method-assign]
+
+    def __call__(self, *args: Any) -> Any:
+        claim = self._claim(*args)
+        if claim.messages:
+            self.sizes.append(len(claim.messages))
+        return claim
+
+
+async def _steady_flow(stack: Stack, seconds: float, every: float = 0.005) -> list[str]:
+    """Messages committed a few at a time, waking the dispatcher each time, as intake's
+    group commits do under a steady load."""
+    ids: list[str] = []
+    account = make_account(stack.spool, credits="1000", price="0.05")
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end:
+        group = [new_message(account, accepted_at=utcnow()) for _ in range(3)]
+        await asyncio.to_thread(stack.spool.accept, group)
+        ids += [m.id for m in group]
+        stack.dispatcher.wake()
+        await asyncio.sleep(every)
+    return ids
+
+
+@pytest.mark.parametrize("gather", [0.1, 0.0])
+async def test_a_steady_flow_is_claimed_in_larger_batches_after_a_gather_wait(
+    make_stack: Any, gather: float
+) -> None:
+    stack: Stack = await make_stack(
+        settings=DispatchSettings(batch_size=500, poll_interval=1.0, gather=gather))
+    claims = ClaimCounter(stack.spool)
+    await stack.dispatcher.start()
+    ids = await _steady_flow(stack, seconds=1.0)
+    await until(lambda: all(status_of(stack.spool, mid) is Status.DELIVERED for mid in ids),
+                timeout=20)
+    assert sum(claims.sizes) == len(ids)
+    if gather:  # about one claim per gather wait (plus the first, at once)
+        assert len(claims.sizes) <= 1.0 / gather + 4, claims.sizes
+    else:  # each wake-up claims what one commit brought
+        assert len(claims.sizes) > 30, claims.sizes
+
+
+async def test_a_lone_message_is_claimed_at_once_whatever_the_gather_wait(
+    make_stack: Any
+) -> None:
+    stack: Stack = await make_stack(
+        settings=DispatchSettings(batch_size=500, poll_interval=5.0, gather=1.0))
+    await stack.dispatcher.start()
+    await asyncio.sleep(0.1)  # idle: its first (empty) claim is done
+    loop = asyncio.get_running_loop()
+    for _ in range(2):  # and again, after a claim that found it
+        [mid] = enqueue(stack.spool)
+        started = loop.time()
+        stack.dispatcher.wake()
+        await until(lambda mid=mid: stack.seen[mid] == 1, timeout=5)
+        assert loop.time() - started < 0.5  # not the poll (5 s), nor a gather wait (1 s)
+        await asyncio.sleep(1.2)  # past the gather wait that followed
