@@ -2,8 +2,9 @@
 opens a connection and sends nothing, or trickles its header lines, is answered 408 and
 cut off after `header_timeout` seconds), a size cap (a head still arriving past
 MAX_HEAD_BYTES is answered 431, never buffered whole), a lingering close (an answer
-given before the client finished sending reaches it), and no credentials in the URL
-(400, P25; the HTTP dialects' paths excepted)."""
+given before the client finished sending reaches it), a response's head and body sent
+in one write, and no credentials in the URL (400, P25; the HTTP dialects' paths
+excepted)."""
 
 from __future__ import annotations
 
@@ -52,16 +53,38 @@ LINGER_BYTES = 4 << 20
 
 class _Lingering:
     """The transport uvicorn's protocol is given: close() lingers when the client may
-    still be sending (HeaderDeadline.sending) and closes at once otherwise; every other
-    call goes to the real transport."""
+    still be sending (HeaderDeadline.sending) and closes at once otherwise; a response's
+    head waits for its body (written in the same turn of the loop) to go out in one
+    send(2) and one TCP segment, not two; every other call goes to the real transport."""
 
     def __init__(self, transport: asyncio.Transport, protocol: HeaderDeadline) -> None:
         self._transport = transport
         self._protocol = protocol
         self.lingering = False
+        self._head: bytes | None = None  # a response head not yet written
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        elif data.startswith(b"HTTP/1."):
+            # uvicorn writes the head at http.response.start and the body at
+            # http.response.body, with no wait between them for a whole response: one
+            # send instead of two, a third less of uvicorn's write time per request.
+            self._head = data
+            self._protocol.loop.call_soon(self.flush)  # a head whose body comes later
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head)
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + len(self._head or b"")
 
     def is_closing(self) -> bool:
         return self.lingering or self._transport.is_closing()
@@ -70,6 +93,7 @@ class _Lingering:
         transport = self._transport
         if self.lingering or transport.is_closing():
             return
+        self.flush()
         if not (self._protocol.sending() and transport.can_write_eof()):
             transport.close()
             return
@@ -85,6 +109,7 @@ class _Lingering:
             self.abort_lingering()
 
     def abort_lingering(self) -> None:
+        self._head = None
         if not self._transport.is_closing():
             self._transport.abort()
 
