@@ -1,14 +1,19 @@
 """The HTTP dialects' readers and answers without a server: WinSMS's number lists and
 credits, Kannel's numeric fields read as smsbox's sscanf reads them and its charsets,
-Clickatell's answer lines; and the per-address count of failed logins they share."""
+Clickatell's answer lines; the per-address count of failed logins they share; and
+query strings read as urllib reads them."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from urllib.parse import parse_qsl
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.http.dialects import kannel, winsms
+from adapters.http.dialects import params as params_module
 from adapters.http.dialects.clickatell import send_lines
 from adapters.http.dialects.params import Params
 from hub.clock import utcnow
@@ -98,3 +103,26 @@ def test_failed_logins_lock_one_address_until_they_age_out() -> None:
     assert logins.locked_out("192.0.2.1") and not logins.locked_out("192.0.2.2")
     now[0] = 61
     assert not logins.locked_out("192.0.2.1")
+
+
+# --- query strings: read from bytes exactly as urllib's parse_qsl reads them ----------
+
+
+def _parse_qsl_reference(data: bytes) -> list[tuple[str, bytes]]:
+    found = parse_qsl(data.decode("latin-1"), keep_blank_values=True, encoding="latin-1",
+                      max_num_fields=params_module.MAX_FIELDS)
+    return [(k, v.encode("latin-1")) for k, v in found]
+
+
+@given(st.lists(st.sampled_from([b"a", b"to", b"=", b"&", b"+", b"%", b"%2B", b"%zz",
+                                 b"%4", b"%e9", b"\xe9", b"\xc3\xa9", b" ", b"&&", b";"]),
+                max_size=40).map(b"".join))
+@settings(max_examples=500, deadline=None)
+def test_query_pairs_are_what_parse_qsl_gives(data: bytes) -> None:
+    assert params_module._pairs(data) == _parse_qsl_reference(data)
+
+
+def test_query_with_too_many_fields_is_refused() -> None:
+    params_module._pairs(b"a=1&" * (params_module.MAX_FIELDS - 1) + b"b")
+    with pytest.raises(params_module.BadParameters):
+        params_module._pairs(b"a=1&" * params_module.MAX_FIELDS + b"b")

@@ -5,7 +5,7 @@ as the bytes sent, for the dialect to decode in its own charset."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 
@@ -48,13 +48,22 @@ def media_type(request: Request) -> str:
 
 
 def _pairs(data: bytes) -> list[tuple[str, bytes]]:
-    # latin-1 both ways keeps every decoded byte as it was sent.
-    try:
-        found = parse_qsl(data.decode("latin-1"), keep_blank_values=True,
-                          encoding="latin-1", max_num_fields=MAX_FIELDS)
-    except ValueError:
-        raise BadParameters(f"more than {MAX_FIELDS} parameters") from None
-    return [(k, v.encode("latin-1")) for k, v in found]
+    """What urllib's parse_qsl gives (keep_blank_values, latin-1 both ways, so every
+    decoded byte stays as it was sent), read from the bytes directly: parse_qsl's str
+    round trip cost a sendsms request more than its intake."""
+    if data.count(b"&") >= MAX_FIELDS:
+        raise BadParameters(f"more than {MAX_FIELDS} parameters")
+    pairs: list[tuple[str, bytes]] = []
+    for field in data.split(b"&"):
+        if not field:
+            continue
+        name, _, value = field.partition(b"=")
+        if b"+" in name or b"%" in name:
+            name = unquote_to_bytes(name.replace(b"+", b" "))
+        if b"+" in value or b"%" in value:
+            value = unquote_to_bytes(value.replace(b"+", b" "))
+        pairs.append((name.decode("latin-1"), value))
+    return pairs
 
 
 async def read(request: Request) -> Params:
