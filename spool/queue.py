@@ -14,6 +14,7 @@ from sqlalchemy import (
     Connection,
     Integer,
     Row,
+    Select,
     bindparam,
     case,
     select,
@@ -43,6 +44,7 @@ from spool.rows import CHUNK, chunks, message_from_row
 from spool.tables import (
     CLAIMABLE_SQL,
     QUEUED_SQL,
+    SENDING_BY_ID_SQL,
     SENDING_SQL,
     UtcTime,
     message_parts,
@@ -168,13 +170,18 @@ def _leased(conn: Connection, token: str, ids: list[str]) -> dict[str, tuple[int
     """(account id, cost) of the given messages still leased under `token`, locked."""
     found: dict[str, tuple[int, Any]] = {}
     for part in chunks(ids):
-        query = (
-            select(m.c.id, m.c.account_id, m.c.cost)
-            .where(m.c.lease_token == token, text(SENDING_SQL), m.c.id.in_(part))
-            .with_for_update()
-        )
-        found.update({row.id: (row.account_id, row.cost) for row in conn.execute(query)})
+        found.update({row.id: (row.account_id, row.cost)
+                      for row in conn.execute(leased_query(token, part))})
     return found
+
+
+def leased_query(token: str, ids: Sequence[str]) -> Select[tuple[str, int, Any]]:
+    """Which of `ids` are still leased under `token`: looked up by id (SENDING_BY_ID_SQL)."""
+    return (
+        select(m.c.id, m.c.account_id, m.c.cost)
+        .where(m.c.lease_token == token, text(SENDING_BY_ID_SQL), m.c.id.in_(ids))
+        .with_for_update()
+    )
 
 
 # Columns a transition leaves as they are unless it gives a value.
