@@ -105,11 +105,16 @@ def message_pushes(conn: Connection, changes: Sequence[tuple[str, int, str, str]
 _PUSHED = frozenset(s.value for s in PUSHED)
 
 
+# Built once: these run in every transaction that records a status change.
+_ANY_MESSAGE_CALLBACK = select(message_callbacks.c.message_id).limit(1)
+_ACCOUNT_CALLBACKS = select(ac.account_id, ac.kind, ac.url)
+
+
 def _message_callbacks(conn: Connection, ids: Sequence[str]) -> dict[str, list[Callback]]:
     mc = message_callbacks.c
     found: dict[str, list[Callback]] = {}
     # Most hubs have no dialect callbacks at all: one probe instead of a lookup by id.
-    if conn.execute(select(mc.message_id).limit(1)).first() is None:
+    if conn.execute(_ANY_MESSAGE_CALLBACK).first() is None:
         return found
     for start in range(0, len(ids), _CHUNK):
         query = select(mc.message_id, mc.kind, mc.url, mc.mask, mc.api_id).where(
@@ -122,7 +127,7 @@ def _message_callbacks(conn: Connection, ids: Sequence[str]) -> dict[str, list[C
 def _account_callbacks(conn: Connection) -> dict[int, dict[CallbackKind, str]]:
     """Every account's own URLs: a small table, read once per transaction."""
     found: dict[int, dict[CallbackKind, str]] = {}
-    for account_id, kind, url in conn.execute(select(ac.account_id, ac.kind, ac.url)):
+    for account_id, kind, url in conn.execute(_ACCOUNT_CALLBACKS):
         found.setdefault(account_id, {})[CallbackKind(kind)] = url
     return found
 

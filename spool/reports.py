@@ -28,6 +28,24 @@ PartRow = tuple[str, int, Status | None]
 # a rejection says most about why, an expiry least.
 _FAILURE_ORDER = (Status.REJECTED, Status.UNDELIVERED, Status.EXPIRED)
 
+# The lookups of every report applied, built once (a Core statement made anew per call
+# cost more than running it): by carrier reference, of messages and of their parts.
+_BY_REF = (
+    select(m.c.id, m.c.status, m.c.carrier_message_id)
+    .where(m.c.carrier == bindparam("carrier"),
+           m.c.carrier_message_id.in_(bindparam("ids", expanding=True)))
+    .with_for_update()
+)
+_PARTS_BY_REF = (
+    select(p.c.message_id, p.c.part, p.c.status, p.c.carrier_message_id)
+    .where(p.c.carrier == bindparam("carrier"),
+           p.c.carrier_message_id.in_(bindparam("ids", expanding=True)))
+    .with_for_update()
+)
+_STATES = (select(m.c.id, m.c.status).where(m.c.id.in_(bindparam("ids", expanding=True)))
+           .with_for_update())
+
+
 def apply_reports(
     db: Database, reports: Sequence[DeliveryReport], now: datetime
 ) -> list[DeliveryReport]:
@@ -103,14 +121,19 @@ def hold(conn: Connection, reports: Sequence[DeliveryReport], now: datetime) -> 
     ])
 
 
+# Built once (release_held runs in every record of submissions).
+_HELD_FOR = select(held_reports).where(
+    held_reports.c.carrier == bindparam("carrier"),
+    held_reports.c.carrier_message_id.in_(bindparam("ids", expanding=True)))
+
+
 def release_held(conn: Connection, refs: Sequence[CarrierRef], now: datetime) -> int:
     """Apply the held reports for these carrier references (just recorded); return how
     many were applied."""
     h = held_reports
     rows: list[Row[Any]] = []
     for carrier, chunk in _ref_chunks(refs):
-        rows += conn.execute(select(h).where(
-            h.c.carrier == carrier, h.c.carrier_message_id.in_(chunk))).all()
+        rows += conn.execute(_HELD_FOR, {"carrier": carrier, "ids": list(chunk)}).all()
     if not rows:
         return 0
     rows.sort(key=lambda row: row.id)  # in the order they came
@@ -213,8 +236,7 @@ def _message_states(conn: Connection, message_ids: set[str]) -> dict[str, Status
     """The status of each message, locked until the transaction ends."""
     states: dict[str, Status] = {}
     for chunk in chunks(sorted(message_ids)):
-        rows = conn.execute(
-            select(m.c.id, m.c.status).where(m.c.id.in_(chunk)).with_for_update())
+        rows = conn.execute(_STATES, {"ids": list(chunk)})
         states.update((row.id, Status(row.status)) for row in rows)
     return states
 
@@ -224,12 +246,7 @@ def _find_parts(
 ) -> dict[CarrierRef, PartRow]:
     found: dict[CarrierRef, PartRow] = {}
     for carrier, chunk in _ref_chunks(_refs(reports)):
-        query = (
-            select(p.c.message_id, p.c.part, p.c.status, p.c.carrier_message_id)
-            .where(p.c.carrier == carrier, p.c.carrier_message_id.in_(chunk))
-            .with_for_update()
-        )
-        for row in conn.execute(query):
+        for row in conn.execute(_PARTS_BY_REF, {"carrier": carrier, "ids": list(chunk)}):
             status = None if row.status is None else Status(row.status)
             found[(carrier, row.carrier_message_id)] = (row.message_id, row.part, status)
     return found
@@ -282,12 +299,7 @@ def _find(
     """(id, status) by carrier reference, locked; one query per carrier and chunk."""
     found: dict[CarrierRef, tuple[str, Status]] = {}
     for carrier, chunk in _ref_chunks(_refs(reports)):
-        query = (
-            select(m.c.id, m.c.status, m.c.carrier_message_id)
-            .where(m.c.carrier == carrier, m.c.carrier_message_id.in_(chunk))
-            .with_for_update()
-        )
-        for row in conn.execute(query):
+        for row in conn.execute(_BY_REF, {"carrier": carrier, "ids": list(chunk)}):
             key, status = (carrier, row.carrier_message_id), Status(row.status)
             # Should a reference ever repeat, the unfinished message is the one meant.
             if key not in found or found[key][1].final:

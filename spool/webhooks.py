@@ -157,12 +157,14 @@ def deliveries(db: Database, endpoint_id: str, limit: int) -> list[dict[str, Any
 # --- fan-out, inside the transaction of the change -------------------------------
 
 
+_ENABLED = select(w.c.id, w.c.account_id, w.c.url, w.c.events).where(w.c.enabled.is_(True))
+
+
 def _subscribers(conn: Connection) -> dict[int, list[tuple[str, str, frozenset[str]]]]:
     """Enabled endpoints by account: (id, url, events). The table is small and this runs
     once per transaction, so an idle feature costs one indexed read."""
     found: dict[int, list[tuple[str, str, frozenset[str]]]] = defaultdict(list)
-    rows = conn.execute(select(w.c.id, w.c.account_id, w.c.url, w.c.events)
-                        .where(w.c.enabled.is_(True)))
+    rows = conn.execute(_ENABLED)
     for endpoint_id, account_id, url, events in rows:
         found[account_id].append((endpoint_id, url, frozenset(events.split("\n"))))
     return found

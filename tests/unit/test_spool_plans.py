@@ -1,25 +1,50 @@
 """Query plans on SQLite (no statistics: its planner guesses from the indexes alone) for
-the hot queries that name their messages by id: they must look each one up by its key,
-not read every message of a status to find them."""
+the hot queries that name their messages by id or carrier reference: they must look
+each one up by its key, not read every message of a status to find them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+from sqlalchemy import Select
 from sqlalchemy.dialects import sqlite
 
-from spool import open_spool
-from spool.queue import leased_query
+from spool import SqlSpool, open_spool
+from spool.queue import LEASED
+from spool.reports import _BY_REF, _PARTS_BY_REF, _STATES
 
 
-def test_record_finds_its_leased_messages_by_id_not_by_status(tmp_path: Path) -> None:
-    spool = open_spool(f"sqlite:///{tmp_path / 'spool.db'}")
-    spool.upgrade()
-    query = leased_query("token", ["01A", "01B", "01C"])
-    sql = str(query.compile(dialect=sqlite.dialect(),
-                            compile_kwargs={"literal_binds": True}))
+@pytest.fixture
+def spool(tmp_path: Path) -> Iterator[SqlSpool]:
+    store = open_spool(f"sqlite:///{tmp_path / 'spool.db'}")
+    store.upgrade()
+    yield store
+    store.close()
+
+
+def plan(spool: SqlSpool, query: Select[tuple[object, ...]]) -> str:
+    sql = str(query.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
     with spool.db.read() as conn:
-        plan = " | ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
-    spool.close()
-    assert "sqlite_autoindex_messages_1 (id=?)" in plan, plan  # the primary key
-    assert "ix_messages_status" not in plan, plan
+        return " | ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+
+
+IDS = ["01A", "01B", "01C"]
+
+
+@pytest.mark.parametrize(("query", "index"), [
+    (LEASED.params(token="token", ids=IDS), "sqlite_autoindex_messages_1 (id=?)"),
+    (_STATES.params(ids=IDS), "sqlite_autoindex_messages_1 (id=?)"),
+    (_BY_REF.params(carrier="smsc", ids=IDS),
+     "ix_messages_carrier_ref (carrier=? AND carrier_message_id=?)"),
+    (_PARTS_BY_REF.params(carrier="smsc", ids=IDS),
+     "ix_message_parts_carrier_ref (carrier=? AND carrier_message_id=?)"),
+], ids=["record's leased messages", "report's message states", "report by reference",
+        "part report by reference"])
+def test_hot_lookups_go_by_key_not_by_status(
+    spool: SqlSpool, query: Select[tuple[object, ...]], index: str
+) -> None:
+    found = plan(spool, query)
+    assert index in found, found
+    assert "ix_messages_status" not in found, found
