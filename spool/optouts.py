@@ -184,10 +184,13 @@ class Barred:
         return None
 
 
+_ANY = select(o.c.id).limit(1)  # built once: intake's every commit asks
+
+
 def barred(conn: Connection, group: Sequence[NewMessage]) -> Barred | None:
     """The group's barred recipients, or None when none is (the common case: one cheap
     read when no list has any entry)."""
-    if conn.execute(select(o.c.id).limit(1)).first() is None:
+    if conn.execute(_ANY).first() is None:
         return None
     accounts = {nm.account_id for nm in group}
     numbers = sorted({nm.recipient for nm in group})
