@@ -63,6 +63,11 @@ class DispatchSettings:
 HELD_REPORTS_JOB = "job:held-reports"
 
 
+# What the dispatcher writes after submitting: an outcome under its claim's lease token,
+# or a carrier's delivery report.
+Settling = tuple[str, Transition] | DeliveryReport
+
+
 class DispatchStore(MessageQueue, InboundStore, Protocol):
     """The spool roles the dispatcher uses: the queue, and inbound messages (its
     CarrierSink hands them to the InboundDesk)."""
@@ -97,9 +102,9 @@ class Dispatcher:
         self._metrics = metrics
         self._clock = clock
         self._inbound = inbound or InboundDesk(runner, clock=clock)
-        self._reports: GroupCommitter[DeliveryReport, None] = GroupCommitter(
-            self._apply_reports, 5000
-        )
+        # Outcomes to record (lease token, transition) and reports from carriers, written
+        # together: what arrives while one write runs goes in the next one (spool.settle).
+        self._settler: GroupCommitter[Settling, bool] = GroupCommitter(self._settle, 5000)
         self._wake = asyncio.Event()
         # A spool that cannot be written fails every claim, every poll: said once.
         self._claim_faults = FaultLog(log, "claims failing, retrying", "claim")
@@ -259,9 +264,7 @@ class Dispatcher:
         # Outcomes a carrier tells one by one are recorded as they come, grouped with
         # those that arrive meanwhile: a crash then leaves unrecorded (and so sent again
         # after the lease) only what was in flight, not the whole claimed batch (P7).
-        recorder: GroupCommitter[Transition, None] = GroupCommitter(
-            lambda ts: self._record_group(claim, ts), self._settings.batch_size)
-        early: list[asyncio.Task[list[None]]] = []
+        early: list[asyncio.Task[None]] = []
         recorded: set[str] = set()
         groups = self._router.split(live)
         while groups:
@@ -276,7 +279,7 @@ class Dispatcher:
                         return  # goes to the next carrier: decided when the batch is back
                     recorded.add(message.id)
                     transition = self._policy.decide(message, name, result, self._clock())
-                    early.append(asyncio.ensure_future(recorder.submit([transition])))
+                    early.append(asyncio.ensure_future(self._record(claim, [transition])))
 
                 results = await self._submit(name, messages, at_once)
                 for message, result in zip(messages, results, strict=True):
@@ -292,10 +295,6 @@ class Dispatcher:
         self._metrics.note_dispatched(len(live))
         await asyncio.gather(*early, return_exceptions=True)
         await self._record(claim, transitions)
-
-    async def _record_group(self, claim: Claim, transitions: list[Transition]) -> list[None]:
-        await self._record(claim, transitions)
-        return [None] * len(transitions)
 
     def _passes_on(self, message: Message, carrier: str, result: SubmitResult) -> bool:
         """Whether the message will go to the next carrier (no side effects)."""
@@ -338,9 +337,7 @@ class Dispatcher:
         delay = 0.05
         while True:
             try:
-                applied = await self._runner.call(
-                    self._spool.record, claim.token, transitions, self._clock()
-                )
+                done = await self._settler.submit([(claim.token, t) for t in transitions])
                 break
             except TemporaryFailure as exc:
                 if self._clock() >= claim.expires_at:
@@ -350,9 +347,26 @@ class Dispatcher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
         self._wake_for_retries(transitions)
-        if len(applied) < len(transitions):
+        if not all(done):
             log.warning("%d outcomes not recorded: lease no longer held",
-                        len(transitions) - len(applied), extra={"action": "record"})
+                        done.count(False), extra={"action": "record"})
+
+    async def _settle(self, items: list[Settling]) -> list[bool]:
+        """One spool write for the outcomes and reports waiting: whether each outcome was
+        recorded (its lease still held); reports are applied or held (True)."""
+        records: dict[str, list[Transition]] = {}
+        reports: list[DeliveryReport] = []
+        for item in items:
+            if isinstance(item, DeliveryReport):
+                reports.append(item)
+            else:
+                records.setdefault(item[0], []).append(item[1])
+        applied = set(await self._runner.call(
+            self._spool.settle, list(records.items()), reports, self._clock()))
+        for r in reports:
+            self._metrics.reports[r.status.value] += 1
+        return [isinstance(item, DeliveryReport) or item[1].message_id in applied
+                for item in items]
 
     # --- what carriers send back: inbound messages and delivery reports ----------------
 
@@ -363,15 +377,9 @@ class Dispatcher:
     async def report(self, reports: Sequence[DeliveryReport]) -> None:
         """CarrierSink: returns once the reports are committed (applied, or held by the
         spool until their submission is recorded)."""
-        await self._reports.submit(list(reports))
-
-    async def _apply_reports(self, reports: list[DeliveryReport]) -> list[None]:
         # A report that overtook the record of its own submission is held by the spool
         # and applied when that record is made: no in-memory state to lose.
-        await self._runner.call(self._spool.apply_reports, reports, self._clock())
-        for r in reports:
-            self._metrics.reports[r.status.value] += 1
-        return [None] * len(reports)
+        await self._settler.submit(list(reports))
 
     async def _held_reports_loop(self) -> None:
         """Reports held by the spool are applied when their submission is recorded; this

@@ -253,6 +253,13 @@ class MessageQueue(Protocol):
         """Apply delivery reports; return those whose message is not (yet) known."""
         ...
 
+    def settle(self, records: Sequence[tuple[str, Sequence[Transition]]],
+               reports: Sequence[DeliveryReport], now: datetime) -> list[str]:
+        """`record` for each (lease token, transitions), then `apply_reports`, in as few
+        transactions as the backend allows; returns the ids of the transitions applied
+        (unmatched reports are held, as by apply_reports)."""
+        ...
+
     def release(self, owner: str, now: datetime) -> int:
         """Put every message leased by `owner` back in the queue (shutdown, restart)."""
         ...

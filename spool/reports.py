@@ -51,14 +51,25 @@ def apply_reports(
 ) -> list[DeliveryReport]:
     """Apply reports in one transaction; return those matching no stored message, which
     are held in the spool (`held_reports`) until their message's submission is recorded."""
-    for report in reports:
-        if not (report.status.final or report.status is Status.SUBMITTED):
-            raise ValueError(f"a delivery report cannot say {report.status}")
+    check_reports(reports)
     if not reports:
         return []
     with db.write() as conn:
-        unmatched = apply_in(conn, reports, now)
-        hold(conn, unmatched, now)
+        return apply_or_hold(conn, reports, now)
+
+
+def check_reports(reports: Sequence[DeliveryReport]) -> None:
+    for report in reports:
+        if not (report.status.final or report.status is Status.SUBMITTED):
+            raise ValueError(f"a delivery report cannot say {report.status}")
+
+
+def apply_or_hold(conn: Connection, reports: Sequence[DeliveryReport],
+                  now: datetime) -> list[DeliveryReport]:
+    """Apply reports in the caller's transaction, holding the unmatched ones; return
+    those."""
+    unmatched = apply_in(conn, reports, now)
+    hold(conn, unmatched, now)
     return unmatched
 
 

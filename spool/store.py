@@ -245,6 +245,12 @@ class SqlSpool(OperatorRows):
         """Apply delivery reports; return those whose message is not (yet) known."""
         return _apply_reports(self.db, reports, now)
 
+    def settle(self, records: Sequence[tuple[str, Sequence[Transition]]],
+               reports: Sequence[DeliveryReport], now: datetime) -> list[str]:
+        """`record` for each (lease token, transitions), then `apply_reports`; returns
+        the ids of the transitions applied."""
+        return queue.settle(self.db, records, reports, now)
+
     def release(self, owner: str, now: datetime) -> int:
         """Put every message leased by `owner` back in the queue (shutdown, restart)."""
         return queue.release(self.db, owner, now)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from hub.model import DeliveryReport, Status, Transition
 from hub.policies import ReceiptTimeout
@@ -189,3 +189,39 @@ def test_on_postgres_a_receipt_being_applied_holds_its_message_off_the_timeout(
         assert spool.time_out_reports(ReceiptTimeout().deadline("sim", later), later) == 0
     finally:
         spool.close()
+
+
+def test_settle_records_outcomes_then_applies_reports_in_one_write_on_sqlite(
+    spool: SqlSpool,
+) -> None:
+    """The dispatcher's one write: outcomes of two claims and reports, among them one for a
+    message recorded in the same call (matched, not held) and one unknown (held)."""
+    acme = make_account(spool, "acme", credits="10")
+    first, second = new_message(acme), new_message(acme)
+    spool.accept([first])
+    claim_a = spool.claim("node-a", 10, 60, NOW)
+    spool.accept([second])
+    claim_b = spool.claim("node-a", 10, 60, NOW)
+    commits: list[int] = []
+    event.listen(spool.db.engine, "commit", lambda conn: commits.append(1))
+    applied = spool.settle(
+        [(claim_a.token, [Transition(first.id, Status.SUBMITTED, carrier="sim",
+                                     carrier_message_id="c-1")]),
+         (claim_b.token, [Transition(second.id, Status.SUBMITTED, carrier="sim",
+                                     carrier_message_id="c-2")]),
+         ("stale-token", [Transition(second.id, Status.FAILED)])],  # lease not held
+        [DeliveryReport("sim", "c-1", Status.DELIVERED, NOW),
+         DeliveryReport("sim", "c-unknown", Status.DELIVERED, NOW)], NOW + SECOND)
+    writes = len(commits)
+    assert sorted(applied) == sorted([first.id, second.id])
+    assert status(spool, first.id) is Status.DELIVERED  # its report came in the same write
+    assert status(spool, second.id) is Status.SUBMITTED
+    with spool.db.read() as conn:
+        held = conn.execute(text("SELECT carrier_message_id FROM held_reports")).scalars().all()
+    assert held == ["c-unknown"]
+    assert writes == (1 if spool.db.is_sqlite else 2)
+
+
+def test_settle_refuses_a_report_of_a_status_no_report_can_have(spool: SqlSpool) -> None:
+    with pytest.raises(ValueError, match="cannot say"):
+        spool.settle([], [DeliveryReport("sim", "c-1", Status.QUEUED, NOW)], NOW)
