@@ -90,7 +90,7 @@ def kannel(harness: Path, n: int) -> dict[str, float]:
         if not result.exists():
             raise RuntimeError(f"Kannel run.sh failed: {done.stderr.strip()[-500:]}")
         r = json.loads(result.read_text())
-    if r["http_accepted"] != n or r["dlr_callbacks"] < n:
+    if r["http_accepted"] != n or (r["dlr_callbacks"] or 0) < n:
         raise RuntimeError(f"Kannel: {r['http_accepted']} accepted, {r['dlr_callbacks']} DLRs")
     procs = r.get("procs", {})
     cpu = sum(procs.get(p, {}).get("cpu_s", 0.0) for p in ("bearerbox", "smsbox"))
@@ -267,9 +267,19 @@ def smpp(harness: Path, n: int, roles: str) -> dict[str, Any]:
 # --- rounds and the report ------------------------------------------------------------
 
 
+def _again(run: Any) -> Any:
+    """A second try for a run of the anchor harness that failed (its DLR count went
+    missing once in a run of ours), said on stderr."""
+    try:
+        return run()
+    except RuntimeError as exc:
+        print(f"goals: Kannel run failed ({exc}); once more", file=sys.stderr)
+        return run()
+
+
 def one_round(args: argparse.Namespace, index: int) -> dict[str, Any]:
     steps = [
-        ("kannel", lambda: kannel(args.kannel, args.n)),
+        ("kannel", lambda: _again(lambda: kannel(args.kannel, args.n))),
         ("intake", lambda: intake(args.n, index)),
         ("smpp", lambda: smpp(args.kannel, args.n, "all")),
         ("smpp_one", lambda: smpp(args.kannel, args.n, "one")),
