@@ -28,11 +28,13 @@ class KeyState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """An HTTP answer as it was sent: replayed byte for byte."""
+    """An HTTP answer as it was sent: replayed byte for byte, with its Location (the
+    resource a 201 made) if it had one."""
 
     status: int
     body: bytes
     media_type: str
+    location: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

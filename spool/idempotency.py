@@ -39,7 +39,7 @@ def _claim(db: Database, request: KeyRequest) -> KeyClaim:
                 return found
         token = secrets.token_hex(8)
         values = {"fingerprint": request.fingerprint, "state": _RUNNING, "token": token,
-                  "status": None, "media_type": None, "body": None,
+                  "status": None, "media_type": None, "body": None, "location": None,
                   "created_at": request.now, "locked_until": request.lease_until,
                   "expires_at": request.expires_at}
         if row is None:
@@ -57,7 +57,7 @@ def _existing(row: Any, request: KeyRequest) -> KeyClaim | None:
         return KeyClaim(KeyState.MISMATCH)
     if row["state"] == _DONE:
         return KeyClaim(KeyState.REPLAY, answer=Answer(row["status"], bytes(row["body"]),
-                                                       row["media_type"]))
+                                                       row["media_type"], row["location"]))
     if row["locked_until"] > request.now:
         return KeyClaim(KeyState.RUNNING)
     return None
@@ -72,7 +72,7 @@ def _finish(conn: Connection, account_id: int, key: str, token: str, answer: Ans
     done = conn.execute(update(k).where(*_key(account_id, key), k.c.token == token,
                                         k.c.state == _RUNNING)
                         .values(state=_DONE, status=answer.status, body=answer.body,
-                                media_type=answer.media_type))
+                                media_type=answer.media_type, location=answer.location))
     return bool(done.rowcount)
 
 

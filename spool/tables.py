@@ -511,6 +511,7 @@ idempotency_keys = Table(
     Column("created_at", UtcTime, nullable=False),
     Column("locked_until", UtcTime, nullable=False),
     Column("expires_at", UtcTime, nullable=False),
+    Column("location", Text),  # a 201's Location, replayed with it
     Index("ix_idempotency_keys_expires", "expires_at"),
 )
 

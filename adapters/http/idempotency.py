@@ -83,7 +83,8 @@ class Keys:
             await self.release(held)
             return response
         answer = Answer(response.status_code, bytes(response.body),
-                        response.headers.get("content-type", "application/json"))
+                        response.headers.get("content-type", "application/json"),
+                        response.headers.get("location"))
         await self.ctx.runner.call(self.ctx.runner.spool.finish_key, held.request.account_id,
                                    held.request.key, held.token, answer)
         return response
@@ -117,8 +118,10 @@ def idempotent(ctx: HttpContext, handler: Handler) -> Handler:
 
 
 def replay(answer: Answer) -> Response:
-    return Response(answer.body, answer.status, headers={REPLAYED: "true"},
-                    media_type=answer.media_type)
+    headers = {REPLAYED: "true"}
+    if answer.location is not None:
+        headers["Location"] = answer.location
+    return Response(answer.body, answer.status, headers=headers, media_type=answer.media_type)
 
 
 def in_use() -> Response:

@@ -140,6 +140,9 @@ def test_every_post_route_replays(make_hub: MakeHub, spool_url: str) -> None:
         again = post(hub, key, f"key-{path}", body, path)
         assert (again.status_code, again.content) == (first.status_code, first.content), path
         assert again.headers["idempotent-replayed"] == "true"
+        # A 201 names what it made: the replay names the same.
+        assert again.headers.get("location") == first.headers.get("location"), path
+    assert first.status_code == 201 and first.headers["location"].startswith("/v1/webhooks/")
     assert len(hub.spool.list_batches(None, 10)) == 1
     assert len(hub.spool.list_webhooks(None)) == 1
 
