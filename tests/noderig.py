@@ -67,7 +67,8 @@ class Node(Server):
     """`smshub serve --role ROLE` as node `name`, in its own process group, so that a
     SIGKILL takes the whole node at once (any process it started with it)."""
 
-    def __init__(self, env: dict[str, str], name: str, role: str = "all") -> None:
+    def __init__(self, env: dict[str, str], name: str, role: str = "all",
+                 *, wait: bool = True) -> None:
         self.name = name
         self.proc = subprocess.Popen(
             [*SMSHUB, "serve", "--role", role],
@@ -77,7 +78,18 @@ class Node(Server):
             text=True,
             start_new_session=True,
         )
+        if wait:
+            self.started()
+
+    def started(self) -> Node:
+        """Waits until it serves HTTP (`wait=False` leaves this to the caller, so that
+        nodes start side by side: each takes seconds on a busy machine)."""
         self.port = self._wait_for_port()
+        return self
+
+    def listening(self, what: str) -> int:
+        """The port its `what` listener ("FTP drop", "SMTP") says it bound."""
+        return int(self.wait_for_log(rf"{what} listening on [\d.]+:(\d+)")[1])
 
     def kill(self) -> None:
         os.killpg(self.proc.pid, signal.SIGKILL)

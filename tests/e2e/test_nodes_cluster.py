@@ -297,6 +297,15 @@ def smsc() -> Iterator[CountingSmsc]:
         loop.close()
 
 
+def _smpp_table(smsc: CountingSmsc, binds: int, system_id: str = "hub",
+                **settings: Any) -> CarrierTable:
+    """The carrier `smsc` of every node's config: an SMPP login to the test SMSC."""
+    return CarrierTable("smsc", "smpp", {
+        "host": "127.0.0.1", "port": smsc.port, "system_id": system_id, "password": "pw",
+        "binds": binds, **settings,
+    }, "test")
+
+
 def _slots(hub: HubThread) -> int:
     assert hub.hub.services is not None
     carrier = hub.hub.services.dispatcher.carriers["smsc"]
@@ -307,20 +316,7 @@ def test_three_nodes_share_an_smpp_carriers_binds_and_rate(
     nodes: Callable[..., HubThread], smsc: CountingSmsc
 ) -> None:
     rate, binds = 40.0, 3
-    table = CarrierTable(
-        "smsc",
-        "smpp",
-        {
-            "host": "127.0.0.1",
-            "port": smsc.port,
-            "system_id": "hub",
-            "password": "pw",
-            "binds": binds,
-            "rate": rate,
-            "reconnect_min": 0.2,
-        },
-        "test",
-    )
+    table = _smpp_table(smsc, binds, rate=rate, reconnect_min=0.2)
     sections: dict[str, Any] = {
         "routing": {"default_carrier": "smsc"},
         "dispatcher": {"batch_size": 10, "poll_interval": 0.05},
@@ -356,19 +352,7 @@ def test_three_nodes_share_an_smpp_carriers_binds_and_rate(
 def test_a_node_without_a_bind_slot_claims_nothing_until_the_slot_is_free(
     nodes: Callable[..., HubThread], smsc: CountingSmsc
 ) -> None:
-    table = CarrierTable(
-        "smsc",
-        "smpp",
-        {
-            "host": "127.0.0.1",
-            "port": smsc.port,
-            "system_id": "hub",
-            "password": "pw",
-            "binds": 1,
-            "reconnect_min": 0.2,
-        },
-        "test",
-    )
+    table = _smpp_table(smsc, 1, reconnect_min=0.2)
     sections: dict[str, Any] = {
         "routing": {"default_carrier": "smsc"},
         "dispatcher": {"batch_size": 5, "poll_interval": 0.05},
@@ -411,19 +395,9 @@ def test_nodes_binding_as_different_system_ids_each_keep_their_own_binds(
     nodes: Callable[..., HubThread], smsc: CountingSmsc
 ) -> None:
     """The SMSC counts binds per account: a node's own system_id is its own budget."""
-
-    def table(system_id: str) -> CarrierTable:
-        settings = {
-            "host": "127.0.0.1",
-            "port": smsc.port,
-            "system_id": system_id,
-            "password": "pw",
-            "binds": 1,
-        }
-        return CarrierTable("smsc", "smpp", settings, "test")
-
     hubs = [
-        nodes(n, carriers={"smsc": table(n)}, routing={"default_carrier": "smsc"})
+        nodes(n, carriers={"smsc": _smpp_table(smsc, 1, system_id=n)},
+              routing={"default_carrier": "smsc"})
         for n in ("a", "b")
     ]
     eventually(lambda: [_slots(h) for h in hubs] == [1, 1], 15, 0.1, "a bind each")
@@ -435,19 +409,7 @@ def test_a_bind_outlives_a_cut_coordination_connection_and_a_given_up_slot_drain
     nodes: Callable[..., HubThread], smsc: CountingSmsc, pg_url: str
 ) -> None:
     smsc.on_submit = lambda _: Answer(delay=0.2)  # answers owed when a slot is given up
-    table = CarrierTable(
-        "smsc",
-        "smpp",
-        {
-            "host": "127.0.0.1",
-            "port": smsc.port,
-            "system_id": "hub",
-            "password": "pw",
-            "binds": 2,
-            "reconnect_min": 0.2,
-        },
-        "test",
-    )
+    table = _smpp_table(smsc, 2, reconnect_min=0.2)
     sections: dict[str, Any] = {
         "routing": {"default_carrier": "smsc"},
         "dispatcher": {"batch_size": 10, "poll_interval": 0.05},

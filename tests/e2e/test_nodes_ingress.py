@@ -12,7 +12,6 @@ import io
 import secrets
 import shutil
 import smtplib
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -27,7 +26,8 @@ from sqlalchemy.engine import make_url
 from hub.accounts import hash_password
 from hub.mail import MailSettings
 from spool import open_spool
-from tests.e2e.test_cli_and_crash import SMSHUB, Server, env_for
+from tests.e2e.test_cli_and_crash import Server, env_for
+from tests.noderig import Node
 from tests.polling import eventually
 from tests.relay import Sink
 
@@ -36,28 +36,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 PASSWORD = "batch-pass-1"
 SENDER = "ops@acme.co.za"
 SMALL_GROUPS = {"SMSHUB_FTP__ROWS_PER_GROUP": "100"}  # the least [ftp] allows
-
-
-class Node(Server):
-    """`smshub serve --role ROLE` of one node, in a subprocess; `started` waits for it
-    (nodes start side by side: each takes seconds on a busy machine)."""
-
-    def __init__(self, env: dict[str, str], role: str) -> None:
-        self.name = env["SMSHUB_HUB__NODE"]
-        self.proc = subprocess.Popen(
-            [*SMSHUB, "serve", "--role", role],
-            env=env,
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-        )
-
-    def started(self) -> Node:
-        self.port = self._wait_for_port()
-        return self
-
-    def listening(self, what: str) -> int:
-        return int(self.wait_for_log(rf"{what} listening on [\d.]+:(\d+)")[1])
 
 
 class Cluster:
@@ -96,7 +74,8 @@ class Cluster:
 
     def start(self, *nodes: tuple[str, str, dict[str, str]]) -> list[Node]:
         """Start (name, role, extra environment) nodes side by side; wait for each."""
-        spawned = [Node(self.env(name, **extra), role) for name, role, extra in nodes]
+        spawned = [Node(self.env(name, **extra), name, role, wait=False)
+                   for name, role, extra in nodes]
         self._servers.extend(spawned)
         return [node.started() for node in spawned]
 

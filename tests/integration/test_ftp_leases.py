@@ -16,9 +16,10 @@ import pytest
 
 from adapters.ftp.homes import Homes
 from hub.batches import Batch, BatchState
+from hub.config import Config
 from hub.model import Account
 from spool import SqlSpool
-from tests.ftpdrop import FTP_DEFAULTS, csv_of, make_drop, read_csv, wait_for
+from tests.ftpdrop import FTP_DEFAULTS, Drop, csv_of, make_drop, read_csv, wait_for
 from tests.hubthread import HubThread
 from tests.integration import conftest
 from tests.integration.test_ftp_progress import GROUP, pause_after
@@ -131,12 +132,10 @@ def test_a_node_whose_batch_was_taken_over_stops_before_its_next_group(
     assert list((drop.hub.config.data_dir / "ftp-work" / "acme").glob(f"{batch.id}-*"))
 
 
-def test_an_upload_answered_by_a_node_that_died_before_reading_it_is_processed_by_another(
-    hubs: list[HubThread], tmp_path: Path
-) -> None:
-    """What a node leaves when it dies right after the 226: the batch recorded in its
-    name, not yet hashed or read, the file in the shared work area. Once the lease has
-    lapsed another node processes it from the start."""
+def _a_node_that_stopped(hubs: list[HubThread], tmp_path: Path
+                         ) -> tuple[Config, HubThread, Drop]:
+    """A node with an FTP drop (the account `acme` made), stopped: its config (for the
+    node that comes after it), the stopped node (its spool still readable) and the drop."""
     config = conftest.test_config(
         tmp_path / "hub", ftp=FTP_DEFAULTS, hub={"heartbeat_interval": 0.2}
     )
@@ -145,6 +144,16 @@ def test_an_upload_answered_by_a_node_that_died_before_reading_it_is_processed_b
     drop = make_drop(lambda **_: first)
     hubs.remove(first)
     first.stop()
+    return config, first, drop
+
+
+def test_an_upload_answered_by_a_node_that_died_before_reading_it_is_processed_by_another(
+    hubs: list[HubThread], tmp_path: Path
+) -> None:
+    """What a node leaves when it dies right after the 226: the batch recorded in its
+    name, not yet hashed or read, the file in the shared work area. Once the lease has
+    lapsed another node processes it from the start."""
+    config, first, drop = _a_node_that_stopped(hubs, tmp_path)
     homes = Homes(config.data_dir)
     upload = homes.ensure("acme") / "orphan.csv"
     upload.write_text(csv_of(3), encoding="utf-8")
@@ -175,14 +184,7 @@ def test_a_batch_taken_over_whose_file_is_on_no_shared_disk_is_failed_as_gone(
 ) -> None:
     """The FTP area was not shared: the dead node's file is nowhere this node can see.
     The batch is not left `processing` for ever; its result file says what happened."""
-    config = conftest.test_config(
-        tmp_path / "hub", ftp=FTP_DEFAULTS, hub={"heartbeat_interval": 0.2}
-    )
-    first = HubThread(config).start()
-    hubs.append(first)
-    drop = make_drop(lambda **_: first)
-    hubs.remove(first)
-    first.stop()
+    config, first, drop = _a_node_that_stopped(hubs, tmp_path)
     account = first.spool.get_account("acme")
     now = datetime.now(UTC)
     lost = replace(_upload(account, 7, "cd" * 32), file_name="elsewhere.csv", received_at=now)
