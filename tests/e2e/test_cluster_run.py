@@ -54,15 +54,7 @@ NODE_SETTINGS = {
 def database(pg_server: str) -> Iterator[cluster.Cluster]:
     """A private PostgreSQL the test may restart (the shared server is never touched);
     the test runs where the suite's PostgreSQL tests run."""
-    reason = cluster.missing()
-    if reason:
-        pytest.skip(reason)
-    server = cluster.Cluster()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
+    yield from cluster.started()
 
 
 @contextmanager

@@ -11,7 +11,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 
 def missing() -> str | None:
@@ -80,3 +83,17 @@ class Cluster:
                               check=False, capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
             raise RuntimeError(f"{tool} failed: {done.stdout}{done.stderr}")
+
+
+def started() -> Iterator[Cluster]:
+    """A fixture's body: a private server started for one test, closed after it; the
+    test is skipped, saying why, where none can run."""
+    reason = missing()
+    if reason:
+        pytest.skip(reason)
+    server = Cluster()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()

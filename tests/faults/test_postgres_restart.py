@@ -25,15 +25,7 @@ UNREACHABLE = "the spool's database cannot be reached"
 
 @pytest.fixture
 def database() -> Iterator[cluster.Cluster]:
-    reason = cluster.missing()
-    if reason:
-        pytest.skip(reason)
-    server = cluster.Cluster()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
+    yield from cluster.started()
 
 
 class Load:
