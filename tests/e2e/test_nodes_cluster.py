@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -38,6 +37,7 @@ from tests.polling import eventually
 from tests.receiver import Receiver, Script
 from tests.smsc.pdu import UNBIND
 from tests.smsc.scripted import Answer, ScriptedSmsc
+from tests.smsc.thread import smsc_in_thread
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -283,18 +283,8 @@ class CountingSmsc(ScriptedSmsc):
 
 @pytest.fixture
 def smsc() -> Iterator[CountingSmsc]:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="smsc")
-    thread.start()
-    server = CountingSmsc(receipt_mode="after")
-    try:
-        asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    with smsc_in_thread(CountingSmsc, receipt_mode="after") as server:
         yield server
-    finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 def _smpp_table(smsc: CountingSmsc, binds: int, system_id: str = "hub",

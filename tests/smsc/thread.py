@@ -7,17 +7,21 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.smsc.scripted import ScriptedSmsc
 
+S = TypeVar("S", bound=ScriptedSmsc)
+
 
 @contextmanager
-def smsc_in_thread(**knobs: Any) -> Iterator[ScriptedSmsc]:
+def smsc_in_thread(kind: type[S] = ScriptedSmsc,  # type: ignore[assignment]
+                   **knobs: Any) -> Iterator[S]:
+    """A started SMSC of class `kind` (the scripted one, or a test's subclass)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="smsc")
     thread.start()
-    server = ScriptedSmsc(**knobs)
+    server = kind(**knobs)
     try:
         asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
         yield server
