@@ -59,6 +59,7 @@ from smpp_e2e import (  # noqa: E402 - bench/ is not a package
     free_port,
     machine_ticks,
     read_json,
+    show,
     stop,
     wait_for,
 )
@@ -518,11 +519,6 @@ COLUMNS = (
 )
 
 
-def show(label: str, r: dict[str, Any]) -> None:
-    cells = "  ".join(f"{name} {fmt.format(r[key])}" for name, key, fmt in COLUMNS)
-    print(f"{label}: {cells}", flush=True)
-
-
 def summary(layout: str, results: list[dict[str, Any]]) -> None:
     print(f"== {layout}: median of {len(results)} (min-max)")
     for name, key, fmt in COLUMNS:
@@ -626,7 +622,7 @@ def main() -> int:
                 finally:
                     run.cleanup()
                 results[layout].append(r)
-                show(f"{layout} run {i}", r)
+                show(f"{layout} run {i}", r, COLUMNS)
                 print(
                     "       CPU us/msg by node: "
                     + ", ".join(f"{k} {v:,.0f}" for k, v in r["node_cpu_us"].items())

@@ -479,8 +479,12 @@ COLUMNS = (
 )
 
 
-def show(label: str, r: dict[str, Any]) -> None:
-    cells = "  ".join(f"{name} {fmt.format(r[key])}" for name, key, fmt in COLUMNS)
+Columns = tuple[tuple[str, str, str], ...]  # (label, key in a run's result, format)
+
+
+def show(label: str, r: dict[str, Any], columns: Columns = COLUMNS) -> None:
+    """One run on one line: each column's label and value (bench/cluster.py's too)."""
+    cells = "  ".join(f"{name} {fmt.format(r[key])}" for name, key, fmt in columns)
     print(f"{label}: {cells}", flush=True)
 
 
