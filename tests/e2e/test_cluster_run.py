@@ -10,10 +10,8 @@ receipt, submitted once except inside the killed node's crash window.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -30,6 +28,7 @@ from tests.e2e.test_cli_and_crash import run
 from tests.faults import cluster
 from tests.noderig import Loader, Node, RetryingSmsc, node_env, open_account, share_secret
 from tests.polling import eventually
+from tests.smsc.thread import smsc_in_thread
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -61,18 +60,9 @@ def database(pg_server: str) -> Iterator[cluster.Cluster]:
 def smsc_thread() -> Iterator[RetryingSmsc]:
     """The SMSC on its own loop and thread, as it is its own system: a receipt 50 ms
     after each answer, resent until the hub acknowledges it."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="smsc")
-    thread.start()
-    smsc = RetryingSmsc(receipt_mode="after", receipt_delay=0.05, redeliver_unacked=True)
-    try:
-        asyncio.run_coroutine_threadsafe(smsc.start(), loop).result(10)
+    with smsc_in_thread(RetryingSmsc, receipt_mode="after", receipt_delay=0.05,
+                        redeliver_unacked=True) as smsc:
         yield smsc
-    finally:
-        asyncio.run_coroutine_threadsafe(smsc.stop(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 class Spool:

@@ -26,7 +26,8 @@ def smsc_in_thread(kind: type[S] = ScriptedSmsc,  # type: ignore[assignment]
         asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
         yield server
     finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+        # Its sessions may owe answers (a retrying SMSC's resends): a bound, not a wait.
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
