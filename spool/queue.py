@@ -142,19 +142,15 @@ def settle(db: Database, records: Sequence[tuple[str, Sequence[Transition]]],
     todos = [(token, todo) for token, transitions in records
              if (todo := _checked(transitions))]
     check_reports(reports)
+    together = db.is_sqlite
     applied: list[str] = []
-    if db.is_sqlite:
+    if todos or (reports and together):
         with db.write() as conn:
             for token, todo in todos:
                 applied += _record_in(conn, token, todo, now)
-            if reports:
+            if reports and together:
                 apply_or_hold(conn, reports, now)
-        return applied
-    if todos:
-        with db.write() as conn:
-            for token, todo in todos:
-                applied += _record_in(conn, token, todo, now)
-    if reports:
+    if reports and not together:
         with db.write() as conn:
             apply_or_hold(conn, reports, now)
     return applied

@@ -61,6 +61,7 @@ class _Lingering:
         self._transport = transport
         self._protocol = protocol
         self.lingering = False
+        self._dropped = 0  # bytes read and dropped while lingering
         self._head: bytes | None = None  # a response head not yet written
 
     def __getattr__(self, name: str) -> Any:
@@ -104,8 +105,8 @@ class _Lingering:
 
     def drained(self, count: int) -> None:
         """`count` more bytes came after the answer: dropped, up to LINGER_BYTES."""
-        self._protocol.lingered += count
-        if self._protocol.lingered > LINGER_BYTES:
+        self._dropped += count
+        if self._dropped > LINGER_BYTES:
             self.abort_lingering()
 
     def abort_lingering(self) -> None:
@@ -129,7 +130,6 @@ class HeaderDeadline(HttpToolsProtocol):
     _head_bytes = 0
     _ended_in_chunk = False
     _lingering: _Lingering | None = None
-    lingered = 0  # bytes dropped while lingering
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._lingering = _Lingering(transport, self)
