@@ -17,8 +17,9 @@ from hub.config import Config
 from hub.privacy import Holdings, PrivacyEntry, pseudonym
 
 ERASE_HELP = (
-    "replace the texts of the messages sent to NUMBER and of its replies by a marker, "
-    "delete the push URLs (dlr-url, callback) that name it, and record it in the "
+    "cancel (and refund) the unsent messages to NUMBER, replace the texts of the messages "
+    "sent to it and of its replies by a marker, delete the push URLs (dlr-url, "
+    "callback) that name it, and record it in the "
     "privacy log. Its opt-out entries stay (honouring an opt-out is "
     "a standing legal duty, and needs the number); status, cost and events stay for "
     "billing and audit. Asks for confirmation unless --yes")
@@ -88,11 +89,19 @@ def _erase(args: argparse.Namespace, config: Config) -> int:
         done = spool.erase_number(number, utcnow(), subject, f"cli:{_user()}")
     finally:
         spool.close()
-    emit(args, {"number": number, "subject": subject, **done},
-         f"{number}: texts erased from {done['messages']} message(s) and "
-         f"{done['replies']} reply(ies), {done['callbacks']} push URL(s) naming it "
-         f"deleted; opt-out entries kept; recorded as {subject}")
+    emit(args, {"number": number, "subject": subject, **done}, _erased_text(number, subject, done))
     return 0
+
+
+def _erased_text(number: str, subject: str, done: dict[str, int]) -> str:
+    said = (f"{number}: texts erased from {done['messages']} message(s) and "
+            f"{done['replies']} reply(ies), {done['callbacks']} push URL(s) naming it "
+            f"deleted; {done['cancelled']} unsent message(s) cancelled and refunded; "
+            f"opt-out entries kept; recorded as {subject}")
+    if done["in_flight"]:
+        said += (f"\n{done['in_flight']} message(s) being sent now keep their text: run "
+                 "the erasure again once they are sent")
+    return said
 
 
 def _confirmed(number: str) -> bool:

@@ -9,15 +9,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, desc, or_, select, update
+from sqlalchemy import Connection, Table, and_, delete, desc, func, or_, select, update
 
 from hub.errors import NotFound
 from hub.events import EventType
-from hub.model import FINAL_STATUSES
+from hub.model import FINAL_STATUSES, ErrorInfo, Source, Status
 from hub.privacy import PURGED, Holdings, PrivacyEntry, written_forms
 from spool.engine import Database
 from spool.inbound import inbound_from_row
 from spool.optouts import _from_row as optout_from_row
+from spool.queue import cancel_unsent_to
 from spool.rows import message_from_row
 from spool.tables import (
     accounts,
@@ -200,20 +201,49 @@ def erase_number(db: Database, number: str, at: datetime, subject: str,
                  actor: str) -> dict[str, int]:
     """What POPIA lets a data subject have removed, in one transaction with its privacy
     log row: the texts of messages to `number` and of its replies (and their webhook
-    bodies), and the push URLs (message_callbacks) that hold the number. Opt-out entries
-    stay: honouring them is a standing legal duty (WASPA, CPA s11), and the number is the
-    only way to honour them. Status, billing and events stay (they hold no text)."""
+    bodies, and the subjects of the mails its messages came from), and the push URLs
+    (message_callbacks) that hold the number. Its unsent messages are cancelled and
+    refunded first: once their text is gone the dispatcher would send the marker. One a
+    dispatcher holds now (`sending`) keeps its text, counted as in flight, since a retry
+    would send it again. Opt-out entries stay: honouring them is a standing legal duty
+    (WASPA, CPA s11), and the number is the only way to honour them. Status, billing and
+    events stay (they hold no text)."""
+    sent_to = messages.c.recipient == number
     with db.write() as conn:
         replies = list(conn.scalars(select(inbound.c.id).where(inbound.c.sender == number)))
         done = {
-            "messages": _erase(conn, messages, messages.c.recipient == number),
+            "cancelled": cancel_unsent_to(conn, number, None, False, ERASED, at),
+            "messages": _erase(conn, messages,
+                               and_(sent_to, messages.c.status != Status.SENDING.value)),
+            "in_flight": _count(conn, and_(sent_to, messages.c.status == Status.SENDING.value,
+                                           messages.c.text != PURGED)),
             "replies": _erase(conn, inbound, inbound.c.sender == number),
             "payloads": _erase_payloads(conn, replies),
+            "mail_subjects": _erase_subjects(conn, number),
             # A client's dlr-url or callback URL naming the number: its pushes end here.
             "callbacks": _delete(conn, message_callbacks, _url_names(number)),
         }
         _record(conn, at, "erase", subject, actor, done)
     return done
+
+
+# What an unsent message to an erased number ends with (cancelled, its credit refunded).
+ERASED = ErrorInfo("erased", "cancelled: the recipient's personal information was erased "
+                             "(POPIA), its text with it")
+
+
+def _count(conn: Connection, condition: Any) -> int:
+    return int(conn.scalar(select(func.count()).select_from(messages).where(condition)) or 0)
+
+
+def _erase_subjects(conn: Connection, number: str) -> int:
+    """The subject of each mail an SMS to `number` was made from: with the account's
+    subject mode `prepend` it is part of that SMS's text."""
+    from_mail = select(messages.c.batch_id).where(
+        messages.c.recipient == number, messages.c.source == Source.SMTP.value)
+    statement = (update(mails).where(mails.c.id.in_(from_mail), mails.c.subject != PURGED)
+                 .values(subject=PURGED))
+    return int(conn.execute(statement).rowcount or 0)
 
 
 def _erase(conn: Connection, table: Table, condition: Any) -> int:

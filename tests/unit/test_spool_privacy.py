@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from hub.model import (
     CallbackKind,
     InboundMessage,
     NewInbound,
+    Source,
     Status,
     WebhookEndpoint,
 )
@@ -29,7 +31,7 @@ from hub.privacy import PURGED, pseudonym, written_forms
 from hub.retention import Retention
 from hub.spoolcall import SpoolThreads
 from spool import SqlSpool
-from spool.tables import message_callbacks, outbox
+from spool.tables import mails, message_callbacks, outbox
 from tests.factories import NOW, new_message
 
 NUMBER = "+27821234590"
@@ -141,7 +143,8 @@ def test_erase_removes_texts_keeps_optouts_and_billing_and_records_who(
     was = spool.get_message(mine)
     subject = pseudonym(NUMBER, b"k" * 32)
     done = spool.erase_number(NUMBER, NOW, subject, "cli:ops")
-    assert done == {"messages": 1, "replies": 1, "payloads": 0, "callbacks": 0}
+    assert done == {"cancelled": 0, "messages": 1, "in_flight": 0, "replies": 1,
+                    "payloads": 0, "mail_subjects": 0, "callbacks": 0}
     now = spool.get_message(mine)
     assert now is not None and was is not None and now.text == PURGED
     assert (now.status, now.cost) == (was.status, was.cost)
@@ -151,6 +154,52 @@ def test_erase_removes_texts_keeps_optouts_and_billing_and_records_who(
     [entry] = spool.privacy_log(10)
     assert (entry.action, entry.subject, entry.actor) == ("erase", subject, "cli:ops")
     assert "821234590" not in subject
+
+
+def test_erase_cancels_what_is_unsent_so_no_purged_text_is_ever_sent(
+        spool: SqlSpool, make_account: Callable[..., Account]) -> None:
+    account = make_account(credits="10")
+    waiting = new_message(account, accepted_at=YOUNG, text="not sent yet", recipient=NUMBER)
+    later = new_message(account, accepted_at=YOUNG, text="sent tomorrow", recipient=NUMBER,
+                        due_in=86_400)
+    in_flight = new_message(account, accepted_at=YOUNG, text="on its way", recipient=NUMBER)
+    spool.accept([in_flight])
+    claim = spool.claim("n", 10, 60, YOUNG)
+    assert [x.id for x in claim.messages] == [in_flight.id]
+    spool.accept([waiting, later])
+    done = spool.erase_number(NUMBER, NOW, "x", "cli:ops")
+    assert (done["cancelled"], done["messages"], done["in_flight"]) == (2, 2, 1)
+    for m in (waiting, later):
+        now = spool.get_message(m.id)
+        assert now is not None and (now.status, now.text) == (Status.CANCELLED, PURGED)
+        assert now.error is not None and now.error.code == "erased"
+    # Refunded: the customer pays for nothing the erasure stopped.
+    assert spool.get_account(account.name).balance == Decimal("10") - in_flight.cost
+    # Nothing with the marker is left for a claim to send to the handset; the message
+    # a dispatcher holds keeps its text (a retry would send the marker) until it ends.
+    assert spool.claim("n", 10, 60, NOW + timedelta(days=2)).messages == ()
+    assert spool.get_message(in_flight.id).text == "on its way"  # type: ignore[union-attr]
+
+
+def test_erase_purges_the_subject_of_a_mail_whose_sms_went_to_the_number(
+        spool: SqlSpool, make_account: Callable[..., Account]) -> None:
+    account = make_account()
+    mail, other = new_id(), new_id()
+    with spool.db.write() as conn:
+        for mail_id in (mail, other):
+            conn.execute(mails.insert().values(
+                id=mail_id, account_id=account.id, sender="ops@acme.co.za",
+                reply_to="ops@acme.co.za", message_id=f"<{mail_id}@acme>",
+                subject="Your test results are ready", received_at=YOUNG, receipts=False,
+                final_receipt=False, replies=False, attachments="", refused=""))
+    for mail_id, to in ((mail, NUMBER), (other, "+27831234567")):
+        spool.accept([new_message(account, accepted_at=YOUNG, recipient=to,
+                                  source=Source.SMTP, batch_id=mail_id,
+                                  text="Your test results are ready: call us")])
+    assert spool.erase_number(NUMBER, NOW, "x", "cli:ops")["mail_subjects"] == 1
+    with spool.db.read() as conn:
+        subjects = dict(conn.execute(select(mails.c.id, mails.c.subject)).all())
+    assert subjects == {mail: PURGED, other: "Your test results are ready"}
 
 
 def test_purge_and_erase_rewrite_the_reply_text_in_webhook_bodies_only(
