@@ -28,9 +28,9 @@ def _nodes(args: argparse.Namespace, config: Config) -> int:
     data = [_row(r, is_live(r, now, interval), (now - r.last_seen).total_seconds())
             for r in records]
     lines = [f"{'NODE':16} {'ROLE':8} {'STATE':5} {'PID':>7} {'HOST':16} "
-             f"{'MESSAGES':>8} {'OUTBOX':>6}  LAST SEEN"]
+             f"{'MESSAGES':>8} {'OUTBOX':>6} {'BATCHES':>7}  LAST SEEN"]
     lines += [f"{d['name']:16} {d['role']:8} {d['state']:5} {d['pid']:>7} {d['host']:16} "
-              f"{d['messages_leased']:>8} {d['outbox_leased']:>6}  "
+              f"{d['messages_leased']:>8} {d['outbox_leased']:>6} {d['batches_leased']:>7}  "
               f"{d['last_seen']} ({d['seconds_ago']:.0f} s ago)" for d in data]
     emit(args, data, "\n".join(lines) if data else "no node is running on this spool")
     return 0
@@ -45,4 +45,5 @@ def _row(record: NodeRecord, live: bool, ago: float) -> dict[str, Any]:
         "last_seen": record.last_seen.isoformat(timespec="seconds"),
         "seconds_ago": round(ago, 1),
         "messages_leased": record.messages_leased, "outbox_leased": record.outbox_leased,
+        "batches_leased": record.batches_leased,
     }

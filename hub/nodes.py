@@ -48,6 +48,7 @@ class NodeRecord:
     last_seen: datetime
     messages_leased: int = 0  # messages in `sending` under its name
     outbox_leased: int = 0  # outbox items whose lease token names it
+    batches_leased: int = 0  # FTP batches leased to it (read, or their report followed)
 
 
 class NodeStore(Protocol):

@@ -1,5 +1,5 @@
 """The nodes table (hub/nodes.py): each running node's heartbeat, and what it holds under
-lease, counted from the messages and the outbox."""
+lease, counted from the messages, the outbox and the FTP batches."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.model import OutboxStatus, Status
 from hub.nodes import NodeInfo, NodeRecord
+from spool.batch_leases import batch_leases
 from spool.engine import Database
 from spool.tables import UtcTime, messages, metadata, outbox
 
@@ -46,14 +47,17 @@ def leave(db: Database, info: NodeInfo) -> None:
 
 
 def listed(db: Database) -> list[NodeRecord]:
-    """Every node row, by name and role, with the leases its name holds (an ingress
-    process claims nothing, so its row shows none)."""
-    m, o = messages, outbox
+    """Every node row, by name and role, with the leases its name holds: messages and
+    outbox items on the rows that dispatch (an ingress process claims neither), FTP
+    batches on the rows that run the listeners (a dispatch process takes no upload)."""
+    m, o, b = messages, outbox, batch_leases
     with db.read() as conn:
         rows = conn.execute(select(n).order_by(n.c.name, n.c.role)).all()
         sending = {owner: int(count) for owner, count in conn.execute(
             select(m.c.lease_owner, func.count()).where(m.c.status == Status.SENDING.value)
             .group_by(m.c.lease_owner))}
+        batches = {node: int(count) for node, count in conn.execute(
+            select(b.c.node, func.count()).group_by(b.c.node))}
         leased: dict[str, int] = {}
         for name in {r.name for r in rows}:
             # An outbox lease token is '<node>:<uuid>' (spool/outbox.py).
@@ -63,4 +67,5 @@ def listed(db: Database) -> list[NodeRecord]:
     return [NodeRecord(
         NodeInfo(r.name, r.role, r.pid, r.host, r.started_at, r.version), r.last_seen,
         0 if r.role == "ingress" else int(sending.get(r.name, 0)),
-        0 if r.role == "ingress" else leased[r.name]) for r in rows]
+        0 if r.role == "ingress" else leased[r.name],
+        0 if r.role == "dispatch" else batches.get(r.name, 0)) for r in rows]

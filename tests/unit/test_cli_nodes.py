@@ -33,9 +33,10 @@ def test_nodes_lists_live_and_stale_nodes_with_their_leases(
     code, out, _ = cli("nodes")
     lines = out.splitlines()
     assert code == 0 and lines[0].split()[:3] == ["NODE", "ROLE", "STATE"]
-    assert lines[1].split()[:7] == ["east", "dispatch", "live", "101", "host-a", "0", "0"]
+    assert lines[0].split()[5:8] == ["MESSAGES", "OUTBOX", "BATCHES"]
+    assert lines[1].split()[:8] == ["east", "dispatch", "live", "101", "host-a", "0", "0", "0"]
     assert lines[2].split()[:3] == ["west", "all", "stale"]
     code, rows, _ = cli("nodes", "--json")
-    assert [(r["name"], r["state"], r["version"]) for r in rows] == [
-        ("east", "live", "1.2"), ("west", "stale", "1.2")]
+    assert [(r["name"], r["state"], r["version"], r["batches_leased"]) for r in rows] == [
+        ("east", "live", "1.2", 0), ("west", "stale", "1.2", 0)]
     assert rows[1]["seconds_ago"] >= 300
