@@ -79,8 +79,13 @@ def record(db: Database, token: str, results: Sequence[OutboxResult],
     if not results:
         return []
     with db.write() as conn:
+        # Locked until the results are written, so that another node's claim of an item
+        # whose lease ran out skips it meanwhile (SKIP LOCKED); a claim made before this
+        # lookup changed its token, and the lookup no longer finds it. Unlocked, a late
+        # result could overwrite the lease of a node delivering the item again.
         held = set(conn.execute(select(o.c.id).where(
-            o.c.lease_token == token, o.c.status == OutboxStatus.SENDING.value)).scalars())
+            o.c.lease_token == token, o.c.status == OutboxStatus.SENDING.value)
+            .with_for_update()).scalars())
         applied = [r for r in results if r.item_id in held]
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for r in applied:
