@@ -40,13 +40,14 @@ with warnings.catch_warnings():
 from adapters.ftp.homes import PART_SUFFIX, Homes, safe_account_name
 from adapters.ftp.jobs import BatchProcessor, JobSettings, Lease
 from adapters.ftp.reports import ReportJob
+from adapters.ftp.retention import FiledRetention
 from adapters.ftp.store import FtpStore
 from hub.accounts import check_password
 from hub.errors import TemporaryFailure
 from hub.faultlog import FaultLog
 from hub.intake import Intake
 from hub.ports import AccountStore
-from hub.sections import FtpSection
+from hub.sections import FtpSection, PrivacySection
 from hub.spoolcall import SpoolThreads
 from hub.tasks import cancel_all
 
@@ -531,13 +532,20 @@ class FtpDrop:
     name = "ftp"
 
     def __init__(self, settings: FtpSection, jobs: JobSettings, intake: Intake,
-                 runner: SpoolThreads[FtpStore], data_dir: Path, lease: Lease) -> None:
+                 runner: SpoolThreads[FtpStore], data_dir: Path, lease: Lease,
+                 retention: PrivacySection | None = None) -> None:
         self._settings = settings
         self._runner = runner
         self.homes = Homes(data_dir)
         self._server: FtpServerThread | None = None
         self._report_task: asyncio.Task[None] | None = None
         self._lease_task: asyncio.Task[None] | None = None
+        # The filed originals hold every row's text: purged on every node serving the
+        # (shared) FTP area, since upkeep may run on a node that has none.
+        privacy = retention or PrivacySection()
+        self.retention = FiledRetention(runner, self.homes, privacy.retention_days,
+                                        privacy.purge_interval)
+        self._retention_task: asyncio.Task[None] | None = None
         self._pending: set[Future[None]] = set()
         self._resuming: set[asyncio.Future[None]] = set()
         self._reports = ReportJob(runner, self.homes, jobs.report_interval)
@@ -561,6 +569,7 @@ class FtpDrop:
         self._server.start()
         self._report_task = asyncio.create_task(self._reports.run(), name="ftp-reports")
         self._lease_task = asyncio.create_task(self._keep_leases(), name="ftp-leases")
+        self._retention_task = asyncio.create_task(self.retention.run(), name="ftp-retention")
         log.info("FTP drop listening on %s:%d", self._settings.host, self.port,
                  extra={"action": "listen"})
 
@@ -601,7 +610,7 @@ class FtpDrop:
         for task in list(self._resuming):
             await task
         await self.processor.waits_ended()
-        await cancel_all([self._report_task, self._lease_task])
+        await cancel_all([self._report_task, self._lease_task, self._retention_task])
         try:  # another node takes the paused batches at once, not once the leases lapse
             await self._runner.call(self._runner.spool.release_batch_leases,
                                     self.processor.lease.node)

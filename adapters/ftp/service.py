@@ -27,4 +27,4 @@ def build(config: Config, core: Core) -> FtpDrop:
     # A batch's lease lapses as a node's heartbeat goes stale: after three missed beats.
     lease = Lease(config.node, MISSED_BEATS * config.hub.heartbeat_interval)
     return FtpDrop(config.ftp, job_settings(config), core.intake, core.runner,
-                   config.data_dir, lease)
+                   config.data_dir, lease, config.privacy)
