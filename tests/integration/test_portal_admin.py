@@ -413,20 +413,28 @@ def _luminance(colour: str) -> float:
     return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
 
 
-def test_the_portals_text_colours_meet_wcag_aa_contrast() -> None:
+def test_the_portals_colours_meet_wcag_aa_contrast() -> None:
     css = (ROOT / "adapters/http/portal/static/portal.css").read_text()
     colours = dict(re.findall(r"--(\w+): (#[0-9a-f]{6}|#[0-9a-f]{3})\b", css))
-    assert {"ink", "muted", "accent", "ok", "bad", "wait", "bg"} <= colours.keys()
-    # The page, the customers' header and the operators' (tinted) header.
-    grounds = [colours["bg"], "#f4f6f8", "#fdf3e1"]
+    assert {"ink", "muted", "accent", "ok", "bad", "wait", "bg", "focus"} <= colours.keys()
+    # The page, the customers' header, the operators' (tinted) header, a notice card.
+    grounds = [colours["bg"], "#f4f6f8", "#fdf3e1", "#eef8f0"]
     assert all(f"background: {g}" in css for g in grounds[1:])
+
+    def ratio(one: str, other: str) -> float:
+        light, dark = sorted((_luminance(one), _luminance(other)), reverse=True)
+        return (light + 0.05) / (dark + 0.05)
+
     for ground in grounds:
         for name in ("ink", "muted", "accent", "ok", "bad", "wait"):
-            light, dark = sorted((_luminance(colours[name]), _luminance(ground)), reverse=True)
-            ratio = (light + 0.05) / (dark + 0.05)
-            assert ratio >= 4.5, (name, ground, round(ratio, 2))
-    button = (_luminance("#fff") + 0.05) / (_luminance(colours["accent"]) + 0.05)
-    assert button >= 4.5  # a button's white text on the accent
+            assert ratio(colours[name], ground) >= 4.5, (name, ground)
+        # What is not text needs 3:1 (WCAG 1.4.11): the focus ring, offset onto the
+        # ground, and the fields' borders.
+        assert ratio(colours["focus"], ground) >= 3, ("focus", ground)
+        assert ratio("#767676", ground) >= 3, ("field border", ground)
+    assert ":focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; }" in css
+    assert "border: 1px solid #767676;" in css
+    assert ratio("#fff", colours["accent"]) >= 4.5  # a button's white text on the accent
 
 
 def test_the_docs_operator_commands_work_as_shipped(

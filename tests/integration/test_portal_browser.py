@@ -1,9 +1,9 @@
 """The portal in a real headless browser (Debian's chromium driven through chromedriver
 by Selenium) at a phone's width: a customer signs in, sends and watches the message reach
-delivered, uploads a CSV and sees its rows, is refused another account's pages and the
-operators'; an operator signs in with the keyboard, adds credit, sees a carrier's binds,
-the queue chart, a batch's progress and a message's audit trail. Skipped where no
-browser is."""
+delivered, uploads a CSV and watches its progress, finds every page fitting the phone,
+works it with the keyboard alone, is refused another account's pages and the operators';
+an operator signs in with the keyboard, adds credit, sees a carrier's binds, the queue
+chart, a batch's progress and a message's audit trail. Skipped where no browser is."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ from selenium.common.exceptions import (  # noqa: E402
     NoSuchElementException,
     StaleElementReferenceException,
 )
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -46,6 +47,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 pytestmark = pytest.mark.keeps_process_fds
 MakeHub = Callable[..., HubThread]
 PASSWORD = "s3cret-pass!"
+PHONE = {"width": 390, "height": 844}  # CSS pixels of a common phone's screen
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +59,16 @@ def browser() -> Iterator[Any]:
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={profile}", "--window-size=390,844"):  # a phone's
+                 f"--user-data-dir={profile}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options,
                               service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(20)
+    # A phone's screen, as chromium's device mode has it: --window-size=390,844 gave
+    # pages 500 px, headless chromium's narrowest window.
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {**PHONE, "deviceScaleFactor": 3, "mobile": True})
+    assert driver.execute_script("return screen.width") == PHONE["width"]
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
@@ -107,23 +114,82 @@ def test_a_customer_signs_in_sends_and_watches_it_reach_delivered(
     assert fits_the_phone(browser)
 
 
-def test_an_uploaded_csv_shows_its_rows_and_progress(portal: HubThread, browser: Any,
-                                                    tmp_path: Path) -> None:
-    sign_in(browser, portal)
+def test_an_uploaded_csv_shows_its_rows_and_its_progress_live(admin: HubThread, browser: Any,
+                                                             tmp_path: Path) -> None:
+    sign_in(browser, admin)  # reports come 3 s after each message: progress can be seen
     upload = tmp_path / "customers.csv"
     upload.write_text("to,text\n0821110001,Row one\n0821110002,Row two\n12,bad number\n")
-    browser.get(f"{portal.url}/send")
+    browser.get(f"{admin.url}/send")
     browser.find_element(By.ID, "file").send_keys(str(upload))
     browser.find_element(By.CSS_SELECTOR, "form[action='/send/file'] button").click()
     wait(browser, lambda d: "customers.csv" in d.find_element(By.TAG_NAME, "h1").text)
     page = browser.find_element(By.ID, "batch").text
     assert "3 rows: 2 accepted, 1 refused" in page
     assert "+27821110001" in page and "+27821110002" in page
+    bar = browser.find_element(By.ID, "progress")
+    assert (bar.get_attribute("value"), bar.get_attribute("max")) == ("0", "2")
+    assert browser.find_element(By.ID, "batch-state").text == "accepted"
+    # portal.js brings the page up to date without a reload until the batch is final.
     wait(browser, lambda d: d.find_element(By.ID, "batch-state").text == "final")
+    assert browser.find_element(By.ID, "progress").get_attribute("value") == "2"
     assert "2 delivered" in browser.find_element(By.ID, "batch").text
     assert fits_the_phone(browser)
-    browser.get(f"{portal.url}/batches")
-    assert "customers.csv" in browser.find_element(By.TAG_NAME, "main").text
+    # The list of batches follows a batch's state live too.
+    browser.get(f"{admin.url}/send")
+    browser.find_element(By.ID, "file").send_keys(str(upload))
+    browser.find_element(By.CSS_SELECTOR, "form[action='/send/file'] button").click()
+    wait(browser, lambda d: "customers.csv" in d.find_element(By.TAG_NAME, "h1").text)
+    browser.find_element(By.LINK_TEXT, "Batches").click()
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Batches")
+    states = browser.find_elements(By.CSS_SELECTOR, "#batches .batch-state")
+    assert [s.text for s in states] == ["accepted", "final"]  # newest first
+    wait(browser, lambda d: [s.text for s in d.find_elements(
+        By.CSS_SELECTOR, "#batches .batch-state")] == ["final", "final"])
+    bars = browser.find_elements(By.CSS_SELECTOR, "#batches progress")
+    assert [b.get_attribute("value") for b in bars] == ["2", "2"]
+    assert fits_the_phone(browser)
+
+
+def test_every_customer_page_fits_the_phone_and_works_from_the_keyboard(
+        portal: HubThread, browser: Any) -> None:
+    browser.get(f"{portal.url}/login")
+    assert fits_the_phone(browser)
+    focused = browser.switch_to.active_element
+    assert focused.get_attribute("id") == "account"  # autofocus
+    focused.send_keys("acme", Keys.TAB)
+    browser.switch_to.active_element.send_keys(PASSWORD, Keys.ENTER)
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Messages")
+    links = browser.find_elements(By.CSS_SELECTOR, "header nav a")
+    pages = [a.get_attribute("pathname") for a in links]
+    assert len(pages) == 8
+    for path in pages:
+        browser.get(f"{portal.url}{path}")
+        assert browser.find_element(By.CSS_SELECTOR, "nav a[aria-current=page]"), path
+        assert fits_the_phone(browser), path
+    # From the top of a page: Tab reaches "Skip to content" first, and Enter on it takes
+    # focus past the header to the page's own content.
+    browser.get(f"{portal.url}/send")
+    ActionChains(browser).send_keys(Keys.TAB).perform()
+    skip = browser.switch_to.active_element
+    assert skip.text == "Skip to content" and skip.is_displayed()
+    outline = browser.execute_script(
+        "var s = getComputedStyle(arguments[0]); return [s.outlineStyle, s.outlineWidth]",
+        skip)
+    assert outline == ["solid", "3px"]  # focus is seen
+    skip.send_keys(Keys.ENTER)
+    ActionChains(browser).send_keys(Keys.TAB).perform()
+    assert browser.switch_to.active_element.get_attribute("id") == "to"
+    # A message sent with the keyboard alone: typed, Tab on, the button pressed by Enter.
+    browser.switch_to.active_element.send_keys("0821234567", Keys.TAB)
+    browser.switch_to.active_element.send_keys("Sent by keyboard", Keys.TAB)
+    select = browser.switch_to.active_element
+    assert select.get_attribute("id") == "from"
+    select.send_keys(Keys.TAB)
+    button = browser.switch_to.active_element
+    assert button.text == "Send"
+    button.send_keys(Keys.ENTER)
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Sent")
+    assert "accepted" in browser.find_element(By.TAG_NAME, "main").text
 
 
 def test_another_accounts_pages_are_not_found_and_sign_out_ends_the_session(
@@ -168,9 +234,10 @@ def operator_sign_in(browser: Any, hub: HubThread) -> None:
 
 
 def fits_the_phone(browser: Any) -> bool:
-    """Nothing wider than the screen: wide tables scroll inside their own box."""
+    """Nothing wider than the screen: wide tables scroll inside their own box. (Measured
+    against the phone's width: in device mode a page too wide widens the viewport.)"""
     return bool(browser.execute_script(
-        "return document.documentElement.scrollWidth <= window.innerWidth"))
+        "return document.documentElement.scrollWidth <= arguments[0]", PHONE["width"]))
 
 
 def test_an_operator_signs_in_sees_accounts_and_adds_credit(admin: HubThread,

@@ -83,10 +83,13 @@ class Traffic:
                                live=message.status.public is PublicState.PENDING)
 
     async def batch_list(self, visitor: Visitor, request: Request, form: Form) -> Response:
-        found = await self.ctx.runner.call(self.ctx.runner.spool.list_batches,
-                                           visitor.account.id, PAGE)
-        return self.web.render(request, "batches.html", visitor,
-                               batches=[batch_view(b, None) for b in found])
+        spool, call = self.ctx.runner.spool, self.ctx.runner.call
+        found = await call(spool.list_batches, visitor.account.id, PAGE)
+        # Each with its messages' states, as its own page has them: the list follows
+        # them live until every batch on it is final.
+        views_ = [batch_view(b, await call(spool.batch_status_counts, b.id)) for b in found]
+        return self.web.render(request, "batches.html", visitor, batches=views_,
+                               live=any(_moving(v) for v in views_))
 
     async def batch(self, visitor: Visitor, request: Request, form: Form) -> Response:
         spool, call = self.ctx.runner.spool, self.ctx.runner.call
@@ -97,8 +100,13 @@ class Traffic:
         rows = await call(spool.batch_messages, batch.id, "", 200)
         view = batch_view(batch, counts)
         return self.web.render(request, "batch.html", visitor, batch=view,
-                               rows=[_row(m) for m in rows],
-                               live=view["state"] != "final")
+                               rows=[_row(m) for m in rows], live=_moving(view))
+
+
+def _moving(view: dict[str, Any]) -> bool:
+    """Whether a batch may still change: rows still read or messages not yet final (a
+    batch stopped part-way still has its accepted messages sent)."""
+    return view["state"] in ("processing", "accepted") or view["messages"]["pending"] > 0
 
 
 def _row(message: Message) -> dict[str, Any]:
