@@ -14,11 +14,14 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from unittest.mock import MagicMock
 
 import httpx
 import lxml.html
 import pytest
+from starlette.routing import Route
 
+from adapters.http.portal import routes as portal_routes
 from hub.accounts import hash_password
 from tests.clirun import hub_cli
 from tests.hubthread import HubThread
@@ -157,6 +160,20 @@ def test_every_operator_page_needs_an_operators_session(make_hub: MakeHub, opene
             )
             assert answer.headers["location"] == "/admin/login", path
     assert hub.spool.get_account("acme").balance == Decimal("99.75")  # one message sent
+    # Those were every page and post of the operators' route table (but the sign-in's).
+    served = {
+        (r.path, method)
+        for r in portal_routes._operators(MagicMock(), b"k" * 32)
+        if isinstance(r, Route) and r.path != "/admin/login"
+        for method in r.methods or ()
+        if method != "HEAD"
+    }
+    tried = {
+        (p.replace("acme", "{name}").replace("{message}", "{message_id}"), "GET")
+        for p in PAGES
+        if "?" not in p
+    }
+    assert served == tried | {(p.replace("acme", "{name}"), "POST") for p in POSTS}
     # The operator sees every one of them.
     for path in pages:
         answer = admin.get(path, follow_redirects=True)
