@@ -1,10 +1,12 @@
 """What the hub and the libraries log while the real SMTP listener, FTP drop, JSON API, XML
 API, Kannel's sendsms, WinSMS's and Clickatell's HTTP and XML APIs and the portal serve
-real clients, while the dispatcher sends and pushes go out, at DEBUG: never a full phone
-number, a message text, an API key or a password (hub/logs.py; POPIA, issue #15)."""
+real clients, while the dispatcher sends, an SMSC delivers receipts and replies, and
+pushes and signed webhooks go out, at DEBUG: never a full phone number, a message or
+reply text, an API key, a webhook secret or a password (hub/logs.py; POPIA, issue #15)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import logging
@@ -20,8 +22,10 @@ import pytest
 
 from hub.accounts import hash_password
 from hub.cli import _logging
+from hub.clock import utcnow
 from hub.config import CarrierTable, with_overrides
 from hub.logs import CHATTY
+from hub.model import InboundMessage
 from tests.ftpdrop import PASSWORD, make_drop, no_leaked_threads
 from tests.hubthread import HubThread
 from tests.integration.conftest import test_config as hub_config
@@ -29,7 +33,7 @@ from tests.integration.test_smtp_mail import DOMAIN, connect, mail, queued, send
 from tests.integration.test_smtp_security import _prepared
 from tests.polling import eventually
 from tests.portal import csrf, sign_in
-from tests.receiver import Receiver
+from tests.receiver import Receiver, Script, verified
 from tests.smsc.scripted import ScriptedSmsc
 from tests.smsc.thread import smsc_in_thread
 
@@ -38,6 +42,7 @@ _ = no_leaked_threads  # a fixture used through pytestmark
 
 NUMBER = "27821234590"
 TEXT = "Canary text Zebra-Quokka"
+REPLY = "Canary reply Okapi-Narwhal"
 
 
 @pytest.fixture
@@ -195,6 +200,40 @@ def test_dialects_portal_dispatch_and_pushes_at_debug_log_no_number_text_or_pass
         assert secret not in logged, secret
 
 
+def test_signed_webhooks_at_debug_log_no_number_text_reply_or_secret(
+        captured: io.StringIO, make_hub: Callable[..., HubThread], receiver: Receiver) -> None:
+    hub = make_hub(webhooks={"allow_networks": ["127.0.0.1/32"], "poll_interval": 0.05,
+                             "retry_base": 0.1, "retry_cap": 0.2},
+                   outbox={"poll_interval": 0.05}, simulator={"report_delay": 0.05})
+    key = hub.account("acme", credits="10")
+    _debug(hub)
+    # An endpoint whose URL names the number, gone: the hub logs that it disabled it.
+    gone = f"/gone?for={NUMBER}"
+    receiver.scripts[gone] = Script(statuses=[410])
+    with httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {key}"}) as c:
+        secrets = [c.post("/v1/webhooks", json={"url": receiver.url(path)}).json()["secret"]
+                   for path in ("/hook", gone)]
+        sent = c.post("/v1/messages", json={"to": NUMBER, "text": TEXT})
+        assert sent.status_code == 202, sent.text
+        assert hub.hub.services is not None
+        mo = InboundMessage("simulator", f"+{NUMBER}", "31337", REPLY, utcnow(), "mo-canary")
+        hub.run(hub.hub.services.inbound.receive([mo]))
+
+        def pushed() -> set[str]:
+            return {verified(h, secrets[0])["type"] for h in receiver.at("/hook")}
+
+        eventually(lambda: {"message.delivered", "inbound.received"} <= pushed(), 20, 0.05,
+                   "the delivered and reply events")
+        eventually(lambda: "disabled" in captured.getvalue(), 20, 0.05,
+                   "the gone endpoint disabled")
+    logged = captured.getvalue()
+    assert "webhook endpoint" in logged  # the pushes did speak
+    assert "27******590#" in logged  # the reply's number, as its pseudonym only
+    for secret in (NUMBER, NUMBER[2:], TEXT, "Zebra-Quokka", REPLY, "Okapi-Narwhal", key,
+                   *secrets, *(s.removeprefix("whsec_") for s in secrets)):
+        assert secret not in logged, secret
+
+
 BIND_PASSWORD = "Bnd-Cn9z"  # SMPP 3.4: at most 8 characters
 
 
@@ -219,10 +258,17 @@ def _through_smpp(captured: io.StringIO, tmp_path: Path, smsc: ScriptedSmsc) -> 
             mid = r.json()["id"]
             eventually(lambda: c.get(f"/v1/messages/{mid}").json()["status"] == "delivered",
                        what="delivered over SMPP with the SMSC's receipt")
+            # The number replies: an MO deliver_sm, taken only once committed.
+            loop = smsc._server.get_loop()  # type: ignore[union-attr]
+            answer = asyncio.run_coroutine_threadsafe(
+                smsc.push_mo(NUMBER, "ACME", REPLY.encode()), loop).result(10)
+            assert answer.status == 0
+            replies = c.get("/v1/inbound").json()["inbound"]
+            assert [r["text"] for r in replies] == [REPLY]
     finally:
         hub.stop()
     assert [s.dest_addr for s in smsc.submits] == [NUMBER]
     logged = captured.getvalue()
     assert "adapters.carriers.smpp" in logged  # the carrier did speak
-    for secret in (NUMBER, NUMBER[2:], TEXT, BIND_PASSWORD):
+    for secret in (NUMBER, NUMBER[2:], TEXT, REPLY, "Okapi-Narwhal", BIND_PASSWORD):
         assert secret not in logged, secret
