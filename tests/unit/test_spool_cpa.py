@@ -4,13 +4,23 @@ closed while it waited; consent lifts the rule for its account and number only."
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from hub import cpa
+from hub.cli_consents import write_audit
 from hub.consents import Consent
-from hub.model import Account, MessageClass, NewMessage, Status, Transition
+from hub.model import (
+    Account,
+    DeliveryReport,
+    MessageClass,
+    NewMessage,
+    Status,
+    Transition,
+)
 from spool import SqlSpool
 from tests.factories import make_account, new_message
 
@@ -217,3 +227,35 @@ def test_a_consent_releases_only_that_accounts_held_messages_to_that_number(
     claim = spool.claim("n", 10, 60, later)
     assert [m.id for m in claim.messages] == [first.id, second.id]  # type: ignore[union-attr]
     assert spool.add_consent(Consent(account.id, "+27821234567", later))[1:] == (False, 0)
+
+
+def test_audit_lines_give_each_time_from_the_event_table(spool: SqlSpool) -> None:
+    """The proof of regulation 4(3): accepted, held, submitted (the dispatch time) and
+    final, each from the message's own events, in the hub's zone."""
+    account = make_account(spool, credits="10")
+    sunday, monday = sa("2026-12-06T10:00"), sa("2026-12-07T08:00")
+    [done] = spool.accept([marketing(account, sunday)])
+    assert done.message is not None
+    message_id = done.message.id
+    claim = spool.claim("n", 10, 60, monday)
+    assert [x.id for x in claim.messages] == [message_id]
+    sent = monday + timedelta(seconds=2)
+    spool.record(claim.token, [Transition(message_id, Status.SUBMITTED, carrier="sim",
+                                          carrier_message_id="c1")], sent)
+    delivered = monday + timedelta(minutes=1)
+    assert spool.apply_reports([DeliveryReport("sim", "c1", Status.DELIVERED, delivered)],
+                               delivered) == []
+    out = io.StringIO()
+    assert write_audit(out, spool, account.id, sunday, monday + timedelta(days=1)) == 1
+    [line] = csv.DictReader(io.StringIO(out.getvalue()))
+    local = {k: line[k] for k in ("accepted_at", "held_at", "submitted_at", "final_at")}
+    assert local == {"accepted_at": "2026-12-06T10:00:00+02:00",
+                     "held_at": "2026-12-06T10:00:00+02:00",
+                     "submitted_at": "2026-12-07T08:00:02+02:00",
+                     "final_at": "2026-12-07T08:01:00+02:00"}
+    assert (line["accepted_status"], line["carrier"], line["final_status"],
+            line["status_now"]) == ("scheduled", "sim", "delivered", "delivered")
+    assert line["held_reason"].startswith("held: no direct marketing on a Sunday")
+    assert "2026-12-07T08:00+02:00" in line["held_reason"]
+    # Accepted outside the period asked for: not in it.
+    assert write_audit(io.StringIO(), spool, account.id, monday, monday + timedelta(1)) == 0
