@@ -6,6 +6,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from hub import waspa
+
 
 def _check(ok: bool, allowed: str) -> None:
     if not ok:
@@ -175,6 +177,10 @@ class MessagesSection:
         _check(1 <= self.max_segments <= 255, "max_segments: 1 to 255")
         _check(bool(self.marketing_optout_text.strip()),
                "marketing_optout_text: the instruction appended, not blank")
+        # Else every marketing text would go out with words that tell nobody how to stop.
+        _check(waspa.has_instruction(self.marketing_optout_text),
+               "marketing_optout_text: must say how to opt out (STOP, opt out or "
+               "unsubscribe), as in ' Reply STOP to opt out'")
         _check(self.default_validity >= 0, "default_validity: seconds, 0 for none")
         _check(1 <= self.max_client_ref_length <= 255, "max_client_ref_length: 1 to 255")
 

@@ -58,6 +58,17 @@ def test_bad_value_is_refused_with_what_is_allowed(tmp_path: Path) -> None:
         load(write(tmp_path, "[http]\nport = 70000\n"), env={})
 
 
+def test_an_opt_out_text_that_says_nothing_of_opting_out_is_refused(tmp_path: Path) -> None:
+    # WASPA: what is appended to a marketing text must itself tell how to opt out, or
+    # every such message would go without one.
+    with pytest.raises(ConfigError, match=r"marketing_optout_text: .*how to opt out"):
+        load(write(tmp_path, '[messages]\nmarketing_optout_text = " Visit acme.co.za"\n'),
+             env={})
+    worded = load(write(tmp_path, '[messages]\nmarketing_optout_text = " SMS STOP to 31337"\n'),
+                  env={})
+    assert worded.messages.marketing_optout_text == " SMS STOP to 31337"
+
+
 def test_invalid_toml_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         load(write(tmp_path, "[http\n"), env={})
