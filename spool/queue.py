@@ -39,7 +39,14 @@ from spool import consents
 from spool.bulk import bulk_insert, bulk_update
 from spool.engine import Database, notify
 from spool.ledger import NO_LEASE, Event, add_events, event, refund
-from spool.reports import apply_or_hold, check_reports, release_held
+from spool.reports import (
+    CarrierRef,
+    apply_or_hold,
+    check_reports,
+    find_held,
+    fold,
+    release_held,
+)
 from spool.rows import CHUNK, chunks, message_from_row
 from spool.tables import (
     CLAIMABLE_SQL,
@@ -137,47 +144,79 @@ def settle(db: Database, records: Sequence[tuple[str, Sequence[Transition]]],
     """`record` for each (lease token, transitions), then `apply_reports`: on SQLite in
     one transaction, since its one writer at a time and its fsync per commit are what a
     dispatcher's throughput meets; on PostgreSQL in two, so that a record and a report
-    of two nodes never lock each other's rows in opposite orders. Returns the ids of
-    the transitions applied."""
+    of two nodes never lock each other's rows in opposite orders. A report for a message
+    recorded here as submitted is folded into its record (one row update, not two, and
+    no lookup by reference): an SMSC often answers a submit_sm and sends its receipt in
+    the same breath. Returns the ids of the transitions applied."""
     todos = [(token, todo) for token, transitions in records
              if (todo := _checked(transitions))]
     check_reports(reports)
     together = db.is_sqlite
     applied: list[str] = []
+    rest = reports
     if todos or (reports and together):
         with db.write() as conn:
+            owed = _by_ref(reports)
             for token, todo in todos:
-                applied += _record_in(conn, token, todo, now)
-            if reports and together:
-                apply_or_hold(conn, reports, now)
-    if reports and not together:
+                applied += _record_in(conn, token, todo, now, owed)
+            rest = [r for r in reports if (r.carrier, r.carrier_message_id) in owed]
+            if rest and together:
+                apply_or_hold(conn, rest, now)
+    if rest and not together:
         with db.write() as conn:
-            apply_or_hold(conn, reports, now)
+            apply_or_hold(conn, rest, now)
     return applied
 
 
+def _by_ref(reports: Sequence[DeliveryReport]) -> dict[CarrierRef, list[DeliveryReport]]:
+    owed: dict[CarrierRef, list[DeliveryReport]] = {}
+    for report in reports:
+        owed.setdefault((report.carrier, report.carrier_message_id), []).append(report)
+    return owed
+
+
 def _record_in(conn: Connection, token: str, todo: dict[str, Transition],
-               now: datetime) -> list[str]:
-    """Record `todo` in the caller's transaction; return the ids applied."""
+               now: datetime, owed: dict[CarrierRef, list[DeliveryReport]] | None = None,
+               ) -> list[str]:
+    """Record `todo` in the caller's transaction; return the ids applied. The reports in
+    `owed` for a single message recorded as submitted are folded into its record and
+    taken out of `owed`, unless reports held for it came earlier: those apply first."""
     leased = _leased(conn, token, list(todo))
     applied = [t for t in todo.values() if t.message_id in leased]
-    if applied:
-        micros = to_micros(now)
-        bulk_update(conn, m, [_record_values(t, micros) for t in applied],
-                    keep=_KEEP_UNLESS_GIVEN, constants=NO_LEASE)
-        add_events(conn, [event(t.message_id, now, t.status, _detail(t)) for t in applied])
-        refund(conn, [leased[t.message_id] for t in applied if t.refund])
-        bulk_insert(conn, message_parts, _PART_COLUMNS, [
-            (t.message_id, number, t.carrier, part_id)
-            for t in applied if t.part_ids and t.carrier
-            for number, part_id in enumerate(t.part_ids, 1)
-        ])
-        # Reports that overtook this record are applied now, in the same transaction.
-        release_held(conn, [
-            (t.carrier, ref) for t in applied
-            if t.status is Status.SUBMITTED and t.carrier and t.carrier_message_id
-            for ref in (t.part_ids or (t.carrier_message_id,))
-        ], now)
+    if not applied:
+        return []
+    micros = to_micros(now)
+    # Reports that overtook this record, applied once it is written, in this transaction.
+    held = find_held(conn, [
+        (t.carrier, ref) for t in applied
+        if t.status is Status.SUBMITTED and t.carrier and t.carrier_message_id
+        for ref in (t.part_ids or (t.carrier_message_id,))
+    ])
+    held_refs = {(row.carrier, row.carrier_message_id) for row in held}
+    rows: list[dict[str, Any]] = []
+    events: list[Event] = []
+    for t in applied:
+        row = _record_values(t, micros)
+        events.append(event(t.message_id, now, t.status, _detail(t)))
+        ref = (t.carrier or "", t.carrier_message_id or "")
+        if (owed and t.status is Status.SUBMITTED and t.carrier and t.carrier_message_id
+                and not t.part_ids and ref in owed and ref not in held_refs):
+            more, final = fold(t.message_id, owed.pop(ref), now)
+            events += more
+            if final is not None:
+                row.update(status=final.status.value, completed_at=micros,
+                           error_code=final.error.code if final.error else None,
+                           error_text=final.error.text if final.error else None)
+        rows.append(row)
+    bulk_update(conn, m, rows, keep=_KEEP_UNLESS_GIVEN, constants=NO_LEASE)
+    add_events(conn, events)
+    refund(conn, [leased[t.message_id] for t in applied if t.refund])
+    bulk_insert(conn, message_parts, _PART_COLUMNS, [
+        (t.message_id, number, t.carrier, part_id)
+        for t in applied if t.part_ids and t.carrier
+        for number, part_id in enumerate(t.part_ids, 1)
+    ])
+    release_held(conn, held, now)
     return [t.message_id for t in applied]
 
 

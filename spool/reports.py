@@ -132,25 +132,45 @@ def hold(conn: Connection, reports: Sequence[DeliveryReport], now: datetime) -> 
     ])
 
 
-# Built once (release_held runs in every record of submissions).
+# Built once (find_held runs in every record of submissions).
 _HELD_FOR = select(held_reports).where(
     held_reports.c.carrier == bindparam("carrier"),
     held_reports.c.carrier_message_id.in_(bindparam("ids", expanding=True)))
 
+HeldRow = Row[Any]
 
-def release_held(conn: Connection, refs: Sequence[CarrierRef], now: datetime) -> int:
-    """Apply the held reports for these carrier references (just recorded); return how
-    many were applied."""
-    h = held_reports
-    rows: list[Row[Any]] = []
+
+def find_held(conn: Connection, refs: Sequence[CarrierRef]) -> list[HeldRow]:
+    """The held reports for these carrier references, in the order they came."""
+    rows: list[HeldRow] = []
     for carrier, chunk in _ref_chunks(refs):
         rows += conn.execute(_HELD_FOR, {"carrier": carrier, "ids": list(chunk)}).all()
+    rows.sort(key=lambda row: row.id)
+    return rows
+
+
+def release_held(conn: Connection, rows: Sequence[HeldRow], now: datetime) -> int:
+    """Apply held reports (find_held's rows, whose messages were just recorded) and drop
+    them; return how many."""
     if not rows:
         return 0
-    rows.sort(key=lambda row: row.id)  # in the order they came
     apply_in(conn, [_held_report(row) for row in rows], now)
-    conn.execute(h.delete().where(h.c.id.in_([row.id for row in rows])))
+    conn.execute(held_reports.delete().where(held_reports.c.id.in_([row.id for row in rows])))
     return len(rows)
+
+
+def fold(message_id: str, reports: Sequence[DeliveryReport],
+         now: datetime) -> tuple[list[Event], DeliveryReport | None]:
+    """What the reports for one message, in the order they came, make of it in the
+    transaction that records its submission: an event each, and the first final report
+    (None: still submitted). Reports after that one are repeats, ignored as `apply_in`
+    ignores a report for a finished message."""
+    events: list[Event] = []
+    for report in reports:
+        events.append(event(message_id, now, report.status, _detail(report)))
+        if report.status.final:
+            return events, report
+    return events, None
 
 
 def apply_held(db: Database, now: datetime, limit: int = 1000) -> int:

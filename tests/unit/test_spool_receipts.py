@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import event, text
 
-from hub.model import DeliveryReport, Status, Transition
+from hub.model import DeliveryReport, ErrorInfo, Status, Transition
 from hub.policies import ReceiptTimeout
-from spool import SqlSpool, open_spool
+from spool import SqlSpool, open_spool, reports
 from tests.factories import NOW, make_account, new_message
 
 SECOND = timedelta(seconds=1)
@@ -225,3 +226,57 @@ def test_settle_records_outcomes_then_applies_reports_in_one_write_on_sqlite(
 def test_settle_refuses_a_report_of_a_status_no_report_can_have(spool: SqlSpool) -> None:
     with pytest.raises(ValueError, match="cannot say"):
         spool.settle([], [DeliveryReport("sim", "c-1", Status.QUEUED, NOW)], NOW)
+
+
+def test_settle_folds_a_report_into_the_record_of_its_submission(
+    spool: SqlSpool, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A report in the same settle as its message's submission is written with it: one
+    row update, with the events in the order they came. A repeat after the final report
+    is ignored; a report held from earlier applies first (and the later one is then a
+    repeat); a multi-part message's part reports go the usual way."""
+    acme = make_account(spool, "acme", credits="10")
+    single, early, parts = new_message(acme), new_message(acme), new_message(acme)
+    spool.accept([single, early, parts])
+    claim = spool.claim("node-a", 10, 60, NOW)
+    # The receipt for `early` came before its submit_sm_resp was recorded: held.
+    spool.apply_reports([DeliveryReport("sim", "c-early", Status.DELIVERED, NOW)], NOW)
+    looked_up: list[str] = []  # reports matched by reference, the way not folded
+    apply_in = reports.apply_in
+
+    def watched(conn: Any, batch: Any, now: datetime) -> Any:
+        looked_up.extend(r.carrier_message_id for r in batch)
+        return apply_in(conn, batch, now)
+
+    monkeypatch.setattr(reports, "apply_in", watched)
+    at = NOW + SECOND
+    failed = ErrorInfo("undelivered", "absent subscriber")
+    spool.settle(
+        [(claim.token, [
+            Transition(single.id, Status.SUBMITTED, carrier="sim", carrier_message_id="c-1"),
+            Transition(early.id, Status.SUBMITTED, carrier="sim",
+                       carrier_message_id="c-early"),
+            Transition(parts.id, Status.SUBMITTED, carrier="sim", carrier_message_id="p-1",
+                       part_ids=("p-1", "p-2")),
+        ])],
+        [DeliveryReport("sim", "c-1", Status.SUBMITTED, NOW, detail="enroute"),
+         DeliveryReport("sim", "c-1", Status.UNDELIVERED, NOW, error=failed),
+         DeliveryReport("sim", "c-1", Status.DELIVERED, NOW),  # a repeat: ignored
+         DeliveryReport("sim", "c-early", Status.UNDELIVERED, NOW),  # after the held one
+         DeliveryReport("sim", "p-1", Status.DELIVERED, NOW)], at)
+    assert "c-1" not in looked_up
+    assert sorted(looked_up) == ["c-early", "c-early", "p-1"]
+    done = spool.get_message(single.id)
+    assert done is not None
+    assert (done.status, done.error, done.completed_at) == (Status.UNDELIVERED, failed, at)
+    assert done.submitted_at == at and done.carrier_message_id == "c-1"
+    assert [(e.status, e.detail) for e in spool.events(single.id)][-3:] == [
+        (Status.SUBMITTED, ""),
+        (Status.SUBMITTED, "enroute"),
+        (Status.UNDELIVERED, "undelivered: absent subscriber"),
+    ]
+    assert status(spool, early.id) is Status.DELIVERED
+    assert [e.status for e in spool.events(early.id)][-2:] == [Status.SUBMITTED,
+                                                                Status.DELIVERED]
+    assert status(spool, parts.id) is Status.SUBMITTED
+    assert [e.detail for e in spool.events(parts.id)][-1].startswith("part 1: ")
