@@ -71,6 +71,9 @@ def test_purge_replaces_old_texts_in_batches_and_keeps_billing_rows(
     spool.accept([pending])
     old_reply, young_reply = _reply(spool, OLD, "old reply"), _reply(spool, YOUNG, "new reply")
     before = {i: (spool.get_message(i), spool.events(i)) for i in old}
+    # Billing: the account's usage by day (messages, segments, credit) and balance.
+    billed = (spool.usage_by_day(account.id, OLD - timedelta(days=1), NOW, timedelta()),
+              spool.get_account(account.name).balance)
     steps: list[tuple[str, int]] = []
     purge_texts = spool.purge_texts
 
@@ -92,6 +95,9 @@ def test_purge_replaces_old_texts_in_batches_and_keeps_billing_rows(
         assert was is not None and now is not None and now.text == PURGED
         assert (now.status, now.cost, now.segments) == (Status.EXPIRED, was.cost, was.segments)
         assert spool.events(message_id) == events
+    assert (spool.usage_by_day(account.id, OLD - timedelta(days=1), NOW, timedelta()),
+            spool.get_account(account.name).balance) == billed
+    assert billed[0] and sum(day.messages for day in billed[0]) == 7
     assert spool.get_message(young).text == "young text"  # type: ignore[union-attr]
     assert spool.get_message(pending.id).text == "still to send"  # type: ignore[union-attr]
     assert spool.get_inbound(old_reply).text == PURGED  # type: ignore[union-attr]
