@@ -50,8 +50,8 @@ class Minute:
 
 
 class AdminStore(Protocol):
-    """The spool's side of operators: their logins, the credit ledger and the queue's
-    recent minutes."""
+    """The spool's side of operators: their logins, the credit ledger, the portal's
+    signed-out sessions and the queue's recent minutes."""
 
     def add_operator(self, name: str, password_hash: str, now: datetime) -> Operator:
         """Conflict if the name is taken."""
@@ -68,6 +68,12 @@ class AdminStore(Protocol):
         ...
 
     def get_operator(self, operator_id: int) -> Operator | None: ...
+    def end_session(self, key: str, until: datetime, now: datetime) -> None:
+        """Remember a portal session (customer's or operator's, named by `key`) as signed
+        out until `until`, when it would have expired anyway; forget those past theirs."""
+        ...
+
+    def session_ended(self, key: str) -> bool: ...
     def credit_account(
         self, name: str, amount: Decimal, reason: str, actor: str, now: datetime
     ) -> Account:

@@ -1,5 +1,6 @@
-"""The operators' tables (hub/operators.py): their logins, the credit ledger, and the
-queue's recent minutes counted from the messages' events."""
+"""The operators' tables (hub/operators.py): their logins, the credit ledger, the
+portal's signed-out sessions, and the queue's recent minutes counted from the messages'
+events."""
 
 from __future__ import annotations
 
@@ -67,6 +68,17 @@ credit_changes = Table(
     Index("ix_credit_changes_account", "account_id", "id"),
 )
 
+# Portal sessions (customers' and operators') signed out before they expired. A session
+# lives in its signed cookie alone, so without this a copy of the cookie kept after sign
+# out would still open the pages. A row is kept until the session would have expired.
+ended_sessions = Table(
+    "ended_sessions",
+    metadata,
+    Column("key", Text, primary_key=True),  # a digest naming the session, not the cookie
+    Column("until", UtcTime, nullable=False),
+    Index("ix_ended_sessions_until", "until"),
+)
+
 _ENTERED = (Status.ACCEPTED.value, Status.QUEUED.value)
 _MINUTE = 60_000_000  # microseconds
 
@@ -116,6 +128,22 @@ class OperatorRows:
         with self.db.read() as conn:
             row = conn.execute(_columns().where(operators.c.id == operator_id)).first()
         return None if row is None else _operator(row)
+
+    def end_session(self, key: str, until: datetime, now: datetime) -> None:
+        try:
+            with self.db.write() as conn:
+                # Those past their expiry go here: sign-outs are few, and no sweep needed.
+                conn.execute(delete(ended_sessions).where(ended_sessions.c.until < now))
+                known = select(ended_sessions.c.key).where(ended_sessions.c.key == key)
+                if conn.execute(known).first() is None:
+                    conn.execute(insert(ended_sessions).values(key=key, until=until))
+        except IntegrityError:
+            pass  # signed out twice at once (two tabs): the other write ended it
+
+    def session_ended(self, key: str) -> bool:
+        with self.db.read() as conn:
+            found = select(ended_sessions.c.key).where(ended_sessions.c.key == key)
+            return conn.execute(found).first() is not None
 
     def credit_account(
         self, name: str, amount: Decimal, reason: str, actor: str, now: datetime

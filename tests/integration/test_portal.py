@@ -201,15 +201,27 @@ def test_the_session_cookie_is_signed_httponly_and_samesite(make_hub: MakeHub,
     assert signed.status_code == 200 and signed.headers["cache-control"] == "no-store"
 
 
-def test_signed_out_the_pages_lead_to_sign_in(make_hub: MakeHub, opened: Opened) -> None:
+def test_signed_out_the_pages_lead_to_sign_in_even_with_a_copy_of_the_cookie(
+        make_hub: MakeHub, opened: Opened) -> None:
     hub = make_hub()
     customer(hub, "acme")
     client = sign_in(hub, opened, "acme")
+    elsewhere = sign_in(hub, opened, "acme")  # the same account signed in on another device
+    kept = client.cookies["smshub_portal"]  # as a thief, or a shared computer, might keep it
     answer = client.post("/logout", data={"csrf": csrf(client)})
     assert answer.status_code == 303 and answer.headers["location"] == "/login"
     for path in ("/", "/messages", "/send", "/keys"):
         page = client.get(path, follow_redirects=True)
         assert page.url.path == "/login" and "Sign in" in page.text, path
+    copy = _client(hub, opened)
+    copy.cookies.set("smshub_portal", kept)
+    for path in ("/messages", "/keys", "/usage"):
+        answer = copy.get(path)
+        assert answer.status_code == 303 and answer.headers["location"] == "/login", path
+    assert copy.post("/keys", data={"csrf": token(client.get("/login"))}).status_code == 303
+    assert elsewhere.get("/messages").status_code == 200  # only that session ended
+    [(_, key)] = [(k.key_id, k) for k in hub.spool.api_keys("acme")]  # no key made
+    assert key.revoked_at is None
 
 
 def test_the_portal_can_be_switched_off(make_hub: MakeHub, opened: Opened) -> None:

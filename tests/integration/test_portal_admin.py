@@ -240,7 +240,7 @@ def test_every_operator_post_needs_the_sessions_csrf_token(
     assert answer.status_code == 403
 
 
-def test_the_operator_cookie_is_strict_signed_out_and_ends_with_the_operator_or_password(
+def test_the_operator_cookie_is_strict_and_ends_signed_out_with_the_operator_or_password(
     make_hub: MakeHub, opened: Opened
 ) -> None:
     hub = make_hub()
@@ -256,9 +256,13 @@ def test_the_operator_cookie_is_strict_signed_out_and_ends_with_the_operator_or_
         v for v in answer.headers.get_list("set-cookie") if v.startswith("smshub_operator=")
     )
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/admin" in cookie
+    kept = client.cookies["smshub_operator"]
     answer = client.post("/admin/logout", data={"csrf": token(client.get("/admin/queue"))})
     assert answer.status_code == 303 and answer.headers["location"] == "/admin/login"
     assert client.get("/admin/accounts").headers["location"] == "/admin/login"
+    copy = _client(hub, opened)  # a copy of the cookie kept from before sign out
+    copy.cookies.set("smshub_operator", kept)
+    assert copy.get("/admin/accounts").headers["location"] == "/admin/login"
     oscar = admin_sign_in(hub, opened, "oscar")
     hub.spool.remove_operator("oscar")  # `smshub operator remove oscar`
     assert oscar.get("/admin/accounts").headers["location"] == "/admin/login"

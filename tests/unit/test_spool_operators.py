@@ -1,6 +1,7 @@
 """The operators' spool side on SQLite and PostgreSQL: logins kept hashed and unique,
-credit changed with its ledger line in one transaction (or not at all), and the queue's
-minutes counted from the events of a window found by a search on the event ids."""
+credit changed with its ledger line in one transaction (or not at all), portal sessions
+signed out kept until they would have expired, and the queue's minutes counted from the
+events of a window found by a search on the event ids."""
 
 from __future__ import annotations
 
@@ -108,3 +109,16 @@ def test_the_depth_is_worked_back_from_the_depth_now() -> None:
     # 0 before, 5 after minute 1, 2 after minute 2, 0 after minute 3 (now).
     assert depth_by_minute(minutes, starts, 0) == [0, 5, 2, 0]
     assert depth_by_minute([], starts, 3) == [3, 3, 3, 3]
+
+
+def test_signed_out_sessions_are_kept_until_they_would_have_expired(spool: SqlSpool) -> None:
+    assert not spool.session_ended("a")
+    spool.end_session("a", NOW + timedelta(hours=12), NOW)
+    spool.end_session("a", NOW + timedelta(hours=12), NOW)  # twice (two tabs): still one
+    spool.end_session("b", NOW + timedelta(hours=1), NOW)
+    assert spool.session_ended("a") and spool.session_ended("b")
+    assert not spool.session_ended("c")
+    # A later sign-out forgets those already past their expiry: they open nothing anyway.
+    spool.end_session("c", NOW + timedelta(hours=14), NOW + timedelta(hours=2))
+    assert spool.session_ended("a") and not spool.session_ended("b")
+    assert spool.session_ended("c")

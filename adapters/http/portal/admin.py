@@ -1,6 +1,7 @@
 """The operators' sign-in at /admin: their own session cookie (another signing key, sent
 only to /admin), CSRF on every post, a failure limit per address apart from customers',
-sign out; every operator page runs behind it, a customer's session opening none."""
+sign out (ended on the server too); every operator page runs behind it, a customer's
+session opening none."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from adapters.http.portal.session import (
 )
 from adapters.http.portal.web import HEADERS, NotYours, Web
 from hub.accounts import check_password, hash_password
+from hub.clock import utcnow
 from hub.errors import NotFound, TemporaryFailure
 from hub.logins import FailedLogins
 from hub.operators import AdminStore, Operator
@@ -115,6 +117,9 @@ class AdminWeb:
         session = self.sessions.read(request.cookies.get(ADMIN_COOKIE))
         if session is None:
             return None
+        spool = self.ctx.runner.spool
+        if await self.ctx.runner.call(spool.session_ended, self.sessions.ended_key(session)):
+            return None  # signed out: a copy of its cookie opens nothing either
         # Read afresh: a removed operator's session ends with the next request, and one
         # made before their password changed too.
         operator = await self.ctx.runner.call(
@@ -174,6 +179,13 @@ class AdminWeb:
         return response
 
     async def logout(self, staff: Staff, request: Request, form: Form) -> Response:
+        sessions = self.sessions
+        await self.ctx.runner.call(
+            self.ctx.runner.spool.end_session,
+            sessions.ended_key(staff.session),
+            sessions.expires(staff.session),
+            utcnow(),
+        )
         response = RedirectResponse(f"{PATH}/login", 303, headers=HEADERS)
         response.delete_cookie(ADMIN_COOKIE, path=PATH, httponly=True, samesite="strict")
         return response

@@ -1,7 +1,7 @@
-"""The portal's signed session cookies and their CSRF tokens: nothing kept on the server;
-a cookie carries the account's (or operator's) id, when it was issued and a nonce, signed
-with a key derived from the data directory's secret, one key for customers and another
-for operators."""
+"""The portal's signed session cookies and their CSRF tokens: a cookie carries the
+account's (or operator's) id, when it was issued and a nonce, signed with a key derived
+from the data directory's secret, one key for customers and another for operators. The
+server keeps only the sessions signed out before they expired (by a digest)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 COOKIE = "smshub_portal"
 LOGIN_COOKIE = "smshub_login"  # the double-submit token of the sign-in form
@@ -63,6 +64,14 @@ class Sessions:
         if not 0 <= time.time() - session.issued <= self.max_age:
             return None
         return session
+
+    def ended_key(self, session: Session) -> str:
+        """The name the spool keeps a signed-out session under: a digest of its nonce,
+        with this side's key (a customer's and an operator's never share one)."""
+        return self._sign(f"ended:{session.nonce}")
+
+    def expires(self, session: Session) -> datetime:
+        return datetime.fromtimestamp(session.issued + self.max_age, UTC)
 
     def csrf(self, session: Session) -> str:
         """The session's CSRF token: bound to its nonce, so another session's is refused."""

@@ -1,6 +1,7 @@
 """What every portal page shares: the signed-in customer (from the session cookie, the
 account read afresh), CSRF checks on every post, sign-in with its failure limit, sign
-out, and rendering a template with the headers a page of account data needs."""
+out (the session then ended on the server too), and rendering a template with the
+headers a page of account data needs."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from adapters.http.logins import client_address
 from adapters.http.portal.forms import Form, read_form
 from adapters.http.portal.session import COOKIE, LOGIN_COOKIE, Session, Sessions
 from hub.accounts import Credentials
+from hub.clock import utcnow
 from hub.errors import AuthenticationError, NotFound, TemporaryFailure
 from hub.logins import FailedLogins
 from hub.model import Account
@@ -107,6 +109,8 @@ class Web:
         if session is None:
             return None
         spool = self.ctx.runner.spool
+        if await self.ctx.runner.call(spool.session_ended, self.sessions.ended_key(session)):
+            return None  # signed out: a copy of its cookie opens nothing either
         try:
             account = await self.ctx.runner.call(spool.get_account_by_id, session.account_id)
         except NotFound:
@@ -154,6 +158,10 @@ class Web:
         return response
 
     async def logout(self, visitor: Visitor, request: Request, form: Form) -> Response:
+        sessions = self.sessions
+        await self.ctx.runner.call(self.ctx.runner.spool.end_session,
+                                   sessions.ended_key(visitor.session),
+                                   sessions.expires(visitor.session), utcnow())
         response = RedirectResponse("/login", 303, headers=HEADERS)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax")
         return response
