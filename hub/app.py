@@ -14,8 +14,10 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from adapters.carriers import service as carriers
+from adapters.ftp import holdings as ftp_holdings
 from adapters.ftp import service as ftp
 from adapters.ftp.drop import FtpDrop
+from adapters.ftp.homes import Homes
 from adapters.http import health
 from adapters.http import service as http
 from adapters.smtp import service as smtp
@@ -43,6 +45,7 @@ from hub.ports import (
     SchemaState,
     Spool,
 )
+from hub.privacy import written_forms
 from hub.retention import Retention
 from hub.routing import Router, Rule
 from hub.services import Core, Service, ServiceGroup, Task
@@ -372,3 +375,19 @@ async def stop_within(hub: Hub, timeout: float) -> None:
         sys.stdout.flush()
         # Worker threads still busy would keep a normal exit waiting for them.
         os._exit(3)
+
+
+# --- the FTP area's files about a number (smshub privacy export and erase) -----------
+
+
+def ftp_files_naming(config: Config, number: str) -> list[str]:
+    """The files of this node's FTP area that hold `number` (originals, results and
+    reports), relative to the area: `acme/processed/<batch id>-promo.csv`."""
+    homes = Homes(config.data_dir)
+    return [str(path.relative_to(homes.root))
+            for path in ftp_holdings.files_naming(homes, written_forms(number))]
+
+
+def erase_ftp_originals(config: Config, number: str) -> int:
+    """Delete the FTP area's filed originals that hold `number` (they hold its texts)."""
+    return len(ftp_holdings.erase_originals(Homes(config.data_dir), written_forms(number)))

@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Any
 
-from hub import numbers, views
+from hub import app, numbers, views
 from hub.accounts import load_secret
 from hub.cli_base import command, emit, open_spool
 from hub.clock import utcnow
@@ -19,7 +19,7 @@ from hub.privacy import Holdings, PrivacyEntry, pseudonym
 ERASE_HELP = (
     "cancel (and refund) the unsent messages to NUMBER, replace the texts of the messages "
     "sent to it and of its replies by a marker, delete the push URLs (dlr-url, "
-    "callback) that name it, and record it in the "
+    "callback) and the FTP drop's filed originals that name it, and record it in the "
     "privacy log. Its opt-out entries stay (honouring an opt-out is "
     "a standing legal duty, and needs the number); status, cost and events stay for "
     "billing and audit. Asks for confirmation unless --yes")
@@ -29,7 +29,7 @@ def privacy_commands(sub: Any) -> None:
     privacy = sub.add_parser("privacy", help="what is held about a number (POPIA)"
                              ).add_subparsers(title="privacy", metavar="ACTION")
     export = command(privacy, "export", _export, "everything held about a number: "
-                     "messages, replies, opt-outs, consent")
+                     "messages, replies, opt-outs, consent, FTP files")
     export.add_argument("number")
     erase = command(privacy, "erase", _erase, ERASE_HELP)
     erase.add_argument("number")
@@ -49,7 +49,10 @@ def _export(args: argparse.Namespace, config: Config) -> int:
         held = spool.holdings(number)
     finally:
         spool.close()
-    emit(args, holdings_view(held), _holdings_text(held))
+    # The FTP drop's files on this node's disk (shared by the nodes that run the drop).
+    files = app.ftp_files_naming(config, number)
+    emit(args, {**holdings_view(held), "ftp_files": files},
+         "\n".join([_holdings_text(held), *(f"ftp file {f}" for f in files)]))
     return 0
 
 
@@ -86,7 +89,11 @@ def _erase(args: argparse.Namespace, config: Config) -> int:
     subject = pseudonym(number, load_secret(config.data_dir))
     spool = open_spool(config, create=False)
     try:
-        done = spool.erase_number(number, utcnow(), subject, f"cli:{_user()}")
+        # The FTP drop's originals hold the number's texts; its result and report files
+        # (numbers and statuses, as the message rows) stay.
+        originals = app.erase_ftp_originals(config, number)
+        done = spool.erase_number(number, utcnow(), subject, f"cli:{_user()}",
+                                  {"ftp_originals": originals})
     finally:
         spool.close()
     emit(args, {"number": number, "subject": subject, **done}, _erased_text(number, subject, done))
@@ -95,8 +102,9 @@ def _erase(args: argparse.Namespace, config: Config) -> int:
 
 def _erased_text(number: str, subject: str, done: dict[str, int]) -> str:
     said = (f"{number}: texts erased from {done['messages']} message(s) and "
-            f"{done['replies']} reply(ies), {done['callbacks']} push URL(s) naming it "
-            f"deleted; {done['cancelled']} unsent message(s) cancelled and refunded; "
+            f"{done['replies']} reply(ies), {done['callbacks']} push URL(s) and "
+            f"{done['ftp_originals']} FTP original(s) naming it deleted; "
+            f"{done['cancelled']} unsent message(s) cancelled and refunded; "
             f"opt-out entries kept; recorded as {subject}")
     if done["in_flight"]:
         said += (f"\n{done['in_flight']} message(s) being sent now keep their text: run "

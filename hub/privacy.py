@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -99,11 +100,12 @@ class PrivacyStore(Protocol):
 
     def holdings(self, number: str) -> Holdings: ...
 
-    def erase_number(self, number: str, at: datetime, subject: str,
-                     actor: str) -> dict[str, int]:
-        """Texts of the messages to `number` and of its replies replaced by PURGED, the
-        push URLs naming it deleted, and the privacy log's row, in one transaction;
-        opt-outs untouched."""
+    def erase_number(self, number: str, at: datetime, subject: str, actor: str,
+                     also: Mapping[str, int] | None = None) -> dict[str, int]:
+        """Its unsent messages cancelled, the texts of the messages to `number` and of
+        its replies replaced by PURGED, the push URLs naming it deleted, and the privacy
+        log's row (counting `also`, erased elsewhere), in one transaction; opt-outs
+        untouched."""
         ...
 
     def set_marketing_optout(self, account_name: str, rule: str) -> None: ...

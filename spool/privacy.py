@@ -5,7 +5,7 @@ WASPA rule for marketing texts without an opt-out instruction."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -197,8 +197,8 @@ def _rows_naming(conn: Connection, table: Table, number: str) -> list[dict[str, 
     return [dict(r) for r in conn.execute(select(table).where(column == number)).mappings()]
 
 
-def erase_number(db: Database, number: str, at: datetime, subject: str,
-                 actor: str) -> dict[str, int]:
+def erase_number(db: Database, number: str, at: datetime, subject: str, actor: str,
+                 also: Mapping[str, int] | None = None) -> dict[str, int]:
     """What POPIA lets a data subject have removed, in one transaction with its privacy
     log row: the texts of messages to `number` and of its replies (and their webhook
     bodies, and the subjects of the mails its messages came from), and the push URLs
@@ -207,7 +207,8 @@ def erase_number(db: Database, number: str, at: datetime, subject: str,
     dispatcher holds now (`sending`) keeps its text, counted as in flight, since a retry
     would send it again. Opt-out entries stay: honouring them is a standing legal duty
     (WASPA, CPA s11), and the number is the only way to honour them. Status, billing and
-    events stay (they hold no text)."""
+    events stay (they hold no text). `also`: what was erased outside the spool (the FTP
+    area's originals), counted in the same privacy log row."""
     sent_to = messages.c.recipient == number
     with db.write() as conn:
         replies = list(conn.scalars(select(inbound.c.id).where(inbound.c.sender == number)))
@@ -222,6 +223,7 @@ def erase_number(db: Database, number: str, at: datetime, subject: str,
             "mail_subjects": _erase_subjects(conn, number),
             # A client's dlr-url or callback URL naming the number: its pushes end here.
             "callbacks": _delete(conn, message_callbacks, _url_names(number)),
+            **(also or {}),
         }
         _record(conn, at, "erase", subject, actor, done)
     return done

@@ -3,7 +3,7 @@ the schema calls and the reads, and hands the rest to the module that does each 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -544,9 +544,9 @@ class SqlSpool(OperatorRows):
     def holdings(self, number: str) -> Holdings:
         return privacy.holdings(self.db, number)
 
-    def erase_number(self, number: str, at: datetime, subject: str,
-                     actor: str) -> dict[str, int]:
-        return privacy.erase_number(self.db, number, at, subject, actor)
+    def erase_number(self, number: str, at: datetime, subject: str, actor: str,
+                     also: Mapping[str, int] | None = None) -> dict[str, int]:
+        return privacy.erase_number(self.db, number, at, subject, actor, also)
 
     def set_marketing_optout(self, account_name: str, rule: str) -> None:
         privacy.set_marketing_optout(self.db, account_name, rule)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from hub.ids import new_id
@@ -93,6 +94,15 @@ class Homes:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
+    def files_in(self, folders: tuple[str, ...]) -> list[Path]:
+        """Every file in these folders of every home. Only the hub writes into its own
+        folders: a symbolic link there is none of its files and is never followed."""
+        found: list[Path] = []
+        for home in _entries(self.root, lambda p: p.is_dir()):
+            for folder in folders:
+                found += _entries(home / folder, lambda p: p.is_file())
+        return found
+
     def file_away(self, account: str, work: Path, file_name: str, folder: str) -> Path:
         """Move a processed original into processed/ or rejected/ under a unique name."""
         batch_prefix = work.name.split("-", 1)[0]
@@ -100,3 +110,10 @@ class Homes:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(work, target)
         return target
+
+
+def _entries(folder: Path, keep: Callable[[Path], bool]) -> list[Path]:
+    try:
+        return [p for p in folder.iterdir() if not p.is_symlink() and keep(p)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []

@@ -37,29 +37,14 @@ def purge_filed(homes: Homes, before: datetime) -> int:
     """Delete every file in a home's processed/ and rejected/ (a rejected file's
     `.reason.txt` with it) taken in before `before`; how many. Blocking: run in a thread."""
     removed = 0
-    for folder in (h / name for h in _homes(homes.root) for name in FILED):
-        for path in _files(folder):
-            try:
-                if filed_at(path) < before:
-                    path.unlink()
-                    removed += 1
-            except FileNotFoundError:  # the client, or another node, deleted it first
-                continue
+    for path in homes.files_in(FILED):
+        try:
+            if filed_at(path) < before:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # the client, or another node, deleted it first
+            continue
     return removed
-
-
-def _homes(root: Path) -> list[Path]:
-    try:
-        return [p for p in root.iterdir() if p.is_dir() and not p.is_symlink()]
-    except FileNotFoundError:
-        return []
-
-
-def _files(folder: Path) -> list[Path]:
-    try:  # only the hub writes here; a symlink is none of its files, never followed
-        return [p for p in folder.iterdir() if not p.is_symlink() and p.is_file()]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
 
 
 class FiledRetention:
