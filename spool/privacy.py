@@ -148,7 +148,8 @@ def log_entries(db: Database, limit: int) -> list[PrivacyEntry]:
 
 def holdings(db: Database, number: str) -> Holdings:
     """Every row that names `number`: messages to it, its replies, its opt-out entries,
-    and rows of any consent table (a `number` or `recipient` column) the schema has."""
+    rows of any consent table (a `number` or `recipient` column) the schema has, the push
+    URLs and outbox items about it, and the mails its SMS came from or that refused it."""
     with db.read() as conn:
         sent = conn.execute(select(messages).where(messages.c.recipient == number)
                             .order_by(messages.c.id)).mappings()
@@ -164,7 +165,29 @@ def holdings(db: Database, number: str) -> Holdings:
             select(message_callbacks).where(_url_names(number))
             .order_by(message_callbacks.c.message_id)).mappings()]
         other["outbox"] = _outbox_about(conn, number)
+        other["mails"] = _mails_about(conn, number)
     return Holdings(number, found, replies, lists, other)
+
+
+def _mails_about(conn: Connection, number: str) -> list[dict[str, Any]]:
+    """The mails an SMS to `number` was made from, and those that named it among their
+    refused recipients: when, from whom, the subject, and only the refused lines that
+    name it (the others name other people)."""
+    forms = written_forms(number)
+    from_mail = select(messages.c.batch_id).where(
+        messages.c.recipient == number, messages.c.source == Source.SMTP.value)
+    query = (select(mails.c.id, mails.c.account_id, mails.c.sender, mails.c.received_at,
+                    mails.c.subject, mails.c.refused)
+             .where(or_(mails.c.id.in_(from_mail),
+                        *(mails.c.refused.contains(f, autoescape=True) for f in forms)))
+             .order_by(mails.c.id))
+    found = []
+    for row in conn.execute(query).mappings():
+        lines = [line for line in row["refused"].splitlines()
+                 if any(f in line for f in forms)]
+        found.append({**{k: row[k] for k in ("id", "account_id", "sender", "received_at",
+                                             "subject")}, "refused": lines})
+    return found
 
 
 def _outbox_about(conn: Connection, number: str) -> list[dict[str, Any]]:

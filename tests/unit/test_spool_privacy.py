@@ -187,25 +187,33 @@ def test_erase_cancels_what_is_unsent_so_no_purged_text_is_ever_sent(
     assert spool.get_message(in_flight.id).text == "on its way"  # type: ignore[union-attr]
 
 
-def test_erase_purges_the_subject_of_a_mail_whose_sms_went_to_the_number(
+def test_export_lists_and_erase_purges_the_mails_about_the_number(
         spool: SqlSpool, make_account: Callable[..., Account]) -> None:
     account = make_account()
-    mail, other = new_id(), new_id()
+    mail, other, refusing = new_id(), new_id(), new_id()
+    refused = {refusing: "0821234590@sms.example: opted_out\n0831234567@sms.example: blocked"}
     with spool.db.write() as conn:
-        for mail_id in (mail, other):
+        for mail_id in (mail, other, refusing):
             conn.execute(mails.insert().values(
                 id=mail_id, account_id=account.id, sender="ops@acme.co.za",
                 reply_to="ops@acme.co.za", message_id=f"<{mail_id}@acme>",
                 subject="Your test results are ready", received_at=YOUNG, receipts=False,
-                final_receipt=False, replies=False, attachments="", refused=""))
+                final_receipt=False, replies=False, attachments="",
+                refused=refused.get(mail_id, "")))
     for mail_id, to in ((mail, NUMBER), (other, "+27831234567")):
         spool.accept([new_message(account, accepted_at=YOUNG, recipient=to,
                                   source=Source.SMTP, batch_id=mail_id,
                                   text="Your test results are ready: call us")])
+    listed = spool.holdings(NUMBER).other["mails"]
+    assert [(m["id"], m["refused"]) for m in listed] == sorted([
+        (mail, []), (refusing, ["0821234590@sms.example: opted_out"])])
+    assert listed[0]["subject"] == "Your test results are ready"
+    # The subject of the mail its SMS came from is part of that SMS's text (prepend).
     assert spool.erase_number(NUMBER, NOW, "x", "cli:ops")["mail_subjects"] == 1
     with spool.db.read() as conn:
         subjects = dict(conn.execute(select(mails.c.id, mails.c.subject)).all())
-    assert subjects == {mail: PURGED, other: "Your test results are ready"}
+    assert subjects == {mail: PURGED, other: "Your test results are ready",
+                        refusing: "Your test results are ready"}
 
 
 def test_purge_and_erase_rewrite_the_reply_text_in_webhook_bodies_only(
