@@ -192,6 +192,27 @@ def test_every_customer_page_fits_the_phone_and_works_from_the_keyboard(
     assert "accepted" in browser.find_element(By.TAG_NAME, "main").text
 
 
+def test_the_list_of_messages_follows_their_status_live(admin: HubThread,
+                                                         browser: Any) -> None:
+    sign_in(browser, admin)  # reports come 3 s after each message
+    opened: list[httpx.Client] = []
+    try:
+        acme = portal_sign_in(admin, opened, "acme", PASSWORD)
+        sent = acme.post("/send", data={"csrf": portal_csrf(acme), "text": "listed",
+                                        "to": "0821110001, 0821110002"})
+        assert sent.status_code == 200
+    finally:
+        for client in opened:
+            client.close()
+    browser.find_element(By.LINK_TEXT, "Messages").click()
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#messages .state")) == 2)
+    states = browser.find_elements(By.CSS_SELECTOR, "#messages .state")
+    assert "delivered" not in [s.text for s in states]
+    # No reload: portal.js brings the list up to date.
+    wait(browser, lambda d: [s.text for s in d.find_elements(
+        By.CSS_SELECTOR, "#messages .state")] == ["delivered", "delivered"])
+
+
 def test_another_accounts_pages_are_not_found_and_sign_out_ends_the_session(
         portal: HubThread, browser: Any) -> None:
     key = portal.account("beta")
