@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from hub.model import ErrorInfo, Message, Status
+from hub.model import ErrorInfo, Message, Status, SubmitResult, Verdict
 
 ZONE = ZoneInfo("Africa/Johannesburg")
 SATURDAY = (time(9), time(13))
@@ -49,6 +49,25 @@ def allowed(at: datetime) -> bool:
     local = at.astimezone(ZONE)
     window = _window(local.date())
     return window is not None and window[0] <= local.time() < window[1]
+
+
+def closes(at: datetime) -> datetime:
+    """The end of the window `at` is in (in `at`'s zone); `at` must be allowed."""
+    local = at.astimezone(ZONE)
+    window = _window(local.date())
+    assert window is not None and allowed(at), f"{at} is outside the hours"
+    return datetime.combine(local.date(), window[1], ZONE).astimezone(at.tzinfo)
+
+
+def too_late(message: Message, now: datetime) -> SubmitResult | None:
+    """What a carrier answers, without sending, for a message whose `send_by` has passed
+    when its turn comes (after the carrier's own waits: rate, window, throttling): the
+    hours closed between the claim and now. None: send it."""
+    if message.send_by is None or now < message.send_by:
+        return None
+    return SubmitResult(message.id, Verdict.RETRY, error=ErrorInfo(
+        HELD, f"direct-marketing hours closed at {local_text(message.send_by)} before "
+              f"the carrier could send it ({REGULATION})"))
 
 
 def next_allowed(at: datetime) -> datetime:

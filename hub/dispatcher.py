@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from hub import cpa
 from hub.clock import Clock, utcnow
 from hub.errors import TemporaryFailure
 from hub.faultlog import FaultLog
@@ -266,6 +267,7 @@ class Dispatcher:
         # after the lease) only what was in flight, not the whole claimed batch (P7).
         early: list[asyncio.Task[None]] = []
         recorded: set[str] = set()
+        late: list[Message] = []  # marketing the carrier kept back: CPA hours closed
         groups = self._router.split(live)
         while groups:
             failover: dict[str, list[Message]] = {}
@@ -275,14 +277,17 @@ class Dispatcher:
                 def at_once(result: SubmitResult, name: str = name,
                             by_id: dict[str, Message] = by_id) -> None:
                     message = by_id[result.message_id]
-                    if self._passes_on(message, name, result):
-                        return  # goes to the next carrier: decided when the batch is back
+                    if self._passes_on(message, name, result) or _too_late(result):
+                        return  # decided when the batch is back
                     recorded.add(message.id)
                     transition = self._policy.decide(message, name, result, self._clock())
                     early.append(asyncio.ensure_future(self._record(claim, [transition])))
 
                 results = await self._submit(name, messages, at_once)
                 for message, result in zip(messages, results, strict=True):
+                    if _too_late(result):  # not sent: the hours closed on its way out
+                        late.append(message)
+                        continue
                     self._count(name, result)
                     nxt = self._failover(message, name, result)
                     if nxt is not None:
@@ -292,9 +297,26 @@ class Dispatcher:
                         transitions.append(
                             self._policy.decide(message, name, result, self._clock()))
             groups = failover
-        self._metrics.note_dispatched(len(live))
+        self._metrics.note_dispatched(len(live) - len(late))
         await asyncio.gather(*early, return_exceptions=True)
         await self._record(claim, transitions)
+        if late:
+            await self._hold_unsent(claim, late)
+
+    async def _hold_unsent(self, claim: Claim, late: list[Message]) -> None:
+        """Marketing messages the carrier kept back when the hours closed: held until
+        they open (a spool that cannot take it leaves them leased, to come back when the
+        lease runs out and be held at that claim)."""
+        try:
+            held = await self._runner.call(self._spool.hold_unsent, claim.token, late,
+                                           self._clock())
+        except TemporaryFailure as exc:
+            log.error("could not hold %d marketing messages after closing time: %s",
+                      len(late), exc, extra={"action": "record"})
+            return
+        if held:
+            log.info("%d marketing messages held: direct-marketing hours closed before "
+                     "they were sent", held, extra={"action": "cpa-hold"})
 
     def _passes_on(self, message: Message, carrier: str, result: SubmitResult) -> bool:
         """Whether the message will go to the next carrier (no side effects)."""
@@ -392,3 +414,10 @@ class Dispatcher:
                 continue  # another node runs it
             with contextlib.suppress(TemporaryFailure):
                 await self._runner.call(self._spool.apply_held_reports, self._clock())
+
+
+def _too_late(result: SubmitResult) -> bool:
+    """A result of hub.cpa.too_late: the carrier did not send a marketing message because
+    the hours closed before its turn came."""
+    return result.error is not None and result.error.code == cpa.HELD and (
+        result.verdict is Verdict.RETRY)

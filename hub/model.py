@@ -216,6 +216,9 @@ class Message:
     error: ErrorInfo | None = None
     submitted_at: datetime | None = None
     completed_at: datetime | None = None
+    # Set on a claimed marketing message (hub.cpa): the moment direct-marketing hours
+    # close. A carrier that has not sent it by then sends nothing (hub.cpa.too_late).
+    send_by: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

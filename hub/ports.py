@@ -264,6 +264,12 @@ class MessageQueue(Protocol):
         """Put every message leased by `owner` back in the queue (shutdown, restart)."""
         ...
 
+    def hold_unsent(self, token: str, unsent: Sequence[Message], now: datetime) -> int:
+        """Marketing messages still leased under `token` that their carrier did not send
+        because direct-marketing hours closed first (hub.cpa.too_late): held until the
+        next opening as a claim after closing holds them, the attempt not counted."""
+        ...
+
     def recover_expired_leases(self, now: datetime, held: Collection[str] = ()) -> int:
         """Requeue messages whose lease ran out before `now`, except those under the
         lease tokens in `held` (still being worked on by this node's dispatcher)."""

@@ -165,6 +165,22 @@ _NOTE = (update(m).where(m.c.id == bindparam("b_id"))
 # --- the dispatcher's claim -------------------------------------------------------------
 
 
+def until_closing(conn: Connection, claimed: Sequence[Message],
+                  now: datetime) -> list[Message]:
+    """Called when the hours are open at `now`: each claimed marketing message without a
+    consent gets the moment they close as its `send_by`, which its carrier honours
+    however long its own waits (rate, window, throttling) hold it back."""
+    marketing = [x for x in claimed if x.message_class is MessageClass.MARKETING]
+    if not marketing:
+        return list(claimed)
+    agreed = consented(conn, {(x.account_id, x.recipient) for x in marketing})
+    closing = cpa.closes(now)
+    return [replace(x, send_by=closing)
+            if x.message_class is MessageClass.MARKETING
+            and (x.account_id, x.recipient) not in agreed else x
+            for x in claimed]
+
+
 def hold_claimed(conn: Connection, claimed: Sequence[Message], now: datetime) -> list[Message]:
     """Called when the hours are closed at `now`: the claimed marketing messages without
     a consent go back to `scheduled` at the next allowed moment (or end `expired` if

@@ -93,6 +93,8 @@ def claim(db: Database, owner: str, limit: int, lease_seconds: float, now: datet
         claimed = sorted(map(message_from_row, rows), key=_claim_order)
         if not cpa.allowed(now):  # one pure check per batch; the hours are open most of the day
             claimed = consents.hold_claimed(conn, claimed, now)
+        else:
+            claimed = consents.until_closing(conn, claimed, now)
         add_events(conn, [_sending(x, owner, now) for x in claimed])
     return Claim(token, owner, expires_at, tuple(claimed))
 
@@ -119,6 +121,26 @@ def _due_ids(sqlite: bool, now: datetime, limit: int) -> TextualSelect:
         .bindparams(bindparam("now", now, type_=UtcTime()), bindparam("limit", limit, Integer))
         .columns(m.c.id)
     )
+
+
+def hold_unsent(db: Database, token: str, unsent: Sequence[Message], now: datetime) -> int:
+    """Claimed marketing messages their carrier did not send because the hours closed
+    first (hub.cpa.too_late), among those still leased under `token`: held as by a claim
+    after closing (scheduled at the next opening, or expired when their validity ends
+    first), the attempt not counted; one whose number has a consent by now goes back to
+    the queue, due at once. Returns how many were still leased."""
+    if not unsent:
+        return 0
+    with db.write() as conn:
+        leased = _leased(conn, token, [x.id for x in unsent])
+        mine = [x for x in unsent if x.id in leased]
+        rest = mine if cpa.allowed(now) else consents.hold_claimed(conn, mine, now)
+        if rest:  # a consent, or a clock that says the hours are open again
+            attempts = case((m.c.attempts > 0, m.c.attempts - 1), else_=0)
+            _requeue(conn, [x.id for x in rest], now, attempts=attempts)
+            add_events(conn, [event(x.id, now, Status.QUEUED, "not sent before direct-"
+                                    "marketing hours closed; due again") for x in rest])
+    return len(mine)
 
 
 def _sending(message: Message, owner: str, now: datetime) -> Event:
@@ -317,7 +339,7 @@ def release(db: Database, owner: str, now: datetime) -> int:
     def apply(conn: Connection, rows: Sequence[AnyRow]) -> None:
         # It never reached a carrier, so this attempt does not count.
         attempts = case((m.c.attempts > 0, m.c.attempts - 1), else_=0)
-        _requeue(conn, rows, now, attempts=attempts)
+        _requeue(conn, _ids(rows), now, attempts=attempts)
         add_events(conn, [event(r.id, now, Status.QUEUED, f"released by {owner}") for r in rows])
 
     # Not skip_locked: wait for this owner's own in-flight record() rather than miss rows.
@@ -329,7 +351,7 @@ def recover_expired_leases(db: Database, now: datetime, held: Collection[str] = 
     still at work (a clock stepped forward makes fresh leases look expired)."""
 
     def apply(conn: Connection, rows: Sequence[AnyRow]) -> None:
-        _requeue(conn, rows, now)
+        _requeue(conn, _ids(rows), now)
         add_events(
             conn,
             [event(r.id, now, Status.QUEUED, f"lease of {r.lease_owner} expired") for r in rows],
@@ -341,9 +363,9 @@ def recover_expired_leases(db: Database, now: datetime, held: Collection[str] = 
     return _sweep(db, where, apply)
 
 
-def _requeue(conn: Connection, rows: Sequence[AnyRow], now: datetime, **extra: Any) -> None:
+def _requeue(conn: Connection, ids: Sequence[str], now: datetime, **extra: Any) -> None:
     values = {"status": Status.QUEUED.value, "due_at": now, "updated_at": now, **NO_LEASE}
-    conn.execute(update(m).where(m.c.id.in_(_ids(rows))).values(**values, **extra))
+    conn.execute(update(m).where(m.c.id.in_(ids)).values(**values, **extra))
     notify(conn, MESSAGES_CHANNEL)  # due now: another node's idle dispatcher takes them
 
 

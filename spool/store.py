@@ -255,6 +255,9 @@ class SqlSpool(OperatorRows):
         """Put every message leased by `owner` back in the queue (shutdown, restart)."""
         return queue.release(self.db, owner, now)
 
+    def hold_unsent(self, token: str, unsent: Sequence[Message], now: datetime) -> int:
+        return queue.hold_unsent(self.db, token, unsent, now)
+
     def recover_expired_leases(self, now: datetime, held: Collection[str] = ()) -> int:
         return queue.recover_expired_leases(self.db, now, held)
 

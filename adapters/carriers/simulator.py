@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from itertools import count
 from typing import Any
 
+from hub import cpa
 from hub.clock import Clock, utcnow
 from hub.errors import TemporaryFailure
 from hub.faultlog import FaultLog
@@ -103,6 +104,9 @@ class SimulatorCarrier:
                 if m.carrier == self.name and m.carrier_message_id is not None]
 
     def _answer(self, message: Message) -> SubmitResult:
+        late = cpa.too_late(message, self._clock())
+        if late is not None:
+            return late
         number = message.recipient
         if number.endswith(self._rules.rejected_suffixes or ("\0",)):
             return SubmitResult(message.id, Verdict.REJECTED,

@@ -30,8 +30,9 @@ from tests.polling import until
 class CountingSimulator(SimulatorCarrier):
     """The simulator, counting every submission per message id."""
 
-    def __init__(self, rules: SimulatorRules, seen: Counter[str]) -> None:
-        super().__init__(rules)
+    def __init__(self, rules: SimulatorRules, seen: Counter[str],
+                 clock: Clock = utcnow) -> None:
+        super().__init__(rules, clock)
         self.seen = seen
 
     async def submit(self, messages: Sequence[Message]) -> list[SubmitResult]:
@@ -57,7 +58,8 @@ async def _stacks(url: str) -> AsyncIterator[Callable[..., Any]]:
         await asyncio.to_thread(store.upgrade)
         runner = SpoolThreads(store)
         counter = seen if seen is not None else Counter()
-        carrier = CountingSimulator(SimulatorRules(report_delay=0.01, **rules), counter)
+        # On the dispatcher's clock, as the composition root gives both the same one.
+        carrier = CountingSimulator(SimulatorRules(report_delay=0.01, **rules), counter, clock)
         dispatcher = Dispatcher(
             runner, Router({"simulator": carrier}, "simulator"),
             policy or RetryPolicy(max_attempts=3, base=0.01, cap=0.02),

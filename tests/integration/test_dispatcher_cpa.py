@@ -4,15 +4,23 @@ waits for Saturday 09:00; at 09:00 it goes; transactional messages go at any hou
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from adapters.carriers.simulator import SimulatorCarrier, SimulatorRules
 from hub import cpa
 from hub.consents import Consent
-from hub.model import MessageClass, Status
+from hub.dispatcher import Dispatcher, DispatchSettings
+from hub.metrics import Metrics
+from hub.model import Message, MessageClass, Status, SubmitResult, Verdict
+from hub.policies import RetryPolicy
+from hub.routing import Router
+from hub.spoolcall import SpoolThreads
+from spool import open_spool
 from tests.factories import make_account, new_message
 from tests.integration.test_dispatcher import Stack, make_stack
 from tests.polling import until
@@ -107,3 +115,61 @@ async def test_each_boundary_under_the_dispatchers_fake_clock(
     assert await stack.dispatcher.run_once() == 0
     now[0] = sa(opens)
     assert await stack.dispatcher.run_once() == 1 and stack.seen[promo.id] == 1
+
+
+class OneASecond(SimulatorCarrier):
+    """A carrier that takes one message a second (its rate limit, say), on the test's
+    clock: the time passes before each message is answered."""
+
+    def __init__(self, now: list[datetime]) -> None:
+        super().__init__(SimulatorRules(report_delay=0.01), clock=lambda: now[0])
+        self.now = now
+        self.sent: list[str] = []
+
+    def _answer(self, message: Message) -> SubmitResult:
+        self.now[0] += timedelta(seconds=1)
+        result = super()._answer(message)
+        if result.verdict is Verdict.SUBMITTED:
+            self.sent.append(message.id)
+        return result
+
+
+async def test_marketing_still_waiting_at_the_carrier_when_the_hours_close_is_held(
+    spool_url: str,
+) -> None:
+    """Claimed at 19:59:57.5 on a Friday, five marketing messages reach a carrier that
+    sends one a second: two go before 20:00, three do not and wait for Saturday 09:00
+    (the attempt not counted); a transactional message after them goes all the same."""
+    now = [sa("2026-12-04T19:59:57.5")]
+    store = open_spool(spool_url)
+    await asyncio.to_thread(store.upgrade)
+    runner = SpoolThreads(store)
+    carrier = OneASecond(now)
+    dispatcher = Dispatcher(
+        runner, Router({"simulator": carrier}, "simulator"), RetryPolicy(max_attempts=3),
+        DispatchSettings(batch_size=100, poll_interval=0.02), "n1", Metrics(),
+        clock=lambda: now[0])
+    try:
+        account = make_account(store, credits="100")
+        accepted = sa("2026-12-04T19:00")
+        promos = [replace(new_message(account, accepted_at=accepted,
+                                      recipient=f"+2782123456{n}"),
+                          message_class=MessageClass.MARKETING) for n in range(5)]
+        plain = new_message(account, accepted_at=accepted, recipient="+27831234567")
+        store.accept([*promos, plain])
+        assert await dispatcher.run_once() == 6
+        assert carrier.sent == [promos[0].id, promos[1].id, plain.id]
+        for m in promos[:2]:
+            assert store.get_message(m.id).status is Status.SUBMITTED  # type: ignore[union-attr]
+        for m in promos[2:]:
+            held = store.get_message(m.id)
+            assert held is not None and held.status is Status.SCHEDULED
+            assert (held.due_at, held.attempts) == (sa("2026-12-05T09:00"), 0)
+            assert held.error is not None and held.error.code == cpa.HELD
+        now[0] = sa("2026-12-05T09:00")
+        assert await dispatcher.run_once() == 3
+        assert carrier.sent[3:] == [m.id for m in promos[2:]]  # in their order
+    finally:
+        await dispatcher.stop()
+        runner.shutdown()
+        store.close()

@@ -9,6 +9,8 @@ import base64
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from ulid import ULID
 from adapters.carriers.http.callbacks import CallbackRoutes
 from adapters.carriers.http.config import settings_from
 from adapters.carriers.http.upstream import HttpUpstreamCarrier
+from hub import cpa
 from hub.clock import utcnow
 from hub.config import CarrierTable, load
 from hub.model import (
@@ -398,6 +401,33 @@ async def test_one_recipients_requests_go_one_after_the_other(bulksms: BulkSms) 
     # the same number does.
     assert at["other"] - at["first"] < 0.8
     assert at["second"] - at["first"] >= 1.0
+
+
+async def test_marketing_whose_turn_comes_after_closing_time_is_not_sent(
+    bulksms: BulkSms,
+) -> None:
+    """CPA regulation 4 at the carrier: a marketing message waiting behind a slow request
+    to the same number (or for a connection) is not sent once its `send_by` has passed;
+    the result says why, and the provider never sees it."""
+    table = CarrierTable("bulk", "http", {
+        "template": "bulksms", "url": f"{bulksms.url}/eapi/submission/send_sms/2/2.0",
+        "keys": {"username": bulksms.username, "password": bulksms.password}}, "hub.toml")
+    carrier = HttpUpstreamCarrier(settings_from(table))
+    await carrier.start(NoSink())
+    bulksms.script.extend([Reply(delay=1.0)])
+    closing = utcnow() + timedelta(seconds=0.5)
+    try:
+        first = new("+27821111111", "first")
+        late = [replace(new("+27821111111", text), message_class=MessageClass.MARKETING,
+                        send_by=closing) for text in ("second", "third")]
+        results = await carrier.submit([first, *late])
+    finally:
+        await carrier.stop()
+    assert results[0].verdict is Verdict.SUBMITTED
+    for r in results[1:]:
+        assert r.verdict is Verdict.RETRY and r.error is not None
+        assert r.error.code == cpa.HELD and "hours closed" in r.error.text
+    assert [seen.body["message"] for seen in bulksms.requests] == ["first"]
 
 
 class NoSink:

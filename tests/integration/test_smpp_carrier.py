@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,13 +18,14 @@ import smpp34
 from adapters.carriers.simulator import SimulatorCarrier, SimulatorRules
 from adapters.carriers.smpp.carrier import SmppCarrier
 from adapters.carriers.smpp.config import SmppSettings
-from hub.clock import utcnow
+from hub import cpa
+from hub.clock import Clock, utcnow
 from hub.dispatcher import Dispatcher, DispatchSettings
 from hub.metrics import Metrics
-from hub.model import Status
+from hub.model import MessageClass, Status
 from hub.policies import RetryPolicy
 from hub.ports import Carrier
-from hub.routing import Router
+from hub.routing import Router, is_up
 from hub.spoolcall import SpoolThreads
 from spool import SqlSpool, open_spool
 from tests.factories import make_account, new_message
@@ -93,7 +96,7 @@ async def stack(spool_url: str) -> AsyncIterator[Any]:
     made: list[Stack] = []
 
     async def make(carriers: dict[str, Carrier], default: str,
-                   failover: tuple[str, ...] = ()) -> Stack:
+                   failover: tuple[str, ...] = (), clock: Clock = utcnow) -> Stack:
         store = open_spool(spool_url)
         await asyncio.to_thread(store.upgrade)
         runner = SpoolThreads(store)
@@ -101,7 +104,7 @@ async def stack(spool_url: str) -> AsyncIterator[Any]:
             runner, Router(carriers, default, failover),
             RetryPolicy(max_attempts=3, base=0.01, cap=0.02),
             DispatchSettings(batch_size=200, poll_interval=0.02),
-            "n1", Metrics())
+            "n1", Metrics(), clock=clock)
         made.append(Stack(store, runner, dispatcher))
         return made[-1]
 
@@ -112,11 +115,11 @@ async def stack(spool_url: str) -> AsyncIterator[Any]:
         s.spool.close()
 
 
-def smpp(port: int, **overrides: Any) -> SmppCarrier:
+def smpp(port: int, clock: Clock = utcnow, **overrides: Any) -> SmppCarrier:
     settings = SmppSettings(port=port, system_id="hub", password="secret",
                             enquire_link_interval=5, reconnect_min=0.05,
                             reconnect_max=0.2, **overrides)
-    return SmppCarrier("smsc", settings)
+    return SmppCarrier("smsc", settings, clock=clock)
 
 
 def statuses(spool: SqlSpool, ids: list[str]) -> set[Status]:
@@ -173,3 +176,39 @@ async def test_a_carrier_with_no_bind_passes_its_messages_to_the_next_carrier(
     ids = [m.id for m in messages]
     await until(lambda: statuses(s.spool, ids) == {Status.DELIVERED}, timeout=10)
     assert {s.spool.get_message(i).carrier for i in ids} == {"simulator"}  # type: ignore[union-attr]
+
+
+async def test_marketing_the_rate_limit_holds_past_closing_time_is_not_sent(
+    smsc: Smsc, stack: Any,
+) -> None:
+    """CPA regulation 4 at the carrier: six marketing messages claimed at 19:59:58.5 on a
+    Friday, two a second by the carrier's rate limit, on a clock that runs from there.
+    Those whose turn comes at 20:00 or later never reach the SMSC and wait for Saturday
+    09:00; those sent before are submitted."""
+    started = [time.monotonic()]  # the clock starts again once the bind is up
+    base = datetime(2026, 12, 4, 19, 59, 58, 500_000, tzinfo=cpa.ZONE).astimezone(UTC)
+
+    def clock() -> datetime:
+        return base + timedelta(seconds=time.monotonic() - started[0])
+
+    carrier = smpp(smsc.port, clock, rate=2.0)
+    s: Stack = await stack({"smsc": carrier}, "smsc", clock=clock)
+    account = make_account(s.spool, credits="1000", price="0.05")
+    accepted = base - timedelta(minutes=5)
+    promos = [replace(new_message(account, accepted_at=accepted, recipient=f"+2782123456{n}"),
+                      message_class=MessageClass.MARKETING) for n in range(6)]
+    s.spool.accept(promos)
+    await carrier.start(s.dispatcher)
+    await until(lambda: is_up(carrier), timeout=10)
+    started[0] = time.monotonic()
+    assert await s.dispatcher.run_once() == 6
+    sent = [m for m in promos if s.spool.get_message(m.id).status  # type: ignore[union-attr]
+            in (Status.SUBMITTED, Status.DELIVERED)]
+    held = [s.spool.get_message(m.id) for m in promos if m not in sent]
+    assert sent and held  # the boundary fell inside the batch
+    assert len(smsc.submits) == len(sent)  # the held ones never reached the SMSC
+    assert {e.destination_addr for e in smsc.submits} == {m.recipient[1:] for m in sent}
+    saturday = datetime(2026, 12, 5, 9, 0, tzinfo=cpa.ZONE).astimezone(UTC)
+    for m in held:
+        assert m is not None and m.status is Status.SCHEDULED and m.due_at == saturday
+        assert m.error is not None and m.error.code == cpa.HELD and m.attempts == 0

@@ -132,6 +132,62 @@ def test_a_batch_spanning_the_boundary_holds_the_rest_in_order(spool: SqlSpool) 
     assert [x.id for x in monday.messages] == [x.id for x in batch[2:]]
 
 
+def test_a_claim_in_the_hours_gives_marketing_the_closing_time_to_be_sent_by(
+    spool: SqlSpool,
+) -> None:
+    """Its carrier sends nothing after that moment (hub.cpa.too_late); a number with a
+    consent, and a transactional message, have no such moment."""
+    account = make_account(spool)
+    at = sa("2026-12-04T19:00")
+    promo = marketing(account, at)
+    agreed = marketing(account, at, recipient="+27831234567")
+    spool.add_consent(Consent(account.id, "+27831234567", at))
+    plain = new_message(account, accepted_at=at)
+    spool.accept([promo, agreed, plain])
+    claimed = {x.id: x for x in spool.claim("n", 10, 60, sa("2026-12-04T19:59:58")).messages}
+    assert claimed[promo.id].send_by == sa("2026-12-04T20:00")
+    assert claimed[agreed.id].send_by is None and claimed[plain.id].send_by is None
+    saturday = marketing(account, sa("2026-12-05T10:00"), recipient="+27841234567")
+    spool.accept([saturday])
+    [again] = spool.claim("n", 10, 60, sa("2026-12-05T12:30")).messages
+    assert again.send_by == sa("2026-12-05T13:00")
+
+
+def test_marketing_its_carrier_kept_back_at_closing_is_held_until_the_next_opening(
+    spool: SqlSpool,
+) -> None:
+    """hold_unsent: the hold of a claim after closing, for messages claimed before it
+    and not sent by then: scheduled at the next opening with the attempt not counted, or
+    expired (refunded) when their validity ends first; one with a consent recorded
+    meanwhile is due again at once; only messages still under the caller's lease."""
+    account = make_account(spool, credits="10", price="0.25")
+    at = sa("2026-12-04T19:00")
+    waits = marketing(account, at)
+    short = marketing(account, at, recipient="+27831234567",
+                      expires_at=sa("2026-12-05T08:00"))
+    agreed = marketing(account, at, recipient="+27841234567")
+    spool.accept([waits, short, agreed])
+    claim = spool.claim("n", 10, 60, sa("2026-12-04T19:59:59"))
+    assert len(claim.messages) == 3
+    assert spool.hold_unsent("another-token", claim.messages, sa("2026-12-04T20:00")) == 0
+    spool.add_consent(Consent(account.id, "+27841234567", sa("2026-12-04T20:00")))
+    assert spool.hold_unsent(claim.token, claim.messages, sa("2026-12-04T20:00:01")) == 3
+    m = stored(spool, waits.id)
+    assert (m.status, m.due_at, m.attempts) == (Status.SCHEDULED, sa("2026-12-05T09:00"), 0)
+    assert m.error is not None and m.error.code == cpa.HELD and "after 20:00" in m.error.text
+    gone = stored(spool, short.id)
+    assert gone.status is Status.EXPIRED and gone.error is not None
+    assert "validity ended while held" in gone.error.text
+    again = stored(spool, agreed.id)
+    assert (again.status, again.attempts) == (Status.QUEUED, 0)
+    assert again.due_at == sa("2026-12-04T20:00:01")
+    assert "hours closed" in spool.events(agreed.id)[-1].detail
+    assert spool.get_account(account.name).balance == Decimal("9.90")  # 3 x 0.05, one back
+    # The consented one goes at the next claim, closed hours or not.
+    [sent] = spool.claim("n", 10, 60, sa("2026-12-04T20:00:02")).messages
+    assert sent.id == agreed.id and sent.send_by is None
+
+
 def test_public_holiday_on_a_monday_holds_until_tuesday(spool: SqlSpool) -> None:
     account = make_account(spool)
     [done] = spool.accept([marketing(account, sa("2026-04-27T10:00"))])  # Freedom Day

@@ -20,6 +20,7 @@ from adapters.carriers.http import exchange
 from adapters.carriers.http.auth import Authenticator, TokenError
 from adapters.carriers.http.callbacks import CallbackRoutes
 from adapters.carriers.http.settings import UpstreamSettings
+from hub import cpa
 from hub.clock import Clock, utcnow
 from hub.dispatcher import UNAVAILABLE
 from hub.model import ErrorInfo, Message, SubmitResult, Verdict
@@ -46,6 +47,7 @@ class HttpUpstreamCarrier:
         self._throttle = Throttle(settings.max_throttle_wait)
         self._slots = asyncio.Semaphore(settings.max_connections)
         self._last: dict[str, asyncio.Event] = {}  # recipient -> its latest request's end
+        self._clock = clock
         self._callbacks = CallbackRoutes(settings.name, settings.callbacks,
                                          lambda: self._sink, clock)
         # Where requests go, without query or credentials: safe to log.
@@ -126,25 +128,39 @@ class HttpUpstreamCarrier:
                 return _all(group, Verdict.RETRY, ErrorInfo(
                     UNAVAILABLE, f"throttled: the provider asked us to wait "
                                  f"{remaining:.0f} s more (Retry-After)"))
-            try:
-                response = await self._exchange(client, group)
-            except TokenError as exc:
-                return _all(group, Verdict.RETRY, ErrorInfo(UNAVAILABLE, str(exc)))
-            except httpx.TimeoutException as exc:
-                log.warning("carrier %s: no answer from %s within %g s", self.name,
-                            self._where, self.settings.timeout, extra={"action": "submit"})
-                unsent = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-                return _all(group, Verdict.RETRY, ErrorInfo(
-                    UNAVAILABLE if unsent else "timeout",
-                    f"no answer within {self.settings.timeout:g} s"))
-            except httpx.TransportError as exc:
-                log.warning("carrier %s: %s failed: %s", self.name, self._where,
-                            type(exc).__name__, extra={"action": "submit"})
-                # A connection never made sent nothing; any other error may have.
-                code = UNAVAILABLE if isinstance(exc, httpx.ConnectError) else "connection_error"
-                return _all(group, Verdict.RETRY, ErrorInfo(
-                    code, f"{type(exc).__name__}: {str(exc)[:120]}"))
-            return self._judge(group, response)
+            # The last word before the request goes: the waits above (a connection slot,
+            # the provider's Retry-After, an earlier request to the same number) may
+            # outlast direct-marketing hours.
+            now = self._clock()
+            late = [r for m in group if (r := cpa.too_late(m, now)) is not None]
+            if late:
+                kept = {r.message_id for r in late}
+                rest = [m for m in group if m.id not in kept]
+                return late + (await self._request(client, rest) if rest else [])
+            return await self._request(client, group)
+
+    async def _request(self, client: httpx.AsyncClient,
+                       group: list[Message]) -> list[SubmitResult]:
+        """One request for the group, and what its answer says of each message."""
+        try:
+            response = await self._exchange(client, group)
+        except TokenError as exc:
+            return _all(group, Verdict.RETRY, ErrorInfo(UNAVAILABLE, str(exc)))
+        except httpx.TimeoutException as exc:
+            log.warning("carrier %s: no answer from %s within %g s", self.name,
+                        self._where, self.settings.timeout, extra={"action": "submit"})
+            unsent = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+            return _all(group, Verdict.RETRY, ErrorInfo(
+                UNAVAILABLE if unsent else "timeout",
+                f"no answer within {self.settings.timeout:g} s"))
+        except httpx.TransportError as exc:
+            log.warning("carrier %s: %s failed: %s", self.name, self._where,
+                        type(exc).__name__, extra={"action": "submit"})
+            # A connection never made sent nothing; any other error may have.
+            code = UNAVAILABLE if isinstance(exc, httpx.ConnectError) else "connection_error"
+            return _all(group, Verdict.RETRY, ErrorInfo(
+                code, f"{type(exc).__name__}: {str(exc)[:120]}"))
+        return self._judge(group, response)
 
     async def _exchange(self, client: httpx.AsyncClient, group: list[Message]) -> httpx.Response:
         """Send the request; a refused token is renewed and the request sent once more."""

@@ -27,7 +27,7 @@ from adapters.carriers.smpp.session import (
     SessionSettings,
 )
 from adapters.carriers.smpp.slots import RateLimit, SlotBudget
-from hub import logs
+from hub import cpa, logs
 from hub.clock import Clock, utcnow
 from hub.errors import TemporaryFailure
 from hub.faultlog import FaultLog
@@ -301,7 +301,7 @@ class SmppCarrier:
                 1 if self.settings.registered_delivery else 0, part.tlvs,
                 _validity(message.expires_at),
             )
-            outcome = await self._submit_part(submit)
+            outcome = await self._submit_part(submit, message if number == 1 else None)
             if isinstance(outcome, str):
                 ids.append(outcome)
                 continue
@@ -316,8 +316,12 @@ class SmppCarrier:
         return SubmitResult(message.id, Verdict.SUBMITTED, carrier_message_id=ids[0],
                             part_ids=tuple(ids) if len(ids) > 1 else ())
 
-    async def _submit_part(self, submit: pdu.Submit) -> str | SubmitResult:
-        """The SMSC's id for the part, or a result saying why there is none."""
+    async def _submit_part(self, submit: pdu.Submit,
+                           first: Message | None = None) -> str | SubmitResult:
+        """The SMSC's id for the part, or a result saying why there is none. For a
+        message's `first` part, the last word before it goes is hub.cpa.too_late: the
+        waits here (throttling, rate) may outlast direct-marketing hours. Later parts
+        follow the first whatever the hour: half a message would be worse."""
         for _ in range(THROTTLE_TRIES):
             session = self._pick()
             if session is None:
@@ -325,6 +329,8 @@ class SmppCarrier:
                                f"{self.name}: no bind is up")
             await self._throttle_pause()
             await self._rate.wait()
+            if first is not None and (late := cpa.too_late(first, self._clock())) is not None:
+                return late
             try:
                 answer = await session.submit(submit)
             except (SessionClosed, ResponseTimeout) as exc:
