@@ -11,6 +11,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from hub.clock import Clock, seconds, utcnow
@@ -177,7 +178,9 @@ class OutboxRunner:
         if items:
             channel = self._channels[name]
             await self._refresh(channel)
-            start = functools.partial(self._deliver_one, channel, lane, recorder=recorder)
+            start = functools.partial(
+                self._deliver_one, channel, lane, recorder=recorder,
+                lease_ends=now + seconds(self._settings.lease_seconds))
             for item in items:
                 lane.accept(item, start)
         return len(items)
@@ -190,16 +193,33 @@ class OutboxRunner:
             await refresh()
 
     async def _deliver_one(self, channel: OutboxChannel, lane: _Lane, item: OutboxItem,
-                           recorder: GroupCommitter[tuple[str, OutboxResult], None]) -> None:
+                           recorder: GroupCommitter[tuple[str, OutboxResult], None],
+                           lease_ends: datetime) -> None:
         try:
             result = await self._deliver(channel, lane.tune, item)
-            try:
-                await recorder.submit([(item.lease_token or "", result)])
-            except TemporaryFailure as exc:
-                # Not recorded: the lease runs out and the item is delivered again.
-                self._faults[item.channel].failed(str(exc))
+            await self._record_while_leased(recorder, item, result, lease_ends)
         finally:
             lane.finish(item)
+
+    async def _record_while_leased(
+            self, recorder: GroupCommitter[tuple[str, OutboxResult], None], item: OutboxItem,
+            result: OutboxResult, lease_ends: datetime) -> None:
+        """Record a delivery's result, trying again while the spool is away (a database
+        restart or failover) until the item's lease ends: given up sooner, the delivery
+        would be made again once the lease ran out; later, another node may have taken
+        the item, and the spool refuses the result anyway."""
+        delay = 0.05
+        while True:
+            try:
+                await recorder.submit([(item.lease_token or "", result)])
+                return
+            except TemporaryFailure as exc:
+                self._faults[item.channel].failed(str(exc))
+                left = (lease_ends - self._clock()).total_seconds()
+                if left <= 0:
+                    return  # not recorded: the item is delivered again (at least once)
+                await asyncio.sleep(min(delay, left))
+                delay = min(delay * 2, 2.0)
 
     async def run_once(self) -> int:
         """Deliver one batch per channel; returns how many items were tried (tests)."""

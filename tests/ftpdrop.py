@@ -106,20 +106,32 @@ def csv_of(rows: int) -> str:
     return "to,text\n" + "".join(f"08{2000000 + i:08d},row {i}\n" for i in range(rows))
 
 
-class FailingSpool:
-    """The spool on a disk that stops working: `accept` raises TemporaryFailure on the
-    calls numbered in `failing` (from 1), and on every call from `fail_from` on."""
+def unavailable() -> Exception:
+    return TemporaryFailure("spool unavailable: disk I/O error (injected)")
 
-    def __init__(self, spool: Spool, failing: Sequence[int] = (), fail_from: int = 0) -> None:
+
+def refused_for_good() -> Exception:
+    """An error that is not temporary: the group would fail however often it is tried."""
+    return RuntimeError("the spool refused the group (injected)")
+
+
+class FailingSpool:
+    """The spool on a disk that stops working: `accept` raises `error()` (a
+    TemporaryFailure unless told) on the calls numbered in `failing` (from 1), and on
+    every call from `fail_from` on."""
+
+    def __init__(self, spool: Spool, failing: Sequence[int] = (), fail_from: int = 0,
+                 error: Callable[[], Exception] = unavailable) -> None:
         self._spool = spool
         self._failing = set(failing)
         self._fail_from = fail_from
+        self._error = error
         self.calls = 0
 
     def accept(self, group: Sequence[NewMessage]) -> list[Committed]:
         self.calls += 1
         if self.calls in self._failing or 0 < self._fail_from <= self.calls:
-            raise TemporaryFailure("spool unavailable: disk I/O error (injected)")
+            raise self._error()
         return self._spool.accept(group)
 
     def __getattr__(self, name: str) -> Any:

@@ -1,9 +1,10 @@
 """What happens to a dropped file, on the hub's event loop: record it (leased to this
 node) before its 226, hash it, refuse duplicates, run its rows through intake
-(`ftp_pipeline`), write the result file and file the original away. A batch the spool
-stops part-way is marked failed; one a stop or crash cut off is resumed after the rows the
-spool already holds, by this node at its next start or by any node once its lease lapses;
-one the FTP area has no room for waits and is resumed the same way once there is room."""
+(`ftp_pipeline`), write the result file and file the original away. A batch a stop or
+crash cut off is resumed after the rows the spool already holds, by this node at its next
+start or by any node once its lease lapses; one the FTP area has no room for, or that the
+spool cannot take for a while (a database restart or failover), waits and is resumed the
+same way once it can go on."""
 
 from __future__ import annotations
 
@@ -91,10 +92,11 @@ class BatchProcessor:
         # Set when the hub stops: batches pause after their group in flight.
         self.stopping = asyncio.Event()
         self._no_room = FaultLog(log, "FTP area full: batches wait for room", "ftp-space")
-        self._waiting: set[asyncio.Task[None]] = set()
-        # Batches this process is working (or waiting for room): never taken over twice.
+        self._no_spool = FaultLog(log, "spool away: FTP batches wait for it", "ftp-spool")
+        # Batches waiting for room or for the spool, by id: still this node's meanwhile.
+        self._waiting: dict[str, asyncio.Task[None]] = {}
+        # Batches this process is working (or waiting): never taken over twice.
         self._active: set[str] = set()
-        self._waiting_ids: set[str] = set()
 
     async def process(self, account_name: str, work: Path, file_name: str,
                       registered: Future[None] | None = None) -> None:
@@ -115,7 +117,8 @@ class BatchProcessor:
         if registered is not None:
             _resolve(registered, None)
         if batch is not None:  # else another node recorded it first, and processes it
-            await self._guarded(self._run_new(batch, work), account_name, work, file_name)
+            await self._guarded(batch.id, self._run_new(batch, work), account_name, work,
+                                file_name)
 
     async def _receive(self, account_name: str, work: Path, file_name: str) -> Batch | None:
         spool = self._runner.spool
@@ -130,10 +133,15 @@ class BatchProcessor:
         self._reports.hold(batch.id)
         return batch
 
-    async def _guarded(self, job: Awaitable[None], account_name: str, work: Path,
-                       file_name: str) -> None:
+    async def _guarded(self, batch_id: str, job: Awaitable[None], account_name: str,
+                       work: Path, file_name: str) -> None:
         try:
             await job
+        except TemporaryFailure as exc:
+            # The spool went away outside a group of rows (before the file was read, or
+            # as the batch's end was recorded): the upload was acknowledged, so its files
+            # stay where they are and it carries on, as after a restart, once it is back.
+            self._wait(batch_id, self._no_spool, f"batch {batch_id} ({file_name}) waits: {exc}")
         except Exception:
             log.exception("batch file %s of %s failed", file_name, account_name,
                           extra={"action": "ftp-batch-failed"})
@@ -217,8 +225,8 @@ class BatchProcessor:
             batch = await pipeline.run(account, batch, feed, writer,
                                        None if resumed is None else resumed.known)
         except BatchStopped as stop:
-            if _out_of_space(stop):
-                await self._wait_for_room(stop, writer)
+            if _out_of_space(stop) or isinstance(stop.__cause__, TemporaryFailure):
+                await self._wait_to_go_on(stop, writer)
                 return
             await self._stopped(account.name, stop, writer, work, progress)
             return
@@ -250,39 +258,59 @@ class BatchProcessor:
                 return True
         return keep
 
-    async def _wait_for_room(self, stop: BatchStopped, writer: ResultWriter) -> None:
-        """The FTP area is full: nothing is lost, so nothing is failed. The batch stays
-        `processing` with its upload and result file so far, and every `report_interval`
-        seconds it is tried again as a restart would resume it (after the rows its result
-        file lists, the rows the spool holds since then kept), until there is room."""
+    async def _wait_to_go_on(self, stop: BatchStopped, writer: ResultWriter) -> None:
+        """The FTP area is full, or the spool still refused a group after its retries
+        (unreachable, its disk full): nothing is lost, so nothing is failed. The batch
+        stays `processing` with its upload and result file so far and waits (`_wait`)."""
         with contextlib.suppress(OSError):  # its last buffered rows may not fit: resume drops
             await asyncio.to_thread(writer.close)  # a row cut off mid-write
-        self._no_room.failed(f"batch {stop.batch.id} ({stop.batch.file_name}) waits after "
-                             f"line {stop.after_line}: {stop.__cause__}")
-        task = asyncio.create_task(self._resume_when_room(stop.batch))
-        self._waiting.add(task)
-        task.add_done_callback(self._waiting.discard)
-        self._waiting_ids.add(stop.batch.id)  # still this node's while it waits
-        task.add_done_callback(lambda _: self._waiting_ids.discard(stop.batch.id))
+        faults = self._no_room if _out_of_space(stop) else self._no_spool
+        self._wait(stop.batch.id, faults, f"batch {stop.batch.id} ({stop.batch.file_name}) "
+                   f"waits after line {stop.after_line}: {stop.__cause__}")
+
+    def _wait(self, batch_id: str, faults: FaultLog, why: str) -> None:
+        """Every `report_interval` seconds the batch is tried again as a restart would
+        resume it (after the rows its result file lists, the rows the spool holds since
+        then kept), until it goes on or the hub stops."""
+        faults.failed(why)
+        task = asyncio.create_task(self._go_on_later(batch_id, faults))
+        self._waiting[batch_id] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            if self._waiting.get(batch_id) is task:  # not a later wait of the same batch
+                del self._waiting[batch_id]
+
+        task.add_done_callback(done)
 
     async def waits_ended(self) -> None:
-        """At stop (after `stopping` is set): batches waiting for room stop waiting; the
-        next start resumes them."""
-        await asyncio.gather(*self._waiting, return_exceptions=True)
+        """At stop (after `stopping` is set): waiting batches stop waiting; the next start,
+        or another node, resumes them."""
+        while waiting := [t for t in self._waiting.values() if not t.done()]:
+            await asyncio.gather(*waiting, return_exceptions=True)
 
-    async def _resume_when_room(self, batch: Batch) -> None:
+    async def _go_on_later(self, batch_id: str, faults: FaultLog) -> None:
+        spool, lease = self._runner.spool, self.lease
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), self._settings.report_interval)
                 return  # the hub stops: the next start resumes it
             try:
-                job = await self._recover_one(batch)
-            except OSError as exc:  # no room yet to carry its result file on
-                self._no_room.failed(f"batch {batch.id} ({batch.file_name}) waits: {exc}")
+                # Still this node's? A spool away for longer than a lease let another
+                # node take the batch over when it came back.
+                if not await self._runner.call(spool.keep_batch_lease, batch_id, lease.node,
+                                               lease.until()):
+                    log.warning("batch %s was taken over by another node while it waited",
+                                batch_id, extra={"action": "ftp-batch-lost"})
+                    return
+                batch = await self._runner.call(spool.get_batch, batch_id)
+                job = (None if batch is None or batch.state is not BatchState.PROCESSING
+                       else await self._recover_one(batch))
+            except (OSError, TemporaryFailure) as exc:  # no room, or no spool, yet
+                faults.failed(f"batch {batch_id} waits: {exc}")
                 continue
-            self._no_room.cleared()
+            faults.cleared()
             if job is not None:
-                await job  # if the area fills again, it waits again
+                await job  # if it cannot go on again, it waits again
             return
 
     async def _finish(self, account: str, batch: Batch, writer: ResultWriter,
@@ -345,7 +373,7 @@ class BatchProcessor:
         for batch in taken:
             self._reports.hold(batch.id)
             if (batch.state is not BatchState.PROCESSING or batch.id in self._active
-                    or batch.id in self._waiting_ids):
+                    or batch.id in self._waiting):
                 continue
             log.info("batch %s (%s) taken by node %s", batch.id, batch.file_name, lease.node,
                      extra={"action": "ftp-batch-takeover"})
@@ -364,7 +392,7 @@ class BatchProcessor:
         for account, work in await asyncio.to_thread(self._claimed_originals):
             batch_id, file_name = work.name.split("-", 1)
             if (_received_at(batch_id) > horizon or batch_id in self._active
-                    or batch_id in self._waiting_ids):
+                    or batch_id in self._waiting):
                 continue  # too young to tell, or this node's own: no need to ask the spool
             if await self._runner.call(self._runner.spool.get_batch, batch_id) is None:
                 log.warning("upload %s of %s was claimed but not recorded before its node "
@@ -388,7 +416,7 @@ class BatchProcessor:
         tmp = self._homes.work / account.name / f"{batch.id}.result.tmp"
         originals = list((self._homes.work / account.name).glob(f"{batch.id}-*"))
         if not batch.sha256 and originals:  # recorded and answered 226, never read
-            return self._guarded(self._run_new(batch, originals[0]), account.name,
+            return self._guarded(batch.id, self._run_new(batch, originals[0]), account.name,
                                  originals[0], batch.file_name)
         if not tmp.exists() and not originals and await self._settle_filed(account.name,
                                                                             batch):
@@ -397,8 +425,9 @@ class BatchProcessor:
         t = writer.totals
         counted = replace(batch, rows=t.rows, accepted=t.accepted, rejected=t.rejected)
         if originals:
-            return self._guarded(self._resume(account, counted, writer, originals[0]),
-                                 account.name, originals[0], batch.file_name)
+            resumed = self._resume(account, counted, writer, originals[0])
+            return self._guarded(batch.id, resumed, account.name, originals[0],
+                                 batch.file_name)
         stored = await self._runner.call(self._runner.spool.batch_status_counts, batch.id)
         stop = BatchStopped(counted, writer.last_line, "the hub stopped while processing "
                             f"the file and the file is gone (the spool holds "
@@ -421,8 +450,12 @@ class BatchProcessor:
                                     0)
             await self._stopped(account.name, stop, writer, work, progress)
             return
-        known = await self._runner.call(self._runner.spool.batch_outcomes, batch.id,
-                                        writer.last_line)
+        try:
+            known = await self._runner.call(self._runner.spool.batch_outcomes, batch.id,
+                                            writer.last_line)
+        except TemporaryFailure:
+            await asyncio.to_thread(writer.close)  # kept for the next try (`_guarded` waits)
+            raise
         log.info("batch %s (%s) resumed after line %d; %d later rows were already committed",
                  batch.id, batch.file_name, writer.last_line, len(known),
                  extra={"action": "ftp-batch-resume"})

@@ -31,6 +31,7 @@ from tests.ftpdrop import (
     make_drop,
     no_leaked_threads,
     read_csv,
+    refused_for_good,
     wait_for,
 )
 from tests.hubthread import HubThread
@@ -58,7 +59,7 @@ def test_ftp_batch_failed_part_way_reports_its_accepted_messages_until_final(
     first = HubThread(config).start()
     hubs.append(first)
     drop = make_drop(lambda **_: first)
-    install(drop, FailingSpool(first.spool, fail_from=3))
+    install(drop, FailingSpool(first.spool, fail_from=3, error=refused_for_good))
     drop.upload("pay.csv", csv_of(3 * GROUP + 50))
     rows = drop.result("pay.csv")
     assert rows[-2][3] == "not_processed" and rows[-1][3] == "accepted 200, rejected 0"
@@ -93,7 +94,7 @@ def test_ftp_batch_failed_before_accepting_anything_gets_no_report_file(
     make_hub: Callable[..., HubThread]
 ) -> None:
     drop = make_drop(make_hub, rows_per_group=GROUP, group_retry_delay=0.01)
-    install(drop, FailingSpool(drop.hub.spool, fail_from=1))
+    install(drop, FailingSpool(drop.hub.spool, fail_from=1, error=refused_for_good))
     drop.upload("none.csv", csv_of(50))
     rows = drop.result("none.csv")
     assert rows[-2][3] == "not_processed" and "rows after the header" in rows[-2][7]
