@@ -3,26 +3,32 @@ dispatcher woken at once by another node's commit (LISTEN/NOTIFY), again after i
 connection was cut, and never by a rollback; upkeep jobs each run by one node at a time
 and taken over when that node dies (SIGKILL); an SMPP carrier's binds and rate shared by
 the nodes, not multiplied, and a node without a bind claiming nothing; webhook events
-delivered once each whichever node sends them."""
+and emails delivered once each whichever node sends them."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import signal
+import smtplib
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.engine import make_url
 
 from hub.config import CarrierTable
+from hub.mail import MailSettings
 from hub.maintenance import Maintenance
 from hub.ports import MESSAGES_CHANNEL
 from hub.spoolcall import SpoolThreads
@@ -35,6 +41,7 @@ from tests.hubthread import HubThread
 from tests.integration.conftest import test_config as hub_config
 from tests.polling import eventually
 from tests.receiver import Receiver, Script
+from tests.relay import Sink
 from tests.smsc.pdu import UNBIND
 from tests.smsc.scripted import Answer, ScriptedSmsc
 from tests.smsc.thread import smsc_in_thread
@@ -497,3 +504,72 @@ def test_an_idle_outbox_is_woken_by_another_nodes_commit(
         started = time.monotonic()
         eventually(lambda n=n: len(receiver.at("/opt")) >= n, 5, 0.02, "the event delivered")
         assert time.monotonic() - started < 1.5
+
+
+# --- email -----------------------------------------------------------------------------------
+
+
+class SlowRelay(Sink):
+    """The outgoing relay, taking 50 ms a mail: deliveries overlap, so both nodes send."""
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await asyncio.sleep(0.05)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def slow_relay() -> Iterator[tuple[SlowRelay, int]]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    relay = SlowRelay()
+    controller = Controller(relay, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield relay, port
+    controller.stop()
+
+
+def test_mail_receipts_are_delivered_once_each_by_two_dispatch_nodes(
+    nodes: Callable[..., HubThread], slow_relay: tuple[SlowRelay, int], pg_url: str
+) -> None:
+    relay, port = slow_relay
+    smtp = {"enabled": True, "port": 0, "relay_host": "127.0.0.1", "relay_port": port,
+            "relay_security": "none"}
+    outbox = {"poll_interval": 0.05, "batch_size": 5}  # a claim leaves work for the other
+    ingress = nodes("in", role="ingress", smtp=smtp, outbox=outbox)
+    for name in ("d1", "d2"):
+        nodes(name, smtp=smtp, outbox=outbox)
+    ingress.account("acme", credits="100")
+    account = ingress.spool.get_account("acme")
+    assert account is not None
+    sender = "ops@acme.co.za"
+    ingress.spool.save_mail_settings(MailSettings(account.id, (sender,), receipts=True))
+    count = 30
+    assert ingress.hub.smtp_port is not None
+    with smtplib.SMTP("127.0.0.1", ingress.hub.smtp_port, timeout=30) as client:
+        for n in range(count):
+            mail = EmailMessage()
+            mail["From"], mail["To"], mail["Subject"] = sender, "0821234567@sms.localhost", "hi"
+            mail["Message-ID"] = f"<m{n}@acme.co.za>"
+            mail.set_content(f"parcel {n} is ready")
+            client.send_message(mail)  # raises unless every recipient got 250
+    senders: set[str] = set()
+    received: list[str] = []
+
+    def all_mailed() -> bool:
+        senders.update(
+            row[0]
+            for row in _sql(
+                pg_url,
+                "SELECT split_part(lease_token, ':', 1) FROM outbox WHERE status = 'sending'",
+            )
+        )
+        while not relay.mails.empty():
+            received.append(str(relay.mails.get()["In-Reply-To"]))
+        return len(set(received)) >= count
+
+    eventually(all_mailed, 60, 0.02, "every receipt mailed")
+    time.sleep(1.0)  # a second delivery of any of them would have come by now
+    all_mailed()
+    assert Counter(received) == Counter(f"<m{n}@acme.co.za>" for n in range(count))
+    assert senders == {"d1", "d2"}, senders  # both nodes mailed some
