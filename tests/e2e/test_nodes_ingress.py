@@ -2,7 +2,9 @@
 (issue #16, docs/nodes.md): each node a `smshub serve` process with its own name and data
 directory, the FTP area shared between them. An upload or a mail acknowledged by a node
 that is then killed is processed once by another, which serves the answer files and
-mails the receipts; a batch paused by a node that stops is resumed by another."""
+mails the receipts; an upload is processed once by its node while another restarts, and
+its files are served by that other; a batch paused by a node that stops is resumed by
+another."""
 
 from __future__ import annotations
 
@@ -220,6 +222,25 @@ def test_an_upload_whose_node_is_killed_after_226_is_processed_once_by_another_n
         "accepted",
         "final",
     )
+
+
+def test_an_upload_is_processed_once_by_its_node_while_another_node_restarts(
+    ftp_cluster: Cluster,
+) -> None:
+    rows = 20_000  # 200 groups: a is still at work when b is back
+    a, b = ftp_cluster.start(("a", "all", SMALL_GROUPS), ("b", "all", {}))
+    _upload(a, "busy.csv", rows)
+    batch_id = _batch(ftp_cluster, "busy.csv")
+    eventually(
+        lambda: len(_stored_lines(ftp_cluster, batch_id)) >= 100, 10, 0.01, "a at work"
+    )
+    assert b.stop() == 0
+    [b] = ftp_cluster.start(("b", "all", {}))  # its start-up recovery looks at the FTP area
+    state = ftp_cluster.rows("SELECT state FROM batches WHERE id = :b", b=batch_id)[0][0]
+    assert state == "processing", "a was through before b was back: no overlap to test"
+    # b serves what a wrote; a alone processed it.
+    _assert_once_and_served(ftp_cluster, b, "busy.csv", rows)
+    assert not [line for line in b.log if batch_id in line], "b touched a's batch"
 
 
 def test_a_batch_paused_by_a_stopping_node_is_resumed_by_another_node(
