@@ -196,3 +196,8 @@ class ReportWriter:
                             "", "", "", ""])
         self._handle.close()
         _publish(self._tmp, target)
+
+    def discard(self) -> None:
+        """A rewrite that failed part-way: its work file closed and removed."""
+        self._handle.close()
+        self._tmp.unlink(missing_ok=True)

@@ -120,10 +120,17 @@ class ReportJob:
         """Runs in a spool thread: pages through the batch's messages into the file."""
         batch = progress.batch
         writer = ReportWriter(self._homes.work_file(account, f"{batch.id}.report.tmp"))
-        after = ""
-        while page := self._runner.spool.batch_messages(batch.id, after, REPORT_PAGE):
-            writer.write(page)
-            after = page[-1].id
-        counts = (f"delivered {progress.delivered}, failed {progress.failed}, "
-                  f"pending {progress.pending}")
-        writer.publish(self._homes.report_path(account, batch.file_name), batch, final, counts)
+        try:
+            after = ""
+            while page := self._runner.spool.batch_messages(batch.id, after, REPORT_PAGE):
+                writer.write(page)
+                after = page[-1].id
+            counts = (f"delivered {progress.delivered}, failed {progress.failed}, "
+                      f"pending {progress.pending}")
+            writer.publish(self._homes.report_path(account, batch.file_name), batch, final,
+                           counts)
+        except BaseException:
+            # The spool went away between pages, or the disk filled: the next sweep
+            # writes the file afresh; this one's handle must not stay open meanwhile.
+            writer.discard()
+            raise

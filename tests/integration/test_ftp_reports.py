@@ -212,6 +212,42 @@ class CountsFailOnce:
         return getattr(self._spool, name)
 
 
+class PagesFailOnce:
+    """The real spool, but the first page of a batch's messages fails: the spool went
+    away while a report file was being written."""
+
+    def __init__(self, spool: SqlSpool) -> None:
+        self._spool = spool
+        self.failed = False
+
+    def batch_messages(self, batch_id: str, after: str, limit: int) -> list[Any]:
+        if not self.failed:
+            self.failed = True
+            raise TemporaryFailure("spool unavailable (injected)")
+        return self._spool.batch_messages(batch_id, after, limit)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._spool, name)
+
+
+async def test_ftp_report_cut_off_by_the_spool_leaves_no_work_file_open_and_is_written_again(
+    spool: SqlSpool, make_account: Callable[..., Account], tmp_path: Path
+) -> None:
+    batch, _ = accepted_batch(spool, make_account("acme"), "one", 2)
+    runner = SpoolThreads(PagesFailOnce(spool))  # type: ignore[arg-type]
+    homes = Homes(tmp_path)
+    job = ReportJob(runner, homes, INTERVAL, clock=Clock())
+    try:
+        with pytest.raises(TemporaryFailure):
+            await job.refresh(batch)
+        assert list(homes.work.rglob("*.report.tmp")) == []  # closed and removed
+        await job.refresh(batch)  # the next sweep's
+    finally:
+        runner.shutdown()
+    report = read_csv(homes.report_path("acme", "one.csv"))
+    assert report[-1][2:4] == ["pending", "delivered 0, failed 0, pending 2"]
+
+
 async def test_ftp_report_not_written_when_a_batch_ends_is_written_by_the_next_sweep(
     spool: SqlSpool, make_account: Callable[..., Account], tmp_path: Path,
     caplog: pytest.LogCaptureFixture
