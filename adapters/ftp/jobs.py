@@ -428,7 +428,11 @@ class BatchProcessor:
             resumed = self._resume(account, counted, writer, originals[0])
             return self._guarded(batch.id, resumed, account.name, originals[0],
                                  batch.file_name)
-        stored = await self._runner.call(self._runner.spool.batch_status_counts, batch.id)
+        try:
+            stored = await self._runner.call(self._runner.spool.batch_status_counts, batch.id)
+        except TemporaryFailure:
+            await asyncio.to_thread(writer.close)  # kept for the next try
+            raise
         stop = BatchStopped(counted, writer.last_line, "the hub stopped while processing "
                             f"the file and the file is gone (the spool holds "
                             f"{sum(stored.values())} messages of this batch)")
