@@ -33,6 +33,7 @@ from hub.inbound import InboundDesk
 from hub.intake import Intake, IntakeRules
 from hub.maintenance import Maintenance
 from hub.metrics import Metrics
+from hub.model import UnknownOutcome
 from hub.nodelock import NodeLock, lock_sqlite
 from hub.nodes import Heartbeat, this_node
 from hub.outbox import OutboxRunner, OutboxSettings
@@ -170,6 +171,7 @@ def build_dispatcher(config: Config, runner: SpoolThreads[Spool], metrics: Metri
         batch_size=d.batch_size, poll_interval=d.poll_interval, gather=d.gather,
         lease_seconds=d.lease_seconds, shutdown_timeout=d.shutdown_timeout,
         report_retry_interval=d.report_retry_interval,
+        unknown_outcome=UnknownOutcome(d.unknown_outcome),
     )
     return Dispatcher(runner, router, policy, settings, config.node, metrics, inbound=inbound,
                       coordination=coordination)
@@ -235,7 +237,8 @@ def dispatch_services(config: Config, core: Core,
                              retention=Retention(core.runner, cfg.privacy.retention_days,
                                                  cfg.privacy.purge_interval,
                                                  cfg.privacy.purge_batch),
-                             coordination=coordination)
+                             coordination=coordination,
+                             unknown_outcome=UnknownOutcome(d.unknown_outcome))
         services += [Task("maintenance", upkeep.start, upkeep.stop),
                      Task("outbox", core.outbox.start, core.outbox.stop)]
         if cfg.smtp.enabled:  # receipts of mails any node took, that node gone or not

@@ -27,6 +27,7 @@ from hub.model import (
     Status,
     SubmitResult,
     Transition,
+    UnknownOutcome,
     Verdict,
 )
 from hub.policies import RetryPolicy, expire
@@ -58,6 +59,9 @@ class DispatchSettings:
     # The poll while wake-ups arrive from every node (PostgreSQL LISTEN): only messages
     # that become due by the clock (retries, schedules) wait for it.
     listening_poll_interval: float = 2.0
+    # What becomes of messages this node was sending when it died, taken back at its
+    # next start (P7): sent again, or failed as outcome_unknown.
+    unknown_outcome: UnknownOutcome = UnknownOutcome.RESEND
 
 
 # The cluster-wide lock of the held-reports matcher: one node runs it at a time.
@@ -120,10 +124,16 @@ class Dispatcher:
         """Start carriers and report handling; with `claim`, also the claim loop."""
         for carrier in self._router.carriers.values():
             await carrier.start(self)
-        released = await self._runner.call(self._spool.release, self._node, self._clock())
+        # What the node held when it last stopped: a clean stop released everything, so
+        # these were with it when it died, their outcome unknown.
+        unknown = self._settings.unknown_outcome
+        released = await self._runner.call(self._spool.release, self._node, self._clock(),
+                                           after_crash=True, unknown=unknown)
         if released:
-            log.info("requeued %d messages this node held before it stopped", released,
-                     extra={"action": "release"})
+            log.warning("%d messages were being sent when this node stopped: their outcome "
+                        "is unknown; %s", released,
+                        "sent again" if unknown is UnknownOutcome.RESEND else "failed",
+                        extra={"action": "release"})
         self._tasks.append(asyncio.create_task(self._held_reports_loop()))
         if claim:
             self._tasks.append(asyncio.create_task(self._claim_loop()))

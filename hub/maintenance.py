@@ -17,6 +17,7 @@ from hub.clock import Clock, utcnow
 from hub.errors import TemporaryFailure
 from hub.faultlog import FaultLog
 from hub.inbound import InboundDesk
+from hub.model import UnknownOutcome
 from hub.policies import ReceiptTimeout
 from hub.ports import (
     Carrier,
@@ -55,8 +56,11 @@ class Maintenance:
         held: Callable[[], Collection[str]] = frozenset,
         retention: Retention | None = None,
         coordination: Coordination | None = None,
+        unknown_outcome: UnknownOutcome = UnknownOutcome.RESEND,
     ) -> None:
         self._runner = runner
+        # What becomes of the messages of a node that died with them (P7).
+        self._unknown = unknown_outcome
         # Several nodes: a job runs where its lock is held (taken at a run, kept while
         # the node lives); without, every job runs here (one node).
         self._coordination = coordination
@@ -119,7 +123,7 @@ class Maintenance:
 
         return [
             ("lease-recovery", "recovered",
-             lambda: call(spool.recover_expired_leases, now, self._held())),
+             lambda: call(spool.recover_expired_leases, now, self._held(), self._unknown)),
             ("expiry", "expired", lambda: call(spool.expire_due, now)),
             ("dead-letter", "dead_lettered",
              lambda: call(spool.dead_letter, now - self._max_age, now)),

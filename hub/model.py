@@ -301,6 +301,15 @@ class Transition:
     part_ids: tuple[str, ...] = ()
 
 
+class UnknownOutcome(StrEnum):
+    """What becomes of a message a dispatcher was sending when it died (its lease taken
+    back after a crash): its carrier may have taken it, and no answer was recorded
+    (P7). `[dispatcher] unknown_outcome`."""
+
+    RESEND = "resend"  # sent again: at least once, a duplicate possible
+    FAIL = "fail"  # ends failed, outcome_unknown: at most once, a loss possible
+
+
 class Verdict(StrEnum):
     """What a carrier said to one submission."""
 

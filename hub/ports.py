@@ -42,6 +42,7 @@ from hub.model import (
     SubmitResult,
     Totals,
     Transition,
+    UnknownOutcome,
     WebhookEndpoint,
     record,
 )
@@ -260,8 +261,11 @@ class MessageQueue(Protocol):
         (unmatched reports are held, as by apply_reports)."""
         ...
 
-    def release(self, owner: str, now: datetime) -> int:
-        """Put every message leased by `owner` back in the queue (shutdown, restart)."""
+    def release(self, owner: str, now: datetime, *, after_crash: bool = False,
+                unknown: UnknownOutcome = UnknownOutcome.RESEND) -> int:
+        """Put every message leased by `owner` back in the queue: at a clean stop, as
+        never sent; `after_crash` (taken back at the node's start), as of unknown
+        outcome, sent again or failed as `unknown` says (P7)."""
         ...
 
     def hold_unsent(self, token: str, unsent: Sequence[Message], now: datetime) -> int:
@@ -270,7 +274,8 @@ class MessageQueue(Protocol):
         next opening as a claim after closing holds them, the attempt not counted."""
         ...
 
-    def recover_expired_leases(self, now: datetime, held: Collection[str] = ()) -> int:
+    def recover_expired_leases(self, now: datetime, held: Collection[str] = (),
+                               unknown: UnknownOutcome = UnknownOutcome.RESEND) -> int:
         """Requeue messages whose lease ran out before `now`, except those under the
         lease tokens in `held` (still being worked on by this node's dispatcher)."""
         ...

@@ -207,9 +207,12 @@ class DispatcherSection:
     shutdown_timeout: float = 10.0
     report_retry_interval: float = 0.5
     unmatched_report_ttl: float = 86_400.0
+    unknown_outcome: str = "resend"
 
     def __post_init__(self) -> None:
         _check(1 <= self.batch_size <= 10_000, "batch_size: 1 to 10000")
+        _check(self.unknown_outcome in ("resend", "fail"),
+               'unknown_outcome: "resend" (at least once) or "fail" (at most once)')
         _check(self.poll_interval > 0, "poll_interval: seconds, greater than 0")
         _check(0 <= self.gather <= 1, "gather: seconds, 0 to 1")
         _check(self.lease_seconds >= 1, "lease_seconds: at least 1")

@@ -33,6 +33,7 @@ from hub.model import (
     Source,
     Status,
     Transition,
+    UnknownOutcome,
 )
 from hub.ports import MESSAGES_CHANNEL
 from spool import consents
@@ -335,9 +336,16 @@ def _ids(rows: Sequence[AnyRow]) -> list[str]:
     return [row.id for row in rows]
 
 
-def release(db: Database, owner: str, now: datetime) -> int:
+def release(db: Database, owner: str, now: datetime, *, after_crash: bool = False,
+            unknown: UnknownOutcome = UnknownOutcome.RESEND) -> int:
+    """Put every message leased by `owner` back in the queue. At a clean stop nothing of
+    theirs reached a carrier (the attempt does not count); `after_crash` (a node taking
+    back at its start what it held when it died) their outcome is unknown: `unknown`."""
     def apply(conn: Connection, rows: Sequence[AnyRow]) -> None:
-        # It never reached a carrier, so this attempt does not count.
+        if after_crash:
+            _unknown(conn, rows, now, f"{owner} stopped before its carrier's answer was "
+                                      "recorded", unknown)
+            return
         attempts = case((m.c.attempts > 0, m.c.attempts - 1), else_=0)
         _requeue(conn, _ids(rows), now, attempts=attempts)
         add_events(conn, [event(r.id, now, Status.QUEUED, f"released by {owner}") for r in rows])
@@ -346,21 +354,46 @@ def release(db: Database, owner: str, now: datetime) -> int:
     return _sweep(db, [text(SENDING_SQL), m.c.lease_owner == owner], apply, skip_locked=False)
 
 
-def recover_expired_leases(db: Database, now: datetime, held: Collection[str] = ()) -> int:
+def recover_expired_leases(db: Database, now: datetime, held: Collection[str] = (),
+                           unknown: UnknownOutcome = UnknownOutcome.RESEND) -> int:
     """Leases that ran out by the wall clock, except those in `held`: their dispatcher is
-    still at work (a clock stepped forward makes fresh leases look expired)."""
+    still at work (a clock stepped forward makes fresh leases look expired). Their node
+    died or hung while sending them: their outcome is unknown (`unknown`)."""
 
     def apply(conn: Connection, rows: Sequence[AnyRow]) -> None:
-        _requeue(conn, _ids(rows), now)
-        add_events(
-            conn,
-            [event(r.id, now, Status.QUEUED, f"lease of {r.lease_owner} expired") for r in rows],
-        )
+        by_owner: dict[str, list[AnyRow]] = {}
+        for row in rows:
+            by_owner.setdefault(row.lease_owner, []).append(row)
+        for owner, mine in by_owner.items():
+            _unknown(conn, mine, now, f"lease of {owner} expired", unknown)
 
     where: list[Any] = [text(SENDING_SQL), m.c.lease_expires_at < now]
     if held:
         where.append(m.c.lease_token.not_in(list(held)))
     return _sweep(db, where, apply)
+
+
+OUTCOME_UNKNOWN = "outcome_unknown"
+
+
+def _unknown(conn: Connection, rows: Sequence[AnyRow], now: datetime, why: str,
+             unknown: UnknownOutcome) -> None:
+    """Messages taken back from a dispatcher that died while they were with it (P7):
+    the carrier may have taken them, no answer was recorded. RESEND: due again at once,
+    the attempt counted (a handset may get it twice); FAIL: ended failed, charged (the
+    carrier may have delivered it), never sent again. Either way the event says so."""
+    ids = _ids(rows)
+    if unknown is UnknownOutcome.FAIL:
+        text_ = (f"outcome unknown: {why}; the carrier may have taken it, not sent again "
+                 "(unknown_outcome = fail)")
+        conn.execute(update(m).where(m.c.id.in_(ids)).values(
+            status=Status.FAILED.value, completed_at=now, updated_at=now,
+            error_code=OUTCOME_UNKNOWN, error_text=text_, **NO_LEASE))
+        add_events(conn, [event(i, now, Status.FAILED, text_) for i in ids])
+        return
+    _requeue(conn, ids, now)
+    add_events(conn, [event(i, now, Status.QUEUED, f"outcome unknown: {why}; sent again")
+                      for i in ids])
 
 
 def _requeue(conn: Connection, ids: Sequence[str], now: datetime, **extra: Any) -> None:

@@ -33,6 +33,7 @@ from hub.model import (
     Status,
     Totals,
     Transition,
+    UnknownOutcome,
     WebhookEndpoint,
 )
 from hub.nodes import NodeInfo, NodeRecord
@@ -251,15 +252,16 @@ class SqlSpool(OperatorRows):
         the ids of the transitions applied."""
         return queue.settle(self.db, records, reports, now)
 
-    def release(self, owner: str, now: datetime) -> int:
-        """Put every message leased by `owner` back in the queue (shutdown, restart)."""
-        return queue.release(self.db, owner, now)
+    def release(self, owner: str, now: datetime, *, after_crash: bool = False,
+                unknown: UnknownOutcome = UnknownOutcome.RESEND) -> int:
+        return queue.release(self.db, owner, now, after_crash=after_crash, unknown=unknown)
 
     def hold_unsent(self, token: str, unsent: Sequence[Message], now: datetime) -> int:
         return queue.hold_unsent(self.db, token, unsent, now)
 
-    def recover_expired_leases(self, now: datetime, held: Collection[str] = ()) -> int:
-        return queue.recover_expired_leases(self.db, now, held)
+    def recover_expired_leases(self, now: datetime, held: Collection[str] = (),
+                               unknown: UnknownOutcome = UnknownOutcome.RESEND) -> int:
+        return queue.recover_expired_leases(self.db, now, held, unknown)
 
     def expire_due(self, now: datetime) -> int:
         """Queued or scheduled messages past expires-at become expired (credit refunded)."""

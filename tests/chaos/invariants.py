@@ -45,7 +45,8 @@ class Spool:
             for mid, status, detail in db.execute(
                     "SELECT message_id, status, detail FROM message_events"):
                 events.setdefault(mid, Counter())[status] += 1
-                if status == "queued" and detail.startswith(("released by", "lease of")):
+                if status == "queued" and detail.startswith(
+                        ("released by", "lease of", "outcome unknown")):
                     releases.add(mid)
             outbox = dict(db.execute("SELECT id, status FROM outbox").fetchall())
             notices: dict[str, set[str]] = {}

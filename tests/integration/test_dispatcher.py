@@ -18,7 +18,7 @@ from hub.clock import Clock, utcnow
 from hub.dispatcher import Dispatcher, DispatchSettings
 from hub.maintenance import Maintenance
 from hub.metrics import Metrics
-from hub.model import Message, Status, SubmitResult, Transition
+from hub.model import Message, Status, SubmitResult, Transition, UnknownOutcome
 from hub.policies import RetryPolicy
 from hub.routing import Router
 from hub.spoolcall import SpoolThreads
@@ -176,6 +176,46 @@ async def test_a_restarted_node_releases_what_it_held_at_once(make_stack: Any) -
     stack.spool.claim("n1", 10, 3600, utcnow())  # held by this node's previous life
     await stack.dispatcher.start()
     await until(lambda: status_of(stack.spool, mid) is Status.DELIVERED, timeout=5)
+
+
+async def test_what_a_node_held_when_it_died_fails_as_of_unknown_outcome_under_fail(
+    make_stack: Any,
+) -> None:
+    """[dispatcher] unknown_outcome = "fail" (P7, at most once): the message a node was
+    sending when it died is not sent again when the node comes back, nor when another
+    node takes its expired lease: each ends failed, outcome_unknown, its history says
+    why, and the carrier sees neither again."""
+    at_most_once = DispatchSettings(batch_size=100, poll_interval=0.02,
+                                    unknown_outcome=UnknownOutcome.FAIL)
+    stack: Stack = await make_stack(node="n1", settings=at_most_once, clock=a_minute_later)
+    mine, theirs = enqueue(stack.spool, 2)
+    stack.spool.claim("n1", 1, 3600, utcnow())  # held by this node's previous life
+    stack.spool.claim("dead-node", 1, 5, utcnow())  # another node's, its lease running out
+    await stack.dispatcher.start()
+    upkeep = Maintenance(stack.runner, 60, 3600, clock=a_minute_later,
+                         unknown_outcome=UnknownOutcome.FAIL)
+    assert (await upkeep.run_once())["recovered"] == 1
+    for mid in (mine, theirs):
+        failed = stack.spool.get_message(mid)
+        assert failed is not None and failed.status is Status.FAILED
+        assert failed.error is not None and failed.error.code == "outcome_unknown"
+        assert stack.spool.events(mid)[-1].detail.startswith("outcome unknown: ")
+    await asyncio.sleep(0.2)  # a few polls: nothing goes out
+    assert stack.seen[mine] == stack.seen[theirs] == 0
+
+
+async def test_what_a_node_held_when_it_died_is_sent_again_under_resend(
+    make_stack: Any,
+) -> None:
+    stack: Stack = await make_stack(node="n1")
+    [mid] = enqueue(stack.spool)
+    stack.spool.claim("n1", 10, 3600, utcnow())  # the previous life's attempt 1
+    await stack.dispatcher.start()
+    await until(lambda: status_of(stack.spool, mid) is Status.DELIVERED, timeout=5)
+    delivered = stack.spool.get_message(mid)
+    assert delivered is not None and delivered.attempts == 2 and stack.seen[mid] == 1
+    assert any(e.detail.startswith("outcome unknown: n1 stopped") and
+               e.detail.endswith("sent again") for e in stack.spool.events(mid))
 
 
 @pytest.mark.postgres

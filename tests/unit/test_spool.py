@@ -16,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from hub.errors import Conflict, NotFound, Rejected, TemporaryFailure
-from hub.model import Accepted, DeliveryReport, ErrorInfo, Status, Transition
+from hub.model import Accepted, DeliveryReport, ErrorInfo, Status, Transition, UnknownOutcome
 from hub.ports import SchemaState
 from spool import SqlSpool, open_spool
 from spool.tables import metadata
@@ -334,7 +334,8 @@ def test_stale_lease_holder_changes_nothing_after_its_lease_is_recovered(
     spool.accept([msg])
     stale = spool.claim("node-a", 10, 30, NOW)
     assert spool.recover_expired_leases(NOW + timedelta(seconds=31)) == 1
-    assert spool.events(msg.id)[-1].detail == "lease of node-a expired"
+    assert spool.events(msg.id)[-1].detail == (
+        "outcome unknown: lease of node-a expired; sent again")
     assert spool.record(stale.token, [submitted(msg.id)], LATER) == []
     fresh = spool.claim("node-b", 10, 30, LATER)
     assert fresh.messages[0].attempts == 2  # recovery does not give the attempt back
@@ -415,6 +416,53 @@ def test_release_requeues_the_owners_messages_without_counting_the_attempt(
     assert (released.status, released.attempts, released.due_at) == (Status.QUEUED, 0, LATER)
     assert spool.events(mine.id)[-1].detail == "released by node-a"
     assert spool.get_message(theirs.id).status is Status.SENDING  # type: ignore[union-attr]
+
+
+def test_after_a_crash_a_node_takes_its_messages_back_as_of_unknown_outcome(
+    spool: SqlSpool,
+) -> None:
+    """P7: what a node held when it died may have reached its carrier. Taken back at its
+    start: sent again with the attempt counted ("resend"), or ended failed as
+    outcome_unknown, charged and never claimed again ("fail"); the history says which."""
+    acme = make_account(spool, "acme", credits="10")
+    again, ended = new_message(acme, priority=1, cost="0.25"), new_message(acme, cost="0.25")
+    spool.accept([again, ended])
+    spool.claim("node-a", 1, 60, NOW)
+    assert spool.release("node-a", LATER, after_crash=True) == 1
+    resent = spool.get_message(again.id)
+    assert resent is not None
+    assert (resent.status, resent.attempts, resent.due_at) == (Status.QUEUED, 1, LATER)
+    assert spool.events(again.id)[-1].detail == (
+        "outcome unknown: node-a stopped before its carrier's answer was recorded; "
+        "sent again")
+    assert len(spool.claim("node-a", 10, 60, LATER).messages) == 2
+    assert spool.release("node-a", LATER, after_crash=True,
+                         unknown=UnknownOutcome.FAIL) == 2
+    for m in (again, ended):
+        failed = spool.get_message(m.id)
+        assert failed is not None and failed.status is Status.FAILED
+        assert failed.error is not None and failed.error.code == "outcome_unknown"
+        assert "not sent again" in failed.error.text and failed.completed_at == LATER
+        assert spool.events(m.id)[-1].status is Status.FAILED
+    assert spool.get_account("acme").balance == Decimal("9.50")  # both still charged
+    assert spool.claim("node-b", 10, 60, LATER).messages == ()
+
+
+def test_an_expired_lease_under_fail_ends_its_messages_as_of_unknown_outcome(
+    spool: SqlSpool,
+) -> None:
+    acme = make_account(spool, "acme")
+    msg = new_message(acme)
+    spool.accept([msg])
+    stale = spool.claim("node-a", 10, 30, NOW)
+    later = NOW + timedelta(seconds=31)
+    assert spool.recover_expired_leases(later, unknown=UnknownOutcome.FAIL) == 1
+    failed = spool.get_message(msg.id)
+    assert failed is not None and failed.status is Status.FAILED
+    assert failed.error is not None and failed.error.code == "outcome_unknown"
+    assert "lease of node-a expired" in failed.error.text
+    assert spool.record(stale.token, [submitted(msg.id)], LATER) == []  # too late
+    assert spool.claim("node-b", 10, 30, LATER).messages == ()
 
 
 # --- reports ----------------------------------------------------------------------
