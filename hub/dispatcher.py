@@ -365,17 +365,23 @@ class Dispatcher:
             self._metrics.carrier_errors[f"{carrier}|{result.error.code}"] += 1
 
     async def _record(self, claim: Claim, transitions: Sequence[Transition]) -> None:
-        """Record under the lease; a busy spool is retried until the lease runs out."""
+        """Record under the lease. A spool that cannot take it now (a database restarting
+        or failing over, a full disk) is tried again until it can, past the end of the
+        lease too: the claim stays this node's own meanwhile (upkeep leaves held leases
+        alone), and the lease fences a record that comes too late (another node took
+        the messages back). Giving up would have the carrier's messages sent again."""
         delay = 0.05
+        late = False
         while True:
             try:
                 done = await self._settler.submit([(claim.token, t) for t in transitions])
                 break
             except TemporaryFailure as exc:
-                if self._clock() >= claim.expires_at:
-                    log.error("could not record outcomes before the lease ended: %s", exc,
-                              extra={"action": "record"})
-                    return
+                if not late and self._clock() >= claim.expires_at:
+                    late = True
+                    log.warning("%d outcomes not recorded by the end of their lease (%s); "
+                                "still trying", len(transitions), exc,
+                                extra={"action": "record"})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
         self._wake_for_retries(transitions)

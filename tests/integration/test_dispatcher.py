@@ -16,6 +16,7 @@ import pytest
 from adapters.carriers.simulator import SimulatorCarrier, SimulatorRules
 from hub.clock import Clock, utcnow
 from hub.dispatcher import Dispatcher, DispatchSettings
+from hub.errors import TemporaryFailure
 from hub.maintenance import Maintenance
 from hub.metrics import Metrics
 from hub.model import Message, Status, SubmitResult, Transition, UnknownOutcome
@@ -216,6 +217,38 @@ async def test_what_a_node_held_when_it_died_is_sent_again_under_resend(
     assert delivered is not None and delivered.attempts == 2 and stack.seen[mid] == 1
     assert any(e.detail.startswith("outcome unknown: n1 stopped") and
                e.detail.endswith("sent again") for e in stack.spool.events(mid))
+
+
+async def test_an_outcome_the_spool_cannot_take_before_the_lease_ends_is_not_sent_again(
+    make_stack: Any,
+) -> None:
+    """The spool refuses writes (a database away) from before the carrier's answer until
+    after the claim's lease has ended: the dispatcher keeps the claim and keeps trying,
+    upkeep leaves it alone, and once the spool is back the outcome is recorded: the
+    message went to the carrier once. (It used to give up at the lease's end and upkeep
+    then sent it again.)"""
+    stack: Stack = await make_stack(node="n1", settings=DispatchSettings(
+        batch_size=100, poll_interval=0.02, lease_seconds=1.0))
+    [mid] = enqueue(stack.spool)
+    away = [True]
+    settle = stack.spool.settle
+
+    def refusing(*args: Any) -> Any:
+        if away[0]:
+            raise TemporaryFailure("spool unavailable: the database is away", "test", 1)
+        return settle(*args)
+
+    stack.spool.settle = refusing  # type: ignore[method-assign]
+    await stack.dispatcher.start()
+    await until(lambda: stack.seen[mid] == 1)
+    await asyncio.sleep(3.0)  # past the lease, and the old give-up after it
+    upkeep = Maintenance(stack.runner, 60, 3600, held=stack.dispatcher.held_leases)
+    assert (await upkeep.run_once()).get("recovered", 0) == 0
+    away[0] = False
+    await until(lambda: status_of(stack.spool, mid) is not Status.SENDING, timeout=10)
+    assert status_of(stack.spool, mid) in (Status.SUBMITTED, Status.DELIVERED)
+    await asyncio.sleep(0.2)
+    assert stack.seen[mid] == 1
 
 
 @pytest.mark.postgres
