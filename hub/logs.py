@@ -22,7 +22,11 @@ REDACTED = "[redacted]"
 # parameters and result rows (texts, numbers) at INFO and DEBUG. Their format stays.
 _DATA_ARGS = ("sqlalchemy.",)
 
-_NUMBER = re.compile(r"(?<!\d)(\+?)(\d{8,})(?!\d)")
+# A run of 8+ digits is masked as a number, except inside one of our ids: a ULID (26
+# Crockford base32 characters, letters among them) may hold such a run by chance
+# ("...VN24060000"), and an operator must find the id in the log as it is.
+_NUMBER = re.compile(r"(?<![0-9A-Za-z])((?=[0-9]*[A-HJKMNP-TV-Z])[0-9A-HJKMNP-TV-Z]{26})"
+                     r"(?![0-9A-Za-z])|(?<!\d)(\+?)(\d{8,})(?!\d)")
 _SECRETS = (
     # SMTP AUTH with an initial response, FTP PASS, HTTP Authorization headers.
     re.compile(r"(?i)(\bAUTH\s+[A-Z0-9_-]+\s+)([^\s'\"\\]+)"),
@@ -47,8 +51,10 @@ def scrub(text: str) -> str:
 
 
 def _masked(found: re.Match[str]) -> str:
-    shown = pseudonym("+" + found.group(2), _key[0])
-    return shown if found.group(1) else shown[1:]
+    if found.group(1):  # an id: as it is
+        return found.group(1)
+    shown = pseudonym("+" + found.group(3), _key[0])
+    return shown if found.group(2) else shown[1:]
 
 
 # The data directory's secret key (install sets it): the same number gets the same

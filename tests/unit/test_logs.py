@@ -30,10 +30,15 @@ def keyed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     ("GET /x?api_key=abc&password=pw", "GET /x?api_key=[redacted]&password=[redacted]"),
     ("key shk_0123ab_Zx-9", "key [redacted]"),
     ("batch 1234567 of 3", "batch 1234567 of 3"),  # 7 digits: not a number to mask
-    ('"GET /cgi-bin/sendsms?to=x&text=Hello+there HTTP/1.1" 202',
-     '"GET /cgi-bin/sendsms?to=x&text=[redacted] HTTP/1.1" 202'),
-    ("POST message=Hi%20you&msg=a&body=b",
-     "POST message=[redacted]&msg=[redacted]&body=[redacted]"),
+    # An id with eight digits in a row by chance stays whole; a number beside it does not.
+    ("batch 01M93KRG1TMBD77WVN24060000 (paused.csv) to 27821234590",
+     f"batch 01M93KRG1TMBD77WVN24060000 (paused.csv) to 27******590#{TAG}"),
+    ("file 01M93KRG1TMBD77WVN24060000.csv", "file 01M93KRG1TMBD77WVN24060000.csv"),
+    # Not an id: 26 characters with no letter, or 27 characters, are masked as before.
+    ("x 27821234590123456789012345",
+     "x " + pseudonym("+27821234590123456789012345", KEY)[1:]),
+    ("x 01M93KRG1TMBD77WVN24060000A",
+     "x 01M93KRG1TMBD77WVN" + pseudonym("+24060000", KEY)[1:] + "A"),
 ])
 def test_scrub_masks_numbers_and_redacts_secrets_and_texts(raw: str, shown: str) -> None:
     assert scrub(raw) == shown
