@@ -5,6 +5,7 @@ verified credentials that keeps the slow hash off the hot path."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import os
@@ -135,7 +136,7 @@ class Credentials:
         found = await self._runner.call(self._runner.spool.password_hash, name)
         if found is None:
             # Spend the same time as a real check so names cannot be probed by timing.
-            await self._runner.call(check_password, _DUMMY_HASH, password)
+            await self._runner.call(check_password, dummy_hash(), password)
             raise AuthenticationError("wrong account name or password")
         account, stored = found
         if not await self._runner.call(check_password, stored, password):
@@ -160,4 +161,9 @@ class Credentials:
         return account
 
 
-_DUMMY_HASH = _HASHER.hash(secrets.token_hex(8))
+@functools.cache
+def dummy_hash() -> str:
+    """A hash no password matches, checked for an unknown name so that it costs what a
+    wrong password costs. Made at its first use, not at import: an argon2 hash takes
+    about 0.1 s, which every process start and every CLI command paid."""
+    return _HASHER.hash(secrets.token_hex(8))

@@ -9,7 +9,6 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from starlette.requests import Request
@@ -26,7 +25,7 @@ from adapters.http.portal.session import (
     Sessions,
 )
 from adapters.http.portal.web import HEADERS, NotYours, Web
-from hub.accounts import check_password, hash_password
+from hub.accounts import check_password, dummy_hash
 from hub.clock import utcnow
 from hub.errors import NotFound, TemporaryFailure
 from hub.logins import FailedLogins
@@ -205,12 +204,8 @@ def check_operator(store: AdminStore, name: str, password: str) -> Operator | No
     wrong password, so names cannot be probed by timing. Blocking (argon2)."""
     found = store.operator_login(name) if name else None
     if found is None:
-        check_password(_dummy_hash(), password)
+        check_password(dummy_hash(), password)
         return None
     operator, stored = found
     return operator if check_password(stored, password) else None
 
-
-@cache
-def _dummy_hash() -> str:
-    return hash_password(secrets.token_hex(8))
