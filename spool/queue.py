@@ -137,11 +137,14 @@ def hold_unsent(db: Database, token: str, unsent: Sequence[Message], now: dateti
         mine = [x for x in unsent if x.id in leased]
         rest = mine if cpa.allowed(now) else consents.hold_claimed(conn, mine, now)
         if rest:  # a consent, or a clock that says the hours are open again
-            attempts = case((m.c.attempts > 0, m.c.attempts - 1), else_=0)
-            _requeue(conn, [x.id for x in rest], now, attempts=attempts)
+            _requeue(conn, [x.id for x in rest], now, attempts=_NOT_COUNTED)
             add_events(conn, [event(x.id, now, Status.QUEUED, "not sent before direct-"
                                     "marketing hours closed; due again") for x in rest])
     return len(mine)
+
+
+# The attempts of a message put back that never reached a carrier: this one does not count.
+_NOT_COUNTED = case((m.c.attempts > 0, m.c.attempts - 1), else_=0)
 
 
 def _sending(message: Message, owner: str, now: datetime) -> Event:
@@ -221,9 +224,9 @@ def _record_in(conn: Connection, token: str, todo: dict[str, Transition],
     for t in applied:
         row = _record_values(t, micros)
         events.append(event(t.message_id, now, t.status, _detail(t)))
-        ref = (t.carrier or "", t.carrier_message_id or "")
-        if (owed and t.status is Status.SUBMITTED and t.carrier and t.carrier_message_id
-                and not t.part_ids and ref in owed and ref not in held_refs):
+        ref = (t.carrier, t.carrier_message_id)
+        if (owed and t.status is Status.SUBMITTED and not t.part_ids and ref in owed
+                and ref not in held_refs):
             more, final = fold(t.message_id, owed.pop(ref), now)
             events += more
             if final is not None:
@@ -346,8 +349,7 @@ def release(db: Database, owner: str, now: datetime, *, after_crash: bool = Fals
             _unknown(conn, rows, now, f"{owner} stopped before its carrier's answer was "
                                       "recorded", unknown)
             return
-        attempts = case((m.c.attempts > 0, m.c.attempts - 1), else_=0)
-        _requeue(conn, _ids(rows), now, attempts=attempts)
+        _requeue(conn, _ids(rows), now, attempts=_NOT_COUNTED)
         add_events(conn, [event(r.id, now, Status.QUEUED, f"released by {owner}") for r in rows])
 
     # Not skip_locked: wait for this owner's own in-flight record() rather than miss rows.
@@ -382,18 +384,14 @@ def _unknown(conn: Connection, rows: Sequence[AnyRow], now: datetime, why: str,
     the carrier may have taken them, no answer was recorded. RESEND: due again at once,
     the attempt counted (a handset may get it twice); FAIL: ended failed, charged (the
     carrier may have delivered it), never sent again. Either way the event says so."""
-    ids = _ids(rows)
     if unknown is UnknownOutcome.FAIL:
-        text_ = (f"outcome unknown: {why}; the carrier may have taken it, not sent again "
-                 "(unknown_outcome = fail)")
-        conn.execute(update(m).where(m.c.id.in_(ids)).values(
-            status=Status.FAILED.value, completed_at=now, updated_at=now,
-            error_code=OUTCOME_UNKNOWN, error_text=text_, **NO_LEASE))
-        add_events(conn, [event(i, now, Status.FAILED, text_) for i in ids])
+        error = ErrorInfo(OUTCOME_UNKNOWN, f"outcome unknown: {why}; the carrier may have "
+                                           "taken it, not sent again (unknown_outcome = fail)")
+        _finisher(Status.FAILED, error, now, refund_credit=False)(conn, rows)
         return
-    _requeue(conn, ids, now)
-    add_events(conn, [event(i, now, Status.QUEUED, f"outcome unknown: {why}; sent again")
-                      for i in ids])
+    _requeue(conn, _ids(rows), now)
+    add_events(conn, [event(r.id, now, Status.QUEUED, f"outcome unknown: {why}; sent again")
+                      for r in rows])
 
 
 def _requeue(conn: Connection, ids: Sequence[str], now: datetime, **extra: Any) -> None:
@@ -455,8 +453,10 @@ def cancel_unsent_to(conn: Connection, recipient: str, account_id: int | None,
     return len(rows)
 
 
-def _finisher(status: Status, error: ErrorInfo, now: datetime) -> Apply:
-    """Apply: end unsent messages with `status` and `error`, refunding their credit."""
+def _finisher(status: Status, error: ErrorInfo, now: datetime,
+              refund_credit: bool = True) -> Apply:
+    """Apply: end messages with `status` and `error`, refunding their credit unless
+    `refund_credit` is false (they may have reached a carrier)."""
     values = {
         "status": status.value,
         "completed_at": now,
@@ -469,6 +469,7 @@ def _finisher(status: Status, error: ErrorInfo, now: datetime) -> Apply:
     def apply(conn: Connection, rows: Sequence[AnyRow]) -> None:
         conn.execute(update(m).where(m.c.id.in_(_ids(rows))).values(**values))
         add_events(conn, [event(r.id, now, status, error.text) for r in rows])
-        refund(conn, [(r.account_id, r.cost) for r in rows])
+        if refund_credit:
+            refund(conn, [(r.account_id, r.cost) for r in rows])
 
     return apply

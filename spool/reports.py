@@ -150,8 +150,8 @@ def find_held(conn: Connection, refs: Sequence[CarrierRef]) -> list[HeldRow]:
 
 
 def release_held(conn: Connection, rows: Sequence[HeldRow], now: datetime) -> int:
-    """Apply held reports (find_held's rows, whose messages were just recorded) and drop
-    them; return how many."""
+    """Apply held reports (rows of held_reports, whose messages are now recorded) and
+    drop them; return how many."""
     if not rows:
         return 0
     apply_in(conn, [_held_report(row) for row in rows], now)
@@ -194,12 +194,7 @@ def apply_held(db: Database, now: datetime, limit: int = 1000) -> int:
     if not db.is_sqlite:
         query = query.with_for_update(of=h, skip_locked=True)  # one node applies each
     with db.write() as conn:
-        rows = conn.execute(query).all()
-        if not rows:
-            return 0
-        apply_in(conn, [_held_report(row) for row in rows], now)
-        conn.execute(h.delete().where(h.c.id.in_([row.id for row in rows])))
-    return len(rows)
+        return release_held(conn, conn.execute(query).all(), now)
 
 
 def _held_report(row: Row[Any]) -> DeliveryReport:
