@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from hub import cpa
 from hub.clock import Clock, utcnow
@@ -33,7 +33,7 @@ from hub.model import (
 from hub.policies import RetryPolicy, expire
 from hub.ports import Carrier, Coordination, InboundStore, MessageQueue, StreamingCarrier
 from hub.routing import Router, is_up
-from hub.spoolcall import SpoolThreads
+from hub.spoolcall import SpoolThreads, until_written
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ class DispatchSettings:
     # next start (P7): sent again, or failed as outcome_unknown.
     unknown_outcome: UnknownOutcome = UnknownOutcome.RESEND
 
+
+T = TypeVar("T")
 
 # The cluster-wide lock of the held-reports matcher: one node runs it at a time.
 HELD_REPORTS_JOB = "job:held-reports"
@@ -315,15 +317,10 @@ class Dispatcher:
 
     async def _hold_unsent(self, claim: Claim, late: list[Message]) -> None:
         """Marketing messages the carrier kept back when the hours closed: held until
-        they open (a spool that cannot take it leaves them leased, to come back when the
-        lease runs out and be held at that claim)."""
-        try:
-            held = await self._runner.call(self._spool.hold_unsent, claim.token, late,
-                                           self._clock())
-        except TemporaryFailure as exc:
-            log.error("could not hold %d marketing messages after closing time: %s",
-                      len(late), exc, extra={"action": "record"})
-            return
+        they open. Written as outcomes are, until the spool takes it: left to their
+        lease, they would come back as of unknown outcome though never sent."""
+        held = await self._persist(claim, len(late), lambda: self._runner.call(
+            self._spool.hold_unsent, claim.token, late, self._clock()))
         if held:
             log.info("%d marketing messages held: direct-marketing hours closed before "
                      "they were sent", held, extra={"action": "cpa-hold"})
@@ -365,29 +362,30 @@ class Dispatcher:
             self._metrics.carrier_errors[f"{carrier}|{result.error.code}"] += 1
 
     async def _record(self, claim: Claim, transitions: Sequence[Transition]) -> None:
-        """Record under the lease. A spool that cannot take it now (a database restarting
-        or failing over, a full disk) is tried again until it can, past the end of the
-        lease too: the claim stays this node's own meanwhile (upkeep leaves held leases
-        alone), and the lease fences a record that comes too late (another node took
-        the messages back). Giving up would have the carrier's messages sent again."""
-        delay = 0.05
-        late = False
-        while True:
-            try:
-                done = await self._settler.submit([(claim.token, t) for t in transitions])
-                break
-            except TemporaryFailure as exc:
-                if not late and self._clock() >= claim.expires_at:
-                    late = True
-                    log.warning("%d outcomes not recorded by the end of their lease (%s); "
-                                "still trying", len(transitions), exc,
-                                extra={"action": "record"})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        """Record under the lease (`_persist`)."""
+        done = await self._persist(claim, len(transitions), lambda: self._settler.submit(
+            [(claim.token, t) for t in transitions]))
         self._wake_for_retries(transitions)
         if not all(done):
             log.warning("%d outcomes not recorded: lease no longer held",
                         done.count(False), extra={"action": "record"})
+
+    async def _persist(self, claim: Claim, count: int,
+                       write: Callable[[], Awaitable[T]]) -> T:
+        """`write` what became of `count` of the claim's messages, until the spool takes
+        it (`until_written`), past the end of the lease too: the claim stays this node's
+        own meanwhile (upkeep leaves held leases alone), and the lease fences a write
+        that comes too late (another node took the messages back)."""
+        warned = False
+
+        def failed(exc: TemporaryFailure) -> None:
+            nonlocal warned
+            if not warned and self._clock() >= claim.expires_at:
+                warned = True
+                log.warning("%d outcomes not recorded by the end of their lease (%s); "
+                            "still trying", count, exc, extra={"action": "record"})
+
+        return await until_written(write, failed)
 
     async def _settle(self, items: list[Settling]) -> list[bool]:
         """One spool write for the outcomes and reports waiting: whether each outcome was

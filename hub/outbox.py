@@ -11,7 +11,6 @@ import logging
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from hub.clock import Clock, seconds, utcnow
@@ -21,7 +20,7 @@ from hub.groupcommit import GroupCommitter
 from hub.model import ErrorInfo, OutboxItem, OutboxResult, OutboxStatus
 from hub.policies import RetryPolicy
 from hub.ports import OutboxChannel, OutboxStore
-from hub.spoolcall import SpoolThreads
+from hub.spoolcall import SpoolThreads, until_written
 from hub.tasks import cancel_all
 
 log = logging.getLogger(__name__)
@@ -178,9 +177,7 @@ class OutboxRunner:
         if items:
             channel = self._channels[name]
             await self._refresh(channel)
-            start = functools.partial(
-                self._deliver_one, channel, lane, recorder=recorder,
-                lease_ends=now + seconds(self._settings.lease_seconds))
+            start = functools.partial(self._deliver_one, channel, lane, recorder=recorder)
             for item in items:
                 lane.accept(item, start)
         return len(items)
@@ -193,33 +190,16 @@ class OutboxRunner:
             await refresh()
 
     async def _deliver_one(self, channel: OutboxChannel, lane: _Lane, item: OutboxItem,
-                           recorder: GroupCommitter[tuple[str, OutboxResult], None],
-                           lease_ends: datetime) -> None:
+                           recorder: GroupCommitter[tuple[str, OutboxResult], None]) -> None:
         try:
             result = await self._deliver(channel, lane.tune, item)
-            await self._record_while_leased(recorder, item, result, lease_ends)
+            # Recorded until the spool takes it (a database restart or failover): given
+            # up, the delivery would be made again once the lease ran out. The lease token
+            # fences a result that comes after another node took the item over.
+            await until_written(lambda: recorder.submit([(item.lease_token or "", result)]),
+                                lambda exc: self._faults[item.channel].failed(str(exc)))
         finally:
             lane.finish(item)
-
-    async def _record_while_leased(
-            self, recorder: GroupCommitter[tuple[str, OutboxResult], None], item: OutboxItem,
-            result: OutboxResult, lease_ends: datetime) -> None:
-        """Record a delivery's result, trying again while the spool is away (a database
-        restart or failover) until the item's lease ends: given up sooner, the delivery
-        would be made again once the lease ran out; later, another node may have taken
-        the item, and the spool refuses the result anyway."""
-        delay = 0.05
-        while True:
-            try:
-                await recorder.submit([(item.lease_token or "", result)])
-                return
-            except TemporaryFailure as exc:
-                self._faults[item.channel].failed(str(exc))
-                left = (lease_ends - self._clock()).total_seconds()
-                if left <= 0:
-                    return  # not recorded: the item is delivered again (at least once)
-                await asyncio.sleep(min(delay, left))
-                delay = min(delay * 2, 2.0)
 
     async def run_once(self) -> int:
         """Deliver one batch per channel; returns how many items were tried (tests)."""

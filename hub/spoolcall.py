@@ -6,9 +6,11 @@ that each part touches only its own tables."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, ParamSpec, TypeVar
+
+from hub.errors import TemporaryFailure
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -33,3 +35,20 @@ class SpoolThreads(Generic[Role_co]):
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+async def until_written(write: Callable[[], Awaitable[T]],
+                        failed: Callable[[TemporaryFailure], None]) -> T:
+    """`write` again and again while the spool cannot take it (a database restarting or
+    failing over, a full disk), waiting 50 ms, then twice as long each time up to 2 s;
+    `failed` hears of each refusal. For what the hub must not lose once it has acted on
+    it (a carrier's answer, a delivery made): a lease fences a write that comes too late,
+    so trying on costs nothing, where giving up would have the work done again."""
+    delay = 0.05
+    while True:
+        try:
+            return await write()
+        except TemporaryFailure as exc:
+            failed(exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
