@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ulid import ULID
 
+from adapters.ftp.holdings import ORIGINALS
 from adapters.ftp.homes import Homes
 from adapters.ftp.store import FtpStore
 from hub.clock import Clock, utcnow
@@ -19,7 +20,6 @@ from hub.faultlog import FaultLog
 from hub.spoolcall import SpoolThreads
 
 log = logging.getLogger(__name__)
-FILED = ("processed", "rejected")
 ACTOR = "maintenance"
 _ULID_CHARS = 26
 
@@ -37,7 +37,7 @@ def purge_filed(homes: Homes, before: datetime) -> int:
     """Delete every file in a home's processed/ and rejected/ (a rejected file's
     `.reason.txt` with it) taken in before `before`; how many. Blocking: run in a thread."""
     removed = 0
-    for path in homes.files_in(FILED):
+    for path in homes.files_in(ORIGINALS):
         try:
             if filed_at(path) < before:
                 path.unlink()
