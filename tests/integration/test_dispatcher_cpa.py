@@ -15,6 +15,7 @@ from adapters.carriers.simulator import SimulatorCarrier, SimulatorRules
 from hub import cpa
 from hub.consents import Consent
 from hub.dispatcher import Dispatcher, DispatchSettings
+from hub.errors import TemporaryFailure
 from hub.metrics import Metrics
 from hub.model import Message, MessageClass, Status, SubmitResult, Verdict
 from hub.policies import RetryPolicy
@@ -134,12 +135,16 @@ class OneASecond(SimulatorCarrier):
         return result
 
 
+@pytest.mark.parametrize("spool_away", [False, True])
 async def test_marketing_still_waiting_at_the_carrier_when_the_hours_close_is_held(
-    spool_url: str,
+    spool_url: str, spool_away: bool,
 ) -> None:
     """Claimed at 19:59:57.5 on a Friday, five marketing messages reach a carrier that
     sends one a second: two go before 20:00, three do not and wait for Saturday 09:00
-    (the attempt not counted); a transactional message after them goes all the same."""
+    (the attempt not counted); a transactional message after them goes all the same.
+    With `spool_away`, the spool refuses the hold twice first: it is written when the
+    spool takes it, not left to the lease (which would bring the messages back as of
+    unknown outcome)."""
     now = [sa("2026-12-04T19:59:57.5")]
     store = open_spool(spool_url)
     await asyncio.to_thread(store.upgrade)
@@ -157,6 +162,16 @@ async def test_marketing_still_waiting_at_the_carrier_when_the_hours_close_is_he
                           message_class=MessageClass.MARKETING) for n in range(5)]
         plain = new_message(account, accepted_at=accepted, recipient="+27831234567")
         store.accept([*promos, plain])
+        if spool_away:
+            hold, refusals = store.hold_unsent, [2]
+
+            def refusing(*args: Any) -> Any:
+                if refusals[0]:
+                    refusals[0] -= 1
+                    raise TemporaryFailure("spool unavailable", "test", 1)
+                return hold(*args)
+
+            store.hold_unsent = refusing  # type: ignore[method-assign]
         assert await dispatcher.run_once() == 6
         assert carrier.sent == [promos[0].id, promos[1].id, plain.id]
         for m in promos[:2]:
