@@ -93,6 +93,9 @@ class OutboxRunner:
         self._faults = {name: FaultLog(log, f"outbox {name}", "outbox")
                         for name in self._channels}
         self._tasks: list[asyncio.Task[None]] = []
+        # Lease tokens of the items this node is delivering or still recording (by how
+        # many items): not claimed again here once their lease runs out meanwhile.
+        self._held: Counter[str] = Counter()
         # Whether commits anywhere wake this runner (set by the composition root).
         self.listening: Callable[[], bool] = lambda: False
 
@@ -173,7 +176,9 @@ class OutboxRunner:
         items = await self._runner.call(
             self._runner.spool.claim_outbox, name, lane.room(),
             self._settings.lease_seconds, now, self._node, lane.full_targets(),
+            list(self._held),
         )
+        self._held.update(item.lease_token or "" for item in items)
         if items:
             channel = self._channels[name]
             await self._refresh(channel)
@@ -200,6 +205,9 @@ class OutboxRunner:
                                 lambda exc: self._faults[item.channel].failed(str(exc)))
         finally:
             lane.finish(item)
+            self._held[item.lease_token or ""] -= 1
+            if self._held[item.lease_token or ""] <= 0:
+                del self._held[item.lease_token or ""]
 
     async def run_once(self) -> int:
         """Deliver one batch per channel; returns how many items were tried (tests)."""

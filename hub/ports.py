@@ -440,9 +440,10 @@ class OutboxStore(Protocol):
 
     def claim_outbox(
         self, channel: str, limit: int, lease_seconds: float, now: datetime, owner: str = "",
-        exclude: Sequence[str] = (),
+        exclude: Sequence[str] = (), held: Collection[str] = (),
     ) -> list[OutboxItem]:
-        """Lease due items of one channel (and items whose lease ran out) to `owner`,
+        """Lease due items of one channel (and items whose lease ran out, except those
+        under the lease tokens in `held`: the caller is still at work on them) to `owner`,
         none going to a target (endpoint id, else address) named in `exclude`."""
         ...
 

@@ -3,7 +3,7 @@ failed, or pending again for a retry); expired leases simply become claimable ag
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -36,15 +36,19 @@ def target_column() -> Any:
 
 
 def claim(db: Database, channel: str, limit: int, lease_seconds: float,
-          now: datetime, owner: str = "", exclude: Sequence[str] = ()) -> list[OutboxItem]:
+          now: datetime, owner: str = "", exclude: Sequence[str] = (),
+          held: Collection[str] = ()) -> list[OutboxItem]:
     """Lease up to `limit` due items of `channel`, none going to a target in `exclude`
-    (targets the caller already has enough deliveries in flight to)."""
+    (targets the caller already has enough deliveries in flight to), nor one whose lease
+    ran out under a token in `held` (the caller is still delivering or recording it: a
+    result it records late is not lost to a delivery made again)."""
     # The lease token names its node, so the node can take back its own leases when it
     # starts again after a crash instead of waiting for them to run out.
     token = f"{owner}:{uuid4().hex}"
     due = or_(
         and_(o.c.status == OutboxStatus.PENDING.value, o.c.due_at <= now),
-        and_(o.c.status == OutboxStatus.SENDING.value, o.c.lease_expires_at < now),
+        and_(o.c.status == OutboxStatus.SENDING.value, o.c.lease_expires_at < now,
+             *([o.c.lease_token.not_in(list(held))] if held else [])),
     )
     if exclude:
         due = and_(due, target_column().not_in(list(exclude)))

@@ -329,9 +329,10 @@ class SqlSpool(OperatorRows):
 
     def claim_outbox(
         self, channel: str, limit: int, lease_seconds: float, now: datetime, owner: str = "",
-        exclude: Sequence[str] = (),
+        exclude: Sequence[str] = (), held: Collection[str] = (),
     ) -> list[OutboxItem]:
-        return outbox.claim(self.db, channel, limit, lease_seconds, now, owner, exclude)
+        return outbox.claim(self.db, channel, limit, lease_seconds, now, owner, exclude,
+                            held)
 
     def release_outbox(self, owner: str, now: datetime) -> int:
         return outbox.release(self.db, owner, now)

@@ -17,6 +17,7 @@ import pytest
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from hub.clock import utcnow
+from hub.errors import TemporaryFailure
 from hub.model import InboundMessage
 from tests.hubthread import HubThread
 from tests.polling import eventually
@@ -299,3 +300,35 @@ def test_an_endpoint_that_hangs_delays_only_its_own_events(
     finally:
         for c in clients.values():
             c.close()
+
+
+def test_a_delivery_recorded_after_its_lease_ran_out_is_not_made_again(
+    make_hub: MakeHub, receiver: Receiver
+) -> None:
+    """The spool refuses the outbox's writes (a database away) from before a delivery's
+    result is recorded until after its lease (1 s) has run out: the node keeps trying to
+    record it and does not claim the item again meanwhile, so the endpoint gets the event
+    once. (The result used to be given up at the lease's end, the item claimed and
+    delivered again.)"""
+    hub = make_hub(webhooks=FAST, outbox={"poll_interval": 0.05, "lease_seconds": 1},
+                   simulator={"report_delay": 0.05})
+    key = hub.account("acme", credits="10")
+    with httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {key}"}) as client:
+        subscribe(client, receiver.url("/late"), ["message.submitted"])
+        spool = hub.spool
+        record, away = spool.record_outbox, [True]
+
+        def refusing(*args: Any) -> Any:
+            if away[0]:
+                raise TemporaryFailure("spool unavailable: the database is away", "test", 1)
+            return record(*args)
+
+        spool.record_outbox = refusing  # type: ignore[method-assign]
+        send(client)
+        at_least(receiver, "/late", 1, 10, "the event, delivered once")
+        time.sleep(2.5)  # past the lease, while the result cannot be recorded
+        away[0] = False
+        (endpoint,) = client.get("/v1/webhooks").json()["webhooks"]
+        _all_sent(client, endpoint["id"])
+        time.sleep(0.5)  # a few claims more: nothing is delivered again
+    assert len(receiver.at("/late")) == 1
