@@ -26,7 +26,6 @@ from adapters.http.portal.session import (
 )
 from adapters.http.portal.web import HEADERS, NotYours, Web
 from hub.accounts import check_password, dummy_hash
-from hub.clock import utcnow
 from hub.errors import NotFound, TemporaryFailure
 from hub.logins import FailedLogins
 from hub.operators import AdminStore, Operator
@@ -116,9 +115,8 @@ class AdminWeb:
         session = self.sessions.read(request.cookies.get(ADMIN_COOKIE))
         if session is None:
             return None
-        spool = self.ctx.runner.spool
-        if await self.ctx.runner.call(spool.session_ended, self.sessions.ended_key(session)):
-            return None  # signed out: a copy of its cookie opens nothing either
+        if await self.web.signed_out(self.sessions, session):
+            return None
         # Read afresh: a removed operator's session ends with the next request, and one
         # made before their password changed too.
         operator = await self.ctx.runner.call(
@@ -178,13 +176,7 @@ class AdminWeb:
         return response
 
     async def logout(self, staff: Staff, request: Request, form: Form) -> Response:
-        sessions = self.sessions
-        await self.ctx.runner.call(
-            self.ctx.runner.spool.end_session,
-            sessions.ended_key(staff.session),
-            sessions.expires(staff.session),
-            utcnow(),
-        )
+        await self.web.sign_out(self.sessions, staff.session)
         response = RedirectResponse(f"{PATH}/login", 303, headers=HEADERS)
         response.delete_cookie(ADMIN_COOKIE, path=PATH, httponly=True, samesite="strict")
         return response

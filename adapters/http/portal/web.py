@@ -69,6 +69,18 @@ class Web:
         self.env.filters["local"] = lambda when: _local(when, zone)
         self.env.filters["local_seconds"] = lambda when: _local(when, zone, "%H:%M:%S")
 
+    async def signed_out(self, sessions: Sessions, session: Session) -> bool:
+        """Whether the session was signed out (a copy of its cookie opens nothing): a
+        customer's, or with the operators' `sessions` an operator's."""
+        return await self.ctx.runner.call(self.ctx.runner.spool.session_ended,
+                                          sessions.ended_key(session))
+
+    async def sign_out(self, sessions: Sessions, session: Session) -> None:
+        """End the session on the server, until it would have expired anyway."""
+        await self.ctx.runner.call(self.ctx.runner.spool.end_session,
+                                   sessions.ended_key(session), sessions.expires(session),
+                                   utcnow())
+
     def render(self, request: Request, template: str, visitor: Visitor | None,
                status: int = 200, **values: Any) -> Response:
         page = self.env.get_template(template).render(
@@ -109,8 +121,8 @@ class Web:
         if session is None:
             return None
         spool = self.ctx.runner.spool
-        if await self.ctx.runner.call(spool.session_ended, self.sessions.ended_key(session)):
-            return None  # signed out: a copy of its cookie opens nothing either
+        if await self.signed_out(self.sessions, session):
+            return None
         try:
             account = await self.ctx.runner.call(spool.get_account_by_id, session.account_id)
         except NotFound:
@@ -158,10 +170,7 @@ class Web:
         return response
 
     async def logout(self, visitor: Visitor, request: Request, form: Form) -> Response:
-        sessions = self.sessions
-        await self.ctx.runner.call(self.ctx.runner.spool.end_session,
-                                   sessions.ended_key(visitor.session),
-                                   sessions.expires(visitor.session), utcnow())
+        await self.sign_out(self.sessions, visitor.session)
         response = RedirectResponse("/login", 303, headers=HEADERS)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax")
         return response
