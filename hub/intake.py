@@ -5,9 +5,12 @@ that commit (spool/optouts.py), so every protocol refuses the same messages."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -16,7 +19,7 @@ from typing import cast
 from hub import numbers, optouts, text, waspa
 from hub.clock import Clock, utcnow
 from hub.errors import Rejected
-from hub.groupcommit import GroupCommitter
+from hub.groupcommit import ThreadedGroupCommitter
 from hub.idempotency import Answer, Seal
 from hub.ids import new_id
 from hub.model import (
@@ -83,9 +86,9 @@ class Intake:
         self.on_commit = on_commit
         self._expiry_for: tuple[datetime | None, datetime | None] = (None, None)
         self._prices: dict[tuple[Decimal, int], Decimal] = {}
-        self._committer: GroupCommitter[NewMessage | CommitSeal, Committed] = GroupCommitter(
-            self._commit, group_commit_max
-        )
+        self._committer: ThreadedGroupCommitter[NewMessage | CommitSeal, Committed] = (
+            ThreadedGroupCommitter(self._commit, group_commit_max, self._start, self._turn))
+        self._loop: asyncio.AbstractEventLoop | None = None  # where on_commit is called
         self._seals = 0  # callers whose items carry a CommitSeal, waiting or in flight
 
     async def submit(
@@ -109,6 +112,7 @@ class Intake:
             else:
                 outcomes.append(None)
                 ready.append(prepared)
+        self._loop = asyncio.get_running_loop()
         if seal is None:
             done = await self._committer.submit(cast("list[NewMessage | CommitSeal]", ready))
         else:
@@ -285,17 +289,25 @@ class Intake:
                 f"{self._rules.max_client_ref_length} characters",
             )
 
-    async def _commit(self, group: list[NewMessage | CommitSeal]) -> list[Committed]:
-        if self._seals:  # rare: only requests with an Idempotency-Key scan the group
-            results = await self._commit_sealed(group)
-        else:
-            results = await self._runner.call(self._runner.spool.accept, group)  # type: ignore[arg-type]
-        if self.on_commit is not None and any(r.message is not None for r in results):
-            self.on_commit()
+    # The runner and spool of now, looked up at each use (tests swap the spool).
+    def _start(self, drain: Callable[[], None]) -> None:
+        self._runner.start(drain)
+
+    def _turn(self) -> AbstractContextManager[None]:
+        return self._runner.spool.writer_turn()
+
+    def _commit(self, group: list[NewMessage | CommitSeal]) -> list[Committed]:
+        """One group's transaction, on a spool thread (the committer's)."""
+        # Rare: only requests with an Idempotency-Key make the group worth scanning.
+        results = (self._commit_sealed(group) if self._seals
+                   else self._runner.spool.accept(group))  # type: ignore[arg-type]
+        if (self.on_commit is not None and self._loop is not None
+                and any(r.message is not None for r in results)):
+            with contextlib.suppress(RuntimeError):  # a loop closed: nothing to wake
+                self._loop.call_soon_threadsafe(self.on_commit)
         return results
 
-
-    async def _commit_sealed(self, group: list[NewMessage | CommitSeal]) -> list[Committed]:
+    def _commit_sealed(self, group: list[NewMessage | CommitSeal]) -> list[Committed]:
         messages: list[NewMessage] = []
         seals: list[tuple[int, CommitSeal]] = []
         places: list[int] = []  # where each seal sits in the group, for its placeholder
@@ -305,7 +317,7 @@ class Intake:
                 places.append(place)
             else:
                 messages.append(item)
-        results = await self._runner.call(self._runner.spool.accept, messages, seals)
+        results = self._runner.spool.accept(messages, seals)
         for place in places:
             results.insert(place, _SEALED)
         return results

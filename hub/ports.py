@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -210,7 +211,17 @@ class OperatorStore(Protocol):
     def cancel(self, ids: Sequence[str], account_id: int | None, now: datetime) -> int: ...
 
 
-class MessageStore(Protocol):
+class WriterTurn(Protocol):
+    """Part of the roles whose writes come in groups."""
+
+    def writer_turn(self) -> AbstractContextManager[None]:
+        """This process's turn to write, held across several writes (re-entrant: each
+        write inside takes it again at no cost): a group committer takes its group
+        once it has the turn (hub.groupcommit.ThreadedGroupCommitter)."""
+        ...
+
+
+class MessageStore(WriterTurn, Protocol):
     """Messages in (intake's one transaction per group) and read back."""
 
     # intake: one transaction for the whole group, credits reserved atomically, with
@@ -240,7 +251,7 @@ class MessageStore(Protocol):
 
 
 
-class MessageQueue(Protocol):
+class MessageQueue(WriterTurn, Protocol):
     """The dispatcher's side: claims under leases, outcomes, reports, upkeep."""
 
     def claim(self, owner: str, limit: int, lease_seconds: float, now: datetime) -> Claim: ...

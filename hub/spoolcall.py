@@ -33,6 +33,11 @@ class SpoolThreads(Generic[Role_co]):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
+    def start(self, fn: Callable[[], object]) -> None:
+        """Run `fn` on a spool thread without waiting for it (a ThreadedGroupCommitter's
+        drain, which hands its results back itself)."""
+        self._pool.submit(fn)
+
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
 

@@ -4,6 +4,7 @@ the schema calls and the reads, and hands the rest to the module that does each 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -171,6 +172,9 @@ class SqlSpool(OperatorRows):
     def accept(self, group: Sequence[NewMessage],
                seals: Sequence[tuple[int, CommitSeal]] = ()) -> list[Committed]:
         return acceptance.accept(self.db, group, seals)
+
+    def writer_turn(self) -> AbstractContextManager[None]:
+        return self.db.turn()
 
     def get_message(self, message_id: str) -> Message | None:
         with self.db.read() as conn:
