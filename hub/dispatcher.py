@@ -15,7 +15,7 @@ from hub import cpa
 from hub.clock import Clock, utcnow
 from hub.errors import TemporaryFailure
 from hub.faultlog import FaultLog
-from hub.groupcommit import GroupCommitter
+from hub.groupcommit import ThreadedGroupCommitter
 from hub.inbound import InboundDesk
 from hub.metrics import Metrics
 from hub.model import (
@@ -111,7 +111,8 @@ class Dispatcher:
         self._inbound = inbound or InboundDesk(runner, clock=clock)
         # Outcomes to record (lease token, transition) and reports from carriers, written
         # together: what arrives while one write runs goes in the next one (spool.settle).
-        self._settler: GroupCommitter[Settling, bool] = GroupCommitter(self._settle, 5000)
+        self._settler: ThreadedGroupCommitter[Settling, bool] = ThreadedGroupCommitter(
+            self._settle, 5000, runner.start, self._spool.writer_turn)
         self._wake = asyncio.Event()
         # A spool that cannot be written fails every claim, every poll: said once.
         self._claim_faults = FaultLog(log, "claims failing, retrying", "claim")
@@ -387,9 +388,10 @@ class Dispatcher:
 
         return await until_written(write, failed)
 
-    async def _settle(self, items: list[Settling]) -> list[bool]:
-        """One spool write for the outcomes and reports waiting: whether each outcome was
-        recorded (its lease still held); reports are applied or held (True)."""
+    def _settle(self, items: list[Settling]) -> list[bool]:
+        """One spool write for the outcomes and reports waiting (on a spool thread, the
+        settler's): whether each outcome was recorded (its lease still held); reports
+        are applied or held (True)."""
         records: dict[str, list[Transition]] = {}
         reports: list[DeliveryReport] = []
         for item in items:
@@ -397,10 +399,7 @@ class Dispatcher:
                 reports.append(item)
             else:
                 records.setdefault(item[0], []).append(item[1])
-        applied = set(await self._runner.call(
-            self._spool.settle, list(records.items()), reports, self._clock()))
-        for r in reports:
-            self._metrics.reports[r.status.value] += 1
+        applied = set(self._spool.settle(list(records.items()), reports, self._clock()))
         return [isinstance(item, DeliveryReport) or item[1].message_id in applied
                 for item in items]
 
@@ -416,6 +415,8 @@ class Dispatcher:
         # A report that overtook the record of its own submission is held by the spool
         # and applied when that record is made: no in-memory state to lose.
         await self._settler.submit(list(reports))
+        for r in reports:
+            self._metrics.reports[r.status.value] += 1
 
     async def _held_reports_loop(self) -> None:
         """Reports held by the spool are applied when their submission is recorded; this
