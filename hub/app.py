@@ -12,16 +12,8 @@ import signal
 import sys
 from collections.abc import Callable
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from adapters.carriers import service as carriers
-from adapters.ftp import holdings as ftp_holdings
-from adapters.ftp import service as ftp
-from adapters.ftp.drop import FtpDrop
-from adapters.ftp.homes import Homes
-from adapters.http import health
-from adapters.http import service as http
-from adapters.smtp import service as smtp
-from adapters.webhooks import service as webhooks
 from hub import logs
 from hub.accounts import Credentials, load_secret
 from hub.clock import utcnow
@@ -51,13 +43,22 @@ from hub.retention import Retention
 from hub.routing import Router, Rule
 from hub.services import Core, Service, ServiceGroup, Task
 from hub.spoolcall import SpoolThreads
-from spool import open_spool
-from spool.cluster import PgCoordination
+
+if TYPE_CHECKING:
+    from adapters.ftp.drop import FtpDrop
+    from spool.cluster import PgCoordination
+
+# The spool and the adapters are imported inside the functions that wire them, not above:
+# every `smshub` command imports this module, and `--help` or a command that only reads
+# the spool needs none of the servers, clients and SMPP library they bring (0.6 s of
+# imports each time). `smshub serve` imports them all as it builds the node.
 
 log = logging.getLogger(__name__)
 
 
 def open_configured_spool(config: Config) -> Spool:
+    from spool import open_spool
+
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # secret.key, spool.db
     return open_spool(config.spool_url, busy_timeout=config.spool.busy_timeout)
 
@@ -95,6 +96,9 @@ def build_intake(config: Config, runner: SpoolThreads[Spool],
 
 
 def build_outbox(config: Config, runner: SpoolThreads[Spool]) -> OutboxRunner:
+    from adapters.smtp import service as smtp
+    from adapters.webhooks import service as webhooks
+
     o = config.outbox
     policy = RetryPolicy(o.max_attempts, o.retry_base, o.retry_cap, max_age=float("inf"))
     settings = OutboxSettings(o.batch_size, o.poll_interval, o.lease_seconds)
@@ -111,6 +115,8 @@ def build_inbound_desk(
     """Inbound messages and where they may lead (ingress adapters that answer by email
     or webhook add their route); with `intake`, opt-outs are confirmed by SMS where the
     account asks for it (see `confirm_opt_outs`)."""
+    from adapters.smtp import service as smtp
+
     desk = InboundDesk(
         runner, smtp.inbound_routes(config, runner),
         keywords=config.inbound.opt_out_keywords,
@@ -148,12 +154,16 @@ def routing_rules(config: Config, accounts: AccountStore) -> list[Rule]:
 
 def carrier_prices(config: Config) -> dict[str, Decimal]:
     """Each carrier's price per segment (its adapter reads its section)."""
+    from adapters.carriers import service as carriers
+
     return carriers.prices(config)
 
 
 def open_coordination(config: Config) -> PgCoordination | None:
     """How a dispatching process works with the other nodes on a PostgreSQL spool
     (docs/nodes.md); None on SQLite (one node) and for ingress (it waits for nothing)."""
+    from spool.cluster import PgCoordination
+
     if config.hub.role == "ingress" or not config.spool_url.startswith("postgres"):
         return None
     return PgCoordination(config.spool_url, member=f"dispatcher:{config.node}")
@@ -162,6 +172,8 @@ def open_coordination(config: Config) -> PgCoordination | None:
 def build_dispatcher(config: Config, runner: SpoolThreads[Spool], metrics: Metrics,
                      inbound: InboundDesk,
                      coordination: Coordination | None = None) -> Dispatcher:
+    from adapters.carriers import service as carriers
+
     d = config.dispatcher
     router = Router(carriers.build(config, runner, runner, coordination),
                     config.routing.default_carrier,
@@ -206,6 +218,9 @@ def build_services(config: Config, core: Core,
                    coordination: Coordination | None = None) -> list[Service]:
     """Everything this node's role runs, in start order: dispatch side first, so messages
     that listeners accept have somewhere to go, then the listeners (docs/nodes.md)."""
+    from adapters.carriers import service as carriers
+    from adapters.http import health
+
     role = config.hub.role
     if role == "ingress":
         # Claims nothing and starts no carrier; an HTTP upstream's callbacks are still
@@ -225,6 +240,9 @@ def build_services(config: Config, core: Core,
 def dispatch_services(config: Config, core: Core,
                       coordination: Coordination | None = None) -> list[Service]:
     """The dispatcher with its carriers, upkeep and the outbox."""
+    from adapters.carriers import service as carriers
+    from adapters.smtp import service as smtp
+
     cfg, d = config, config.dispatcher
     services: list[Service] = [Task("dispatcher", lambda: core.dispatcher.start(
         claim=d.enabled), core.dispatcher.stop)]
@@ -248,6 +266,11 @@ def dispatch_services(config: Config, core: Core,
 
 def listeners(cfg: Config, core: Core) -> list[Service]:
     """The ways in, as enabled: HTTP (with the carriers' callbacks), FTP, SMTP."""
+    from adapters.carriers import service as carriers
+    from adapters.ftp import service as ftp
+    from adapters.http import service as http
+    from adapters.smtp import service as smtp
+
     services: list[Service] = []
     if cfg.http.enabled:
         services.append(http.build(cfg, core,
@@ -289,6 +312,8 @@ class Hub:
     @property
     def ftp_drop(self) -> FtpDrop | None:
         """The FTP drop when enabled and started (tests pause its batches through it)."""
+        from adapters.ftp.drop import FtpDrop
+
         found = self._by_name.get("ftp")
         return found if isinstance(found, FtpDrop) else None
 
@@ -386,6 +411,9 @@ async def stop_within(hub: Hub, timeout: float) -> None:
 def ftp_files_naming(config: Config, number: str) -> list[str]:
     """The files of this node's FTP area that hold `number` (originals, results and
     reports), relative to the area: `acme/processed/<batch id>-promo.csv`."""
+    from adapters.ftp import holdings as ftp_holdings
+    from adapters.ftp.homes import Homes
+
     homes = Homes(config.data_dir)
     return [str(path.relative_to(homes.root))
             for path in ftp_holdings.files_naming(homes, written_forms(number))]
@@ -393,4 +421,7 @@ def ftp_files_naming(config: Config, number: str) -> list[str]:
 
 def erase_ftp_originals(config: Config, number: str) -> int:
     """Delete the FTP area's filed originals that hold `number` (they hold its texts)."""
+    from adapters.ftp import holdings as ftp_holdings
+    from adapters.ftp.homes import Homes
+
     return len(ftp_holdings.erase_originals(Homes(config.data_dir), written_forms(number)))
