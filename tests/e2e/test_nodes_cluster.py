@@ -19,6 +19,7 @@ from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -184,19 +185,22 @@ async def test_a_notification_is_sent_by_a_commit_and_never_by_a_rollback(pg_url
     spool = open_spool(pg_url)
     listener = PgCoordination(pg_url)
     woken = asyncio.Event()
-    listener.subscribe(MESSAGES_CHANNEL, woken.set)
+    # A channel of this test's own: NOTIFY channels are the whole database's, and every
+    # other test (the other worker, hubs on other schemas) notifies MESSAGES_CHANNEL.
+    channel = f"{MESSAGES_CHANNEL}_test_{uuid4().hex[:12]}"
+    listener.subscribe(channel, woken.set)
     try:
         await listener.start()
         assert listener.listening
         with pytest.raises(RuntimeError), spool.db.write() as conn:
-            notify(conn, MESSAGES_CHANNEL)
+            notify(conn, channel)
             raise RuntimeError("rolled back")
         with spool.db.write() as conn:  # reuses that connection: nothing of it is left
             conn.execute(sqlalchemy.text("SELECT 1"))
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(woken.wait(), 0.5)
         with spool.db.write() as conn:
-            notify(conn, MESSAGES_CHANNEL)
+            notify(conn, channel)
         await asyncio.wait_for(woken.wait(), 2)
     finally:
         await listener.stop()
