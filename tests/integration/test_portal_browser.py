@@ -37,6 +37,7 @@ if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
 from selenium.common.exceptions import (  # noqa: E402
     NoSuchElementException,
     StaleElementReferenceException,
+    WebDriverException,
 )
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -90,11 +91,25 @@ def sign_in(browser: Any, hub: HubThread, name: str = "acme") -> None:
     wait(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Messages")
 
 
+# chromedriver's word, now and then, for an element whose page was replaced between
+# finding it and reading it (a click's navigation committing in between): an "unknown
+# error", not a stale element (SeleniumHQ/selenium#15401).
+DETACHED = "Node with given id does not belong to the document"
+
+
 def wait(browser: Any, condition: Callable[[Any], object], seconds: float = 15) -> None:
     # A page being replaced (a click, a redirect) may drop the element under a check.
+    def check(driver: Any) -> object:
+        try:
+            return condition(driver)
+        except WebDriverException as exc:
+            if DETACHED not in str(exc.msg):
+                raise
+            return False
+
     WebDriverWait(browser, seconds, poll_frequency=0.1,
                   ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
-                  ).until(condition)
+                  ).until(check)
 
 
 def test_a_customer_signs_in_sends_and_watches_it_reach_delivered(
@@ -106,7 +121,7 @@ def test_a_customer_signs_in_sends_and_watches_it_reach_delivered(
     browser.find_element(By.CSS_SELECTOR, "form[action='/send'] button").click()
     wait(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Sent")
     browser.find_element(By.CSS_SELECTOR, "main table a").click()  # the new message
-    assert "+27821234567" in browser.find_element(By.TAG_NAME, "h1").text
+    wait(browser, lambda d: "+27821234567" in d.find_element(By.TAG_NAME, "h1").text)
     # The page updates itself (portal.js) until the simulator's report settles it.
     wait(browser, lambda d: d.find_element(By.ID, "status").text == "delivered")
     history = browser.find_element(By.CSS_SELECTOR, "#message table").text
@@ -296,6 +311,7 @@ def test_an_operator_sees_the_queue_chart_and_a_messages_audit_trail(
         assert len(svg.find_elements(By.TAG_NAME, "rect")) == 60
     assert fits_the_phone(browser)
     browser.find_element(By.LINK_TEXT, "Find a message").click()
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Find a message")
     browser.find_element(By.ID, "id").send_keys(message, Keys.ENTER)
     wait(browser, lambda d: message in d.find_element(By.TAG_NAME, "h1").text)
     # Live: the page refreshes itself until the simulator's report settles it.
