@@ -45,6 +45,8 @@ from typing import Any
 
 import httpx
 
+import hub
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -108,15 +110,17 @@ def hub_tree_cpu(pid: int) -> float:
     return sum(smpp_e2e.cpu_seconds(p) for p in smpp_e2e.process_tree(pid))
 
 
-def intake(n: int, index: int = 1) -> dict[str, float]:
-    """The four intake measures against one `smshub serve`, dispatcher on. The first
-    timed load on a fresh spool pays for growing its files: single POSTs and sendsms
-    take turns at going first (round `index`)."""
+def intake(n: int, index: int = 1, dispatch: bool = True) -> dict[str, float]:
+    """The four intake measures against one `smshub serve`, dispatcher on (unless not
+    `dispatch`). The first timed load on a fresh spool pays for growing its files:
+    single POSTs and sendsms take turns at going first (round `index`)."""
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="goals-hub-") as tmp:
         work = Path(tmp)
+        off = {} if dispatch else {"DISPATCHER__ENABLED": "false"}
         env = spine.hub_env(
-            work, f"sqlite:///{work / 'var' / 'spool.db'}", SIMULATOR__REPORT_DELAY="0.5"
+            work, f"sqlite:///{work / 'var' / 'spool.db'}", SIMULATOR__REPORT_DELAY="0.5",
+            **off,
         )
         spine.hub_cli(
             env,
@@ -155,7 +159,8 @@ def intake(n: int, index: int = 1) -> dict[str, float]:
             def timed(label: str, count: int, run: Any) -> None:
                 # From an idle hub, as Kannel's run starts: a measure must not pay for
                 # dispatching the warm-up's or the previous measure's messages.
-                drained(work / "var" / "spool.db")
+                if dispatch:
+                    drained(work / "var" / "spool.db")
                 cpu0 = hub_tree_cpu(pid)
                 out[label] = run()
                 out[f"{label}_cpu_us"] = 1e6 * (hub_tree_cpu(pid) - cpu0) / count
@@ -337,12 +342,33 @@ def summary(rows: list[dict[str, Any]]) -> None:
         )
 
 
+def intake_only(args: argparse.Namespace) -> int:
+    # The tree measured: this checkout's, or the first on PYTHONPATH (`smshub serve`
+    # runs with the same environment).
+    print(f"goals --intake-only: hub from {Path(hub.__file__).parent.parent}, load "
+          f"{loadavg()}, N={args.n}, dispatcher {'off' if args.dispatcher_off else 'on'}",
+          flush=True)
+    rows = []
+    for i in range(1, args.rounds + 1):
+        rows.append(intake(args.n, i, dispatch=not args.dispatcher_off))
+        print(f"round {i}: " + ", ".join(
+            f"{key} {rows[-1][key]:,.0f}/s ({rows[-1][f'{key}_cpu_us']:.0f} us/msg)"
+            for key in ("single", "sendsms", "batch", "xml")), flush=True)
+    for key in ("single", "sendsms", "batch", "xml"):
+        rates = [r[key] for r in rows]
+        print(f"  {key:<8} median {statistics.median(rates):,.0f}/s "
+              f"({min(rates):,.0f}-{max(rates):,.0f})")
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--kannel",
         type=Path,
-        required=True,
+        default=None,
         metavar="DIR",
         help="the Kannel anchor harness (run.sh, fake_smsc.pl; setup.sh once)",
     )
@@ -354,7 +380,22 @@ def main() -> int:
         help="messages per single-message measure and per SMPP run (10000)",
     )
     p.add_argument("--json", type=Path, default=None, help="also write every round here")
+    p.add_argument(
+        "--intake-only",
+        action="store_true",
+        help="only smshub's four intake measures, no references (A/B of two trees: run "
+        "it with each first on PYTHONPATH, alternately)",
+    )
+    p.add_argument(
+        "--dispatcher-off",
+        action="store_true",
+        help="with --intake-only: the hub's dispatcher off (intake alone)",
+    )
     args = p.parse_args()
+    if args.intake_only:
+        return intake_only(args)
+    if args.kannel is None:
+        p.error("--kannel is required (or --intake-only)")
     head = subprocess.run(
         ["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"],
         capture_output=True,
