@@ -101,16 +101,24 @@ class _Writers:
     commits (the kernel lets it go too if the holder dies). Within `timeout` (the busy
     timeout) a writer that cannot get its turn in this process goes on to SQLite's own
     wait; the flock has no timeout, so a peer process stopped (not killed) inside a
-    write holds the others until it resumes, as it holds SQLite's lock anyway."""
+    write holds the others until it resumes, as it holds SQLite's lock anyway.
+
+    Turns go round between processes: flock(2) hands the lock to no one in particular,
+    and a process that lets go and asks again at once (intake's committer, going from
+    one group to the next) would win it again before a waiting peer woke up. A writer
+    therefore queues on `<db>.queue` first and holds it while it waits for the turn: a
+    peer that lets go of the turn cannot ask again until the waiting writer has it."""
 
     def __init__(self, database: str | None, timeout: float) -> None:
         self._lock = threading.RLock()  # a nested write meets SQLite, not a deadlock here
         self._timeout = timeout
         self._depth = 0
         self._fd: int | None = None
+        self._queue: int | None = None
         if database and database != ":memory:":
             with suppress(OSError):  # a read-only directory: SQLite's wait alone
                 self._fd = os.open(f"{database}.write", os.O_RDWR | os.O_CREAT, 0o600)
+                self._queue = os.open(f"{database}.queue", os.O_RDWR | os.O_CREAT, 0o600)
 
     @contextmanager
     def turn(self) -> Iterator[None]:
@@ -122,7 +130,7 @@ class _Writers:
             flocked = self._depth == 1 and self._fd is not None
             if flocked:
                 assert self._fd is not None
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                self._take(self._fd)
             try:
                 yield
             finally:
@@ -133,13 +141,24 @@ class _Writers:
             self._depth -= 1
             self._lock.release()
 
+    def _take(self, fd: int) -> None:
+        if self._queue is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return
+        fcntl.flock(self._queue, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        finally:
+            fcntl.flock(self._queue, fcntl.LOCK_UN)
+
     def close(self) -> None:
         # Not under a writer's feet: wait (bounded) for the one in its turn, if any.
         locked = self._lock.acquire(timeout=self._timeout)
         try:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+            for fd in (self._fd, self._queue):
+                if fd is not None:
+                    os.close(fd)
+            self._fd = self._queue = None
         finally:
             if locked:
                 self._lock.release()

@@ -611,9 +611,9 @@ def test_sqlite_spool_and_its_wal_files_are_private_to_the_hub_user(tmp_path: Pa
     try:
         store.upgrade()
         files = sorted((tmp_path / "var").iterdir())
-        # spool.db.write: the writers' turn (spool.engine._Writers), private too
+        # spool.db.write and .queue: the writers' turn (spool.engine._Writers), private too
         assert [f.name for f in files] == ["spool.db", "spool.db-shm", "spool.db-wal",
-                                          "spool.db.write"]
+                                          "spool.db.queue", "spool.db.write"]
         for path in files:
             assert path.stat().st_mode & 0o777 == 0o600, path
     finally:

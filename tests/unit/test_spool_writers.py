@@ -1,11 +1,14 @@
 """SQLite writers take turns before SQLite's lock (spool.engine._Writers): a writer of
 another process holding `<db>.write` makes this one wait for it, not fail or sleep in
-SQLite's busy handler, and the turn is handed over as soon as that writer lets go."""
+SQLite's busy handler, and the turn is handed over as soon as that writer lets go; a
+process cannot take the turn back from another that waits for it."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -62,5 +65,45 @@ def test_writers_of_one_process_queue_and_all_commit(tmp_path: Path) -> None:
             t.join()
         with db.read() as conn:
             assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 200
+    finally:
+        db.dispose()
+
+
+CHILD = """
+import sys, time
+from pathlib import Path
+from spool.engine import Database
+db = Database(sys.argv[1], busy_timeout=10)
+Path(sys.argv[2]).touch()  # about to ask for the turn
+with db.write():
+    Path(sys.argv[3]).touch()  # in its turn
+    time.sleep(0.2)
+db.dispose()
+"""
+
+
+def test_a_process_that_lets_go_of_the_turn_cannot_take_it_back_from_a_waiting_one(
+    tmp_path: Path,
+) -> None:
+    """Intake's committer lets go of the turn and asks for it again at once, group after
+    group: another process waiting (the dispatcher) must get it in between."""
+    url = f"sqlite:///{tmp_path / 'spool.db'}"
+    db = Database(url, busy_timeout=10)
+    asking, inside = tmp_path / "asking", tmp_path / "inside"
+    try:
+        with db.write() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+            child = subprocess.Popen(
+                [sys.executable, "-c", CHILD, url, str(asking), str(inside)],
+                cwd=Path(__file__).resolve().parents[2])
+            deadline = time.monotonic() + 10
+            while not asking.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.3)  # the child waits for the turn
+            assert not inside.exists()
+        with db.write() as conn:  # asked again straight after letting go
+            assert inside.exists(), "took the turn back before the waiting process had it"
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+        assert child.wait(10) == 0
     finally:
         db.dispose()
