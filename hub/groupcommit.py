@@ -85,6 +85,7 @@ class GroupCommitter(Generic[T, R]):
 
 
 _Waiting = list[tuple[list[T], asyncio.Future[list[R]]]]
+_Outcome = tuple[asyncio.Future[list[R]], list[R] | BaseException]  # a caller's, to deliver
 
 
 def _take(waiting: _Waiting[T, R], cap: int) -> tuple[_Waiting[T, R], _Waiting[T, R]]:
@@ -106,7 +107,7 @@ class ThreadedGroupCommitter(Generic[T, R]):
     often holds the database when a group is due: what arrives during that wait joins
     the group instead of waiting for the next one, and the thread goes from one commit
     to the next without a round trip through an event loop busy with requests (single
-    POSTs with the dispatcher on: about an eighth more per second; README, Speed).
+    POSTs with the dispatcher on: about a sixth more per second; bench/README.md).
     `flush` is synchronous; `start` runs a callable on the spool's threads."""
 
     def __init__(self, flush: Callable[[list[T]], Sequence[R]], max_items: int,
@@ -148,7 +149,7 @@ class ThreadedGroupCommitter(Generic[T, R]):
                         if not group:
                             self._draining = False
                             return
-                    settled: list[tuple[asyncio.Future[list[R]], list[R] | BaseException]] = []
+                    settled: list[_Outcome[R]] = []
                     try:
                         self._flush_group(group, settled)
                     finally:
@@ -158,9 +159,7 @@ class ThreadedGroupCommitter(Generic[T, R]):
                 self._draining = False
             raise
 
-    def _flush_group(self, group: _Waiting[T, R],
-                     settled: list[tuple[asyncio.Future[list[R]], list[R] | BaseException]],
-                     ) -> None:
+    def _flush_group(self, group: _Waiting[T, R], settled: list[_Outcome[R]]) -> None:
         flat = [item for items, _ in group for item in items]
         try:
             results = list(self._flush(flat))
@@ -183,18 +182,14 @@ class ThreadedGroupCommitter(Generic[T, R]):
             start += len(items)
 
 
-def _deliver_threadsafe(
-    group: _Waiting[T, R],
-    settled: list[tuple[asyncio.Future[list[R]], list[R] | BaseException]],
-) -> None:
+def _deliver_threadsafe(group: _Waiting[T, R], settled: list[_Outcome[R]]) -> None:
     """Hand a group's outcomes to its callers' loop (one wake-up per loop: there is
     one in practice). A caller with no outcome (the flush itself crashed: a bug) fails
     rather than waits for ever."""
     answered = {id(future) for future, _ in settled}
     settled += [(future, RuntimeError("the group commit failed"))
                 for _, future in group if id(future) not in answered]
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[R]],
-                                                       list[R] | BaseException]]] = {}
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome[R]]] = {}
     for outcome in settled:
         by_loop.setdefault(outcome[0].get_loop(), []).append(outcome)
     for loop, outcomes in by_loop.items():
@@ -202,7 +197,7 @@ def _deliver_threadsafe(
             loop.call_soon_threadsafe(_settle, outcomes)
 
 
-def _settle(settled: list[tuple[asyncio.Future[list[R]], list[R] | BaseException]]) -> None:
+def _settle(settled: list[_Outcome[R]]) -> None:
     for future, outcome in settled:
         if future.done():  # the caller went away (cancelled): its items are committed
             continue
