@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from spool.engine import normalise_url
+from spool.engine import channel_of, normalise_url
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class PgCoordination:
         self._held: dict[str, asyncio.Event] = {}
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._schema = "public"
+        self._listening: dict[str, str] = {}  # channel as notified -> as subscribed
         self._task: asyncio.Task[None] | None = None
         self._failing = False  # said once while the database stays away
         # Statements waiting for the connection: the listener lets them all run first.
@@ -171,12 +172,16 @@ class PgCoordination:
             for statement in _SERVER_KEEPALIVE:
                 await conn.execute(statement)
             row = await (await conn.execute("SELECT current_schema()")).fetchone()
-            for channel in self._wakes:
-                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            schema = str(row[0]) if row and row[0] else "public"
+            # The names this spool's commits notify under (spool.engine.channel_of).
+            listening = {channel_of(schema, channel): channel for channel in self._wakes}
+            for name in listening:
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(name)))
         except BaseException:
             await conn.close()
             raise
-        self._schema = str(row[0]) if row and row[0] else "public"
+        self._schema = schema
+        self._listening = listening
         self._conn = conn
         if self._member:
             await self.try_lock(self._member)
@@ -203,7 +208,7 @@ class PgCoordination:
             return
         try:
             async for note in conn.notifies(timeout=TICK):
-                self._wake(note.channel)
+                self._wake(self._listening.get(note.channel, ""))
         except _FAILURES as exc:
             self._conn = None
             with contextlib.suppress(*_FAILURES):

@@ -5,6 +5,7 @@ on PostgreSQL, NOTIFY the other nodes of the work a transaction made."""
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import threading
 from collections.abc import Iterator
@@ -21,7 +22,16 @@ from spool.faults import FULL, READ_ONLY, temporary
 
 _READ_OPTION = "smshub_read"
 _NOTIFY = "smshub_notify"  # in Connection.info: channels to notify at this commit
-_NOTIFY_SQL = text("SELECT pg_notify(:channel, '')")
+# Channels are the whole database's, not a schema's: each is qualified by the spool's
+# schema (a hash of it: channel names stop at 63 bytes), so that spools sharing one
+# database never wake each other. spool.cluster listens on the same names (channel_of).
+_NOTIFY_SQL = text("SELECT pg_notify(:channel || '_' || left(md5(current_schema()), 8), '')")
+
+
+def channel_of(schema: str, channel: str) -> str:
+    """The name `channel` is notified under on the spool in `schema` (_NOTIFY_SQL)."""
+    digest = hashlib.md5(schema.encode(), usedforsecurity=False).hexdigest()
+    return f"{channel}_{digest[:8]}"
 
 
 def notify(conn: Connection, channel: str) -> None:

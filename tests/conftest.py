@@ -51,6 +51,16 @@ def pg_server() -> str:
 @pytest.fixture
 def pg_url(pg_server: str) -> Iterator[str]:
     """A URL whose connections live in a fresh schema, dropped after the test."""
+    yield from _in_new_schema(pg_server)
+
+
+@pytest.fixture
+def other_pg_url(pg_server: str) -> Iterator[str]:
+    """Another fresh schema's URL beside pg_url's: a second spool in the same database."""
+    yield from _in_new_schema(pg_server)
+
+
+def _in_new_schema(pg_server: str) -> Iterator[str]:
     schema = f"t_{uuid.uuid4().hex[:12]}"
     engine = _pg_engine(pg_server)
     with engine.begin() as conn:

@@ -207,6 +207,31 @@ async def test_a_notification_is_sent_by_a_commit_and_never_by_a_rollback(pg_url
         spool.close()
 
 
+async def test_a_commit_on_a_spool_in_another_schema_of_the_database_wakes_no_one_here(
+    pg_url: str, other_pg_url: str,
+) -> None:
+    """NOTIFY channels are the whole database's: two spools in two schemas of one
+    database (two hubs, or staging beside production) must not wake each other."""
+    here, there = open_spool(pg_url), open_spool(other_pg_url)
+    listener = PgCoordination(pg_url)
+    woken = asyncio.Event()
+    listener.subscribe(MESSAGES_CHANNEL, woken.set)
+    try:
+        await listener.start()
+        assert listener.listening
+        with there.db.write() as conn:
+            notify(conn, MESSAGES_CHANNEL)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(woken.wait(), 0.5)
+        with here.db.write() as conn:
+            notify(conn, MESSAGES_CHANNEL)
+        await asyncio.wait_for(woken.wait(), 2)
+    finally:
+        await listener.stop()
+        here.close()
+        there.close()
+
+
 # --- upkeep, one node at a time -----------------------------------------------------------
 
 
