@@ -19,7 +19,6 @@ from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import httpx
 import pytest
@@ -36,6 +35,7 @@ from hub.spoolcall import SpoolThreads
 from spool import open_spool
 from spool.cluster import PgCoordination, lock_key
 from spool.engine import notify
+from spool.store import SqlSpool
 from tests.e2e.test_cli_and_crash import Server, env_for
 from tests.e2e.test_nodes import RoleServer
 from tests.hubthread import HubThread
@@ -183,27 +183,17 @@ def test_an_idle_dispatcher_is_woken_by_another_nodes_commit_and_again_after_a_c
 
 async def test_a_notification_is_sent_by_a_commit_and_never_by_a_rollback(pg_url: str) -> None:
     spool = open_spool(pg_url)
-    listener = PgCoordination(pg_url)
-    woken = asyncio.Event()
-    # A channel of this test's own: NOTIFY channels are the whole database's, and every
-    # other test (the other worker, hubs on other schemas) notifies MESSAGES_CHANNEL.
-    channel = f"{MESSAGES_CHANNEL}_test_{uuid4().hex[:12]}"
-    listener.subscribe(channel, woken.set)
-    try:
-        await listener.start()
-        assert listener.listening
+
+    def rolled_back() -> None:
         with pytest.raises(RuntimeError), spool.db.write() as conn:
-            notify(conn, channel)
+            notify(conn, MESSAGES_CHANNEL)
             raise RuntimeError("rolled back")
         with spool.db.write() as conn:  # reuses that connection: nothing of it is left
             conn.execute(sqlalchemy.text("SELECT 1"))
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(woken.wait(), 0.5)
-        with spool.db.write() as conn:
-            notify(conn, channel)
-        await asyncio.wait_for(woken.wait(), 2)
+
+    try:
+        await _woken_only_by(pg_url, rolled_back, lambda: _notify(spool))
     finally:
-        await listener.stop()
         spool.close()
 
 
@@ -213,23 +203,35 @@ async def test_a_commit_on_a_spool_in_another_schema_of_the_database_wakes_no_on
     """NOTIFY channels are the whole database's: two spools in two schemas of one
     database (two hubs, or staging beside production) must not wake each other."""
     here, there = open_spool(pg_url), open_spool(other_pg_url)
+    try:
+        await _woken_only_by(pg_url, lambda: _notify(there), lambda: _notify(here))
+    finally:
+        here.close()
+        there.close()
+
+
+def _notify(spool: SqlSpool) -> None:
+    with spool.db.write() as conn:
+        notify(conn, MESSAGES_CHANNEL)
+
+
+async def _woken_only_by(pg_url: str, quiet: Callable[[], None],
+                         waking: Callable[[], None]) -> None:
+    """A listener on pg_url's spool is not woken by `quiet` (within 0.5 s), and is woken
+    by `waking` (within 2 s)."""
     listener = PgCoordination(pg_url)
     woken = asyncio.Event()
     listener.subscribe(MESSAGES_CHANNEL, woken.set)
     try:
         await listener.start()
         assert listener.listening
-        with there.db.write() as conn:
-            notify(conn, MESSAGES_CHANNEL)
+        quiet()
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(woken.wait(), 0.5)
-        with here.db.write() as conn:
-            notify(conn, MESSAGES_CHANNEL)
+        waking()
         await asyncio.wait_for(woken.wait(), 2)
     finally:
         await listener.stop()
-        here.close()
-        there.close()
 
 
 # --- upkeep, one node at a time -----------------------------------------------------------
