@@ -196,18 +196,19 @@ class OutboxRunner:
 
     async def _deliver_one(self, channel: OutboxChannel, lane: _Lane, item: OutboxItem,
                            recorder: GroupCommitter[tuple[str, OutboxResult], None]) -> None:
+        token = item.lease_token or ""
         try:
             result = await self._deliver(channel, lane.tune, item)
             # Recorded until the spool takes it (a database restart or failover): given
             # up, the delivery would be made again once the lease ran out. The lease token
             # fences a result that comes after another node took the item over.
-            await until_written(lambda: recorder.submit([(item.lease_token or "", result)]),
+            await until_written(lambda: recorder.submit([(token, result)]),
                                 lambda exc: self._faults[item.channel].failed(str(exc)))
         finally:
             lane.finish(item)
-            self._held[item.lease_token or ""] -= 1
-            if self._held[item.lease_token or ""] <= 0:
-                del self._held[item.lease_token or ""]
+            self._held[token] -= 1
+            if self._held[token] <= 0:
+                del self._held[token]
 
     async def run_once(self) -> int:
         """Deliver one batch per channel; returns how many items were tried (tests)."""

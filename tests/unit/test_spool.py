@@ -16,7 +16,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from hub.errors import Conflict, NotFound, Rejected, TemporaryFailure
-from hub.model import Accepted, DeliveryReport, ErrorInfo, Status, Transition, UnknownOutcome
+from hub.model import (
+    Accepted,
+    Claim,
+    DeliveryReport,
+    ErrorInfo,
+    NewMessage,
+    Status,
+    Transition,
+    UnknownOutcome,
+)
 from hub.ports import SchemaState
 from spool import SqlSpool, open_spool
 from spool.tables import metadata
@@ -326,13 +335,17 @@ def test_record_applies_submitted_then_a_report_finishes_the_message(spool: SqlS
     assert spool.totals(LATER).by_status == {Status.SUBMITTED: 1}
 
 
+def _claimed_by_node_a(spool: SqlSpool) -> tuple[NewMessage, Claim]:
+    """One message of acme's, claimed by node-a at NOW under a 30 s lease."""
+    msg = new_message(make_account(spool, "acme"))
+    spool.accept([msg])
+    return msg, spool.claim("node-a", 10, 30, NOW)
+
+
 def test_stale_lease_holder_changes_nothing_after_its_lease_is_recovered(
     spool: SqlSpool,
 ) -> None:
-    acme = make_account(spool, "acme")
-    msg = new_message(acme)
-    spool.accept([msg])
-    stale = spool.claim("node-a", 10, 30, NOW)
+    msg, stale = _claimed_by_node_a(spool)
     assert spool.recover_expired_leases(NOW + timedelta(seconds=31)) == 1
     assert spool.events(msg.id)[-1].detail == (
         "outcome unknown: lease of node-a expired; sent again")
@@ -451,10 +464,7 @@ def test_after_a_crash_a_node_takes_its_messages_back_as_of_unknown_outcome(
 def test_an_expired_lease_under_fail_ends_its_messages_as_of_unknown_outcome(
     spool: SqlSpool,
 ) -> None:
-    acme = make_account(spool, "acme")
-    msg = new_message(acme)
-    spool.accept([msg])
-    stale = spool.claim("node-a", 10, 30, NOW)
+    msg, stale = _claimed_by_node_a(spool)
     later = NOW + timedelta(seconds=31)
     assert spool.recover_expired_leases(later, unknown=UnknownOutcome.FAIL) == 1
     failed = spool.get_message(msg.id)
