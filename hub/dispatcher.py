@@ -15,7 +15,7 @@ from hub import cpa
 from hub.clock import Clock, utcnow
 from hub.errors import TemporaryFailure
 from hub.faultlog import FaultLog
-from hub.groupcommit import ThreadedGroupCommitter
+from hub.groupcommit import GroupCommitter
 from hub.inbound import InboundDesk
 from hub.metrics import Metrics
 from hub.model import (
@@ -111,7 +111,7 @@ class Dispatcher:
         self._inbound = inbound or InboundDesk(runner, clock=clock)
         # Outcomes to record (lease token, transition) and reports from carriers, written
         # together: what arrives while one write runs goes in the next one (spool.settle).
-        self._settler: ThreadedGroupCommitter[Settling, bool] = ThreadedGroupCommitter(
+        self._settler: GroupCommitter[Settling, bool] = GroupCommitter(
             self._settle, 5000, runner.start, self._spool.writer_turn)
         self._wake = asyncio.Event()
         # A spool that cannot be written fails every claim, every poll: said once.

@@ -1,4 +1,4 @@
-"""Group commit: concurrent callers hand in items, one leader flushes everything waiting
+"""Group commit: concurrent callers hand in items, a spool thread flushes everything waiting
 in a single spool transaction, and each caller gets back only its own results. A group
 that fails for a reason other than a temporary one is flushed again caller by caller, so
 one caller's bad item fails that caller alone."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Generic, TypeVar
 
@@ -16,72 +16,6 @@ from hub.errors import TemporaryFailure
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class GroupCommitter(Generic[T, R]):
-    """While one flush runs, new items queue up and go together in the next one, so a
-    burst of single submissions costs one transaction (one fsync) per group, not per item.
-    """
-
-    def __init__(
-        self, flush: Callable[[list[T]], Awaitable[Sequence[R]]], max_items: int
-    ) -> None:
-        self._flush = flush
-        self._max = max_items
-        self._waiting: list[tuple[list[T], asyncio.Future[list[R]]]] = []
-        self._leader: asyncio.Task[None] | None = None
-
-    async def submit(self, items: list[T]) -> list[R]:
-        if not items:
-            return []
-        future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((items, future))
-        if self._leader is None:
-            self._leader = asyncio.create_task(self._lead())
-        return await future
-
-    async def _lead(self) -> None:
-        try:
-            while self._waiting:
-                await self._flush_one_group()
-        finally:
-            self._leader = None
-
-    async def _flush_one_group(self) -> None:
-        group = self._take_group()
-        flat = [item for items, _ in group for item in items]
-        try:
-            results = list(await self._flush(flat))
-        except TemporaryFailure as exc:  # the spool itself: every caller sees it
-            _fail(group, exc)
-            return
-        except Exception as exc:
-            if len(group) == 1:
-                _fail(group, exc)
-                return
-            # One member's item broke the shared transaction (rolled back whole): the
-            # others must not pay for it, so each caller is flushed on its own.
-            for member in group:
-                await self._flush_alone(*member)
-            return
-        start = 0
-        for items, future in group:
-            if not future.done():
-                future.set_result(results[start : start + len(items)])
-            start += len(items)
-
-    async def _flush_alone(self, items: list[T], future: asyncio.Future[list[R]]) -> None:
-        try:
-            results = list(await self._flush(items))
-        except Exception as exc:
-            _fail([(items, future)], exc)
-            return
-        if not future.done():
-            future.set_result(results)
-
-    def _take_group(self) -> list[tuple[list[T], asyncio.Future[list[R]]]]:
-        group, self._waiting = _take(self._waiting, self._max)
-        return group
 
 
 _Waiting = list[tuple[list[T], asyncio.Future[list[R]]]]
@@ -100,15 +34,17 @@ def _take(waiting: _Waiting[T, R], cap: int) -> tuple[_Waiting[T, R], _Waiting[T
     return waiting[:taken], waiting[taken:]
 
 
-class ThreadedGroupCommitter(Generic[T, R]):
-    """A GroupCommitter whose flushes run one after another in a spool thread, which
-    takes each group only once it has the database's writer's turn (`turn`), then
-    commits it. On SQLite another writer (the dispatcher, a split node's other process)
-    often holds the database when a group is due: what arrives during that wait joins
-    the group instead of waiting for the next one, and the thread goes from one commit
-    to the next without a round trip through an event loop busy with requests (single
-    POSTs with the dispatcher on: about a sixth more per second; bench/README.md).
-    `flush` is synchronous; `start` runs a callable on the spool's threads."""
+class GroupCommitter(Generic[T, R]):
+    """While one flush runs, new items queue up and go together in the next one, so a
+    burst of single submissions costs one transaction (one fsync) per group, not per
+    item. Flushes run one after another on a spool thread, which takes each group only
+    once it has the database's writer's turn (`turn`, where given), then commits it. On
+    SQLite another writer (the dispatcher, a split node's other process) often holds the
+    database when a group is due: what arrives during that wait joins the group instead
+    of waiting for the next one, and the thread goes from one commit to the next without
+    a round trip through an event loop busy with requests (single POSTs with the
+    dispatcher on: about a sixth more per second; bench/README.md). `flush` is
+    synchronous; `start` runs a callable on the spool's threads."""
 
     def __init__(self, flush: Callable[[list[T]], Sequence[R]], max_items: int,
                  start: Callable[[Callable[[], None]], object],

@@ -52,7 +52,8 @@ class InboundDesk:
         self._keywords = tuple(k.upper() for k in keywords)
         self._clock = clock
         self._on_routed = on_routed
-        self._committer: GroupCommitter[NewInbound, Inbound] = GroupCommitter(self._store, 1000)
+        self._committer: GroupCommitter[NewInbound, Inbound] = GroupCommitter(
+            self._store, 1000, runner.start)
         self._routing = asyncio.Lock()
         # Called with what `receive` stored when it holds an opt-out: the confirmation
         # SMS. Set by the composition root once intake exists (intake wakes the
@@ -78,8 +79,8 @@ class InboundDesk:
         await self.route_pending()
         return stored
 
-    async def _store(self, items: list[NewInbound]) -> list[Inbound]:
-        return await self._runner.call(self._runner.spool.store_inbound, items)
+    def _store(self, items: list[NewInbound]) -> list[Inbound]:
+        return self._runner.spool.store_inbound(items)  # on the committer's spool thread
 
     async def route_pending(self, limit: int = 200) -> int:
         """Route what is not routed yet (also after a restart: maintenance calls this)."""

@@ -19,7 +19,7 @@ from typing import cast
 from hub import numbers, optouts, text, waspa
 from hub.clock import Clock, utcnow
 from hub.errors import Rejected
-from hub.groupcommit import ThreadedGroupCommitter
+from hub.groupcommit import GroupCommitter
 from hub.idempotency import Answer, Seal
 from hub.ids import new_id
 from hub.model import (
@@ -86,8 +86,8 @@ class Intake:
         self.on_commit = on_commit
         self._expiry_for: tuple[datetime | None, datetime | None] = (None, None)
         self._prices: dict[tuple[Decimal, int], Decimal] = {}
-        self._committer: ThreadedGroupCommitter[NewMessage | CommitSeal, Committed] = (
-            ThreadedGroupCommitter(self._commit, group_commit_max, self._start, self._turn))
+        self._committer: GroupCommitter[NewMessage | CommitSeal, Committed] = (
+            GroupCommitter(self._commit, group_commit_max, self._start, self._turn))
         self._loop: asyncio.AbstractEventLoop | None = None  # where on_commit is called
         self._seals = 0  # callers whose items carry a CommitSeal, waiting or in flight
 

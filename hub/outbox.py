@@ -135,7 +135,7 @@ class OutboxRunner:
         wake = self._wakes[name]
         interval = lane.tune.poll_interval or self._settings.poll_interval
         recorder: GroupCommitter[tuple[str, OutboxResult], None] = GroupCommitter(
-            self._record, lane.tune.batch_size)
+            self._record, lane.tune.batch_size, self._runner.start)
         try:
             while True:
                 # Cleared before the claim: a wake-up during it (another node's commit
@@ -238,7 +238,7 @@ class OutboxRunner:
         as it is known (grouped with the others that finish meanwhile), so a crash
         mid-batch sends again only what was in flight, not the whole batch."""
         recorder: GroupCommitter[tuple[str, OutboxResult], None] = GroupCommitter(
-            self._record, tune.batch_size)
+            self._record, tune.batch_size, self._runner.start)
         slots = asyncio.Semaphore(max(tune.concurrency, 1))
 
         async def one(item: OutboxItem) -> None:
@@ -248,13 +248,13 @@ class OutboxRunner:
 
         await asyncio.gather(*(one(i) for i in items))
 
-    async def _record(self, done: list[tuple[str, OutboxResult]]) -> list[None]:
+    def _record(self, done: list[tuple[str, OutboxResult]]) -> list[None]:
+        """The results of deliveries, on the recorder's spool thread."""
         by_token: dict[str, list[OutboxResult]] = {}
         for token, result in done:
             by_token.setdefault(token, []).append(result)
         for token, results in by_token.items():
-            await self._runner.call(self._runner.spool.record_outbox, token, results,
-                                    self._clock())
+            self._runner.spool.record_outbox(token, results, self._clock())
         return [None] * len(done)
 
     async def _deliver(self, channel: OutboxChannel, tune: ChannelTuning,

@@ -217,7 +217,7 @@ class WriterTurn(Protocol):
     def writer_turn(self) -> AbstractContextManager[None]:
         """This process's turn to write, held across several writes (re-entrant: each
         write inside takes it again at no cost): a group committer takes its group
-        once it has the turn (hub.groupcommit.ThreadedGroupCommitter)."""
+        once it has the turn (hub.groupcommit.GroupCommitter)."""
         ...
 
 

@@ -34,7 +34,7 @@ class SpoolThreads(Generic[Role_co]):
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
     def start(self, fn: Callable[[], object]) -> None:
-        """Run `fn` on a spool thread without waiting for it (a ThreadedGroupCommitter's
+        """Run `fn` on a spool thread without waiting for it (a GroupCommitter's
         drain, which hands its results back itself)."""
         self._pool.submit(fn)
 

@@ -75,7 +75,8 @@ class MailHandler:
         self._lookups = MailLookups(runner, section.settings_cache_seconds)
         self._runner = runner
         # Concurrent mails' records share one transaction, as their SMS do in intake.
-        self._new_mails: GroupCommitter[Mail, None] = GroupCommitter(self._store_mails, 200)
+        self._new_mails: GroupCommitter[Mail, None] = GroupCommitter(
+            self._store_mails, 200, runner.start)
         self._clock = clock
         self._domains = {d.lower() for d in section.domains}
         self._clickatell = {a.lower() for a in section.clickatell_addresses}
@@ -215,8 +216,8 @@ class MailHandler:
             log.warning("mail %s: not taken, and its unused record not removed", mail_id,
                         extra={"action": "smtp-data"})
 
-    async def _store_mails(self, records: list[Mail]) -> list[None]:
-        await self._runner.call(self._runner.spool.create_mails, records)
+    def _store_mails(self, records: list[Mail]) -> list[None]:
+        self._runner.spool.create_mails(records)  # on the committer's spool thread
         return [None] * len(records)
 
     async def _finish(self, mail: Mail, refused: list[str], total: int) -> None:

@@ -11,114 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from hub.errors import TemporaryFailure
-from hub.groupcommit import GroupCommitter, ThreadedGroupCommitter
-
-
-async def test_concurrent_callers_share_one_flush_and_get_their_own_results() -> None:
-    flushes: list[list[int]] = []
-    gate = asyncio.Event()
-
-    async def flush(items: list[int]) -> list[int]:
-        flushes.append(items)
-        if len(flushes) == 1:
-            await gate.wait()  # hold the first flush while others queue up
-        return [i * 10 for i in items]
-
-    committer: GroupCommitter[int, int] = GroupCommitter(flush, max_items=100)
-    first = asyncio.create_task(committer.submit([1]))
-    await asyncio.sleep(0)
-    others = [asyncio.create_task(committer.submit([n, n + 1])) for n in range(2, 12, 2)]
-    await asyncio.sleep(0)
-    gate.set()
-    assert await first == [10]
-    assert [await t for t in others] == [[n * 10, (n + 1) * 10] for n in range(2, 12, 2)]
-    assert len(flushes) == 2  # five callers, one shared flush
-
-
-async def test_a_group_never_exceeds_the_cap_but_always_takes_one_caller() -> None:
-    sizes: list[int] = []
-
-    async def flush(items: list[int]) -> list[int]:
-        sizes.append(len(items))
-        await asyncio.sleep(0)
-        return items
-
-    committer: GroupCommitter[int, int] = GroupCommitter(flush, max_items=5)
-    results = await asyncio.gather(*(committer.submit([i] * 3) for i in range(4)),
-                                   committer.submit(list(range(9))))
-    assert results[-1] == list(range(9))
-    assert max(sizes) == 9 and all(s <= 5 for s in sizes if s != 9)
-
-
-async def test_a_failed_flush_fails_every_caller_in_its_group_only() -> None:
-    calls = 0
-
-    async def flush(items: list[int]) -> list[int]:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise RuntimeError("disk full")
-        return items
-
-    committer: GroupCommitter[int, int] = GroupCommitter(flush, max_items=100)
-    with pytest.raises(RuntimeError, match="disk full"):
-        await committer.submit([1])
-    assert await committer.submit([2]) == [2]
-
-
-async def test_one_callers_bad_item_fails_that_caller_alone() -> None:
-    flushes: list[list[int]] = []
-    gate = asyncio.Event()
-
-    async def flush(items: list[int]) -> list[int]:
-        flushes.append(items)
-        if len(flushes) == 1:
-            await gate.wait()
-        if -1 in items:  # like a driver's encoding error: the whole transaction fails
-            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
-        return items
-
-    committer: GroupCommitter[int, int] = GroupCommitter(flush, max_items=100)
-    first = asyncio.create_task(committer.submit([0]))
-    await asyncio.sleep(0)
-    good = [asyncio.create_task(committer.submit([n])) for n in range(1, 6)]
-    bad = asyncio.create_task(committer.submit([7, -1]))
-    await asyncio.sleep(0)
-    gate.set()
-    assert await first == [0]
-    assert [await t for t in good] == [[n] for n in range(1, 6)]
-    with pytest.raises(UnicodeEncodeError):
-        await bad
-    # The shared flush, then each of its six callers again on its own.
-    assert flushes[1] == [1, 2, 3, 4, 5, 7, -1] and flushes[2:] == [[1], [2], [3], [4], [5],
-                                                                     [7, -1]]
-
-
-async def test_a_temporary_failure_fails_the_group_without_a_flush_per_caller() -> None:
-    flushes: list[list[int]] = []
-    gate = asyncio.Event()
-
-    async def flush(items: list[int]) -> list[int]:
-        flushes.append(items)
-        if len(flushes) == 1:
-            await gate.wait()
-            return items
-        raise TemporaryFailure("spool unavailable: database is locked")
-
-    committer: GroupCommitter[int, int] = GroupCommitter(flush, max_items=100)
-    first = asyncio.create_task(committer.submit([0]))
-    await asyncio.sleep(0)
-    waiting = [asyncio.create_task(committer.submit([n])) for n in range(1, 4)]
-    await asyncio.sleep(0)
-    gate.set()
-    await first
-    for task in waiting:
-        with pytest.raises(TemporaryFailure):
-            await task
-    assert len(flushes) == 2
-
-
-# --- ThreadedGroupCommitter: flushes on a spool thread, each group taken in its turn ---
+from hub.groupcommit import GroupCommitter
 
 
 class _Spool:
@@ -147,7 +40,7 @@ async def _until(predicate: Callable[[], bool]) -> None:
     raise AssertionError("never happened")
 
 
-async def test_threaded_callers_arriving_while_another_writer_holds_the_turn_share_a_flush(
+async def test_callers_arriving_while_another_writer_holds_the_turn_share_a_flush(
 ) -> None:
     spool = _Spool()
 
@@ -156,7 +49,7 @@ async def test_threaded_callers_arriving_while_another_writer_holds_the_turn_sha
         spool.flushes.append(items)
         return [i * 10 for i in items]
 
-    committer: ThreadedGroupCommitter[int, int] = ThreadedGroupCommitter(
+    committer: GroupCommitter[int, int] = GroupCommitter(
         flush, 100, spool.start, spool.turn)
     spool.turn_lock.acquire()  # another writer's transaction
     try:
@@ -172,7 +65,7 @@ async def test_threaded_callers_arriving_while_another_writer_holds_the_turn_sha
     spool.pool.shutdown()
 
 
-async def test_threaded_one_callers_bad_item_fails_that_caller_alone() -> None:
+async def test_one_callers_bad_item_fails_that_caller_alone() -> None:
     spool = _Spool()
 
     def flush(items: list[int]) -> list[int]:
@@ -181,7 +74,7 @@ async def test_threaded_one_callers_bad_item_fails_that_caller_alone() -> None:
             raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
         return items
 
-    committer: ThreadedGroupCommitter[int, int] = ThreadedGroupCommitter(
+    committer: GroupCommitter[int, int] = GroupCommitter(
         flush, 100, spool.start, spool.turn)
     with spool.turn_lock:
         good = [asyncio.create_task(committer.submit([n])) for n in range(1, 4)]
@@ -194,7 +87,7 @@ async def test_threaded_one_callers_bad_item_fails_that_caller_alone() -> None:
     spool.pool.shutdown()
 
 
-async def test_threaded_a_temporary_failure_fails_the_group_and_the_next_flush_goes_on(
+async def test_a_temporary_failure_fails_the_group_and_the_next_flush_goes_on(
 ) -> None:
     spool = _Spool()
     failing = True
@@ -205,7 +98,7 @@ async def test_threaded_a_temporary_failure_fails_the_group_and_the_next_flush_g
             raise TemporaryFailure("spool unavailable: database is locked")
         return items
 
-    committer: ThreadedGroupCommitter[int, int] = ThreadedGroupCommitter(
+    committer: GroupCommitter[int, int] = GroupCommitter(
         flush, 100, spool.start, spool.turn)
     with spool.turn_lock:
         tasks = [asyncio.create_task(committer.submit([n])) for n in range(3)]
@@ -219,9 +112,9 @@ async def test_threaded_a_temporary_failure_fails_the_group_and_the_next_flush_g
     spool.pool.shutdown()
 
 
-async def test_threaded_a_cancelled_caller_leaves_the_others_their_results() -> None:
+async def test_a_cancelled_caller_leaves_the_others_their_results() -> None:
     spool = _Spool()
-    committer: ThreadedGroupCommitter[int, int] = ThreadedGroupCommitter(
+    committer: GroupCommitter[int, int] = GroupCommitter(
         lambda items: spool.flushes.append(items) or items, 100, spool.start, spool.turn)
     with spool.turn_lock:
         gone = asyncio.create_task(committer.submit([1]))
@@ -234,14 +127,51 @@ async def test_threaded_a_cancelled_caller_leaves_the_others_their_results() -> 
     spool.pool.shutdown()
 
 
-async def test_threaded_no_thread_to_flush_on_fails_the_caller_and_commits_nothing() -> None:
+async def test_no_thread_to_flush_on_fails_the_caller_and_commits_nothing() -> None:
     spool = _Spool()
     spool.pool.shutdown()
-    committer: ThreadedGroupCommitter[int, int] = ThreadedGroupCommitter(
+    committer: GroupCommitter[int, int] = GroupCommitter(
         lambda items: spool.flushes.append(items) or items, 100, spool.start, spool.turn)
     with pytest.raises(RuntimeError, match="shutdown"):
         await committer.submit([1])
     spool.pool = ThreadPoolExecutor(max_workers=1)
     assert await committer.submit([2]) == [2]
     assert spool.flushes == [[2]]  # the refused caller's item was not flushed later
+    spool.pool.shutdown()
+
+
+async def test_a_group_never_exceeds_the_cap_but_always_takes_one_caller() -> None:
+    spool = _Spool()
+    sizes: list[int] = []
+
+    def flush(items: list[int]) -> list[int]:
+        sizes.append(len(items))
+        return items
+
+    committer: GroupCommitter[int, int] = GroupCommitter(flush, 5, spool.start, spool.turn)
+    with spool.turn_lock:  # all five callers wait together
+        tasks = [asyncio.create_task(committer.submit([i] * 3)) for i in range(4)]
+        tasks.append(asyncio.create_task(committer.submit(list(range(9)))))
+        await asyncio.sleep(0.02)
+    results = [await t for t in tasks]
+    assert results[-1] == list(range(9))
+    assert sizes == [3, 3, 3, 3, 9]  # 3 + 3 > 5: one caller a group; 9 alone past the cap
+    spool.pool.shutdown()
+
+
+async def test_a_failed_flush_fails_its_caller_only_and_the_next_flush_goes_on() -> None:
+    spool = _Spool()
+    calls = 0
+
+    def flush(items: list[int]) -> list[int]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("disk full")
+        return items
+
+    committer: GroupCommitter[int, int] = GroupCommitter(flush, 100, spool.start, spool.turn)
+    with pytest.raises(RuntimeError, match="disk full"):
+        await committer.submit([1])
+    assert await committer.submit([2]) == [2]
     spool.pool.shutdown()
