@@ -4,6 +4,7 @@ and the maintenance sweeps (release, lease recovery, expiry, dead letters)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -87,17 +88,42 @@ def claim(db: Database, owner: str, limit: int, lease_seconds: float, now: datet
             error_code=case((m.c.error_code == cpa.HELD, None), else_=m.c.error_code),
             error_text=case((m.c.error_code == cpa.HELD, None), else_=m.c.error_text),
         )
-        .returning(*m.c)
+        # Only what the transaction itself needs: the lease is the claim, and the rows
+        # are read whole after the commit, outside the writer's turn that intake's
+        # commits wait for (making Messages of them took half of a claim's hold).
+        .returning(m.c.id, m.c.attempts, m.c.message_class)
     )
+    send_by: dict[str, datetime] = {}
     with db.write() as conn:
-        rows = conn.execute(stmt).mappings().all()
-        claimed = sorted(map(message_from_row, rows), key=_claim_order)
-        if not cpa.allowed(now):  # one pure check per batch; the hours are open most of the day
-            claimed = consents.hold_claimed(conn, claimed, now)
-        else:
-            claimed = consents.until_closing(conn, claimed, now)
-        add_events(conn, [_sending(x, owner, now) for x in claimed])
-    return Claim(token, owner, expires_at, tuple(claimed))
+        leased = conn.execute(stmt).all()
+        marketing = [row.id for row in leased if row.message_class == MessageClass.MARKETING]
+        held: set[str] = set()
+        if marketing:  # CPA hours: rare, and they need the whole messages
+            found = _by_ids(conn, marketing)
+            if not cpa.allowed(now):  # one pure check per batch; open most of the day
+                kept = {x.id for x in consents.hold_claimed(conn, found, now)}
+                held = {x.id for x in found} - kept
+            else:
+                send_by = {x.id: x.send_by for x in consents.until_closing(conn, found, now)
+                           if x.send_by is not None}
+        add_events(conn, [event(row.id, now, Status.SENDING, f"attempt {row.attempts} by {owner}")
+                          for row in leased if row.id not in held])
+    ids = [row.id for row in leased if row.id not in held]
+    with db.read() as conn:
+        claimed = _by_ids(conn, ids, token)
+    claimed = [replace(x, send_by=send_by[x.id]) if x.id in send_by else x for x in claimed]
+    return Claim(token, owner, expires_at, tuple(sorted(claimed, key=_claim_order)))
+
+
+def _by_ids(conn: Connection, ids: Sequence[str], token: str | None = None) -> list[Message]:
+    """The messages of `ids` (those still leased under `token`, if given)."""
+    found: list[Message] = []
+    for part in chunks(ids):
+        query = select(m).where(m.c.id.in_(part))
+        if token is not None:
+            query = query.where(m.c.lease_token == token)
+        found += map(message_from_row, conn.execute(query).mappings())
+    return found
 
 
 # Ids to claim, in claim order, written out so that both planners use the claim index:
@@ -145,10 +171,6 @@ def hold_unsent(db: Database, token: str, unsent: Sequence[Message], now: dateti
 
 # The attempts of a message put back that never reached a carrier: this one does not count.
 _NOT_COUNTED = case((m.c.attempts > 0, m.c.attempts - 1), else_=0)
-
-
-def _sending(message: Message, owner: str, now: datetime) -> Event:
-    return event(message.id, now, Status.SENDING, f"attempt {message.attempts} by {owner}")
 
 
 def _claim_order(message: Message) -> tuple[int, datetime, str]:
