@@ -4,6 +4,7 @@ and the maintenance sweeps (release, lease recovery, expiry, dead letters)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from contextlib import suppress
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -24,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import TextualSelect
 
 from hub import cpa
+from hub.errors import TemporaryFailure
 from hub.model import (
     FINAL_STATUSES,
     Claim,
@@ -109,10 +111,27 @@ def claim(db: Database, owner: str, limit: int, lease_seconds: float, now: datet
         add_events(conn, [event(row.id, now, Status.SENDING, f"attempt {row.attempts} by {owner}")
                           for row in leased if row.id not in held])
     ids = [row.id for row in leased if row.id not in held]
-    with db.read() as conn:
-        claimed = _by_ids(conn, ids, token)
+    try:
+        with db.read() as conn:
+            claimed = _by_ids(conn, ids, token)
+    except TemporaryFailure:
+        _unclaim(db, token, ids, now)
+        raise
     claimed = [replace(x, send_by=send_by[x.id]) if x.id in send_by else x for x in claimed]
     return Claim(token, owner, expires_at, tuple(sorted(claimed, key=_claim_order)))
+
+
+def _unclaim(db: Database, token: str, ids: list[str], now: datetime) -> None:
+    """Put back, as never claimed, messages whose claim committed but could not be read
+    back: nothing of theirs reached a carrier, so lease recovery must not take their
+    outcome for unknown (failed, under `unknown_outcome = "fail"`). Best effort: if the
+    spool cannot take this write either, recovery takes them when the lease runs out."""
+    with suppress(TemporaryFailure), db.write() as conn:
+        mine = list(_leased(conn, token, ids))
+        for part in chunks(mine):
+            _requeue(conn, part, now, attempts=_NOT_COUNTED)
+        add_events(conn, [event(x, now, Status.QUEUED, "claim not read back; due again")
+                          for x in mine])
 
 
 def _by_ids(conn: Connection, ids: Sequence[str], token: str | None = None) -> list[Message]:

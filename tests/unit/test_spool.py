@@ -321,6 +321,33 @@ def test_claim_respects_the_limit_and_an_empty_queue_gives_an_empty_claim(
     assert empty.messages == () and empty.token
 
 
+def test_a_claim_not_read_back_puts_its_messages_back_unattempted(
+    spool: SqlSpool, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The claim commits its leases, then reads the messages outside the write; if that
+    # read fails, nothing reached a carrier: lease recovery must not find them later and
+    # take their outcome for unknown (failed, at most once).
+    acme = make_account(spool, "acme")
+    msgs = [new_message(acme) for _ in range(3)]
+    spool.accept(msgs)
+
+    def unreadable() -> None:
+        raise TemporaryFailure("disk I/O error")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(spool.db, "read", unreadable)
+        with pytest.raises(TemporaryFailure):
+            spool.claim("node-a", 10, 30, NOW)
+    for msg in msgs:
+        stored = spool.get_message(msg.id)
+        assert stored is not None
+        assert (stored.status, stored.attempts) == (Status.QUEUED, 0)
+        assert spool.events(msg.id)[-1].detail == "claim not read back; due again"
+    again = spool.claim("node-b", 10, 30, NOW)
+    assert sorted(m.id for m in again.messages) == sorted(m.id for m in msgs)
+    assert all(m.attempts == 1 for m in again.messages)
+
+
 def test_record_applies_submitted_then_a_report_finishes_the_message(spool: SqlSpool) -> None:
     acme = make_account(spool, "acme")
     msg = new_message(acme)
