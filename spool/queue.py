@@ -111,6 +111,8 @@ def claim(db: Database, owner: str, limit: int, lease_seconds: float, now: datet
         add_events(conn, [event(row.id, now, Status.SENDING, f"attempt {row.attempts} by {owner}")
                           for row in leased if row.id not in held])
     ids = [row.id for row in leased if row.id not in held]
+    if not ids:  # an idle poll: nothing to read back
+        return Claim(token, owner, expires_at, ())
     try:
         with db.read() as conn:
             claimed = _by_ids(conn, ids, token)
