@@ -129,11 +129,7 @@ def _unclaim(db: Database, token: str, ids: list[str], now: datetime) -> None:
     outcome for unknown (failed, under `unknown_outcome = "fail"`). Best effort: if the
     spool cannot take this write either, recovery takes them when the lease runs out."""
     with suppress(TemporaryFailure), db.write() as conn:
-        mine = list(_leased(conn, token, ids))
-        for part in chunks(mine):
-            _requeue(conn, part, now, attempts=_NOT_COUNTED)
-        add_events(conn, [event(x, now, Status.QUEUED, "claim not read back; due again")
-                          for x in mine])
+        _put_back(conn, list(_leased(conn, token, ids)), now, "claim not read back; due again")
 
 
 def _by_ids(conn: Connection, ids: Sequence[str], token: str | None = None) -> list[Message]:
@@ -183,10 +179,9 @@ def hold_unsent(db: Database, token: str, unsent: Sequence[Message], now: dateti
         leased = _leased(conn, token, [x.id for x in unsent])
         mine = [x for x in unsent if x.id in leased]
         rest = mine if cpa.allowed(now) else consents.hold_claimed(conn, mine, now)
-        if rest:  # a consent, or a clock that says the hours are open again
-            _requeue(conn, [x.id for x in rest], now, attempts=_NOT_COUNTED)
-            add_events(conn, [event(x.id, now, Status.QUEUED, "not sent before direct-"
-                                    "marketing hours closed; due again") for x in rest])
+        # A consent, or a clock that says the hours are open again.
+        _put_back(conn, [x.id for x in rest], now,
+                  "not sent before direct-marketing hours closed; due again")
     return len(mine)
 
 
@@ -392,8 +387,7 @@ def release(db: Database, owner: str, now: datetime, *, after_crash: bool = Fals
             _unknown(conn, rows, now, f"{owner} stopped before its carrier's answer was "
                                       "recorded", unknown)
             return
-        _requeue(conn, _ids(rows), now, attempts=_NOT_COUNTED)
-        add_events(conn, [event(r.id, now, Status.QUEUED, f"released by {owner}") for r in rows])
+        _put_back(conn, _ids(rows), now, f"released by {owner}")
 
     # Not skip_locked: wait for this owner's own in-flight record() rather than miss rows.
     return _sweep(db, [text(SENDING_SQL), m.c.lease_owner == owner], apply, skip_locked=False)
@@ -435,6 +429,14 @@ def _unknown(conn: Connection, rows: Sequence[AnyRow], now: datetime, why: str,
     _requeue(conn, _ids(rows), now)
     add_events(conn, [event(r.id, now, Status.QUEUED, f"outcome unknown: {why}; sent again")
                       for r in rows])
+
+
+def _put_back(conn: Connection, ids: Sequence[str], now: datetime, why: str) -> None:
+    """Claimed messages that never reached a carrier: due again at once, the attempt not
+    counted, an event saying `why`."""
+    for part in chunks(ids):
+        _requeue(conn, part, now, attempts=_NOT_COUNTED)
+    add_events(conn, [event(x, now, Status.QUEUED, why) for x in ids])
 
 
 def _requeue(conn: Connection, ids: Sequence[str], now: datetime, **extra: Any) -> None:
