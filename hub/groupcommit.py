@@ -79,16 +79,18 @@ class GroupCommitter(Generic[T, R]):
     def _drain(self) -> None:
         try:
             while True:
-                with self._turn():
-                    with self._lock:
-                        group, self._waiting = _take(self._waiting, self._max)
-                        if not group:
-                            self._draining = False
-                            return
-                    settled: list[_Outcome[R]] = []
-                    try:
+                group: _Waiting[T, R] = []
+                settled: list[_Outcome[R]] = []
+                try:
+                    with self._turn():
+                        with self._lock:
+                            group, self._waiting = _take(self._waiting, self._max)
+                            if not group:
+                                self._draining = False
+                                return
                         self._flush_group(group, settled)
-                    finally:
+                finally:  # once the turn is let go: waking the callers is no write
+                    if group:
                         _deliver_threadsafe(group, settled)
         except BaseException:
             with self._lock:  # the next submit starts a drain again
