@@ -14,6 +14,7 @@ import pytest
 from hub.batches import BatchState
 from tests.ftpdrop import Drop, make_drop, no_leaked_threads, read_csv, wait_for
 from tests.hubthread import HubThread
+from tests.polling import eventually
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 _ = no_leaked_threads  # a fixture used through pytestmark
@@ -97,7 +98,9 @@ def test_ftp_aborted_upload_is_never_processed_and_is_removed(
     ftp.close()
     wait_for(drop.home, check=lambda home: not (home / "cut.csv").exists())
     conn.close()
-    assert "incomplete upload removed" in caplog.text
+    # Logged just after the file is gone, on the server's thread: waited for, not raced.
+    eventually(lambda: "incomplete upload removed" in caplog.text, 5,
+               what="the removal logged")
     # A complete upload after it is processed; the cut one left no batch and no result.
     drop.upload("whole.csv", "to,text\n0821234567,whole\n")
     assert drop.result("whole.csv")[1][3] == "accepted"
