@@ -358,8 +358,12 @@ async def test_when_the_smsc_goes_away_traffic_fails_over_to_the_next_carrier(
         RetryPolicy(max_attempts=5, base=0.05, cap=0.1),
         DispatchSettings(batch_size=100, poll_interval=0.02), "n1", Metrics())
     try:
-        before = queue(store, 3)
         await dispatcher.start()
+        # The carrier binds in the background: traffic queued before the bind is up
+        # already fails over, and the first half is about the SMSC taking it.
+        await until(lambda: carrier.available)
+        before = queue(store, 3)
+        dispatcher.wake()
         await until(lambda: statuses(store, before)[Status.SUBMITTED] == 3)
         smsc.bind_status = p.ESME_RBINDFAIL  # it will not take us back
         await smsc.drop()
