@@ -51,7 +51,7 @@ from spool.reports import (
     fold,
     release_held,
 )
-from spool.rows import CHUNK, chunks, message_from_row
+from spool.rows import CHUNK, RAW_COLUMNS, FromDriver, chunks, message_from_row
 from spool.tables import (
     CLAIMABLE_SQL,
     QUEUED_SQL,
@@ -133,14 +133,24 @@ def _unclaim(db: Database, token: str, ids: list[str], now: datetime) -> None:
 
 
 def _by_ids(conn: Connection, ids: Sequence[str], token: str | None = None) -> list[Message]:
-    """The messages of `ids` (those still leased under `token`, if given)."""
+    """The messages of `ids` (those still leased under `token`, if given), read as the
+    driver gives them: every message a dispatcher sends is read here."""
     found: list[Message] = []
+    convert = FromDriver()
+    query, params = (_BY_ID, {}) if token is None else (_LEASED_BY_ID, {"token": token})
     for part in chunks(ids):
-        query = select(m).where(m.c.id.in_(part))
-        if token is not None:
-            query = query.where(m.c.lease_token == token)
-        found += map(message_from_row, conn.execute(query).mappings())
+        rows = conn.execute(query, {**params, "ids": list(part)}).mappings()
+        found += [message_from_row(row, convert) for row in rows]
     return found
+
+
+_BY_ID = text(
+    f"SELECT {', '.join(RAW_COLUMNS)} FROM messages WHERE id IN :ids"  # noqa: S608
+).bindparams(bindparam("ids", expanding=True))
+_LEASED_BY_ID = text(
+    f"SELECT {', '.join(RAW_COLUMNS)} FROM messages"  # noqa: S608
+    " WHERE lease_token = :token AND id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
 
 
 # Ids to claim, in claim order, written out so that both planners use the claim index:

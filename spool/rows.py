@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from hub.model import (
@@ -16,6 +18,7 @@ from hub.model import (
     Source,
     Status,
 )
+from spool.tables import from_micros, from_units
 
 T = TypeVar("T")
 CHUNK = 500  # keeps IN lists and bind-parameter counts well inside every backend's limits
@@ -26,35 +29,101 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def message_from_row(row: Mapping[Any, Any]) -> Message:
+_SOURCES = {s.value: s for s in Source}
+_ENCODINGS = {e.value: e for e in Encoding}
+_STATUSES = {s.value: s for s in Status}
+_CLASSES = {c.value: c for c in MessageClass}
+
+
+class _Typed:
+    """Rows read through the table's types: their times and costs are the model's."""
+
+    @staticmethod
+    def time(value: datetime | None) -> datetime | None:
+        return value
+
+    @staticmethod
+    def cost(value: Decimal) -> Decimal:
+        return value
+
+
+class FromDriver:
+    """message_from_row's conversions for rows read as the driver gives them (times in
+    microseconds, costs in units; RAW_COLUMNS), each distinct value once per read: the
+    messages a claim reads back share their acceptance times (a commit group's) and a
+    few costs. A claim reads every message a dispatcher sends, and converting each time
+    and cost through the table's types was most of that read."""
+
+    def __init__(self) -> None:
+        self._times: dict[int | None, datetime | None] = {None: None}
+        self._costs: dict[int, Decimal] = {}
+
+    def time(self, micros: int | None) -> datetime | None:
+        try:
+            return self._times[micros]
+        except KeyError:
+            assert micros is not None
+            found = self._times[micros] = from_micros(micros)
+            return found
+
+    def cost(self, units: int) -> Decimal:
+        try:
+            return self._costs[units]
+        except KeyError:
+            found = self._costs[units] = from_units(units)
+            return found
+
+
+_TYPED = _Typed()
+
+
+def message_from_row(row: Mapping[Any, Any], convert: _Typed | FromDriver = _TYPED) -> Message:
+    """A Message from a row of the messages table: read through the table's types, or
+    as the driver gives it (RAW_COLUMNS) with `convert` a FromDriver."""
     code, text = row["error_code"], row["error_text"]
+    time = convert.time
     return Message(
         id=row["id"],
         account_id=row["account_id"],
-        source=Source(row["source"]),
+        source=_SOURCES[row["source"]],
         recipient=row["recipient"],
         text=row["text"],
-        encoding=Encoding(row["encoding"]),
+        encoding=_ENCODINGS[row["encoding"]],
         segments=row["segments"],
-        cost=row["cost"],
-        status=Status(row["status"]),
+        cost=convert.cost(row["cost"]),
+        status=_STATUSES[row["status"]],
         attempts=row["attempts"],
-        message_class=MessageClass(row["message_class"]),
+        message_class=_CLASSES[row["message_class"]],
         priority=row["priority"],
-        accepted_at=row["accepted_at"],
-        updated_at=row["updated_at"],
-        due_at=row["due_at"],
+        accepted_at=_aware(time(row["accepted_at"])),
+        updated_at=_aware(time(row["updated_at"])),
+        due_at=_aware(time(row["due_at"])),
         sender=row["sender"],
         client_ref=row["client_ref"],
         batch_id=row["batch_id"],
-        send_at=row["send_at"],
-        expires_at=row["expires_at"],
+        send_at=time(row["send_at"]),
+        expires_at=time(row["expires_at"]),
         carrier=row["carrier"],
         carrier_message_id=row["carrier_message_id"],
         error=None if code is None else ErrorInfo(code, text or ""),
-        submitted_at=row["submitted_at"],
-        completed_at=row["completed_at"],
+        submitted_at=time(row["submitted_at"]),
+        completed_at=time(row["completed_at"]),
     )
+
+
+# What message_from_row reads, for queries that select them by name as the driver gives
+# them (no types: FromDriver converts).
+RAW_COLUMNS = (
+    "id", "account_id", "source", "recipient", "text", "encoding", "segments", "cost",
+    "status", "attempts", "message_class", "priority", "accepted_at", "updated_at",
+    "due_at", "sender", "client_ref", "batch_id", "send_at", "expires_at", "carrier",
+    "carrier_message_id", "error_code", "error_text", "submitted_at", "completed_at",
+)
+
+
+def _aware(value: datetime | None) -> datetime:
+    assert value is not None  # a NOT NULL column
+    return value
 
 
 def message_from_new(nm: NewMessage) -> Message:

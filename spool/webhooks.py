@@ -173,8 +173,9 @@ def _subscribers(conn: Connection) -> dict[int, list[tuple[str, str, frozenset[s
 def message_events(conn: Connection, changes: Sequence[tuple[str, int, str, str]]) -> None:
     """Outbox items for status changes written as audit events (message id, time in
     microseconds, status, detail): one per endpoint subscribed to the event it raises."""
-    wanted = [(mid, at, Status(status)) for mid, at, status, _ in changes
-              if Status(status) in STATUS_EVENTS]
+    # Statuses are str enums: their values find them in STATUS_EVENTS, and changes that
+    # raise no event (acceptance, dispatch) cost no Status() each, inside the writer's turn.
+    wanted = [(mid, at, status) for mid, at, status, _ in changes if status in STATUS_EVENTS]
     if not wanted:
         return
     subscribers = _subscribers(conn)
@@ -190,10 +191,11 @@ def message_events(conn: Connection, changes: Sequence[tuple[str, int, str, str]
             m.id.in_(chunk), m.account_id.in_(list(subscribers)))
         found.update((r["id"], r) for r in conn.execute(query).mappings())
     rows: list[dict[str, Any]] = []
-    for mid, at_micros, status in wanted:
+    for mid, at_micros, value in wanted:
         row = found.get(mid)
         if row is None:
             continue
+        status = Status(value)
         event = STATUS_EVENTS[status]
         at = from_micros(at_micros)
         data = message_data(

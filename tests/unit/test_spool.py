@@ -22,12 +22,13 @@ from hub.model import (
     DeliveryReport,
     ErrorInfo,
     NewMessage,
+    Source,
     Status,
     Transition,
     UnknownOutcome,
 )
 from hub.ports import SchemaState
-from spool import SqlSpool, open_spool
+from spool import SqlSpool, open_spool, queue
 from spool.tables import metadata
 from tests.factories import NOW, make_account, new_message
 
@@ -319,6 +320,29 @@ def test_claim_respects_the_limit_and_an_empty_queue_gives_an_empty_claim(
     assert len(spool.claim("n", 2, 30, NOW).messages) == 1
     empty = spool.claim("n", 2, 30, NOW)
     assert empty.messages == () and empty.token
+
+
+def test_messages_read_back_by_a_claim_are_the_messages_as_stored(spool: SqlSpool) -> None:
+    # A claim reads its messages as the driver gives them (microseconds, units) and
+    # converts each distinct time and cost once: they must come out as the typed read
+    # of the same rows, every field, shared and distinct values, set and unset.
+    acme = make_account(spool, "acme", credits="1000")
+    full = new_message(acme, cost="0.1234", client_ref="ref-1", batch_id="b1",
+                       expires_at=NOW + timedelta(hours=2), recipient="+27825550001",
+                       accepted_at=NOW - timedelta(seconds=5))
+    bare = new_message(acme, source=Source.SMTP, text="caf\u00e9 \u20ac",
+                       accepted_at=NOW - timedelta(seconds=5))
+    other = new_message(acme, cost="2", priority=3, accepted_at=NOW - timedelta(microseconds=7))
+    spool.accept([full, bare, other])
+    claim = spool.claim("node-a", 10, 30, NOW)
+    assert {m.id for m in claim.messages} == {full.id, bare.id, other.id}
+    for claimed in claim.messages:
+        assert claimed == spool.get_message(claimed.id)
+    assert next(m for m in claim.messages if m.id == full.id).cost == Decimal("0.1234")
+    with spool.db.read() as conn:  # the same read without a lease (marketing holds)
+        assert sorted(queue._by_ids(conn, [full.id, other.id]), key=lambda m: m.id) == sorted(
+            (spool.get_message(full.id), spool.get_message(other.id)),
+            key=lambda m: m.id if m else "")
 
 
 def test_a_claim_not_read_back_puts_its_messages_back_unattempted(
