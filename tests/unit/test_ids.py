@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 
+import pytest
 from ulid import ULID
 
 from hub.ids import IdMaker, new_id
@@ -40,3 +42,36 @@ def test_the_counter_rolls_over_into_a_fresh_random_head() -> None:
     maker._count = (1 << 20) - 1  # as if a million ids were made in this millisecond
     later = maker.new()
     assert later[-4:] == "0000" and later != first
+
+
+def test_all_sixty_random_bits_of_a_millisecond_vary() -> None:
+    # Each of the 12 characters between the time and the counter carries 5 random bits:
+    # over a few hundred milliseconds' heads every one of them takes many values.
+    maker = IdMaker()
+    heads = []
+    for ms in range(1, 400):
+        maker._restart(ms)
+        heads.append(maker._head[10:22])
+    for position in range(12):
+        assert len({head[position] for head in heads}) > 16, position
+
+
+def test_a_forked_child_makes_ids_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One frozen millisecond for parent and child: had the child kept its parent's head
+    # and counter, both would count on from the same place.
+    monkeypatch.setattr(time, "time_ns", lambda: 1_700_000_000_000_000_000)
+    maker = IdMaker()
+    maker.new()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its ids in the same milliseconds as the parent's
+        os.close(read)
+        os.write(write, "".join(maker.new() for _ in range(200)).encode())
+        os._exit(0)
+    os.close(write)
+    mine = {maker.new() for _ in range(200)}
+    with os.fdopen(read) as pipe:
+        text = pipe.read()
+    os.waitpid(pid, 0)
+    theirs = {text[i:i + 26] for i in range(0, len(text), 26)}
+    assert len(theirs) == 200 and not mine & theirs
