@@ -68,13 +68,13 @@ class Database:
         """A write transaction, committed on normal exit. The connection is taken from
         the pool before the writer's turn and given back after it: the pool's checkout,
         reset and checkin (a fifth of intake's spool time) hold no other writer up."""
-        with translate_errors(), self.engine.connect() as conn:
-            with self._writers.turn(), conn.begin():
-                # info outlives the checkout: what a failed transaction left is not ours.
-                conn.info.pop(_NOTIFY, None)
-                yield conn
-                for channel in sorted(conn.info.pop(_NOTIFY, ())):
-                    conn.execute(_NOTIFY_SQL, {"channel": channel})
+        with (translate_errors(), self.engine.connect() as conn, self._writers.turn(),
+              conn.begin()):
+            # info outlives the checkout: what a failed transaction left is not ours.
+            conn.info.pop(_NOTIFY, None)
+            yield conn
+            for channel in sorted(conn.info.pop(_NOTIFY, ())):
+                conn.execute(_NOTIFY_SQL, {"channel": channel})
 
     def turn(self) -> AbstractContextManager[None]:
         """This process's turn to write (and, on SQLite, the other processes' too),

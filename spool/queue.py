@@ -12,6 +12,7 @@ from typing import Any
 from uuid import uuid4
 
 from sqlalchemy import (
+    BigInteger,
     ColumnExpressionArgument,
     Connection,
     Integer,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     case,
     select,
     text,
+    type_coerce,
     update,
 )
 from sqlalchemy.sql.expression import TextualSelect
@@ -58,6 +60,7 @@ from spool.tables import (
     SENDING_BY_ID_SQL,
     SENDING_SQL,
     UtcTime,
+    from_units,
     message_parts,
     messages,
     to_micros,
@@ -284,7 +287,8 @@ def _record_in(conn: Connection, token: str, todo: dict[str, Transition],
         rows.append(row)
     bulk_update(conn, m, rows, keep=_KEEP_UNLESS_GIVEN, constants=NO_LEASE)
     add_events(conn, events)
-    refund(conn, [leased[t.message_id] for t in applied if t.refund])
+    refund(conn, [(account_id, from_units(units)) for t in applied if t.refund
+                  for account_id, units in (leased[t.message_id],)])
     bulk_insert(conn, message_parts, _PART_COLUMNS, [
         (t.message_id, number, t.carrier, part_id)
         for t in applied if t.part_ids and t.carrier
@@ -309,19 +313,20 @@ def _checked(transitions: Sequence[Transition]) -> dict[str, Transition]:
     return todo
 
 
-def _leased(conn: Connection, token: str, ids: list[str]) -> dict[str, tuple[int, Any]]:
-    """(account id, cost) of the given messages still leased under `token`, locked."""
-    found: dict[str, tuple[int, Any]] = {}
+def _leased(conn: Connection, token: str, ids: list[str]) -> dict[str, tuple[int, int]]:
+    """(account id, cost in units) of the given messages still leased under `token`,
+    locked. Units as stored: only a refund (rare) needs the cost as credit."""
+    found: dict[str, tuple[int, int]] = {}
     for part in chunks(ids):
         rows = conn.execute(LEASED, {"token": token, "ids": list(part)})
-        found.update({row.id: (row.account_id, row.cost) for row in rows})
+        found.update({row.id: (row.account_id, row.units) for row in rows})
     return found
 
 
 # Which of `ids` are still leased under `token`, looked up by id (SENDING_BY_ID_SQL).
 # Built once: making a Core statement anew for every record cost more than running it.
 LEASED = (
-    select(m.c.id, m.c.account_id, m.c.cost)
+    select(m.c.id, m.c.account_id, type_coerce(m.c.cost, BigInteger).label("units"))
     .where(m.c.lease_token == bindparam("token"), text(SENDING_BY_ID_SQL),
            m.c.id.in_(bindparam("ids", expanding=True)))
     .with_for_update()

@@ -15,7 +15,7 @@ from hub.model import DeliveryReport, ErrorInfo, Status
 from spool.bulk import bulk_insert, bulk_update
 from spool.engine import Database
 from spool.ledger import NO_LEASE, Event, add_events, event
-from spool.rows import chunks
+from spool.rows import STATUSES, chunks
 from spool.tables import held_reports, message_parts, messages, to_micros
 
 m = messages
@@ -263,7 +263,7 @@ def _message_states(conn: Connection, message_ids: set[str]) -> dict[str, Status
     states: dict[str, Status] = {}
     for chunk in chunks(sorted(message_ids)):
         rows = conn.execute(_STATES, {"ids": list(chunk)})
-        states.update((row.id, Status(row.status)) for row in rows)
+        states.update((row.id, STATUSES[row.status]) for row in rows)
     return states
 
 
@@ -326,7 +326,7 @@ def _find(
     found: dict[CarrierRef, tuple[str, Status]] = {}
     for carrier, chunk in _ref_chunks(_refs(reports)):
         for row in conn.execute(_BY_REF, {"carrier": carrier, "ids": list(chunk)}):
-            key, status = (carrier, row.carrier_message_id), Status(row.status)
+            key, status = (carrier, row.carrier_message_id), STATUSES[row.status]
             # Should a reference ever repeat, the unfinished message is the one meant.
             if key not in found or found[key][1].final:
                 found[key] = (row.id, status)
