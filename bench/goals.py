@@ -168,11 +168,13 @@ def intake(n: int, index: int = 1, dispatch: bool = True) -> dict[str, float]:
             def single() -> float:
                 r = spine.loadgen(server.url, key, requests=n, clients=50, start=100_000)
                 assert spine._accepted(r) == n, r["statuses"]
+                out["single_client_us"] = 1e6 * r["cpu_s"] / n
                 return float(r["ok_per_s"])
 
             def sendsms() -> float:
                 r = _get_load(server.url + SENDSMS.format(password=PASSWORD), n, 1_000_000)
                 assert r["statuses"].get("202") == n, r["statuses"]
+                out["sendsms_client_us"] = 1e6 * r["cpu_s"] / n
                 return float(r["ok_per_s"])
 
             def batch() -> float:
@@ -353,11 +355,21 @@ def intake_only(args: argparse.Namespace) -> int:
         rows.append(intake(args.n, i, dispatch=not args.dispatcher_off))
         print(f"round {i}: " + ", ".join(
             f"{key} {rows[-1][key]:,.0f}/s ({rows[-1][f'{key}_cpu_us']:.0f} us/msg)"
-            for key in ("single", "sendsms", "batch", "xml")), flush=True)
+            for key in ("single", "sendsms", "batch", "xml"))
+            + f"; load generator {rows[-1]['single_client_us']:.1f} and "
+            f"{rows[-1]['sendsms_client_us']:.1f} us/request", flush=True)
     for key in ("single", "sendsms", "batch", "xml"):
         rates = [r[key] for r in rows]
         print(f"  {key:<8} median {statistics.median(rates):,.0f}/s "
               f"({min(rates):,.0f}-{max(rates):,.0f})")
+    # This machine's speed drifts by a fifth between runs (other tenants of the host),
+    # and the rates with it. The load generator does the same work for every request,
+    # so its CPU time per request is a yardstick of that speed: rate x its CPU per
+    # request (the share of a core it used) compares two trees far more steadily.
+    for key in ("single", "sendsms"):
+        shares = [r[key] * r[f"{key}_client_us"] / 1e6 for r in rows]
+        print(f"  {key:<8} speed-normalised (rate x load generator's CPU per request) median "
+              f"{statistics.median(shares):.3f} ({min(shares):.3f}-{max(shares):.3f})")
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0

@@ -303,9 +303,13 @@ async def run_async(spec: LoadSpec) -> dict[str, Any]:
     except OSError as exc:
         raise LoadError(f"cannot connect to {host}:{port}: {exc}") from None
     tally = _Tally()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(_worker(c, requests, tally, spec, host, port) for c in conns))
-    return _report(spec, tally, time.perf_counter() - started)
+    report = _report(spec, tally, time.perf_counter() - started)
+    # Its own CPU while the clock ran: fixed work per request, so a yardstick of the
+    # machine's speed at the time (bench/README.md: normalised A/B runs).
+    report["cpu_s"] = round(time.process_time() - cpu, 4)
+    return report
 
 
 def _loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
