@@ -95,6 +95,11 @@ class Node(Server):
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
+    def freeze(self, frozen: bool = True) -> None:
+        """Stop (SIGSTOP) or resume (SIGCONT) the whole node: what it holds in the spool
+        then stays as read until it is resumed or killed."""
+        os.killpg(self.proc.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def close(self) -> None:
         """Stop the node if it still runs (SIGTERM, then SIGKILL), close its pipe."""
         if self.proc.poll() is None:

@@ -159,13 +159,19 @@ def test_three_nodes_share_the_run_through_a_postgresql_restart_and_a_node_kille
             assert len(loader.ids) == total
             loaded = time.monotonic() - started
 
-            # One node killed while it holds claimed messages, mid-dispatch.
-            eventually(
-                lambda: spool.count("delivered") >= total // 20 and spool.fresh_claim(VICTIM, 2),
-                120,
-                0.01,
-                "a fresh claim of the victim's, some messages delivered",
-            )
+            # One node killed while it holds claimed messages, mid-dispatch. It is frozen
+            # before its leases are read: a fast node could otherwise finish its batch
+            # between that read and the kill (a CI run met that), and hold nothing.
+            def holding() -> bool:
+                if spool.count("delivered") < total // 20 or not spool.fresh_claim(VICTIM, 2):
+                    return False
+                nodes[VICTIM].freeze()
+                if spool.leased_by(VICTIM):
+                    return True
+                nodes[VICTIM].freeze(False)
+                return False
+
+            eventually(holding, 120, 0.01, "a fresh claim of the victim's, some delivered")
             nodes[VICTIM].kill()
             killed_at = time.monotonic()
             held = spool.leased_by(VICTIM)  # final now: nobody records for it any more
