@@ -147,13 +147,10 @@ def _by_ids(conn: Connection, ids: Sequence[str], token: str | None = None) -> l
     return found
 
 
-_BY_ID = text(
-    f"SELECT {', '.join(RAW_COLUMNS)} FROM messages WHERE id IN :ids"  # noqa: S608
-).bindparams(bindparam("ids", expanding=True))
-_LEASED_BY_ID = text(
-    f"SELECT {', '.join(RAW_COLUMNS)} FROM messages"  # noqa: S608
-    " WHERE lease_token = :token AND id IN :ids"
-).bindparams(bindparam("ids", expanding=True))
+_RAW = f"SELECT {', '.join(RAW_COLUMNS)} FROM messages WHERE"  # noqa: S608
+_BY_ID = text(f"{_RAW} id IN :ids").bindparams(bindparam("ids", expanding=True))
+_LEASED_BY_ID = text(f"{_RAW} lease_token = :token AND id IN :ids").bindparams(
+    bindparam("ids", expanding=True))
 
 
 # Ids to claim, in claim order, written out so that both planners use the claim index:
@@ -287,8 +284,8 @@ def _record_in(conn: Connection, token: str, todo: dict[str, Transition],
         rows.append(row)
     bulk_update(conn, m, rows, keep=_KEEP_UNLESS_GIVEN, constants=NO_LEASE)
     add_events(conn, events)
-    refund(conn, [(account_id, from_units(units)) for t in applied if t.refund
-                  for account_id, units in (leased[t.message_id],)])
+    refunds = [leased[t.message_id] for t in applied if t.refund]
+    refund(conn, [(account_id, from_units(units)) for account_id, units in refunds])
     bulk_insert(conn, message_parts, _PART_COLUMNS, [
         (t.message_id, number, t.carrier, part_id)
         for t in applied if t.part_ids and t.carrier
