@@ -15,8 +15,9 @@ from sqlalchemy import Connection, delete, insert, select, text, update
 
 from hub.events import STATUS_EVENTS, EventType, envelope, message_data
 from hub.ids import new_id
-from hub.model import OutboxStatus, Status, WebhookEndpoint
+from hub.model import OutboxStatus, WebhookEndpoint
 from spool.engine import Database
+from spool.rows import STATUSES
 from spool.tables import OUTBOX_OWED_SQL, from_micros, messages, outbox, webhook_endpoints
 
 w = webhook_endpoints
@@ -174,7 +175,7 @@ def message_events(conn: Connection, changes: Sequence[tuple[str, int, str, str]
     """Outbox items for status changes written as audit events (message id, time in
     microseconds, status, detail): one per endpoint subscribed to the event it raises."""
     # Statuses are str enums: their values find them in STATUS_EVENTS, and changes that
-    # raise no event (acceptance, dispatch) cost no Status() each, inside the writer's turn.
+    # raise no event (acceptance, dispatch) cost no lookup each, inside the writer's turn.
     wanted = [(mid, at, status) for mid, at, status, _ in changes if status in STATUS_EVENTS]
     if not wanted:
         return
@@ -195,7 +196,7 @@ def message_events(conn: Connection, changes: Sequence[tuple[str, int, str, str]
         row = found.get(mid)
         if row is None:
             continue
-        status = Status(value)
+        status = STATUSES[value]
         event = STATUS_EVENTS[status]
         at = from_micros(at_micros)
         data = message_data(
