@@ -394,7 +394,8 @@ async def stop_within(hub: Hub, timeout: float) -> None:
     always end. Nothing acknowledged is lost by exiting (it is committed); leases and
     paused batches are recovered at the next start, as after a crash."""
     try:
-        await asyncio.wait_for(hub.stop(), timeout)
+        async with asyncio.timeout(timeout):
+            await hub.stop()
     except TimeoutError:
         log.error("the stop did not finish within %g s ([hub] stop_timeout); exiting "
                   "now: work in flight is recovered at the next start", timeout,

@@ -237,7 +237,8 @@ class Dispatcher:
         if self._coordination is not None and self._coordination.listening:
             interval = max(interval, self._settings.listening_poll_interval)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), interval)
+            async with asyncio.timeout(interval):
+                await self._wake.wait()
 
     def _wake_for_retries(self, transitions: Sequence[Transition]) -> None:
         """A retry due before the next poll is claimed when due, not at the poll: the

@@ -178,7 +178,8 @@ async def _stop_child(
     if child.poll() is None:
         child.send_signal(signal.SIGTERM)
     try:
-        await asyncio.wait_for(asyncio.shield(ended), timeout + 5)
+        async with asyncio.timeout(timeout + 5):
+            await asyncio.shield(ended)
     except TimeoutError:
         log.error(
             "the dispatch process (pid %d) did not stop; killing it",

@@ -292,7 +292,8 @@ class BatchProcessor:
         spool, lease = self._runner.spool, self.lease
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), self._settings.report_interval)
+                async with asyncio.timeout(self._settings.report_interval):
+                    await self.stopping.wait()
                 return  # the hub stops: the next start resumes it
             try:
                 # Still this node's? A spool away for longer than a lease let another

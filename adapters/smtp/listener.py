@@ -399,7 +399,8 @@ class SmtpListener:
         for _ in range(3):
             await asyncio.sleep(0)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._server.wait_closed(), 5)
+            async with asyncio.timeout(5):
+                await self._server.wait_closed()
 
 
 def _tls_context(certfile: str, keyfile: str) -> ssl.SSLContext:

@@ -71,10 +71,11 @@ async def check_target(url: str, allowed: Sequence[Network]) -> None:
     now. A host that does not resolve at the moment (or not within RESOLVE_TIMEOUT) is
     let through: each delivery resolves it again and checks again."""
     host = urlsplit(check_url(url, allowed)).hostname or ""
-    lookup = asyncio.get_running_loop().getaddrinfo(host, 443, type=socket.SOCK_STREAM)
     try:
         # Bounded: a slow resolver must not hold the request that named the URL.
-        infos = await asyncio.wait_for(lookup, RESOLVE_TIMEOUT)
+        async with asyncio.timeout(RESOLVE_TIMEOUT):
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, 443, type=socket.SOCK_STREAM)
     except (OSError, TimeoutError):
         return
     check_resolved(host, (str(i[4][0]) for i in infos), allowed)

@@ -16,8 +16,10 @@ import trustme
 from sqlalchemy import func, select
 
 from adapters.carriers.simulator import SimulatorCarrier, SimulatorRules
+from adapters.carriers.smpp import pdu
 from adapters.carriers.smpp.carrier import SmppCarrier
 from adapters.carriers.smpp.config import SmppSettings
+from adapters.carriers.smpp.session import Session
 from hub.clock import utcnow
 from hub.dispatcher import Dispatcher, DispatchSettings
 from hub.metrics import Metrics
@@ -342,6 +344,35 @@ async def test_a_transmitter_and_receiver_pair_submits_on_one_and_takes_receipts
     sessions = {b.kind: b.session for b in smsc.bind_log}
     assert {r.session for r in smsc.submits} == {sessions["TX"]}
     assert {d.session for d in smsc.deliveries} == {sessions["RX"]}
+
+
+async def test_a_stop_that_comes_with_a_bind_answer_ends_the_reconnecting(
+    smsc: ScriptedSmsc, hub: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stop cancels the bind loop in the same turn of the event loop in which a bind
+    answer arrives. Python 3.11's asyncio.wait_for then returned the answer and dropped
+    the cancellation: the loop went on binding (refused, again and again) and the stop
+    waited for it for ever (a test that failed over to another carrier hung this way)."""
+    smsc.bind_status = p.ESME_RBINDFAIL  # every bind refused: the carrier keeps trying
+    answers = {command | pdu.RESPONSE for command in
+               (pdu.BIND_TRANSCEIVER, pdu.BIND_TRANSMITTER, pdu.BIND_RECEIVER)}
+    stopping: list[asyncio.Future[None]] = []
+    dispatch = Session._dispatch
+
+    def answered(session: Session, head: pdu.Header, raw: bytes) -> None:
+        dispatch(session, head, raw)  # the bind's answer is in: its waiter is woken
+        if head.command_id in answers and not stopping:
+            stopping.append(asyncio.ensure_future(carrier.stop()))  # before it resumes
+
+    monkeypatch.setattr(Session, "_dispatch", answered)
+    _, dispatcher, carrier = await hub(smsc.port)
+    await dispatcher.start(claim=False)
+    await until(lambda: bool(stopping))
+    async with asyncio.timeout(5):
+        await stopping[0]
+    binds = len(smsc.bind_log)
+    await asyncio.sleep(0.3)  # reconnect_max is 0.1 s: a live loop would bind again
+    assert len(smsc.bind_log) == binds and not carrier.available
 
 
 async def test_when_the_smsc_goes_away_traffic_fails_over_to_the_next_carrier(

@@ -116,7 +116,8 @@ class SmppCarrier:
         return self._budget.shared and not self._budget.held
 
     async def wait_bound(self, timeout: float) -> None:
-        await asyncio.wait_for(self._bound_event.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self._bound_event.wait()
 
     def stats(self) -> dict[str, object]:
         """What `smshub carriers` and /metrics show of this carrier."""
@@ -233,13 +234,20 @@ class SmppCarrier:
     async def _open(self, slot: int, command: int) -> Session | None:
         s = self.settings
         loop = asyncio.get_running_loop()
+        session: Session | None = None
         try:
-            _, session = await asyncio.wait_for(loop.create_connection(
-                lambda: Session(f"{self.name}/{slot}", self._session_settings, self._deliver),
-                s.host, s.port, ssl=self._tls()), s.bind_timeout)
+            async with asyncio.timeout(s.bind_timeout):
+                _, session = await loop.create_connection(
+                    lambda: Session(f"{self.name}/{slot}", self._session_settings,
+                                    self._deliver),
+                    s.host, s.port, ssl=self._tls())
             answer = await session.bind(command, pdu.BindParams(
                 s.system_id, s.password, s.system_type, s.addr_ton, s.addr_npi,
                 s.address_range))
+        except asyncio.CancelledError:
+            if session is not None:  # the carrier stops while this bind is under way
+                session.close("the carrier stops")
+            raise
         except (OSError, TimeoutError, SessionClosed, ResponseTimeout) as exc:
             self.counts["bind_failures"] += 1
             self._bind_faults[slot].failed(f"cannot bind to {s.host}:{s.port}: "

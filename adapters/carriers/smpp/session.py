@@ -118,8 +118,9 @@ class Session(asyncio.Protocol):
             if not self._can_write.is_set():
                 await self._can_write.wait()
             self._write(build(sequence))
-            return await asyncio.wait_for(
-                future, self.settings.response_timeout if timeout is None else timeout)
+            async with asyncio.timeout(
+                    self.settings.response_timeout if timeout is None else timeout):
+                return await future
         except TimeoutError:
             self.close(f"no response to command 0x{command_id:08x} in time")
             raise ResponseTimeout(f"no response to command 0x{command_id:08x}") from None
