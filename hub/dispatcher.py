@@ -279,8 +279,17 @@ class Dispatcher:
         # Outcomes a carrier tells one by one are recorded as they come, grouped with
         # those that arrive meanwhile: a crash then leaves unrecorded (and so sent again
         # after the lease) only what was in flight, not the whole claimed batch (P7).
+        # Those told in one turn of the event loop (the answers of one read from an
+        # SMSC) go to the spool as one record, one task: not a task each.
         early: list[asyncio.Task[None]] = []
+        told: list[Transition] = []
         recorded: set[str] = set()
+
+        def record_told() -> None:
+            if told:
+                early.append(asyncio.ensure_future(self._record(claim, told[:])))
+                told.clear()
+
         late: list[Message] = []  # marketing the carrier kept back: CPA hours closed
         groups = self._router.split(live)
         while groups:
@@ -294,8 +303,9 @@ class Dispatcher:
                     if self._passes_on(message, name, result) or _too_late(result):
                         return  # decided when the batch is back
                     recorded.add(message.id)
-                    transition = self._policy.decide(message, name, result, self._clock())
-                    early.append(asyncio.ensure_future(self._record(claim, [transition])))
+                    if not told:
+                        asyncio.get_running_loop().call_soon(record_told)
+                    told.append(self._policy.decide(message, name, result, self._clock()))
 
                 results = await self._submit(name, messages, at_once)
                 for message, result in zip(messages, results, strict=True):
@@ -312,6 +322,7 @@ class Dispatcher:
                             self._policy.decide(message, name, result, self._clock()))
             groups = failover
         self._metrics.note_dispatched(len(live) - len(late))
+        record_told()  # if the turn that tells the last ones has not come yet
         await asyncio.gather(*early, return_exceptions=True)
         await self._record(claim, transitions)
         if late:
