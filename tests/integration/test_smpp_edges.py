@@ -8,7 +8,7 @@ import asyncio
 import logging
 import ssl
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -22,8 +22,9 @@ from adapters.carriers.smpp.config import SmppSettings
 from adapters.carriers.smpp.session import Session
 from hub.clock import utcnow
 from hub.dispatcher import Dispatcher, DispatchSettings
+from hub.errors import TemporaryFailure
 from hub.metrics import Metrics
-from hub.model import Status
+from hub.model import DeliveryReport, Status
 from hub.policies import RetryPolicy
 from hub.routing import Router
 from hub.spoolcall import SpoolThreads
@@ -224,6 +225,46 @@ async def test_an_unknown_receipt_is_acknowledged_and_changes_nothing(
     await carrier.wait_bound(5)
     answer = await smsc.send_receipt("987654321")
     assert answer.status == p.ESME_ROK
+
+
+class _Sink:
+    """A CarrierSink that cannot commit until told to: the spool away."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[DeliveryReport]] = []
+        self.down = True
+
+    async def report(self, reports: Sequence[DeliveryReport]) -> None:
+        self.calls.append(list(reports))
+        if self.down:
+            raise TemporaryFailure("spool unavailable: busy")
+
+    async def inbound(self, messages: Sequence[Any]) -> None:
+        raise AssertionError("no replies here")
+
+
+async def test_receipts_read_together_are_committed_together_and_acked_only_after(
+    smsc: ScriptedSmsc,
+) -> None:
+    """Receipts an SMSC sends back to back go to the spool as one write; while it cannot
+    take them, each is answered ESME_RX_T_APPN (send it again), none is acknowledged."""
+    sink = _Sink()
+    carrier = SmppCarrier("smsc", SmppSettings(port=smsc.port, system_id="hub"))
+    await carrier.start(sink)
+    try:
+        await carrier.wait_bound(5)
+        ids = [str(n) for n in range(1001, 1006)]
+        refused = await asyncio.gather(*(smsc.send_receipt(i) for i in ids))
+        assert [a.status for a in refused] == [pdu.ESME_RX_T_APPN] * 5
+        assert sorted(r.carrier_message_id for c in sink.calls for r in c) == ids
+        assert len(sink.calls) < 5  # read in one go, written in one go
+        sink.down, before = False, len(sink.calls)
+        taken = await asyncio.gather(*(smsc.send_receipt(i) for i in ids))
+        assert [a.status for a in taken] == [p.ESME_ROK] * 5
+        assert sorted(r.carrier_message_id for c in sink.calls[before:] for r in c) == ids
+        assert carrier.counts["receipts"] == 5
+    finally:
+        await carrier.stop()
 
 
 def inbound_count(store: SqlSpool) -> int:
