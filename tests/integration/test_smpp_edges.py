@@ -108,6 +108,50 @@ async def test_the_window_of_outstanding_submit_sm_is_enforced(
     assert smsc.max_outstanding == 5
 
 
+async def test_a_recipients_messages_go_one_after_another_while_others_fill_the_window(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    """An SMSC keeps no order between outstanding submissions: a recipient's next message
+    goes only once the one before it is answered, while other recipients' fill the window
+    (answers come newest first here, as they may from a busy SMSC)."""
+    held: list[SubmitRecord] = []
+    overlapping: list[bytes] = []
+
+    def hold(record: SubmitRecord) -> Any:
+        if record.dest_addr == "27829999999" and any(
+                h.dest_addr == record.dest_addr and h.status is None for h in held):
+            overlapping.append(record.short_message)
+        held.append(record)
+        return WITHHOLD
+
+    smsc.on_submit = hold
+    store, dispatcher, _ = await hub(smsc.port, window=5)
+    account = make_account(store, credits="1000", price="0.05")
+    now = utcnow()
+    mine = [new_message(account, recipient="+27829999999", text=text, accepted_at=now)
+            for text in ("first", "second", "third")]
+    others = [new_message(account, recipient=f"+2782{i:07d}", accepted_at=now)
+              for i in range(12)]
+    store.accept([*mine, *others])
+
+    async def answer_newest_first() -> None:
+        while True:
+            await asyncio.sleep(0.02)
+            for record in reversed([h for h in held if h.status is None]):
+                smsc.release(record)
+
+    answering = asyncio.create_task(answer_newest_first())
+    try:
+        await dispatcher.start()
+        ids = [m.id for m in (*mine, *others)]
+        await until(lambda: statuses(store, ids)[Status.SUBMITTED] == 15, timeout=10)
+    finally:
+        answering.cancel()
+    sent = [r.short_message for r in smsc.submits if r.dest_addr == "27829999999"]
+    assert sent == [b"first", b"second", b"third"] and overlapping == []
+    assert smsc.max_outstanding == 5  # the others kept the window full meanwhile
+
+
 async def test_each_answered_message_is_recorded_while_the_rest_of_its_batch_waits(
     smsc: ScriptedSmsc, hub: Any,
 ) -> None:
