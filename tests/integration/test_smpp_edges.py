@@ -423,6 +423,8 @@ async def test_a_transmitter_and_receiver_pair_submits_on_one_and_takes_receipts
     ids = queue(store, 4)
     await dispatcher.start()
     await until(lambda: statuses(store, ids)[Status.DELIVERED] == 4, timeout=10)
+    # Each receipt is answered once committed: the answers follow the commits.
+    await until(lambda: len(smsc.deliveries) == 4)
     assert sorted(b.kind for b in smsc.bind_log) == ["RX", "TX"]
     assert {(b.system_id, b.password, b.system_type, b.address_range, b.interface_version)
             for b in smsc.bind_log} == {("hub", "secret", "VMA", "^27", 0x34)}
