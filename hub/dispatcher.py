@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from hub.policies import RetryPolicy, expire
 from hub.ports import Carrier, Coordination, InboundStore, MessageQueue, StreamingCarrier
 from hub.routing import Router, is_up
 from hub.spoolcall import SpoolThreads, until_written
+from hub.turns import PerTurn
 
 log = logging.getLogger(__name__)
 
@@ -281,15 +283,8 @@ class Dispatcher:
         # after the lease) only what was in flight, not the whole claimed batch (P7).
         # Those told in one turn of the event loop (the answers of one read from an
         # SMSC) go to the spool as one record, one task: not a task each.
-        early: list[asyncio.Task[None]] = []
-        told: list[Transition] = []
+        told: PerTurn[Transition] = PerTurn(functools.partial(self._record, claim))
         recorded: set[str] = set()
-
-        def record_told() -> None:
-            if told:
-                early.append(asyncio.ensure_future(self._record(claim, told[:])))
-                told.clear()
-
         late: list[Message] = []  # marketing the carrier kept back: CPA hours closed
         groups = self._router.split(live)
         while groups:
@@ -303,9 +298,7 @@ class Dispatcher:
                     if self._passes_on(message, name, result) or _too_late(result):
                         return  # decided when the batch is back
                     recorded.add(message.id)
-                    if not told:
-                        asyncio.get_running_loop().call_soon(record_told)
-                    told.append(self._policy.decide(message, name, result, self._clock()))
+                    told.add(self._policy.decide(message, name, result, self._clock()))
 
                 results = await self._submit(name, messages, at_once)
                 for message, result in zip(messages, results, strict=True):
@@ -322,8 +315,7 @@ class Dispatcher:
                             self._policy.decide(message, name, result, self._clock()))
             groups = failover
         self._metrics.note_dispatched(len(live) - len(late))
-        record_told()  # if the turn that tells the last ones has not come yet
-        await asyncio.gather(*early, return_exceptions=True)
+        await told.wait()
         await self._record(claim, transitions)
         if late:
             await self._hold_unsent(claim, late)

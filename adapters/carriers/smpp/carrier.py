@@ -43,6 +43,7 @@ from hub.model import (
 from hub.ports import CarrierSink, Coordination, InboundPartStore
 from hub.spoolcall import SpoolThreads
 from hub.tasks import cancel_all
+from hub.turns import PerTurn
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +84,8 @@ class SmppCarrier:
                              for slot in range(settings.binds)]
         self._bound_event = asyncio.Event()
         self.counts: Counter[str] = Counter()
-        # Receipts read in one turn of the event loop, on their way to the sink together.
-        self._told: list[DeliveryReport] = []
-        self._committed: asyncio.Future[None] | None = None
-        self._reporting: set[asyncio.Task[None]] = set()
+        # Receipts read in one turn of the event loop go to the sink as one list.
+        self._receipts: PerTurn[DeliveryReport] = PerTurn(self._report)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -105,7 +104,7 @@ class SmppCarrier:
         await asyncio.gather(*(s.unbind() for s in list(self._sessions)),
                              return_exceptions=True)
         self._sessions.clear()
-        await asyncio.gather(*self._reporting, return_exceptions=True)  # receipts read
+        await self._receipts.wait()  # the receipts read: committed, or refused
         await self._budget.stop()  # after the unbinds: the slots are free for others now
         self._sink = None
 
@@ -432,10 +431,10 @@ class SmppCarrier:
         if sink is None:
             return pdu.ESME_RX_T_APPN
         if receipts.is_receipt(delivered.esm_class):
-            return await self._receipt(sink, delivered)
+            return await self._receipt(delivered)
         return await self._mobile_originated(sink, delivered)
 
-    async def _receipt(self, sink: CarrierSink, delivered: pdu.Delivered) -> int:
+    async def _receipt(self, delivered: pdu.Delivered) -> int:
         receipt = receipts.parse_receipt(delivered.short_message, delivered.tlvs)
         if receipt is None:
             log.warning("%s: a receipt without a message id, acknowledged and dropped",
@@ -450,43 +449,17 @@ class SmppCarrier:
             self.name, receipts.normalise_id(receipt.message_id, fmt),  # type: ignore[arg-type]
             receipt.status, self._clock(), error=receipt.error,
             detail=receipt.detail or receipt.state)
-        await self._report(sink, report)  # returns once committed: only then the ack
+        # Returns once committed (only then the ack), with the others read in this turn.
+        # Shielded: a session closing under one receipt must not fail the others.
+        await asyncio.shield(self._receipts.add(report))
         self.counts["receipts"] += 1
         return pdu.ESME_ROK
 
-    async def _report(self, sink: CarrierSink, report: DeliveryReport) -> None:
-        """Return once `report` is committed. The receipts read in one turn of the event
-        loop (an SMSC sends them back to back) go to the sink as one list: one request
-        to the spool's writer, not one each."""
-        committed = self._committed
-        if committed is None:
-            loop = asyncio.get_running_loop()
-            committed = self._committed = loop.create_future()
-            loop.call_soon(self._send_told, sink, committed)
-        self._told.append(report)
-        # Shielded: a session closing under one receipt must not fail the others.
-        await asyncio.shield(committed)
-
-    def _send_told(self, sink: CarrierSink, committed: asyncio.Future[None]) -> None:
-        told, self._told, self._committed = self._told, [], None
-        task = asyncio.ensure_future(self._commit(sink, told, committed))
-        self._reporting.add(task)
-        task.add_done_callback(self._reporting.discard)
-
-    @staticmethod
-    async def _commit(sink: CarrierSink, told: list[DeliveryReport],
-                      committed: asyncio.Future[None]) -> None:
-        try:
-            await sink.report(told)
-        except asyncio.CancelledError:
-            committed.cancel()
-            raise
-        except Exception as exc:
-            # Every receipt of the list is answered as not taken: the SMSC sends it again.
-            committed.set_exception(exc)
-            committed.exception()  # retrieved here: its receipts may all have gone
-        else:
-            committed.set_result(None)
+    async def _report(self, reports: list[DeliveryReport]) -> None:
+        sink = self._sink
+        if sink is None:  # stopped meanwhile: not taken, the SMSC sends them again
+            raise SessionClosed("the carrier stopped")
+        await sink.report(reports)
 
     async def _mobile_originated(self, sink: CarrierSink, delivered: pdu.Delivered) -> int:
         decoded = encoding.decode_short_message(delivered.data_coding, delivered.esm_class,
