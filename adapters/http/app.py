@@ -4,11 +4,9 @@ its routes on, with the request-size guard and the operational endpoints: /healt
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -71,8 +69,6 @@ class HttpContext:
     max_body_bytes: int
     max_messages_per_request: int
     timezone: str
-    # Seconds a request's whole body may take to arrive once its headers have.
-    body_timeout: float = 60.0
     # Where the hub writes its files (FTP homes, keys): readiness checks it is writable.
     data_dir: Path | None = None
     # Where webhook endpoints may point besides the public internet ([webhooks]
@@ -121,45 +117,81 @@ def build_app(
     async def too_large(request: Request, exc: Exception) -> Response:
         return _rule_for(rules, limit, request.url.path).response()
 
-    async def too_slow(request: Request, exc: Exception) -> Response:
-        return _too_slow_response()
-
-    # The handlers answer for bodies found too large, or too slow, while an endpoint
-    # streams them in; the router's 404 and 405 are problems too on the JSON API.
+    # The handler answers for bodies found too large while an endpoint streams them in;
+    # the router's 404 and 405 are problems too on the JSON API. (A body too slow is
+    # the HTTP protocol's to answer: guards.HeaderDeadline.)
     app = Starlette(routes=[*ops, *routes],
-                    exception_handlers={BodyTooLarge: too_large, BodyTimedOut: too_slow,
-                                        HTTPException: _http_error})
-    return BodyLimit(ExactPaths(app, [*ops, *routes]), limit, rules, ctx.body_timeout)
+                    exception_handlers={BodyTooLarge: too_large, HTTPException: _http_error})
+    return ExactPaths(BodyLimit(app, limit, rules), [*ops, *routes], limit, rules)
 
 
 class ExactPaths:
-    """Serves routes without path parameters straight from a dict, before Starlette's
-    router and middleware layers: on the hot `POST /v1/messages` those layers cost more
-    than the message itself. Anything else goes to the Starlette app unchanged."""
+    """Serves routes without path parameters straight from a dict, before BodyLimit and
+    Starlette's router and middleware layers: on the hot `POST /v1/messages` and
+    `/cgi-bin/sendsms` those layers cost more than the message itself. The body is read
+    here first, under the same limit as BodyLimit's (413 in the path's own format), and
+    the endpoint's Request holds it. Anything else goes to `app` unchanged."""
 
-    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute],
+                 max_bytes: int = 1 << 20, rules: Sequence[BodyRule] = ()) -> None:
         self.app = app
-        self.table: dict[tuple[str, str], _Endpoint] = {}
+        self.table: dict[tuple[str, str], tuple[_Endpoint, BodyRule]] = {}
         for route in routes:
             if isinstance(route, Route) and "{" not in route.path:
+                rule = _rule_for(rules, max_bytes, route.path)
                 for method in route.methods or ():
-                    self.table[(method, route.path)] = route.endpoint
+                    self.table[(method, route.path)] = (route.endpoint, rule)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = None
+        found = None
         if scope["type"] == "http":
-            endpoint = self.table.get((scope["method"], scope["path"]))
-        if endpoint is None:
+            found = self.table.get((scope["method"], scope["path"]))
+        if found is None:
             await self.app(scope, receive, send)
             return
+        endpoint, rule = found
+        declared = _content_length(scope)
         try:
-            response = await endpoint(Request(scope, receive))
-        except (BodyTooLarge, BodyTimedOut):
-            raise  # BodyLimit answers it (too large: in the path's own format)
+            if declared is not None and declared > rule.max_bytes:
+                raise BodyTooLarge
+            body = await _read_body(receive, rule.max_bytes)
+        except BodyTooLarge:
+            await rule.response()(scope, receive, send)
+            return
+        except ClientDisconnect:
+            return  # gone, or its body too slow (the protocol answered 408)
+        request = Request(scope, receive)
+        # Starlette's Request reads its body from here once it has one (body(), form(),
+        # stream()): this one, read above under the path's limit.
+        request._body = body
+        try:
+            response = await endpoint(request)
         except Exception:
             log.exception("unhandled error in %s", scope["path"], extra={"action": "http"})
             response = error_json(500, "internal_error", "the hub failed to handle the request")
         await response(scope, receive, send)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """A request's whole body, or BodyTooLarge as soon as it is known to exceed `limit`;
+    ClientDisconnect if the client went away first."""
+    message = await receive()
+    chunks: list[bytes] = []
+    seen = 0
+    while True:
+        if message["type"] != "http.request":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
+        seen += len(chunk)
+        if seen > limit:
+            raise BodyTooLarge
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
+            return b"".join(chunks)
+        chunks.append(chunk)
+        message = await receive()
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -248,22 +280,16 @@ class BodyTooLarge(Exception):
     pass
 
 
-class BodyTimedOut(Exception):
-    """The body did not arrive within its deadline (a slow or stalled client)."""
-
-
 class BodyLimit:
     """Answers 413 as soon as a body is known to exceed the limit (the path's BodyRule, if
     any): at once from Content-Length, or while streaming a chunked body, never after
-    reading it whole; and 408 when the whole body has not arrived `timeout` seconds after
-    the headers (a client trickling its body holds no connection for ever)."""
+    reading it whole. A body that does not arrive in time is cut off by the HTTP
+    protocol (guards.HeaderDeadline): the app's read of it ends as a disconnect."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, rules: Sequence[BodyRule] = (),
-                 timeout: float | None = None) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, rules: Sequence[BodyRule] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.rules = tuple(rules)
-        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -275,20 +301,11 @@ class BodyLimit:
             await self._too_large(scope, receive, send)
             return
         seen = 0
-        started = complete = False
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        started = False
 
         async def limited_receive() -> Message:
-            nonlocal seen, complete
-            if complete or deadline is None:  # after the body: waits for a disconnect
-                message = await receive()
-            else:
-                try:
-                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                        message = await receive()
-                except TimeoutError:
-                    raise BodyTimedOut from None
-            complete = complete or not message.get("more_body", False)
+            nonlocal seen
+            message = await receive()
             seen += len(message.get("body", b""))
             if seen > limit:
                 raise BodyTooLarge
@@ -304,11 +321,8 @@ class BodyLimit:
         except BodyTooLarge:
             if not started:
                 await self._too_large(scope, receive, send)
-        except BodyTimedOut:
-            log.info("request body timed out on %s", scope["path"],
-                     extra={"action": "http-timeout"})
-            if not started:
-                await _too_slow_response()(scope, receive, send)
+        except ClientDisconnect:
+            pass  # gone, or its body too slow (the protocol answered 408)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         rule = _rule_for(self.rules, self.max_bytes, scope["path"])
@@ -320,11 +334,6 @@ def _too_large_response(limit: int) -> Response:
         413, "body_too_large", f"the request body exceeds the limit of {limit} bytes",
         Connection="close",
     )
-
-
-def _too_slow_response() -> Response:
-    return error_json(408, "request_timeout", "the request body did not arrive in time",
-                      Connection="close")
 
 
 def _content_length(scope: Scope) -> int | None:

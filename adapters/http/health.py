@@ -20,7 +20,7 @@ def build(config: Config, core: Core, routes: Sequence[BaseRoute] = ()) -> HttpS
         intake=core.intake, credentials=core.credentials, runner=core.runner,
         metrics=core.metrics, max_body_bytes=config.http.max_body_bytes,
         max_messages_per_request=config.http.max_messages_per_request,
-        timezone=config.hub.timezone, body_timeout=config.http.body_timeout,
+        timezone=config.hub.timezone,
         data_dir=config.data_dir, region=config.hub.default_region,
     )
     xml = XmlSettings(config.xml.max_body_bytes, config.xml.max_messages)

@@ -54,13 +54,14 @@ class HttpServer:
         sock = bind(self._host, self._port)
         self.port = sock.getsockname()[1]
         s = self._settings
-        # uvicorn times out neither headers nor bodies: header_deadline() and the app's
-        # BodyLimit do. Past max_connections (open connections or requests in flight)
-        # uvicorn answers 503.
+        # uvicorn times out neither headers nor bodies: header_deadline()'s protocol
+        # does. Past max_connections (open connections or requests in flight) uvicorn
+        # answers 503.
         config = uvicorn.Config(
             app, lifespan="off", access_log=False, log_config=None, server_header=False,
             timeout_keep_alive=s.keep_alive_timeout, proxy_headers=False,
-            http=header_deadline(s.header_timeout), limit_concurrency=s.max_connections,
+            http=header_deadline(s.header_timeout, s.body_timeout),
+            limit_concurrency=s.max_connections,
         )
         config.load()
         server = uvicorn.Server(config)
