@@ -130,12 +130,12 @@ class _Lingering:
 
 class HeaderDeadline(HttpToolsProtocol):
     """uvicorn's httptools protocol with a header deadline (armed when a connection opens
-    and when a request's first byte arrives, disarmed once its headers are complete) and
-    a body deadline. The body's is armed only when a read ends with a request's head in
-    and its body not yet whole, so a request that arrives in one piece, as nearly all
-    do, costs no timer: a timeout around each of the app's reads of the body was a
-    tenth of the event loop's time per single POST. Idle kept-alive connections stay
-    uvicorn's `timeout_keep_alive`'s."""
+    and when a read ends with a later request's head begun, disarmed once its headers
+    are complete) and a body deadline (armed when a read ends with a request's head in
+    and its body not yet whole). A request that arrives in one piece, as nearly all do,
+    costs no timer: a timeout around each of the app's reads of the body was a tenth of
+    the event loop's time per single POST. Idle kept-alive connections stay uvicorn's
+    `timeout_keep_alive`'s."""
 
     header_timeout: float = 10.0
     body_timeout: float = 60.0
@@ -170,6 +170,8 @@ class HeaderDeadline(HttpToolsProtocol):
             if self._body_timer is None and not self.transport.is_closing():
                 self._body_timer = self.loop.call_later(self.body_timeout, self._body_expired)
             return
+        if self._begun and self._header_timer is None and not self.transport.is_closing():
+            self._arm()  # a new request's head begun on a kept-alive connection, not ended
         if self._ended_in_chunk or self.transport.is_closing():
             return
         self._head_bytes += len(data)
@@ -189,8 +191,6 @@ class HeaderDeadline(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._begun = True
-        if self._header_timer is None:  # a new request on a kept-alive connection
-            self._arm()
 
     def on_headers_complete(self) -> None:
         self._disarm()

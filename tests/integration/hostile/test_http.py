@@ -237,6 +237,31 @@ def test_http_greedy_or_slow_client_is_answered_and_cut_off(served: Served, name
     serves_http(served.hub, served.key)
 
 
+@pytest.mark.parametrize("rest", [b"POST /v1/messages HTTP/1.1\r\nHost: hub\r\n",
+                                  b'Content-Length: 200\r\n\r\n{"to": "0821'])
+def test_http_a_kept_alive_connections_next_request_has_its_deadlines_too(
+        served: Served, rest: bytes) -> None:
+    """The deadlines' timers are armed only when a read ends with a request unfinished: a
+    later request on a connection whose first one came whole is cut off all the same,
+    its head (first case) or its body (second) trickled past the deadline."""
+    whole = (_POST.format(key=served.key) + "Content-Length: 36\r\n\r\n").encode() + (
+        b'{"to": "0821234567", "text": "kept"}')
+    second = rest if rest.startswith(b"POST") else _POST.format(key=served.key).encode() + rest
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        sock.sendall(whole)
+        time.sleep(0.1)  # answered and kept alive: the next request comes on its own
+        sock.sendall(second)
+        answer = read_all(sock)
+    took = time.monotonic() - started
+    first, _, then = answer.partition(b"HTTP/1.1 408 ")
+    assert first.startswith(b"HTTP/1.1 202 "), answer[:300]
+    assert then, answer[:600]
+    assert (b"did not arrive" if rest.startswith(b"POST") else b"request_timeout") in then
+    assert TIMEOUT < took < 2.5
+    serves_http(served.hub, served.key)
+
+
 # An answer given while the client is still sending (413 mid-body, 431 mid-head) must be
 # followed by a clean close. Closing a socket with the client's bytes unread makes the
 # kernel send RST, which a client's TCP may take for "drop what was not read yet": the
