@@ -509,6 +509,7 @@ def _e164(address: str) -> str:
     return f"+{address}" if address.isdigit() and len(address) >= 10 else address
 
 
+@functools.lru_cache(maxsize=256)  # a claim's messages share a few expiry times
 def _validity(expires_at: datetime | None) -> str:
     """SMPP absolute time, UTC: YYMMDDhhmmss, tenths, quarter hours from UTC, '+'."""
     if expires_at is None:
