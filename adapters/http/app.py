@@ -46,7 +46,8 @@ from hub.webhooks import Network
 
 log = logging.getLogger(__name__)
 
-_Endpoint = Callable[[Request], Awaitable[Response]]
+# An endpoint: a Request in, a whole Response out (never a streamed one on the hot routes).
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class HttpStore(AccountStore, MessageStore, InboundStore, OptOutStore, WebhookStore,
@@ -106,7 +107,7 @@ def _rule_for(rules: Sequence[BodyRule], default: int, path: str) -> BodyRule:
 
 def build_app(
     ctx: HttpContext, routes: Sequence[BaseRoute], body_rules: Sequence[BodyRule] = ()
-) -> ASGIApp:
+) -> ExactPaths:
     ops = [
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz_for(ctx), methods=["GET"]),
@@ -135,7 +136,7 @@ class ExactPaths:
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute],
                  max_bytes: int = 1 << 20, rules: Sequence[BodyRule] = ()) -> None:
         self.app = app
-        self.table: dict[tuple[str, str], tuple[_Endpoint, BodyRule]] = {}
+        self.table: dict[tuple[str, str], tuple[Endpoint, BodyRule]] = {}
         for route in routes:
             if isinstance(route, Route) and "{" not in route.path:
                 rule = _rule_for(rules, max_bytes, route.path)
@@ -233,7 +234,7 @@ async def _healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def _readyz_for(ctx: HttpContext) -> _Endpoint:
+def _readyz_for(ctx: HttpContext) -> Endpoint:
     faults = FaultLog(log, "not ready", "readyz")
 
     async def readyz(request: Request) -> Response:
@@ -266,7 +267,7 @@ def _not_ready(reason: str) -> Response:
     return JSONResponse({"status": "unavailable", "reason": reason}, 503)
 
 
-def _metrics_for(ctx: HttpContext) -> _Endpoint:
+def _metrics_for(ctx: HttpContext) -> Endpoint:
     async def metrics(request: Request) -> Response:
         totals = await ctx.runner.call(ctx.runner.spool.totals, utcnow())
         return PlainTextResponse(

@@ -92,6 +92,10 @@ class _Lingering:
             return
         self._transport.write(data)
 
+    def write_whole(self, data: bytes) -> None:
+        self.flush()
+        self._transport.write(data)
+
     def flush(self) -> None:
         if self._head is not None:
             head, self._head = self._head, None
@@ -183,6 +187,9 @@ class HeaderDeadline(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        self._body_complete()
+
+    def _body_complete(self) -> None:
         self._in_head, self._head_bytes, self._ended_in_chunk = True, 0, True
         if self._body_timer is not None:
             self._body_timer.cancel()
@@ -193,10 +200,18 @@ class HeaderDeadline(HttpToolsProtocol):
         self._begun = True
 
     def on_headers_complete(self) -> None:
+        self._head_complete()
+        super().on_headers_complete()
+
+    def _head_complete(self) -> None:
         self._disarm()
         self._begun = False
         self._in_head = False
-        super().on_headers_complete()
+
+    def _write_whole(self, data: bytes) -> None:
+        """A whole answer, head and body, in one write (not held back as a head)."""
+        assert self._lingering is not None
+        self._lingering.write_whole(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -236,12 +251,6 @@ class HeaderDeadline(HttpToolsProtocol):
         cycle.disconnected = True
         cycle.message_event.set()
         self.transport.close()  # lingering: the client is still sending
-
-
-def header_deadline(seconds: float, body_seconds: float = 60.0) -> type[HeaderDeadline]:
-    """The protocol class for one server (HeaderDeadline itself is never changed)."""
-    return type("HubHttpProtocol", (HeaderDeadline,),
-                {"header_timeout": seconds, "body_timeout": body_seconds})
 
 
 class NoCredentialsInUrl:

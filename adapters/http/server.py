@@ -15,12 +15,24 @@ from starlette.types import ASGIApp
 
 from adapters.http import rest
 from adapters.http.app import HttpContext, build_app
-from adapters.http.guards import NoCredentialsInUrl, header_deadline
+from adapters.http.dialects.paths import CREDENTIALS_ALLOWED, KANNEL, WINSMS
+from adapters.http.guards import NoCredentialsInUrl
+from adapters.http.hot import hot_routes
 from adapters.xml import routing as xml_routing
 from adapters.xml.native import XmlSettings
 from hub.sections import HttpSection
 
 log = logging.getLogger(__name__)
+
+
+# The routes the HTTP protocol answers itself when a request is plain (adapters/http/
+# hot.py): sending messages, one request each, as the JSON API's and the dialects'
+# clients do. Their endpoints answer whole responses.
+HOT = frozenset({
+    ("POST", "/v1/messages"),
+    *((method, path) for method in ("GET", "POST")
+      for path in (KANNEL[0], "/http/sendmsg", WINSMS[2])),
+})
 
 
 class HttpServer:
@@ -47,20 +59,22 @@ class HttpServer:
     async def start(self) -> None:
         api = ([*rest.routes(self._ctx), *xml_routing.routes(self._ctx, self._xml)]
                if self._api else [])
-        app = NoCredentialsInUrl(build_app(
-            self._ctx, [*api, *self._routes],
-            xml_routing.body_rules(self._xml)))
+        exact = build_app(self._ctx, [*api, *self._routes], xml_routing.body_rules(self._xml))
+        app = NoCredentialsInUrl(exact)
         self.app = app
+        hot = {(method.encode(), path.encode()): (endpoint, rule.max_bytes)
+               for (method, path), (endpoint, rule) in exact.table.items()
+               if (method, path) in HOT}
         sock = bind(self._host, self._port)
         self.port = sock.getsockname()[1]
         s = self._settings
-        # uvicorn times out neither headers nor bodies: header_deadline()'s protocol
-        # does. Past max_connections (open connections or requests in flight) uvicorn
-        # answers 503.
+        # uvicorn times out neither headers nor bodies: our protocol (guards.py's
+        # HeaderDeadline, under hot.py's HotRoutes) does. Past max_connections (open
+        # connections or requests in flight) uvicorn answers 503.
         config = uvicorn.Config(
             app, lifespan="off", access_log=False, log_config=None, server_header=False,
             timeout_keep_alive=s.keep_alive_timeout, proxy_headers=False,
-            http=header_deadline(s.header_timeout, s.body_timeout),
+            http=hot_routes(s.header_timeout, s.body_timeout, hot, CREDENTIALS_ALLOWED),
             limit_concurrency=s.max_connections,
         )
         config.load()

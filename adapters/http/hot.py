@@ -1,0 +1,176 @@
+"""The hot routes answered by the HTTP protocol itself: a request to one of them
+(`POST /v1/messages`, the dialects' send commands) that arrives plainly framed is read,
+handed to its endpoint and answered here, without uvicorn's ASGI cycle, its task
+wrapper and message dicts, or the app's layers. Everything else, and every request
+that is not plain (chunked, `Expect: 100-continue`, a body over its limit, a query on
+a path that takes none, HEAD, a request queued behind another on its connection, the
+server at its concurrency limit), goes the ASGI way as before, so the guards and the
+answers are the same either way: the endpoints are the app's own."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httptools
+from starlette.requests import Request
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+
+from adapters.http.app import Endpoint, error_json
+from adapters.http.guards import HeaderDeadline
+
+log = logging.getLogger(__name__)
+
+# (method, path) -> the endpoint and the most bytes its body may have, as ExactPaths
+# serves them.
+HotTable = Mapping[tuple[bytes, bytes], tuple[Endpoint, int]]
+
+
+class _Quiet:
+    """uvicorn's code sets a cycle's message_event on a disconnect: nothing waits here."""
+
+    def set(self) -> None:
+        pass
+
+
+_QUIET = _Quiet()
+
+
+@dataclass(eq=False)
+class _HotRequest:
+    """A hot request being read or answered. It stands as the connection's `cycle`
+    while it lasts, with the attributes uvicorn's protocol and HeaderDeadline read of
+    one, so that a request pipelined behind it waits its turn (uvicorn queues a
+    request while the cycle before it is not complete) and a disconnect or a shutdown
+    is seen by it."""
+
+    endpoint: Endpoint
+    scope: dict[str, Any]
+    keep_alive: bool
+    body: bytearray = field(default_factory=bytearray)
+    more_body: bool = True
+    response_started: bool = False
+    response_complete: bool = False
+    disconnected: bool = False
+    message_event: _Quiet = _QUIET
+
+
+class HotRoutes(HeaderDeadline):
+    """HeaderDeadline (and so uvicorn's httptools protocol) answering `hot` itself."""
+
+    hot: HotTable = {}
+    query_paths: frozenset[bytes] = frozenset()  # hot paths whose clients send a query
+    _reading: _HotRequest | None = None  # between its head and the end of its body
+
+    def on_headers_complete(self) -> None:
+        hot = self._hot_request()
+        if hot is None:
+            super().on_headers_complete()
+            return
+        self._head_complete()
+        self.cycle = hot  # type: ignore[assignment]  # see _HotRequest
+        self._reading = hot
+
+    def on_body(self, body: bytes) -> None:
+        if self._reading is None:
+            super().on_body(body)
+            return
+        self._reading.body += body  # at most its Content-Length, within the route's limit
+
+    def on_message_complete(self) -> None:
+        hot = self._reading
+        if hot is None:
+            super().on_message_complete()
+            return
+        self._reading = None
+        self._body_complete()
+        hot.more_body = False
+        task = self.loop.create_task(self._answer(hot))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)  # the server's graceful shutdown waits for it
+
+    def _hot_request(self) -> _HotRequest | None:
+        """The request whose head just ended, if it is one to answer here."""
+        parser = self.parser
+        cycle = self.cycle
+        if (cycle is not None and not cycle.response_complete) or self.pipeline \
+                or self.expect_100_continue or parser.should_upgrade():
+            return None
+        method = parser.get_method()
+        url = httptools.parse_url(self.url)
+        found = self.hot.get((method, url.path))
+        if found is None:
+            return None
+        endpoint, max_bytes = found
+        query = url.query or b""
+        if query and url.path not in self.query_paths:
+            return None  # NoCredentialsInUrl's to judge
+        length = 0
+        for name, value in self.headers:
+            if name == b"content-length":
+                if not value.isdigit():
+                    return None
+                length = int(value)
+            elif name == b"transfer-encoding":
+                return None
+        if length > max_bytes:
+            return None  # answered 413 in the path's own format by the app
+        limit = self.limit_concurrency
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            return None  # uvicorn's 503
+        version = parser.get_http_version()
+        scope = self.scope
+        scope["method"] = method.decode("ascii")
+        if version != "1.1":
+            scope["http_version"] = version
+        scope["path"] = url.path.decode("ascii")
+        scope["raw_path"] = url.path
+        scope["query_string"] = query
+        keep_alive = version != "1.0" and parser.should_keep_alive()
+        return _HotRequest(endpoint, scope, keep_alive)  # type: ignore[arg-type]
+
+    async def _answer(self, hot: _HotRequest) -> None:
+        request = Request(hot.scope)
+        # Starlette's Request reads its body from here (body(), form(), stream()).
+        request._body = bytes(hot.body)
+        try:
+            response = await hot.endpoint(request)
+        except Exception:
+            log.exception("unhandled error in %s", hot.scope["path"], extra={"action": "http"})
+            response = error_json(500, "internal_error", "the hub failed to handle the request")
+        if hot.disconnected or self.transport.is_closing():
+            return  # gone, or cut off (a body deadline): nothing to answer
+        hot.response_started = True
+        headers = response.raw_headers
+        if hot.keep_alive and (b"connection", b"close") in headers:
+            hot.keep_alive = False  # the endpoint ends the connection (as uvicorn reads it)
+        self._write_whole(_encode(response.status_code, headers, bytes(response.body),
+                                  self.server_state.default_headers, hot.keep_alive))
+        hot.response_complete = True
+        if not hot.keep_alive:
+            self.transport.close()
+        self.on_response_complete()  # uvicorn's: the next pipelined request, or keep-alive
+
+
+def hot_routes(header_timeout: float, body_timeout: float, table: HotTable,
+               query_paths: Collection[str]) -> type[HotRoutes]:
+    """The protocol class for one server: `table` answered by it, `query_paths` those of
+    its paths whose clients send their parameters (credentials too) in the query."""
+    return type("HubHttpProtocol", (HotRoutes,), {
+        "header_timeout": header_timeout, "body_timeout": body_timeout, "hot": dict(table),
+        "query_paths": frozenset(path.encode() for path in query_paths)})
+
+
+def _encode(status: int, headers: list[tuple[bytes, bytes]], body: bytes,
+            defaults: list[tuple[bytes, bytes]], keep_alive: bool) -> bytes:
+    """The whole answer as uvicorn writes it: status line, uvicorn's default headers
+    (date), the response's own, `connection: close` when the connection ends here."""
+    parts = [STATUS_LINE[status]]
+    for name, value in (*defaults, *headers):
+        parts += (name, b": ", value, b"\r\n")
+    if not keep_alive and (b"connection", b"close") not in headers:
+        parts.append(b"connection: close\r\n")
+    parts += (b"\r\n", body)
+    return b"".join(parts)
