@@ -5,8 +5,6 @@ connection ends as HTTP/1.0, `Connection: close` and the endpoint's answer say."
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Callable
 from contextlib import closing
 from typing import Any
 
@@ -14,21 +12,7 @@ import httpx
 import pytest
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-from tests.hubthread import HubThread
-
-MakeHub = Callable[..., HubThread]
-
-
-def connect(hub: HubThread) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", int(hub.url.rsplit(":", 1)[1])), timeout=5)
-
-
-def read_all(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes (a socket timeout fails the test)."""
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
+from tests.integration.test_http_guards import MakeHub, connect, read_all
 
 
 def post(key: str, body: bytes, version: bytes = b"1.1", extra: bytes = b"") -> bytes:
