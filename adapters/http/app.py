@@ -161,16 +161,22 @@ class ExactPaths:
             return
         except ClientDisconnect:
             return  # gone, or its body too slow (the protocol answered 408)
-        request = Request(scope, receive)
-        # Starlette's Request reads its body from here once it has one (body(), form(),
-        # stream()): this one, read above under the path's limit.
-        request._body = body
-        try:
-            response = await endpoint(request)
-        except Exception:
-            log.exception("unhandled error in %s", scope["path"], extra={"action": "http"})
-            response = error_json(500, "internal_error", "the hub failed to handle the request")
+        response = await call_endpoint(endpoint, Request(scope, receive), body)
         await response(scope, receive, send)
+
+
+async def call_endpoint(endpoint: Endpoint, request: Request, body: bytes) -> Response:
+    """`endpoint`'s answer to `request`, whose whole `body` was read under its path's
+    limit (by ExactPaths, or by the protocol on the hot routes: adapters/http/hot.py);
+    500 if the endpoint fails."""
+    # Starlette's Request reads its body from here once it has one (body(), form(),
+    # stream()).
+    request._body = body
+    try:
+        return await endpoint(request)
+    except Exception:
+        log.exception("unhandled error in %s", request.scope["path"], extra={"action": "http"})
+        return error_json(500, "internal_error", "the hub failed to handle the request")
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

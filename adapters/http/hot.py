@@ -9,7 +9,6 @@ answers are the same either way: the endpoints are the app's own."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,10 +17,8 @@ import httptools
 from starlette.requests import Request
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
-from adapters.http.app import Endpoint, error_json
+from adapters.http.app import Endpoint, call_endpoint
 from adapters.http.guards import HeaderDeadline
-
-log = logging.getLogger(__name__)
 
 # (method, path) -> the endpoint and the most bytes its body may have, as ExactPaths
 # serves them.
@@ -132,14 +129,7 @@ class HotRoutes(HeaderDeadline):
         return _HotRequest(endpoint, scope, keep_alive)  # type: ignore[arg-type]
 
     async def _answer(self, hot: _HotRequest) -> None:
-        request = Request(hot.scope)
-        # Starlette's Request reads its body from here (body(), form(), stream()).
-        request._body = bytes(hot.body)
-        try:
-            response = await hot.endpoint(request)
-        except Exception:
-            log.exception("unhandled error in %s", hot.scope["path"], extra={"action": "http"})
-            response = error_json(500, "internal_error", "the hub failed to handle the request")
+        response = await call_endpoint(hot.endpoint, Request(hot.scope), bytes(hot.body))
         if hot.disconnected or self.transport.is_closing():
             return  # gone, or cut off (a body deadline): nothing to answer
         hot.response_started = True
