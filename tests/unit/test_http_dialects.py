@@ -126,3 +126,25 @@ def test_query_with_too_many_fields_is_refused() -> None:
     params_module._pairs(b"a=1&" * (params_module.MAX_FIELDS - 1) + b"b")
     with pytest.raises(params_module.BadParameters):
         params_module._pairs(b"a=1&" * params_module.MAX_FIELDS + b"b")
+
+
+def _first_scan(pairs: list[tuple[str, bytes]], names: tuple[str, ...],
+                fold: bool) -> bytes | None:
+    """Params.raw as a plain scan: the first value of the first name present."""
+    for name in names:
+        for key, value in pairs:
+            if key == name or (fold and key.lower() == name):
+                return value
+    return None
+
+
+@given(st.lists(st.tuples(st.sampled_from(["to", "TO", "To", "text", "user", "x"]),
+                          st.binary(max_size=3)), max_size=8),
+       st.lists(st.sampled_from(["to", "text", "user", "pass"]), min_size=1, max_size=3),
+       st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_a_parameter_is_the_first_value_of_the_first_name_given(
+        pairs: list[tuple[str, bytes]], names: list[str], fold: bool) -> None:
+    found = Params(tuple(pairs))
+    assert found.raw(*names, fold=fold) == _first_scan(pairs, tuple(names), fold)
+    assert found.raw(*names, fold=not fold) == _first_scan(pairs, tuple(names), not fold)

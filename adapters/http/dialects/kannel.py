@@ -46,7 +46,9 @@ class FieldError(Exception):
 
 def integer(value: bytes | None) -> int | None:
     """A field as smsbox's sscanf("%d") reads it: the leading integer, or not given."""
-    found = _LEADING_INT.match(value or b"")
+    if not value:  # most fields are not given: no pattern to run
+        return None
+    found = _LEADING_INT.match(value)
     return int(found.group(1)) if found else None
 
 

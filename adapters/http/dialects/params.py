@@ -4,7 +4,6 @@ as the bytes sent, for the dialect to decode in its own charset."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
@@ -17,17 +16,46 @@ class BadParameters(ValueError):
     """The query or body cannot be read as parameters (too many of them)."""
 
 
-@dataclass(frozen=True, slots=True)
 class Params:
-    pairs: tuple[tuple[str, bytes], ...]
+    """The pairs as sent, looked up by name: a dialect asks for a score of names per
+    request (each with its aliases), so the first value of each name is indexed once,
+    and once more by lower-cased name when a lookup folds case."""
+
+    __slots__ = ("_first", "_folded", "pairs")
+
+    def __init__(self, pairs: tuple[tuple[str, bytes], ...]) -> None:
+        self.pairs = pairs
+        first: dict[str, bytes] = {}
+        for key, value in pairs:
+            first.setdefault(key, value)
+        self._first = first
+        self._folded: dict[str, bytes] | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Params) and other.pairs == self.pairs
+
+    def __hash__(self) -> int:
+        return hash(self.pairs)
+
+    def __repr__(self) -> str:
+        return f"Params({self.pairs!r})"
 
     def raw(self, *names: str, fold: bool = False) -> bytes | None:
         """The first value of the first of `names` present; `fold` compares without case
         (ASP's query keys are case-insensitive)."""
+        if fold:
+            index = self._folded
+            if index is None:
+                index = {}
+                for key, value in self.pairs:
+                    index.setdefault(key.lower(), value)
+                self._folded = index
+        else:
+            index = self._first
         for name in names:
-            for key, value in self.pairs:
-                if key == name or (fold and key.lower() == name):
-                    return value
+            found = index.get(name)
+            if found is not None:
+                return found
         return None
 
     def text(self, *names: str, fold: bool = False) -> str | None:
