@@ -8,6 +8,7 @@ from contextlib import suppress
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 from uuid import uuid4
 
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Connection,
     Integer,
     Row,
+    Select,
     bindparam,
     case,
     select,
@@ -53,7 +55,7 @@ from spool.reports import (
     fold,
     release_held,
 )
-from spool.rows import CHUNK, RAW_COLUMNS, FromDriver, chunks, message_from_row
+from spool.rows import CHUNK, RAW_COLUMNS, FromDriver, chunks, listed, message_from_row
 from spool.tables import (
     CLAIMABLE_SQL,
     QUEUED_SQL,
@@ -314,20 +316,24 @@ def _leased(conn: Connection, token: str, ids: list[str]) -> dict[str, tuple[int
     """(account id, cost in units) of the given messages still leased under `token`,
     locked. Units as stored: only a refund (rare) needs the cost as credit."""
     found: dict[str, tuple[int, int]] = {}
+    query = leased_query(conn.dialect.name == "sqlite")
     for part in chunks(ids):
-        rows = conn.execute(LEASED, {"token": token, "ids": list(part)})
+        rows = conn.execute(query, {"token": token, "ids": list(part)})
         found.update({row.id: (row.account_id, row.units) for row in rows})
     return found
 
 
-# Which of `ids` are still leased under `token`, looked up by id (SENDING_BY_ID_SQL).
-# Built once: making a Core statement anew for every record cost more than running it.
-LEASED = (
-    select(m.c.id, m.c.account_id, type_coerce(m.c.cost, BigInteger).label("units"))
-    .where(m.c.lease_token == bindparam("token"), text(SENDING_BY_ID_SQL),
-           m.c.id.in_(bindparam("ids", expanding=True)))
-    .with_for_update()
-)
+@lru_cache(maxsize=2)
+def leased_query(sqlite: bool) -> Select[Any]:
+    """Which of `ids` are still leased under `token`, looked up by id (SENDING_BY_ID_SQL).
+    Built once per backend: making a Core statement anew for every record cost more than
+    running it."""
+    return (
+        select(m.c.id, m.c.account_id, type_coerce(m.c.cost, BigInteger).label("units"))
+        .where(m.c.lease_token == bindparam("token"), text(SENDING_BY_ID_SQL),
+               listed(m.c.id, sqlite))
+        .with_for_update()
+    )
 
 
 # Columns a transition leaves as they are unless it gives a value.

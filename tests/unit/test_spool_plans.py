@@ -12,8 +12,9 @@ from sqlalchemy import Select
 from sqlalchemy.dialects import sqlite
 
 from spool import SqlSpool, open_spool
-from spool.queue import LEASED
-from spool.reports import _BY_REF, _PARTS_BY_REF, _STATES
+from spool.acceptance import _balances
+from spool.queue import leased_query
+from spool.reports import _STATES, _by_ref, _held_for, _parts_by_ref
 
 
 @pytest.fixture
@@ -34,14 +35,17 @@ IDS = ["01A", "01B", "01C"]
 
 
 @pytest.mark.parametrize(("query", "index"), [
-    (LEASED.params(token="token", ids=IDS), "sqlite_autoindex_messages_1 (id=?)"),
+    (leased_query(True).params(token="token", ids=IDS), "sqlite_autoindex_messages_1 (id=?)"),
     (_STATES.params(ids=IDS), "sqlite_autoindex_messages_1 (id=?)"),
-    (_BY_REF.params(carrier="smsc", ids=IDS),
+    (_by_ref(True).params(carrier="smsc", ids=IDS),
      "ix_messages_carrier_ref (carrier=? AND carrier_message_id=?)"),
-    (_PARTS_BY_REF.params(carrier="smsc", ids=IDS),
+    (_parts_by_ref(True).params(carrier="smsc", ids=IDS),
      "ix_message_parts_carrier_ref (carrier=? AND carrier_message_id=?)"),
+    (_held_for(True).params(carrier="smsc", ids=IDS),
+     "ix_held_reports_carrier_ref (carrier=? AND carrier_message_id=?)"),
+    (_balances(True).params(ids=[1, 2]), "accounts USING INTEGER PRIMARY KEY (rowid=?)"),
 ], ids=["record's leased messages", "report's message states", "report by reference",
-        "part report by reference"])
+        "part report by reference", "held reports by reference", "intake's balances"])
 def test_hot_lookups_go_by_key_not_by_status(
     spool: SqlSpool, query: Select[tuple[object, ...]], index: str
 ) -> None:
