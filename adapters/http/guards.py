@@ -14,9 +14,8 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from adapters.http.app import error_json
 from adapters.http.dialects.paths import CREDENTIALS_ALLOWED
@@ -44,15 +43,25 @@ _TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain;
                      % (len(_TIMEOUT_BODY), _TIMEOUT_BODY))
 
 
-def _raw(status: bytes, response: Response) -> bytes:
-    head = b"".join(b"%s: %s\r\n" % pair for pair in response.raw_headers)
-    return b"HTTP/1.1 %s\r\n%s\r\n%s" % (status, head, bytes(response.body))
+def encode_answer(status: int, headers: list[tuple[bytes, bytes]], body: bytes,
+                  defaults: list[tuple[bytes, bytes]], keep_alive: bool) -> bytes:
+    """A whole answer as uvicorn writes it: status line, uvicorn's default headers
+    (date), the response's own, `connection: close` when the connection ends here."""
+    parts = [STATUS_LINE[status]]
+    for name, value in (*defaults, *headers):
+        parts += (name, b": ", value, b"\r\n")
+    if not keep_alive and (b"connection", b"close") not in headers:
+        parts.append(b"connection: close\r\n")
+    parts += (b"\r\n", body)
+    return b"".join(parts)
 
 
 # The body's deadline is answered as the JSON API answers any error (a problem), on
 # every path: by then the request's own handler may be waiting for the body.
-_BODY_TIMEOUT_RESPONSE = _raw(b"408 Request Timeout", error_json(
-    408, "request_timeout", "the request body did not arrive in time", Connection="close"))
+_BODY_TIMEOUT = error_json(408, "request_timeout", "the request body did not arrive in time",
+                           Connection="close")
+_BODY_TIMEOUT_RESPONSE = encode_answer(408, _BODY_TIMEOUT.raw_headers,
+                                       bytes(_BODY_TIMEOUT.body), [], keep_alive=False)
 
 
 # A lingering close (Apache's and nginx's): an answer given while the client is still

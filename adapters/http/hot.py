@@ -15,10 +15,9 @@ from typing import Any
 
 import httptools
 from starlette.requests import Request
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from adapters.http.app import Endpoint, call_endpoint
-from adapters.http.guards import HeaderDeadline
+from adapters.http.guards import HeaderDeadline, encode_answer
 
 # (method, path) -> the endpoint and the most bytes its body may have, as ExactPaths
 # serves them.
@@ -136,7 +135,7 @@ class HotRoutes(HeaderDeadline):
         headers = response.raw_headers
         if hot.keep_alive and (b"connection", b"close") in headers:
             hot.keep_alive = False  # the endpoint ends the connection (as uvicorn reads it)
-        self._write_whole(_encode(response.status_code, headers, bytes(response.body),
+        self._write_whole(encode_answer(response.status_code, headers, bytes(response.body),
                                   self.server_state.default_headers, hot.keep_alive))
         hot.response_complete = True
         if not hot.keep_alive:
@@ -152,15 +151,3 @@ def hot_routes(header_timeout: float, body_timeout: float, table: HotTable,
         "header_timeout": header_timeout, "body_timeout": body_timeout, "hot": dict(table),
         "query_paths": frozenset(path.encode() for path in query_paths)})
 
-
-def _encode(status: int, headers: list[tuple[bytes, bytes]], body: bytes,
-            defaults: list[tuple[bytes, bytes]], keep_alive: bool) -> bytes:
-    """The whole answer as uvicorn writes it: status line, uvicorn's default headers
-    (date), the response's own, `connection: close` when the connection ends here."""
-    parts = [STATUS_LINE[status]]
-    for name, value in (*defaults, *headers):
-        parts += (name, b": ", value, b"\r\n")
-    if not keep_alive and (b"connection", b"close") not in headers:
-        parts.append(b"connection: close\r\n")
-    parts += (b"\r\n", body)
-    return b"".join(parts)
