@@ -8,10 +8,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from hub.errors import NotFound
 from hub.model import ErrorInfo, Message, NewMessage, Source, Status
@@ -100,22 +99,18 @@ def accept(db: Database, group: Sequence[NewMessage],
     return results
 
 
-@lru_cache(maxsize=2)
-def _balances(sqlite: bool) -> Select[Any]:
-    # Built once per backend: intake's every commit runs it (making it anew cost more
-    # than running it).
-    return (
-        select(accounts.c.id, accounts.c.balance, accounts.c.enabled)
-        .where(listed(accounts.c.id, sqlite))
-        .order_by(accounts.c.id)  # one lock order everywhere: no deadlocks
-        .with_for_update()
-    )
+# Built once: intake's every commit runs it (making it anew cost more than running it).
+_BALANCES = (
+    select(accounts.c.id, accounts.c.balance, accounts.c.enabled)
+    .where(listed(accounts.c.id))
+    .order_by(accounts.c.id)  # one lock order everywhere: no deadlocks
+    .with_for_update()
+)
 
 
 def _lock_balances(conn: Connection, account_ids: set[int]) -> tuple[dict[int, int], set[int]]:
     """Balances in units, and which of the accounts are disabled (or deleted)."""
-    rows = conn.execute(_balances(conn.dialect.name == "sqlite"),
-                        {"ids": sorted(account_ids)}).all()
+    rows = conn.execute(_BALANCES, {"ids": sorted(account_ids)}).all()
     balances = {row.id: to_units(row.balance) for row in rows}
     missing = account_ids - balances.keys()
     if missing:

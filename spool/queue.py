@@ -8,7 +8,6 @@ from contextlib import suppress
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 from uuid import uuid4
 
@@ -18,7 +17,6 @@ from sqlalchemy import (
     Connection,
     Integer,
     Row,
-    Select,
     bindparam,
     case,
     select,
@@ -316,24 +314,19 @@ def _leased(conn: Connection, token: str, ids: list[str]) -> dict[str, tuple[int
     """(account id, cost in units) of the given messages still leased under `token`,
     locked. Units as stored: only a refund (rare) needs the cost as credit."""
     found: dict[str, tuple[int, int]] = {}
-    query = leased_query(conn.dialect.name == "sqlite")
     for part in chunks(ids):
-        rows = conn.execute(query, {"token": token, "ids": list(part)})
+        rows = conn.execute(LEASED, {"token": token, "ids": list(part)})
         found.update({row.id: (row.account_id, row.units) for row in rows})
     return found
 
 
-@lru_cache(maxsize=2)
-def leased_query(sqlite: bool) -> Select[Any]:
-    """Which of `ids` are still leased under `token`, looked up by id (SENDING_BY_ID_SQL).
-    Built once per backend: making a Core statement anew for every record cost more than
-    running it."""
-    return (
-        select(m.c.id, m.c.account_id, type_coerce(m.c.cost, BigInteger).label("units"))
-        .where(m.c.lease_token == bindparam("token"), text(SENDING_BY_ID_SQL),
-               listed(m.c.id, sqlite))
-        .with_for_update()
-    )
+# Which of `ids` are still leased under `token`, looked up by id (SENDING_BY_ID_SQL).
+# Built once: making a Core statement anew for every record cost more than running it.
+LEASED = (
+    select(m.c.id, m.c.account_id, type_coerce(m.c.cost, BigInteger).label("units"))
+    .where(m.c.lease_token == bindparam("token"), text(SENDING_BY_ID_SQL), listed(m.c.id))
+    .with_for_update()
+)
 
 
 # Columns a transition leaves as they are unless it gives a value.

@@ -7,10 +7,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, bindparam, exists, or_, select
+from sqlalchemy import Connection, Row, bindparam, exists, or_, select
 
 from hub.model import DeliveryReport, ErrorInfo, Status
 from spool.bulk import bulk_insert, bulk_update
@@ -31,18 +30,16 @@ _FAILURE_ORDER = (Status.REJECTED, Status.UNDELIVERED, Status.EXPIRED)
 
 # The lookups of every report applied, built once (a Core statement made anew per call
 # cost more than running it): by carrier reference, of messages and of their parts.
-@lru_cache(maxsize=2)
-def _by_ref(sqlite: bool) -> Select[Any]:
-    return (select(m.c.id, m.c.status, m.c.carrier_message_id)
-            .where(m.c.carrier == bindparam("carrier"), listed(m.c.carrier_message_id, sqlite))
-            .with_for_update())
-
-
-@lru_cache(maxsize=2)
-def _parts_by_ref(sqlite: bool) -> Select[Any]:
-    return (select(p.c.message_id, p.c.part, p.c.status, p.c.carrier_message_id)
-            .where(p.c.carrier == bindparam("carrier"), listed(p.c.carrier_message_id, sqlite))
-            .with_for_update())
+_BY_REF = (
+    select(m.c.id, m.c.status, m.c.carrier_message_id)
+    .where(m.c.carrier == bindparam("carrier"), listed(m.c.carrier_message_id))
+    .with_for_update()
+)
+_PARTS_BY_REF = (
+    select(p.c.message_id, p.c.part, p.c.status, p.c.carrier_message_id)
+    .where(p.c.carrier == bindparam("carrier"), listed(p.c.carrier_message_id))
+    .with_for_update()
+)
 _STATES = (select(m.c.id, m.c.status).where(m.c.id.in_(bindparam("ids", expanding=True)))
            .with_for_update())
 
@@ -134,11 +131,8 @@ def hold(conn: Connection, reports: Sequence[DeliveryReport], now: datetime) -> 
 
 
 # Built once (find_held runs in every record of submissions).
-@lru_cache(maxsize=2)
-def _held_for(sqlite: bool) -> Select[Any]:
-    return select(held_reports).where(
-        held_reports.c.carrier == bindparam("carrier"),
-        listed(held_reports.c.carrier_message_id, sqlite))
+_HELD_FOR = select(held_reports).where(
+    held_reports.c.carrier == bindparam("carrier"), listed(held_reports.c.carrier_message_id))
 
 HeldRow = Row[Any]
 
@@ -146,9 +140,8 @@ HeldRow = Row[Any]
 def find_held(conn: Connection, refs: Sequence[CarrierRef]) -> list[HeldRow]:
     """The held reports for these carrier references, in the order they came."""
     rows: list[HeldRow] = []
-    query = _held_for(conn.dialect.name == "sqlite")
     for carrier, chunk in _ref_chunks(refs):
-        rows += conn.execute(query, {"carrier": carrier, "ids": list(chunk)}).all()
+        rows += conn.execute(_HELD_FOR, {"carrier": carrier, "ids": list(chunk)}).all()
     rows.sort(key=lambda row: row.id)
     return rows
 
@@ -275,9 +268,8 @@ def _find_parts(
     conn: Connection, reports: Sequence[DeliveryReport]
 ) -> dict[CarrierRef, PartRow]:
     found: dict[CarrierRef, PartRow] = {}
-    query = _parts_by_ref(conn.dialect.name == "sqlite")
     for carrier, chunk in _ref_chunks(_refs(reports)):
-        for row in conn.execute(query, {"carrier": carrier, "ids": list(chunk)}):
+        for row in conn.execute(_PARTS_BY_REF, {"carrier": carrier, "ids": list(chunk)}):
             status = None if row.status is None else Status(row.status)
             found[(carrier, row.carrier_message_id)] = (row.message_id, row.part, status)
     return found
@@ -329,9 +321,8 @@ def _find(
 ) -> dict[CarrierRef, tuple[str, Status]]:
     """(id, status) by carrier reference, locked; one query per carrier and chunk."""
     found: dict[CarrierRef, tuple[str, Status]] = {}
-    query = _by_ref(conn.dialect.name == "sqlite")
     for carrier, chunk in _ref_chunks(_refs(reports)):
-        for row in conn.execute(query, {"carrier": carrier, "ids": list(chunk)}):
+        for row in conn.execute(_BY_REF, {"carrier": carrier, "ids": list(chunk)}):
             key, status = (carrier, row.carrier_message_id), STATUSES[row.status]
             # Should a reference ever repeat, the unfinished message is the one meant.
             if key not in found or found[key][1].final:

@@ -12,9 +12,9 @@ from sqlalchemy import Select
 from sqlalchemy.dialects import sqlite
 
 from spool import SqlSpool, open_spool
-from spool.acceptance import _balances
-from spool.queue import leased_query
-from spool.reports import _STATES, _by_ref, _held_for, _parts_by_ref
+from spool.acceptance import _BALANCES
+from spool.queue import LEASED
+from spool.reports import _BY_REF, _HELD_FOR, _PARTS_BY_REF, _STATES
 
 
 @pytest.fixture
@@ -35,15 +35,15 @@ IDS = ["01A", "01B", "01C"]
 
 
 @pytest.mark.parametrize(("query", "index"), [
-    (leased_query(True).params(token="token", ids=IDS), "sqlite_autoindex_messages_1 (id=?)"),
+    (LEASED.params(token="token", ids=IDS), "sqlite_autoindex_messages_1 (id=?)"),
     (_STATES.params(ids=IDS), "sqlite_autoindex_messages_1 (id=?)"),
-    (_by_ref(True).params(carrier="smsc", ids=IDS),
+    (_BY_REF.params(carrier="smsc", ids=IDS),
      "ix_messages_carrier_ref (carrier=? AND carrier_message_id=?)"),
-    (_parts_by_ref(True).params(carrier="smsc", ids=IDS),
+    (_PARTS_BY_REF.params(carrier="smsc", ids=IDS),
      "ix_message_parts_carrier_ref (carrier=? AND carrier_message_id=?)"),
-    (_held_for(True).params(carrier="smsc", ids=IDS),
+    (_HELD_FOR.params(carrier="smsc", ids=IDS),
      "ix_held_reports_carrier_ref (carrier=? AND carrier_message_id=?)"),
-    (_balances(True).params(ids=[1, 2]), "accounts USING INTEGER PRIMARY KEY (rowid=?)"),
+    (_BALANCES.params(ids=[1, 2]), "accounts USING INTEGER PRIMARY KEY (rowid=?)"),
 ], ids=["record's leased messages", "report's message states", "report by reference",
         "part report by reference", "held reports by reference", "intake's balances"])
 def test_hot_lookups_go_by_key_not_by_status(
