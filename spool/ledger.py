@@ -8,12 +8,22 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, bindparam, exists, select, update
 
+from hub.events import STATUS_EVENTS
 from hub.model import Status
+from hub.pushes import PUSHED
 from spool import pushes, webhooks
 from spool.bulk import bulk_insert
-from spool.tables import Money, accounts, message_events, to_micros
+from spool.tables import (
+    Money,
+    account_callbacks,
+    accounts,
+    message_callbacks,
+    message_events,
+    to_micros,
+    webhook_endpoints,
+)
 
 # Values that end a lease; every transition out of `sending` applies them.
 NO_LEASE: dict[str, Any] = {"lease_token": None, "lease_owner": None, "lease_expires_at": None}
@@ -34,12 +44,30 @@ def event(message_id: str, at: datetime, status: Status, detail: str) -> Event:
     return (message_id, to_micros(at), status.value, detail)
 
 
+# Statuses whose events may raise a webhook event or a dialect push.
+_RAISING = frozenset(status.value for status in (*STATUS_EVENTS, *PUSHED))
+# Whether anything listens at all: webhook endpoints, a message's own push, an account's
+# push URL. One read, where asking spool.webhooks and spool.pushes each cost three, in
+# every transaction that records a status (a tenth of a dispatcher's write when nothing
+# listens, as on most hubs). Built once.
+_LISTENERS = select(
+    exists().where(webhook_endpoints.c.enabled.is_(True)),
+    exists().select_from(message_callbacks),
+    exists().select_from(account_callbacks),
+)
+
+
 def add_events(conn: Connection, events: Sequence[Event]) -> None:
     """Append to the audit trail; the webhook events and dialect pushes those changes
     raise are queued in the same transaction (spool.webhooks, spool.pushes)."""
     bulk_insert(conn, message_events, EVENT_COLUMNS, events)
-    webhooks.message_events(conn, events)
-    pushes.message_pushes(conn, events)
+    if not any(status in _RAISING for _, _, status, _ in events):
+        return  # acceptance and dispatch raise nothing
+    hooks, own_pushes, account_pushes = conn.execute(_LISTENERS).one()
+    if hooks:
+        webhooks.message_events(conn, events)
+    if own_pushes or account_pushes:
+        pushes.message_pushes(conn, events)
 
 
 def refund(conn: Connection, costs: Iterable[tuple[int, Decimal]]) -> None:
