@@ -7,9 +7,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import sys
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,41 @@ class Database:
         self._writers.close()
 
 
+class _Urgent:
+    """While a thread of this process holds a writer's turn, a thread waiting for the
+    interpreter lock asks for it after HOLDING_SWITCH_INTERVAL rather than Python's 5
+    ms. Each SQLite call lets the lock go; back from one, the holder used to wait for
+    the event loop's whole burst (requests, SMPP PDUs) before it could go on, while
+    every other writer of the spool, in this process or another, waited for its turn:
+    the dispatch process held its turns 0.7 ms longer on average that way. With this,
+    alternated with the tree before it: SMPP end to end 2-3 % more messages a second
+    (bench/smpp_e2e.py, 13 runs), 10 x 1,000 batches 6-10 % (bench/goals.py
+    --intake-only), single requests unchanged. Counted, so that turns held at once on
+    two spools restore it once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._saved = 0.0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if not self._holders:
+                self._saved = sys.getswitchinterval()
+                sys.setswitchinterval(HOLDING_SWITCH_INTERVAL)
+            self._holders += 1
+
+    def __exit__(self, *_: object) -> None:
+        with self._lock:
+            self._holders -= 1
+            if not self._holders:
+                sys.setswitchinterval(self._saved)
+
+
+HOLDING_SWITCH_INTERVAL = 0.0002
+_URGENT = _Urgent()
+
+
 class _Writers:
     """SQLite has one writer at a time, and a writer that finds the lock taken sleeps in
     SQLite's busy handler, in steps of 1 to 100 ms, before it looks again: the spool's
@@ -140,12 +176,14 @@ class _Writers:
             return
         try:
             self._depth += 1
-            flocked = self._depth == 1 and self._fd is not None
+            outer = self._depth == 1
+            flocked = outer and self._fd is not None
             if flocked:
                 assert self._fd is not None
                 self._take(self._fd)
             try:
-                yield
+                with _URGENT if outer else nullcontext():
+                    yield
             finally:
                 if flocked:
                     assert self._fd is not None

@@ -13,9 +13,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
-from spool.engine import Database
+from spool.engine import HOLDING_SWITCH_INTERVAL, Database
 
 
 def test_a_write_waits_for_the_other_process_turn_then_commits(tmp_path: Path) -> None:
@@ -72,7 +73,7 @@ def test_writers_of_one_process_queue_and_all_commit(tmp_path: Path) -> None:
 CHILD = """
 import sys, time
 from pathlib import Path
-from spool.engine import Database
+from spool.engine import HOLDING_SWITCH_INTERVAL, Database
 db = Database(sys.argv[1], busy_timeout=10)
 Path(sys.argv[2]).touch()  # about to ask for the turn
 with db.write():
@@ -107,3 +108,43 @@ def test_a_process_that_lets_go_of_the_turn_cannot_take_it_back_from_a_waiting_o
         assert child.wait(10) == 0
     finally:
         db.dispose()
+
+
+def urgent() -> bool:
+    # Python keeps the interval in whole microseconds.
+    return bool(sys.getswitchinterval() == pytest.approx(HOLDING_SWITCH_INTERVAL))
+
+
+def test_a_writer_in_its_turn_gets_the_interpreter_lock_back_sooner(tmp_path: Path) -> None:
+    """Within a turn, threads waiting for the interpreter lock ask for it after 0.2 ms
+    (spool.engine._Urgent); the interval is Python's again once no turn is held, also
+    when turns on two spools overlap and end in either order."""
+    first = Database(f"sqlite:///{tmp_path / 'one.db'}", busy_timeout=10)
+    second = Database(f"sqlite:///{tmp_path / 'two.db'}", busy_timeout=10)
+    before = sys.getswitchinterval()
+    try:
+        with first.turn():
+            assert urgent()
+            with first.write():  # a write inside the turn: the same turn
+                assert urgent()
+            assert urgent()
+        assert sys.getswitchinterval() == pytest.approx(before)
+        # Two threads, each in a turn of its own spool; the first to take one ends first.
+        taken, ended = threading.Event(), threading.Event()
+
+        def hold_second() -> None:
+            with second.write():
+                taken.set()
+                ended.wait(5)
+
+        other = threading.Thread(target=hold_second)
+        with first.write():
+            other.start()
+            assert taken.wait(5)
+        assert urgent()  # the other still holds
+        ended.set()
+        other.join()
+        assert sys.getswitchinterval() == pytest.approx(before)
+    finally:
+        first.dispose()
+        second.dispose()
