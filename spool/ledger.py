@@ -47,8 +47,8 @@ def event(message_id: str, at: datetime, status: Status, detail: str) -> Event:
 # Statuses whose events may raise a webhook event or a dialect push.
 _RAISING = frozenset(status.value for status in (*STATUS_EVENTS, *PUSHED))
 # Whether anything listens at all: webhook endpoints, a message's own push, an account's
-# push URL: one read in every transaction that records a status, where asking
-# spool.webhooks and spool.pushes each took three (5-7 % of a dispatcher's record or
+# push URL: one read in every transaction that records a status, where spool.webhooks
+# and spool.pushes asked three times between them (5-7 % of a dispatcher's record or
 # receipt write when nothing listens, as on most hubs). Built once.
 _LISTENERS = select(
     exists().where(webhook_endpoints.c.enabled.is_(True)),
