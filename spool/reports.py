@@ -40,8 +40,7 @@ _PARTS_BY_REF = (
     .where(p.c.carrier == bindparam("carrier"), listed(p.c.carrier_message_id))
     .with_for_update()
 )
-_STATES = (select(m.c.id, m.c.status).where(m.c.id.in_(bindparam("ids", expanding=True)))
-           .with_for_update())
+_STATES = select(m.c.id, m.c.status).where(listed(m.c.id)).with_for_update()
 
 
 def apply_reports(
