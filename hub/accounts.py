@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from hub.clock import Clock, utcnow
 from hub.errors import AuthenticationError
 from hub.model import Account
+from hub.operators import password_stamp
 from hub.ports import AccountStore, Spool
 from hub.spoolcall import SpoolThreads
 
@@ -132,7 +133,18 @@ class Credentials:
             checking.add_done_callback(lambda _: self._checking.pop(digest, None))
         return await asyncio.shield(checking)
 
+    async def sign_in(self, name: str, password: str) -> tuple[Account, str]:
+        """The account and the stamp of its password (password_stamp), checked against
+        the spool now, never the cache: a portal session is bound to the password it
+        was opened with, so a password changed a moment ago must not open one."""
+        account, stored = await self._verified(name, password)
+        return account, password_stamp(stored)
+
     async def _check_password(self, digest: bytes, name: str, password: str) -> Account:
+        account, _ = await self._verified(name, password)
+        return self._remember(digest, account)
+
+    async def _verified(self, name: str, password: str) -> tuple[Account, str]:
         found = await self._runner.call(self._runner.spool.password_hash, name)
         if found is None:
             # Spend the same time as a real check so names cannot be probed by timing.
@@ -141,7 +153,7 @@ class Credentials:
         account, stored = found
         if not await self._runner.call(check_password, stored, password):
             raise AuthenticationError("wrong account name or password")
-        return self._remember(digest, account)
+        return account, stored
 
     def _cached(self, digest: bytes) -> Account | None:
         hit = self._cache.get(digest)

@@ -1,8 +1,10 @@
-"""Operators (the hub's staff, apart from customers' accounts): who they are, credit
-changes with a reason, and the queue's last hour by minute."""
+"""Operators (the hub's staff, apart from customers' accounts): who they are, the stamp
+of a password that portal sessions are bound to, credit changes with a reason, and the
+queue's last hour by minute."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +14,15 @@ from typing import Protocol
 from hub.model import Account
 
 MIN_PASSWORD = 8  # characters, as an account's password
+
+
+def password_stamp(password_hash: str | None) -> str:
+    """A short digest of a stored password hash, signed into the portal sessions opened
+    with that password (operators' and customers'): a new password makes a new stamp,
+    and the sessions of the old one end. Empty for no password: no session matches it."""
+    if not password_hash:
+        return ""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)

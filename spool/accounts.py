@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.errors import Conflict, NotFound, Rejected
 from hub.model import Account
+from hub.operators import password_stamp
 from hub.ports import ApiKeyRecord
 from spool.engine import Database
 from spool.rows import account_from_row
@@ -59,11 +60,17 @@ def get_account(db: Database, name: str) -> Account:
 
 
 def get_account_by_id(db: Database, account_id: int) -> Account:
+    return session_account(db, account_id)[0]
+
+
+def session_account(db: Database, account_id: int) -> tuple[Account, str]:
+    """The account and the stamp of its password (password_stamp): a portal session
+    opened with another password, since changed, no longer matches it."""
     with db.read() as conn:
         row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
         if row is None:
             raise NotFound(f"no account with id {account_id}")
-        return _load(conn, row)
+        return _load(conn, row), password_stamp(row.password_hash)
 
 
 def list_accounts(db: Database) -> list[Account]:

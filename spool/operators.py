@@ -4,7 +4,6 @@ events."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -30,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.errors import Conflict, NotFound, Rejected
 from hub.model import Account, Status
-from hub.operators import CreditChange, Minute, Operator
+from hub.operators import CreditChange, Minute, Operator, password_stamp
 from spool.accounts import get_account_by_id, require_live
 from spool.engine import Database
 from spool.tables import (
@@ -248,5 +247,5 @@ def _find(conn: Connection, name: str) -> Any:
 
 
 def _operator(row: Any) -> Operator:
-    stamp = hashlib.sha256(str(row.password_hash).encode()).hexdigest()[:16]
-    return Operator(int(row.id), str(row.name), row.created_at, stamp)
+    return Operator(int(row.id), str(row.name), row.created_at,
+                    password_stamp(row.password_hash))

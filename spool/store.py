@@ -124,6 +124,9 @@ class SqlSpool(OperatorRows):
     def get_account_by_id(self, account_id: int) -> Account:
         return accounts.get_account_by_id(self.db, account_id)
 
+    def session_account(self, account_id: int) -> tuple[Account, str]:
+        return accounts.session_account(self.db, account_id)
+
     def list_accounts(self) -> list[Account]:
         return accounts.list_accounts(self.db)
 

@@ -224,6 +224,29 @@ def test_signed_out_the_pages_lead_to_sign_in_even_with_a_copy_of_the_cookie(
     assert key.revoked_at is None
 
 
+def test_a_changed_password_ends_the_accounts_sessions_at_once(make_hub: MakeHub,
+                                                                opened: Opened) -> None:
+    hub = make_hub()  # credentials cached for the default minute
+    customer(hub, "acme", password="the old password")
+    phone, laptop = (sign_in(hub, opened, "acme", "the old password") for _ in range(2))
+    assert phone.get("/messages").status_code == 200
+    # The old password, used on a dialect's path, sits in the credential cache.
+    sent = httpx.get(f"{hub.url}/cgi-bin/sendsms", params={
+        "username": "acme", "password": "the old password", "to": "0821234567", "text": "Hi"})
+    assert sent.status_code == 202, sent.text
+    hub.spool.set_password_hash("acme", hash_password("the new password"))  # as the CLI
+    for client in (phone, laptop):
+        answer = client.get("/messages")
+        assert answer.status_code == 303 and answer.headers["location"] == "/login"
+    thief = _client(hub, opened)
+    refused = thief.post("/login", data={"csrf": token(thief.get("/login")), "account": "acme",
+                                         "password": "the old password"})
+    assert refused.status_code == 401  # checked against the spool, not the cache
+    assert "smshub_portal" not in thief.cookies
+    renewed = sign_in(hub, opened, "acme", "the new password")
+    assert renewed.get("/messages").status_code == 200
+
+
 def test_the_portal_can_be_switched_off(make_hub: MakeHub, opened: Opened) -> None:
     hub = make_hub(portal={"enabled": False})
     key = customer(hub, "acme")

@@ -1,7 +1,8 @@
 """What every portal page shares: the signed-in customer (from the session cookie, the
-account read afresh), CSRF checks on every post, sign-in with its failure limit, sign
-out (the session then ended on the server too), and rendering a template with the
-headers a page of account data needs."""
+account read afresh, its password still the one the session was opened with), CSRF
+checks on every post, sign-in with its failure limit, sign out (the session then ended
+on the server too), and rendering a template with the headers a page of account data
+needs."""
 
 from __future__ import annotations
 
@@ -124,10 +125,13 @@ class Web:
         if await self.signed_out(self.sessions, session):
             return None
         try:
-            account = await self.ctx.runner.call(spool.get_account_by_id, session.account_id)
+            account, stamp = await self.ctx.runner.call(spool.session_account,
+                                                        session.account_id)
         except NotFound:
             return None
         if not account.enabled or account.deleted_at is not None:
+            return None
+        if not session.bound_to(stamp):  # opened with a password since changed
             return None
         return Visitor(account, session, self.sessions.csrf(session))
 
@@ -154,8 +158,8 @@ class Web:
             return self._login_page(request, 429, "Too many failed sign-ins from your "
                                     "address. Wait a few minutes and try again.")
         try:
-            account = await self.credentials.by_password(form.get("account").strip(),
-                                                         form.get("password"))
+            account, stamp = await self.credentials.sign_in(form.get("account").strip(),
+                                                            form.get("password"))
         except AuthenticationError:
             self.failures.record(address)
             return self._login_page(request, 401, "Wrong account name or password.")
@@ -164,7 +168,7 @@ class Web:
         log.info("portal sign-in for %s from %s", account.name, address,
                  extra={"action": "portal-login"})
         response = RedirectResponse("/messages", 303, headers=HEADERS)
-        self._cookie(request, response, COOKIE, self.sessions.issue(account.id),
+        self._cookie(request, response, COOKIE, self.sessions.issue(account.id, stamp),
                      int(self.sessions.max_age))
         response.delete_cookie(LOGIN_COOKIE, path="/")
         return response
