@@ -9,6 +9,7 @@ import logging
 import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -106,6 +107,28 @@ async def test_the_window_of_outstanding_submit_sm_is_enforced(
         smsc.release(record)
     await until(lambda: statuses(store, ids)[Status.SUBMITTED] == 20, timeout=10)
     assert smsc.max_outstanding == 5
+
+
+async def test_each_submit_sm_carries_its_messages_validity_in_utc(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    store, dispatcher, _ = await hub(smsc.port)
+    account = make_account(store, credits="1000", price="0.05")
+    now = utcnow()
+    sast = timezone(timedelta(hours=2))
+    expiries = {  # recipient -> expiry; two within one second, one given in SAST
+        "+27820000001": datetime(2031, 3, 4, 5, 6, 7, 100, tzinfo=UTC),
+        "+27820000002": datetime(2031, 3, 4, 5, 6, 7, 999_999, tzinfo=UTC),
+        "+27820000003": datetime(2031, 3, 4, 7, 6, 8, 500_000, tzinfo=sast),
+        "+27820000004": None,
+    }
+    store.accept([new_message(account, recipient=number, accepted_at=now, expires_at=when)
+                  for number, when in expiries.items()])
+    await dispatcher.start()
+    await until(lambda: len(smsc.submits) == 4)
+    sent = {f"+{r.dest_addr}": r.validity_period for r in smsc.submits}
+    assert sent == {"+27820000001": "310304050607000+", "+27820000002": "310304050607000+",
+                    "+27820000003": "310304050608000+", "+27820000004": ""}
 
 
 async def test_a_recipients_messages_go_one_after_another_while_others_fill_the_window(

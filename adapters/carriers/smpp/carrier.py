@@ -10,6 +10,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import math
 import random
 import ssl
 import time
@@ -509,9 +510,15 @@ def _e164(address: str) -> str:
     return f"+{address}" if address.isdigit() and len(address) >= 10 else address
 
 
-@functools.lru_cache(maxsize=256)  # a claim's messages share a few expiry times
 def _validity(expires_at: datetime | None) -> str:
     """SMPP absolute time, UTC: YYMMDDhhmmss, tenths, quarter hours from UTC, '+'."""
     if expires_at is None:
         return ""
-    return expires_at.astimezone(UTC).strftime("%y%m%d%H%M%S") + "000+"
+    # Whole seconds are all it says: messages accepted a moment apart (each single
+    # POST has its own acceptance time, to the microsecond) share one formatting.
+    return _validity_at(math.floor(expires_at.timestamp()))
+
+
+@functools.lru_cache(maxsize=256)
+def _validity_at(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%y%m%d%H%M%S") + "000+"
