@@ -1,5 +1,6 @@
 """The SMPP session's response deadlines, against a peer on 127.0.0.1 that answers only
-what the test tells it to: every request has its own deadline, kept by one timer."""
+what the test tells it to: every request has its own deadline, kept by one timer; and
+its answers to deliver_sm, each sent once the carrier's commit of it is done."""
 
 from __future__ import annotations
 
@@ -11,18 +12,22 @@ import pytest
 
 from adapters.carriers.smpp import pdu
 from adapters.carriers.smpp.session import (
+    DeliverHandler,
     ResponseTimeout,
     Session,
     SessionClosed,
     SessionSettings,
 )
+from tests.smsc.pdu import ESM_RECEIPT, Pdu, ShortMessage
 
 
 class Peer:
-    """The SMSC's end of the connection: records each request's sequence number."""
+    """The SMSC's end of the connection: records each request's sequence number, and
+    each PDU's command, status and sequence."""
 
     def __init__(self) -> None:
         self.sequences: list[int] = []
+        self.pdus: list[tuple[int, int, int]] = []
         self.writer: asyncio.StreamWriter | None = None
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -33,6 +38,7 @@ class Peer:
                 parsed = pdu.header(head)
                 await reader.readexactly(parsed.length - pdu.HEADER_SIZE)
                 self.sequences.append(parsed.sequence)
+                self.pdus.append((parsed.command_id, parsed.status, parsed.sequence))
 
     def answer(self, sequence: int) -> None:
         assert self.writer is not None
@@ -49,13 +55,14 @@ async def _refuse(session: Session, delivered: pdu.Delivered) -> int:
 
 
 @contextlib.asynccontextmanager
-async def connected() -> AsyncIterator[tuple[Session, Peer]]:
+async def connected(on_deliver: DeliverHandler = _refuse,
+                    ) -> AsyncIterator[tuple[Session, Peer]]:
     peer = Peer()
     server = await asyncio.start_server(peer.serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     loop = asyncio.get_running_loop()
     _, session = await loop.create_connection(
-        lambda: Session("test", SessionSettings(response_timeout=30.0), _refuse),
+        lambda: Session("test", SessionSettings(response_timeout=30.0), on_deliver),
         "127.0.0.1", port)
     try:
         yield session, peer
@@ -112,3 +119,41 @@ async def test_requests_answered_in_order_leave_no_deadline_behind() -> None:
             peer.answer(sequence)
         await asyncio.gather(*requests)
         assert session._deadlines == []
+
+
+async def test_a_deliver_sm_is_answered_when_its_commit_is_done_with_no_task_of_its_own(
+) -> None:
+    """A receipt's handler gives a future (the commit of the receipts read together):
+    each deliver_sm is answered when it is done, ESME_RX_T_APPN if the commit failed,
+    not at all if it was called off (the SMSC sends it again); no task per PDU."""
+    loop = asyncio.get_running_loop()
+    commits: list[asyncio.Future[None]] = []
+
+    def commit_later(session: Session, delivered: pdu.Delivered) -> asyncio.Future[None]:
+        commits.append(loop.create_future())
+        return commits[-1]
+
+    async with connected(commit_later) as (_, peer):
+        async with asyncio.timeout(5):
+            while peer.writer is None:
+                await asyncio.sleep(0.01)
+        tasks = len(asyncio.all_tasks())
+        receipt = ShortMessage(source_addr="27821234567", esm_class=ESM_RECEIPT,
+                               short_message=b"id:1001 stat:DELIVRD err:000").encode()
+        peer.writer.write(b"".join(Pdu(pdu.DELIVER_SM, 0, sequence, receipt).encode()
+                                   for sequence in (7, 8, 9)))
+        async with asyncio.timeout(5):
+            while len(commits) < 3:
+                await asyncio.sleep(0.01)
+        assert len(asyncio.all_tasks()) == tasks
+        await asyncio.sleep(0.05)
+        assert peer.pdus == []  # nothing answered before its commit
+        commits[0].set_result(None)
+        commits[1].set_exception(RuntimeError("the spool is away"))
+        commits[2].cancel()
+        async with asyncio.timeout(5):
+            while len(peer.pdus) < 2:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        resp = pdu.DELIVER_SM | pdu.RESPONSE
+        assert peer.pdus == [(resp, pdu.ESME_ROK, 7), (resp, pdu.ESME_RX_T_APPN, 8)]

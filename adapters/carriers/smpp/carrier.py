@@ -22,6 +22,7 @@ from typing import Any
 from adapters.carriers.smpp import encoding, pdu, receipts, status
 from adapters.carriers.smpp.config import SmppSettings
 from adapters.carriers.smpp.session import (
+    DeliverOutcome,
     ResponseTimeout,
     Session,
     SessionClosed,
@@ -427,15 +428,15 @@ class SmppCarrier:
 
     # --- what the SMSC delivers --------------------------------------------------------
 
-    async def _deliver(self, session: Session, delivered: pdu.Delivered) -> int:
+    def _deliver(self, session: Session, delivered: pdu.Delivered) -> DeliverOutcome:
         sink = self._sink
         if sink is None:
             return pdu.ESME_RX_T_APPN
         if receipts.is_receipt(delivered.esm_class):
-            return await self._receipt(delivered)
-        return await self._mobile_originated(sink, delivered)
+            return self._receipt(delivered)
+        return self._mobile_originated(sink, delivered)
 
-    async def _receipt(self, delivered: pdu.Delivered) -> int:
+    def _receipt(self, delivered: pdu.Delivered) -> int | asyncio.Future[None]:
         receipt = receipts.parse_receipt(delivered.short_message, delivered.tlvs)
         if receipt is None:
             log.warning("%s: a receipt without a message id, acknowledged and dropped",
@@ -450,17 +451,15 @@ class SmppCarrier:
             self.name, receipts.normalise_id(receipt.message_id, fmt),  # type: ignore[arg-type]
             receipt.status, self._clock(), error=receipt.error,
             detail=receipt.detail or receipt.state)
-        # Returns once committed (only then the ack), with the others read in this turn.
-        # Shielded: a session closing under one receipt must not fail the others.
-        await asyncio.shield(self._receipts.add(report))
-        self.counts["receipts"] += 1
-        return pdu.ESME_ROK
+        # Done once committed (only then the ack), with the others read in this turn.
+        return self._receipts.add(report)
 
     async def _report(self, reports: list[DeliveryReport]) -> None:
         sink = self._sink
         if sink is None:  # stopped meanwhile: not taken, the SMSC sends them again
             raise SessionClosed("the carrier stopped")
         await sink.report(reports)
+        self.counts["receipts"] += len(reports)
 
     async def _mobile_originated(self, sink: CarrierSink, delivered: pdu.Delivered) -> int:
         decoded = encoding.decode_short_message(delivered.data_coding, delivered.esm_class,

@@ -6,20 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from adapters.carriers.smpp import pdu
 
 log = logging.getLogger(__name__)
 
-# The carrier's handler for a deliver_sm: returns the command_status to answer with,
-# after whatever it does with it (a receipt or an inbound message) is committed.
-DeliverHandler = Callable[["Session", pdu.Delivered], Awaitable[int]]
+# What the carrier makes of a deliver_sm, answered only once what it carries (a receipt
+# or an inbound message) is committed: the command_status to answer with at once; a
+# future that gives it (None for ESME_ROK), which a receipt shares with the others read
+# in the same turn, so that a receipt costs no task of its own; or a coroutine that
+# gives it, run in a task of the session's (an inbound message's work).
+DeliverOutcome = int | asyncio.Future[Any] | Coroutine[Any, Any, int]
+DeliverHandler = Callable[["Session", pdu.Delivered], DeliverOutcome]
 
 
 class SessionClosed(Exception):
@@ -220,7 +225,7 @@ class Session(asyncio.Protocol):
                             head.status, head.sequence, extra={"action": "smpp-nack"})
             return
         if command_id == pdu.DELIVER_SM:
-            self._spawn(self._deliver(head, raw))
+            self._deliver(head.sequence, raw)
         elif command_id == pdu.ENQUIRE_LINK:
             self._write(pdu.frame(pdu.ENQUIRE_LINK | pdu.RESPONSE, head.sequence))
         elif command_id == pdu.UNBIND:
@@ -229,21 +234,51 @@ class Session(asyncio.Protocol):
         else:
             self._write(pdu.frame(pdu.GENERIC_NACK, head.sequence, status=pdu.ESME_RINVCMDID))
 
-    async def _deliver(self, head: pdu.Header, raw: bytes) -> None:
+    def _deliver(self, sequence: int, raw: bytes) -> None:
         try:
             delivered = pdu.read_deliver_sm(raw)
         except pdu.PduError as exc:
             log.warning("%s: %s", self.name, exc, extra={"action": "smpp-deliver"})
-            self._write(pdu.frame(pdu.DELIVER_SM | pdu.RESPONSE, head.sequence,
-                                  b"\0", pdu.ESME_RSYSERR))
+            self._answer_deliver(sequence, pdu.ESME_RSYSERR)
             return
         try:
-            status = await self._on_deliver(self, delivered)
-        except Exception:  # not committed: the SMSC keeps it and sends it again
-            log.exception("%s: deliver_sm not taken; asking the SMSC to resend", self.name,
-                          extra={"action": "smpp-deliver"})
-            status = pdu.ESME_RX_T_APPN
-        self._write(pdu.frame(pdu.DELIVER_SM | pdu.RESPONSE, head.sequence, b"\0", status))
+            outcome = self._on_deliver(self, delivered)
+        except Exception as exc:
+            self._not_taken(sequence, exc)
+            return
+        if isinstance(outcome, int):
+            self._answer_deliver(sequence, outcome)
+        elif isinstance(outcome, asyncio.Future):
+            outcome.add_done_callback(functools.partial(self._committed, sequence))
+        else:
+            self._spawn(self._deliver_later(sequence, outcome))
+
+    def _committed(self, sequence: int, done: asyncio.Future[Any]) -> None:
+        if done.cancelled():
+            return  # not committed, and not answered: the SMSC sends it again
+        exc = done.exception()
+        if exc is not None:
+            self._not_taken(sequence, exc)
+            return
+        status = done.result()
+        self._answer_deliver(sequence, pdu.ESME_ROK if status is None else status)
+
+    async def _deliver_later(self, sequence: int, work: Awaitable[int]) -> None:
+        try:
+            status = await work
+        except Exception as exc:
+            self._not_taken(sequence, exc)
+            return
+        self._answer_deliver(sequence, status)
+
+    def _not_taken(self, sequence: int, exc: BaseException) -> None:
+        # Not committed: the SMSC keeps it and sends it again.
+        log.error("%s: deliver_sm not taken; asking the SMSC to resend", self.name,
+                  exc_info=exc, extra={"action": "smpp-deliver"})
+        self._answer_deliver(sequence, pdu.ESME_RX_T_APPN)
+
+    def _answer_deliver(self, sequence: int, status: int) -> None:
+        self._write(pdu.frame(pdu.DELIVER_SM | pdu.RESPONSE, sequence, b"\0", status))
 
     async def _keep_alive(self) -> None:
         interval = self.settings.enquire_link_interval
