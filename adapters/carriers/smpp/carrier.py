@@ -341,8 +341,11 @@ class SmppCarrier:
             if session is None:
                 return _failed(Verdict.RETRY, "carrier_unavailable",
                                f"{self.name}: no bind is up")
-            await self._throttle_pause()
-            await self._rate.wait()
+            # Checked here, not awaited: most submissions have neither wait ahead.
+            if self._throttled_until > time.monotonic():
+                await self._throttle_pause()
+            if self._rate.limited:
+                await self._rate.wait()
             if first is not None and (late := cpa.too_late(first, self._clock())) is not None:
                 return late
             try:
@@ -364,7 +367,10 @@ class SmppCarrier:
         return _failed(Verdict.RETRY, "throttled", f"{self.name}: the SMSC kept throttling")
 
     def _pick(self) -> Session | None:
-        live = [s for s in self._sessions if s.can_submit]
+        sessions = self._sessions
+        if len(sessions) == 1:  # one bind, the usual: no list to make
+            return sessions[0] if sessions[0].can_submit else None
+        live = [s for s in sessions if s.can_submit]
         return min(live, key=lambda s: s.outstanding) if live else None
 
     async def _throttle_pause(self) -> None:

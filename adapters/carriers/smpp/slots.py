@@ -34,6 +34,11 @@ class RateLimit:
         # A slower share booked ahead must not hold back a faster one.
         self._next = min(self._next, time.monotonic() + self._gap)
 
+    @property
+    def limited(self) -> bool:
+        """Whether there is a rate to keep (else `wait` never waits)."""
+        return bool(self._gap)
+
     async def wait(self) -> None:
         if not self._gap:
             return
