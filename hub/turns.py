@@ -17,8 +17,9 @@ class PerTurn(Generic[T]):
     result once `send` returned, or `send`'s exception (retrieved here, so no item's
     caller has to wait for it)."""
 
-    def __init__(self, send: Callable[[list[T]], Awaitable[object]]) -> None:
+    def __init__(self, send: Callable[[list[T]], Awaitable[object]], turns: int = 1) -> None:
         self._send = send
+        self._turns = turns  # of the loop before `send`: items of a later step may join
         self._items: list[T] = []
         self._sent: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -28,9 +29,15 @@ class PerTurn(Generic[T]):
         if sent is None:
             loop = asyncio.get_running_loop()
             sent = self._sent = loop.create_future()
-            loop.call_soon(self.flush)
+            loop.call_soon(self._later, sent, self._turns - 1)
         self._items.append(item)
         return sent
+
+    def _later(self, sent: asyncio.Future[None], turns: int) -> None:
+        if turns > 0:
+            asyncio.get_running_loop().call_soon(self._later, sent, turns - 1)
+        elif self._sent is sent:  # not flushed meanwhile
+            self.flush()
 
     def flush(self) -> None:
         """Send what was added so far now, without waiting for the end of the turn."""

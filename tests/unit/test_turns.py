@@ -36,3 +36,30 @@ async def test_a_failed_call_fails_each_item_of_its_turn_and_wait_flushes() -> N
     for future in added:
         with pytest.raises(RuntimeError, match="spool away for 2"):
             await future
+
+
+async def test_with_turns_two_what_is_added_one_turn_later_still_joins() -> None:
+    calls: list[list[str]] = []
+
+    async def send(items: list[str]) -> None:
+        calls.append(items)
+
+    loop = asyncio.get_running_loop()
+    for turns, expected in ((1, [["read"], ["a turn later"]]), (2, [["read", "a turn later"]])):
+        calls.clear()
+        batch: PerTurn[str] = PerTurn(send, turns=turns)
+        added = [batch.add("read")]
+        # What the next turn of the loop adds (the answers read with the receipts, whose
+        # coroutines resume a turn later):
+        loop.call_soon(lambda b=batch: added.append(b.add("a turn later")))
+        for _ in range(4):
+            await asyncio.sleep(0)
+        await asyncio.gather(*added)
+        assert calls == expected, turns
+    batch = PerTurn(send, turns=2)
+    flushed = batch.add("now")
+    batch.flush()  # sends at once: the deferred send finds nothing left to send
+    for _ in range(4):
+        await asyncio.sleep(0)
+    await flushed
+    assert calls[-1] == ["now"] and len(calls) == 2

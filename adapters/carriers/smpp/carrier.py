@@ -86,8 +86,12 @@ class SmppCarrier:
                              for slot in range(settings.binds)]
         self._bound_event = asyncio.Event()
         self.counts: Counter[str] = Counter()
-        # Receipts read in one turn of the event loop go to the sink as one list.
-        self._receipts: PerTurn[DeliveryReport] = PerTurn(self._report)
+        # Receipts read in one turn of the event loop go to the sink as one list, a turn
+        # later than they were read: the answers to submit_sm that came in the same read
+        # reach the dispatcher's settler a turn later than their receipts would (their
+        # coroutines resume first), and only in one settle is each receipt folded into
+        # its submission's record (not held for it, and applied in a write of its own).
+        self._receipts: PerTurn[DeliveryReport] = PerTurn(self._report, turns=2)
 
     # --- lifecycle -------------------------------------------------------------------
 
