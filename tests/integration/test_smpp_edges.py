@@ -311,20 +311,24 @@ class _Sink:
 
 
 async def test_receipts_read_together_are_committed_together_and_acked_only_after(
-    smsc: ScriptedSmsc,
+    smsc: ScriptedSmsc, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Receipts an SMSC sends back to back go to the spool as one write; while it cannot
-    take them, each is answered ESME_RX_T_APPN (send it again), none is acknowledged."""
+    take them, each is answered ESME_RX_T_APPN (send it again), none is acknowledged,
+    and each failed write is logged once, not once a receipt."""
     sink = _Sink()
     carrier = SmppCarrier("smsc", SmppSettings(port=smsc.port, system_id="hub"))
     await carrier.start(sink)
     try:
         await carrier.wait_bound(5)
         ids = [str(n) for n in range(1001, 1006)]
-        refused = await asyncio.gather(*(smsc.send_receipt(i) for i in ids))
+        with caplog.at_level(logging.ERROR, logger="adapters.carriers.smpp.session"):
+            refused = await asyncio.gather(*(smsc.send_receipt(i) for i in ids))
         assert [a.status for a in refused] == [pdu.ESME_RX_T_APPN] * 5
         assert sorted(r.carrier_message_id for c in sink.calls for r in c) == ids
         assert len(sink.calls) < 5  # read in one go, written in one go
+        logged = [r for r in caplog.records if "deliver_sm not taken" in r.getMessage()]
+        assert len(logged) == len(sink.calls)
         sink.down, before = False, len(sink.calls)
         taken = await asyncio.gather(*(smsc.send_receipt(i) for i in ids))
         assert [a.status for a in taken] == [p.ESME_ROK] * 5

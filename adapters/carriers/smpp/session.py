@@ -75,6 +75,7 @@ class Session(asyncio.Protocol):
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._refused: BaseException | None = None  # the failure last logged (_not_taken)
         self.bound = False
         self.can_submit = False
         self.can_receive = False
@@ -273,9 +274,12 @@ class Session(asyncio.Protocol):
         self._answer_deliver(sequence, status)
 
     def _not_taken(self, sequence: int, exc: BaseException) -> None:
-        # Not committed: the SMSC keeps it and sends it again.
-        log.error("%s: deliver_sm not taken; asking the SMSC to resend", self.name,
-                  exc_info=exc, extra={"action": "smpp-deliver"})
+        # Not committed: the SMSC keeps it and sends it again. The receipts of one read
+        # share one commit and so one failure: it is logged once, not once a receipt.
+        if exc is not self._refused:
+            self._refused = exc
+            log.error("%s: deliver_sm not taken; asking the SMSC to resend", self.name,
+                      exc_info=exc, extra={"action": "smpp-deliver"})
         self._answer_deliver(sequence, pdu.ESME_RX_T_APPN)
 
     def _answer_deliver(self, sequence: int, status: int) -> None:
