@@ -60,17 +60,23 @@ def get_account(db: Database, name: str) -> Account:
 
 
 def get_account_by_id(db: Database, account_id: int) -> Account:
-    return session_account(db, account_id)[0]
+    with db.read() as conn:
+        return _load(conn, _by_id(conn, account_id))
 
 
 def session_account(db: Database, account_id: int) -> tuple[Account, str]:
     """The account and the stamp of its password (password_stamp): a portal session
     opened with another password, since changed, no longer matches it."""
     with db.read() as conn:
-        row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
-        if row is None:
-            raise NotFound(f"no account with id {account_id}")
+        row = _by_id(conn, account_id)
         return _load(conn, row), password_stamp(row.password_hash)
+
+
+def _by_id(conn: Connection, account_id: int) -> Row[Any]:
+    row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
+    if row is None:
+        raise NotFound(f"no account with id {account_id}")
+    return row
 
 
 def list_accounts(db: Database) -> list[Account]:

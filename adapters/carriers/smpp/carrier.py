@@ -346,8 +346,9 @@ class SmppCarrier:
                 return _failed(Verdict.RETRY, "carrier_unavailable",
                                f"{self.name}: no bind is up")
             # Checked here, not awaited: most submissions have neither wait ahead.
-            if self._throttled_until > time.monotonic():
-                await self._throttle_pause()
+            pause = self._throttled_until - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
             if self._rate.limited:
                 await self._rate.wait()
             if first is not None and (late := cpa.too_late(first, self._clock())) is not None:
@@ -376,11 +377,6 @@ class SmppCarrier:
             return sessions[0] if sessions[0].can_submit else None
         live = [s for s in sessions if s.can_submit]
         return min(live, key=lambda s: s.outstanding) if live else None
-
-    async def _throttle_pause(self) -> None:
-        wait = self._throttled_until - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
 
     def _source(self, sender: str | None) -> tuple[str, int, int]:
         """The sender and its TON/NPI: alphanumeric 5/0, short code 3/0, else
