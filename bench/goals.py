@@ -110,11 +110,11 @@ def hub_tree_cpu(pid: int) -> float:
     return sum(smpp_e2e.cpu_seconds(p) for p in smpp_e2e.process_tree(pid))
 
 
-def intake(n: int, index: int = 1, dispatch: bool = True) -> dict[str, float]:
+def intake(n: int, index: int = 1, dispatch: bool = True) -> dict[str, Any]:
     """The four intake measures against one `smshub serve`, dispatcher on (unless not
     `dispatch`). The first timed load on a fresh spool pays for growing its files:
     single POSTs and sendsms take turns at going first (round `index`)."""
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="goals-hub-") as tmp:
         work = Path(tmp)
         off = {} if dispatch else {"DISPATCHER__ENABLED": "false"}
@@ -161,9 +161,14 @@ def intake(n: int, index: int = 1, dispatch: bool = True) -> dict[str, float]:
                 # dispatching the warm-up's or the previous measure's messages.
                 if dispatch:
                     drained(work / "var" / "spool.db")
-                cpu0 = hub_tree_cpu(pid)
+                cpu0, threads0 = hub_tree_cpu(pid), smpp_e2e.thread_cpu(pid)
                 out[label] = run()
                 out[f"{label}_cpu_us"] = 1e6 * (hub_tree_cpu(pid) - cpu0) / count
+                # Where the hub's CPU went: each process's event loop and its other
+                # (spool) threads, as the SMPP runs report it.
+                out[f"{label}_threads"] = {
+                    name: round(1e6 * (seconds - threads0.get(name, 0.0)) / count)
+                    for name, seconds in smpp_e2e.thread_cpu(pid).items()}
 
             def single() -> float:
                 r = spine.loadgen(server.url, key, requests=n, clients=50, start=100_000)
@@ -321,7 +326,7 @@ def show_round(index: int, row: dict[str, Any]) -> None:
             + (f"   hub {cpu:,.0f} us/msg" if cpu is not None else ""),
             flush=True,
         )
-    for key in ("smpp", "smpp_one"):
+    for key in ("single", "sendsms", "smpp", "smpp_one"):
         print(f"  {key} hub CPU us/msg by process and thread: {row[f'{key}_threads']}")
 
 
@@ -358,6 +363,9 @@ def intake_only(args: argparse.Namespace) -> int:
             for key in ("single", "sendsms", "batch", "xml"))
             + f"; load generator {rows[-1]['single_client_us']:.1f} and "
             f"{rows[-1]['sendsms_client_us']:.1f} us/request", flush=True)
+        for key in ("single", "sendsms"):
+            print(f"  {key} hub CPU us/msg by process and thread: {rows[-1][f'{key}_threads']}",
+                  flush=True)
     for key in ("single", "sendsms", "batch", "xml"):
         rates = [r[key] for r in rows]
         print(f"  {key:<8} median {statistics.median(rates):,.0f}/s "
