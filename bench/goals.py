@@ -326,8 +326,13 @@ def show_round(index: int, row: dict[str, Any]) -> None:
             + (f"   hub {cpu:,.0f} us/msg" if cpu is not None else ""),
             flush=True,
         )
-    for key in ("single", "sendsms", "smpp", "smpp_one"):
-        print(f"  {key} hub CPU us/msg by process and thread: {row[f'{key}_threads']}")
+    show_threads(row, ("single", "sendsms", "smpp", "smpp_one"))
+
+
+def show_threads(row: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        print(f"  {key} hub CPU us/msg by process and thread: {row[f'{key}_threads']}",
+              flush=True)
 
 
 def summary(rows: list[dict[str, Any]]) -> None:
@@ -363,9 +368,7 @@ def intake_only(args: argparse.Namespace) -> int:
             for key in ("single", "sendsms", "batch", "xml"))
             + f"; load generator {rows[-1]['single_client_us']:.1f} and "
             f"{rows[-1]['sendsms_client_us']:.1f} us/request", flush=True)
-        for key in ("single", "sendsms"):
-            print(f"  {key} hub CPU us/msg by process and thread: {rows[-1][f'{key}_threads']}",
-                  flush=True)
+        show_threads(rows[-1], ("single", "sendsms"))
     for key in ("single", "sendsms", "batch", "xml"):
         rates = [r[key] for r in rows]
         print(f"  {key:<8} median {statistics.median(rates):,.0f}/s "
