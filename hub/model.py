@@ -14,12 +14,13 @@ _R = TypeVar("_R")
 
 @dataclass_transform(frozen_default=True)
 def record(cls: type[_R]) -> type[_R]:
-    """A frozen dataclass for the records intake makes for every message (submissions,
-    new messages, outcomes). The type checker holds them immutable exactly as
-    `frozen=True` would (mypy strict runs on every commit); at run time they are plain
-    slotted dataclasses, because CPython's frozen __init__ sets each field through
-    object.__setattr__: 1.2 µs for a NewMessage against 0.15 µs, several times per
-    message on every batch path. Hashable like a frozen dataclass."""
+    """A frozen dataclass for the records made for every message on the hot paths
+    (intake's submissions, new messages and outcomes; the dispatcher's messages,
+    transitions and reports; the SMPP carrier's PDUs and receipts). The type checker
+    holds them immutable exactly as `frozen=True` would (mypy strict runs on every
+    commit); at run time they are plain slotted dataclasses, because CPython's frozen
+    __init__ sets each field through object.__setattr__: 1.2 µs for a NewMessage against
+    0.15 µs, 5.4 µs for a Message against 1.0. Hashable like a frozen dataclass."""
     return dataclass(slots=True, unsafe_hash=True)(cls)
 
 
@@ -179,7 +180,7 @@ class NewMessage:
         return Status.SCHEDULED if self.due_at > self.accepted_at else Status.ACCEPTED
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ErrorInfo:
     """A last error: a short machine code and a human-readable text."""
 
@@ -187,7 +188,7 @@ class ErrorInfo:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Message:
     """An outbound message as stored in the spool."""
 
@@ -221,7 +222,7 @@ class Message:
     send_by: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Event:
     """One line of a message's append-only audit trail."""
 
@@ -274,7 +275,7 @@ Outcome = Accepted | Refused
 # --- dispatcher records -----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Claim:
     """A batch of messages leased to one dispatcher until `expires_at`."""
 
@@ -284,7 +285,7 @@ class Claim:
     messages: tuple[Message, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Transition:
     """A status change the holder of a lease records for one message."""
 
@@ -318,7 +319,7 @@ class Verdict(StrEnum):
     REJECTED = "rejected"  # permanent: invalid destination, barred, bad content
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SubmitResult:
     message_id: str
     verdict: Verdict
@@ -327,7 +328,7 @@ class SubmitResult:
     part_ids: tuple[str, ...] = ()  # several parts with their own ids (first = carrier_message_id)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeliveryReport:
     """A carrier's report on a message it accepted; the one shape every carrier produces."""
 

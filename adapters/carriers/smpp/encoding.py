@@ -5,10 +5,9 @@ concatenation header. Pure functions; no I/O."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
 
-from hub.model import Encoding
+from hub.model import Encoding, record
 from hub.text import (
     GSM7_BASIC,
     GSM7_EXTENSION,
@@ -35,7 +34,7 @@ MAX_PARTS = 255  # total and seq are one octet in both UDH and SAR
 _ESC = 0x1B
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Part:
     """One submit_sm's worth: its short_message, esm_class and TLVs."""
 
@@ -44,13 +43,13 @@ class Part:
     tlvs: tuple[Tlv, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Encoded:
     data_coding: int
     parts: tuple[Part, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Concat:
     """Where a part stands in a concatenated message."""
 
@@ -59,7 +58,7 @@ class Concat:
     seq: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Decoded:
     text: str
     concat: Concat | None = None

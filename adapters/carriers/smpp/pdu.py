@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import smpp34
 
+from hub.model import record
+
 HEADER = struct.Struct("!IIII")
 HEADER_SIZE = HEADER.size
 # Nothing an SMSC sends us is near this; a larger length is a broken or hostile peer.
@@ -37,7 +39,7 @@ class PduError(Exception):
     """A PDU we cannot read: the session answers generic_nack or drops the link."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Header:
     length: int
     command_id: int
@@ -106,7 +108,7 @@ def read_query_sm_resp(body: bytes) -> QueryAnswer:
     return QueryAnswer(message_id, final_date, body[at], body[at + 1])
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Submit:
     """One submit_sm as the carrier builds it."""
     source: str
@@ -141,7 +143,7 @@ def submit_sm_resp_id(body: bytes) -> str:
     return read_cstring(body)[0]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Delivered:
     """What the carrier needs of a deliver_sm: a receipt or a mobile-originated message."""
     source: str

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from hub.model import ErrorInfo, Status
+from hub.model import ErrorInfo, Status, record
 
 IdFormat = Literal["as-is", "dec", "hex"]
 Tlv = tuple[int, bytes]
@@ -67,7 +66,7 @@ _CANONICAL = re.compile(
 _CANONICAL_NAMES = ("id", "sub", "dlvrd", "submitdate", "donedate", "stat", "err")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Receipt:
     """What a receipt says. `message_id` is as the SMSC wrote it; `id_source` tells which
     carrier setting normalises it ("tlv": the submit_sm_resp form, "text": the receipt's)."""

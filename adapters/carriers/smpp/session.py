@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from adapters.carriers.smpp import pdu
+from hub.model import record
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class SessionSettings:
     unbind_timeout: float = 2.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Response:
     command_id: int
     status: int
