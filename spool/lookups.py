@@ -3,15 +3,13 @@ references) rather than by the hub's id."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from hub.model import Message
 from spool.engine import Database
-from spool.rows import chunks, message_from_row
+from spool.rows import chunks, listed, message_from_row
 from spool.tables import messages
 
 
@@ -43,16 +41,11 @@ def messages_by_client_ref(conn: Connection, account_id: int,
 
 def _present(conn: Connection, account_id: int, client_refs: list[str]) -> set[str]:
     """Which of these references the account has used: one statement with the list as
-    a single parameter (an array; JSON for SQLite), answered from the unique index
-    alone, instead of SQLAlchemy rendering an IN list of hundreds of parameters."""
+    a single parameter (`listed`), answered from the unique index alone."""
     if not client_refs:
         return set()
-    if conn.dialect.name == "postgresql":
-        sql = (f"SELECT client_ref FROM {messages.name} "  # noqa: S608 - our own table name
-               "WHERE account_id = %(account)s AND client_ref = ANY(%(refs)s)")
-        params: Any = {"account": account_id, "refs": client_refs}
-    else:
-        sql = (f"SELECT client_ref FROM {messages.name} "  # noqa: S608 - our own table name
-               "WHERE account_id = ? AND client_ref IN (SELECT value FROM json_each(?))")
-        params = (account_id, json.dumps(client_refs))
-    return {row[0] for row in conn.exec_driver_sql(sql, params)}
+    return set(conn.execute(_PRESENT, {"account": account_id, "ids": client_refs}).scalars())
+
+
+_PRESENT = select(messages.c.client_ref).where(
+    messages.c.account_id == bindparam("account"), listed(messages.c.client_ref))
