@@ -16,7 +16,7 @@ def test_messages_are_found_by_client_ref_within_their_account_only(spool: SqlSp
     assert spool.find_by_client_ref(other.id, ["order-1"]) == {}
 
 
-def test_client_ref_lookup_of_many_references_spans_chunks(spool: SqlSpool) -> None:
+def test_client_ref_lookup_of_many_references_finds_them_all(spool: SqlSpool) -> None:
     acme = make_account(spool, credits="1000")
     refs = [f"ref-{i}" for i in range(1200)]
     spool.accept([new_message(acme, client_ref=r) for r in refs])
