@@ -69,6 +69,19 @@ def test_kannel_fields_in_range_and_the_deprecated_dlrmask() -> None:
         kannel.fields(params(mclass="4"))
 
 
+def test_kannel_fields_none_given_and_each_name_alone_among_others() -> None:
+    assert kannel.fields(params(to="123", text="hi", username="u")) == {}
+    for name, _label, low, _high in kannel._RANGES:
+        given = {"to": "123", name.replace("-", "_"): str(low + 1)}
+        assert kannel.fields(params(**given)) == {name: low + 1}
+
+
+def test_kannel_submissions_one_per_receiver_alike_but_for_the_number() -> None:
+    first, second = kannel.submissions(params(text="hi", priority="2"), ["111", "222"])
+    assert (first.to, second.to) == ("111", "222")
+    assert (first.text, first.priority) == (second.text, second.priority) == ("hi", 2)
+
+
 def test_kannel_text_in_its_charset_or_kannels_defaults() -> None:
     assert kannel.message_text(params(text=b"Gr\xfc\xdfe", charset="ISO-8859-1"), None) == (
         "Grüße")

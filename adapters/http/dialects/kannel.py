@@ -37,6 +37,7 @@ _RANGES = (("dlr-mask", "DLR-Mask", -1, MAX_DLR_MASK), ("mclass", "MClass", -1, 
            ("mwi", "MWI", -1, 7), ("coding", "Coding", -1, 2), ("compress", "Compress", -1, 1),
            ("validity", "Validity", -1, 10**6), ("deferred", "Deferred", -1, 10**6),
            ("priority", "Priority", 0, 3))
+_RANGE_NAMES = frozenset([name for name, *_ in _RANGES] + ["dlrmask"])
 _LEADING_INT = re.compile(rb"\s*([+-]?\d+)")
 
 
@@ -56,6 +57,8 @@ def fields(params: Params) -> dict[str, int]:
     """The numeric fields given, each in smsbox's range (FieldError naming it if not);
     the deprecated `dlrmask` spelling too."""
     out: dict[str, int] = {}
+    if not params.has_any(_RANGE_NAMES):  # most requests give none of them
+        return out
     for name, label, low, high in _RANGES:
         alias = "dlrmask" if name == "dlr-mask" else name
         value = integer(params.raw(name, alias))
@@ -89,8 +92,9 @@ def callback(params: Params, mask: int | None) -> Callback | None:
     return Callback(CallbackKind.KANNEL, url, mask)
 
 
-def submission(params: Params) -> Submission:
-    """Everything but the receivers, refused as smsbox refuses it (FieldError)."""
+def submissions(params: Params, numbers: list[str]) -> list[Submission]:
+    """One submission to each of `numbers` (at least one), refused as smsbox refuses
+    the request (FieldError)."""
     if params.raw("udh"):
         raise FieldError("UDH is not supported, rejected")
     found = fields(params)
@@ -101,11 +105,12 @@ def submission(params: Params) -> Submission:
     now = utcnow()
     deferred, validity = found.get("deferred", -1), found.get("validity", -1)
     sender = (params.raw("from") or b"").decode("utf-8", "replace").strip()
-    return Submission(
-        "", text, sender or None,
+    first = Submission(
+        numbers[0], text, sender or None,
         send_at=now + timedelta(minutes=deferred) if deferred > 0 else None,
         expires_at=now + timedelta(minutes=validity) if validity >= 0 else None,
         priority=found.get("priority", 0), callback=callback(params, found.get("dlr-mask")))
+    return [first, *(replace(first, to=n) for n in numbers[1:])]
 
 
 def routes(ctx: HttpContext, max_messages: int, logins: Logins) -> list[BaseRoute]:
@@ -141,9 +146,10 @@ class KannelHttp:
             if len(numbers) > self.xml.max_messages:
                 return answer(413, f"Too many receivers ({len(numbers)}; the limit is "
                                    f"{self.xml.max_messages}), rejected")
-            sub = submission(params)
-            await self._check_dlr_url(sub)
-            outcomes = await submit(self.ctx, account, [replace(sub, to=n) for n in numbers])
+            subs = submissions(params, numbers)
+            if subs[0].callback is not None:
+                await self._check_dlr_url(subs[0])
+            outcomes = await submit(self.ctx, account, subs)
             return outcome_answer(numbers, outcomes)
         except FieldError as exc:
             return answer(400, str(exc))
