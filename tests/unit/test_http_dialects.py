@@ -71,6 +71,7 @@ def test_kannel_fields_in_range_and_the_deprecated_dlrmask() -> None:
 
 def test_kannel_fields_none_given_and_each_name_alone_among_others() -> None:
     assert kannel.fields(params(to="123", text="hi", username="u")) == {}
+    assert kannel.fields(params(to="123", dlrmask="9")) == {"dlr-mask": 9}
     for name, _label, low, _high in kannel._RANGES:
         given = {"to": "123", name.replace("-", "_"): str(low + 1)}
         assert kannel.fields(params(**given)) == {name: low + 1}

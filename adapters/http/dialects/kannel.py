@@ -37,7 +37,8 @@ _RANGES = (("dlr-mask", "DLR-Mask", -1, MAX_DLR_MASK), ("mclass", "MClass", -1, 
            ("mwi", "MWI", -1, 7), ("coding", "Coding", -1, 2), ("compress", "Compress", -1, 1),
            ("validity", "Validity", -1, 10**6), ("deferred", "Deferred", -1, 10**6),
            ("priority", "Priority", 0, 3))
-_RANGE_NAMES = frozenset([name for name, *_ in _RANGES] + ["dlrmask"])
+_ALIASES = {"dlr-mask": "dlrmask"}  # deprecated spellings smsbox still reads
+_RANGE_NAMES = frozenset([name for name, *_ in _RANGES] + list(_ALIASES.values()))
 _LEADING_INT = re.compile(rb"\s*([+-]?\d+)")
 
 
@@ -60,8 +61,7 @@ def fields(params: Params) -> dict[str, int]:
     if not params.has_any(_RANGE_NAMES):  # most requests give none of them
         return out
     for name, label, low, high in _RANGES:
-        alias = "dlrmask" if name == "dlr-mask" else name
-        value = integer(params.raw(name, alias))
+        value = integer(params.raw(name, _ALIASES.get(name, name)))
         if value is None:
             continue
         if not low <= value <= high:
@@ -147,8 +147,7 @@ class KannelHttp:
                 return answer(413, f"Too many receivers ({len(numbers)}; the limit is "
                                    f"{self.xml.max_messages}), rejected")
             subs = submissions(params, numbers)
-            if subs[0].callback is not None:
-                await self._check_dlr_url(subs[0])
+            await self._check_dlr_url(subs[0])
             outcomes = await submit(self.ctx, account, subs)
             return outcome_answer(numbers, outcomes)
         except FieldError as exc:
