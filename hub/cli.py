@@ -130,9 +130,6 @@ def _logging(config: Config) -> None:
         # Alembic says "Context impl SQLiteImpl" on every schema check; the hub logs
         # what matters itself ("created the spool schema", `db upgrade`'s summary).
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        # APScheduler logs every run of every job ("Running job ...", "executed
-        # successfully"): two lines per upkeep tick on an idle hub.
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         # httpx logs every request an HTTP upstream carrier makes at INFO.
         logging.getLogger("httpx").setLevel(logging.WARNING)
     # aiosmtpd and pyftpdlib log every command; no library may log a number or a secret.

@@ -52,7 +52,7 @@ def captured() -> Iterator[io.StringIO]:
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(logging.Formatter("%(name)s %(funcName)s: %(message)s"))
-    quietened = (*CHATTY, "httpx", "alembic", "apscheduler")  # by the CLI below debug
+    quietened = (*CHATTY, "httpx", "alembic")  # by the CLI below debug
     levels = {name: logging.getLogger(name).level for name in ("", *quietened)}
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)

@@ -28,7 +28,7 @@ print(json.dumps([code, sorted({name.partition(".")[0] for name in sys.modules})
 """
 # What only `smshub serve` (and the commands that reach a carrier or a mail route) need.
 SERVING = {"adapters", "aiohttp", "uvicorn", "starlette", "httpx", "pyftpdlib", "aiosmtpd",
-           "aiosmtplib", "lxml", "smpp34", "psycopg", "apscheduler"}
+           "aiosmtplib", "lxml", "smpp34", "psycopg"}
 SPOOL = {"spool", "sqlalchemy", "alembic"}
 
 

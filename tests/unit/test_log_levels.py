@@ -13,7 +13,7 @@ from hub.config import load, with_overrides
 
 @pytest.fixture
 def restore() -> Iterator[None]:
-    names = ("apscheduler", "alembic", "httpx", "mail.log", "pyftpdlib")
+    names = ("alembic", "httpx", "mail.log", "pyftpdlib")
     before = {n: logging.getLogger(n).level for n in names}
     yield
     for name, level in before.items():
@@ -21,19 +21,18 @@ def restore() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("restore")
-def test_apscheduler_job_runs_are_not_logged_at_the_default_level() -> None:
+def test_schema_checks_and_upstream_requests_are_not_logged_at_the_default_level() -> None:
     _logging(load(None, env={}))
-    scheduler = logging.getLogger("apscheduler.executors.default")
-    assert not scheduler.isEnabledFor(logging.INFO)
-    assert scheduler.isEnabledFor(logging.WARNING)
-    assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+    for name in ("alembic.runtime.migration", "httpx"):
+        assert not logging.getLogger(name).isEnabledFor(logging.INFO)
+        assert logging.getLogger(name).isEnabledFor(logging.WARNING)
 
 
 @pytest.mark.usefixtures("restore")
 def test_at_debug_level_they_speak_again() -> None:
-    logging.getLogger("apscheduler").setLevel(logging.NOTSET)
+    logging.getLogger("alembic").setLevel(logging.NOTSET)
     _logging(with_overrides(load(None, env={}), hub={"log_level": "debug"}))
-    assert logging.getLogger("apscheduler").level == logging.NOTSET
+    assert logging.getLogger("alembic").level == logging.NOTSET
 
 
 @pytest.mark.usefixtures("restore")
