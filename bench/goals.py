@@ -366,15 +366,18 @@ def budget(rows: list[dict[str, Any]]) -> None:
     """The machine's share each rate-against-Kannel goal would take at Kannel's rate, at
     the CPU a message the hub and what drives it (the load generator; for SMPP the fake
     SMSC too) used in the round: above 1.0 the goal needs less CPU a message, since no
-    spreading over more processes can reach it on this machine."""
+    spreading over more processes can reach it on this machine. Beside it the share
+    used at the hub's own rate: what it leaves idle."""
     cores = os.cpu_count() or 1
-    print(f"  CPU a message at Kannel's rate, as a share of the machine's {cores} cores "
-          "(hub + its load; above 1.0: out of reach without less CPU a message):")
+    print(f"  CPU a message (hub + its load) as a share of the machine's {cores} cores, at "
+          "Kannel's rate (above 1.0: out of reach without less CPU a message) and at the "
+          "hub's own:")
     for key, ref in BUDGETED:
-        shares = [(r[f"{key}_cpu_us"] + r[f"{key}_client_us"]) * r[ref] / 1e6 / cores
-                  for r in rows]
-        print(f"    {key:<8} {statistics.median(shares):.2f} ({min(shares):.2f}-"
-              f"{max(shares):.2f})")
+        for label, rate in (("at Kannel's", ref), ("at its own", key)):
+            shares = [(r[f"{key}_cpu_us"] + r[f"{key}_client_us"]) * r[rate] / 1e6 / cores
+                      for r in rows]
+            print(f"    {key:<8} {label:<12} {statistics.median(shares):.2f} "
+                  f"({min(shares):.2f}-{max(shares):.2f})")
 
 
 def intake_only(args: argparse.Namespace) -> int:
