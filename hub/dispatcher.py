@@ -10,6 +10,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 from hub import cpa
@@ -42,6 +43,23 @@ log = logging.getLogger(__name__)
 # The error code a carrier gives for a message it could not send at all (no connection):
 # safe to pass to the next carrier at once, since nothing went out.
 UNAVAILABLE = "carrier_unavailable"
+# The code of a message a carrier did not send because an earlier message to the same
+# recipient in its batch goes back to the queue: sent now, it would overtake that one.
+HELD_FOR_ORDER = "held_for_order"
+# Codes of results that say the carrier sent nothing and would send the recipient's next
+# message no more than this one: those held behind it share its result.
+_SHARED_WITH_NEXT = frozenset({UNAVAILABLE, cpa.HELD})
+
+
+def held_behind(message: Message, earlier: SubmitResult) -> SubmitResult:
+    """The result for `message`, not sent because `earlier` (the result of a message to
+    the same recipient ahead of it in the batch) was to be retried: a carrier that submits
+    one recipient's messages one after the other stops there, so they keep their order."""
+    error = earlier.error
+    if error is None or error.code not in _SHARED_WITH_NEXT:
+        error = ErrorInfo(HELD_FOR_ORDER, "not sent: an earlier message to the same "
+                                          "recipient waits for its retry")
+    return SubmitResult(message.id, Verdict.RETRY, error=error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +304,18 @@ class Dispatcher:
         told: PerTurn[Transition] = PerTurn(functools.partial(self._record, claim))
         recorded: set[str] = set()
         late: list[Message] = []  # marketing the carrier kept back: CPA hours closed
+        # A recipient's retries keep the order of its messages: none is due before the
+        # one claimed ahead of it, which the backoff's jitter would otherwise allow (a
+        # batch claimed while no bind was up went out shuffled once one was).
+        retry_floor: dict[str, datetime] = {}
+
+        def decide(message: Message, name: str, result: SubmitResult) -> Transition:
+            decided = self._policy.decide(message, name, result, self._clock(),
+                                          retry_floor.get(message.recipient))
+            if decided.status is Status.QUEUED and decided.due_at is not None:
+                retry_floor[message.recipient] = decided.due_at
+            return decided
+
         groups = self._router.split(live)
         while groups:
             failover: dict[str, list[Message]] = {}
@@ -298,7 +328,7 @@ class Dispatcher:
                     if self._passes_on(message, name, result) or _too_late(result):
                         return  # decided when the batch is back
                     recorded.add(message.id)
-                    told.add(self._policy.decide(message, name, result, self._clock()))
+                    told.add(decide(message, name, result))
 
                 results = await self._submit(name, messages, at_once)
                 for message, result in zip(messages, results, strict=True):
@@ -311,8 +341,7 @@ class Dispatcher:
                         failover.setdefault(nxt, []).append(message)
                         continue
                     if message.id not in recorded:
-                        transitions.append(
-                            self._policy.decide(message, name, result, self._clock()))
+                        transitions.append(decide(message, name, result))
             groups = failover
         self._metrics.note_dispatched(len(live) - len(late))
         await told.wait()

@@ -29,8 +29,11 @@ class RetryPolicy:
         return ceiling * (0.5 + 0.5 * jitter)
 
     def decide(
-        self, message: Message, carrier: str, result: SubmitResult, now: datetime
+        self, message: Message, carrier: str, result: SubmitResult, now: datetime,
+        not_before: datetime | None = None,
     ) -> Transition:
+        """What `result` leads to; a retry is due no earlier than `not_before` (that of
+        the recipient's message claimed ahead of this one: see Dispatcher._process)."""
         if result.verdict is Verdict.SUBMITTED:
             return Transition(
                 message.id,
@@ -46,10 +49,11 @@ class RetryPolicy:
                 message.id, Status.REJECTED, detail=f"{carrier}: {error.text}",
                 carrier=carrier, error=error, refund=True,
             )
-        return self.retry_or_give_up(message, error, now, carrier)
+        return self.retry_or_give_up(message, error, now, carrier, not_before)
 
     def retry_or_give_up(
-        self, message: Message, error: ErrorInfo, now: datetime, carrier: str | None = None
+        self, message: Message, error: ErrorInfo, now: datetime, carrier: str | None = None,
+        not_before: datetime | None = None,
     ) -> Transition:
         age = (now - message.accepted_at).total_seconds()
         if message.attempts >= self.max_attempts or age >= self.max_age:
@@ -62,6 +66,8 @@ class RetryPolicy:
                 refund=True,
             )
         due = now + timedelta(seconds=self.backoff(message.attempts))
+        if not_before is not None and not_before > due:
+            due = not_before
         if message.expires_at is not None and due >= message.expires_at:
             return expire(message, f"would expire before the next attempt ({error.text})")
         return Transition(

@@ -175,6 +175,70 @@ async def test_a_recipients_messages_go_one_after_another_while_others_fill_the_
     assert smsc.max_outstanding == 5  # the others kept the window full meanwhile
 
 
+async def test_a_batch_claimed_before_the_bind_is_up_goes_out_in_each_recipients_order(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    """The first bind is refused, so the whole batch goes back to the queue, each message
+    with its own jittered backoff: a recipient's messages still go out in the order they
+    were accepted (before, they came back shuffled, one backoff apart)."""
+    refused: list[Any] = []
+
+    def bind_status(record: Any) -> int:
+        if refused:
+            return p.ESME_ROK
+        refused.append(record)
+        return 0x0D  # ESME_RBINDFAIL: bound again after reconnect_min
+
+    smsc.bind_status = bind_status
+    store, dispatcher, _ = await hub(smsc.port)
+    account = make_account(store, credits="1000", price="0.05")
+    now = utcnow()
+    texts = [f"message {n}".encode() for n in range(1, 7)]
+    mine = [new_message(account, recipient="+27829999999", text=t.decode(), accepted_at=now)
+            for t in texts]
+    others = [new_message(account, recipient=f"+2782{i:07d}", accepted_at=now)
+              for i in range(12)]
+    store.accept([*mine, *others])
+    await dispatcher.start()
+    ids = [m.id for m in (*mine, *others)]
+    await until(lambda: statuses(store, ids)[Status.SUBMITTED] == len(ids), timeout=10)
+    assert refused  # the batch was claimed and sent back while no bind was up
+    sent = [r.short_message for r in smsc.submits if r.dest_addr == "27829999999"]
+    assert sent == texts
+    retried = [e for e in store.events(mine[0].id) if e.status is Status.QUEUED]
+    assert retried and "no bind is up" in retried[0].detail
+
+
+async def test_a_recipients_later_messages_wait_for_an_earlier_one_sent_back_to_the_queue(
+    smsc: ScriptedSmsc, hub: Any,
+) -> None:
+    """The SMSC refuses a recipient's first message with a temporary error: the two after
+    it are not sent in the same round (they would overtake it), but go back to the queue
+    behind it, saying why, and all three reach the SMSC in their order."""
+    refusals: list[bytes] = []
+
+    def first_refused(record: SubmitRecord) -> Any:
+        if record.short_message == b"first" and not refusals:
+            refusals.append(record.short_message)
+            return 0x08  # ESME_RSYSERR: transient
+        return None
+
+    smsc.on_submit = first_refused
+    store, dispatcher, _ = await hub(smsc.port)
+    account = make_account(store, credits="1000", price="0.05")
+    now = utcnow()
+    mine = [new_message(account, recipient="+27829999999", text=text, accepted_at=now)
+            for text in ("first", "second", "third")]
+    store.accept(mine)
+    await dispatcher.start()
+    ids = [m.id for m in mine]
+    await until(lambda: statuses(store, ids)[Status.SUBMITTED] == 3, timeout=10)
+    sent = [(r.short_message, r.status) for r in smsc.submits]
+    assert sent == [(b"first", 0x08), (b"first", 0), (b"second", 0), (b"third", 0)]
+    held = [e for e in store.events(mine[1].id) if e.status is Status.QUEUED]
+    assert len(held) == 1 and "an earlier message to the same recipient" in held[0].detail
+
+
 async def test_each_answered_message_is_recorded_while_the_rest_of_its_batch_waits(
     smsc: ScriptedSmsc, hub: Any,
 ) -> None:

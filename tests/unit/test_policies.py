@@ -49,6 +49,16 @@ def test_temporary_error_requeues_with_a_due_time_in_the_backoff_window() -> Non
     assert NOW + timedelta(seconds=5) <= t.due_at <= NOW + timedelta(seconds=10)
 
 
+def test_a_retry_is_due_no_earlier_than_the_one_ahead_of_it() -> None:
+    policy = RetryPolicy(base=5, cap=60)
+    ahead = NOW + timedelta(seconds=9)
+    t = policy.decide(message(attempts=1), "sim", BUSY, NOW, not_before=ahead)
+    assert t.due_at == ahead and "retry at 2026-11-25T10:00:09" in t.detail
+    later = NOW + timedelta(seconds=1)  # already earlier than its own backoff: no change
+    t = policy.decide(message(attempts=2), "sim", BUSY, NOW, not_before=later)
+    assert t.due_at is not None and t.due_at >= NOW + timedelta(seconds=5)
+
+
 def test_retries_stop_after_max_attempts_with_a_refund() -> None:
     t = RetryPolicy(max_attempts=3).decide(message(attempts=3), "sim", BUSY, NOW)
     assert t.status is Status.FAILED and t.refund

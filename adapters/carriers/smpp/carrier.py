@@ -31,6 +31,7 @@ from adapters.carriers.smpp.session import (
 from adapters.carriers.smpp.slots import RateLimit, SlotBudget
 from hub import cpa, logs
 from hub.clock import Clock, utcnow
+from hub.dispatcher import held_behind
 from hub.errors import TemporaryFailure
 from hub.faultlog import FaultLog
 from hub.model import (
@@ -287,7 +288,8 @@ class SmppCarrier:
 
     async def submit(self, messages: Sequence[Message]) -> list[SubmitResult]:
         """One result per message, in order. One recipient's messages go one after the
-        other, so the SMSC gets them in the order they were accepted."""
+        other, so the SMSC gets them in the order they were accepted; once one is to be
+        retried, the recipient's later ones wait for it (hub.dispatcher.held_behind)."""
         return await self.submit_each(messages, lambda _: None)
 
     async def submit_each(self, messages: Sequence[Message],
@@ -299,8 +301,15 @@ class SmppCarrier:
         results: dict[str, SubmitResult] = {}
 
         async def in_order(queue: list[Message]) -> None:
+            retried: SubmitResult | None = None  # the first of the queue to go back
             for message in queue:
-                results[message.id] = result = await self._submit_one(message)
+                if retried is None:
+                    result = await self._submit_one(message)
+                    if result.verdict is Verdict.RETRY:
+                        retried = result
+                else:  # sent now, it would overtake the one going back to the queue
+                    result = held_behind(message, retried)
+                results[message.id] = result
                 on_result(result)
 
         await asyncio.gather(*(in_order(q) for q in by_recipient.values()))
