@@ -403,6 +403,31 @@ async def test_one_recipients_requests_go_one_after_the_other(bulksms: BulkSms) 
     assert at["second"] - at["first"] >= 1.0
 
 
+async def test_a_recipients_later_requests_wait_for_one_sent_back_to_the_queue(
+    bulksms: BulkSms,
+) -> None:
+    """The provider answers a number's first request with a temporary error: the number's
+    later messages are not sent past it (they would arrive first once it is retried) but
+    go back to the queue behind it; another number's goes out as usual."""
+    table = CarrierTable("bulk", "http", {
+        "template": "bulksms", "url": f"{bulksms.url}/eapi/submission/send_sms/2/2.0",
+        "keys": {"username": bulksms.username, "password": bulksms.password}}, "hub.toml")
+    carrier = HttpUpstreamCarrier(settings_from(table))
+    await carrier.start(NoSink())
+    bulksms.script.extend([Reply(status=503, body="busy")])
+    try:
+        messages = [new(n, text) for n, text in (
+            ("+27821111111", "first"), ("+27821111111", "second"),
+            ("+27821111111", "third"), ("+27822222222", "other"))]
+        results = await carrier.submit(messages)
+    finally:
+        await carrier.stop()
+    verdicts = [(r.verdict, r.error.code if r.error else None) for r in results]
+    assert verdicts == [(Verdict.RETRY, "http_503"), (Verdict.RETRY, "held_for_order"),
+                        (Verdict.RETRY, "held_for_order"), (Verdict.SUBMITTED, None)]
+    assert sorted(seen.body["message"] for seen in bulksms.requests) == ["first", "other"]
+
+
 async def test_marketing_whose_turn_comes_after_closing_time_is_not_sent(
     bulksms: BulkSms,
 ) -> None:

@@ -22,7 +22,7 @@ from adapters.carriers.http.callbacks import CallbackRoutes
 from adapters.carriers.http.settings import UpstreamSettings
 from hub import cpa
 from hub.clock import Clock, utcnow
-from hub.dispatcher import UNAVAILABLE
+from hub.dispatcher import UNAVAILABLE, held_behind
 from hub.model import ErrorInfo, Message, SubmitResult, Verdict
 from hub.ports import CarrierSink
 
@@ -90,7 +90,10 @@ class HttpUpstreamCarrier:
         groups = exchange.plan(messages, self.settings.request)
         # Chained now, in order, so one recipient's requests go out as they were claimed.
         chained = [(group, *self._chain(group)) for group in groups]
-        answers = await asyncio.gather(*(self._send_in_turn(*c) for c in chained))
+        # Recipient -> the result of its first message in this batch to go back to the
+        # queue: its later ones are not sent past it (hub.dispatcher.held_behind).
+        retried: dict[str, SubmitResult] = {}
+        answers = await asyncio.gather(*(self._send_in_turn(*c, retried) for c in chained))
         by_id = {r.message_id: r for results in answers for r in results}
         return [by_id[m.id] for m in messages]
 
@@ -106,11 +109,20 @@ class HttpUpstreamCarrier:
         return earlier, done
 
     async def _send_in_turn(self, group: list[Message], earlier: list[asyncio.Event],
-                            done: asyncio.Event) -> list[SubmitResult]:
+                            done: asyncio.Event,
+                            retried: dict[str, SubmitResult]) -> list[SubmitResult]:
         try:
             for event in earlier:
                 await event.wait()
-            return await self._send(group)
+            held = [held_behind(m, retried[m.recipient]) for m in group
+                    if m.recipient in retried]
+            rest = [m for m in group if m.recipient not in retried]
+            results = held + (await self._send(rest) if rest else [])
+            recipients = {m.id: m.recipient for m in group}
+            for result in results:  # noted before `done` lets the recipient's next go
+                if result.verdict is Verdict.RETRY:
+                    retried.setdefault(recipients[result.message_id], result)
+            return results
         finally:
             done.set()
             for message in group:
