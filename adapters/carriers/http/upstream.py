@@ -114,14 +114,16 @@ class HttpUpstreamCarrier:
         try:
             for event in earlier:
                 await event.wait()
+            # Most batches have nothing sent back: no list to split, no result to scan.
             held = [held_behind(m, retried[m.recipient]) for m in group
-                    if m.recipient in retried]
-            rest = [m for m in group if m.recipient not in retried]
+                    if m.recipient in retried] if retried else []
+            rest = [m for m in group if m.recipient not in retried] if held else group
             results = held + (await self._send(rest) if rest else [])
-            recipients = {m.id: m.recipient for m in group}
-            for result in results:  # noted before `done` lets the recipient's next go
-                if result.verdict is Verdict.RETRY:
-                    retried.setdefault(recipients[result.message_id], result)
+            if any(r.verdict is Verdict.RETRY for r in results):
+                recipients = {m.id: m.recipient for m in group}
+                for result in results:  # noted before `done` lets the recipient's next go
+                    if result.verdict is Verdict.RETRY:
+                        retried.setdefault(recipients[result.message_id], result)
             return results
         finally:
             done.set()
