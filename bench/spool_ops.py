@@ -2,22 +2,26 @@
 with nothing else running: intake's group commit, the dispatcher's claim, the record of
 the carrier's answer and the receipt, each in the group sizes the hub meets under load.
 
-    .venv/bin/python bench/spool_ops.py [--n 6000] [--runs 5]
+    .venv/bin/python bench/spool_ops.py [--n 6000] [--runs 5] [--contended]
 
 It measures the code on PYTHONPATH first (A/B of two trees: run it with each, in turn).
 Each run uses a fresh SQLite spool (WAL, synchronous=FULL, as shipped) in a temporary
 directory; the figures are microseconds of wall time and of this thread's CPU per
 message, medians over the runs. In the running hub the same work costs more (its
 threads take turns at the interpreter lock with an event loop): bench/README.md.
+`--contended` measures that too: the writes in the writer's turn, with another thread
+running Python throughout (a stand-in for a busy event loop).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,17 +36,36 @@ CLAIM = 250  # a claim of the dispatcher under load
 SETTLE = 80  # records or receipts in one settle
 
 
-def one_run(n: int) -> dict[str, tuple[float, float]]:
+def one_run(n: int, contended: bool = False) -> dict[str, tuple[float, float]]:
     with tempfile.TemporaryDirectory(prefix="spool-ops-") as tmp:
         spool = open_spool(f"sqlite:///{Path(tmp) / 'spool.db'}")
         try:
             spool.upgrade()
-            return _measure(spool, n)
+            return _measure(spool, n, contended)
         finally:
             spool.close()
 
 
-def _measure(spool: SqlSpool, n: int) -> dict[str, tuple[float, float]]:
+@contextlib.contextmanager
+def _busy_python() -> Iterator[None]:
+    """Another thread running Python until the block ends: every time a spool call gives
+    the interpreter lock up, this thread takes it, as the hub's event loop does."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(200))
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _measure(spool: SqlSpool, n: int, contended: bool) -> dict[str, tuple[float, float]]:
     account = spool.create_account("bench", Decimal("1000000"), Decimal("0.10"), ("ACME",))
     intake = Intake(SpoolThreads(spool, threads=1), IntakeRules())
     now = utcnow()
@@ -55,8 +78,15 @@ def _measure(spool: SqlSpool, n: int) -> dict[str, tuple[float, float]]:
     out: dict[str, tuple[float, float]] = {}
 
     def timed(name: str, work: Callable[[], None]) -> None:
+        def in_turns() -> None:
+            # Held across the measure: its writes take it again at no cost, and the
+            # writer's short switch interval (spool.engine) applies to them as in the hub.
+            with spool.writer_turn():
+                work()
+
         wall, cpu = time.perf_counter(), time.thread_time()
-        work()
+        with _busy_python() if contended else contextlib.nullcontext():
+            in_turns() if contended else work()
         out[name] = (1e6 * (time.perf_counter() - wall) / n,
                      1e6 * (time.thread_time() - cpu) / n)
 
@@ -88,10 +118,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=6000, help="messages per run (default 6000)")
     p.add_argument("--runs", type=int, default=5, help="runs; medians printed (default 5)")
+    p.add_argument("--contended", action="store_true",
+                   help="with another thread running Python throughout")
     args = p.parse_args()
-    runs = [one_run(args.n) for _ in range(args.runs)]
+    runs = [one_run(args.n, args.contended) for _ in range(args.runs)]
     print(f"spool_ops: N={args.n}, {args.runs} runs, groups: intake {GROUP}, claim {CLAIM}, "
-          f"settle {SETTLE}; us per message, median (min-max)")
+          f"settle {SETTLE}{', contended' if args.contended else ''}; "
+          "us per message, median (min-max)")
     for name in runs[0]:
         wall = [r[name][0] for r in runs]
         cpu = [r[name][1] for r in runs]
