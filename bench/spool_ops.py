@@ -78,15 +78,15 @@ def _measure(spool: SqlSpool, n: int, contended: bool) -> dict[str, tuple[float,
     out: dict[str, tuple[float, float]] = {}
 
     def timed(name: str, work: Callable[[], None]) -> None:
-        def in_turns() -> None:
-            # Held across the measure: its writes take it again at no cost, and the
-            # writer's short switch interval (spool.engine) applies to them as in the hub.
-            with spool.writer_turn():
-                work()
-
+        # Contended, the writer's turn is held across the measure: its writes take it
+        # again at no cost, and the writer's short switch interval (spool.engine)
+        # applies to them as in the hub.
+        beside = (_busy_python(), spool.writer_turn()) if contended else ()
         wall, cpu = time.perf_counter(), time.thread_time()
-        with _busy_python() if contended else contextlib.nullcontext():
-            in_turns() if contended else work()
+        with contextlib.ExitStack() as stack:
+            for context in beside:
+                stack.enter_context(context)
+            work()
         out[name] = (1e6 * (time.perf_counter() - wall) / n,
                      1e6 * (time.thread_time() - cpu) / n)
 
