@@ -288,20 +288,22 @@ class ClaimCounter:
         return claim
 
 
-async def _steady_flow(stack: Stack, seconds: float, every: float = 0.005) -> list[str]:
-    """Messages committed a few at a time, waking the dispatcher each time, as intake's
-    group commits do under a steady load."""
+async def _steady_flow(stack: Stack, groups: int, every: float = 0.005
+                       ) -> tuple[list[str], float]:
+    """`groups` commits of a few messages each, waking the dispatcher after each one, as
+    intake's group commits do under a steady load: the ids and the seconds it took. A
+    count, not a duration: on a slow host fewer commits would fit in a fixed time."""
     ids: list[str] = []
     account = make_account(stack.spool, credits="1000", price="0.05")
     loop = asyncio.get_running_loop()
-    end = loop.time() + seconds
-    while loop.time() < end:
+    started = loop.time()
+    for _ in range(groups):
         group = [new_message(account, accepted_at=utcnow()) for _ in range(3)]
         await asyncio.to_thread(stack.spool.accept, group)
         ids += [m.id for m in group]
         stack.dispatcher.wake()
         await asyncio.sleep(every)
-    return ids
+    return ids, loop.time() - started
 
 
 @pytest.mark.parametrize("gather", [0.1, 0.0])
@@ -312,14 +314,15 @@ async def test_a_steady_flow_is_claimed_in_larger_batches_after_a_gather_wait(
         settings=DispatchSettings(batch_size=500, poll_interval=1.0, gather=gather))
     claims = ClaimCounter(stack.spool)
     await stack.dispatcher.start()
-    ids = await _steady_flow(stack, seconds=1.0)
+    groups = 100
+    ids, seconds = await _steady_flow(stack, groups)
     await until(lambda: all(status_of(stack.spool, mid) is Status.DELIVERED for mid in ids),
                 timeout=20)
     assert sum(claims.sizes) == len(ids)
     if gather:  # about one claim per gather wait (plus the first, at once)
-        assert len(claims.sizes) <= 1.0 / gather + 4, claims.sizes
-    else:  # each wake-up claims what one commit brought
-        assert len(claims.sizes) > 30, claims.sizes
+        assert len(claims.sizes) <= seconds / gather + 4, (seconds, claims.sizes)
+    else:  # most wake-ups claim what one commit brought
+        assert len(claims.sizes) >= groups / 2, claims.sizes
 
 
 async def test_a_lone_message_is_claimed_at_once_whatever_the_gather_wait(
