@@ -162,10 +162,12 @@ def carrier_prices(config: Config) -> dict[str, Decimal]:
 def open_coordination(config: Config) -> PgCoordination | None:
     """How a dispatching process works with the other nodes on a PostgreSQL spool
     (docs/nodes.md); None on SQLite (one node) and for ingress (it waits for nothing)."""
-    from spool.cluster import PgCoordination
-
     if config.hub.role == "ingress" or not config.spool_url.startswith("postgres"):
         return None
+    # Imported here: psycopg costs each process about a third of a second to import on
+    # a slow host, and a SQLite node never uses it.
+    from spool.cluster import PgCoordination
+
     return PgCoordination(config.spool_url, member=f"dispatcher:{config.node}")
 
 
