@@ -111,3 +111,27 @@ def test_clickatell_template_fills_fields_from_csv_rows_at_the_delimiter() -> No
 def test_clickatell_unicode_text_is_hex_ucs2() -> None:
     body = clickatell.parse_body("unicode:1\ntext:0043006100660065\nto:27821234567\n")
     assert body.text == "Cafe"
+
+
+def _nested(depth: int) -> bytes:
+    opening = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n'
+                      for i in range(depth))
+    closing = "".join(f"--b{i}--\r\n" for i in reversed(range(depth)))
+    return ("From: a@acme.co.za\r\nMIME-Version: 1.0\r\n" + opening
+            + "Content-Type: text/plain\r\n\r\nhello\r\n" + closing).encode()
+
+
+def test_a_mail_declaring_more_boundaries_than_the_depth_limit_is_refused_unparsed(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parser's cost is lines x open boundaries: such a mail never reaches it."""
+    parsed: list[bytes] = []
+    real = mail_text._OUTLINE.parsebytes
+    monkeypatch.setattr(mail_text._OUTLINE, "parsebytes",
+                        lambda raw: parsed.append(raw) or real(raw))
+    with pytest.raises(mail_text.TooComplex, match="too deeply nested or too complex"):
+        mail_text.check_outline(_nested(mail_text.MAX_DEPTH + 1))
+    assert parsed == []
+    # Up to the limit the parse decides, and a mail at it is read.
+    mail_text.check_outline(_nested(mail_text.MAX_DEPTH - 1))
+    assert len(parsed) == 1
