@@ -1,4 +1,5 @@
-"""Builders for test data: accounts in a spool and NewMessages with real ULIDs."""
+"""Builders for test data: accounts in a spool, NewMessages with real ULIDs, and hostile
+mail structures."""
 
 from __future__ import annotations
 
@@ -77,3 +78,12 @@ def sa_minute_ahead(days: int = 30) -> datetime:
     """A whole minute `days` ahead in South African time (aware): a send time intake
     takes today and in years to come (it refuses one more than 366 days ahead)."""
     return (datetime.now(SA_TIME) + timedelta(days=days)).replace(second=0, microsecond=0)
+
+
+def nested_multipart(depth: int, head: str) -> bytes:
+    """A mail (`head`: its header lines, each ending in CRLF) whose text/plain part sits
+    `depth` multipart/mixed levels deep, each level declaring its own boundary."""
+    opening = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n'
+                      for i in range(depth))
+    closing = "".join(f"--b{i}--\r\n" for i in reversed(range(depth)))
+    return (head + opening + "Content-Type: text/plain\r\n\r\nhello\r\n" + closing).encode()

@@ -13,6 +13,7 @@ from adapters.vendors import clickatell
 from hub.errors import Rejected
 from hub.mail import DEFAULT_CUT_MARKERS, SubjectMode, TooLongMode
 from hub.text import measure
+from tests.factories import nested_multipart
 
 
 def _mail(plain: str | None = None, html: str | None = None) -> EmailMessage:
@@ -114,11 +115,7 @@ def test_clickatell_unicode_text_is_hex_ucs2() -> None:
 
 
 def _nested(depth: int) -> bytes:
-    opening = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n'
-                      for i in range(depth))
-    closing = "".join(f"--b{i}--\r\n" for i in reversed(range(depth)))
-    return ("From: a@acme.co.za\r\nMIME-Version: 1.0\r\n" + opening
-            + "Content-Type: text/plain\r\n\r\nhello\r\n" + closing).encode()
+    return nested_multipart(depth, "From: a@acme.co.za\r\nMIME-Version: 1.0\r\n")
 
 
 def test_a_mail_declaring_more_boundaries_than_the_depth_limit_is_refused_unparsed(

@@ -24,6 +24,7 @@ from aiosmtpd.controller import Controller
 from hub.accounts import hash_password
 from hub.mail import MailSettings
 from hub.model import Message
+from tests.factories import nested_multipart
 from tests.hubthread import HubThread
 from tests.integration.hostile.conftest import running_hub
 from tests.integration.hostile.watch import Peak, Traps, healthz_answers
@@ -229,14 +230,6 @@ def _smuggled(fake_end: bytes) -> Command:
                      + DOMAIN.encode() + b">\r\nDATA\r\nsmuggled\r\n.\r\n")
 
 
-def _nested_multipart(depth: int) -> bytes:
-    head = f"From: {SENDER}\r\nTo: {TO}\r\nSubject: deep\r\nMIME-Version: 1.0\r\n"
-    opening = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n'
-                      for i in range(depth))
-    closing = "".join(f"--b{i}--\r\n" for i in reversed(range(depth)))
-    return (head + opening + "Content-Type: text/plain\r\n\r\nhello\r\n" + closing).encode()
-
-
 def _multipart(parts: str, count: int) -> bytes:
     return (f"From: {SENDER}\r\nTo: {TO}\r\nSubject: many\r\nMIME-Version: 1.0\r\n"
             'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
@@ -292,7 +285,9 @@ MAILS: dict[str, Mail] = {
     "a body over the SIZE limit": Mail(_data(_mail("x" * 70 + "\r\n") * (MAX_BYTES // 70)),
                                        552),
     "a data line of 5,000 characters": Mail(_raw_data(_mail("y" * 5000) + b".\r\n"), 500),
-    "multipart nested 2,000 deep": Mail(_data(_nested_multipart(2000)), 554, "nested"),
+    "multipart nested 2,000 deep": Mail(_data(nested_multipart(
+        2000, f"From: {SENDER}\r\nTo: {TO}\r\nSubject: deep\r\nMIME-Version: 1.0\r\n")), 554,
+        "nested"),
     "message/rfc822 nested 2,000 deep": Mail(_data(
         _mail("hi", "MIME-Version: 1.0\r\n" + "Content-Type: message/rfc822\r\n\r\n" * 2000
               + "Content-Type: text/plain\r\n")), 554, "nested"),
