@@ -14,6 +14,7 @@ import hmac
 import logging
 import queue
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -58,6 +59,9 @@ log = logging.getLogger(__name__)
 PERMS = "elrdfwm"
 _WRITE_PERMS = frozenset("adfwmMT")
 _SUCCESS_TTL = 60.0
+# The IO loop's longest poll. Every call from another thread wakes it (Mailbox), so this
+# bounds only what nothing wakes it for.
+MAX_POLL = 1.0
 
 
 class HubAuthorizer:
@@ -199,14 +203,34 @@ class HubTLSDTPHandler(FileErrors, TLS_DTPHandler):  # type: ignore[misc]
 
 
 class Mailbox:
-    """Calls handed to pyftpdlib's IO loop from other threads, run between its polls
-    (pyftpdlib's own scheduler is not thread-safe)."""
+    """Calls handed to pyftpdlib's IO loop from other threads (its own scheduler is not
+    thread-safe). A post also writes a byte to a socket the loop polls beside its
+    clients', so the call runs at once: between polls, the answer to a login checked on
+    a thread, or an upload's 226 held for its commit, waited up to the poll's timeout
+    (0.1 s, every upload)."""
 
     def __init__(self) -> None:
         self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._fileno = self._reader.fileno()  # pyftpdlib's IOLoop.close() sorts by it
+        self._lock = threading.Lock()  # a post racing close() must not write a closed fd
+        self._closed = False
+
+    def fileno(self) -> int:
+        return self._fileno
 
     def post(self, call: Callable[[], None]) -> None:
         self._calls.put(call)
+        self.wake()
+
+    def wake(self) -> None:
+        with self._lock:
+            if self._closed:
+                return  # the loop has ended: what is posted now is never run
+            with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending
+                self._writer.send(b"\0")
 
     def run_posted(self) -> None:
         while True:
@@ -218,6 +242,32 @@ class Mailbox:
                 call()
             except Exception:  # one connection's error must not end the server loop
                 log.exception("FTP callback failed", extra={"action": "ftp-error"})
+
+    # The IO loop polls the socket as one of its channels (asyncore's dispatcher calls).
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def handle_read_event(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while self._reader.recv(4096):
+                pass
+        self.run_posted()
+
+    def handle_close(self) -> None:
+        pass  # only close() ends it, with the loop
+
+    def handle_error(self) -> None:
+        log.exception("FTP callback failed", extra={"action": "ftp-error"})
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._reader.close()
+            self._writer.close()
 
 
 @dataclass
@@ -497,9 +547,16 @@ class FtpServerThread:
                  mailbox: Mailbox) -> None:
         self._mailbox = mailbox
         self._ioloop = IOLoop()
-        self.server = FTPServer((settings.host, settings.port), handler, ioloop=self._ioloop)
+        try:
+            self.server = FTPServer((settings.host, settings.port), handler,
+                                    ioloop=self._ioloop)
+        except OSError:  # the address is taken: no loop will run to close these
+            mailbox.close()
+            self._ioloop.close()
+            raise
         self.server.max_cons = settings.max_connections
         self.server.max_cons_per_ip = settings.max_connections_per_ip
+        self._ioloop.register(mailbox.fileno(), mailbox, self._ioloop.READ)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ftp-drop", daemon=True)
 
@@ -513,15 +570,19 @@ class FtpServerThread:
     def _run(self) -> None:
         try:
             # The IO loop itself, once per turn: serve_forever() would log its
-            # ">>> starting FTP server" line on every call, ten times a second.
+            # ">>> starting FTP server" line on every call. A poll waits for a client, a
+            # posted call or stop() (the mailbox wakes it), or the next of pyftpdlib's
+            # scheduled calls (idle timeouts), and at most a second.
+            wait = 0.0
             while not self._stopping.is_set():
-                self._ioloop.loop(timeout=0.1, blocking=False)
-                self._mailbox.run_posted()
+                soonest = self._ioloop.loop(timeout=wait, blocking=False)
+                wait = MAX_POLL if soonest is None else max(0.0, min(soonest, MAX_POLL))
         finally:
             self.server.close_all()
 
     def stop(self) -> None:
         self._stopping.set()
+        self._mailbox.wake()
         self._thread.join(10)
 
 

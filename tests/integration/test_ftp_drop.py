@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import ftplib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from adapters.ftp import drop as ftp_drop
 from hub.batches import BatchState
 from tests.ftpdrop import Drop, make_drop, no_leaked_threads, read_csv, wait_for
 from tests.hubthread import HubThread
+from tests.integration.conftest import test_config
 from tests.polling import eventually
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
@@ -179,3 +183,32 @@ def test_an_idle_ftp_drop_logs_nothing(drop: Drop, caplog: pytest.LogCaptureFixt
     caplog.clear()
     time.sleep(0.5)  # five turns of the server loop: each used to log its start banner
     assert [r.getMessage() for r in caplog.records if "starting" in r.getMessage()] == []
+
+
+def test_calls_from_other_threads_and_a_stop_wake_the_ftp_loop_at_once(
+        make_hub: Callable[..., HubThread], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The IO loop polls for as long as nothing wakes it, here up to a minute: the answer
+    to a password checked on a thread, the 226 held until an upload is committed and a
+    stop each wake it. (They waited for the poll's timeout, 0.1 s each upload.)"""
+    monkeypatch.setattr(ftp_drop, "MAX_POLL", 60.0)
+    drop = make_drop(make_hub)
+    with drop.client() as ftp:  # timeout 10 s; the first login is checked on a thread
+        drop.upload("wake.csv", "to,text\n0821234567,hi\n", ftp)  # its 226: posted
+    assert drop.result("wake.csv")[1][3] == "accepted"
+    drop.hub.stop()  # joins the loop's thread for at most 10 s
+    assert not [t.name for t in threading.enumerate() if t.name == "ftp-drop"]
+
+
+def test_an_ftp_port_already_taken_fails_the_start_and_leaves_nothing_open(
+        tmp_path: Path, hubs: list[HubThread]) -> None:
+    """The start says why; the listener's IO loop and its mailbox are closed with it
+    (the integration tests' no_leaks fixture counts file descriptors)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = test_config(tmp_path / "hub", ftp={"enabled": True,
+                                                    "port": taken.getsockname()[1]})
+        hub = HubThread(config)
+        hubs.append(hub)  # stopped at the end, as after any failed start
+        with pytest.raises(OSError, match="in use"):
+            hub.start()
