@@ -510,6 +510,18 @@ class DropHandler(FTPHandler):  # type: ignore[misc]
         return recorded
 
 
+async def _ended(jobs: list[asyncio.Future[None]]) -> None:
+    """Wait for the batch jobs to end. Each answers for its own errors; one that died of
+    anything else (it can only be a BaseException) is logged here and does not end the
+    stop: the others still pause, and the leases are still let go."""
+    if not jobs:
+        return
+    done, _ = await asyncio.wait(jobs)
+    for job in done:
+        if not job.cancelled() and (error := job.exception()) is not None:
+            log.error("an FTP batch job ended with %r", error, extra={"action": "ftp-error"})
+
+
 def _give_up(recorded: Future[None]) -> None:
     """The job ended without a word on the recording (cancelled at a stop): answer 451."""
     if not recorded.done():
@@ -666,10 +678,7 @@ class FtpDrop:
         # Files handed over pause after their group in flight (its rows may be committed
         # already) and resume at the next start: a stop takes one group, not one file.
         self.processor.stopping.set()
-        for future in list(self._pending):
-            await asyncio.wrap_future(future)
-        for task in list(self._resuming):
-            await task
+        await _ended([*map(asyncio.wrap_future, self._pending), *self._resuming])
         await self.processor.waits_ended()
         await cancel_all([self._report_task, self._lease_task, self._retention_task])
         try:  # another node takes the paused batches at once, not once the leases lapse

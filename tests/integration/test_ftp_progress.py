@@ -17,6 +17,7 @@ import pytest
 
 from adapters.csv.results import ResultWriter
 from hub.batches import Batch, BatchState
+from spool import open_spool
 from tests.ftpdrop import (
     Drop,
     FailingSpool,
@@ -235,6 +236,38 @@ def test_ftp_stop_pauses_a_batch_after_its_group_in_flight_and_the_next_start_re
     hubs.append(second)
     _assert_every_row_sent_once(drop, second)
     assert "resumed after line 201; 0 later rows were already committed" in caplog.text
+
+
+def test_a_batch_job_that_dies_during_the_stop_does_not_end_the_stop(
+    hubs: list[HubThread], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stop waits for the batch jobs to end, whatever they end with: one that dies
+    (of what nothing in the hub catches) is logged, and the stop still lets the leases
+    go, so that another node takes the batch at once."""
+    first = HubThread(conftest.test_config(tmp_path / "hub", ftp=_ftp_settings())).start()
+    hubs.append(first)
+    drop = make_drop(lambda **_: first)
+    assert first.hub.ftp_drop is not None
+    processor = first.hub.ftp_drop.processor
+    entered = threading.Event()
+
+    async def die_at_the_stop(batch: Batch) -> None:
+        entered.set()
+        await processor.stopping.wait()
+        raise Crash
+
+    processor.group_hook = die_at_the_stop
+    drop.upload("cut.csv", csv_of(4 * GROUP))
+    assert entered.wait(20)
+    hubs.remove(first)
+    first.stop()  # raised Crash, and left the leases held
+    assert "an FTP batch job ended with Crash()" in caplog.text
+    spool = open_spool(first.config.spool_url)  # the stopped hub's own is closed
+    try:
+        batch = spool.list_batches(None, 1)[0]
+        assert batch.state is BatchState.PROCESSING and spool.batch_holder(batch.id) is None
+    finally:
+        spool.close()
 
 
 def test_ftp_batch_cut_off_whose_file_is_gone_is_failed_with_what_it_listed(
