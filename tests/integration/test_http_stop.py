@@ -1,0 +1,51 @@
+"""Stopping the HTTP listener: connections still open are closed by uvicorn's graceful
+shutdown; with none open, the listener closes without waiting on it."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import uvicorn
+
+from tests.hubthread import HubThread
+
+
+@pytest.fixture
+def shutdowns(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many connections each uvicorn graceful shutdown found open."""
+    seen: list[int] = []
+    original = uvicorn.Server.shutdown
+
+    async def counted(self: uvicorn.Server, *args: Any, **kwargs: Any) -> None:
+        seen.append(len(self.server_state.connections))
+        await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(uvicorn.Server, "shutdown", counted)
+    return seen
+
+
+def test_a_stop_with_a_connection_open_closes_it_through_the_graceful_shutdown(
+        make_hub: Callable[..., HubThread], shutdowns: list[int]) -> None:
+    hub = make_hub()
+    with socket.create_connection(("127.0.0.1", hub.hub.http_port), timeout=10) as conn:
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n")
+        assert conn.recv(4096).startswith(b"HTTP/1.1 ")  # kept alive after the answer
+        hub.stop()
+        assert conn.recv(4096) == b""  # closed by the hub, not by the client
+    assert shutdowns == [1]
+
+
+def test_a_stop_with_nothing_open_closes_the_listener_without_the_drain(
+        make_hub: Callable[..., HubThread], shutdowns: list[int]) -> None:
+    hub = make_hub()
+    port = hub.hub.http_port
+    hub.stop()
+    assert shutdowns == []  # uvicorn's shutdown sleeps 0.1 s even with nothing to drain
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+    # The port is free again: a new listener can take it.
+    again = make_hub(http={"port": port})
+    assert again.hub.http_port == port
