@@ -17,7 +17,7 @@ from adapters.ftp import drop as ftp_drop
 from hub.batches import BatchState
 from tests.ftpdrop import Drop, make_drop, no_leaked_threads, read_csv, wait_for
 from tests.hubthread import HubThread
-from tests.integration.conftest import test_config
+from tests.integration import conftest
 from tests.polling import eventually
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
@@ -206,7 +206,7 @@ def test_an_ftp_port_already_taken_fails_the_start_and_leaves_nothing_open(
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        config = test_config(tmp_path / "hub", ftp={"enabled": True,
+        config = conftest.test_config(tmp_path / "hub", ftp={"enabled": True,
                                                     "port": taken.getsockname()[1]})
         hub = HubThread(config)
         hubs.append(hub)  # stopped at the end, as after any failed start
