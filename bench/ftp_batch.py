@@ -2,9 +2,12 @@
 on loopback into a hub subprocess (SQLite spool, dispatcher off), timed until its result
 file is published, against the raw SQLAlchemy batched-insert rate for the same rows on
 the same machine, in each of several runs (the ratio is the median of per-run ratios);
-and the hub's peak RSS (VmHWM).
+and the hub's peak RSS (VmHWM). With --small N instead: N small uploads (three rows) in
+one session, each timed from STOR to its 226 (sent once the upload is recorded in the
+spool), as a nightly job's many small files see it.
 
     python bench/ftp_batch.py [--rows 1000000] [--group 5000] [--runs 3]
+    python bench/ftp_batch.py --small 200 [--runs 3]
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ftplib
+import io
 import os
 import socket
 import statistics
@@ -87,6 +91,30 @@ def ftp_run(csv_path: Path, rows: int, group: int, work: Path) -> tuple[float, f
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
         return rows / elapsed, peak_rss_mb(hub.pid)
+    finally:
+        stop(hub)
+
+
+def small_uploads(count: int, work: Path) -> list[float]:
+    """Seconds from STOR to 226 for `count` three-row uploads, one session."""
+    data, port = work / "hub", free_port()
+    data.mkdir()
+    (data / "none.toml").write_text("")
+    env = hub_env(data, port, 5000)
+    smshub(env, "account", "create", "acme", "--credits", str(10 * count))
+    smshub(env, "account", "password", "acme", stdin=PASSWORD + "\n")
+    hub = subprocess.Popen([sys.executable, "-m", "hub", "serve"], env=env,
+                           stderr=subprocess.DEVNULL)
+    body = b"to,text\n0821234567,one\n0821234568,two\n0821234569,three\n"
+    times = []
+    try:
+        ftp = connect(port)
+        for i in range(count):
+            started = time.perf_counter()
+            ftp.storbinary(f"STOR small{i}.csv", io.BytesIO(body))
+            times.append(time.perf_counter() - started)
+        ftp.quit()
+        return times
     finally:
         stop(hub)
 
@@ -172,7 +200,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--group", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--small", type=int, default=0, metavar="N",
+                        help="N small uploads, each timed to its 226 (instead of one large)")
     args = parser.parse_args()
+    if args.small:
+        small(args.small, args.runs)
+        return
     settle_gc()  # intake alone runs in this process: tuned as `smshub serve` is
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -194,6 +227,20 @@ def main() -> None:
           f"insert {raw:,.0f} rows/s; FTP drop / raw insert {share:.0%} (median of per-run "
           f"ratios); intake alone {ceiling:,.0f} rows/s ({ceiling / raw:.0%} of raw); hub "
           f"peak RSS {max(r[3] for r in runs):.0f} MB (highest)")
+
+
+def small(count: int, runs: int) -> None:
+    medians = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in range(1, runs + 1):
+            work = Path(tmp) / f"run{n}"
+            work.mkdir()
+            times = sorted(small_uploads(count, work))
+            medians.append(statistics.median(times))
+            print(f"run {n}: {count} small uploads, STOR to 226 median "
+                  f"{1000 * medians[-1]:.1f} ms, 90th percentile "
+                  f"{1000 * times[int(0.9 * len(times))]:.1f} ms", flush=True)
+    print(f"median of {runs} runs' medians: {1000 * statistics.median(medians):.1f} ms")
 
 
 if __name__ == "__main__":
