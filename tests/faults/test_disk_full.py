@@ -151,8 +151,9 @@ def full_database() -> Iterator[cluster.Cluster]:
 
 @pytest.mark.postgres
 def test_a_full_postgresql_disk_gets_temporary_errors_and_recovers(
-        make_hub: MakeHub, full_database: cluster.Cluster,
+        full_database: cluster.Cluster, make_hub: MakeHub,
         caplog: pytest.LogCaptureFixture) -> None:
+    # full_database first: set up before make_hub, torn down after the hubs are stopped.
     probes = open_account(make_hub(spool={"url": full_database.url}))
     assert probes.rest("before").status_code == 202
     probes.all_delivered()
