@@ -4,6 +4,8 @@ the dispatch queue, delivery reports and the maintenance sweeps."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections import Counter
 from datetime import timedelta
@@ -14,6 +16,7 @@ import pytest
 import sqlalchemy
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from hub.errors import Conflict, NotFound, Rejected, TemporaryFailure
 from hub.model import (
@@ -28,7 +31,7 @@ from hub.model import (
     UnknownOutcome,
 )
 from hub.ports import SchemaState
-from spool import SqlSpool, open_spool, queue
+from spool import SqlSpool, migrate, open_spool, queue
 from spool.tables import metadata
 from tests.factories import NOW, make_account, new_message
 
@@ -58,6 +61,32 @@ def test_new_database_is_empty_until_upgraded_then_current(spool_url: str) -> No
         assert store.schema_state() is SchemaState.CURRENT
     finally:
         store.close()
+
+
+def test_head_names_the_newest_migration() -> None:
+    """spool.migrate.HEAD answers for a current database without Alembic: a migration
+    added without updating it fails here."""
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    assert script.get_heads() == [migrate.HEAD]
+
+
+def test_a_current_spool_is_placed_without_importing_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'spool.db'}"
+    store = open_spool(url)
+    store.upgrade()
+    store.close()
+    code = ("import sys; from spool import open_spool; s = open_spool(sys.argv[1]); "
+            "print(s.schema_state().name, 'alembic' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.split() == ["CURRENT", "False"]
+
+
+def test_database_stamped_by_an_older_revision_is_reported_outdated(spool: SqlSpool) -> None:
+    with spool.db.write() as conn:
+        conn.execute(sqlalchemy.text(
+            "UPDATE alembic_version SET version_num = '0025_idempotency_location'"))
+    assert spool.schema_state() is SchemaState.OUTDATED
 
 
 def test_database_stamped_by_unknown_revision_is_reported_newer(spool: SqlSpool) -> None:
