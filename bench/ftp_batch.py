@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ftplib
 import io
 import os
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -52,10 +54,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def hub_env(data: Path, port: int, group: int) -> dict[str, str]:
+def hub_env(data: Path, port: int, group: int, *, dispatch: bool = False) -> dict[str, str]:
     return {**os.environ, "SMSHUB_HUB__DATA_DIR": str(data), "SMSHUB_FTP__ENABLED": "true",
             "SMSHUB_FTP__PORT": str(port), "SMSHUB_HTTP__ENABLED": "false",
-            "SMSHUB_DISPATCHER__ENABLED": "false", "SMSHUB_FTP__ROWS_PER_GROUP": str(group),
+            "SMSHUB_DISPATCHER__ENABLED": str(dispatch).lower(),
+            "SMSHUB_FTP__ROWS_PER_GROUP": str(group),
             "SMSHUB_CONFIG": str(data / "none.toml")}
 
 
@@ -71,17 +74,30 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def ftp_run(csv_path: Path, rows: int, group: int, work: Path) -> tuple[float, float]:
+@contextlib.contextmanager
+def served_drop(work: Path, group: int, credits: int, *,
+                dispatch: bool = False) -> Iterator[tuple[Path, subprocess.Popen[bytes],
+                                                          ftplib.FTP]]:
+    """`smshub serve` with the FTP drop on, an account `acme` with `credits` at 1 a
+    segment, and an FTP session logged in to it: (the hub's data directory, its process,
+    the session). Stopped (SIGTERM) at the end."""
     data, port = work / "hub", free_port()
     data.mkdir()
     (data / "none.toml").write_text("")
-    env = hub_env(data, port, group)
-    smshub(env, "account", "create", "acme", "--credits", str(rows), "--price-per-segment", "1")
+    env = hub_env(data, port, group, dispatch=dispatch)
+    smshub(env, "account", "create", "acme", "--credits", str(credits),
+           "--price-per-segment", "1")
     smshub(env, "account", "password", "acme", stdin=PASSWORD + "\n")
     hub = subprocess.Popen([sys.executable, "-m", "hub", "serve"], env=env,
                            stderr=subprocess.DEVNULL)
     try:
-        ftp = connect(port)
+        yield data, hub, connect(port)
+    finally:
+        stop(hub)
+
+
+def ftp_run(csv_path: Path, rows: int, group: int, work: Path) -> tuple[float, float]:
+    with served_drop(work, group, rows) as (data, hub, ftp):
         started = time.perf_counter()
         with csv_path.open("rb") as handle:
             ftp.storbinary("STOR big.csv", handle, blocksize=1 << 20)
@@ -91,32 +107,20 @@ def ftp_run(csv_path: Path, rows: int, group: int, work: Path) -> tuple[float, f
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
         return rows / elapsed, peak_rss_mb(hub.pid)
-    finally:
-        stop(hub)
 
 
 def small_uploads(count: int, work: Path) -> list[float]:
-    """Seconds from STOR to 226 for `count` three-row uploads, one session."""
-    data, port = work / "hub", free_port()
-    data.mkdir()
-    (data / "none.toml").write_text("")
-    env = hub_env(data, port, 5000)
-    smshub(env, "account", "create", "acme", "--credits", str(10 * count))
-    smshub(env, "account", "password", "acme", stdin=PASSWORD + "\n")
-    hub = subprocess.Popen([sys.executable, "-m", "hub", "serve"], env=env,
-                           stderr=subprocess.DEVNULL)
+    """Seconds from STOR to 226 for `count` three-row uploads, one session, with the
+    dispatcher on (the simulator delivering them meanwhile), as the hub is run."""
     body = b"to,text\n0821234567,one\n0821234568,two\n0821234569,three\n"
     times = []
-    try:
-        ftp = connect(port)
+    with served_drop(work, 5000, 10 * count, dispatch=True) as (_, _, ftp):
         for i in range(count):
             started = time.perf_counter()
             ftp.storbinary(f"STOR small{i}.csv", io.BytesIO(body))
             times.append(time.perf_counter() - started)
         ftp.quit()
-        return times
-    finally:
-        stop(hub)
+    return times
 
 
 def stop(hub: subprocess.Popen[bytes]) -> None:

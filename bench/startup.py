@@ -1,5 +1,6 @@
 """Benchmark of start-up: how long a CLI command (`smshub account list`) takes, and how
-long `smshub serve` takes to listen, on a spool already at the newest schema.
+long `smshub serve` as shipped (its processes as for this machine's cores) takes to
+listen, on a spool already at the newest schema.
 
     python bench/startup.py [--runs 8]
 
@@ -47,12 +48,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        env = spine.hub_env(work, f"sqlite:///{work / 'spool.db'}", HUB__PROCESSES="1")
+        env = spine.hub_env(work, f"sqlite:///{work / 'spool.db'}")
         spine.hub_cli(env, work, "account", "create", "bench", "--credits", "10")  # schema
         cli = [cli_seconds(env, work) for _ in range(args.runs)]
         serve = [serve_seconds(env, work) for _ in range(args.runs)]
     print(summary("smshub account list:", cli))
-    print(summary("smshub serve, until it listens (one process):", serve))
+    print(summary("smshub serve, until it listens:", serve))
 
 
 if __name__ == "__main__":
