@@ -2,7 +2,7 @@
 with nothing else running: intake's group commit, the dispatcher's claim, the record of
 the carrier's answer and the receipt, each in the group sizes the hub meets under load.
 
-    .venv/bin/python bench/spool_ops.py [--n 6000] [--runs 5] [--contended]
+    .venv/bin/python bench/spool_ops.py [--n 6000] [--runs 5] [--contended] [--groups 40,250,80]
 
 It measures the code on PYTHONPATH first (A/B of two trees: run it with each, in turn).
 Each run uses a fresh SQLite spool (WAL, synchronous=FULL, as shipped) in a temporary
@@ -10,7 +10,8 @@ directory; the figures are microseconds of wall time and of this thread's CPU pe
 message, medians over the runs. In the running hub the same work costs more (its
 threads take turns at the interpreter lock with an event loop): bench/README.md.
 `--contended` measures that too: the writes in the writer's turn, with another thread
-running Python throughout (a stand-in for a busy event loop).
+running Python throughout (a stand-in for a busy event loop). `--groups 1,1,1` gives each
+write's fixed cost: what a transaction costs whatever the number of messages in it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -36,12 +38,22 @@ CLAIM = 250  # a claim of the dispatcher under load
 SETTLE = 80  # records or receipts in one settle
 
 
-def one_run(n: int, contended: bool = False) -> dict[str, tuple[float, float]]:
+@dataclass(frozen=True)
+class Groups:
+    """How many messages each write takes at once (--groups)."""
+
+    intake: int = GROUP
+    claim: int = CLAIM
+    settle: int = SETTLE
+
+
+def one_run(n: int, contended: bool = False, groups: Groups = Groups()
+            ) -> dict[str, tuple[float, float]]:
     with tempfile.TemporaryDirectory(prefix="spool-ops-") as tmp:
         spool = open_spool(f"sqlite:///{Path(tmp) / 'spool.db'}")
         try:
             spool.upgrade()
-            return _measure(spool, n, contended)
+            return _measure(spool, n, contended, groups)
         finally:
             spool.close()
 
@@ -65,7 +77,9 @@ def _busy_python() -> Iterator[None]:
         thread.join()
 
 
-def _measure(spool: SqlSpool, n: int, contended: bool) -> dict[str, tuple[float, float]]:
+def _measure(spool: SqlSpool, n: int, contended: bool, groups: Groups
+             ) -> dict[str, tuple[float, float]]:
+    group, claim, settle = groups.intake, groups.claim, groups.settle
     account = spool.create_account("bench", Decimal("1000000"), Decimal("0.10"), ("ACME",))
     intake = Intake(SpoolThreads(spool, threads=1), IntakeRules())
     now = utcnow()
@@ -90,27 +104,27 @@ def _measure(spool: SqlSpool, n: int, contended: bool) -> dict[str, tuple[float,
         out[name] = (1e6 * (time.perf_counter() - wall) / n,
                      1e6 * (time.thread_time() - cpu) / n)
 
-    timed("accept", lambda: [spool.accept(ready[i:i + GROUP]) for i in range(0, n, GROUP)])
+    timed("accept", lambda: [spool.accept(ready[i:i + group]) for i in range(0, n, group)])
     claims: list[Claim] = []
-    timed("claim", lambda: claims.extend(spool.claim("bench", CLAIM, 60, utcnow())
-                                         for _ in range(0, n, CLAIM)))
+    timed("claim", lambda: claims.extend(spool.claim("bench", claim, 60, utcnow())
+                                         for _ in range(0, n, claim)))
     assert sum(len(c.messages) for c in claims) == n
     records = [(c.token, Transition(m.id, Status.SUBMITTED, carrier="sim",
                                     carrier_message_id=f"c{m.id}"))
                for c in claims for m in c.messages]
 
     def record() -> None:
-        for i in range(0, n, SETTLE):
+        for i in range(0, n, settle):
             by_token: dict[str, list[Transition]] = {}
-            for token, transition in records[i:i + SETTLE]:
+            for token, transition in records[i:i + settle]:
                 by_token.setdefault(token, []).append(transition)
             spool.settle(list(by_token.items()), [], utcnow())
 
     timed("record", record)
     reports = [DeliveryReport("sim", f"c{t.message_id}", Status.DELIVERED, utcnow())
                for _, t in records]
-    timed("receipt", lambda: [spool.settle([], reports[i:i + SETTLE], utcnow())
-                              for i in range(0, n, SETTLE)])
+    timed("receipt", lambda: [spool.settle([], reports[i:i + settle], utcnow())
+                              for i in range(0, n, settle)])
     return out
 
 
@@ -120,10 +134,21 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=5, help="runs; medians printed (default 5)")
     p.add_argument("--contended", action="store_true",
                    help="with another thread running Python throughout")
+    p.add_argument("--groups", default=f"{GROUP},{CLAIM},{SETTLE}", metavar="I,C,S",
+                   help="messages per intake commit, per claim and per settle (default "
+                   f"{GROUP},{CLAIM},{SETTLE}, as under load; 1,1,1 gives each write's "
+                   "fixed cost)")
     args = p.parse_args()
-    runs = [one_run(args.n, args.contended) for _ in range(args.runs)]
-    print(f"spool_ops: N={args.n}, {args.runs} runs, groups: intake {GROUP}, claim {CLAIM}, "
-          f"settle {SETTLE}{', contended' if args.contended else ''}; "
+    try:
+        groups = Groups(*(int(x) for x in args.groups.split(",")))
+    except (TypeError, ValueError):
+        p.error("--groups takes three whole numbers, e.g. 40,250,80")
+    if min(groups.intake, groups.claim, groups.settle) < 1:
+        p.error("--groups: each at least 1")
+    runs = [one_run(args.n, args.contended, groups) for _ in range(args.runs)]
+    print(f"spool_ops: N={args.n}, {args.runs} runs, groups: intake {groups.intake}, "
+          f"claim {groups.claim}, settle {groups.settle}"
+          f"{', contended' if args.contended else ''}; "
           "us per message, median (min-max)")
     for name in runs[0]:
         wall = [r[name][0] for r in runs]
