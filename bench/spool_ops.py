@@ -140,11 +140,12 @@ def main() -> int:
                    "fixed cost)")
     args = p.parse_args()
     try:
-        groups = Groups(*(int(x) for x in args.groups.split(",")))
-    except (TypeError, ValueError):
-        p.error("--groups takes three whole numbers, e.g. 40,250,80")
-    if min(groups.intake, groups.claim, groups.settle) < 1:
-        p.error("--groups: each at least 1")
+        sizes = [int(x) for x in args.groups.split(",")]
+    except ValueError:
+        sizes = []
+    if len(sizes) != 3 or min(sizes) < 1:
+        p.error("--groups takes three whole numbers of at least 1, e.g. 40,250,80")
+    groups = Groups(*sizes)
     runs = [one_run(args.n, args.contended, groups) for _ in range(args.runs)]
     print(f"spool_ops: N={args.n}, {args.runs} runs, groups: intake {groups.intake}, "
           f"claim {groups.claim}, settle {groups.settle}"
