@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from adapters.ftp.jobs import BATCH_ID_LENGTH
 from hub.model import FINAL_STATUSES
 from tests.chaos.load import Ledger
 from tests.chaos.rig import ACCOUNT, SMSC_PREFIX, UNDELIVERED_SUFFIX, RelaySink, Smsc
@@ -90,8 +91,18 @@ def unsettled(data: Path, ledger: Ledger) -> list[str]:
             f"{sum(s not in ('sent', 'failed') for s in spool.outbox.values())} outbox items "
             "unsent",
             f"{sum(m.mail_id not in spool.notices for m in ledger.mails)} acknowledged mails "
-            "without a receipt queued"]
+            "without a receipt queued",
+            f"{len(claimed_uploads(data))} uploads claimed, not yet processed"]
     return [o for o in owed if not o.startswith("0 ")]
+
+
+def claimed_uploads(data: Path) -> list[Path]:
+    """Originals still in the FTP work area (`<batch id>-<name>`). A kill between an
+    upload's claim and its record leaves one no client was answered for: the hub takes it
+    up only once a lease has passed, so the run has not settled while one waits (a check
+    made before would see its messages reach the SMSC and its result file appear)."""
+    return [path for path in sorted((data / "ftp-work").glob("*/*"))
+            if path.is_file() and path.name[BATCH_ID_LENGTH:BATCH_ID_LENGTH + 1] == "-"]
 
 
 def settle(data: Path, ledger: Ledger, timeout: float,

@@ -10,7 +10,9 @@ import random
 from pathlib import Path
 
 import pytest
+from ulid import ULID
 
+from tests.chaos.invariants import claimed_uploads
 from tests.chaos.supervisor import Supervisor
 
 pytestmark = pytest.mark.slow
@@ -34,3 +36,16 @@ def test_kill_9_at_random_moments_under_load_on_every_ingress_keeps_every_promis
     assert report.ok, f"chaos seed {seed} (replay: CHAOS_SEED={seed}):\n{summary}"
     assert sum(report.kills.values()) >= CYCLES // 2, summary  # most kills on their moment
     assert all(report.acked[k] for k in ("rest", "xml", "smtp_mails", "ftp_uploads")), summary
+
+
+def test_the_settle_waits_for_an_upload_claimed_but_not_yet_recorded(tmp_path: Path) -> None:
+    """A kill between an upload's claim and its record leaves the original in the work
+    area, taken up a lease later; a check made before then saw its rows reach the SMSC
+    with no batch in its read of the spool (a failed CI run). Work files are not owed."""
+    folder = tmp_path / "ftp-work" / "acme"
+    folder.mkdir(parents=True)
+    batch = str(ULID())
+    (folder / f"{batch}.result.tmp").write_text("line,number\n")
+    assert claimed_uploads(tmp_path) == []
+    (original := folder / f"{batch}-c10u1.csv").write_text("number,message\n")
+    assert claimed_uploads(tmp_path) == [original]
