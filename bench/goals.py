@@ -160,8 +160,8 @@ def intake(n: int, index: int = 1, dispatch: bool = True) -> dict[str, Any]:
             spine.loadgen(server.url, key, requests=1, clients=1, start=2_000_000, batch=1_000)
             with httpx.Client(base_url=server.url, timeout=120,
                               headers={"Authorization": f"Bearer {key}"}) as client:
-                # The document's own size: the first one after start ran a quarter slower
-                # than the next even after a 1,000-message one (the process's heap grows).
+                # The document's own size: after a 1,000-message warm-up the first one
+                # measured was still the slowest of three in each of three rounds.
                 client.post("/xml", content=xml_doc.document(10_000)).raise_for_status()
 
             def timed(label: str, count: int, run: Any) -> None:

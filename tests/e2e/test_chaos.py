@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from ulid import ULID
 
+from adapters.ftp.homes import Homes
 from tests.chaos.invariants import claimed_uploads
 from tests.chaos.supervisor import Supervisor
 
@@ -42,10 +43,10 @@ def test_the_settle_waits_for_an_upload_claimed_but_not_yet_recorded(tmp_path: P
     """A kill between an upload's claim and its record leaves the original in the work
     area, taken up a lease later; a check made before then saw its rows reach the SMSC
     with no batch in its read of the spool (a failed CI run). Work files are not owed."""
-    folder = tmp_path / "ftp-work" / "acme"
+    folder = Homes(tmp_path).work / "acme"
     folder.mkdir(parents=True)
     batch = str(ULID())
     (folder / f"{batch}.result.tmp").write_text("line,number\n")
     assert claimed_uploads(tmp_path) == []
-    (original := folder / f"{batch}-c10u1.csv").write_text("number,message\n")
-    assert claimed_uploads(tmp_path) == [original]
+    (folder / f"{batch}-c10u1.csv").write_text("number,message\n")
+    assert [p.name for p in claimed_uploads(tmp_path)] == [f"{batch}-c10u1.csv"]
