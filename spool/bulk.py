@@ -36,7 +36,7 @@ def bulk_insert(
     # step; while the event loop holds the GIL with other requests' work, each step then
     # waits for it (up to the 5 ms switch interval). A few large steps keep the spool
     # thread from stalling that way, and bind in C: intake's spool time fell by a fifth.
-    cursor = _driver(conn)
+    cursor = driver(conn)
     for start, size in _chunks(len(rows)):
         flat = tuple(chain.from_iterable(rows[start : start + size]))
         cursor.execute(_values_sql(table, columns, size), flat)
@@ -96,13 +96,13 @@ def bulk_update(
         return
     # Keys are unique here (callers keep one change per message). As with inserts, a few
     # large steps rather than one per row: see bulk_insert for the GIL stall they avoid.
-    cursor = _driver(conn)
+    cursor = driver(conn)
     for start, size in _chunks(len(values)):
         flat = (*chain.from_iterable(values[start : start + size]), *constant_values)
         cursor.execute(_sqlite_update_from(table, key, columns, keep, tuple(fixed), size), flat)
 
 
-def _driver(conn: Connection) -> sqlite3.Connection:
+def driver(conn: Connection) -> sqlite3.Connection:
     """The SQLite driver's connection under `conn`, in its transaction: a bulk write's
     statements go to it directly. They need nothing of SQLAlchemy's execution (no types,
     no result), which cost more per statement (15 us) than binding a few hundred values;

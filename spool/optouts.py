@@ -22,6 +22,7 @@ from hub.optouts import (
     OptOutSettings,
 )
 from spool import webhooks
+from spool.bulk import driver
 from spool.engine import Database
 from spool.queue import cancel_unsent_to
 from spool.rows import chunks
@@ -185,12 +186,16 @@ class Barred:
 
 
 _ANY = select(o.c.id).limit(1)  # built once: intake's every commit asks
+_ANY_SQLITE = "SELECT id FROM optouts LIMIT 1"  # the same through the driver (acceptance.py)
 
 
 def barred(conn: Connection, group: Sequence[NewMessage]) -> Barred | None:
     """The group's barred recipients, or None when none is (the common case: one cheap
     read when no list has any entry)."""
-    if conn.execute(_ANY).first() is None:
+    if conn.dialect.name == "sqlite":
+        if driver(conn).execute(_ANY_SQLITE).fetchone() is None:
+            return None
+    elif conn.execute(_ANY).first() is None:
         return None
     accounts = {nm.account_id for nm in group}
     numbers = sorted({nm.recipient for nm in group})
