@@ -39,6 +39,9 @@ class Spool:
     @classmethod
     def read(cls, db_path: Path) -> Spool:
         with sqlite3.connect(db_path, timeout=30) as db:
+            # One snapshot for every table (the driver would read each in its own): a
+            # batch finished between two reads would show done without its last rows.
+            db.execute("BEGIN")
             messages = {r[0]: r[1:] for r in db.execute(
                 "SELECT id, status, source, batch_id, batch_line, recipient, text, "
                 "error_code FROM messages")}
@@ -83,6 +86,10 @@ def result_rows(path: Path) -> list[list[str]]:
 
 def unsettled(data: Path, ledger: Ledger) -> list[str]:
     """What the hub still owes; empty once everything has settled."""
+    # The work area before the spool: an upload leaves it only once its rows are
+    # committed, so one gone here has its messages in the read below (read the other way
+    # round, one finished between the two reads was settled with its messages unseen).
+    claimed = len(claimed_uploads(data))
     spool = Spool.read(data / "spool.db")
     results = data / "ftp" / ACCOUNT / "results"
     owed = [f"{sum(s[0] not in FINAL for s in spool.messages.values())} messages not final",
@@ -93,7 +100,7 @@ def unsettled(data: Path, ledger: Ledger) -> list[str]:
             "unsent",
             f"{sum(m.mail_id not in spool.notices for m in ledger.mails)} acknowledged mails "
             "without a receipt queued",
-            f"{len(claimed_uploads(data))} uploads claimed, not yet processed"]
+            f"{claimed} uploads claimed, not yet processed"]
     return [o for o in owed if not o.startswith("0 ")]
 
 

@@ -13,7 +13,8 @@ import pytest
 from ulid import ULID
 
 from adapters.ftp.homes import Homes
-from tests.chaos.invariants import claimed_uploads
+from tests.chaos.invariants import Spool, claimed_uploads, unsettled
+from tests.chaos.load import Ledger
 from tests.chaos.supervisor import Supervisor
 
 pytestmark = pytest.mark.slow
@@ -50,3 +51,23 @@ def test_the_settle_waits_for_an_upload_claimed_but_not_yet_recorded(tmp_path: P
     assert claimed_uploads(tmp_path) == []
     (folder / f"{batch}-c10u1.csv").write_text("number,message\n")
     assert [p.name for p in claimed_uploads(tmp_path)] == [f"{batch}-c10u1.csv"]
+
+
+def test_an_upload_finished_while_the_spool_is_read_is_still_owed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hub may finish an orphan upload (file it away, its rows committed) just after
+    the settle has read the spool: the settle must then still see it as owed, or it
+    declares the run settled with that upload's messages unseen (a failed CI run: 76
+    messages still `submitted` at the check)."""
+    folder = Homes(tmp_path).work / "acme"
+    folder.mkdir(parents=True)
+    original = folder / f"{ULID()}-c10u1.csv"
+    original.write_text("number,message\n")
+
+    def read_then_finish(db_path: Path) -> Spool:
+        original.unlink()  # processed right after this read, its messages not in it
+        return Spool({}, {}, set(), {}, {}, {})
+
+    monkeypatch.setattr(Spool, "read", staticmethod(read_then_finish))
+    assert unsettled(tmp_path, Ledger()) == ["1 uploads claimed, not yet processed"]
