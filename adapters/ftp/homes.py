@@ -10,6 +10,8 @@ from pathlib import Path, PurePosixPath
 
 from hub.ids import new_id
 
+BATCH_ID_LENGTH = 26  # a ULID (new_id): the prefix `claim` gives a claimed upload
+
 SUBDIRS = ("incoming", "results", "reports", "processed", "rejected")
 HUB_OWNED = frozenset({"results", "reports", "processed", "rejected"})
 PART_SUFFIX = ".part"
@@ -79,6 +81,15 @@ class Homes:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, target)
         return target
+
+    def claimed_originals(self) -> list[tuple[str, Path]]:
+        """(account, file) of each claimed original in the work area, `<batch id>-<name>`
+        as `claim` names it (the hub's own work files there are `<batch id>.<kind>.tmp`)."""
+        if not self.work.is_dir():
+            return []
+        return [(folder.name, path) for folder in sorted(self.work.iterdir())
+                if folder.is_dir() for path in sorted(folder.iterdir())
+                if path.is_file() and path.name[BATCH_ID_LENGTH:BATCH_ID_LENGTH + 1] == "-"]
 
     def result_path(self, account: str, file_name: str) -> Path:
         return self.home(account) / "results" / f"{stem(file_name)}.result.csv"

@@ -47,7 +47,6 @@ from hub.spoolcall import SpoolThreads
 __all__ = ["BatchProcessor", "JobSettings", "Lease", "ReportJob"]
 
 log = logging.getLogger(__name__)
-BATCH_ID_LENGTH = 26  # a ULID: the prefix `Homes.claim` gives a claimed upload
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -390,7 +389,7 @@ class BatchProcessor:
         which node does, if several find it."""
         jobs: list[Awaitable[None]] = []
         horizon = _now() - timedelta(seconds=self.lease.seconds)
-        for account, work in await asyncio.to_thread(self._claimed_originals):
+        for account, work in await asyncio.to_thread(self._homes.claimed_originals):
             batch_id, file_name = work.name.split("-", 1)
             if (_received_at(batch_id) > horizon or batch_id in self._active
                     or batch_id in self._waiting):
@@ -401,15 +400,6 @@ class BatchProcessor:
                             extra={"action": "ftp-batch-recover"})
                 jobs.append(self.process(account, work, file_name))
         return jobs
-
-    def _claimed_originals(self) -> list[tuple[str, Path]]:
-        """(account, file) of each claimed original in the work area: `<batch id>-<name>`
-        (the hub's own work files are `<batch id>.<kind>.tmp`)."""
-        if not self._homes.work.is_dir():
-            return []
-        return [(folder.name, path) for folder in sorted(self._homes.work.iterdir())
-                if folder.is_dir() for path in sorted(folder.iterdir())
-                if path.is_file() and path.name[BATCH_ID_LENGTH:BATCH_ID_LENGTH + 1] == "-"]
 
     async def _recover_one(self, batch: Batch) -> Awaitable[None] | None:
         account = await self._runner.call(self._runner.spool.get_account_by_id,

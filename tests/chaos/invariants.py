@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 
 from adapters.ftp.homes import Homes
-from adapters.ftp.jobs import BATCH_ID_LENGTH
 from hub.model import FINAL_STATUSES
 from tests.chaos.load import Ledger
 from tests.chaos.rig import ACCOUNT, SMSC_PREFIX, UNDELIVERED_SUFFIX, RelaySink, Smsc
@@ -109,8 +108,7 @@ def claimed_uploads(data: Path) -> list[Path]:
     upload's claim and its record leaves one no client was answered for: the hub takes it
     up only once a lease has passed, so the run has not settled while one waits (a check
     made before would see its messages reach the SMSC and its result file appear)."""
-    return [path for path in sorted(Homes(data).work.glob("*/*"))
-            if path.is_file() and path.name[BATCH_ID_LENGTH:BATCH_ID_LENGTH + 1] == "-"]
+    return [path for _, path in Homes(data).claimed_originals()]
 
 
 def settle(data: Path, ledger: Ledger, timeout: float,
