@@ -49,8 +49,8 @@ def test_the_settle_waits_for_an_upload_claimed_but_not_yet_recorded(tmp_path: P
     batch = str(ULID())
     (folder / f"{batch}.result.tmp").write_text("line,number\n")
     assert claimed_uploads(tmp_path) == []
-    (folder / f"{batch}-c10u1.csv").write_text("number,message\n")
-    assert [p.name for p in claimed_uploads(tmp_path)] == [f"{batch}-c10u1.csv"]
+    (original := folder / f"{batch}-c10u1.csv").write_text("number,message\n")
+    assert claimed_uploads(tmp_path) == [original]
 
 
 def test_an_upload_finished_while_the_spool_is_read_is_still_owed(
