@@ -59,9 +59,16 @@ class GroupCommitter(Generic[T, R]):
         self._draining = False
 
     async def submit(self, items: list[T]) -> list[R]:
-        if not items:
-            return []
+        return await self.enqueue(items)
+
+    def enqueue(self, items: list[T]) -> asyncio.Future[list[R]]:
+        """`items` queued for the next group; the future of their results, set on the
+        running loop once their group is committed. For a caller that waits without a
+        task of its own (adapters/http/hot.py); `submit` is this, awaited."""
         future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
+        if not items:
+            future.set_result([])
+            return future
         entry = (items, future)
         with self._lock:
             self._waiting.append(entry)
@@ -74,7 +81,7 @@ class GroupCommitter(Generic[T, R]):
                     self._draining = False
                     self._waiting = [w for w in self._waiting if w is not entry]
                 raise
-        return await future
+        return future
 
     def _drain(self) -> None:
         try:

@@ -63,6 +63,24 @@ class IntakeRules:
     optout_instruction: str = waspa.DEFAULT_INSTRUCTION  # appended to marketing (WASPA)
 
 
+@dataclass(slots=True)
+class Staged:
+    """Submissions checked, normalised and priced (Intake.stage), not yet committed: an
+    outcome per submission, in order, None where its message is in `ready`."""
+
+    source: Source
+    outcomes: list[Outcome | None]
+    ready: list[NewMessage]
+
+    def finish(self, done: Sequence[Committed]) -> list[Outcome]:
+        """The outcomes, once `ready` is committed with the results `done`."""
+        committed = iter(zip(self.ready, done, strict=True))
+        result = [o if o is not None else _outcome(*next(committed)) for o in self.outcomes]
+        log.debug("intake", extra={"action": "intake", "source": self.source.value,
+                                   "count": len(result)})
+        return result
+
+
 class Intake:
     """The one way in: every ingress adapter hands its submissions to `submit`, which
     checks each (number, text, sender, times, reference), prices it, and commits the
@@ -102,6 +120,17 @@ class Intake:
     ) -> list[Outcome]:
         """Validate, normalise, price and commit; one outcome per submission, in order.
         With a `seal`, its idempotency key is answered in the messages' transaction."""
+        staged = self.stage(account, source, submissions, batch_id)
+        if seal is None:
+            done = await self.commit_soon(staged.ready)
+        else:
+            self._loop = asyncio.get_running_loop()
+            done = await self._sealed(seal, staged.outcomes, staged.ready)
+        return staged.finish(done)
+
+    def stage(self, account: Account, source: Source, submissions: Sequence[Submission],
+              batch_id: str | None = None) -> Staged:
+        """`submit`'s first step: each submission checked, normalised and priced, now."""
         now = self._clock()
         outcomes: list[Outcome | None] = []
         ready: list[NewMessage] = []
@@ -112,17 +141,14 @@ class Intake:
             else:
                 outcomes.append(None)
                 ready.append(prepared)
+        return Staged(source, outcomes, ready)
+
+    def commit_soon(self, ready: list[NewMessage]) -> asyncio.Future[list[Committed]]:
+        """`submit`'s second step: the messages `stage` made ready, committed with the
+        next group; the future of their results, in order (Staged.finish reads them).
+        Apart for a caller that waits without a task (adapters/http/hot.py)."""
         self._loop = asyncio.get_running_loop()
-        if seal is None:
-            done = await self._committer.submit(cast("list[NewMessage | CommitSeal]", ready))
-        else:
-            done = await self._sealed(seal, outcomes, ready)
-        committed = iter(zip(ready, done, strict=True))
-        result = [o if o is not None else _outcome(*next(committed)) for o in outcomes]
-        log.debug(
-            "intake", extra={"action": "intake", "source": source.value, "count": len(result)}
-        )
-        return result
+        return self._committer.enqueue(cast("list[NewMessage | CommitSeal]", ready))
 
     async def _sealed(self, seal: Seal, outcomes: list[Outcome | None],
                       ready: list[NewMessage]) -> list[Committed]:

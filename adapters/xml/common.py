@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import ParamSpec, TypeVar
 
 from adapters.http.app import HttpContext
+from hub.intake import Staged
 from hub.model import (
     Account,
     Inbound,
     InboundKind,
     Message,
+    NewMessage,
     Outcome,
     Refused,
     Source,
     Submission,
 )
-from hub.ports import InboundStore, MessageStore
+from hub.ports import Committed, InboundStore, MessageStore
 from hub.spoolcall import SpoolThreads
 
 P = ParamSpec("P")
@@ -43,15 +46,42 @@ async def submit_items(ctx: HttpContext, account: Account,
                        source: Source = Source.XML) -> list[Outcome]:
     """Intake for the valid submissions; refusals found while reading keep their place.
     Every dialect submits through this, its XML and its HTTP form alike (`source`)."""
-    valid = [p for p in parsed if isinstance(p, Submission)]
-    done = iter(await ctx.intake.submit(account, source, valid) if valid else [])
-    outcomes = [p if isinstance(p, Refused) else next(done) for p in parsed]
-    for outcome in outcomes:
-        if isinstance(outcome, Refused):
-            ctx.metrics.refused[outcome.code] += 1
-        elif not outcome.duplicate:
-            ctx.metrics.accepted[source.value] += 1
-    return outcomes
+    staged = stage_items(ctx, account, parsed, source)
+    return staged.finish(await ctx.intake.commit_soon(staged.ready))
+
+
+def stage_items(ctx: HttpContext, account: Account, parsed: Sequence[Submission | Refused],
+                source: Source = Source.XML) -> StagedItems:
+    """`submit_items` up to the commit, for a caller that waits without a task
+    (adapters/http/hot.py): commit `.ready` (Intake.commit_soon), then `.finish`."""
+    return StagedItems(ctx, parsed, ctx.intake.stage(
+        account, source, [p for p in parsed if isinstance(p, Submission)]))
+
+
+@dataclass(slots=True)
+class StagedItems:
+    """A dialect request's submissions staged by intake, with the refusals found while
+    reading it in their places."""
+
+    ctx: HttpContext
+    parsed: Sequence[Submission | Refused]
+    staged: Staged
+
+    @property
+    def ready(self) -> list[NewMessage]:
+        return self.staged.ready
+
+    def finish(self, done: Sequence[Committed]) -> list[Outcome]:
+        """Every item's outcome, counted in the metrics, once `ready` is committed."""
+        found = iter(self.staged.finish(done))
+        outcomes = [p if isinstance(p, Refused) else next(found) for p in self.parsed]
+        metrics, source = self.ctx.metrics, self.staged.source.value
+        for outcome in outcomes:
+            if isinstance(outcome, Refused):
+                metrics.refused[outcome.code] += 1
+            elif not outcome.duplicate:
+                metrics.accepted[source] += 1
+        return outcomes
 
 
 async def fetch_messages(runner: SpoolThreads[MessageStore],
