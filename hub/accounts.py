@@ -118,6 +118,15 @@ class Credentials:
             ttl = min(ttl, left)
         return self._remember(digest, record.account, ttl)
 
+    def cached_key(self, key: str) -> Account | None:
+        """The account of an API key checked within `ttl`, without a spool read or an
+        await; None if it is not in the cache (by_api_key then says)."""
+        return self._cached(key_digest(self._secret, key))
+
+    def cached_password(self, name: str, password: str) -> Account | None:
+        """by_password's answer if it is in the cache, else None (never a refusal)."""
+        return self._cached(key_digest(self._secret, f"{name}\0{password}"))
+
     async def by_password(self, name: str, password: str) -> Account:
         digest = key_digest(self._secret, f"{name}\0{password}")
         cached = self._cached(digest)
