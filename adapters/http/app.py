@@ -26,11 +26,13 @@ from hub.errors import HubError, TemporaryFailure
 from hub.faultlog import FaultLog
 from hub.intake import Intake
 from hub.metrics import Metrics
+from hub.model import NewMessage
 from hub.nodes import NodeStore
 from hub.operators import AdminStore
 from hub.ports import (
     AccountStore,
     BatchStore,
+    Committed,
     IdempotencyStore,
     InboundStore,
     MailStore,
@@ -48,6 +50,30 @@ log = logging.getLogger(__name__)
 
 # An endpoint: a Request in, a whole Response out (never a streamed one on the hot routes).
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(slots=True)
+class Prompt:
+    """A request its endpoint staged at once (a Prompter's answer): the messages to
+    commit, and the answer once they are, or once the exception stopped them."""
+
+    ready: list[NewMessage]
+    answer: Callable[[Sequence[Committed] | Exception], Response]
+
+
+# An endpoint's common case taken without a task: a plain request (its whole body at
+# hand) staged now, or None for the endpoint to take as usual (adapters/http/hot.py).
+# It may not await, so it declines whatever needs a spool read or a lookup first.
+Prompter = Callable[[Request, bytes], Prompt | None]
+
+
+class PromptRoute(Route):
+    """A route whose endpoint has a Prompter for the HTTP protocol's hot routes."""
+
+    def __init__(self, path: str, endpoint: Endpoint, *, prompt: Prompter,
+                 methods: Sequence[str]) -> None:
+        super().__init__(path, endpoint, methods=list(methods))
+        self.prompt = prompt
 
 
 class HttpStore(AccountStore, MessageStore, InboundStore, OptOutStore, WebhookStore,
@@ -137,11 +163,14 @@ class ExactPaths:
                  max_bytes: int = 1 << 20, rules: Sequence[BodyRule] = ()) -> None:
         self.app = app
         self.table: dict[tuple[str, str], tuple[Endpoint, BodyRule]] = {}
+        self.prompts: dict[tuple[str, str], Prompter] = {}
         for route in routes:
             if isinstance(route, Route) and "{" not in route.path:
                 rule = _rule_for(rules, max_bytes, route.path)
                 for method in route.methods or ():
                     self.table[(method, route.path)] = (route.endpoint, rule)
+                    if isinstance(route, PromptRoute):
+                        self.prompts[(method, route.path)] = route.prompt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = None

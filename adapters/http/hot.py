@@ -5,23 +5,39 @@ wrapper and message dicts, or the app's layers. Everything else, and every reque
 that is not plain (chunked, `Expect: 100-continue`, a body over its limit, a query on
 a path that takes none, HEAD, a request queued behind another on its connection, the
 server at its concurrency limit), goes the ASGI way as before, so the guards and the
-answers are the same either way: the endpoints are the app's own."""
+answers are the same either way: the endpoints are the app's own.
+
+A hot route whose endpoint has a Prompter (adapters/http/app.py) goes further: its
+requests of one turn of the loop are staged together once the loop has read them, their
+messages handed to intake's group commit in one piece, and each answered when it is
+committed, with no task or coroutine at all. A request the Prompter declines (a login
+not in the cache, a field refused, a dlr-url to check) gets its task as before."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httptools
 from starlette.requests import Request
+from starlette.responses import Response
 
-from adapters.http.app import Endpoint, call_endpoint
+from adapters.http.app import Endpoint, Prompt, Prompter, call_endpoint, error_json
 from adapters.http.guards import HeaderDeadline, encode_answer
+from hub.model import NewMessage
+from hub.ports import Committed
 
-# (method, path) -> the endpoint and the most bytes its body may have, as ExactPaths
-# serves them.
-HotTable = Mapping[tuple[bytes, bytes], tuple[Endpoint, int]]
+log = logging.getLogger(__name__)
+
+# (method, path) -> the endpoint, the most bytes its body may have (as ExactPaths serves
+# them) and its Prompter, if it has one.
+HotTable = Mapping[tuple[bytes, bytes], tuple[Endpoint, int, Prompter | None]]
+# Intake.commit_soon: staged messages into the next group commit.
+Commit = Callable[[list[NewMessage]], "asyncio.Future[list[Committed]]"]
 
 
 class _Quiet:
@@ -43,6 +59,7 @@ class _HotRequest:
     is seen by it."""
 
     endpoint: Endpoint
+    prompt: Prompter | None
     scope: dict[str, Any]
     keep_alive: bool
     body: bytearray = field(default_factory=bytearray)
@@ -58,6 +75,9 @@ class HotRoutes(HeaderDeadline):
 
     hot: HotTable = {}
     query_paths: frozenset[bytes] = frozenset()  # hot paths whose clients send a query
+    commit: Commit | None = None  # where prompted requests' messages go (hot_routes)
+    # Prompted requests of this turn of the loop, the server's connections' together.
+    prompted: list[tuple[HotRoutes, _HotRequest]]
     _reading: _HotRequest | None = None  # between its head and the end of its body
 
     def on_headers_complete(self) -> None:
@@ -83,6 +103,17 @@ class HotRoutes(HeaderDeadline):
         self._reading = None
         self._body_complete()
         hot.more_body = False
+        if hot.prompt is not None and self.commit is not None:
+            # Taken with the turn's other prompted requests once the loop has read
+            # them all, as their tasks would start (then no task at all): a task and
+            # the endpoint's coroutines cost the event loop a sixth of a sendsms.
+            if not self.prompted:
+                self.loop.call_soon(_take_prompted, self.prompted, self.commit)
+            self.prompted.append((self, hot))
+            return
+        self._start_answer(hot)
+
+    def _start_answer(self, hot: _HotRequest) -> None:
         task = self.loop.create_task(self._answer(hot))
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)  # the server's graceful shutdown waits for it
@@ -99,7 +130,7 @@ class HotRoutes(HeaderDeadline):
         found = self.hot.get((method, url.path))
         if found is None:
             return None
-        endpoint, max_bytes = found
+        endpoint, max_bytes, prompt = found
         query = url.query or b""
         if query and url.path not in self.query_paths:
             return None  # NoCredentialsInUrl's to judge
@@ -125,10 +156,13 @@ class HotRoutes(HeaderDeadline):
         scope["raw_path"] = url.path
         scope["query_string"] = query
         keep_alive = version != "1.0" and parser.should_keep_alive()
-        return _HotRequest(endpoint, scope, keep_alive)  # type: ignore[arg-type]
+        return _HotRequest(endpoint, prompt, scope, keep_alive)  # type: ignore[arg-type]
 
     async def _answer(self, hot: _HotRequest) -> None:
-        response = await call_endpoint(hot.endpoint, Request(hot.scope), bytes(hot.body))
+        self._respond(hot, await call_endpoint(hot.endpoint, Request(hot.scope),
+                                               bytes(hot.body)))
+
+    def _respond(self, hot: _HotRequest, response: Response) -> None:
         if hot.disconnected or self.transport.is_closing():
             return  # gone, or cut off (a body deadline): nothing to answer
         hot.response_started = True
@@ -143,11 +177,69 @@ class HotRoutes(HeaderDeadline):
         self.on_response_complete()  # uvicorn's: the next pipelined request, or keep-alive
 
 
+def _take_prompted(pending: list[tuple[HotRoutes, _HotRequest]], commit: Commit) -> None:
+    """Each prompted request of the turn staged by its Prompter (or, declined, given a
+    task as usual), the staged messages committed together, each answered after."""
+    turn = pending[:]
+    pending.clear()
+    staged: list[tuple[HotRoutes, _HotRequest, Prompt]] = []
+    for protocol, hot in turn:
+        assert hot.prompt is not None
+        body = bytes(hot.body)
+        try:
+            prompt = hot.prompt(Request(hot.scope), body)
+        except Exception:
+            log.exception("unhandled error in %s", hot.scope["path"], extra={"action": "http"})
+            prompt = None  # the endpoint's own way answers it, in its own words
+        if prompt is None:
+            protocol._start_answer(hot)
+        elif not prompt.ready:  # nothing to commit: every message refused
+            protocol._respond(hot, _answer_of(hot, prompt, []))
+        else:
+            staged.append((protocol, hot, prompt))
+    if not staged:
+        return
+    try:
+        future = commit([message for _, _, prompt in staged for message in prompt.ready])
+    except Exception as exc:  # no spool thread to commit on (the hub stopping)
+        for protocol, hot, prompt in staged:
+            protocol._respond(hot, _answer_of(hot, prompt, exc))
+        return
+    future.add_done_callback(functools.partial(_answer_prompted, staged))
+
+
+def _answer_prompted(staged: list[tuple[HotRoutes, _HotRequest, Prompt]],
+                     future: asyncio.Future[list[Committed]]) -> None:
+    if future.cancelled():
+        return  # the loop is going away: nothing to answer on
+    failed = future.exception()
+    done = [] if failed is not None else future.result()
+    start = 0
+    for protocol, hot, prompt in staged:
+        count = len(prompt.ready)
+        result: Sequence[Committed] | Exception = (
+            done[start:start + count] if failed is None
+            else failed if isinstance(failed, Exception) else RuntimeError(str(failed)))
+        start += count
+        protocol._respond(hot, _answer_of(hot, prompt, result))
+
+
+def _answer_of(hot: _HotRequest, prompt: Prompt,
+               done: Sequence[Committed] | Exception) -> Response:
+    try:
+        return prompt.answer(done)
+    except Exception:  # as call_endpoint answers an endpoint's failure
+        log.exception("unhandled error in %s", hot.scope["path"], extra={"action": "http"})
+        return error_json(500, "internal_error", "the hub failed to handle the request")
+
+
 def hot_routes(header_timeout: float, body_timeout: float, table: HotTable,
-               query_paths: Collection[str]) -> type[HotRoutes]:
+               query_paths: Collection[str], commit: Commit | None = None) -> type[HotRoutes]:
     """The protocol class for one server: `table` answered by it, `query_paths` those of
-    its paths whose clients send their parameters (credentials too) in the query."""
+    its paths whose clients send their parameters (credentials too) in the query, and
+    `commit` taking the messages its routes' Prompters stage."""
     return type("HubHttpProtocol", (HotRoutes,), {
         "header_timeout": header_timeout, "body_timeout": body_timeout, "hot": dict(table),
-        "query_paths": frozenset(path.encode() for path in query_paths)})
+        "query_paths": frozenset(path.encode() for path in query_paths),
+        "commit": staticmethod(commit) if commit is not None else None, "prompted": []})
 

@@ -62,7 +62,8 @@ class HttpServer:
         exact = build_app(self._ctx, [*api, *self._routes], xml_routing.body_rules(self._xml))
         app = NoCredentialsInUrl(exact)
         self.app = app
-        hot = {(method.encode(), path.encode()): (endpoint, rule.max_bytes)
+        hot = {(method.encode(), path.encode()):
+               (endpoint, rule.max_bytes, exact.prompts.get((method, path)))
                for (method, path), (endpoint, rule) in exact.table.items()
                if (method, path) in HOT}
         sock = bind(self._host, self._port)
@@ -74,7 +75,8 @@ class HttpServer:
         config = uvicorn.Config(
             app, lifespan="off", access_log=False, log_config=None, server_header=False,
             timeout_keep_alive=s.keep_alive_timeout, proxy_headers=False,
-            http=hot_routes(s.header_timeout, s.body_timeout, hot, CREDENTIALS_ALLOWED),
+            http=hot_routes(s.header_timeout, s.body_timeout, hot, CREDENTIALS_ALLOWED,
+                            self._ctx.intake.commit_soon),
             limit_concurrency=s.max_connections,
         )
         config.load()

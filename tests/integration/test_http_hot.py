@@ -1,17 +1,26 @@
 """The hot routes answered by the HTTP protocol itself (adapters/http/hot.py), on a real
 server with raw sockets and httpx: plain sends skip uvicorn's ASGI cycle and everything
 else takes it; pipelined requests are answered in order whichever way each goes; the
-connection ends as HTTP/1.0, `Connection: close` and the endpoint's answer say."""
+connection ends as HTTP/1.0, `Connection: close` and the endpoint's answer say; a
+sendsms whose login is cached is staged and answered without a task, alone or with the
+requests of many connections in one turn."""
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import closing
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
+from adapters.http.dialects.kannel import KannelHttp
+from adapters.http.hot import HotRoutes
+from hub.accounts import hash_password
+from spool.tables import messages
 from tests.integration.test_http_guards import MakeHub, connect, read_all
 
 
@@ -95,3 +104,83 @@ def test_a_body_split_over_several_reads_is_read_whole(make_hub: MakeHub) -> Non
         answer = read_all(sock)
     assert statuses(answer) == [202]
     assert b'"accepted":true' in answer.replace(b" ", b"")
+
+
+def test_sendsms_with_its_login_cached_is_staged_and_answered_without_a_task(
+        make_hub: MakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    tasks: list[bytes] = []
+    answer = HotRoutes._answer
+
+    async def counted(self: HotRoutes, hot: Any) -> None:
+        tasks.append(hot.scope["query_string"])
+        await answer(self, hot)
+
+    monkeypatch.setattr(HotRoutes, "_answer", counted)
+    hub = make_hub(http={"port": 0})
+    hub.account("acme", credits="10")
+    hub.spool.set_password_hash("acme", hash_password("foo"))
+
+    def sendsms(client: httpx.Client, **fields: str) -> httpx.Response:
+        return client.get("/cgi-bin/sendsms", params={
+            "username": "acme", "password": "foo", "text": "hot", **fields})
+
+    with httpx.Client(base_url=hub.url) as client:
+        first = sendsms(client, to="0821234567")  # the password checked: a task
+        assert (first.status_code, first.text) == (202, "0: Accepted for delivery")
+        assert len(tasks) == 1
+        for to in ("0821234568", "0821234569 0821234570"):
+            again = sendsms(client, to=to)
+            assert (again.status_code, again.text) == (202, "0: Accepted for delivery")
+        assert len(tasks) == 1  # staged by the Prompter, committed, answered: no task
+        denied = sendsms(client, to="12")  # no message to commit: answered at once
+        assert (denied.status_code, denied.text) == (
+            400, "Number(s) has/have been denied by white- and/or black-lists.")
+        binary = sendsms(client, to="0821234571", coding="1")  # declined: the task says
+        assert (binary.status_code, binary.text) == (
+            400, "8-bit (binary) coding is not supported, rejected")
+        wrong = client.get("/cgi-bin/sendsms", params={
+            "username": "acme", "password": "bar", "to": "0821234572", "text": "x"})
+        assert wrong.status_code == 403
+        form = client.post("/cgi-bin/sendsms", data={  # a form POST is staged alike
+            "username": "acme", "password": "foo", "to": "0821234573", "text": "hot"})
+        assert (form.status_code, form.text) == (202, "0: Accepted for delivery")
+    assert len(tasks) == 3  # the binary coding and the wrong password only
+    with hub.spool.db.engine.connect() as conn:  # type: ignore[attr-defined]
+        stored = sorted(conn.execute(select(messages.c.recipient)).scalars())
+    assert stored == ["+27821234567", "+27821234568", "+27821234569", "+27821234570",
+                      "+27821234573"]
+
+
+def test_prompted_requests_of_many_connections_share_the_group_commit(
+        make_hub: MakeHub) -> None:
+    hub = make_hub(http={"port": 0})
+    hub.account("acme", credits="100")
+    hub.spool.set_password_hash("acme", hash_password("foo"))
+    query = "username=acme&password=foo&text=many&to=08212345{:02d}"
+
+    async def many() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=hub.url,
+                                     limits=httpx.Limits(max_connections=20)) as client:
+            await client.get("/cgi-bin/sendsms?" + query.format(99))  # the login cached
+            return await asyncio.gather(*(client.get("/cgi-bin/sendsms?" + query.format(i))
+                                          for i in range(40)))
+
+    answers = asyncio.run(many())
+    assert {(a.status_code, a.text) for a in answers} == {(202, "0: Accepted for delivery")}
+    assert hub.spool.get_account("acme").balance == Decimal("100") - 41 * Decimal("0.25")
+
+
+def test_a_prompter_that_fails_hands_the_request_to_its_endpoint(
+        make_hub: MakeHub, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def broken(self: KannelHttp, request: Any, body: bytes) -> None:
+        raise RuntimeError("a bug in a prompter")
+
+    monkeypatch.setattr(KannelHttp, "prompt", broken)
+    hub = make_hub(http={"port": 0})
+    hub.account("acme", credits="10")
+    hub.spool.set_password_hash("acme", hash_password("foo"))
+    answer = httpx.get(f"{hub.url}/cgi-bin/sendsms", params={
+        "username": "acme", "password": "foo", "to": "0821234567", "text": "x"})
+    assert (answer.status_code, answer.text) == (202, "0: Accepted for delivery")
+    assert any("a bug in a prompter" in (r.exc_text or "") for r in caplog.records)

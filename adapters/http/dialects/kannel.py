@@ -6,18 +6,27 @@ A dlr-url asks for the same pushes as the XML form's (docs/pushes.md)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from adapters.http.app import BodyTooLarge, HttpContext
+from adapters.http.app import BodyTooLarge, HttpContext, Prompt, PromptRoute
 from adapters.http.dialects.common import submit
-from adapters.http.dialects.params import FORM, BadParameters, Params, media_type, read
+from adapters.http.dialects.params import (
+    FORM,
+    BadParameters,
+    Params,
+    media_type,
+    parsed,
+    read,
+)
 from adapters.http.dialects.paths import KANNEL
 from adapters.http.logins import Logins, client_address
+from adapters.xml.common import stage_items
 from adapters.xml.kannel import (
     KannelSendSms,
     answer,
@@ -26,7 +35,8 @@ from adapters.xml.kannel import (
     refusal,
 )
 from hub.clock import utcnow
-from hub.model import Account, Callback, CallbackKind, Submission
+from hub.model import Account, Callback, CallbackKind, Source, Submission
+from hub.ports import Committed
 from hub.pushes import KANNEL_ALL, MAX_DLR_MASK
 
 NO_RECEIVER = "Missing receiver number, rejected"
@@ -43,7 +53,11 @@ _LEADING_INT = re.compile(rb"\s*([+-]?\d+)")
 
 
 class FieldError(Exception):
-    """A field Kannel refuses (400), in Kannel's words."""
+    """A field Kannel refuses, in Kannel's words (400 unless `status` says)."""
+
+    def __init__(self, words: str, status: int = 400) -> None:
+        super().__init__(words)
+        self.status = status
 
 
 def integer(value: bytes | None) -> int | None:
@@ -113,10 +127,24 @@ def submissions(params: Params, numbers: list[str]) -> list[Submission]:
     return [first, *(replace(first, to=n) for n in numbers[1:])]
 
 
+def receivers(params: Params, limit: int) -> list[str]:
+    """`to`'s numbers (space-separated), refused as smsbox refuses them (FieldError)."""
+    raw = params.raw("to")
+    if raw is None:
+        raise FieldError(NO_RECEIVER)
+    numbers = raw.decode("latin-1").split()
+    if not numbers:
+        raise FieldError(EMPTY_RECEIVER)
+    if len(numbers) > limit:
+        raise FieldError(f"Too many receivers ({len(numbers)}; the limit is {limit}), "
+                         "rejected", 413)
+    return numbers
+
+
 def routes(ctx: HttpContext, max_messages: int, logins: Logins) -> list[BaseRoute]:
     api = KannelHttp(ctx, KannelSendSms(ctx, max_messages, logins), logins)
-    return [Route(KANNEL[0], api.get, methods=["GET"]),
-            Route(KANNEL[0], api.post, methods=["POST"])]
+    return [PromptRoute(KANNEL[0], api.get, prompt=api.prompt, methods=["GET"]),
+            PromptRoute(KANNEL[0], api.post, prompt=api.prompt, methods=["POST"])]
 
 
 class KannelHttp:
@@ -134,24 +162,43 @@ class KannelHttp:
             return await self._handle(request)
         return await self.xml.post(request)
 
+    def prompt(self, request: Request, body: bytes) -> Prompt | None:
+        """`_handle`'s common case staged at once (adapters/http/hot.py): a GET or form
+        POST whose login is in the cache, with no field refused and no dlr-url (its
+        target is looked up first). Anything else is declined, for `_handle` to answer."""
+        if request.method == "POST" and media_type(request) not in (FORM, ""):
+            return None  # the XML form
+        try:
+            params = parsed(request, body)
+            account = self.logins.cached(client_address(request), *_credentials(params))
+            if account is None:
+                return None
+            numbers = receivers(params, self.xml.max_messages)
+            subs = submissions(params, numbers)
+        except (FieldError, BadParameters):
+            return None
+        if subs[0].callback is not None:
+            return None
+        staged = stage_items(self.ctx, account, subs, Source.HTTP)
+
+        def answer_with(done: Sequence[Committed] | Exception) -> Response:
+            if isinstance(done, Exception):
+                return refusal(self.ctx, self.logins, done)
+            return outcome_answer(numbers, staged.finish(done))
+
+        return Prompt(staged.ready, answer_with)
+
     async def _handle(self, request: Request) -> Response:
         try:
             params = await read(request)
             account = await self._login(request, params)
-            numbers = (params.raw("to") or b"").decode("latin-1").split()
-            if params.raw("to") is None:
-                return answer(400, NO_RECEIVER)
-            if not numbers:
-                return answer(400, EMPTY_RECEIVER)
-            if len(numbers) > self.xml.max_messages:
-                return answer(413, f"Too many receivers ({len(numbers)}; the limit is "
-                                   f"{self.xml.max_messages}), rejected")
+            numbers = receivers(params, self.xml.max_messages)
             subs = submissions(params, numbers)
             await self._check_dlr_url(subs[0])
             outcomes = await submit(self.ctx, account, subs)
             return outcome_answer(numbers, outcomes)
         except FieldError as exc:
-            return answer(400, str(exc))
+            return answer(exc.status, str(exc))
         except BadParameters as exc:
             return answer(400, f"Invalid request ({exc}), rejected")
         except BodyTooLarge:
@@ -160,12 +207,14 @@ class KannelHttp:
             return refusal(self.ctx, self.logins, exc)
 
     async def _login(self, request: Request, params: Params) -> Account:
-        return await self.logins.check(client_address(request),
-                                       params.text("username", "user"),
-                                       params.text("password", "pass"))
+        return await self.logins.check(client_address(request), *_credentials(params))
 
     async def _check_dlr_url(self, sub: Submission) -> None:
         try:
             await check_dlr_url(self.ctx, sub.callback)
         except ValueError as exc:
             raise FieldError(str(exc)) from None
+
+
+def _credentials(params: Params) -> tuple[str | None, str | None]:
+    return params.text("username", "user"), params.text("password", "pass")
