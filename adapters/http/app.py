@@ -204,8 +204,13 @@ async def call_endpoint(endpoint: Endpoint, request: Request, body: bytes) -> Re
     try:
         return await endpoint(request)
     except Exception:
-        log.exception("unhandled error in %s", request.scope["path"], extra={"action": "http"})
-        return error_json(500, "internal_error", "the hub failed to handle the request")
+        return internal_error(request.scope["path"])
+
+
+def internal_error(path: str) -> Response:
+    """The answer to an endpoint's (or a Prompter's answer's) failure, logged: a bug."""
+    log.exception("unhandled error in %s", path, extra={"action": "http"})
+    return error_json(500, "internal_error", "the hub failed to handle the request")
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

@@ -26,7 +26,7 @@ import httptools
 from starlette.requests import Request
 from starlette.responses import Response
 
-from adapters.http.app import Endpoint, Prompt, Prompter, call_endpoint, error_json
+from adapters.http.app import Endpoint, Prompt, Prompter, call_endpoint, internal_error
 from adapters.http.guards import HeaderDeadline, encode_answer
 from hub.model import NewMessage
 from hub.ports import Committed
@@ -213,15 +213,16 @@ def _answer_prompted(staged: list[tuple[HotRoutes, _HotRequest, Prompt]],
     if future.cancelled():
         return  # the loop is going away: nothing to answer on
     failed = future.exception()
-    done = [] if failed is not None else future.result()
-    start = 0
+    if failed is not None:
+        error = failed if isinstance(failed, Exception) else RuntimeError(str(failed))
+        for protocol, hot, prompt in staged:
+            protocol._respond(hot, _answer_of(hot, prompt, error))
+        return
+    done, start = future.result(), 0
     for protocol, hot, prompt in staged:
-        count = len(prompt.ready)
-        result: Sequence[Committed] | Exception = (
-            done[start:start + count] if failed is None
-            else failed if isinstance(failed, Exception) else RuntimeError(str(failed)))
-        start += count
-        protocol._respond(hot, _answer_of(hot, prompt, result))
+        end = start + len(prompt.ready)
+        protocol._respond(hot, _answer_of(hot, prompt, done[start:end]))
+        start = end
 
 
 def _answer_of(hot: _HotRequest, prompt: Prompt,
@@ -229,8 +230,7 @@ def _answer_of(hot: _HotRequest, prompt: Prompt,
     try:
         return prompt.answer(done)
     except Exception:  # as call_endpoint answers an endpoint's failure
-        log.exception("unhandled error in %s", hot.scope["path"], extra={"action": "http"})
-        return error_json(500, "internal_error", "the hub failed to handle the request")
+        return internal_error(hot.scope["path"])
 
 
 def hot_routes(header_timeout: float, body_timeout: float, table: HotTable,

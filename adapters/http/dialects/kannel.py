@@ -17,10 +17,9 @@ from starlette.routing import BaseRoute
 from adapters.http.app import BodyTooLarge, HttpContext, Prompt, PromptRoute
 from adapters.http.dialects.common import submit
 from adapters.http.dialects.params import (
-    FORM,
     BadParameters,
     Params,
-    media_type,
+    has_form,
     parsed,
     read,
 )
@@ -158,7 +157,7 @@ class KannelHttp:
 
     async def post(self, request: Request) -> Response:
         """A form body, or none, is the GET's parameters; any other is the XML form's."""
-        if media_type(request) in (FORM, ""):
+        if has_form(request):
             return await self._handle(request)
         return await self.xml.post(request)
 
@@ -166,7 +165,7 @@ class KannelHttp:
         """`_handle`'s common case staged at once (adapters/http/hot.py): a GET or form
         POST whose login is in the cache, with no field refused and no dlr-url (its
         target is looked up first). Anything else is declined, for `_handle` to answer."""
-        if request.method == "POST" and media_type(request) not in (FORM, ""):
+        if request.method == "POST" and not has_form(request):
             return None  # the XML form
         try:
             params = parsed(request, body)

@@ -109,16 +109,17 @@ def _pairs(data: bytes) -> list[tuple[str, bytes]]:
 async def read(request: Request) -> Params:
     """The query's parameters, then a POST's form body's (one without a content type
     too: `curl -d` and old clients send none); other bodies are not parameters."""
-    return parsed(request, await request.body() if _has_form(request) else b"")
+    return parsed(request, await request.body() if has_form(request) else b"")
 
 
 def parsed(request: Request, body: bytes) -> Params:
     """`read` of a request whose whole `body` is at hand."""
     pairs = _pairs(request.scope.get("query_string", b""))
-    if _has_form(request):
+    if has_form(request):
         pairs += _pairs(body)
     return Params(tuple(pairs))
 
 
-def _has_form(request: Request) -> bool:
+def has_form(request: Request) -> bool:
+    """Whether the request's body holds parameters: a form POST, or one with no type."""
     return request.method == "POST" and media_type(request) in (FORM, "")
