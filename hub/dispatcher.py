@@ -74,7 +74,7 @@ class DispatchSettings:
     # steady flow is claimed in larger batches: each claim, record and receipt
     # transaction then rewrites the same spool pages for more messages. A lone message
     # is still claimed at once (the wait comes after a claim, not before).
-    gather: float = 0.05
+    gather: float = 0.01
     report_retry_interval: float = 0.5  # how often held reports are matched again
     # The poll while wake-ups arrive from every node (PostgreSQL LISTEN): only messages
     # that become due by the clock (retries, schedules) wait for it.

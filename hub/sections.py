@@ -198,7 +198,7 @@ class DispatcherSection:
     enabled: bool = True
     batch_size: int = 500
     poll_interval: float = 0.25
-    gather: float = 0.05
+    gather: float = 0.01
     lease_seconds: float = 60.0
     max_attempts: int = 8
     max_age: float = 86_400.0
