@@ -125,10 +125,14 @@ class Credentials:
 
     def cached_password(self, name: str, password: str) -> Account | None:
         """by_password's answer if it is in the cache, else None (never a refusal)."""
-        return self._cached(key_digest(self._secret, f"{name}\0{password}"))
+        return self._cached(self._password_digest(name, password))
+
+    def _password_digest(self, name: str, password: str) -> bytes:
+        """The cache's key for a name and password: by_password's and its lookup's."""
+        return key_digest(self._secret, f"{name}\0{password}")
 
     async def by_password(self, name: str, password: str) -> Account:
-        digest = key_digest(self._secret, f"{name}\0{password}")
+        digest = self._password_digest(name, password)
         cached = self._cached(digest)
         if cached is not None:
             return cached
