@@ -151,36 +151,46 @@ _TYPED = _Typed()
 
 
 def message_from_row(row: Mapping[Any, Any], convert: _Typed | FromDriver = _TYPED) -> Message:
-    """A Message from a row of the messages table: read through the table's types, or
-    as the driver gives it (RAW_COLUMNS) with `convert` a FromDriver."""
-    code, text = row["error_code"], row["error_text"]
+    """A Message from a row of the messages table read through the table's types (or
+    as the driver gives it, with `convert` a FromDriver)."""
+    return message_from_values([row[name] for name in RAW_COLUMNS], convert)
+
+
+def message_from_values(values: Sequence[Any], convert: _Typed | FromDriver = _TYPED) -> Message:
+    """A Message from the values of RAW_COLUMNS in their order: read through the table's
+    types, or as the driver gives them with `convert` a FromDriver (a claim's read-back,
+    by position: every message a dispatcher sends is made here)."""
+    (id_, account_id, source, recipient, text, encoding, segments, cost, status, attempts,
+     message_class, priority, accepted_at, updated_at, due_at, sender, client_ref, batch_id,
+     send_at, expires_at, carrier, carrier_message_id, code, error_text, submitted_at,
+     completed_at) = values
     time = convert.time
     return Message(
-        id=row["id"],
-        account_id=row["account_id"],
-        source=_SOURCES[row["source"]],
-        recipient=row["recipient"],
-        text=row["text"],
-        encoding=_ENCODINGS[row["encoding"]],
-        segments=row["segments"],
-        cost=convert.cost(row["cost"]),
-        status=STATUSES[row["status"]],
-        attempts=row["attempts"],
-        message_class=_CLASSES[row["message_class"]],
-        priority=row["priority"],
-        accepted_at=_aware(time(row["accepted_at"])),
-        updated_at=_aware(time(row["updated_at"])),
-        due_at=_aware(time(row["due_at"])),
-        sender=row["sender"],
-        client_ref=row["client_ref"],
-        batch_id=row["batch_id"],
-        send_at=time(row["send_at"]),
-        expires_at=time(row["expires_at"]),
-        carrier=row["carrier"],
-        carrier_message_id=row["carrier_message_id"],
-        error=None if code is None else ErrorInfo(code, text or ""),
-        submitted_at=time(row["submitted_at"]),
-        completed_at=time(row["completed_at"]),
+        id=id_,
+        account_id=account_id,
+        source=_SOURCES[source],
+        recipient=recipient,
+        text=text,
+        encoding=_ENCODINGS[encoding],
+        segments=segments,
+        cost=convert.cost(cost),
+        status=STATUSES[status],
+        attempts=attempts,
+        message_class=_CLASSES[message_class],
+        priority=priority,
+        accepted_at=_aware(time(accepted_at)),
+        updated_at=_aware(time(updated_at)),
+        due_at=_aware(time(due_at)),
+        sender=sender,
+        client_ref=client_ref,
+        batch_id=batch_id,
+        send_at=time(send_at),
+        expires_at=time(expires_at),
+        carrier=carrier,
+        carrier_message_id=carrier_message_id,
+        error=None if code is None else ErrorInfo(code, error_text or ""),
+        submitted_at=time(submitted_at),
+        completed_at=time(completed_at),
     )
 
 
