@@ -304,6 +304,10 @@ def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
         # Writers take the write lock up front: a deferred BEGIN that later upgrades can
         # fail with SQLITE_BUSY immediately, ignoring busy_timeout.
         read = conn.get_execution_options().get(_READ_OPTION, False)
-        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+        # To the driver itself: through SQLAlchemy's execution, a BEGIN cost a fifth of
+        # a small transaction's CPU (a claim, a record of a few outcomes). Its errors
+        # are the driver's own, which translate_errors reads as well.
+        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "BEGIN" if read else "BEGIN IMMEDIATE")
 
     return engine
