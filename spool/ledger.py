@@ -9,12 +9,13 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, select, update
+from sqlalchemy.dialects import sqlite
 
 from hub.events import STATUS_EVENTS
 from hub.model import Status
 from hub.pushes import PUSHED
 from spool import pushes, webhooks
-from spool.bulk import bulk_insert
+from spool.bulk import bulk_insert, driver
 from spool.tables import (
     Money,
     account_callbacks,
@@ -55,6 +56,8 @@ _LISTENERS = select(
     exists().select_from(message_callbacks),
     exists().select_from(account_callbacks),
 )
+_LISTENERS_SQLITE = str(_LISTENERS.compile(dialect=sqlite.dialect(),
+                                           compile_kwargs={"literal_binds": True}))
 
 
 def add_events(conn: Connection, events: Sequence[Event]) -> None:
@@ -63,7 +66,10 @@ def add_events(conn: Connection, events: Sequence[Event]) -> None:
     bulk_insert(conn, message_events, EVENT_COLUMNS, events)
     if not any(status in _RAISING for _, _, status, _ in events):
         return  # acceptance and dispatch raise nothing
-    hooks, own_pushes, account_pushes = conn.execute(_LISTENERS).one()
+    if conn.dialect.name == "sqlite":  # to the driver: SQLAlchemy's execution cost more
+        hooks, own_pushes, account_pushes = driver(conn).execute(_LISTENERS_SQLITE).fetchone()
+    else:
+        hooks, own_pushes, account_pushes = conn.execute(_LISTENERS).one()
     if hooks:
         webhooks.message_events(conn, events)
     if own_pushes or account_pushes:

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import sqlite
 
 from spool import SqlSpool, open_spool
 from spool.acceptance import _BALANCES
-from spool.queue import LEASED
+from spool.queue import _CLAIM_SQLITE, _LEASED_BY_ID_SQLITE, LEASED, LEASED_SQLITE
 from spool.reports import _BY_REF, _HELD_FOR, _PARTS_BY_REF, _STATES
 
 
@@ -50,5 +50,25 @@ def test_hot_lookups_go_by_key_not_by_status(
     spool: SqlSpool, query: Select[tuple[object, ...]], index: str
 ) -> None:
     found = plan(spool, query)
+    assert index in found, found
+    assert "ix_messages_status" not in found, found
+
+
+def driver_plan(spool: SqlSpool, sql: str, params: object) -> str:
+    with spool.db.read() as conn:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        return " | ".join(row[3] for row in cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+
+
+@pytest.mark.parametrize(("sql", "params", "index"), [
+    (LEASED_SQLITE, ("token", '["01A", "01B"]'), "sqlite_autoindex_messages_1 (id=?)"),
+    (_LEASED_BY_ID_SQLITE, ("token", '["01A", "01B"]'), "sqlite_autoindex_messages_1 (id=?)"),
+    (_CLAIM_SQLITE, {"token": "t", "owner": "n", "lease_until": 2, "now": 1, "limit": 500},
+     "ix_messages_claim"),
+], ids=["record's leased messages", "claim's read-back", "claim"])
+def test_driver_statements_go_by_key(spool: SqlSpool, sql: str, params: object,
+                                     index: str) -> None:
+    """The same for the statements SQLite's driver runs as they are written."""
+    found = driver_plan(spool, sql, params)
     assert index in found, found
     assert "ix_messages_status" not in found, found
