@@ -14,7 +14,14 @@ from sqlalchemy.dialects import sqlite
 from spool import SqlSpool, open_spool
 from spool.acceptance import _BALANCES
 from spool.queue import _CLAIM_SQLITE, _LEASED_BY_ID_SQLITE, LEASED, LEASED_SQLITE
-from spool.reports import _BY_REF, _HELD_FOR, _PARTS_BY_REF, _STATES
+from spool.reports import (
+    _BY_REF,
+    _BY_REF_SQLITE,
+    _HELD_FOR,
+    _PARTS_BY_REF,
+    _PARTS_BY_REF_SQLITE,
+    _STATES,
+)
 
 
 @pytest.fixture
@@ -65,7 +72,12 @@ def driver_plan(spool: SqlSpool, sql: str, params: object) -> str:
     (_LEASED_BY_ID_SQLITE, ("token", '["01A", "01B"]'), "sqlite_autoindex_messages_1 (id=?)"),
     (_CLAIM_SQLITE, {"token": "t", "owner": "n", "lease_until": 2, "now": 1, "limit": 500},
      "ix_messages_claim"),
-], ids=["record's leased messages", "claim's read-back", "claim"])
+    (_BY_REF_SQLITE, ("smsc", '["a", "b"]'),
+     "ix_messages_carrier_ref (carrier=? AND carrier_message_id=?)"),
+    (_PARTS_BY_REF_SQLITE, ("smsc", '["a", "b"]'),
+     "ix_message_parts_carrier_ref (carrier=? AND carrier_message_id=?)"),
+], ids=["record's leased messages", "claim's read-back", "claim", "report by reference",
+        "part report by reference"])
 def test_driver_statements_go_by_key(spool: SqlSpool, sql: str, params: object,
                                      index: str) -> None:
     """The same for the statements SQLite's driver runs as they are written."""
