@@ -18,6 +18,7 @@ from spool.reports import (
     _BY_REF,
     _BY_REF_SQLITE,
     _HELD_FOR,
+    _HELD_FOR_SQLITE,
     _PARTS_BY_REF,
     _PARTS_BY_REF_SQLITE,
     _STATES,
@@ -76,8 +77,10 @@ def driver_plan(spool: SqlSpool, sql: str, params: object) -> str:
      "ix_messages_carrier_ref (carrier=? AND carrier_message_id=?)"),
     (_PARTS_BY_REF_SQLITE, ("smsc", '["a", "b"]'),
      "ix_message_parts_carrier_ref (carrier=? AND carrier_message_id=?)"),
+    (_HELD_FOR_SQLITE, ("smsc", '["a", "b"]'),
+     "ix_held_reports_carrier_ref (carrier=? AND carrier_message_id=?)"),
 ], ids=["record's leased messages", "claim's read-back", "claim", "report by reference",
-        "part report by reference"])
+        "part report by reference", "held reports by reference"])
 def test_driver_statements_go_by_key(spool: SqlSpool, sql: str, params: object,
                                      index: str) -> None:
     """The same for the statements SQLite's driver runs as they are written."""
