@@ -13,7 +13,7 @@ from sqlalchemy.dialects import sqlite
 
 from spool import SqlSpool, open_spool
 from spool.acceptance import _BALANCES
-from spool.queue import _CLAIM_SQLITE, _LEASED_BY_ID_SQLITE, LEASED, LEASED_SQLITE
+from spool.queue import _BY_ID_SQLITE, _CLAIM_SQLITE, LEASED, LEASED_SQLITE
 from spool.reports import (
     _BY_REF,
     _BY_REF_SQLITE,
@@ -70,7 +70,7 @@ def driver_plan(spool: SqlSpool, sql: str, params: object) -> str:
 
 @pytest.mark.parametrize(("sql", "params", "index"), [
     (LEASED_SQLITE, ("token", '["01A", "01B"]'), "sqlite_autoindex_messages_1 (id=?)"),
-    (_LEASED_BY_ID_SQLITE, ("token", '["01A", "01B"]'), "sqlite_autoindex_messages_1 (id=?)"),
+    (_BY_ID_SQLITE, ('["01A", "01B"]',), "sqlite_autoindex_messages_1 (id=?)"),
     (_CLAIM_SQLITE, {"token": "t", "owner": "n", "lease_until": 2, "now": 1, "limit": 500},
      "ix_messages_claim"),
     (_BY_REF_SQLITE, ("smsc", '["a", "b"]'),
@@ -79,7 +79,7 @@ def driver_plan(spool: SqlSpool, sql: str, params: object) -> str:
      "ix_message_parts_carrier_ref (carrier=? AND carrier_message_id=?)"),
     (_HELD_FOR_SQLITE, ("smsc", '["a", "b"]'),
      "ix_held_reports_carrier_ref (carrier=? AND carrier_message_id=?)"),
-], ids=["record's leased messages", "claim's read-back", "claim", "report by reference",
+], ids=["record's leased messages", "messages by id", "claim", "report by reference",
         "part report by reference", "held reports by reference"])
 def test_driver_statements_go_by_key(spool: SqlSpool, sql: str, params: object,
                                      index: str) -> None:
