@@ -147,16 +147,17 @@ _ATTEMPTS, _CLASS = RAW_COLUMNS.index("attempts"), RAW_COLUMNS.index("message_cl
 
 def _unclaim(db: Database, token: str, ids: list[str], now: datetime) -> None:
     """Put back, as never claimed, messages whose claim committed but could not be read
-    back: nothing of theirs reached a carrier, so lease recovery must not take their
-    outcome for unknown (failed, under `unknown_outcome = "fail"`). Best effort: if the
-    spool cannot take this write either, recovery takes them when the lease runs out."""
+    back (PostgreSQL; SQLite's claim reads nothing after its commit): nothing of theirs
+    reached a carrier, so lease recovery must not take their outcome for unknown
+    (failed, under `unknown_outcome = "fail"`). Best effort: if the spool cannot take
+    this write either, recovery takes them when the lease runs out."""
     with suppress(TemporaryFailure), db.write() as conn:
         _put_back(conn, list(_leased(conn, token, ids)), now, "claim not read back; due again")
 
 
 def _by_ids(conn: Connection, ids: Sequence[str], token: str | None = None) -> list[Message]:
     """The messages of `ids` (those still leased under `token`, if given), read as the
-    driver gives them: every message a dispatcher sends is read here."""
+    driver gives them: on PostgreSQL every message a dispatcher sends is read here."""
     convert = FromDriver()
     if token is None and conn.dialect.name == "sqlite":
         found_rows = driver(conn).execute(_BY_ID_SQLITE, (json.dumps(list(ids)),)).fetchall()
@@ -367,7 +368,7 @@ def _checked(transitions: Sequence[Transition]) -> dict[str, Transition]:
 def _leased(conn: Connection, token: str, ids: list[str]) -> dict[str, tuple[int, int]]:
     """(account id, cost in units) of the given messages still leased under `token`,
     locked. Units as stored: only a refund (rare) needs the cost as credit."""
-    if conn.dialect.name == "sqlite":  # to the driver, as a claim's read-back
+    if conn.dialect.name == "sqlite":  # to the driver, as the claim itself
         found_rows = driver(conn).execute(LEASED_SQLITE, (token, json.dumps(ids))).fetchall()
         return {id_: (account_id, units) for id_, account_id, units in found_rows}
     found: dict[str, tuple[int, int]] = {}
@@ -385,6 +386,7 @@ LEASED = (
     .where(m.c.lease_token == bindparam("token"), text(SENDING_BY_ID_SQL), listed(m.c.id))
     .with_for_update()
 )
+# The same lookup for SQLite's driver.
 LEASED_SQLITE = (
     "SELECT id, account_id, cost FROM messages WHERE lease_token = ?"  # noqa: S608
     f" AND {SENDING_BY_ID_SQL} AND id IN (SELECT value FROM json_each(?))"

@@ -158,8 +158,8 @@ def message_from_row(row: Mapping[Any, Any], convert: _Typed | FromDriver = _TYP
 
 def message_from_values(values: Sequence[Any], convert: _Typed | FromDriver = _TYPED) -> Message:
     """A Message from the values of RAW_COLUMNS in their order: read through the table's
-    types, or as the driver gives them with `convert` a FromDriver (a claim's read-back,
-    by position: every message a dispatcher sends is made here)."""
+    types, or as the driver gives them with `convert` a FromDriver (a claim's rows, by
+    position: every message a dispatcher sends is made here)."""
     (id_, account_id, source, recipient, text, encoding, segments, cost, status, attempts,
      message_class, priority, accepted_at, updated_at, due_at, sender, client_ref, batch_id,
      send_at, expires_at, carrier, carrier_message_id, code, error_text, submitted_at,
