@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from ulid import ULID
-
+from hub.ids import new_id
 from hub.model import Account, Encoding, MessageClass, NewMessage, Source
 from hub.ports import Spool
 
@@ -50,7 +49,9 @@ def new_message(
     account_id = account if isinstance(account, int) else account.id
     due_at = accepted_at + timedelta(seconds=due_in)
     return NewMessage(
-        id=str(ULID()),
+        # The hub's own ids: in the order made, as intake's are (python-ulid's are random
+        # within a millisecond, and a claim takes messages due at once in id order).
+        id=new_id(),
         account_id=account_id,
         source=source,
         recipient=recipient,

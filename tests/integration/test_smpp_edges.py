@@ -48,7 +48,8 @@ async def smsc() -> AsyncIterator[ScriptedSmsc]:
 async def hub(spool_url: str) -> AsyncIterator[Any]:
     made: list[tuple[SqlSpool, SpoolThreads[Any], Dispatcher]] = []
 
-    async def make(port: int, **overrides: Any) -> tuple[SqlSpool, Dispatcher, SmppCarrier]:
+    async def make(port: int, retry: RetryPolicy | None = None,
+                   **overrides: Any) -> tuple[SqlSpool, Dispatcher, SmppCarrier]:
         settings = SmppSettings(**{"port": port, "system_id": "hub", "password": "secret",
                                    "reconnect_min": 0.05, "reconnect_max": 0.1,
                                    "enquire_link_interval": 5, **overrides})
@@ -58,7 +59,7 @@ async def hub(spool_url: str) -> AsyncIterator[Any]:
         carrier = SmppCarrier("smsc", settings, parts=runner)
         dispatcher = Dispatcher(
             runner, Router({"smsc": carrier}, "smsc"),
-            RetryPolicy(max_attempts=10, base=0.05, cap=0.1),
+            retry or RetryPolicy(max_attempts=10, base=0.05, cap=0.1),
             DispatchSettings(batch_size=100, poll_interval=0.02),
             "n1", Metrics())
         made.append((store, runner, dispatcher))
@@ -181,7 +182,11 @@ async def test_a_batch_claimed_before_the_bind_is_up_goes_out_in_each_recipients
     """Binds are refused until the whole batch has gone back to the queue, each message
     with its own jittered backoff: a recipient's messages still go out in the order they
     were accepted (before, they came back shuffled, one backoff apart)."""
-    store, dispatcher, _ = await hub(smsc.port)
+    # Retries due well after the next bind (reconnect_max 0.1 s): a recipient's first
+    # message retried before it would fail again, and its order with the rest of the
+    # recipient's messages would then depend on the next backoff, not on this batch.
+    store, dispatcher, _ = await hub(smsc.port, retry=RetryPolicy(max_attempts=10, base=0.6,
+                                                                  cap=0.6))
     account = make_account(store, credits="1000", price="0.05")
     now = utcnow()
     texts = [f"message {n}".encode() for n in range(1, 7)]
