@@ -19,6 +19,7 @@ from sqlalchemy.engine import URL, make_url
 
 from hub.errors import TemporaryFailure
 from hub.ports import OUTBOX_CHANNEL
+from spool.bulk import driver
 from spool.faults import FULL, READ_ONLY, temporary
 
 _READ_OPTION = "smshub_read"
@@ -307,7 +308,6 @@ def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
         # To the driver itself: through SQLAlchemy's execution, a BEGIN cost a fifth of
         # a small transaction's CPU (a claim, a record of a few outcomes). Its errors
         # are the driver's own, which translate_errors reads as well.
-        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-            "BEGIN" if read else "BEGIN IMMEDIATE")
+        driver(conn).execute("BEGIN" if read else "BEGIN IMMEDIATE")
 
     return engine

@@ -3,7 +3,6 @@ and the maintenance sweeps (release, lease recovery, expiry, dead letters)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Sequence
 from contextlib import suppress
 from dataclasses import replace
@@ -61,7 +60,9 @@ from spool.rows import (
     FromDriver,
     chunks,
     listed,
+    listed_rows,
     message_from_values,
+    on_driver,
 )
 from spool.tables import (
     CLAIMABLE_SQL,
@@ -160,8 +161,8 @@ def _by_ids(conn: Connection, ids: Sequence[str], token: str | None = None) -> l
     driver gives them: on PostgreSQL every message a dispatcher sends is read here."""
     convert = FromDriver()
     if token is None and conn.dialect.name == "sqlite":
-        found_rows = driver(conn).execute(_BY_ID_SQLITE, (json.dumps(list(ids)),)).fetchall()
-        return [message_from_values(values, convert) for values in found_rows]
+        return [message_from_values(values, convert)
+                for values in listed_rows(conn, _BY_ID_SQLITE, ids=ids)]
     found: list[Message] = []
     query, params = (_BY_ID, {}) if token is None else (_LEASED_BY_ID, {"token": token})
     for part in chunks(ids):
@@ -369,8 +370,8 @@ def _leased(conn: Connection, token: str, ids: list[str]) -> dict[str, tuple[int
     """(account id, cost in units) of the given messages still leased under `token`,
     locked. Units as stored: only a refund (rare) needs the cost as credit."""
     if conn.dialect.name == "sqlite":  # to the driver, as the claim itself
-        found_rows = driver(conn).execute(LEASED_SQLITE, (token, json.dumps(ids))).fetchall()
-        return {id_: (account_id, units) for id_, account_id, units in found_rows}
+        return {id_: (account_id, units)
+                for id_, account_id, units in listed_rows(conn, LEASED_SQLITE, token, ids=ids)}
     found: dict[str, tuple[int, int]] = {}
     for part in chunks(ids):
         # Fetched whole: iterating a Result fetches row by row, twice the time for 80.
@@ -386,11 +387,7 @@ LEASED = (
     .where(m.c.lease_token == bindparam("token"), text(SENDING_BY_ID_SQL), listed(m.c.id))
     .with_for_update()
 )
-# The same lookup for SQLite's driver.
-LEASED_SQLITE = (
-    "SELECT id, account_id, cost FROM messages WHERE lease_token = ?"  # noqa: S608
-    f" AND {SENDING_BY_ID_SQL} AND id IN (SELECT value FROM json_each(?))"
-)
+LEASED_SQLITE = on_driver(LEASED)
 
 
 # Columns a transition leaves as they are unless it gives a value.

@@ -4,7 +4,6 @@ message sent in parts finishes when its last part has a final report (the rule i
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
@@ -13,10 +12,10 @@ from typing import Any
 from sqlalchemy import Connection, Row, Select, bindparam, exists, or_, select
 
 from hub.model import DeliveryReport, ErrorInfo, Status
-from spool.bulk import bulk_insert, bulk_update, driver
+from spool.bulk import bulk_insert, bulk_update
 from spool.engine import Database
 from spool.ledger import NO_LEASE, Event, add_events, event
-from spool.rows import STATUSES, chunks, listed
+from spool.rows import STATUSES, chunks, listed, listed_rows, on_driver
 from spool.tables import held_reports, message_parts, messages, to_micros
 
 m = messages
@@ -42,13 +41,9 @@ _PARTS_BY_REF = (
     .with_for_update()
 )
 _STATES = select(m.c.id, m.c.status).where(listed(m.c.id)).with_for_update()
-# The two lookups by reference as SQLite's driver takes them (_by_carrier_ref): our own
-# constants, never input.
-_BY_REF_SQLITE = ("SELECT id, status, carrier_message_id FROM messages WHERE carrier = ?"
-                  " AND carrier_message_id IN (SELECT value FROM json_each(?))")
-_PARTS_BY_REF_SQLITE = (
-    "SELECT message_id, part, status, carrier_message_id FROM message_parts"
-    " WHERE carrier = ? AND carrier_message_id IN (SELECT value FROM json_each(?))")
+# The two lookups by reference as SQLite's driver takes them (_by_carrier_ref).
+_BY_REF_SQLITE = on_driver(_BY_REF)
+_PARTS_BY_REF_SQLITE = on_driver(_PARTS_BY_REF)
 
 
 def apply_reports(
@@ -138,10 +133,10 @@ def hold(conn: Connection, reports: Sequence[DeliveryReport], now: datetime) -> 
 
 
 # Built once (find_held runs in every record of submissions).
-_HELD_FOR = select(held_reports).where(
-    held_reports.c.carrier == bindparam("carrier"), listed(held_reports.c.carrier_message_id))
-_HELD_FOR_SQLITE = ("SELECT id FROM held_reports WHERE carrier = ?"
-                    " AND carrier_message_id IN (SELECT value FROM json_each(?))")
+_HELD_WHERE = (held_reports.c.carrier == bindparam("carrier"),
+               listed(held_reports.c.carrier_message_id))
+_HELD_FOR = select(held_reports).where(*_HELD_WHERE)
+_HELD_FOR_SQLITE = on_driver(select(held_reports.c.id).where(*_HELD_WHERE))  # any at all?
 
 HeldRow = Row[Any]
 
@@ -354,8 +349,7 @@ def _by_carrier_ref(conn: Connection, query: Select[Any], sqlite_sql: str, carri
     SQLite the same query as SQL text, to the driver: SQLAlchemy's execution cost more
     than the lookup (every receipt transaction makes two)."""
     if conn.dialect.name == "sqlite":
-        return driver(conn).execute(sqlite_sql, (carrier, json.dumps(list(carrier_ids)))
-                                    ).fetchall()
+        return listed_rows(conn, sqlite_sql, carrier, ids=carrier_ids)
     return conn.execute(query, {"carrier": carrier, "ids": list(carrier_ids)}).all()
 
 

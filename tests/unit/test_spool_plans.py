@@ -13,6 +13,7 @@ from sqlalchemy.dialects import sqlite
 
 from spool import SqlSpool, open_spool
 from spool.acceptance import _BALANCES
+from spool.bulk import driver
 from spool.queue import _BY_ID_SQLITE, _CLAIM_SQLITE, LEASED, LEASED_SQLITE
 from spool.reports import (
     _BY_REF,
@@ -64,8 +65,8 @@ def test_hot_lookups_go_by_key_not_by_status(
 
 def driver_plan(spool: SqlSpool, sql: str, params: object) -> str:
     with spool.db.read() as conn:
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        return " | ".join(row[3] for row in cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+        return " | ".join(row[3] for row in driver(conn).execute(f"EXPLAIN QUERY PLAN {sql}",
+                                                                 params))
 
 
 @pytest.mark.parametrize(("sql", "params", "index"), [
