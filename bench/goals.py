@@ -28,8 +28,12 @@ A round runs, in an order that alternates between rounds:
   `[hub] processes = 1`.
 
 The ratio of each goal is taken per round and the median over rounds is the figure.
+With --kannel-store each round also runs Kannel with its message store on (STORE=spool;
+the goals are held to Kannel as the harness runs it by default, messages in memory
+only), and the ratios against that are shown beside the goals, not as goals.
 
     .venv/bin/python bench/goals.py --kannel PATH/TO/kannel-harness --rounds 3
+    .venv/bin/python bench/goals.py --kannel PATH/TO/kannel-harness --rounds 3 --kannel-store
 """
 
 from __future__ import annotations
@@ -72,6 +76,14 @@ GOALS = (  # (key, label, reference key, goal)
     ("smpp", "#11 SMPP end to end / Kannel", "kannel_e2e", 1.0),
     ("smpp_one", "#11 ... one process / Kannel", "kannel_e2e", None),
 )
+# With --kannel-store, beside the goals: the same measures against Kannel with its message
+# store on (bearerbox's spool directory), which acknowledges a message once it is
+# queued for its store rather than kept in memory only. smshub answers after its commit.
+STORED = (
+    ("single", "single POST / Kannel with its store", "kannel_store_accept", None),
+    ("sendsms", "sendsms / Kannel with its store", "kannel_store_accept", None),
+    ("smpp", "SMPP end to end / Kannel with its store", "kannel_store_e2e", None),
+)
 
 
 def loadavg() -> str:
@@ -81,10 +93,13 @@ def loadavg() -> str:
 # --- Kannel -------------------------------------------------------------------------
 
 
-def kannel(harness: Path, n: int) -> dict[str, float]:
-    """One run.sh N: sendsms acceptance and DLRs back per second."""
+def kannel(harness: Path, n: int, store: str = "none") -> dict[str, float]:
+    """One run.sh N: sendsms acceptance and DLRs back per second. With `store` "spool",
+    bearerbox keeps its messages in its spool directory (keys kannel_store_...); by
+    default in memory only, as the goals are measured."""
     with tempfile.TemporaryDirectory(prefix="goals-kannel-") as tmp:
-        env = {**os.environ, "QUIET_MAX": "100", "QUIET_WAIT": "1", "RUNDIR": tmp}
+        env = {**os.environ, "QUIET_MAX": "100", "QUIET_WAIT": "1", "RUNDIR": tmp,
+               "STORE": store}
         done = subprocess.run(
             ["bash", str(harness / "run.sh"), str(n)],
             env=env,
@@ -101,10 +116,11 @@ def kannel(harness: Path, n: int) -> dict[str, float]:
         raise RuntimeError(f"Kannel: {r['http_accepted']} accepted, {r['dlr_callbacks']} DLRs")
     procs = r.get("procs", {})
     cpu = sum(procs.get(p, {}).get("cpu_s", 0.0) for p in ("bearerbox", "smsbox"))
+    prefix = "kannel" if store == "none" else "kannel_store"
     return {
-        "kannel_accept": r["accepted_per_s"],
-        "kannel_e2e": r["dlr_per_s"],
-        "kannel_cpu_us": 1e6 * cpu / n,
+        f"{prefix}_accept": r["accepted_per_s"],
+        f"{prefix}_e2e": r["dlr_per_s"],
+        f"{prefix}_cpu_us": 1e6 * cpu / n,
     }
 
 
@@ -325,6 +341,9 @@ def one_round(args: argparse.Namespace, index: int) -> dict[str, Any]:
         ("smpp", lambda: smpp(args.kannel, args.n, "all")),
         ("smpp_one", lambda: smpp(args.kannel, args.n, "one")),
     ]
+    if args.kannel_store:
+        steps.insert(1, ("kannel_store",
+                         lambda: _again(lambda: kannel(args.kannel, args.n, "spool"))))
     if index % 2 == 0:
         steps.reverse()
     row: dict[str, Any] = {"load_before": loadavg()}
@@ -351,7 +370,7 @@ def show_round(index: int, row: dict[str, Any]) -> None:
         f"({row['kannel_cpu_us']:.0f} us/msg); insert ceiling {row['ceiling']:,.0f} rows/s",
         flush=True,
     )
-    for key, label, ref, _ in GOALS:
+    for key, label, ref, _ in _measured(GOALS + STORED, [row]):
         cpu = row.get(f"{key}_cpu_us")
         print(
             f"  {label:<38} {row[key]:>9,.0f}/s  = {row[key] / row[ref]:.2f}"
@@ -380,7 +399,7 @@ def show_threads(row: dict[str, Any], keys: tuple[str, ...]) -> None:
 
 def summary(rows: list[dict[str, Any]]) -> None:
     print(f"\nmedians of {len(rows)} rounds (min-max), each ratio taken within its round:")
-    for key, label, ref, goal in GOALS:
+    for key, label, ref, goal in _measured(GOALS + STORED, rows):
         ratios = [r[key] / r[ref] for r in rows]
         rates = [r[key] for r in rows]
         mark = "" if goal is None else (" ok" if statistics.median(ratios) >= goal else " BELOW")
@@ -394,12 +413,21 @@ def summary(rows: list[dict[str, Any]]) -> None:
     if all(lags.values()):
         print("  dispatch caught up, seconds after the load (medians): " + ", ".join(
             f"{key} {statistics.median(values):.1f}" for key, values in lags.items()))
-    for ref in ("kannel_accept", "kannel_e2e", "ceiling", "kannel_cpu_us"):
-        values = [r[ref] for r in rows]
+    for ref in ("kannel_accept", "kannel_e2e", "ceiling", "kannel_cpu_us",
+                "kannel_store_accept", "kannel_store_e2e"):
+        values = [r[ref] for r in rows if ref in r]
+        if not values:
+            continue
         print(
             f"  reference {ref:<27} {statistics.median(values):,.0f} "
             f"({min(values):,.0f}-{max(values):,.0f})"
         )
+
+
+def _measured(rows_of: tuple[tuple[str, str, str, float | None], ...],
+              rows: list[dict[str, Any]]) -> list[tuple[str, str, str, float | None]]:
+    """The ratios whose reference every round measured (Kannel's store: on request)."""
+    return [entry for entry in rows_of if all(entry[2] in r for r in rows)]
 
 
 # The goals measured against Kannel's rate, with the reference each is held to.
@@ -474,6 +502,12 @@ def main() -> int:
         help="messages per single-message measure and per SMPP run (10000)",
     )
     p.add_argument("--json", type=Path, default=None, help="also write every round here")
+    p.add_argument(
+        "--kannel-store",
+        action="store_true",
+        help="also run Kannel with its message store on (STORE=spool) in every round, "
+        "and show the ratios against it beside the goals",
+    )
     p.add_argument(
         "--intake-only",
         action="store_true",
