@@ -5,7 +5,7 @@ optional `Idempotency-Key`) and `GET /v1/messages/{id}`, authenticated by
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -14,8 +14,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.http.app import HttpContext, error_json, parse_json, temporarily
+from adapters.http.app import (
+    HttpContext,
+    Prompt,
+    PromptRoute,
+    error_json,
+    parse_json,
+    temporarily,
+)
 from adapters.http.idempotency import HEADER, Held, Keys, lost
+from adapters.xml.common import stage_items
 from hub import views
 from hub.accounts import KeyExpired
 from hub.clock import after, parse_time, utcnow
@@ -31,6 +39,7 @@ from hub.model import (
     Status,
     Submission,
 )
+from hub.ports import Committed
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +50,7 @@ _FIELDS = {"to", "text", "from", "client_ref", "send_at", "expires_at", "validit
 def routes(ctx: HttpContext) -> list[BaseRoute]:
     api = JsonApi(ctx)
     return [
-        Route("/v1/messages", api.post_messages, methods=["POST"]),
+        PromptRoute("/v1/messages", api.post_messages, prompt=api.prompt, methods=["POST"]),
         Route("/v1/messages/{message_id}", api.get_message, methods=["GET"]),
     ]
 
@@ -55,26 +64,14 @@ class JsonApi:
         try:
             account = await self._authenticate(request)
             raw = await request.body()
-            body = parse_json(raw)
         except AuthenticationError as exc:
             return _unauthorized(exc)
         except TemporaryFailure as exc:  # a key not cached, and no spool to check it in
             return self._unavailable(exc)
-        except ValueError as exc:
-            return error_json(400, "invalid_json", str(exc))
-        except RecursionError:  # the JSON scanner's own depth guard: input, not a bug
-            return error_json(400, "invalid_json", "the body is not valid JSON: nested too "
-                              "deeply")
-        single = not (isinstance(body, dict) and "messages" in body)
-        items = [body] if single else body["messages"]  # type: ignore[index]
-        if not isinstance(items, list) or not items:
-            return error_json(400, "invalid_request", "'messages' must be a non-empty list")
-        if len(items) > self.ctx.max_messages_per_request:
-            return error_json(
-                413, "too_many_messages",
-                f"{len(items)} messages in one request; the limit is "
-                f"{self.ctx.max_messages_per_request}",
-            )
+        read = self._read(raw)
+        if isinstance(read, Response):
+            return read
+        single, items = read
         held = None
         if HEADER in request.headers:
             try:
@@ -101,14 +98,60 @@ class JsonApi:
         self._count(outcomes)
         return respond(outcomes)
 
+    def prompt(self, request: Request, body: bytes) -> Prompt | None:
+        """`post_messages`' common case staged at once (adapters/http/hot.py): a key in
+        the credential cache, no Idempotency-Key (claimed in the spool first) and a body
+        of messages to take. Anything else is declined, for `post_messages` to answer in
+        its own words."""
+        if HEADER in request.headers:
+            return None
+        key = _bearer(request)
+        account = None if key is None else self.ctx.credentials.cached_key(key)
+        if account is None:
+            return None
+        read = self._read(body)
+        if isinstance(read, Response):
+            return None
+        single, items = read
+        respond = _single_response if single else _batch_response
+        staged = stage_items(self.ctx, account, _parsed(items, self.ctx.timezone),
+                             Source.REST)
+
+        def answer_with(done: Sequence[Committed] | Exception) -> Response:
+            if isinstance(done, TemporaryFailure):
+                return self._unavailable(done)
+            if isinstance(done, Exception):
+                raise done  # a bug: answered 500 and logged, as the endpoint's would be
+            self.ctx.unavailable.cleared()
+            return respond(staged.finish(done))
+
+        return Prompt(staged.ready, answer_with)
+
+    def _read(self, raw: bytes) -> tuple[bool, list[Any]] | Response:
+        """(whether the body is one message, its message objects), or the answer to a
+        body that is not JSON or holds no messages, or too many."""
+        try:
+            body = parse_json(raw)
+        except ValueError as exc:
+            return error_json(400, "invalid_json", str(exc))
+        except RecursionError:  # the JSON scanner's own depth guard: input, not a bug
+            return error_json(400, "invalid_json", "the body is not valid JSON: nested too "
+                              "deeply")
+        single = not (isinstance(body, dict) and "messages" in body)
+        items = [body] if single else body["messages"]  # type: ignore[index]
+        if not isinstance(items, list) or not items:
+            return error_json(400, "invalid_request", "'messages' must be a non-empty list")
+        if len(items) > self.ctx.max_messages_per_request:
+            return error_json(
+                413, "too_many_messages",
+                f"{len(items)} messages in one request; the limit is "
+                f"{self.ctx.max_messages_per_request}",
+            )
+        return single, items
+
     async def _submit(self, account: Account, items: list[Any], held: Held | None,
                       respond: Callable[[list[Outcome]], Response]) -> list[Outcome]:
-        parsed: list[Submission | Refused] = []
-        for item in items:
-            try:
-                parsed.append(submission_from_json(item, self.ctx.timezone))
-            except Rejected as exc:
-                parsed.append(Refused(exc.code, exc.reason))
+        parsed = _parsed(items, self.ctx.timezone)
         valid = [p for p in parsed if isinstance(p, Submission)]
 
         def merged(done: Iterable[Outcome]) -> list[Outcome]:
@@ -154,11 +197,28 @@ class JsonApi:
         return JSONResponse(views.message_view(message, events))
 
     async def _authenticate(self, request: Request) -> Account:
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
+        key = _bearer(request)
+        if key is None:
             raise AuthenticationError("send 'Authorization: Bearer <api key>'")
-        return await self.ctx.credentials.by_api_key(key.strip())
+        return await self.ctx.credentials.by_api_key(key)
+
+
+def _bearer(request: Request) -> str | None:
+    """The API key of an `Authorization: Bearer <key>` header, if the request has one."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    key = key.strip()
+    return key if scheme.lower() == "bearer" and key else None
+
+
+def _parsed(items: list[Any], zone: str) -> list[Submission | Refused]:
+    """Each message object read, or refused where it is malformed, in order."""
+    parsed: list[Submission | Refused] = []
+    for item in items:
+        try:
+            parsed.append(submission_from_json(item, zone))
+        except Rejected as exc:
+            parsed.append(Refused(exc.code, exc.reason))
+    return parsed
 
 
 _CLASSES = {c.value: c for c in MessageClass}

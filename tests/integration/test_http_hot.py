@@ -2,8 +2,8 @@
 server with raw sockets and httpx: plain sends skip uvicorn's ASGI cycle and everything
 else takes it; pipelined requests are answered in order whichever way each goes; the
 connection ends as HTTP/1.0, `Connection: close` and the endpoint's answer say; a
-sendsms whose login is cached is staged and answered without a task, alone or with the
-requests of many connections in one turn."""
+sendsms whose login is cached, and a POST /v1/messages whose key is, are staged and
+answered without a task, alone or with the requests of many connections in one turn."""
 
 from __future__ import annotations
 
@@ -106,16 +106,22 @@ def test_a_body_split_over_several_reads_is_read_whole(make_hub: MakeHub) -> Non
     assert b'"accepted":true' in answer.replace(b" ", b"")
 
 
-def test_sendsms_with_its_login_cached_is_staged_and_answered_without_a_task(
-        make_hub: MakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
-    tasks: list[bytes] = []
+def hot_tasks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the hot requests answered in a task of their own (not prompted)."""
+    tasks: list[str] = []
     answer = HotRoutes._answer
 
     async def counted(self: HotRoutes, hot: Any) -> None:
-        tasks.append(hot.scope["query_string"])
+        tasks.append(hot.scope["path"])
         await answer(self, hot)
 
     monkeypatch.setattr(HotRoutes, "_answer", counted)
+    return tasks
+
+
+def test_sendsms_with_its_login_cached_is_staged_and_answered_without_a_task(
+        make_hub: MakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    tasks = hot_tasks(monkeypatch)
     hub = make_hub(http={"port": 0})
     hub.account("acme", credits="10")
     hub.spool.set_password_hash("acme", hash_password("foo"))
@@ -149,6 +155,47 @@ def test_sendsms_with_its_login_cached_is_staged_and_answered_without_a_task(
         stored = sorted(conn.execute(select(messages.c.recipient)).scalars())
     assert stored == ["+27821234567", "+27821234568", "+27821234569", "+27821234570",
                       "+27821234573"]
+
+
+def test_a_post_with_its_key_cached_is_staged_and_answered_without_a_task(
+        make_hub: MakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    tasks = hot_tasks(monkeypatch)
+    hub = make_hub(http={"port": 0})
+    key = hub.account("acme", credits="10")
+    with httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {key}"}) as client:
+        first = client.post("/v1/messages", json={"to": "0821234567", "text": "hot"})
+        assert first.status_code == 202, first.text  # the key checked in the spool: a task
+        assert len(tasks) == 1
+        second = client.post("/v1/messages", json={"to": "0821234568", "text": "hot"})
+        assert second.status_code == 202, second.text
+        assert second.headers["content-type"] == "application/json"
+        assert second.json() == {**first.json(), "id": second.json()["id"]}
+        batch = client.post("/v1/messages", json={"messages": [
+            {"to": "0821234569", "text": "hot"}, {"to": "0821234570", "text": 5}]})
+        assert (batch.status_code, batch.json()["accepted"], batch.json()["refused"]) == (
+            202, 1, 1)
+        assert batch.json()["results"][1]["error"]["code"] == "invalid_field"
+        assert len(tasks) == 1  # staged by the Prompter, committed, answered: no task
+        refused = client.post("/v1/messages", json={"to": "0821234571", "text": 5})
+        assert (refused.status_code, refused.json()["code"]) == (422, "invalid_field")
+        assert len(tasks) == 1  # nothing to commit: answered at once, still no task
+        broken = client.post("/v1/messages", content=b'{"to": ')  # declined: the task says
+        assert (broken.status_code, broken.json()["code"]) == (400, "invalid_json")
+        keyed = {"Idempotency-Key": "k-1"}  # declined: the key is claimed in the spool
+        once = client.post("/v1/messages", json={"to": "0821234572", "text": "k"},
+                           headers=keyed)
+        twice = client.post("/v1/messages", json={"to": "0821234572", "text": "k"},
+                            headers=keyed)
+        assert once.status_code == twice.status_code == 202
+        assert once.json() == twice.json()
+        wrong = client.post("/v1/messages", json={"to": "0821234573", "text": "x"},
+                            headers={"Authorization": "Bearer smshub_nope_nope"})
+        assert (wrong.status_code, wrong.json()["code"]) == (401, "unauthorized")
+    assert tasks == ["/v1/messages"] * 5  # the first, the broken body, the keyed, the wrong key
+    with hub.spool.db.engine.connect() as conn:  # type: ignore[attr-defined]
+        stored = sorted(conn.execute(select(messages.c.recipient)).scalars())
+    assert stored == ["+27821234567", "+27821234568", "+27821234569", "+27821234572"]
+    assert hub.spool.get_account("acme").balance == Decimal("10") - 4 * Decimal("0.25")
 
 
 def test_prompted_requests_of_many_connections_share_the_group_commit(
