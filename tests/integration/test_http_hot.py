@@ -8,6 +8,7 @@ answered without a task, alone or with the requests of many connections in one t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextlib import closing
 from decimal import Decimal
 from typing import Any
@@ -37,16 +38,30 @@ def statuses(answer: bytes) -> list[int]:
     return [int(part[:3]) for part in answer.split(b"HTTP/1.1 ")[1:]]
 
 
+def counted_calls(monkeypatch: pytest.MonkeyPatch, owner: type, name: str,
+                  seen: Callable[[Any, Any], str]) -> list[str]:
+    """What `seen` makes of each call (self, its one argument) of the coroutine method
+    `owner.name`, which still runs as before."""
+    calls: list[str] = []
+    original = getattr(owner, name)
+
+    async def counted(self: Any, arg: Any) -> None:
+        calls.append(seen(self, arg))
+        await original(self, arg)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
+def hot_tasks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the hot requests answered in a task of their own (not prompted)."""
+    return counted_calls(monkeypatch, HotRoutes, "_answer", lambda _, hot: hot.scope["path"])
+
+
 def test_plain_sends_skip_the_asgi_cycle_and_the_rest_take_it(
         make_hub: MakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
-    cycles: list[str] = []
-    run_asgi = RequestResponseCycle.run_asgi
-
-    async def counted(self: RequestResponseCycle, app: Any) -> None:
-        cycles.append(self.scope["path"])
-        await run_asgi(self, app)
-
-    monkeypatch.setattr(RequestResponseCycle, "run_asgi", counted)
+    cycles = counted_calls(monkeypatch, RequestResponseCycle, "run_asgi",
+                           lambda cycle, _: cycle.scope["path"])
     hub = make_hub(http={"port": 0})
     key = hub.account("acme", credits="10")
     auth = {"Authorization": f"Bearer {key}"}
@@ -104,19 +119,6 @@ def test_a_body_split_over_several_reads_is_read_whole(make_hub: MakeHub) -> Non
         answer = read_all(sock)
     assert statuses(answer) == [202]
     assert b'"accepted":true' in answer.replace(b" ", b"")
-
-
-def hot_tasks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The paths of the hot requests answered in a task of their own (not prompted)."""
-    tasks: list[str] = []
-    answer = HotRoutes._answer
-
-    async def counted(self: HotRoutes, hot: Any) -> None:
-        tasks.append(hot.scope["path"])
-        await answer(self, hot)
-
-    monkeypatch.setattr(HotRoutes, "_answer", counted)
-    return tasks
 
 
 def test_sendsms_with_its_login_cached_is_staged_and_answered_without_a_task(
