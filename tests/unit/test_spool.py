@@ -8,6 +8,8 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -374,8 +376,23 @@ def test_messages_read_back_by_a_claim_are_the_messages_as_stored(spool: SqlSpoo
             key=lambda m: m.id if m else "")
 
 
-def _unreadable() -> None:
-    raise TemporaryFailure("disk I/O error")
+def _three_accepted(spool: SqlSpool) -> list[NewMessage]:
+    acme = make_account(spool, "acme")
+    msgs = [new_message(acme) for _ in range(3)]
+    spool.accept(msgs)
+    return msgs
+
+
+@contextmanager
+def _reads_failing(spool: SqlSpool, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every read transaction of `spool` fails meanwhile, as on a disk that errs."""
+
+    def unreadable() -> None:
+        raise TemporaryFailure("disk I/O error")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(spool.db, "read", unreadable)
+        yield
 
 
 @pytest.mark.parametrize(
@@ -386,13 +403,9 @@ def test_a_claim_not_read_back_puts_its_messages_back_unattempted(
     # On PostgreSQL the claim commits its leases, then reads the messages outside the
     # write; if that read fails, nothing reached a carrier: lease recovery must not find
     # them later and take their outcome for unknown (failed, at most once).
-    acme = make_account(spool, "acme")
-    msgs = [new_message(acme) for _ in range(3)]
-    spool.accept(msgs)
-    with monkeypatch.context() as patched:
-        patched.setattr(spool.db, "read", _unreadable)
-        with pytest.raises(TemporaryFailure):
-            spool.claim("node-a", 10, 30, NOW)
+    msgs = _three_accepted(spool)
+    with _reads_failing(spool, monkeypatch), pytest.raises(TemporaryFailure):
+        spool.claim("node-a", 10, 30, NOW)
     for msg in msgs:
         stored = spool.get_message(msg.id)
         assert stored is not None
@@ -410,11 +423,8 @@ def test_a_claim_on_sqlite_has_its_messages_back_from_its_own_write(
     # SQLite's claim has its messages back whole from its UPDATE ... RETURNING: it reads
     # nothing after its commit, so a read that would fail cannot leave it half done, and
     # what it hands the dispatcher is what the spool holds.
-    acme = make_account(spool, "acme")
-    msgs = [new_message(acme) for _ in range(3)]
-    spool.accept(msgs)
-    with monkeypatch.context() as patched:
-        patched.setattr(spool.db, "read", _unreadable)
+    msgs = _three_accepted(spool)
+    with _reads_failing(spool, monkeypatch):
         claimed = spool.claim("node-a", 10, 30, NOW)
     assert sorted(m.id for m in claimed.messages) == sorted(m.id for m in msgs)
     assert [spool.get_message(m.id) for m in claimed.messages] == list(claimed.messages)
