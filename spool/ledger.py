@@ -9,13 +9,13 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, select, update
-from sqlalchemy.dialects import sqlite
 
 from hub.events import STATUS_EVENTS
 from hub.model import Status
 from hub.pushes import PUSHED
 from spool import pushes, webhooks
 from spool.bulk import bulk_insert, driver
+from spool.rows import on_driver
 from spool.tables import (
     Money,
     account_callbacks,
@@ -56,8 +56,7 @@ _LISTENERS = select(
     exists().select_from(message_callbacks),
     exists().select_from(account_callbacks),
 )
-_LISTENERS_SQLITE = str(_LISTENERS.compile(dialect=sqlite.dialect(),
-                                           compile_kwargs={"literal_binds": True}))
+_LISTENERS_SQLITE = on_driver(_LISTENERS)
 
 
 def add_events(conn: Connection, events: Sequence[Event]) -> None:

@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     Boolean,
+    ClauseElement,
     ColumnElement,
     Connection,
-    Select,
     String,
     TypeDecorator,
     any_,
@@ -103,7 +103,7 @@ def listed(column: ColumnElement[Any], name: str = "ids") -> ColumnElement[bool]
     return _Listed(column, name)
 
 
-def on_driver(statement: Select[Any]) -> str:
+def on_driver(statement: ClauseElement) -> str:
     """`statement` as SQLite's driver takes it (qmark parameters in the statement's
     order; a `listed` list is one JSON text): hot lookups run there at once, since
     SQLAlchemy's execution cost more than the lookup (about 100 µs a statement on a
