@@ -2,12 +2,14 @@
 server with raw sockets and httpx: plain sends skip uvicorn's ASGI cycle and everything
 else takes it; pipelined requests are answered in order whichever way each goes; the
 connection ends as HTTP/1.0, `Connection: close` and the endpoint's answer say; a
-sendsms whose login is cached, and a POST /v1/messages whose key is, are staged and
-answered without a task, alone or with the requests of many connections in one turn."""
+sendsms, a WinSMS batchmessage.asp or a Clickatell sendmsg whose login is cached, and a
+POST /v1/messages whose key is, are staged and answered without a task, alone or with
+the requests of many connections in one turn."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from contextlib import closing
 from decimal import Decimal
@@ -32,6 +34,7 @@ def post(key: str, body: bytes, version: bytes = b"1.1", extra: bytes = b"") -> 
 
 
 MESSAGE = b'{"to": "0821234567", "text": "hot"}'
+ID = "[0-9A-Z]{26}"
 
 
 def statuses(answer: bytes) -> list[int]:
@@ -198,6 +201,48 @@ def test_a_post_with_its_key_cached_is_staged_and_answered_without_a_task(
         stored = sorted(conn.execute(select(messages.c.recipient)).scalars())
     assert stored == ["+27821234567", "+27821234568", "+27821234569", "+27821234572"]
     assert hub.spool.get_account("acme").balance == Decimal("10") - 4 * Decimal("0.25")
+
+
+def test_winsms_and_clickatell_sends_with_their_login_cached_are_staged_without_a_task(
+        make_hub: MakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    tasks = hot_tasks(monkeypatch)
+    hub = make_hub(http={"port": 0})
+    hub.account("acme", credits="10")
+    hub.spool.set_password_hash("acme", hash_password("foo"))
+    login = {"user": "acme", "password": "foo"}
+
+    with httpx.Client(base_url=hub.url) as client:
+        def winsms(numbers: str, **extra: str) -> str:
+            return client.get("/api/batchmessage.asp", params={
+                **login, "message": "hot", "numbers": numbers, **extra}).text
+
+        def clickatell(to: str, **extra: str) -> str:
+            return client.get("/http/sendmsg", params={
+                **login, "api_id": "1", "to": to, "text": "hot", **extra}).text
+
+        assert re.fullmatch(f"0821234567={ID};", winsms("0821234567")), "checked: a task"
+        assert len(tasks) == 1
+        assert re.fullmatch(f"0821234568={ID};12=BADDEST;", winsms("0821234568;12"))
+        assert re.fullmatch(f"ID: {ID} To: 27821234569\nID: {ID} To: 27821234570",
+                            clickatell("27821234569,27821234570"))
+        assert clickatell("12") == "ERR: 105, Invalid destination address"  # nothing to commit
+        form = client.post("/api/batchmessage.asp", data={  # a form POST is staged alike
+            **login, "message": "hot", "numbers": "0821234571"})
+        assert re.fullmatch(f"0821234571={ID};", form.text)
+        assert len(tasks) == 1  # staged by the Prompters, committed, answered: no task
+        # Declined, each answered by its endpoint's task in the dialect's words:
+        assert winsms("") == "INVALID"
+        assert winsms("0821234572", password="bar") == "FAIL"
+        assert clickatell("27821234573", deliv_time="x").startswith("ERR: 120")
+        session = client.get("/http/auth", params={**login, "api_id": "1"}).text
+        by_session = client.get("/http/sendmsg", params={
+            "session_id": session.removeprefix("OK: "), "to": "27821234574", "text": "hot"})
+        assert re.fullmatch(f"ID: {ID}", by_session.text)
+    assert tasks == ["/api/batchmessage.asp"] * 3 + ["/http/sendmsg", "/http/sendmsg"]
+    with hub.spool.db.engine.connect() as conn:  # type: ignore[attr-defined]
+        stored = sorted(conn.execute(select(messages.c.recipient)).scalars())
+    assert stored == ["+27821234567", "+27821234568", "+27821234569", "+27821234570",
+                      "+27821234571", "+27821234574"]
 
 
 def test_prompted_requests_of_many_connections_share_the_group_commit(

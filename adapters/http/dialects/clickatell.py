@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.http.app import HttpContext, temporarily
+from adapters.http.app import HttpContext, Prompt, PromptRoute, temporarily
 from adapters.http.dialects.common import fresh_account, submit
-from adapters.http.dialects.params import BadParameters, Params, decode, read
+from adapters.http.dialects.params import BadParameters, Params, decode, parsed, read
 from adapters.http.dialects.paths import CLICKATELL_COMMANDS
 from adapters.http.logins import LockedOut, Logins, client_address
 from adapters.vendors.clickatell import STATUSES, fault_text, refusal_fault
@@ -32,10 +32,12 @@ from adapters.xml.clickatell import (
     recipients,
     submissions,
 )
+from adapters.xml.common import stage_items
 from hub import views
 from hub.clock import utcnow
 from hub.errors import TemporaryFailure
-from hub.model import Message, Outcome, Refused
+from hub.model import Message, Outcome, Refused, Source, Submission
+from hub.ports import Committed
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,9 @@ def routes(ctx: HttpContext, max_messages: int, logins: Logins) -> list[BaseRout
         "getmsgcharge": api.charge, "getbalance": api.balance, "delmsg": api.delete}
     assert set(commands) == set(CLICKATELL_COMMANDS)
     return [Route(XML_PATH, xml.handle, methods=["GET", "POST"]),
-            *(Route(f"/http/{name}", api.endpoint(name, handler), methods=["GET", "POST"])
+            *(PromptRoute(f"/http/{name}", api.endpoint(name, handler), prompt=api.prompt,
+                          methods=["GET", "POST"]) if name == "sendmsg" else
+              Route(f"/http/{name}", api.endpoint(name, handler), methods=["GET", "POST"])
               for name, handler in commands.items())]
 
 
@@ -108,20 +112,52 @@ class ClickatellHttp:
             try:
                 cmd = command(name, await read(request), client_address(request))
                 return _lines(await handler(cmd))
-            except Fault as fault:
-                return _lines(f"ERR: {fault.text}")
-            except LockedOut:
-                return _lines(f"ERR: {fault_text('007')}", 200, **self.logins.retry_after())
-            except BadParameters:
-                return _lines(f"ERR: {fault_text('101')}", 400)
-            except TemporaryFailure as exc:
-                words, headers = temporarily(self.ctx, exc)
-                return _lines(f"ERR: 101, {words}", 503, **headers)
-            except Exception:  # a bug of ours, answered in Clickatell's words all the same
-                log.exception("unhandled error in /http/%s", name, extra={"action": "dialect"})
-                return _lines("ERR: 101, the hub failed to handle the request", 500)
+            except Exception as exc:
+                return self._failure(name, exc)
 
         return handle
+
+    def _failure(self, name: str, exc: Exception) -> Response:
+        """A command's fault, a login refused unchecked, parameters that cannot be read,
+        the spool unable to take it, or a bug of ours, in Clickatell's words all the same."""
+        if isinstance(exc, Fault):
+            return _lines(f"ERR: {exc.text}")
+        if isinstance(exc, LockedOut):
+            return _lines(f"ERR: {fault_text('007')}", 200, **self.logins.retry_after())
+        if isinstance(exc, BadParameters):
+            return _lines(f"ERR: {fault_text('101')}", 400)
+        if isinstance(exc, TemporaryFailure):
+            words, headers = temporarily(self.ctx, exc)
+            return _lines(f"ERR: 101, {words}", 503, **headers)
+        log.error("unhandled error in /http/%s", name, exc_info=exc, extra={"action": "dialect"})
+        return _lines("ERR: 101, the hub failed to handle the request", 500)
+
+    def prompt(self, request: Request, body: bytes) -> Prompt | None:
+        """`sendmsg`'s common case staged at once (adapters/http/hot.py): a send by name
+        and password (or API key) in the credential cache, with no fault in its fields.
+        Anything else (a session, whose account is read from the spool; a login not in
+        the cache; a fault) is declined, for the command's endpoint to answer."""
+        try:
+            cmd = command("sendmsg", parsed(request, body), client_address(request))
+        except BadParameters:
+            return None
+        if cmd.get("session_id"):
+            return None
+        account = self.logins.cached(cmd.address, cmd.get("user"), cmd.get("password"))
+        if account is None:
+            return None
+        try:
+            numbers, items = self._send_items(cmd)
+        except Fault:
+            return None
+        staged = stage_items(self.ctx, account, items, Source.HTTP)
+
+        def answer_with(done: Sequence[Committed] | Exception) -> Response:
+            if isinstance(done, Exception):
+                return self._failure("sendmsg", done)
+            return _lines(send_lines(numbers, staged.finish(done)))
+
+        return Prompt(staged.ready, answer_with)
 
     async def auth(self, cmd: Command) -> str:
         account = await self.xml.account(cmd)
@@ -135,11 +171,16 @@ class ClickatellHttp:
 
     async def send(self, cmd: Command) -> str:
         account = await self.xml.account(cmd)
+        numbers, items = self._send_items(cmd)
+        return send_lines(numbers, await submit(self.ctx, account, items))
+
+    def _send_items(self, cmd: Command) -> tuple[list[str], list[Submission | Refused]]:
+        """sendmsg's numbers and a submission (or refusal) for each; Fault for a field
+        that fails the whole command."""
         numbers = recipients(cmd)
         if len(numbers) > self.max_messages:
             raise Fault("101")
-        outcomes = await submit(self.ctx, account, submissions(cmd, utcnow()))
-        return send_lines(numbers, outcomes)
+        return numbers, submissions(cmd, utcnow())
 
     async def query(self, cmd: Command) -> str:
         message = await self.xml.message(cmd)

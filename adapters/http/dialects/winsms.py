@@ -12,14 +12,16 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.http.app import HttpContext, temporarily
+from adapters.http.app import HttpContext, Prompt, PromptRoute, temporarily
 from adapters.http.dialects.common import fresh_account, submit
-from adapters.http.dialects.params import BadParameters, Params, read
+from adapters.http.dialects.params import BadParameters, Params, parsed, read
 from adapters.http.dialects.paths import WINSMS
 from adapters.http.logins import LockedOut, Logins, client_address
+from adapters.xml.common import stage_items
 from adapters.xml.winsms import MAX_NUMBERS, scheduled
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
-from hub.model import Account, Outcome, Refused, Submission
+from hub.model import Account, Outcome, Refused, Source, Submission
+from hub.ports import Committed
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +58,38 @@ def sent_answer(given: Sequence[str], outcomes: Sequence[Outcome]) -> str:
         for number, o in zip(given, outcomes, strict=True))
 
 
+def batch_items(params: Params) -> tuple[list[str], list[Submission | Refused]] | None:
+    """batchmessage.asp's numbers as given and a submission (or the refusal of its
+    `scheduled` time) for each; None when the numbers are missing or too many (INVALID)."""
+    given = numbers(params.text("numbers", fold=True) or "")
+    if not given or len(given) > MAX_NUMBERS:
+        return None
+    text = params.text("message", fold=True) or ""
+    try:
+        when = params.text("scheduled", "scheduleddatetime", fold=True)
+        send_at = scheduled(when.strip() if when else None)
+    except Rejected as exc:
+        return given, [Refused(exc.code, exc.reason)] * len(given)
+    return given, [Submission(n, text, send_at=send_at) for n in given]
+
+
+def _credentials(params: Params) -> tuple[str | None, str | None]:
+    # Some clients send an API key as `APIKey` rather than in `password`.
+    return params.text("user", fold=True), params.text("password", "apikey", fold=True)
+
+
 def routes(ctx: HttpContext, logins: Logins) -> list[BaseRoute]:
     api = WinSmsHttp(ctx, logins)
     pages: dict[str, _Page] = {"auth.asp": api.auth, "credits.asp": api.credits,
                                "batchmessage.asp": api.batch}
-    return [Route(path, api.endpoint(path, pages[path.rsplit("/", 1)[1]]),
-                  methods=["GET", "POST"]) for path in WINSMS]
+    out: list[BaseRoute] = []
+    for path in WINSMS:
+        page = path.rsplit("/", 1)[1]
+        endpoint = api.endpoint(path, pages[page])
+        out.append(PromptRoute(path, endpoint, prompt=api.prompt, methods=["GET", "POST"])
+                   if page == "batchmessage.asp" else
+                   Route(path, endpoint, methods=["GET", "POST"]))
+    return out
 
 
 class WinSmsHttp:
@@ -75,20 +103,44 @@ class WinSmsHttp:
                 return await page(request, await read(request))
             except BadParameters:
                 return _plain("INVALID", 400)
-            except TemporaryFailure as exc:
-                words, headers = temporarily(self.ctx, exc)
-                return _plain(f"BUSY: {words}", 503, **headers)
-            except Exception:  # a bug of ours, answered in WinSMS's plain words all the same
-                log.exception("unhandled error in %s", path, extra={"action": "dialect"})
-                return _plain("ERROR", 500)
+            except Exception as exc:
+                return self._failure(path, exc)
 
         return handle
 
+    def _failure(self, path: str, exc: Exception) -> Response:
+        """What stops a request after its parameters are read: the spool unable to take
+        it, or a bug of ours, answered in WinSMS's plain words all the same."""
+        if isinstance(exc, TemporaryFailure):
+            words, headers = temporarily(self.ctx, exc)
+            return _plain(f"BUSY: {words}", 503, **headers)
+        log.error("unhandled error in %s", path, exc_info=exc, extra={"action": "dialect"})
+        return _plain("ERROR", 500)
+
+    def prompt(self, request: Request, body: bytes) -> Prompt | None:
+        """`batch`'s common case staged at once (adapters/http/hot.py): a send whose
+        login is in the cache, with its numbers there and not too many. Anything else
+        is declined, for `batch` to answer."""
+        try:
+            params = parsed(request, body)
+        except BadParameters:
+            return None
+        account = self.logins.cached(client_address(request), *_credentials(params))
+        found = None if account is None else batch_items(params)
+        if account is None or found is None:
+            return None
+        given, items = found
+        staged = stage_items(self.ctx, account, items, Source.HTTP)
+
+        def answer_with(done: Sequence[Committed] | Exception) -> Response:
+            if isinstance(done, Exception):
+                return self._failure(WINSMS[2], done)
+            return _plain(sent_answer(given, staged.finish(done)))
+
+        return Prompt(staged.ready, answer_with)
+
     async def _login(self, request: Request, params: Params) -> Account:
-        # Some clients send an API key as `APIKey` rather than in `password`.
-        password = params.text("password", "apikey", fold=True)
-        return await self.logins.check(client_address(request),
-                                       params.text("user", fold=True), password)
+        return await self.logins.check(client_address(request), *_credentials(params))
 
     async def auth(self, request: Request, params: Params) -> Response:
         try:
@@ -115,15 +167,8 @@ class WinSmsHttp:
             return _plain("ACCOUNTLOCKED", 200, **self.logins.retry_after())
         except AuthenticationError:
             return _plain("FAIL")
-        given = numbers(params.text("numbers", fold=True) or "")
-        if not given or len(given) > MAX_NUMBERS:
+        found = batch_items(params)
+        if found is None:
             return _plain("INVALID")
-        text = params.text("message", fold=True) or ""
-        try:
-            when = params.text("scheduled", "scheduleddatetime", fold=True)
-            send_at = scheduled(when.strip() if when else None)
-            parsed: list[Submission | Refused] = [Submission(n, text, send_at=send_at)
-                                                  for n in given]
-        except Rejected as exc:
-            parsed = [Refused(exc.code, exc.reason)] * len(given)
-        return _plain(sent_answer(given, await submit(self.ctx, account, parsed)))
+        given, items = found
+        return _plain(sent_answer(given, await submit(self.ctx, account, items)))
