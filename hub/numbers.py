@@ -51,6 +51,16 @@ def normalise(raw: str, region: str) -> str:
     raise Rejected("invalid_number", value)
 
 
+def with_plus(raw: str) -> str:
+    """A number as vendor APIs write it internationally, without the '+' (`27821234567`,
+    `447911123456`: Clickatell's `to`, WinSMS's `numbers`, providers' callbacks), given
+    its '+'; a local form with its 0 (`0821234567`), one with a '+' already, or anything
+    else, as written. Read as they are, bare digits would be national numbers of the
+    hub's region: a foreign number refused, and every one parsed the slow way."""
+    text = raw.strip()
+    return f"+{text}" if text.isdigit() and not text.startswith("0") else raw
+
+
 def mask(e164: str) -> str:
     """`+27821234567` -> `+27******567`: country code and last 3 digits survive."""
     digits = e164[1:]

@@ -34,6 +34,7 @@ from hub.model import (
     Refused,
     Submission,
 )
+from hub.numbers import with_plus
 from hub.pushes import CLICKATELL_ALL
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,8 @@ def submissions(command: Command, now: datetime) -> list[Submission | Refused]:
     sub = Submission("", body, command.get("from") or None, ref, send_at, expires_at,
                      priority=priority, callback=callback(command))
     refused = _refusal(command, body, ref, len(numbers))
-    return [refused or replace(sub, to=n) for n in numbers]
+    # `to` is international without its '+', as Clickatell documents it.
+    return [refused or replace(sub, to=with_plus(n)) for n in numbers]
 
 
 def callback(command: Command) -> Callback | None:

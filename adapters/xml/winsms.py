@@ -25,6 +25,7 @@ from hub import cpa
 from hub.clock import utcnow
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
 from hub.model import Account, Inbound, Message, Outcome, Refused, Status, Submission
+from hub.numbers import with_plus
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,8 @@ def _read_messages(root: etree._Element, request: WinSmsRequest) -> None:
                 for number in _children(numbers, "number"):
                     to = (number.text or "").strip()
                     request.numbers.append(to)
-                    request.submissions.append(refused or Submission(to, text, send_at=send_at))
+                    request.submissions.append(
+                        refused or Submission(with_plus(to), text, send_at=send_at))
     if not request.numbers:  # a document of another shape must not look like success
         raise XmlProblem(400, "INVALID", "no number to send to: a WinSMS_Multi_Message holds "
                          "<Messages><Message><MessageText/><Numbers><Number/></Numbers>"

@@ -56,6 +56,16 @@ def test_pypi_client_sends_to_one_and_to_several(hub: HubThread) -> None:
     assert stored is not None and stored.text == "Hello from the client"
 
 
+def test_to_is_international_without_its_plus_foreign_numbers_too(hub: HubThread) -> None:
+    # Clickatell's `to` is "international, no +": a UK number is not a ZA national one.
+    answer = get(hub, "sendmsg", f"{AUTH}&to=447911123456,27821234567&text=Abroad")
+    found = re.fullmatch(f"ID: ({ID}) To: 447911123456\nID: ({ID}) To: 27821234567", answer)
+    assert found is not None, answer
+    stored = [hub.spool.get_message(found.group(i)) for i in (1, 2)]
+    assert [m.recipient for m in stored if m is not None] == ["+447911123456",
+                                                               "+27821234567"]
+
+
 def test_pypi_client_reads_balance_status_and_charge(hub: HubThread) -> None:
     api = client(hub)
     [sent] = api.sendMessage("27821234567", "Charged")

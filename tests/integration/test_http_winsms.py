@@ -63,6 +63,17 @@ def test_batchmessage_as_in_winsms_documentation(hub: HubThread) -> None:
     assert hub.spool.get_account("hpotter").balance == Decimal("9.25")
 
 
+def test_numbers_are_international_without_their_plus_foreign_ones_too(
+        hub: HubThread) -> None:
+    r = get(hub, "batchmessage.asp",
+            "user=hpotter&password=w1Zard&message=Abroad&numbers=447911123456;0825550101")
+    found = re.fullmatch(f"447911123456=({ID});0825550101=({ID});", r.text)
+    assert found is not None, r.text
+    stored = [hub.spool.get_message(found.group(i)) for i in (1, 2)]
+    assert [m.recipient for m in stored if m is not None] == ["+447911123456",
+                                                               "+27825550101"]
+
+
 def test_capitalised_names_trailing_semicolon_and_local_numbers(hub: HubThread) -> None:
     # The official samples write User=...&Password=...; VB samples end Numbers with ';'.
     r = get(hub, "batchmessage.asp",

@@ -68,6 +68,12 @@ def test_several_recipients_are_answered_each_with_to_and_a_fault_for_a_bad_one(
     assert all(a["sequence_no"] == "7" for a in answers)
 
 
+def test_to_is_international_without_its_plus_foreign_numbers_too(hub: HubThread) -> None:
+    root = click(hub, f"<sendMsg>{AUTH}<to>447911123456</to><text>Abroad</text></sendMsg>")
+    stored = hub.spool.get_message(fields(root[0])["apiMsgId"])
+    assert stored is not None and stored.recipient == "+447911123456"
+
+
 def test_get_request_with_data_in_the_query_works_too(hub: HubThread) -> None:
     root = click(hub, f"<getBalance>{AUTH}</getBalance>", method="GET")
     assert root[0].tag == "getBalanceResp" and Decimal(fields(root[0])["ok"]) == 10

@@ -52,6 +52,13 @@ def test_multi_message_is_accepted_per_number_with_url_decoded_text(hub: HubThre
     assert hub.spool.get_account("hpotter").balance == Decimal("9.50")
 
 
+def test_numbers_are_international_without_their_plus_foreign_ones_too(
+        hub: HubThread) -> None:
+    root = post(hub, "xmlsendsmsmulti.asp", multi(["447911123456"]))
+    stored = hub.spool.get_message(root.findtext("Message/MessageID") or "")
+    assert stored is not None and stored.recipient == "+447911123456"
+
+
 def test_scheduled_is_south_african_time_and_schedule_is_accepted_too(hub: HubThread) -> None:
     at = sa_minute_ahead()
     for tag in ("Scheduled", "Schedule"):

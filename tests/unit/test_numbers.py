@@ -9,7 +9,7 @@ import pytest
 
 from hub import numbers
 from hub.errors import Rejected
-from hub.numbers import MAX_LENGTH, mask, normalise
+from hub.numbers import MAX_LENGTH, mask, normalise, with_plus
 
 
 @pytest.mark.parametrize(
@@ -28,6 +28,26 @@ from hub.numbers import MAX_LENGTH, mask, normalise
 )
 def test_every_written_form_of_a_za_mobile_is_the_same_recipient(raw: str) -> None:
     assert normalise(raw, "ZA") == "+27821234567"
+
+
+@pytest.mark.parametrize(("raw", "read"), [
+    ("27821234567", "+27821234567"),
+    (" 447911123456 ", "+447911123456"),  # foreign: as a ZA national number, refused
+    ("0821234567", "0821234567"),  # a local form keeps its 0 and its region
+    ("+27821234567", "+27821234567"),
+    ("27 82 123 4567", "27 82 123 4567"),  # written by hand: normalise decides
+    ("12", "+12"),
+    ("", ""),
+])
+def test_numbers_vendors_write_international_without_a_plus_get_it(raw: str,
+                                                                   read: str) -> None:
+    assert with_plus(raw) == read
+
+
+def test_a_foreign_number_without_its_plus_is_refused_as_national_but_read_with_it() -> None:
+    with pytest.raises(Rejected):
+        normalise("447911123456", "ZA")
+    assert normalise(with_plus("447911123456"), "ZA") == "+447911123456"
 
 
 def test_international_number_keeps_its_own_country_code() -> None:

@@ -23,7 +23,7 @@ from adapters.carriers.http.settings import Callbacks, ReplyFields, ReportFields
 from hub.clock import Clock
 from hub.errors import Rejected
 from hub.model import DeliveryReport, ErrorInfo, InboundMessage, Status
-from hub.numbers import normalise
+from hub.numbers import normalise, with_plus
 from hub.ports import CarrierSink
 
 log = logging.getLogger(__name__)
@@ -229,8 +229,7 @@ def e164(raw: str, region: str) -> str:
     """A handset number as E.164: providers write `27821234567` (no '+') or local forms;
     anything that is no valid number (a short code) is kept as written."""
     text = raw.strip()
-    candidate = f"+{text}" if text.isdigit() and not text.startswith("0") else text
     try:
-        return normalise(candidate, region)
+        return normalise(with_plus(text), region)
     except Rejected:
         return text

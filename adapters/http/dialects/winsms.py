@@ -21,6 +21,7 @@ from adapters.xml.common import stage_items
 from adapters.xml.winsms import MAX_NUMBERS, scheduled
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
 from hub.model import Account, Outcome, Refused, Source, Submission
+from hub.numbers import with_plus
 from hub.ports import Committed
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def batch_items(params: Params) -> tuple[list[str], list[Submission | Refused]] 
         send_at = scheduled(when.strip() if when else None)
     except Rejected as exc:
         return given, [Refused(exc.code, exc.reason)] * len(given)
-    return given, [Submission(n, text, send_at=send_at) for n in given]
+    return given, [Submission(with_plus(n), text, send_at=send_at) for n in given]
 
 
 def _credentials(params: Params) -> tuple[str | None, str | None]:
