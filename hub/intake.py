@@ -76,8 +76,9 @@ class Staged:
         """The outcomes, once `ready` is committed with the results `done`."""
         committed = iter(zip(self.ready, done, strict=True))
         result = [o if o is not None else _outcome(*next(committed)) for o in self.outcomes]
-        log.debug("intake", extra={"action": "intake", "source": self.source.value,
-                                   "count": len(result)})
+        if log.isEnabledFor(logging.DEBUG):  # the extra dict costs a request more than the check
+            log.debug("intake", extra={"action": "intake", "source": self.source.value,
+                                       "count": len(result)})
         return result
 
 
