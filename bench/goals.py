@@ -34,6 +34,11 @@ only), and the ratios against that are shown beside the goals, not as goals.
 
     .venv/bin/python bench/goals.py --kannel PATH/TO/kannel-harness --rounds 3
     .venv/bin/python bench/goals.py --kannel PATH/TO/kannel-harness --rounds 3 --kannel-store
+    .venv/bin/python bench/goals.py --kannel PATH/TO/kannel-harness --rounds 3 --dialects
+
+With --dialects the hub's round also times N WinSMS `batchmessage.asp` and N Clickatell
+`sendmsg` GETs (one number each, written as their clients write it, international
+without the '+'), after sendsms, shown against Kannel's sendsms beside the goals.
 """
 
 from __future__ import annotations
@@ -67,6 +72,12 @@ SENDSMS = (
     "&to=%2B49160{{i:07d}}&text=Benchmark+message+number+{{i}}"
 )
 PASSWORD = "bench-pass-1"
+# With --dialects: the other vendors' send commands as their clients write them (numbers
+# international without their '+'), one message a request, as sendsms above.
+WINSMS = ("/api/batchmessage.asp?user=bench&password={password}"
+          "&message=Benchmark+message+number+{{i}}&numbers=49160{{i:07d}}")
+CLICKATELL = ("/http/sendmsg?user=bench&password={password}&api_id=1"
+              "&to=49160{{i:07d}}&text=Benchmark+message+number+{{i}}")
 BULK_RUNS = 3  # runs of each bulk measure (batch, document, ceiling) in a round: the median
 GOALS = (  # (key, label, reference key, goal)
     ("single", "#13 single POST / Kannel sendsms", "kannel_accept", 0.7),
@@ -83,6 +94,12 @@ STORED = (
     ("single", "single POST / Kannel with its store", "kannel_store_accept", None),
     ("sendsms", "sendsms / Kannel with its store", "kannel_store_accept", None),
     ("smpp", "SMPP end to end / Kannel with its store", "kannel_store_e2e", None),
+)
+# With --dialects, beside the goals: WinSMS's and Clickatell's HTTP sends against
+# Kannel's sendsms, the dialect the goal names.
+DIALECTS = (
+    ("winsms", "WinSMS batchmessage.asp / Kannel sendsms", "kannel_accept", None),
+    ("clickatell", "Clickatell sendmsg / Kannel sendsms", "kannel_accept", None),
 )
 
 
@@ -131,10 +148,12 @@ def hub_tree_cpu(pid: int) -> float:
     return sum(smpp_e2e.cpu_seconds(p) for p in smpp_e2e.process_tree(pid))
 
 
-def intake(n: int, index: int = 1, dispatch: bool = True) -> dict[str, Any]:
+def intake(n: int, index: int = 1, dispatch: bool = True,
+           dialects: bool = False) -> dict[str, Any]:
     """The four intake measures against one `smshub serve`, dispatcher on (unless not
-    `dispatch`). The first timed load on a fresh spool pays for growing its files:
-    single POSTs and sendsms take turns at going first (round `index`)."""
+    `dispatch`), and with `dialects` WinSMS's and Clickatell's sends after sendsms. The
+    first timed load on a fresh spool pays for growing its files: single POSTs and
+    sendsms take turns at going first (round `index`)."""
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="goals-hub-") as tmp:
         work = Path(tmp)
@@ -175,6 +194,9 @@ def intake(n: int, index: int = 1, dispatch: bool = True) -> dict[str, Any]:
             # check of the password, cached afterwards, as for any client).
             spine.loadgen(server.url, key, requests=1_000, clients=50, start=0)
             _get_load(server.url + SENDSMS.format(password=PASSWORD), 200, 900_000)
+            if dialects:
+                for url in (WINSMS, CLICKATELL):
+                    _get_load(server.url + url.format(password=PASSWORD), 200, 800_000)
             spine.loadgen(server.url, key, requests=1, clients=1, start=2_000_000, batch=1_000)
             with httpx.Client(base_url=server.url, timeout=120,
                               headers={"Authorization": f"Bearer {key}"}) as client:
@@ -216,6 +238,16 @@ def intake(n: int, index: int = 1, dispatch: bool = True) -> dict[str, Any]:
                 out["sendsms_client_us"] = 1e6 * r["cpu_s"] / n
                 return float(r["ok_per_s"])
 
+            def dialect(url: str, start: int) -> Any:
+                def run() -> float:
+                    # Both answer 200 whatever they say: what counts is what was stored.
+                    before = stored(work / "var" / "spool.db")
+                    r = _get_load(server.url + url.format(password=PASSWORD), n, start)
+                    assert r["statuses"].get("200") == n, r["statuses"]
+                    assert stored(work / "var" / "spool.db") - before == n
+                    return float(r["ok_per_s"])
+                return run
+
             starts = iter(range(3_000_000, 4_000_000, 10_000))  # each run its own texts
 
             def batch() -> float:
@@ -240,6 +272,9 @@ def intake(n: int, index: int = 1, dispatch: bool = True) -> dict[str, Any]:
             first, second = ("single", single), ("sendsms", sendsms)
             for label, run in (first, second) if index % 2 else (second, first):
                 timed(label, n, run)
+            if dialects:
+                timed("winsms", n, dialect(WINSMS, 5_000_000))
+                timed("clickatell", n, dialect(CLICKATELL, 6_000_000))
             for label, run in (("batch", batch), ("xml", xml)):
                 runs = []
                 for _ in range(BULK_RUNS):
@@ -268,6 +303,13 @@ def drained(db: Path, timeout: float = 120.0) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{left} messages still not final after {timeout:.0f} s")
             time.sleep(0.2)
+
+
+def stored(db: Path) -> int:
+    """How many messages the spool holds."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as conn:
+        (count,) = conn.execute("SELECT count(*) FROM messages").fetchone()
+    return int(count)
 
 
 def _get_load(url: str, n: int, start: int) -> dict[str, Any]:
@@ -337,7 +379,7 @@ def _again(run: Any) -> Any:
 def one_round(args: argparse.Namespace, index: int) -> dict[str, Any]:
     steps = [
         ("kannel", lambda: _again(lambda: kannel(args.kannel, args.n))),
-        ("intake", lambda: intake(args.n, index)),
+        ("intake", lambda: intake(args.n, index, dialects=args.dialects)),
         ("smpp", lambda: smpp(args.kannel, args.n, "all")),
         ("smpp_one", lambda: smpp(args.kannel, args.n, "one")),
     ]
@@ -370,7 +412,7 @@ def show_round(index: int, row: dict[str, Any]) -> None:
         f"({row['kannel_cpu_us']:.0f} us/msg); insert ceiling {row['ceiling']:,.0f} rows/s",
         flush=True,
     )
-    for key, label, ref, _ in _measured(GOALS + STORED, [row]):
+    for key, label, ref, _ in _measured(GOALS + STORED + DIALECTS, [row]):
         cpu = row.get(f"{key}_cpu_us")
         print(
             f"  {label:<38} {row[key]:>9,.0f}/s  = {row[key] / row[ref]:.2f}"
@@ -399,7 +441,7 @@ def show_threads(row: dict[str, Any], keys: tuple[str, ...]) -> None:
 
 def summary(rows: list[dict[str, Any]]) -> None:
     print(f"\nmedians of {len(rows)} rounds (min-max), each ratio taken within its round:")
-    for key, label, ref, goal in _measured(GOALS + STORED, rows):
+    for key, label, ref, goal in _measured(GOALS + STORED + DIALECTS, rows):
         ratios = [r[key] / r[ref] for r in rows]
         rates = [r[key] for r in rows]
         mark = "" if goal is None else (" ok" if statistics.median(ratios) >= goal else " BELOW")
@@ -426,8 +468,9 @@ def summary(rows: list[dict[str, Any]]) -> None:
 
 def _measured(rows_of: tuple[tuple[str, str, str, float | None], ...],
               rows: list[dict[str, Any]]) -> list[tuple[str, str, str, float | None]]:
-    """The ratios whose reference every round measured (Kannel's store: on request)."""
-    return [entry for entry in rows_of if all(entry[2] in r for r in rows)]
+    """The ratios every round measured, the reference too (Kannel's store, the other
+    dialects: on request)."""
+    return [entry for entry in rows_of if all(entry[0] in r and entry[2] in r for r in rows)]
 
 
 # The goals measured against Kannel's rate, with the reference each is held to.
@@ -460,15 +503,19 @@ def intake_only(args: argparse.Namespace) -> int:
           flush=True)
     rows = []
     for i in range(1, args.rounds + 1):
-        rows.append(intake(args.n, i, dispatch=not args.dispatcher_off))
+        rows.append(intake(args.n, i, dispatch=not args.dispatcher_off,
+                           dialects=args.dialects))
         print(f"round {i}: " + ", ".join(
             f"{key} {rows[-1][key]:,.0f}/s ({rows[-1][f'{key}_cpu_us']:.0f} us/msg)"
-            for key in ("single", "sendsms", "batch", "xml"))
+            for key in ("single", "sendsms", "winsms", "clickatell", "batch", "xml")
+            if key in rows[-1])
             + f"; load generator {rows[-1]['single_client_us']:.1f} and "
             f"{rows[-1]['sendsms_client_us']:.1f} us/request", flush=True)
         show_threads(rows[-1], ("single", "sendsms"))
         show_lag(rows[-1])
-    for key in ("single", "sendsms", "batch", "xml"):
+    for key in ("single", "sendsms", "winsms", "clickatell", "batch", "xml"):
+        if key not in rows[0]:
+            continue
         rates = [r[key] for r in rows]
         print(f"  {key:<8} median {statistics.median(rates):,.0f}/s "
               f"({min(rates):,.0f}-{max(rates):,.0f})")
@@ -507,6 +554,12 @@ def main() -> int:
         action="store_true",
         help="also run Kannel with its message store on (STORE=spool) in every round, "
         "and show the ratios against it beside the goals",
+    )
+    p.add_argument(
+        "--dialects",
+        action="store_true",
+        help="also measure WinSMS's batchmessage.asp and Clickatell's sendmsg (one "
+        "message a request, as sendsms), shown against Kannel's sendsms beside the goals",
     )
     p.add_argument(
         "--intake-only",
