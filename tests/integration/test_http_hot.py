@@ -24,6 +24,7 @@ from adapters.http.dialects.kannel import KannelHttp
 from adapters.http.hot import HotRoutes
 from hub.accounts import hash_password
 from spool.tables import messages
+from tests.hubthread import HubThread
 from tests.integration.test_http_guards import MakeHub, connect, read_all
 
 
@@ -54,6 +55,14 @@ def counted_calls(monkeypatch: pytest.MonkeyPatch, owner: type, name: str,
 
     monkeypatch.setattr(owner, name, counted)
     return calls
+
+
+def with_login(make_hub: MakeHub, credits: str = "10") -> HubThread:
+    """A hub whose account `acme` logs in to the dialects with the password `foo`."""
+    hub = make_hub(http={"port": 0})
+    hub.account("acme", credits=credits)
+    hub.spool.set_password_hash("acme", hash_password("foo"))
+    return hub
 
 
 def hot_tasks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -127,9 +136,7 @@ def test_a_body_split_over_several_reads_is_read_whole(make_hub: MakeHub) -> Non
 def test_sendsms_with_its_login_cached_is_staged_and_answered_without_a_task(
         make_hub: MakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
     tasks = hot_tasks(monkeypatch)
-    hub = make_hub(http={"port": 0})
-    hub.account("acme", credits="10")
-    hub.spool.set_password_hash("acme", hash_password("foo"))
+    hub = with_login(make_hub)
 
     def sendsms(client: httpx.Client, **fields: str) -> httpx.Response:
         return client.get("/cgi-bin/sendsms", params={
@@ -206,9 +213,7 @@ def test_a_post_with_its_key_cached_is_staged_and_answered_without_a_task(
 def test_winsms_and_clickatell_sends_with_their_login_cached_are_staged_without_a_task(
         make_hub: MakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
     tasks = hot_tasks(monkeypatch)
-    hub = make_hub(http={"port": 0})
-    hub.account("acme", credits="10")
-    hub.spool.set_password_hash("acme", hash_password("foo"))
+    hub = with_login(make_hub)
     login = {"user": "acme", "password": "foo"}
 
     with httpx.Client(base_url=hub.url) as client:
@@ -247,9 +252,7 @@ def test_winsms_and_clickatell_sends_with_their_login_cached_are_staged_without_
 
 def test_prompted_requests_of_many_connections_share_the_group_commit(
         make_hub: MakeHub) -> None:
-    hub = make_hub(http={"port": 0})
-    hub.account("acme", credits="100")
-    hub.spool.set_password_hash("acme", hash_password("foo"))
+    hub = with_login(make_hub, credits="100")
     query = "username=acme&password=foo&text=many&to=08212345{:02d}"
 
     async def many() -> list[httpx.Response]:
@@ -271,9 +274,7 @@ def test_a_prompter_that_fails_hands_the_request_to_its_endpoint(
         raise RuntimeError("a bug in a prompter")
 
     monkeypatch.setattr(KannelHttp, "prompt", broken)
-    hub = make_hub(http={"port": 0})
-    hub.account("acme", credits="10")
-    hub.spool.set_password_hash("acme", hash_password("foo"))
+    hub = with_login(make_hub)
     answer = httpx.get(f"{hub.url}/cgi-bin/sendsms", params={
         "username": "acme", "password": "foo", "to": "0821234567", "text": "x"})
     assert (answer.status_code, answer.text) == (202, "0: Accepted for delivery")
