@@ -16,7 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.http.app import HttpContext, Prompt, PromptRoute, temporarily
-from adapters.http.dialects.common import fresh_account, submit
+from adapters.http.dialects.common import fresh_account, staged_prompt, submit
 from adapters.http.dialects.params import BadParameters, Params, decode, parsed, read
 from adapters.http.dialects.paths import CLICKATELL_COMMANDS
 from adapters.http.logins import LockedOut, Logins, client_address
@@ -32,12 +32,10 @@ from adapters.xml.clickatell import (
     recipients,
     submissions,
 )
-from adapters.xml.common import stage_items
 from hub import views
 from hub.clock import utcnow
 from hub.errors import TemporaryFailure
-from hub.model import Message, Outcome, Refused, Source, Submission
-from hub.ports import Committed
+from hub.model import Message, Outcome, Refused, Submission
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +148,9 @@ class ClickatellHttp:
             numbers, items = self._send_items(cmd)
         except Fault:
             return None
-        staged = stage_items(self.ctx, account, items, Source.HTTP)
-
-        def answer_with(done: Sequence[Committed] | Exception) -> Response:
-            if isinstance(done, Exception):
-                return self._failure("sendmsg", done)
-            return _lines(send_lines(numbers, staged.finish(done)))
-
-        return Prompt(staged.ready, answer_with)
+        return staged_prompt(self.ctx, account, items,
+                      lambda outcomes: _lines(send_lines(numbers, outcomes)),
+                      lambda exc: self._failure("sendmsg", exc))
 
     async def auth(self, cmd: Command) -> str:
         account = await self.xml.account(cmd)

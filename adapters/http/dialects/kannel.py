@@ -6,7 +6,6 @@ A dlr-url asks for the same pushes as the XML form's (docs/pushes.md)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 
@@ -15,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from adapters.http.app import BodyTooLarge, HttpContext, Prompt, PromptRoute
-from adapters.http.dialects.common import submit
+from adapters.http.dialects.common import staged_prompt, submit
 from adapters.http.dialects.params import (
     BadParameters,
     Params,
@@ -25,7 +24,6 @@ from adapters.http.dialects.params import (
 )
 from adapters.http.dialects.paths import KANNEL
 from adapters.http.logins import Logins, client_address
-from adapters.xml.common import stage_items
 from adapters.xml.kannel import (
     KannelSendSms,
     answer,
@@ -34,8 +32,7 @@ from adapters.xml.kannel import (
     refusal,
 )
 from hub.clock import utcnow
-from hub.model import Account, Callback, CallbackKind, Source, Submission
-from hub.ports import Committed
+from hub.model import Account, Callback, CallbackKind, Submission
 from hub.pushes import KANNEL_ALL, MAX_DLR_MASK
 
 NO_RECEIVER = "Missing receiver number, rejected"
@@ -178,14 +175,9 @@ class KannelHttp:
             return None
         if subs[0].callback is not None:
             return None
-        staged = stage_items(self.ctx, account, subs, Source.HTTP)
-
-        def answer_with(done: Sequence[Committed] | Exception) -> Response:
-            if isinstance(done, Exception):
-                return refusal(self.ctx, self.logins, done)
-            return outcome_answer(numbers, staged.finish(done))
-
-        return Prompt(staged.ready, answer_with)
+        return staged_prompt(self.ctx, account, subs,
+                      lambda outcomes: outcome_answer(numbers, outcomes),
+                      lambda exc: refusal(self.ctx, self.logins, exc))
 
     async def _handle(self, request: Request) -> Response:
         try:

@@ -13,16 +13,14 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.http.app import HttpContext, Prompt, PromptRoute, temporarily
-from adapters.http.dialects.common import fresh_account, submit
+from adapters.http.dialects.common import fresh_account, staged_prompt, submit
 from adapters.http.dialects.params import BadParameters, Params, parsed, read
 from adapters.http.dialects.paths import WINSMS
 from adapters.http.logins import LockedOut, Logins, client_address
-from adapters.xml.common import stage_items
 from adapters.xml.winsms import MAX_NUMBERS, scheduled
 from hub.errors import AuthenticationError, Rejected, TemporaryFailure
-from hub.model import Account, Outcome, Refused, Source, Submission
+from hub.model import Account, Outcome, Refused, Submission
 from hub.numbers import with_plus
-from hub.ports import Committed
 
 log = logging.getLogger(__name__)
 
@@ -127,18 +125,15 @@ class WinSmsHttp:
         except BadParameters:
             return None
         account = self.logins.cached(client_address(request), *_credentials(params))
-        found = None if account is None else batch_items(params)
-        if account is None or found is None:
+        if account is None:
+            return None
+        found = batch_items(params)
+        if found is None:
             return None
         given, items = found
-        staged = stage_items(self.ctx, account, items, Source.HTTP)
-
-        def answer_with(done: Sequence[Committed] | Exception) -> Response:
-            if isinstance(done, Exception):
-                return self._failure(WINSMS[2], done)
-            return _plain(sent_answer(given, staged.finish(done)))
-
-        return Prompt(staged.ready, answer_with)
+        return staged_prompt(self.ctx, account, items,
+                      lambda outcomes: _plain(sent_answer(given, outcomes)),
+                      lambda exc: self._failure(WINSMS[2], exc))
 
     async def _login(self, request: Request, params: Params) -> Account:
         return await self.logins.check(client_address(request), *_credentials(params))
