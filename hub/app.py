@@ -195,6 +195,7 @@ def build_core(config: Config, spool: Spool,
                coordination: Coordination | None = None) -> Core:
     runner = SpoolThreads(spool)
     metrics = Metrics()
+    metrics.role, metrics.writer_figures = config.hub.role, spool.writer_figures
     outbox = build_outbox(config, runner)
     inbound = build_inbound_desk(config, runner, outbox)
     dispatcher = build_dispatcher(config, runner, metrics, inbound, coordination)

@@ -1,5 +1,6 @@
 """In-process counters and their Prometheus text rendering (exposition format 0.0.4);
-spool-wide numbers (messages by status, queue depth) are read at scrape time."""
+spool-wide numbers (messages by status, queue depth) and the spool writer's figures
+are read at scrape time."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hub.model import Status, Totals
+from hub.model import Status, Totals, WriterFigures
 
 
 class Metrics:
@@ -25,6 +26,11 @@ class Metrics:
         # Each carrier's own figures (binds up, window use, rate...), read at scrape time.
         self.carrier_figures: Callable[[], Mapping[str, Mapping[str, float]]] | None = None
         self._shared_rate: float | None = None  # a split node's dispatch process's
+        # This process's use of the spool's writer, read at scrape time, under its role
+        # (all, ingress, dispatch); a split node's dispatch process's beside it.
+        self.writer_figures: Callable[[], WriterFigures] | None = None
+        self.role = "all"
+        self._shared_writer: tuple[str, WriterFigures] | None = None
 
     def export(self) -> dict[str, Any]:
         """The dispatch side's figures, which a split node's dispatch process hands its
@@ -32,7 +38,8 @@ class Metrics:
         return {"dispatched": dict(self.dispatched),
                 "carrier_errors": dict(self.carrier_errors),
                 "reports": dict(self.reports), "rate": self.dispatch_rate(),
-                "carriers": dict(self.carrier_figures()) if self.carrier_figures else {}}
+                "carriers": dict(self.carrier_figures()) if self.carrier_figures else {},
+                "writer": [self.role, *_fields(self.writer_figures)]}
 
     def absorb(self, shared: Mapping[str, Any]) -> None:
         """Serve figures `export` made in the node's dispatch process, in place of this
@@ -43,6 +50,10 @@ class Metrics:
         self._shared_rate = float(shared.get("rate", 0.0))
         carriers: Mapping[str, Mapping[str, float]] = shared.get("carriers", {})
         self.carrier_figures = lambda: carriers
+        if "writer" in shared:
+            role, turns, waiting, holding = shared["writer"]
+            self._shared_writer = (str(role), WriterFigures(int(turns), float(waiting),
+                                                            float(holding)))
 
     def note_dispatched(self, count: int) -> None:
         now = time.monotonic()
@@ -82,7 +93,27 @@ class Metrics:
                 {f'carrier="{name}",figure="{key}"': value
                  for name, values in sorted(figures.items())
                  for key, value in sorted(values.items())})
+        writers = self._writers()
+        _family(lines, "smshub_spool_writer_turns_total", "counter",
+                "Write transactions (turns at the spool's writer) by process.",
+                {f'process="{role}"': f.turns for role, f in writers})
+        _family(lines, "smshub_spool_writer_wait_seconds_total", "counter",
+                "Seconds spent waiting for the spool writer's turn, by process.",
+                {f'process="{role}"': round(f.waiting, 6) for role, f in writers})
+        _family(lines, "smshub_spool_writer_hold_seconds_total", "counter",
+                "Seconds the spool's writer was held, by process (on SQLite the node's "
+                "processes share one writer: their rates added up are its busy share).",
+                {f'process="{role}"': round(f.holding, 6) for role, f in writers})
         return "\n".join(lines) + "\n"
+
+    def _writers(self) -> list[tuple[str, WriterFigures]]:
+        own = [(self.role, self.writer_figures())] if self.writer_figures else []
+        return own + ([self._shared_writer] if self._shared_writer else [])
+
+
+def _fields(figures: Callable[[], WriterFigures] | None) -> list[float]:
+    f = figures() if figures else WriterFigures()
+    return [f.turns, f.waiting, f.holding]
 
 
 def _pairs(counter: Counter[str], first: str, second: str) -> dict[str, int]:

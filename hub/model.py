@@ -349,6 +349,17 @@ class Totals:
 
 
 @dataclass(frozen=True, slots=True)
+class WriterFigures:
+    """This process's use of the spool's writer since it started: the turns it took,
+    the seconds it waited for them and the seconds it held them. On SQLite the node's
+    processes share one writer: their holds added up are how busy it is."""
+
+    turns: int = 0
+    waiting: float = 0.0
+    holding: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class InboundPart:
     """One part of a long mobile-originated message, as a carrier delivers it: held in
     the spool until every part of its set is in."""

@@ -45,6 +45,7 @@ from hub.model import (
     Transition,
     UnknownOutcome,
     WebhookEndpoint,
+    WriterFigures,
     record,
 )
 from hub.nodes import NodeStore
@@ -219,6 +220,11 @@ class WriterTurn(Protocol):
         """This process's turn to write, held across several writes (re-entrant: each
         write inside takes it again at no cost): a group committer takes its group
         once it has the turn (hub.groupcommit.GroupCommitter)."""
+        ...
+
+    def writer_figures(self) -> WriterFigures:
+        """This process's turns so far, and the time spent waiting for and holding
+        them (/metrics)."""
         ...
 
 

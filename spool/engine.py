@@ -9,6 +9,7 @@ import hashlib
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
@@ -18,6 +19,7 @@ from sqlalchemy import Connection, Engine, Insert, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 
 from hub.errors import TemporaryFailure
+from hub.model import WriterFigures
 from hub.ports import OUTBOX_CHANNEL
 from spool.bulk import driver
 from spool.faults import FULL, READ_ONLY, temporary
@@ -83,6 +85,9 @@ class Database:
         for a caller that prepares its write knowing no one else writes meanwhile;
         its writes inside take it again at no cost."""
         return self._writers.turn()
+
+    def writer_figures(self) -> WriterFigures:
+        return self._writers.figures()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -157,12 +162,17 @@ class _Writers:
     and a process that lets go and asks again at once (intake's committer, going from
     one group to the next) would win it again before a waiting peer woke up. A writer
     therefore queues on `<db>.queue` first and holds it while it waits for the turn: a
-    peer that lets go of the turn cannot ask again until the waiting writer has it."""
+    peer that lets go of the turn cannot ask again until the waiting writer has it.
+
+    Each turn's wait and hold are added up (`figures`, /metrics): on SQLite the turns of
+    all of a node's processes share one writer, and their holds summed over a second
+    say how busy it is."""
 
     def __init__(self, database: str | None, timeout: float) -> None:
         self._lock = threading.RLock()  # a nested write meets SQLite, not a deadlock here
         self._timeout = timeout
         self._depth = 0
+        self._turns, self._waiting, self._holding = 0, 0.0, 0.0
         self._fd: int | None = None
         self._queue: int | None = None
         if database and database != ":memory:":
@@ -172,6 +182,7 @@ class _Writers:
 
     @contextmanager
     def turn(self) -> Iterator[None]:
+        asked = time.perf_counter()
         if not self._lock.acquire(timeout=self._timeout):
             yield
             return
@@ -182,6 +193,7 @@ class _Writers:
             if flocked:
                 assert self._fd is not None
                 self._take(self._fd)
+            taken = time.perf_counter()
             try:
                 with _URGENT if outer else nullcontext():
                     yield
@@ -189,9 +201,16 @@ class _Writers:
                 if flocked:
                     assert self._fd is not None
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
+                if outer:  # still under self._lock: no other thread adds meanwhile
+                    self._turns += 1
+                    self._waiting += taken - asked
+                    self._holding += time.perf_counter() - taken
         finally:
             self._depth -= 1
             self._lock.release()
+
+    def figures(self) -> WriterFigures:
+        return WriterFigures(self._turns, self._waiting, self._holding)
 
     def _take(self, fd: int) -> None:
         if self._queue is None:

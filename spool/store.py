@@ -36,6 +36,7 @@ from hub.model import (
     Transition,
     UnknownOutcome,
     WebhookEndpoint,
+    WriterFigures,
 )
 from hub.nodes import NodeInfo, NodeRecord
 from hub.optouts import NewOptOut, OptOut, OptOutSettings
@@ -178,6 +179,9 @@ class SqlSpool(OperatorRows):
 
     def writer_turn(self) -> AbstractContextManager[None]:
         return self.db.turn()
+
+    def writer_figures(self) -> WriterFigures:
+        return self.db.writer_figures()
 
     def get_message(self, message_id: str) -> Message | None:
         with self.db.read() as conn:

@@ -72,7 +72,14 @@ def test_two_processes_deliver_and_stop_together(tmp_path: Path, servers: list[S
         text = httpx.get(f"{server.url}/metrics", timeout=10).text
         wanted = ('smshub_carrier{carrier="simulator",figure="up"} 1.0',
                   'smshub_dispatched_total{carrier="simulator",verdict="submitted"} 3')
-        return text if all(w in text for w in wanted) else None
+        turns = [line for line in text.splitlines()
+                 if line.startswith("smshub_spool_writer_turns_total")]
+        # Both processes' turns at the one writer: intake's commits, the dispatcher's.
+        both = sorted(line.partition(" ")[0] for line in turns
+                      if float(line.rpartition(" ")[2]) > 0) == [
+            'smshub_spool_writer_turns_total{process="dispatch"}',
+            'smshub_spool_writer_turns_total{process="ingress"}']
+        return text if all(w in text for w in wanted) and both else None
 
     eventually(dispatch_figures, 10, 0.2, "the dispatch process's figures in /metrics")
     port = server.url.rpartition(":")[2]

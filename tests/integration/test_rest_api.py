@@ -236,6 +236,13 @@ def test_health_readiness_and_metrics(client: httpx.Client) -> None:
     assert "# TYPE smshub_messages gauge" in text
     assert 'smshub_accepted_total{source="rest"} 1' in text
     assert "smshub_queue_depth" in text and "smshub_dispatch_rate" in text
+    # The spool's writer as this process used it (one process: role all).
+    writer = {line.partition("{")[0]: float(line.rpartition(" ")[2])
+              for line in text.splitlines() if line.startswith("smshub_spool_writer_")
+              and '{process="all"}' in line}
+    assert writer["smshub_spool_writer_turns_total"] >= 1, text
+    assert writer["smshub_spool_writer_hold_seconds_total"] > 0
+    assert "smshub_spool_writer_wait_seconds_total" in writer
 
 
 async def test_a_crashing_exact_path_endpoint_answers_500_and_the_app_keeps_serving() -> None:

@@ -148,3 +148,35 @@ def test_a_writer_in_its_turn_gets_the_interpreter_lock_back_sooner(tmp_path: Pa
     finally:
         first.dispose()
         second.dispose()
+
+
+def test_the_writer_figures_count_each_turn_its_wait_and_its_hold(tmp_path: Path) -> None:
+    """What /metrics shows of the writer (smshub_spool_writer_*): a turn is counted once
+    however many writes it holds, the time another process held the writer counts as
+    this one's wait, and the time inside as its hold."""
+    db = Database(f"sqlite:///{tmp_path / 'spool.db'}", busy_timeout=10)
+    try:
+        with db.write() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        start = db.writer_figures()
+        assert start.turns == 1 and start.holding > 0
+        with db.turn():
+            with db.write() as conn:
+                conn.execute(text("INSERT INTO t VALUES (1)"))
+            with db.write() as conn:
+                conn.execute(text("INSERT INTO t VALUES (2)"))
+            time.sleep(0.2)
+        held = db.writer_figures()
+        assert held.turns == 2 and held.holding - start.holding >= 0.2
+        assert held.waiting - start.waiting < 0.1  # no one else was writing
+        other = os.open(tmp_path / "spool.db.write", os.O_RDWR)
+        fcntl.flock(other, fcntl.LOCK_EX)  # another process's writer in its turn
+        threading.Timer(0.3, fcntl.flock, (other, fcntl.LOCK_UN)).start()
+        with db.write() as conn:
+            conn.execute(text("INSERT INTO t VALUES (3)"))
+        os.close(other)
+        waited = db.writer_figures()
+        assert waited.turns == 3 and waited.waiting - held.waiting >= 0.25
+        assert waited.holding - held.holding < 0.25
+    finally:
+        db.dispose()
