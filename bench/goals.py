@@ -210,8 +210,11 @@ def intake(n: int, index: int = 1, dispatch: bool = True,
                 if dispatch:
                     drained(work / "var" / "spool.db")
                 cpu0, threads0 = hub_tree_cpu(pid), smpp_e2e.thread_cpu(pid)
+                writer0, started = writer(server.url), time.perf_counter()
                 out[label] = run()
                 ended = time.perf_counter()
+                out[f"{label}_writer"] = writer_use(writer0, writer(server.url),
+                                                    ended - started)
                 out[f"{label}_cpu_us"] = 1e6 * (hub_tree_cpu(pid) - cpu0) / count
                 # Where the hub's CPU went: each process's event loop and its other
                 # (spool) threads, as the SMPP runs report it.
@@ -288,6 +291,41 @@ def intake(n: int, index: int = 1, dispatch: bool = True,
     out["ceiling_runs"] = [xml_doc.insert_rate() for _ in range(BULK_RUNS)]
     out["ceiling"] = statistics.median(out["ceiling_runs"])
     return out
+
+
+def writer(url: str) -> dict[str, dict[str, float]]:
+    """The hub's spool writer figures from /metrics: for each process (ingress, dispatch),
+    its turns and the seconds it waited for them and held them."""
+    names = {"smshub_spool_writer_turns_total": "turns",
+             "smshub_spool_writer_wait_seconds_total": "wait",
+             "smshub_spool_writer_hold_seconds_total": "hold"}
+    out: dict[str, dict[str, float]] = {}
+    for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
+        name, _, rest = line.partition("{")
+        if name in names:
+            labels, _, value = rest.partition("} ")
+            process = labels.removeprefix('process="').removesuffix('"')
+            out.setdefault(process, {})[names[name]] = float(value)
+    return out
+
+
+def writer_use(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]],
+               seconds: float) -> dict[str, float]:
+    """What the spool's one writer did during a measure: the share of its time some
+    process held it, each process's share, and intake's wait and hold a turn (ms). The
+    dispatch process's figures reach /metrics once a second, so its shares are that
+    coarse."""
+    def delta(process: str, key: str) -> float:
+        return after.get(process, {}).get(key, 0.0) - before.get(process, {}).get(key, 0.0)
+
+    use = {f"{p}_busy": delta(p, "hold") / seconds for p in after}
+    use["busy"] = sum(use.values())
+    for p in after:
+        turns = delta(p, "turns")
+        if turns:
+            use[f"{p}_wait_ms"] = 1e3 * delta(p, "wait") / turns
+            use[f"{p}_hold_ms"] = 1e3 * delta(p, "hold") / turns
+    return use
 
 
 def drained(db: Path, timeout: float = 120.0) -> None:
@@ -437,6 +475,17 @@ def show_threads(row: dict[str, Any], keys: tuple[str, ...]) -> None:
     for key in keys:
         print(f"  {key} hub CPU us/msg by process and thread: {row[f'{key}_threads']}",
               flush=True)
+    for key in keys:
+        if f"{key}_writer" in row:
+            print(f"  {key} spool writer: {_writer_text(row[f'{key}_writer'])}", flush=True)
+
+
+def _writer_text(use: dict[str, float]) -> str:
+    """The writer's busy share, each process's, and each one's wait and hold a turn."""
+    processes = sorted(k.removesuffix("_busy") for k in use if k.endswith("_busy"))
+    return f"busy {use['busy']:.2f} (" + ", ".join(
+        f"{p} {use[f'{p}_busy']:.2f}, turns waited {use.get(f'{p}_wait_ms', 0):.1f} ms"
+        f" and held {use.get(f'{p}_hold_ms', 0):.1f} ms" for p in processes) + ")"
 
 
 def summary(rows: list[dict[str, Any]]) -> None:
@@ -451,6 +500,11 @@ def summary(rows: list[dict[str, Any]]) -> None:
             f"{statistics.median(rates):,.0f}/s ({min(rates):,.0f}-{max(rates):,.0f})"
         )
     budget(rows)
+    for key in ("single", "sendsms"):
+        busy = [r[f"{key}_writer"]["busy"] for r in rows if f"{key}_writer" in r]
+        if busy:
+            print(f"  spool writer busy during {key}: median {statistics.median(busy):.2f} "
+                  f"({min(busy):.2f}-{max(busy):.2f}) of the time (1.0: it sets the pace)")
     lags = {key: [r[f"{key}_lag_s"] for r in rows if f"{key}_lag_s" in r] for key in LAGGED}
     if all(lags.values()):
         print("  dispatch caught up, seconds after the load (medians): " + ", ".join(
