@@ -209,12 +209,12 @@ def intake(n: int, index: int = 1, dispatch: bool = True,
                 # dispatching the warm-up's or the previous measure's messages.
                 if dispatch:
                     drained(work / "var" / "spool.db")
+                    time.sleep(FIGURES_S)  # the dispatch process's figures, current
+                writer0 = writer(server.url)
                 cpu0, threads0 = hub_tree_cpu(pid), smpp_e2e.thread_cpu(pid)
-                writer0, started = writer(server.url), time.perf_counter()
+                started = time.perf_counter()
                 out[label] = run()
                 ended = time.perf_counter()
-                out[f"{label}_writer"] = writer_use(writer0, writer(server.url),
-                                                    ended - started)
                 out[f"{label}_cpu_us"] = 1e6 * (hub_tree_cpu(pid) - cpu0) / count
                 # Where the hub's CPU went: each process's event loop and its other
                 # (spool) threads, as the SMPP runs report it.
@@ -228,6 +228,11 @@ def intake(n: int, index: int = 1, dispatch: bool = True,
                     # off dispatch shows here, not as a faster hub.
                     drained(work / "var" / "spool.db")
                     out[f"{label}_lag_s"] = time.perf_counter() - ended
+                    time.sleep(FIGURES_S)
+                # The writer's turns for these messages' whole life (accepted, claimed,
+                # recorded, reported), over the load's time.
+                out[f"{label}_writer"] = writer_use(writer0, writer(server.url),
+                                                    ended - started, count)
 
             def single() -> float:
                 r = spine.loadgen(server.url, key, requests=n, clients=50, start=100_000)
@@ -309,18 +314,23 @@ def writer(url: str) -> dict[str, dict[str, float]]:
     return out
 
 
+# The dispatch process sends its figures to /metrics once a second (hub.supervisor).
+FIGURES_S = 1.2
+
+
 def writer_use(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]],
-               seconds: float) -> dict[str, float]:
-    """What the spool's one writer did during a measure: the share of its time some
-    process held it, each process's share, and intake's wait and hold a turn (ms). The
-    dispatch process's figures reach /metrics once a second, so its shares are that
-    coarse."""
+               seconds: float, count: int) -> dict[str, float]:
+    """What the spool's one writer did for `count` messages, from two readings of its
+    figures: each process's hold a message (us), wait and hold a turn (ms), and their
+    holds over the load's `seconds` (`busy`: the share of the writer's time these
+    messages needed; near 1.0 it sets the pace)."""
     def delta(process: str, key: str) -> float:
         return after.get(process, {}).get(key, 0.0) - before.get(process, {}).get(key, 0.0)
 
     use = {f"{p}_busy": delta(p, "hold") / seconds for p in after}
     use["busy"] = sum(use.values())
     for p in after:
+        use[f"{p}_us"] = 1e6 * delta(p, "hold") / count
         turns = delta(p, "turns")
         if turns:
             use[f"{p}_wait_ms"] = 1e3 * delta(p, "wait") / turns
@@ -484,8 +494,9 @@ def _writer_text(use: dict[str, float]) -> str:
     """The writer's busy share, each process's, and each one's wait and hold a turn."""
     processes = sorted(k.removesuffix("_busy") for k in use if k.endswith("_busy"))
     return f"busy {use['busy']:.2f} (" + ", ".join(
-        f"{p} {use[f'{p}_busy']:.2f}, turns waited {use.get(f'{p}_wait_ms', 0):.1f} ms"
-        f" and held {use.get(f'{p}_hold_ms', 0):.1f} ms" for p in processes) + ")"
+        f"{p} {use[f'{p}_us']:.0f} us a message, turns waited "
+        f"{use.get(f'{p}_wait_ms', 0):.1f} ms and held {use.get(f'{p}_hold_ms', 0):.1f} ms"
+        for p in processes) + ")"
 
 
 def summary(rows: list[dict[str, Any]]) -> None:
@@ -501,10 +512,15 @@ def summary(rows: list[dict[str, Any]]) -> None:
         )
     budget(rows)
     for key in ("single", "sendsms"):
-        busy = [r[f"{key}_writer"]["busy"] for r in rows if f"{key}_writer" in r]
-        if busy:
-            print(f"  spool writer busy during {key}: median {statistics.median(busy):.2f} "
-                  f"({min(busy):.2f}-{max(busy):.2f}) of the time (1.0: it sets the pace)")
+        uses = [r[f"{key}_writer"] for r in rows if f"{key}_writer" in r]
+        if uses:
+            busy = [u["busy"] for u in uses]
+            each = ", ".join(
+                f"{p} {statistics.median(u.get(f'{p}_us', 0) for u in uses):.0f}"
+                for p in sorted(k.removesuffix("_us") for k in uses[0] if k.endswith("_us")))
+            print(f"  spool writer during {key}: held {each} us a message; busy "
+                  f"{statistics.median(busy):.2f} ({min(busy):.2f}-{max(busy):.2f}) of the "
+                  "load's time (1.0: it sets the pace)")
     lags = {key: [r[f"{key}_lag_s"] for r in rows if f"{key}_lag_s" in r] for key in LAGGED}
     if all(lags.values()):
         print("  dispatch caught up, seconds after the load (medians): " + ", ".join(
