@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
+from dataclasses import astuple
 from typing import Any
 
 from hub.model import Status, Totals, WriterFigures
@@ -39,7 +40,7 @@ class Metrics:
                 "carrier_errors": dict(self.carrier_errors),
                 "reports": dict(self.reports), "rate": self.dispatch_rate(),
                 "carriers": dict(self.carrier_figures()) if self.carrier_figures else {},
-                "writer": [self.role, *_fields(self.writer_figures)]}
+                "writer": [self.role, *astuple(self._own_writer())]}
 
     def absorb(self, shared: Mapping[str, Any]) -> None:
         """Serve figures `export` made in the node's dispatch process, in place of this
@@ -106,14 +107,12 @@ class Metrics:
                 {f'process="{role}"': round(f.holding, 6) for role, f in writers})
         return "\n".join(lines) + "\n"
 
+    def _own_writer(self) -> WriterFigures:
+        return self.writer_figures() if self.writer_figures else WriterFigures()
+
     def _writers(self) -> list[tuple[str, WriterFigures]]:
-        own = [(self.role, self.writer_figures())] if self.writer_figures else []
+        own = [(self.role, self._own_writer())] if self.writer_figures else []
         return own + ([self._shared_writer] if self._shared_writer else [])
-
-
-def _fields(figures: Callable[[], WriterFigures] | None) -> list[float]:
-    f = figures() if figures else WriterFigures()
-    return [f.turns, f.waiting, f.holding]
 
 
 def _pairs(counter: Counter[str], first: str, second: str) -> dict[str, int]:
