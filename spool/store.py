@@ -81,10 +81,11 @@ from spool.operators import OperatorRows
 from spool.reports import apply_held, purge_held
 from spool.reports import apply_reports as _apply_reports
 from spool.rows import event_from_row, message_from_row
+from spool.sessions import SessionRows
 from spool.tables import CLAIMABLE_SQL, message_events, messages
 
 
-class SqlSpool(OperatorRows):
+class SqlSpool(OperatorRows, SessionRows):
     """Durable storage of accounts, messages and their history."""
 
     def __init__(self, url: str, *, busy_timeout: float = 10.0) -> None:

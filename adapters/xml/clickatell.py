@@ -4,10 +4,10 @@ getBalance) is answered by a `<commandResp>` holding its result or a `<fault>`."
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -23,7 +23,7 @@ from adapters.vendors.clickatell import STATUSES, fault_text, refusal_fault, ucs
 from adapters.xml.common import fetch_owned, off_loop, submit_items
 from adapters.xml.safety import XmlProblem, parse_untrusted
 from hub import cpa, text, views
-from hub.clock import utcnow
+from hub.clock import Clock, utcnow
 from hub.errors import AuthenticationError, TemporaryFailure
 from hub.model import (
     Account,
@@ -35,13 +35,17 @@ from hub.model import (
     Submission,
 )
 from hub.numbers import with_plus
+from hub.ports import AccountStore
 from hub.pushes import CLICKATELL_ALL
+from hub.spoolcall import SpoolThreads
 
 log = logging.getLogger(__name__)
 
 PATH = "/xml/xml"
 MEDIA_TYPE = "text/xml"
 SESSION_IDLE = 900.0  # Clickatell sessions expire after 15 minutes without use
+# A use moves a session's expiry in the spool once it would move it this much.
+SESSION_REFRESH = 60.0
 MAX_SESSIONS = 10_000
 
 
@@ -244,27 +248,60 @@ def held_description(message: Message) -> str | None:
 
 class Sessions:
     """Session ids from `auth` (32 hex characters, like Clickatell's), each valid until
-    15 minutes after its last use. Kept in this process only."""
+    15 minutes after its last use, to within `refresh`. They live in the spool (by a
+    digest), so that every process and node sharing it knows them; this process
+    remembers the ones it has seen, and writes a use to the spool only when the expiry
+    stored there is more than `refresh` behind the one the use gives: a client sending
+    steadily on a session costs a spool write a minute, not one a request."""
 
-    def __init__(self, idle: float = SESSION_IDLE, clock: Callable[[], float] = time.monotonic):
-        self._idle = idle
+    def __init__(self, runner: SpoolThreads[AccountStore], idle: float = SESSION_IDLE,
+                 clock: Clock = utcnow, refresh: float = SESSION_REFRESH) -> None:
+        self._runner = runner
+        self._idle = timedelta(seconds=idle)
+        self._refresh = timedelta(seconds=refresh)
         self._clock = clock
-        self._open: dict[str, tuple[float, int]] = {}  # oldest use first
+        # id -> (account id, expiry as the spool has it), the least recently used first.
+        self._known: dict[str, tuple[int, datetime]] = {}
 
-    def open(self, account_id: int) -> str:
-        if len(self._open) >= MAX_SESSIONS:
-            self._open.pop(next(iter(self._open)))  # the least recently used
+    async def open(self, account_id: int) -> str:
         token = secrets.token_hex(16)
-        self._open[token] = (self._clock() + self._idle, account_id)
+        now = self._clock()
+        until = now + self._idle
+        runner = self._runner
+        await runner.call(runner.spool.open_dialect_session, _digest(token), account_id,
+                          until, now)
+        self._remember(token, (account_id, until))
         return token
 
-    def account_id(self, token: str) -> int | None:
+    async def account_id(self, token: str) -> int | None:
         """The session's account, extending the session; None if unknown or expired."""
-        found = self._open.pop(token, None)
-        if found is None or found[0] < self._clock():
-            return None
-        self._open[token] = (self._clock() + self._idle, found[1])
-        return found[1]
+        now = self._clock()
+        runner = self._runner
+        found = self._known.pop(token, None)
+        if found is None or found[1] < now:  # unknown here, or extended elsewhere since
+            found = await runner.call(runner.spool.dialect_session, _digest(token), now)
+            if found is None:
+                return None
+        until = now + self._idle
+        if until - found[1] > self._refresh:
+            extended = await runner.call(runner.spool.extend_dialect_session,
+                                         _digest(token), until, now)
+            if not extended:
+                return None
+            found = (found[0], until)
+        self._remember(token, found)
+        return found[0]
+
+    def _remember(self, token: str, found: tuple[int, datetime]) -> None:
+        if len(self._known) >= MAX_SESSIONS:
+            self._known.pop(next(iter(self._known)))  # the least recently used
+        self._known[token] = found
+
+
+def _digest(token: str) -> str:
+    # A session id is 128 random bits: a plain hash keeps a reader of the spool from
+    # using the ids it finds there, and nothing weaker than the id can be guessed.
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 _Handler = Callable[[Command], Awaitable[list[etree._Element]]]
@@ -287,7 +324,7 @@ class ClickatellXml:
         self.ctx = ctx
         self.max_messages = max_messages
         self.logins = logins
-        self.sessions = Sessions()
+        self.sessions = Sessions(ctx.runner)
         self._commands: dict[str, _Handler] = {
             "auth": self._auth, "ping": self._ping, "sendmsg": self._send,
             "querymsg": self._query, "getmsgcharge": self._charge,
@@ -328,7 +365,7 @@ class ClickatellXml:
         LockedOut for an address with too many failed logins."""
         session = command.get("session_id")
         if session:
-            account_id = self.sessions.account_id(session)
+            account_id = await self.sessions.account_id(session)
             if account_id is None:
                 raise Fault("003")
             runner = self.ctx.runner
@@ -343,7 +380,7 @@ class ClickatellXml:
 
     async def _auth(self, command: Command) -> list[etree._Element]:
         account = await self.account(command)
-        return [resp(command, [("session_id", self.sessions.open(account.id))])]
+        return [resp(command, [("session_id", await self.sessions.open(account.id))])]
 
     async def _ping(self, command: Command) -> list[etree._Element]:
         await self.account(command)

@@ -154,7 +154,7 @@ class ClickatellHttp:
 
     async def auth(self, cmd: Command) -> str:
         account = await self.xml.account(cmd)
-        return f"OK: {self.sessions.open(account.id)}"
+        return f"OK: {await self.sessions.open(account.id)}"
 
     async def ping(self, cmd: Command) -> str:
         if not cmd.get("session_id"):
