@@ -275,6 +275,8 @@ class Sessions:
 
     async def account_id(self, token: str) -> int | None:
         """The session's account, extending the session; None if unknown or expired."""
+        if not _SESSION_ID.fullmatch(token):  # not one of ours: no need to ask the spool
+            return None
         now = self._clock()
         runner = self._runner
         found = self._known.pop(token, None)
@@ -296,6 +298,9 @@ class Sessions:
         if len(self._known) >= MAX_SESSIONS:
             self._known.pop(next(iter(self._known)))  # the least recently used
         self._known[token] = found
+
+
+_SESSION_ID = re.compile(r"[0-9a-f]{32}")  # as `open` makes them
 
 
 def _digest(token: str) -> str:

@@ -37,9 +37,14 @@ class Counting:
     def __init__(self, spool: SqlSpool) -> None:
         self.spool = spool
         self.extends = 0
+        self.reads = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.spool, name)
+
+    def dialect_session(self, *args: Any) -> Any:
+        self.reads += 1
+        return self.spool.dialect_session(*args)
 
     def extend_dialect_session(self, *args: Any) -> bool:
         self.extends += 1
@@ -78,6 +83,11 @@ async def test_sessions_are_unguessable_hex_and_unknown_ones_are_refused(
     tokens = {await sessions.open(account.id) for _ in range(20)}
     assert len(tokens) == 20 and all(len(t) == 32 and int(t, 16) >= 0 for t in tokens)
     assert await sessions.account_id("0" * 32) is None
+    assert runner.spool.reads == 1  # unknown here: the spool says it is unknown anywhere
+    for other in ("", "0" * 31, "0" * 33, "G" * 32, "ABCDEF" + "0" * 26, "\udc80" * 32,
+                  "' OR 1=1 --"):
+        assert await sessions.account_id(other) is None  # not an id `auth` gives
+    assert runner.spool.reads == 1
 
 
 async def test_a_session_opened_here_is_known_to_another_process_sharing_the_spool(
