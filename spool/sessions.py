@@ -7,7 +7,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, Integer, Table, Text, delete, insert, select, update
+from sqlalchemy import (
+    Column,
+    Index,
+    Integer,
+    Table,
+    Text,
+    case,
+    delete,
+    insert,
+    literal,
+    select,
+    update,
+)
 
 from spool.engine import Database
 from spool.tables import UtcTime, metadata
@@ -47,8 +59,9 @@ class SessionRows:
     def extend_dialect_session(self, digest: str, until: datetime, now: datetime) -> bool:
         """Extend a session live at `now` to expire at `until` (never earlier than it
         already does); False if it is unknown or expired."""
+        # Bound as the column's type: a bare datetime in a CASE would be stored as text.
+        later = case((s.c.expires_at < until, literal(until, UtcTime)), else_=s.c.expires_at)
         with self.db.write() as conn:
-            live = (s.c.digest == digest, s.c.expires_at >= now)
-            conn.execute(update(s).where(*live, s.c.expires_at < until)
-                         .values(expires_at=until))
-            return conn.execute(select(s.c.digest).where(*live)).first() is not None
+            done = conn.execute(update(s).where(s.c.digest == digest, s.c.expires_at >= now)
+                                .values(expires_at=later))
+            return done.rowcount > 0

@@ -278,16 +278,16 @@ class Sessions:
         if not _SESSION_ID.fullmatch(token):  # not one of ours: no need to ask the spool
             return None
         now = self._clock()
-        runner = self._runner
+        runner, digest = self._runner, _digest(token)
         found = self._known.pop(token, None)
         if found is None or found[1] < now:  # unknown here, or extended elsewhere since
-            found = await runner.call(runner.spool.dialect_session, _digest(token), now)
+            found = await runner.call(runner.spool.dialect_session, digest, now)
             if found is None:
                 return None
         until = now + self._idle
         if until - found[1] > self._refresh:
-            extended = await runner.call(runner.spool.extend_dialect_session,
-                                         _digest(token), until, now)
+            extended = await runner.call(runner.spool.extend_dialect_session, digest,
+                                         until, now)
             if not extended:
                 return None
             found = (found[0], until)

@@ -131,3 +131,15 @@ async def test_uses_within_a_minute_write_nothing_and_expired_sessions_are_dropp
     with spool.db.read() as conn:
         count = conn.execute(sqlalchemy.text("SELECT count(*) FROM dialect_sessions"))
         assert count.scalar_one() == 1
+
+
+def test_extending_never_moves_an_expiry_earlier_and_fails_for_an_expired_session(
+        spool: SqlSpool, account: Account) -> None:
+    later, earlier = START + timedelta(seconds=900), START + timedelta(seconds=300)
+    spool.open_dialect_session("d", account.id, later, START)
+    assert spool.extend_dialect_session("d", earlier, START)  # live: True, left at 900 s
+    assert spool.dialect_session("d", START) == (account.id, later)
+    past = later + timedelta(seconds=1)
+    assert not spool.extend_dialect_session("d", past + timedelta(seconds=900), past)
+    assert spool.dialect_session("d", past) is None
+    assert not spool.extend_dialect_session("unknown", later, START)

@@ -149,8 +149,8 @@ class ClickatellHttp:
         except Fault:
             return None
         return staged_prompt(self.ctx, account, items,
-                      lambda outcomes: _lines(send_lines(numbers, outcomes)),
-                      lambda exc: self._failure("sendmsg", exc))
+                             lambda outcomes: _lines(send_lines(numbers, outcomes)),
+                             lambda exc: self._failure("sendmsg", exc))
 
     async def auth(self, cmd: Command) -> str:
         account = await self.xml.account(cmd)

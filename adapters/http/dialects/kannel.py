@@ -176,8 +176,8 @@ class KannelHttp:
         if subs[0].callback is not None:
             return None
         return staged_prompt(self.ctx, account, subs,
-                      lambda outcomes: outcome_answer(numbers, outcomes),
-                      lambda exc: refusal(self.ctx, self.logins, exc))
+                             lambda outcomes: outcome_answer(numbers, outcomes),
+                             lambda exc: refusal(self.ctx, self.logins, exc))
 
     async def _handle(self, request: Request) -> Response:
         try:

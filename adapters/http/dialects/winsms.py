@@ -132,8 +132,8 @@ class WinSmsHttp:
             return None
         given, items = found
         return staged_prompt(self.ctx, account, items,
-                      lambda outcomes: _plain(sent_answer(given, outcomes)),
-                      lambda exc: self._failure(WINSMS[2], exc))
+                             lambda outcomes: _plain(sent_answer(given, outcomes)),
+                             lambda exc: self._failure(WINSMS[2], exc))
 
     async def _login(self, request: Request, params: Params) -> Account:
         return await self.logins.check(client_address(request), *_credentials(params))
